@@ -1,0 +1,56 @@
+"""Frozen settings read from the environment (and, in the dashboard, from st.secrets)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+
+DEFAULT_DATABASE_URL = "sqlite:///customers.db"
+
+
+def _int(env: Mapping[str, str], name: str, default: int) -> int:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        return int(raw.replace("_", "").replace(",", ""))
+    except ValueError as exc:
+        raise ValueError(f"setting {name}={raw!r} is not a whole number") from exc
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Every tunable of the importer, with the contract's defaults."""
+
+    database_url: str = DEFAULT_DATABASE_URL
+    default_phone_region: str = "GH"
+    default_customer_region: str = "GREATER_ACCRA"
+    max_rows: int = 100_000
+    max_upload_mb: int = 50
+    max_inflated_mb: int = 400
+    max_inflation_ratio: int = 100
+    batch_size: int = 2_000
+    app_password: str = ""
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        """Settings from environment variables; unset ones keep their defaults."""
+        env = os.environ if env is None else env
+        return cls(
+            database_url=env.get("DATABASE_URL", "").strip() or DEFAULT_DATABASE_URL,
+            default_phone_region=(env.get("DEFAULT_PHONE_REGION", "").strip() or "GH").upper(),
+            default_customer_region=(
+                env.get("DEFAULT_CUSTOMER_REGION", "").strip() or "GREATER_ACCRA"
+            ).upper(),
+            max_rows=_int(env, "MAX_ROWS", 100_000),
+            max_upload_mb=_int(env, "MAX_UPLOAD_MB", 50),
+            max_inflated_mb=_int(env, "MAX_INFLATED_MB", 400),
+            max_inflation_ratio=_int(env, "MAX_INFLATION_RATIO", 100),
+            batch_size=_int(env, "BATCH_SIZE", 2_000),
+            app_password=env.get("APP_PASSWORD", ""),
+        )
+
+    def with_(self, **changes: object) -> Settings:
+        """A copy with some settings changed: `settings.with_(max_rows=10)`."""
+        return replace(self, **changes)
