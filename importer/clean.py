@@ -1,0 +1,173 @@
+"""Pure normalisers for each field of the record. Each is idempotent: normalising twice changes nothing.
+
+A normaliser returns the stored value (None for blank) or raises InvalidValue with the contract's code.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from decimal import Decimal, InvalidOperation
+
+import phonenumbers
+from email_validator import EmailNotValidError, validate_email
+from email_validator import SPECIAL_USE_DOMAIN_NAMES
+
+from importer.results import ErrorCode
+from schemas.customer import REGIONS, USER_TYPES
+
+
+class InvalidValue(ValueError):
+    """A value that cannot be normalised; carries the contract's error code."""
+
+    def __init__(self, code: ErrorCode, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
+EXCEL_ERRORS = frozenset(
+    {"#N/A", "#NULL!", "#DIV/0!", "#VALUE!", "#REF!", "#NAME?", "#NUM!", "#GETTING_DATA", "#SPILL!", "#CALC!"}
+)
+_SPACES = re.compile(r"\s+")
+# Control characters break databases (PostgreSQL refuses NUL) and terminals; line breaks become spaces.
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+_PHONE_PUNCTUATION = re.compile(r"[\s\-.()\[\]/]")
+_NUMERIC_CELL = re.compile(r"^\d+\.0+$")
+_SCIENTIFIC = re.compile(r"^\d(?:\.\d+)?[eE]\+?\d+$")
+_EMAIL_FAST = re.compile(
+    r"^[a-z0-9!#$%&'*+/=?^_`{|}~-]+(?:\.[a-z0-9!#$%&'*+/=?^_`{|}~-]+)*"
+    r"@(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$"
+)
+_REGION_LOOKUP: dict[str, str] = {}
+for _code, _label in REGIONS.items():
+    _REGION_LOOKUP[_code.replace("_", " ").casefold()] = _code
+    _REGION_LOOKUP[_label.casefold()] = _code
+_REGION_LOOKUP["brong-ahafo"] = "BRONG_AHAFO"
+
+
+def clean_text(value: object) -> str | None:
+    """Trim, turn control characters and line breaks into nothing or spaces, collapse inner spaces.
+
+    >>> clean_text("  Kofi \\t  Mensah ")
+    'Kofi Mensah'
+    """
+    if value is None:
+        return None
+    text = str(value)
+    if not text:
+        return None
+    text = _CONTROL.sub("", text)
+    text = _SPACES.sub(" ", text).strip()
+    # Undo the apostrophe our own reports put before formula-like text, so a report uploads as it was.
+    if len(text) > 1 and text[0] == "'" and text[1] in FORMULA_PREFIXES:
+        text = text[1:]
+    return text or None
+
+
+def normalize_name(value: object) -> str | None:
+    """Names keep their case: trimmed, inner spaces collapsed. `'  ama   serwaa '` -> `'ama serwaa'`."""
+    return clean_text(value)
+
+
+def normalize_shipping_mark(value: object) -> str | None:
+    """Trimmed, inner spaces collapsed, upper case: `' pm4   kofi '` -> `'PM4 KOFI'`."""
+    text = clean_text(value)
+    return text.upper() if text else None
+
+
+def normalize_optional_text(value: object) -> str | None:
+    """Company name and nickname: trimmed; blank -> None."""
+    return clean_text(value)
+
+
+def _phone_digits(text: str) -> str:
+    """Undo what spreadsheets do to phone numbers: `241234567.0`, `2.33241E+11`, full-width digits."""
+    text = unicodedata.normalize("NFKC", text).strip()
+    if _NUMERIC_CELL.match(text):
+        text = text.split(".", 1)[0]
+    elif _SCIENTIFIC.match(text):
+        try:
+            number = Decimal(text)
+        except InvalidOperation:
+            return text
+        if number == number.to_integral_value():
+            text = str(int(number))
+    text = _PHONE_PUNCTUATION.sub("", text)
+    if text.startswith("00"):
+        text = "+" + text[2:]
+    return text
+
+
+def normalize_phone(value: object, region: str = "GH") -> str:
+    """A valid number for its country in E.164: `024 123 4567` -> `+233241234567`.
+
+    Raises InvalidValue(required) when blank and InvalidValue(invalid_phone) when not a valid number.
+    """
+    text = clean_text(value)
+    if text is None:
+        raise InvalidValue(ErrorCode.REQUIRED, "is blank; every customer needs a phone number")
+    digits = _phone_digits(text)
+    candidates = [digits]
+    country_code = phonenumbers.country_code_for_region(region)
+    # A number typed with its country code but no "+" (233241234567) is international, not national.
+    if country_code and digits.isdigit() and digits.startswith(str(country_code)):
+        candidates.insert(0, f"+{digits}")
+    for candidate in candidates:
+        try:
+            parsed = phonenumbers.parse(candidate, region)
+        except phonenumbers.NumberParseException:
+            continue
+        if phonenumbers.is_valid_number(parsed):
+            return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
+    raise InvalidValue(ErrorCode.INVALID_PHONE, f"{text} is not a valid phone number")
+
+
+def normalize_email(value: object) -> str | None:
+    """Trimmed, lower case, syntax checked without DNS; blank -> None."""
+    text = clean_text(value)
+    if text is None:
+        return None
+    text = text.lower()
+    if _EMAIL_FAST.match(text) and len(text) <= 254:
+        tld = text.rsplit(".", 1)[-1]
+        # The fast path covers plain ASCII addresses; special-use domains go to email-validator's rules.
+        if tld not in SPECIAL_USE_DOMAIN_NAMES and len(text.split("@", 1)[0]) <= 64:
+            return text
+    try:
+        checked = validate_email(text, check_deliverability=False)
+    except EmailNotValidError as exc:
+        raise InvalidValue(
+            ErrorCode.INVALID_EMAIL, f"{text} is not a valid email address ({str(exc).rstrip('.')})"
+        ) from None
+    return checked.normalized.lower()
+
+
+def normalize_region(value: object, default: str = "GREATER_ACCRA") -> str:
+    """Region code from a code or label, any case, a trailing word 'Region' ignored; blank -> default."""
+    text = clean_text(value)
+    if text is None:
+        return default
+    key = text.replace("_", " ").casefold()
+    key = _SPACES.sub(" ", key).strip()
+    if key.endswith(" region"):
+        key = key[: -len(" region")].strip()
+    code = _REGION_LOOKUP.get(key)
+    if code is None:
+        raise InvalidValue(
+            ErrorCode.INVALID_REGION,
+            f"{text} is not a region of Ghana; use one of: {', '.join(REGIONS.values())}",
+        )
+    return code
+
+
+def normalize_user_type(value: object) -> str:
+    """INDIVIDUAL or BUSINESS, any case; blank -> INDIVIDUAL."""
+    text = clean_text(value)
+    if text is None:
+        return "INDIVIDUAL"
+    choice = text.upper()
+    if choice not in USER_TYPES:
+        raise InvalidValue(ErrorCode.INVALID_CHOICE, f"{text} is not a user type; use INDIVIDUAL or BUSINESS")
+    return choice

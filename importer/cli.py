@@ -1,0 +1,217 @@
+"""The CLI of CONTRACT.md: engine errors become one-line messages and exit codes, never tracebacks."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from importer.errors import DatabaseError, FileRefused, ImporterError, RunError
+from importer.settings import Settings
+
+EXIT_OK = 0
+EXIT_FILE = 2
+EXIT_DATABASE = 3
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that exits 2 with a one-line `error: ...`, as the contract's usage errors do."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(EXIT_FILE, f"error: {message} (see --help)\n")
+
+
+def _add_database(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--database-url",
+        metavar="URL",
+        help="database to use (default: $DATABASE_URL, else sqlite:///customers.db in this folder)",
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="python -m importer",
+        description="Import customer spreadsheets into the database.",
+        epilog="Example: python -m importer import customers.xlsx --dry-run --report failed.xlsx",
+    )
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    def command(name: str, help_text: str, example: str) -> argparse.ArgumentParser:
+        sub = commands.add_parser(
+            name, help=help_text, description=help_text, epilog=f"Example: {example}",
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
+        _add_database(sub)
+        return sub
+
+    imp = command(
+        "import", "Read, validate and import a customer file (.xlsx, .xlsm, .xls, .csv).",
+        "python -m importer import customers.xlsx --dry-run --json --report failed.xlsx",
+    )
+    imp.add_argument("file", help="the spreadsheet or CSV file to import")
+    imp.add_argument("--sheet", metavar="NAME", help="sheet to read (default: the first with a usable header)")
+    imp.add_argument("--dry-run", action="store_true", help="run everything, then roll back: counts are exact")
+    imp.add_argument("--report", metavar="PATH", help="write the failed rows to PATH (.csv or .xlsx)")
+    imp.add_argument("--json", action="store_true", help="print the result as one JSON object on stdout")
+    imp.add_argument("--batch-size", type=int, metavar="N", help="rows per committed chunk (default 2000)")
+
+    tpl = command("template", "Write the upload template workbook.", "python -m importer template customers.xlsx")
+    tpl.add_argument("path", help="where to write the template (.xlsx)")
+
+    hist = command("history", "List past import runs.", "python -m importer history --json")
+    hist.add_argument("--json", action="store_true", help="print the runs as a JSON array")
+
+    undo = command("undo", "Delete the customers a run created and mark it undone.", "python -m importer undo 7")
+    undo.add_argument("run_id", type=int, help="the run to undo (see history)")
+
+    command("init-db", "Create or upgrade the database schema.", "python -m importer init-db")
+    return parser
+
+
+def _engine(args: argparse.Namespace, settings: Settings):
+    from importer.db import ensure_schema, make_engine
+
+    engine = make_engine(args.database_url or settings.database_url)
+    ensure_schema(engine)
+    return engine
+
+
+def _progress_printer() -> Callable[..., None]:
+    def show(progress) -> None:
+        width = 30
+        done = int(width * progress.rows_done / progress.total) if progress.total else width
+        left = f", {progress.seconds_left:.0f}s left" if progress.seconds_left else ""
+        sys.stderr.write(
+            f"\r[{'#' * done}{'.' * (width - done)}] {progress.rows_done:,}/{progress.total:,} rows"
+            f" ({progress.rows_per_second:,.0f} rows/s{left})"
+        )
+        if progress.rows_done >= progress.total:
+            sys.stderr.write("\n")
+        sys.stderr.flush()
+
+    return show
+
+
+def _import(args: argparse.Namespace, settings: Settings) -> int:
+    from importer.load import run_import
+    from importer.pipeline import read_upload
+    from importer.report import report_format_for, write_report
+
+    report_format = None
+    if args.report:
+        try:
+            report_format = report_format_for(args.report)
+        except ValueError as exc:
+            raise FileRefused(str(exc)) from None
+    if args.batch_size is not None and args.batch_size < 1:
+        raise FileRefused("--batch-size must be a whole number of at least 1")
+    path = Path(args.file)
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise FileRefused(f"{args.file}: no such file") from None
+    except OSError as exc:
+        raise FileRefused(f"{args.file}: cannot be read ({exc.strerror})") from None
+    upload = read_upload(data, path.name, settings, sheet=args.sheet)
+    del data
+    engine = _engine(args, settings)
+    show = _progress_printer() if sys.stderr.isatty() and not args.json else None
+    result = run_import(
+        engine, upload.checked, file_name=upload.file_name, sha256=upload.sha256,
+        sheet=None if upload.format == "csv" else upload.sheet, settings=settings,
+        dry_run=args.dry_run, batch_size=args.batch_size, progress=show,
+        user_name=os.environ.get("USER"), run_settings={"mapping": upload.mapping.to_dict()},
+    )
+    if args.report:
+        Path(args.report).write_bytes(write_report(result.failed, report_format))
+    if args.json:
+        print(json.dumps(result.to_json(), ensure_ascii=False))
+        return EXIT_OK
+    print(f"{result.message} (run {result.run_id}{', resumed' if result.resumed else ''}"
+          f"{', dry run: nothing was saved' if result.dry_run else ''})")
+    for row in result.failed[:20]:
+        print(f"  row {row.source_row_number}: {row.to_json()['error']}")
+    if result.total_failed > 20:
+        print(f"  ... and {result.total_failed - 20:,} more" + ("" if args.report else " (use --report PATH)"))
+    if args.report:
+        print(f"Failure report written to {args.report}")
+    return EXIT_OK
+
+
+def _template(args: argparse.Namespace, settings: Settings) -> int:
+    from importer.template import template_xlsx
+
+    if not args.path.lower().endswith((".xlsx", ".xlsm")):
+        raise FileRefused(f"the template path {args.path!r} must end in .xlsx")
+    Path(args.path).write_bytes(template_xlsx())
+    print(f"Template written to {args.path}")
+    return EXIT_OK
+
+
+def _history(args: argparse.Namespace, settings: Settings) -> int:
+    from importer.runs import list_runs
+
+    runs = list_runs(_engine(args, settings))
+    if args.json:
+        print(json.dumps([run.to_json() for run in runs], ensure_ascii=False))
+        return EXIT_OK
+    if not runs:
+        print("No imports yet.")
+        return EXIT_OK
+    print(f"{'run':>5}  {'started':19}  {'status':11}  {'rows':>8}  {'created':>8}  {'failed':>7}  file")
+    for run in runs:
+        print(
+            f"{run.id:>5}  {run.started_at:%Y-%m-%d %H:%M:%S}  {run.status:11}  {run.total_attempted:>8,}"
+            f"  {run.total_created:>8,}  {run.total_failed:>7,}  {run.file_name}"
+        )
+    return EXIT_OK
+
+
+def _undo(args: argparse.Namespace, settings: Settings) -> int:
+    from importer.runs import undo_run
+
+    deleted = undo_run(_engine(args, settings), args.run_id)
+    print(f"Run {args.run_id} undone: deleted {deleted:,} customer{'' if deleted == 1 else 's'}.")
+    return EXIT_OK
+
+
+def _init_db(args: argparse.Namespace, settings: Settings) -> int:
+    from importer.db import describe_url
+
+    _engine(args, settings)
+    print(f"Database ready: {describe_url(args.database_url or settings.database_url)}")
+    return EXIT_OK
+
+
+_COMMANDS = {"import": _import, "template": _template, "history": _history, "undo": _undo, "init-db": _init_db}
+
+
+def _one_line(error: BaseException) -> str:
+    return " ".join(str(error).split()) or type(error).__name__
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run one command; returns the exit status of CONTRACT.md."""
+    args = build_parser().parse_args(argv)
+    try:
+        settings = Settings.from_env()
+        return _COMMANDS[args.command](args, settings)
+    except (FileRefused, ValueError) as exc:
+        sys.stderr.write(f"error: {_one_line(exc)}\n")
+        return EXIT_FILE
+    except RunError as exc:
+        sys.stderr.write(f"error: {_one_line(exc)}\n")
+        return EXIT_FILE
+    except DatabaseError as exc:
+        sys.stderr.write(f"error: {_one_line(exc)}\n")
+        return EXIT_DATABASE
+    except ImporterError as exc:
+        sys.stderr.write(f"error: {_one_line(exc)}\n")
+        return EXIT_FILE
+    except KeyboardInterrupt:
+        sys.stderr.write("error: interrupted; run the same import again to resume it\n")
+        return EXIT_DATABASE

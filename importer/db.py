@@ -1,0 +1,233 @@
+"""SQLAlchemy engine factory, the tables, Alembic migrations and one-line database errors."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from pathlib import Path
+
+import sqlalchemy as sa
+from sqlalchemy import event
+from sqlalchemy.engine import make_url
+
+from importer.errors import DatabaseError
+
+MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
+# Arbitrary application key for pg_advisory_lock: one for migrations, one namespace for runs.
+SCHEMA_LOCK_KEY = 7_321_001
+RUN_LOCK_CLASS = 7_321
+RUN_STATUSES = ("running", "completed", "interrupted", "undone")
+
+metadata = sa.MetaData()
+
+customers = sa.Table(
+    "customers",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("shipping_mark", sa.String(100), nullable=False),
+    sa.Column("first_name", sa.String(50), nullable=False),
+    sa.Column("last_name", sa.String(50), nullable=False),
+    sa.Column("email", sa.String(254)),
+    sa.Column("phone", sa.String(20), nullable=False),
+    sa.Column("region", sa.String(32), nullable=False),
+    sa.Column("company_name", sa.String(100)),
+    sa.Column("nickname", sa.String(50)),
+    sa.Column("user_type", sa.String(16), nullable=False),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
+    sa.Column("import_run_id", sa.Integer, sa.ForeignKey("import_runs.id"), nullable=True),
+    sa.Column("source_row_number", sa.Integer, nullable=True),
+    sa.UniqueConstraint("shipping_mark", name="uq_customers_shipping_mark"),
+    sa.UniqueConstraint("phone", name="uq_customers_phone"),
+    sa.UniqueConstraint("email", name="uq_customers_email"),
+    sa.UniqueConstraint("import_run_id", "source_row_number", name="uq_customers_run_row"),
+    sa.CheckConstraint("user_type IN ('INDIVIDUAL', 'BUSINESS')", name="ck_customers_user_type"),
+    sa.CheckConstraint("length(shipping_mark) >= 2", name="ck_customers_shipping_mark_len"),
+)
+
+import_runs = sa.Table(
+    "import_runs",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("file_name", sa.String(255), nullable=False),
+    sa.Column("sha256", sa.String(64), nullable=False, index=True),
+    sa.Column("sheet", sa.String(255)),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("total_attempted", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("total_created", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("total_failed", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("rows_done", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("started_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("finished_at", sa.DateTime(timezone=True)),
+    sa.Column("heartbeat_at", sa.DateTime(timezone=True)),
+    sa.Column("owner", sa.String(255)),
+    sa.Column("user_name", sa.String(255)),
+    sa.Column("settings", sa.JSON),
+    sa.Column("undone_at", sa.DateTime(timezone=True)),
+    sa.CheckConstraint(
+        "status IN ('running', 'completed', 'interrupted', 'undone')", name="ck_import_runs_status"
+    ),
+)
+
+import_failures = sa.Table(
+    "import_failures",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("run_id", sa.Integer, sa.ForeignKey("import_runs.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("source_row_number", sa.Integer, nullable=False),
+    sa.Column("errors", sa.JSON, nullable=False),
+    sa.Column("customer_data", sa.JSON, nullable=False),
+    sa.UniqueConstraint("run_id", "source_row_number", name="uq_import_failures_run_row"),
+)
+
+
+def normalise_url(url: str) -> str:
+    """`postgres://` (Render) and bare `postgresql://` -> the psycopg2 driver URL."""
+    for prefix in ("postgres://", "postgresql://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg2://" + url[len(prefix):]
+    return url
+
+
+def describe_url(url: str) -> str:
+    """A safe label for people: `SQLite file /abs/customers.db` or `PostgreSQL db@host:port`."""
+    try:
+        parsed = make_url(normalise_url(url))
+    except Exception:  # noqa: BLE001 - a malformed URL still needs a label, never the password
+        return "an unparseable database URL"
+    if parsed.get_backend_name() == "sqlite":
+        db = parsed.database or ""
+        if not db or db == ":memory:":
+            return "SQLite in memory"
+        return f"SQLite file {Path(db).resolve()}"
+    if parsed.get_backend_name() == "postgresql":
+        host = parsed.host or "localhost"
+        port = f":{parsed.port}" if parsed.port else ""
+        return f"PostgreSQL {parsed.database or ''}@{host}{port}"
+    return f"{parsed.get_backend_name()} {parsed.database or ''}@{parsed.host or ''}"
+
+
+def _sqlite_pragmas(dbapi_conn, _record) -> None:
+    """Per connection: WAL (readers never block), enforced FKs, 30 s wait on a locked file."""
+    # Driver-level autocommit: SQLAlchemy's "begin" event below emits BEGIN itself, so
+    # SAVEPOINTs work and every transaction takes the write lock up front.
+    dbapi_conn.isolation_level = None
+    cur = dbapi_conn.cursor()
+    cur.execute("PRAGMA journal_mode=WAL")
+    cur.execute("PRAGMA foreign_keys=ON")
+    cur.execute("PRAGMA busy_timeout=30000")
+    cur.execute("PRAGMA synchronous=NORMAL")
+    cur.close()
+
+
+def _sqlite_begin(conn: sa.Connection) -> None:
+    # IMMEDIATE: a deferred transaction that later writes can fail with SQLITE_BUSY at once
+    # (no busy wait) when another writer got in between; IMMEDIATE waits up to busy_timeout.
+    conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def make_engine(url: str) -> sa.Engine:
+    """An engine for the URL, with SQLite set up for concurrent use."""
+    url = normalise_url(url)
+    try:
+        parsed = make_url(url)
+    except Exception as exc:  # noqa: BLE001
+        raise DatabaseError(f"DATABASE_URL is not a valid database URL: {one_line(exc)}") from exc
+    if parsed.get_backend_name() == "sqlite":
+        engine = sa.create_engine(url, pool_pre_ping=True, connect_args={"timeout": 30})
+        event.listen(engine, "connect", _sqlite_pragmas)
+        event.listen(engine, "begin", _sqlite_begin)
+        return engine
+    try:
+        return sa.create_engine(url, pool_pre_ping=True, connect_args={"connect_timeout": 10})
+    except Exception as exc:  # noqa: BLE001 - e.g. a driver that is not installed
+        raise DatabaseError(f"Cannot use the database {describe_url(url)}: {one_line(exc)}") from exc
+
+
+def is_postgres(engine_or_conn: sa.Engine | sa.Connection) -> bool:
+    """True for PostgreSQL, False for SQLite."""
+    return engine_or_conn.dialect.name == "postgresql"
+
+
+def one_line(exc: BaseException) -> str:
+    """The first meaningful line of an exception's message, driver noise stripped."""
+    orig = getattr(exc, "orig", None) or exc
+    for line in str(orig).splitlines():
+        line = line.strip()
+        if line and not line.startswith("(Background on this error"):
+            return line.rstrip(".")
+    return type(orig).__name__
+
+
+def _unreachable(exc: BaseException) -> bool:
+    if isinstance(exc, sa.exc.DBAPIError) and exc.connection_invalidated:
+        return True
+    text = str(getattr(exc, "orig", exc)).lower()
+    needles = ("could not connect", "connection refused", "connection to server", "unable to open",
+               "could not translate host", "timeout expired", "server closed the connection",
+               "does not exist", "password authentication failed")
+    return isinstance(exc, sa.exc.OperationalError | sa.exc.InterfaceError) and any(n in text for n in needles)
+
+
+def to_database_error(exc: BaseException, engine: sa.Engine | sa.Connection) -> DatabaseError:
+    """A one-line DatabaseError for any SQLAlchemy/DBAPI failure."""
+    where = describe_url(engine.engine.url.render_as_string(hide_password=False))
+    if _unreachable(exc):
+        return DatabaseError(
+            f"Cannot reach the database at {where}: {one_line(exc)}. "
+            "Check DATABASE_URL and that the server is running."
+        )
+    return DatabaseError(f"The database at {where} failed: {one_line(exc)}")
+
+
+@contextlib.contextmanager
+def db_errors(engine: sa.Engine | sa.Connection) -> Iterator[None]:
+    """Turn SQLAlchemy/DBAPI exceptions raised inside into one-line DatabaseErrors."""
+    try:
+        yield
+    except DatabaseError:
+        raise
+    except (sa.exc.SQLAlchemyError, OSError) as exc:
+        raise to_database_error(exc, engine) from exc
+
+
+def check_connection(engine: sa.Engine) -> None:
+    """Raise DatabaseError unless the database answers a trivial query."""
+    with db_errors(engine), engine.connect() as conn:
+        conn.execute(sa.text("SELECT 1"))
+
+
+def _alembic_config(conn: sa.Connection):
+    from alembic.config import Config
+
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
+    cfg.attributes["connection"] = conn
+    return cfg
+
+
+def upgrade(engine: sa.Engine, revision: str = "head") -> None:
+    """Run Alembic to `revision` under a cross-process lock (advisory on PG, write lock on SQLite)."""
+    from alembic import command
+
+    with db_errors(engine), engine.connect() as conn:
+        if is_postgres(conn):
+            with conn.begin():
+                # Transaction-scoped: released at commit, after the new schema is visible.
+                conn.execute(sa.select(sa.func.pg_advisory_xact_lock(SCHEMA_LOCK_KEY)))
+                command.upgrade(_alembic_config(conn), revision)
+        else:
+            with conn.begin():  # BEGIN IMMEDIATE: the second process waits here
+                command.upgrade(_alembic_config(conn), revision)
+
+
+def ensure_schema(engine: sa.Engine) -> None:
+    """Create or upgrade the schema to the newest migration; safe from two processes at once."""
+    upgrade(engine, "head")
+
+
+def current_revision(engine: sa.Engine) -> str | None:
+    """The Alembic revision the database is at (None when empty)."""
+    from alembic.runtime.migration import MigrationContext
+
+    with db_errors(engine), engine.connect() as conn:
+        return MigrationContext.configure(conn).get_current_revision()

@@ -1,0 +1,62 @@
+"""The upload template workbook: headers in the legacy column order, example rows, an instructions sheet."""
+
+from __future__ import annotations
+
+import io
+
+from openpyxl import Workbook
+from openpyxl.styles import Alignment, Font
+
+from schemas.customer import FIELDS, REGIONS
+
+EXAMPLE_ROWS = (
+    ("PM4 KOFI", "Kofi", "Mensah", "kofi.mensah@example.com", "024 123 4567", "Ashanti", "", "Kofi M",
+     "INDIVIDUAL"),
+    ("PM10 ABENA", "Abena", "Owusu", "", "+233 20 765 4321", "Greater Accra", "Abena Fabrics Ltd", "",
+     "BUSINESS"),
+)
+_RULES = {
+    "shipping_mark": "2-100 letters, digits, spaces, '-' or '_'. Must be unique (case and spaces ignored).",
+    "first_name": "At most 50 characters.",
+    "last_name": "At most 50 characters.",
+    "email": "Optional. A valid address; unique when given.",
+    "phone": "A valid number; Ghana is assumed without a country code (024 123 4567). Unique.",
+    "region": "Optional; blank = Greater Accra. One of: " + ", ".join(REGIONS.values()) + ".",
+    "company_name": "Optional. At most 100 characters.",
+    "nickname": "Optional. At most 50 characters.",
+    "user_type": "Optional; INDIVIDUAL (default) or BUSINESS.",
+}
+
+
+def template_xlsx() -> bytes:
+    """The template workbook as bytes."""
+    workbook = Workbook()
+    sheet = workbook.active
+    sheet.title = "Customers"
+    sheet.append([f.label for f in FIELDS])
+    for cell in sheet[1]:
+        cell.font = Font(bold=True)
+    for example in EXAMPLE_ROWS:
+        sheet.append(list(example))
+    for column, spec in zip("ABCDEFGHI", FIELDS, strict=True):
+        sheet.column_dimensions[column].width = max(14, len(spec.label) + 4)
+    sheet.freeze_panes = "A2"
+    # Phones typed into a text column keep their leading zero.
+    for row in sheet.iter_rows(min_row=2, max_row=1000, min_col=5, max_col=5):
+        for cell in row:
+            cell.number_format = "@"
+    notes = workbook.create_sheet("Instructions")
+    notes.append(["Column", "Required", "Rule"])
+    for cell in notes[1]:
+        cell.font = Font(bold=True)
+    for spec in FIELDS:
+        notes.append([spec.label, "yes" if spec.required else "no", _RULES[spec.name]])
+    notes.append([])
+    notes.append(["Delete the example rows before uploading. One row per customer; blank rows are skipped."])
+    notes.column_dimensions["A"].width = 16
+    notes.column_dimensions["C"].width = 100
+    for row in notes.iter_rows(min_row=2):
+        row[-1].alignment = Alignment(wrap_text=True)
+    buffer = io.BytesIO()
+    workbook.save(buffer)
+    return buffer.getvalue()

@@ -1,0 +1,152 @@
+"""Normalise the mapped frame, validate it with the pandera schema (lazily), and find in-file duplicates."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import pandas as pd
+import pandera.pandas as pa
+from pandera.errors import SchemaErrors
+
+from importer import clean
+from importer.dedupe import find_duplicates_in_file
+from importer.results import ErrorCode, RowError
+from importer.settings import Settings
+from schemas.customer import FIELD_NAMES, SPECS, CustomerFrame, label_of
+
+
+@dataclass(frozen=True)
+class Checked:
+    """One upload after validation: text as typed, normalised values, and the errors of failing rows."""
+
+    original: pd.DataFrame
+    normalised: pd.DataFrame
+    errors: dict[int, tuple[RowError, ...]]
+
+    def valid_index(self) -> pd.Index:
+        """Source row numbers of the rows with no errors."""
+        return self.original.index[~self.original.index.isin(list(self.errors))]
+
+    @property
+    def total(self) -> int:
+        return len(self.original)
+
+    def failures_by(self) -> pd.DataFrame:
+        """One line per (field, code) with how many rows fail that way: the data for a chart."""
+        records = [(e.field, e.code.value) for errs in self.errors.values() for e in errs]
+        counts = pd.DataFrame(records, columns=["field", "code"]).value_counts().reset_index(name="rows")
+        return counts.sort_values(["rows", "field"], ascending=[False, True], ignore_index=True)
+
+
+def _normalisers(settings: Settings) -> dict[str, Callable[[object], object]]:
+    return {
+        "shipping_mark": clean.normalize_shipping_mark,
+        "first_name": clean.normalize_name,
+        "last_name": clean.normalize_name,
+        "email": clean.normalize_email,
+        "phone": lambda v: clean.normalize_phone(v, settings.default_phone_region),
+        "region": lambda v: clean.normalize_region(v, settings.default_customer_region),
+        "company_name": clean.normalize_optional_text,
+        "nickname": clean.normalize_optional_text,
+        "user_type": clean.normalize_user_type,
+    }
+
+
+def _required_message(field: str) -> str:
+    return f"is blank; every customer needs a {label_of(field).lower()}"
+
+
+def _normalise(original: pd.DataFrame, settings: Settings) -> tuple[pd.DataFrame, dict[int, list[RowError]]]:
+    """Apply each field's normaliser; values it refuses become None and an error of their own."""
+    errors: dict[int, list[RowError]] = {}
+    columns: dict[str, list[object]] = {}
+    rows = original.index.tolist()
+    for field, normaliser in _normalisers(settings).items():
+        values: list[object] = []
+        for row, raw in zip(rows, original[field].tolist(), strict=True):
+            text = "" if raw is None or raw is pd.NA else str(raw)
+            if text.strip() in clean.EXCEL_ERRORS:
+                values.append(None)
+                errors.setdefault(row, []).append(
+                    RowError(field, ErrorCode.INVALID_FORMAT,
+                             f"{text.strip()} is an Excel error value; type the real {label_of(field).lower()}")
+                )
+                continue
+            try:
+                values.append(normaliser(text))
+            except clean.InvalidValue as exc:
+                values.append(None)
+                errors.setdefault(row, []).append(RowError(field, exc.code, exc.message))
+        columns[field] = values
+    normalised = pd.DataFrame(columns, index=original.index, dtype=object)
+    return normalised, errors
+
+
+def _check_code(check: str) -> ErrorCode:
+    """The contract's code for a pandera check name."""
+    if check == "not_nullable":
+        return ErrorCode.REQUIRED
+    if check.startswith("str_length"):
+        return ErrorCode.TOO_LONG
+    if check.startswith("str_matches"):
+        return ErrorCode.INVALID_FORMAT
+    if check.startswith("isin"):
+        return ErrorCode.INVALID_CHOICE
+    return ErrorCode.INVALID_FORMAT
+
+
+def _schema_message(field: str, code: ErrorCode, value: object) -> str:
+    spec = SPECS[field]
+    if code is ErrorCode.REQUIRED:
+        return _required_message(field)
+    if code is ErrorCode.TOO_LONG:
+        return f"is {len(str(value))} characters long; shorten it to at most {spec.max_length}"
+    if field == "shipping_mark":
+        return (f"{value} is not a valid shipping mark; use 2-100 letters, digits, spaces, "
+                "'-' or '_'")
+    return f"{value} is not allowed"
+
+
+def _schema_errors(normalised: pd.DataFrame) -> dict[int, list[RowError]]:
+    """Run the pandera model lazily and turn its failure cases into row errors."""
+    errors: dict[int, list[RowError]] = {}
+    schema: pa.DataFrameSchema = CustomerFrame.to_schema()
+    frame = normalised.astype(object)
+    try:
+        schema.validate(frame, lazy=True)
+    except SchemaErrors as exc:
+        cases = exc.failure_cases
+        cases = cases[cases["index"].notna() & cases["column"].isin(FIELD_NAMES)]
+        for column, check, value, row in zip(
+            cases["column"], cases["check"].astype(str), cases["failure_case"], cases["index"], strict=True
+        ):
+            code = _check_code(check)
+            if code is not ErrorCode.REQUIRED and (value is None or value is pd.NA):
+                continue
+            errors.setdefault(int(row), []).append(
+                RowError(column, code, _schema_message(column, code, value))
+            )
+    return errors
+
+
+def check_frame(original: pd.DataFrame, settings: Settings) -> Checked:
+    """Validate a mapped frame (FIELD_NAMES columns of text, index = source row number).
+
+    Every error of a row is reported, in field order: normaliser errors, schema errors, duplicates.
+    """
+    original = original.reindex(columns=list(FIELD_NAMES), fill_value="").fillna("")
+    normalised, errors = _normalise(original, settings)
+    for row, row_errors in _schema_errors(normalised).items():
+        already = {e.field for e in errors.get(row, [])}
+        # A refused value is stored as None; its own error says more than "required".
+        errors.setdefault(row, []).extend(e for e in row_errors if e.field not in already)
+    for row, row_errors in find_duplicates_in_file(normalised).items():
+        errors.setdefault(row, []).extend(row_errors)
+    order = {name: i for i, name in enumerate(FIELD_NAMES)}
+    final = {
+        row: tuple(sorted(errs, key=lambda e: order.get(e.field, 99)))
+        for row, errs in sorted(errors.items())
+        if errs
+    }
+    return Checked(original=original, normalised=normalised, errors=final)

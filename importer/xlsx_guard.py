@@ -1,0 +1,283 @@
+"""Checks on a workbook's container before any parser sees it: zip bombs, XML entities, encryption.
+
+Everything here works on the raw bytes with the standard library only, so a hostile file is refused
+before python-calamine or openpyxl allocate anything for it.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+import struct
+import zipfile
+import zlib
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from posixpath import dirname, join, normpath
+
+from defusedxml import ElementTree as SafeET
+
+from importer.errors import HostileFile, LimitExceeded, UnreadableFile
+from importer.settings import Settings
+
+MB = 1024 * 1024
+CHUNK = 256 * 1024
+# How much of each XML part is checked for DOCTYPE/ENTITY: a declaration must come before the root.
+XML_HEAD_BYTES = 8 * 1024
+OLE2_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
+ENCRYPTION_STREAMS = frozenset({"encryptioninfo", "encryptedpackage"})
+PASSWORD_MESSAGE = (
+    "The workbook is password-protected; remove the password in Excel "
+    "(File > Info > Protect Workbook) and upload it again."
+)
+
+# An error cell (t="e") with its cached value, e.g. <c r="B2" t="e"><f>1/0</f><v>#DIV/0!</v></c>.
+_ERROR_CELL = re.compile(
+    rb'<(?:\w+:)?c\b([^>]*\bt="e"[^>]*)>(?:<(?:\w+:)?f\b[^>]*/>|<(?:\w+:)?f\b[^>]*>[^<]*</(?:\w+:)?f>)?'
+    rb"<(?:\w+:)?v>([^<]*)</(?:\w+:)?v>"
+)
+_CELL_REF = re.compile(rb'\br="([A-Z]{1,3})([0-9]{1,7})"')
+
+
+def bad_workbook(file_name: str, why: str = "it may be truncated or damaged") -> UnreadableFile:
+    """The one message for a workbook no reader can open."""
+    return UnreadableFile(
+        f"{file_name} is not a valid Excel file ({why}); open it in Excel and save it again, "
+        "or export it as CSV."
+    )
+
+
+@dataclass
+class ZipReport:
+    """What the container check learned: sheet name -> XML part, and error cells per part."""
+
+    sheet_parts: dict[str, str] = field(default_factory=dict)
+    error_cells: dict[str, dict[tuple[int, int], str]] = field(default_factory=dict)
+
+
+def check_zip(data: bytes, file_name: str, settings: Settings) -> ZipReport:
+    """Refuse a zip whose parts inflate too far or hold XML entity declarations; map sheets to parts."""
+    try:
+        zf = zipfile.ZipFile(io.BytesIO(data))
+        infos = zf.infolist()
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, ValueError, EOFError) as exc:
+        raise bad_workbook(file_name) from exc
+    limit = settings.max_inflated_mb * MB
+    declared = sum(i.file_size for i in infos)
+    if declared > limit:
+        raise LimitExceeded(
+            f"{file_name} would inflate to {declared / MB:,.0f} MB when opened, over the "
+            f"{settings.max_inflated_mb:,} MB limit (MAX_INFLATED_MB). Split the workbook or raise MAX_INFLATED_MB."
+        )
+    for info in infos:
+        _check_ratio(info.filename, info.file_size, info.compress_size, file_name, settings)
+    report = ZipReport()
+    total = 0
+    for info in infos:
+        # Declared sizes can lie: inflate every part ourselves, counting, and stop at the limits.
+        total += _scan_member(data, info, file_name, settings, limit - total, report)
+    report.sheet_parts = _sheet_parts(zf, file_name)
+    return report
+
+
+def _check_ratio(part: str, size: int, compressed: int, file_name: str, settings: Settings) -> None:
+    """A part may inflate freely up to 1 MB, and by at most MAX_INFLATION_RATIO:1 beyond that."""
+    if size - MB > settings.max_inflation_ratio * max(compressed, 1):
+        raise HostileFile(
+            f"{file_name} looks like a zip bomb: its part {part} inflates more than "
+            f"{settings.max_inflation_ratio}:1 beyond its first megabyte (MAX_INFLATION_RATIO). "
+            "Save the workbook again in Excel, or raise MAX_INFLATION_RATIO if it is genuine."
+        )
+
+
+def _raw_member(data: bytes, info: zipfile.ZipInfo, file_name: str) -> memoryview:
+    """The compressed bytes of one member, located through its local header."""
+    start = info.header_offset
+    header = data[start : start + 30]
+    if len(header) < 30 or header[:4] != b"PK\x03\x04":
+        raise bad_workbook(file_name)
+    name_len, extra_len = struct.unpack("<HH", header[26:30])
+    begin = start + 30 + name_len + extra_len
+    if begin + info.compress_size > len(data):
+        raise bad_workbook(file_name)
+    return memoryview(data)[begin : begin + info.compress_size]
+
+
+def _scan_member(
+    data: bytes, info: zipfile.ZipInfo, file_name: str, settings: Settings, budget: int,
+    report: ZipReport,
+) -> int:
+    """Inflate one member in chunks; check its real size, its XML head, and collect error cells."""
+    if info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
+        raise bad_workbook(file_name, f"part {info.filename} uses an unsupported compression")
+    raw = _raw_member(data, info, file_name)
+    is_xml = info.filename.lower().endswith((".xml", ".rels", ".vml"))
+    is_sheet = is_xml and "worksheets/" in info.filename
+    cap = min(budget, info.file_size)
+    size, head, tail, crc = 0, b"", b"", 0
+    errors: dict[tuple[int, int], str] = {}
+    for chunk in _inflate(raw, info.compress_type == zipfile.ZIP_DEFLATED, file_name):
+        size += len(chunk)
+        if size > cap:
+            if size > budget:
+                raise LimitExceeded(
+                    f"{file_name} inflates past the {settings.max_inflated_mb:,} MB limit when opened "
+                    "(MAX_INFLATED_MB). Split the workbook or raise MAX_INFLATED_MB."
+                )
+            raise HostileFile(
+                f"{file_name} is malformed: its part {info.filename} inflates beyond the size it declares. "
+                "Save the workbook again in Excel."
+            )
+        _check_ratio(info.filename, size, len(raw), file_name, settings)
+        crc = zlib.crc32(chunk, crc)
+        if is_xml and len(head) < XML_HEAD_BYTES:
+            head += chunk[: XML_HEAD_BYTES - len(head)]
+            _check_xml_head(head, info.filename, file_name)
+        if is_sheet:
+            tail = _collect_errors(tail + chunk, errors)
+    if size != info.file_size or crc != info.CRC:
+        raise bad_workbook(file_name)
+    if errors:
+        report.error_cells[info.filename] = errors
+    return size
+
+
+def _inflate(raw: memoryview, deflated: bool, file_name: str) -> Iterator[bytes]:
+    """The member's content in chunks of at most CHUNK bytes, whatever its compression ratio."""
+    if not deflated:
+        for pos in range(0, len(raw), CHUNK):
+            yield bytes(raw[pos : pos + CHUNK])
+        return
+    inflater = zlib.decompressobj(-15)
+    pos, pending = 0, b""
+    try:
+        while not inflater.eof:
+            if not pending:
+                if pos >= len(raw):
+                    break
+                pending = bytes(raw[pos : pos + CHUNK])
+                pos += len(pending)
+            # max_length bounds each step's output, so a bomb never inflates more than CHUNK at once.
+            out = inflater.decompress(pending, CHUNK)
+            pending = inflater.unconsumed_tail
+            if out:
+                yield out
+        rest = inflater.flush()
+    except zlib.error as exc:
+        raise bad_workbook(file_name) from exc
+    if rest:
+        yield rest
+
+
+def _check_xml_head(head: bytes, part: str, file_name: str) -> None:
+    """A workbook part never needs a DTD; one means entity expansion (billion laughs) or XXE."""
+    probe = head.upper()
+    # UTF-16 XML parts would hide the markers from a byte search; look at them decoded too.
+    if head[:2] in (b"\xff\xfe", b"\xfe\xff"):
+        probe = head.decode("utf-16", errors="ignore").upper().encode()
+    if b"<!DOCTYPE" in probe or b"<!ENTITY" in probe:
+        raise HostileFile(
+            f"{file_name} was refused: its part {part} declares XML entities (<!DOCTYPE/<!ENTITY>), "
+            "as used in billion-laughs and external-entity attacks. Save the workbook again in Excel."
+        )
+
+
+def _collect_errors(buf: bytes, errors: dict[tuple[int, int], str]) -> bytes:
+    """Record error cells found in buf; return the tail that may hold a cell cut by the chunk edge."""
+    if b't="e"' not in buf:
+        return buf[-512:]
+    end = 0
+    for m in _ERROR_CELL.finditer(buf):
+        ref = _CELL_REF.search(m.group(1))
+        if ref:
+            errors[(int(ref.group(2)), _col_index(ref.group(1).decode()))] = m.group(2).decode(
+                "utf-8", "replace"
+            )
+        end = m.end()
+    return buf[max(end, len(buf) - 512) :]
+
+
+def _col_index(letters: str) -> int:
+    """Column letters -> 0-based index (A -> 0, AA -> 26)."""
+    n = 0
+    for ch in letters:
+        n = n * 26 + ord(ch) - 64
+    return n - 1
+
+
+def _sheet_parts(zf: zipfile.ZipFile, file_name: str) -> dict[str, str]:
+    """Sheet name -> worksheet part, from workbook.xml and its relationships (parsed with defusedxml)."""
+    try:
+        names = zf.namelist()
+        book = next((n for n in names if n.lower() == "xl/workbook.xml"), None)
+        if book is None:
+            return {}
+        rels_name = join(dirname(book), "_rels", "workbook.xml.rels")
+        rels = {}
+        if rels_name in names:
+            for el in SafeET.fromstring(zf.read(rels_name)).iter():
+                if el.tag.endswith("Relationship") and el.get("Target"):
+                    target = el.get("Target", "")
+                    path = target.lstrip("/") if target.startswith("/") else normpath(join(dirname(book), target))
+                    rels[el.get("Id")] = path
+        parts = {}
+        for el in SafeET.fromstring(zf.read(book)).iter():
+            if el.tag.endswith("}sheet") or el.tag == "sheet":
+                rid = next((v for k, v in el.attrib.items() if k.endswith("}id")), None)
+                if rid in rels:
+                    parts[el.get("name", "")] = rels[rid]
+        return parts
+    except Exception:  # noqa: BLE001 - the map only serves error-cell lookup; the parsers judge validity
+        return {}
+
+
+def ole_stream_names(data: bytes) -> set[str]:
+    """Names of the directory entries of an OLE2 compound file (lower case); empty if unparseable."""
+    try:
+        return _ole_names(data)
+    except (struct.error, IndexError, ValueError):
+        return set()
+
+
+def _ole_names(data: bytes) -> set[str]:
+    """Walk the compound file's FAT to read its directory sectors (bounded, so loops can't hang)."""
+    if len(data) < 512 or not data.startswith(OLE2_MAGIC):
+        return set()
+    sector = 1 << struct.unpack_from("<H", data, 0x1E)[0]
+    if sector not in (512, 4096):
+        return set()
+    n_sectors = (len(data) - 512) // sector + 1
+
+    def read_sector(i: int) -> bytes:
+        off = 512 + i * sector if sector == 512 else sector * (i + 1)
+        return data[off : off + sector]
+
+    difat = list(struct.unpack_from("<109I", data, 0x4C))
+    next_difat, n_difat = struct.unpack_from("<II", data, 0x44)
+    for _ in range(min(n_difat, n_sectors)):
+        if next_difat >= 0xFFFFFFFA:
+            break
+        entries = struct.unpack(f"<{sector // 4}I", read_sector(next_difat))
+        difat.extend(entries[:-1])
+        next_difat = entries[-1]
+    fat: list[int] = []
+    for s in difat:
+        if s >= 0xFFFFFFFA or s >= n_sectors:
+            continue
+        fat.extend(struct.unpack(f"<{sector // 4}I", read_sector(s)))
+    names: set[str] = set()
+    current, seen = struct.unpack_from("<I", data, 0x30)[0], set()
+    while current < min(len(fat), n_sectors) and current not in seen:
+        seen.add(current)
+        block = read_sector(current)
+        for off in range(0, len(block) - 127, 128):
+            name_len = struct.unpack_from("<H", block, off + 0x40)[0]
+            if 2 <= name_len <= 64 and block[off + 0x42] != 0:
+                names.add(block[off : off + name_len - 2].decode("utf-16-le", "replace").lower())
+        current = fat[current]
+    return names
+
+
+def is_encrypted_ole(data: bytes) -> bool:
+    """An OOXML workbook saved with a password is an OLE2 file holding these two streams."""
+    return bool(ole_stream_names(data) & ENCRYPTION_STREAMS)
