@@ -10,8 +10,7 @@ import unicodedata
 from decimal import Decimal, InvalidOperation
 
 import phonenumbers
-from email_validator import EmailNotValidError, validate_email
-from email_validator import SPECIAL_USE_DOMAIN_NAMES
+from email_validator import SPECIAL_USE_DOMAIN_NAMES, EmailNotValidError, validate_email
 
 from importer.results import ErrorCode
 from schemas.customer import REGIONS, USER_TYPES

@@ -9,7 +9,9 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from importer.errors import DatabaseError, FileRefused, ImporterError, RunError
+from sqlalchemy.exc import SQLAlchemyError
+
+from importer.errors import DatabaseError, FileRefused, ImporterError
 from importer.settings import Settings
 
 EXIT_OK = 0
@@ -200,18 +202,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         settings = Settings.from_env()
         return _COMMANDS[args.command](args, settings)
-    except (FileRefused, ValueError) as exc:
-        sys.stderr.write(f"error: {_one_line(exc)}\n")
-        return EXIT_FILE
-    except RunError as exc:
-        sys.stderr.write(f"error: {_one_line(exc)}\n")
-        return EXIT_FILE
     except DatabaseError as exc:
         sys.stderr.write(f"error: {_one_line(exc)}\n")
         return EXIT_DATABASE
-    except ImporterError as exc:
+    except (ImporterError, ValueError) as exc:
+        # FileRefused, RunError (unknown or running run), bad settings or arguments.
         sys.stderr.write(f"error: {_one_line(exc)}\n")
         return EXIT_FILE
+    except SQLAlchemyError as exc:
+        sys.stderr.write(f"error: the database failed: {_one_line(exc.orig or exc)}; run the same import again to resume\n")
+        return EXIT_DATABASE
     except KeyboardInterrupt:
         sys.stderr.write("error: interrupted; run the same import again to resume it\n")
         return EXIT_DATABASE
