@@ -127,7 +127,9 @@ def _span(record: list[str]) -> int:
     for cell in record:
         if "\n" in cell or "\r" in cell:
             # \r\n is one line break; lone \r or \n are one each (universal newlines).
-            extra += cell.count("\r\n") + cell.replace("\r\n", "").count("\n") + cell.replace(
-                "\r\n", ""
-            ).count("\r")
+            extra += (
+                cell.count("\r\n")
+                + cell.replace("\r\n", "").count("\n")
+                + cell.replace("\r\n", "").count("\r")
+            )
     return extra

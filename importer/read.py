@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import io
+import itertools
 import math
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -218,15 +219,30 @@ def _collect(rows_iter: Any, offset: int, col_offset: int, limit: int, what: str
 
 
 def _calamine_rows(book: Any, sheet_name: str, limit: int, what: str) -> list[list[str]]:
-    """calamine's data begins at its first used cell (sheet.start); pad so row numbers match Excel."""
+    """calamine's data may begin at its first used cell (sheet.start); pad so row numbers match Excel."""
     sheet = book.get_sheet_by_name(sheet_name)
-    start = sheet.start
-    if start is None:
+    start, end = sheet.start, sheet.end
+    if start is None or end is None:
         return []
-    # iter_rows yields from row 0 but from the first used column; checked against python-calamine 0.9.
-    first_row = next(iter([sheet.to_python(nrows=1)]), None)
-    del first_row
-    return _collect(sheet.iter_rows(), 0, start[1], limit, what)
+    it = iter(sheet.iter_rows())
+    first = next(it, None)
+    if first is None:
+        return []
+    # python-calamine 0.9 yields rows from row 1 but columns from the first used one; older and
+    # newer versions differ, so infer both offsets from what comes back instead of assuming.
+    col_offset = start[1] if start[1] and len(first) == end[1] - start[1] + 1 else 0
+    yielded = 0
+
+    def counted() -> Any:
+        nonlocal yielded
+        for raw in itertools.chain([first], it):
+            yielded += 1
+            yield raw
+
+    rows = _collect(counted(), 0, col_offset, limit, what)
+    if start[0] and yielded == end[0] - start[0] + 1:
+        rows[:0] = [EMPTY_ROW] * start[0]
+    return rows
 
 
 def _openpyxl_rows(data: bytes, sheet_name: str, limit: int, what: str) -> list[list[str]]:

@@ -104,7 +104,11 @@ def _raw_member(data: bytes, info: zipfile.ZipInfo, file_name: str) -> memoryvie
 
 
 def _scan_member(
-    data: bytes, info: zipfile.ZipInfo, file_name: str, settings: Settings, budget: int,
+    data: bytes,
+    info: zipfile.ZipInfo,
+    file_name: str,
+    settings: Settings,
+    budget: int,
     report: ZipReport,
 ) -> int:
     """Inflate one member in chunks; check its real size, its XML head, and collect error cells."""
@@ -218,7 +222,11 @@ def _sheet_parts(zf: zipfile.ZipFile, file_name: str) -> dict[str, str]:
             for el in SafeET.fromstring(zf.read(rels_name)).iter():
                 if el.tag.endswith("Relationship") and el.get("Target"):
                     target = el.get("Target", "")
-                    path = target.lstrip("/") if target.startswith("/") else normpath(join(dirname(book), target))
+                    path = (
+                        target.lstrip("/")
+                        if target.startswith("/")
+                        else normpath(join(dirname(book), target))
+                    )
                     rels[el.get("Id")] = path
         parts = {}
         for el in SafeET.fromstring(zf.read(book)).iter():
