@@ -143,10 +143,60 @@ def check_frame(original: pd.DataFrame, settings: Settings) -> Checked:
         errors.setdefault(row, []).extend(e for e in row_errors if e.field not in already)
     for row, row_errors in find_duplicates_in_file(normalised).items():
         errors.setdefault(row, []).extend(row_errors)
-    order = {name: i for i, name in enumerate(FIELD_NAMES)}
-    final = {
-        row: tuple(sorted(errs, key=lambda e: order.get(e.field, 99)))
+    return Checked(original=original, normalised=normalised, errors=_ordered(errors))
+
+
+_FIELD_ORDER = {name: i for i, name in enumerate(FIELD_NAMES)}
+
+
+def _ordered(errors: dict[int, list[RowError]]) -> dict[int, tuple[RowError, ...]]:
+    """Rows in ascending order, each row's errors in field order; rows left with no error drop out."""
+    return {
+        row: tuple(sorted(errs, key=lambda e: _FIELD_ORDER.get(e.field, 99)))
         for row, errs in sorted(errors.items())
         if errs
     }
-    return Checked(original=original, normalised=normalised, errors=final)
+
+
+def recheck(checked: Checked, changed: pd.DataFrame, settings: Settings) -> Checked:
+    """Checked again after some rows' text changed (edits in the grid, a bulk fix).
+
+    Only the changed rows are normalised and validated again; duplicates are found again over all rows,
+    since fixing one row can free or take another row's key.
+    """
+    changed = changed.reindex(columns=list(FIELD_NAMES)).fillna("")
+    changed = changed[changed.index.isin(checked.original.index)]
+    original = checked.original.copy()
+    original.loc[changed.index, list(FIELD_NAMES)] = changed.astype(object).values
+    if changed.empty:
+        return checked
+    normalised_part, errors = _normalise(changed, settings)
+    for row, row_errors in _schema_errors(normalised_part).items():
+        already = {e.field for e in errors.get(row, [])}
+        errors.setdefault(row, []).extend(e for e in row_errors if e.field not in already)
+    normalised = checked.normalised.copy()
+    normalised.loc[normalised_part.index, list(FIELD_NAMES)] = normalised_part.values
+    kept: dict[int, list[RowError]] = {}
+    for row, row_errors in checked.errors.items():
+        if row in changed.index:
+            continue
+        kept[row] = [e for e in row_errors if e.code is not ErrorCode.DUPLICATE_IN_FILE]
+    for row, row_errors in errors.items():
+        kept[row] = list(row_errors)
+    for row, row_errors in find_duplicates_in_file(normalised).items():
+        kept.setdefault(row, []).extend(row_errors)
+    return Checked(original=original, normalised=normalised, errors=_ordered(kept))
+
+
+def exclude(checked: Checked, rows: list[int]) -> Checked:
+    """The upload without some rows: they are neither imported nor counted as attempted."""
+    keep = ~checked.original.index.isin(rows)
+    normalised = checked.normalised[keep]
+    errors: dict[int, list[RowError]] = {
+        row: [e for e in errs if e.code is not ErrorCode.DUPLICATE_IN_FILE]
+        for row, errs in checked.errors.items()
+        if row not in set(rows)
+    }
+    for row, row_errors in find_duplicates_in_file(normalised).items():
+        errors.setdefault(row, []).extend(row_errors)
+    return Checked(original=checked.original[keep], normalised=normalised, errors=_ordered(errors))

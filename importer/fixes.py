@@ -1,0 +1,87 @@
+"""Bulk fixes for the review step: each previews how many rows it would change before it is applied."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import pandas as pd
+
+from importer import clean
+from importer.settings import Settings
+from importer.validate import Checked, recheck
+from schemas.customer import FIELD_NAMES, REGIONS
+
+
+@dataclass(frozen=True)
+class Fix:
+    """A named change to the text of some columns, applied to every row (or only failing rows)."""
+
+    key: str
+    label: str
+    columns: tuple[str, ...]
+    change: Callable[[str], str]
+
+
+_SPACES = re.compile(r"\s+")
+
+
+def _trim(text: str) -> str:
+    return _SPACES.sub(" ", text).strip()
+
+
+def _phone(text: str, region: str) -> str:
+    """The E.164 form when the number is valid (a dropped leading zero restored); else unchanged."""
+    try:
+        return clean.normalize_phone(text, region)
+    except clean.InvalidValue:
+        return text
+
+
+def _title(text: str) -> str:
+    # str.title() would turn "mcdonald's" into "Mcdonald'S"; capitalise word by word instead.
+    return " ".join(word[:1].upper() + word[1:].lower() for word in _trim(text).split(" "))
+
+
+def available_fixes(settings: Settings) -> dict[str, Fix]:
+    """The bulk fixes the dashboard offers, by key."""
+    region = settings.default_phone_region
+    return {
+        fix.key: fix
+        for fix in (
+            Fix("trim", "Trim and collapse spaces in every column", tuple(FIELD_NAMES), _trim),
+            Fix("phones", "Normalise phone numbers (restore dropped leading zeros)", ("phone",),
+                lambda text: _phone(text, region)),
+            Fix("emails", "Lower-case emails", ("email",), lambda text: text.strip().lower()),
+            Fix("names", "Title-case first and last names", ("first_name", "last_name"), _title),
+        )
+    }
+
+
+def fill_region_fix(region_code: str) -> Fix:
+    """Fill blank regions with one region (a code of schemas.customer.REGIONS)."""
+    if region_code not in REGIONS:
+        raise ValueError(f"{region_code} is not a region code")
+    return Fix("region", f"Fill blank regions with {REGIONS[region_code]}", ("region",),
+               lambda text: text if text.strip() else region_code)
+
+
+def changed_rows(checked: Checked, fix: Fix, only_failing: bool = False) -> pd.DataFrame:
+    """The rows whose text the fix would change, with the new text: its length is the preview count."""
+    frame = checked.original
+    if only_failing:
+        frame = frame[frame.index.isin(list(checked.errors))]
+    after = frame.copy()
+    for column in fix.columns:
+        after[column] = [fix.change(str(v)) for v in frame[column].tolist()]
+    differs = (after[list(fix.columns)] != frame[list(fix.columns)]).any(axis=1)
+    return after[differs]
+
+
+def apply_fix(checked: Checked, fix: Fix, settings: Settings, only_failing: bool = False) -> tuple[Checked, int]:
+    """The upload with the fix applied, and how many rows it changed."""
+    rows = changed_rows(checked, fix, only_failing)
+    if rows.empty:
+        return checked, 0
+    return recheck(checked, rows, settings), len(rows)
