@@ -1,0 +1,254 @@
+"""Header detection and header -> field mapping (synonyms, fuzzy), and the positional legacy layout."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, replace
+from functools import lru_cache
+from typing import Any
+
+import pandas as pd
+from rapidfuzz import fuzz
+
+from importer.csv_read import row_limit
+from importer.errors import LimitExceeded, NoHeader, UnreadableFile
+from importer.read import SpreadsheetFile
+from schemas.customer import FIELD_NAMES, FIELDS, LEGACY_POSITIONAL_FIELDS, REQUIRED_FIELDS, label_of
+
+FUZZY_MIN_SCORE = 88
+# Fuzzy matching only for texts this long: "Date" is 89% like "state" but means nothing of ours.
+FUZZY_MIN_LENGTH = 5
+_PUNCT = re.compile(r"[\s.\-_/\\*:;,()\[\]{}#'\"`?!&+|]+")
+_MARKERS = re.compile(r"(\(\s*(required|optional|mandatory)\s*\)|\*)\s*$")
+
+
+def normalise(text: str) -> str:
+    """Casefold, drop a trailing "(required)"/"*", turn punctuation into spaces, collapse spaces."""
+    text = str(text).casefold().strip()
+    text = _MARKERS.sub("", text)
+    return " ".join(_PUNCT.sub(" ", text).split())
+
+
+@lru_cache(maxsize=1)
+def _vocabulary() -> tuple[dict[str, str], tuple[tuple[str, str], ...]]:
+    """Exact keys (normalised, spaces removed) -> field, and (normalised text, field) pairs for fuzzy."""
+    exact: dict[str, str] = {}
+    pairs: list[tuple[str, str]] = []
+    for spec in FIELDS:
+        for text in (spec.name, spec.label, *spec.synonyms):
+            norm = normalise(text)
+            exact.setdefault(norm.replace(" ", ""), spec.name)
+            pairs.append((norm, spec.name))
+    return exact, tuple(pairs)
+
+
+def _score(text: str) -> tuple[str | None, float]:
+    """The field a header text names and how sure we are (100 = exact)."""
+    norm = normalise(text)
+    if not norm:
+        return None, 0.0
+    exact, pairs = _vocabulary()
+    field = exact.get(norm.replace(" ", ""))
+    if field:
+        return field, 100.0
+    if len(norm) < FUZZY_MIN_LENGTH:
+        return None, 0.0
+    best: tuple[str | None, float] = (None, 0.0)
+    for candidate, name in pairs:
+        if len(candidate) < FUZZY_MIN_LENGTH - 1:
+            continue
+        score = fuzz.token_sort_ratio(norm, candidate)
+        if score >= FUZZY_MIN_SCORE and score > best[1]:
+            best = (name, score)
+    return best
+
+
+def match_header(text: str) -> str | None:
+    """One header text -> field name, or None when it names no field."""
+    return _score(text)[0]
+
+
+@dataclass(frozen=True)
+class ColumnMapping:
+    """Which column feeds which field, and where the header was."""
+
+    header_row: int | None  # Excel row number (1-based) of the header; None when positional
+    headers: tuple[str, ...]  # header cell texts; positional: ("Column A", "Column B", ...)
+    fields: tuple[str | None, ...]  # per column, the field it feeds, or None (ignored)
+    positional: bool
+
+    @property
+    def unknown_columns(self) -> tuple[str, ...]:
+        """Non-blank headers that feed no field (listed to the user as ignored)."""
+        return tuple(h for h, f in zip(self.headers, self.fields, strict=True) if f is None and h.strip())
+
+    @property
+    def missing_required(self) -> tuple[str, ...]:
+        """Required field names that no column feeds."""
+        return tuple(f for f in REQUIRED_FIELDS if f not in self.fields)
+
+    def field_columns(self) -> dict[str, int]:
+        """Field name -> index of the column that feeds it."""
+        return {f: i for i, f in enumerate(self.fields) if f is not None}
+
+    def with_field(self, column: int, field: str | None) -> ColumnMapping:
+        """A user's override: column feeds field (None = ignore it); the field leaves any other column."""
+        if not 0 <= column < len(self.headers):
+            raise ValueError(f"column {column} is out of range (0-{len(self.headers) - 1})")
+        if field is not None and field not in FIELD_NAMES:
+            raise ValueError(f"unknown field {field!r}; fields are: {', '.join(FIELD_NAMES)}")
+        fields = [None if (f == field and field is not None) else f for f in self.fields]
+        fields[column] = field
+        return replace(self, fields=tuple(fields))
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-able form, stored with the run."""
+        return {
+            "header_row": self.header_row,
+            "headers": list(self.headers),
+            "fields": list(self.fields),
+            "positional": self.positional,
+            "unknown_columns": list(self.unknown_columns),
+            "missing_required": list(self.missing_required),
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ColumnMapping:
+        """The inverse of to_dict (derived keys are ignored)."""
+        return cls(
+            header_row=data["header_row"],
+            headers=tuple(data["headers"]),
+            fields=tuple(data["fields"]),
+            positional=bool(data["positional"]),
+        )
+
+
+def _map_row(cells: list[str]) -> tuple[str | None, ...]:
+    """Fields of one candidate header row; each field goes to its surest column (ties: leftmost)."""
+    scored = [(*_score(text), col) for col, text in enumerate(cells)]
+    fields: list[str | None] = [None] * len(cells)
+    taken: set[str] = set()
+    for field, _certainty, col in sorted(scored, key=lambda s: (-s[1], s[2])):
+        if field is not None and field not in taken:
+            fields[col] = field
+            taken.add(field)
+    return tuple(fields)
+
+
+def _column_name(index: int) -> str:
+    """0 -> "Column A", 27 -> "Column AB"."""
+    letters = ""
+    index += 1
+    while index:
+        index, rem = divmod(index - 1, 26)
+        letters = chr(65 + rem) + letters
+    return f"Column {letters}"
+
+
+def _is_blank(cells: list[str]) -> bool:
+    return not any(str(c).strip() for c in cells)
+
+
+def _looks_like_phone(text: str) -> bool:
+    """Digits-ish: 0241234567, +233 24 123 4567, 241234567 (a number Excel stripped of its zero)."""
+    digits = re.sub(r"[\s+\-().]", "", text)
+    return digits.isdigit() and 7 <= len(digits) <= 15
+
+
+def _expected_headers() -> str:
+    return ", ".join(label_of(f) for f in FIELD_NAMES)
+
+
+def detect_mapping(rows: list[list[str]], scan_rows: int = 30) -> ColumnMapping:
+    """Find the header row among the first scan_rows rows (titles above it skipped) and map its columns."""
+    best: tuple[int, int, tuple[str | None, ...]] | None = None  # (matched, row index, fields)
+    for index, cells in enumerate(rows[:scan_rows]):
+        if _is_blank(cells):
+            continue
+        fields = _map_row(cells)
+        matched = [f for f in fields if f]
+        qualifies = len(matched) >= 2 and any(f in REQUIRED_FIELDS for f in matched)
+        if qualifies and (best is None or len(matched) > best[0]):
+            best = (len(matched), index, fields)
+    if best is not None:
+        _, index, fields = best
+        headers = tuple(str(c) for c in rows[index])
+        # Trailing blank header cells feed nothing; keep the tuple as wide as the header row.
+        return ColumnMapping(index + 1, headers, fields, positional=False)
+    first = next((cells for cells in rows if not _is_blank(cells)), None)
+    if first is None:
+        raise NoHeader("The sheet has no data: every row is blank.")
+    if len(first) >= 5 and _looks_like_phone(first[4]):
+        width = max(len(cells) for cells in rows)
+        headers = tuple(_column_name(i) for i in range(width))
+        fields = tuple(
+            LEGACY_POSITIONAL_FIELDS[i] if i < len(LEGACY_POSITIONAL_FIELDS) else None for i in range(width)
+        )
+        return ColumnMapping(None, headers, fields, positional=True)
+    raise NoHeader(
+        f"No header row found in the first {scan_rows} rows. Expected column headers such as: "
+        f"{_expected_headers()} (a header row needs at least two of them, one required). "
+        "Download the template with `python -m importer template PATH`."
+    )
+
+
+def apply_mapping(rows: list[list[str]], mapping: ColumnMapping, max_rows: int) -> pd.DataFrame:
+    """Rows under the header as a frame of FIELD_NAMES (text, "" for blank), indexed by Excel row number."""
+    columns = mapping.field_columns()
+    start = 0 if mapping.positional or mapping.header_row is None else mapping.header_row
+    data: dict[str, list[str]] = {f: [] for f in FIELD_NAMES}
+    numbers: list[int] = []
+    for index in range(start, len(rows)):
+        cells = rows[index]
+        if _is_blank(cells):
+            continue  # blank rows are skipped and not counted
+        if len(numbers) >= max_rows:
+            raise row_limit("The file", max_rows)
+        numbers.append(index + 1)
+        for field in FIELD_NAMES:
+            col = columns.get(field)
+            data[field].append(str(cells[col]) if col is not None and col < len(cells) else "")
+    index = pd.Index(numbers, name="source_row_number", dtype="int64")
+    return pd.DataFrame(data, index=index, columns=list(FIELD_NAMES), dtype=object)
+
+
+def choose_sheet(
+    file: SpreadsheetFile, sheet: str | None, limit: int
+) -> tuple[str, list[list[str]], ColumnMapping]:
+    """The named sheet, else the first whose header maps the required fields, else the first with a header."""
+    if sheet is not None:
+        if sheet not in file.sheet_names:
+            raise UnreadableFile(
+                f"{file.file_name} has no sheet named {sheet!r}; its sheets are: "
+                + ", ".join(repr(s) for s in file.sheet_names)
+            )
+        rows = _read(file, sheet, limit)
+        return sheet, rows, detect_mapping(rows)
+    fallback: tuple[str, list[list[str]], ColumnMapping] | None = None
+    for name in file.sheet_names:
+        rows = _read(file, name, limit)
+        try:
+            mapping = detect_mapping(rows)
+        except NoHeader:
+            continue
+        if not mapping.missing_required:
+            return name, rows, mapping
+        if fallback is None:
+            fallback = (name, rows, mapping)
+    if fallback is not None:
+        return fallback
+    where = "" if file.format == "csv" else f" in any sheet ({', '.join(repr(s) for s in file.sheet_names)})"
+    raise NoHeader(
+        f"No header row found in {file.file_name}{where}. Expected column headers such as: "
+        f"{_expected_headers()}. Download the template with `python -m importer template PATH`."
+    )
+
+
+def _read(file: SpreadsheetFile, sheet: str, limit: int, scan_rows: int = 30) -> list[list[str]]:
+    """Read a sheet allowing for title and header rows; apply_mapping enforces the exact data-row limit."""
+    try:
+        return file.rows(sheet, limit + scan_rows)
+    except LimitExceeded as exc:
+        # More than limit + scan_rows non-blank rows: certainly more than `limit` data rows.
+        what = file.file_name if file.format == "csv" else f"The sheet {sheet!r} of {file.file_name}"
+        raise row_limit(what, limit) from exc
