@@ -1,0 +1,93 @@
+"""Which rows already exist in the database: set queries by key, a few thousand keys per query."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import pandas as pd
+import sqlalchemy as sa
+
+from importer.db import customers, db_errors
+from importer.results import ErrorCode, RowError
+from schemas.customer import FIELD_NAMES, UNIQUE_FIELDS, label_of
+
+# Under SQLite's 32,766 bound-variable limit and small enough for a quick index probe.
+KEY_CHUNK = 5_000
+_SHOWN = ("id", *FIELD_NAMES, "created_at", "import_run_id", "source_row_number")
+
+
+def lookup(conn: sa.Connection, field: str, values: Iterable[str]) -> dict[str, sa.Row]:
+    """Existing customers whose `field` is one of `values`, keyed by that value (one query per chunk)."""
+    if field not in UNIQUE_FIELDS:
+        raise ValueError(f"{field} is not a unique field")
+    keys = sorted({v for v in values if v is not None})
+    column = customers.c[field]
+    found: dict[str, sa.Row] = {}
+    for start in range(0, len(keys), KEY_CHUNK):
+        part = keys[start:start + KEY_CHUNK]
+        stmt = sa.select(
+            customers.c.id, customers.c.shipping_mark, customers.c.first_name, customers.c.last_name,
+            customers.c.phone, customers.c.email,
+        ).where(column.in_(part))
+        for row in conn.execute(stmt):
+            found[row._mapping[field]] = row
+    return found
+
+
+def exists_error(field: str, value: str, existing: sa.Row) -> RowError:
+    """`already_exists` naming the field, the value and the customer that has it."""
+    if field == "shipping_mark":
+        who = f"{existing.first_name} {existing.last_name}, phone {existing.phone}"
+    else:
+        who = f"shipping mark {existing.shipping_mark}"
+    return RowError(
+        field, ErrorCode.ALREADY_EXISTS,
+        f"a customer with this {label_of(field).lower()} ({value}) already exists: {who}",
+    )
+
+
+def conflicts(
+    conn: sa.Connection, rows: Sequence[tuple[int, dict[str, Any]]]
+) -> dict[int, tuple[RowError, ...]]:
+    """For (source_row_number, normalised record) pairs: the rows whose unique keys already exist."""
+    found: dict[int, list[RowError]] = {}
+    for field in UNIQUE_FIELDS:
+        hits = lookup(conn, field, (rec[field] for _, rec in rows))
+        if not hits:
+            continue
+        for number, rec in rows:
+            value = rec[field]
+            if value is not None and value in hits:
+                found.setdefault(number, []).append(exists_error(field, value, hits[value]))
+    return {number: tuple(errs) for number, errs in sorted(found.items())}
+
+
+def _records(normalised: pd.DataFrame) -> list[tuple[int, dict[str, Any]]]:
+    frame = normalised.reindex(columns=list(UNIQUE_FIELDS)).astype(object)
+    frame = frame.where(frame.notna(), None)
+    return [(int(i), dict(zip(UNIQUE_FIELDS, vals, strict=True)))
+            for i, *vals in frame.itertuples(index=True, name=None)]
+
+
+def find_existing(engine: sa.Engine, normalised: pd.DataFrame) -> dict[int, tuple[RowError, ...]]:
+    """The dashboard's pre-check: rows whose shipping mark, phone or email is already a customer."""
+    with db_errors(engine), engine.connect() as conn:
+        return conflicts(conn, _records(normalised))
+
+
+def existing_customers(engine: sa.Engine, field: str, values: list[str]) -> list[dict]:
+    """The stored customers with these values of `field`, for side-by-side display."""
+    if field not in UNIQUE_FIELDS:
+        raise ValueError(f"{field} is not a unique field")
+    keys = sorted({v for v in values if v is not None})
+    out: list[dict] = []
+    with db_errors(engine), engine.connect() as conn:
+        for start in range(0, len(keys), KEY_CHUNK):
+            stmt = (
+                sa.select(*(customers.c[name] for name in _SHOWN))
+                .where(customers.c[field].in_(keys[start:start + KEY_CHUNK]))
+                .order_by(customers.c.id)
+            )
+            out.extend(dict(row._mapping) for row in conn.execute(stmt))
+    return out

@@ -1,0 +1,361 @@
+"""Chunked bulk loading with per-row accounting, the run ledger, resume and dry runs."""
+
+from __future__ import annotations
+
+import io
+import time
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import pandas as pd
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+
+from importer import runs
+from importer.db import (
+    RUN_LOCK_CLASS, customers, db_errors, import_failures, import_runs, is_postgres, one_line,
+    to_database_error,
+)
+from importer.errors import DatabaseError
+from importer.existing import conflicts
+from importer.results import ErrorCode, RowError, RowResult, RunResult
+from importer.settings import Settings
+from schemas.customer import FIELD_NAMES, UNIQUE_FIELDS
+
+Record = tuple[int, dict[str, Any]]
+InsertMethod = Literal["values", "copy"]
+# Bound-parameter ceilings per statement: a chunk must fit in one multi-row INSERT.
+PARAM_LIMITS = {"sqlite": 32_766, "postgresql": 65_535}
+_INSERT_COLUMNS = (*FIELD_NAMES, "import_run_id", "source_row_number")
+# PostgreSQL: deadlock_detected, serialization_failure. Two imports touching the same keys in a
+# different order can deadlock; the loser's chunk is simply retried.
+_RETRY_CODES = {"40P01", "40001"}
+_RETRIES = 5
+# Measured in bench/RESULTS.md: multi-row INSERT ... RETURNING beat COPY + INSERT ... SELECT.
+DEFAULT_PG_METHOD: InsertMethod = "values"
+_STAGE_DDL = (
+    "CREATE TEMP TABLE IF NOT EXISTS import_stage ("
+    + ", ".join(f"{name} text" for name in FIELD_NAMES)
+    + ", import_run_id integer, source_row_number integer)"
+)
+_stage = sa.Table(
+    "import_stage", sa.MetaData(),
+    *(sa.Column(name, sa.Text) for name in FIELD_NAMES),
+    sa.Column("import_run_id", sa.Integer), sa.Column("source_row_number", sa.Integer),
+)
+
+
+@dataclass(frozen=True)
+class Progress:
+    """How far a run is, for a progress bar."""
+
+    rows_done: int
+    total: int
+    rows_per_second: float
+    seconds_left: float | None
+
+
+def effective_batch_size(dialect: str, requested: int) -> int:
+    """The requested chunk size, clamped to what one statement may bind on this database."""
+    ceiling = PARAM_LIMITS.get(dialect, 32_766) // len(_INSERT_COLUMNS)
+    return max(1, min(int(requested), ceiling))
+
+
+def _records(checked: Any) -> list[Record]:
+    """(source_row_number, normalised values) in ascending row order, NaN as None."""
+    frame = checked.normalised.reindex(columns=list(FIELD_NAMES)).astype(object)
+    frame = frame.where(frame.notna(), None).sort_index()
+    return [(int(i), dict(zip(FIELD_NAMES, vals, strict=True)))
+            for i, *vals in frame.itertuples(index=True, name=None)]
+
+
+def _chunks(items: list[Record], size: int) -> Iterator[list[Record]]:
+    for start in range(0, len(items), size):
+        yield items[start:start + size]
+
+
+def _guess_field(message: str, rec: dict[str, Any]) -> str:
+    """Which field a database refusal is about, when the message lets us tell."""
+    for name in FIELD_NAMES:
+        if name in message:
+            return name
+    for name in FIELD_NAMES:
+        value = rec.get(name)
+        if isinstance(value, str) and "\x00" in value:
+            return name
+        if isinstance(value, str) and len(value) > (customers.c[name].type.length or 10**9):
+            return name
+    return "row"
+
+
+def _retryable(exc: BaseException) -> bool:
+    return getattr(getattr(exc, "orig", None), "pgcode", None) in _RETRY_CODES
+
+
+class _Loader:
+    """One execution of run_import on one connection (which holds the run's advisory lock on PG)."""
+
+    def __init__(self, conn: sa.Connection, checked: Any, *, file_name: str, sha256: str, sheet: str | None,
+                 dry_run: bool, batch_size: int, progress: Callable[[Progress], None] | None,
+                 user_name: str | None, settings_json: dict, method: InsertMethod) -> None:
+        self.conn, self.checked, self.dry_run = conn, checked, dry_run
+        self.file_name, self.sha256, self.sheet = file_name, sha256, sheet
+        self.batch_size, self.progress, self.user_name = batch_size, progress, user_name
+        self.settings_json, self.method = settings_json, method
+        self.pg = is_postgres(conn)
+        self.insert = (postgresql.insert if self.pg else sqlite.insert)(customers)
+        self.run_id: int | None = None
+        self.owner = runs.this_owner()
+
+    def unit(self) -> AbstractContextManager:
+        """A chunk's transaction: committed in a real run, a savepoint inside a dry run's outer one."""
+        return self.conn.begin_nested() if self.dry_run else self.conn.begin()
+
+    # -- the ledger ---------------------------------------------------------------------------
+    def start(self) -> bool:
+        """Claim a dead run of the same file (True = resumed) or create a new one."""
+        conn, total = self.conn, len(self.checked.original)
+        with runs.ACTIVE_LOCK, self.unit():
+            for row in runs.resumable_on(conn, self.sha256, self.sheet):
+                if self.pg and not conn.execute(
+                        sa.select(sa.func.pg_try_advisory_lock(RUN_LOCK_CLASS, row.id))).scalar():
+                    continue
+                owner_match = import_runs.c.owner.is_(None) if row.owner is None else import_runs.c.owner == row.owner
+                claimed = conn.execute(
+                    sa.update(import_runs)
+                    .where(import_runs.c.id == row.id, owner_match, import_runs.c.status.in_(runs.OPEN_STATUSES))
+                    .values(owner=self.owner, status="running", heartbeat_at=runs.now(), finished_at=None)
+                ).rowcount
+                if claimed == 1:
+                    self.run_id = row.id
+                    runs.mark_active(row.id, True)
+                    return True
+                if self.pg:
+                    conn.execute(sa.select(sa.func.pg_advisory_unlock(RUN_LOCK_CLASS, row.id)))
+            self.run_id = conn.execute(
+                sa.insert(import_runs).values(
+                    file_name=self.file_name, sha256=self.sha256, sheet=self.sheet, status="running",
+                    total_attempted=total, started_at=runs.now(), heartbeat_at=runs.now(),
+                    owner=self.owner, user_name=self.user_name, settings=self.settings_json,
+                ).returning(import_runs.c.id)
+            ).scalar_one()
+            if self.pg:  # taken before the row is committed, so nobody sees it unlocked
+                conn.execute(sa.select(sa.func.pg_advisory_lock(RUN_LOCK_CLASS, self.run_id)))
+            runs.mark_active(self.run_id, True)
+        return False
+
+    def done_rows(self) -> set[int]:
+        """Source rows a resumed run already settled (created or failed)."""
+        created = sa.select(customers.c.source_row_number).where(customers.c.import_run_id == self.run_id)
+        failed = sa.select(import_failures.c.source_row_number).where(import_failures.c.run_id == self.run_id)
+        with self.unit():
+            return {n for (n,) in self.conn.execute(sa.union_all(created, failed))}
+
+    # -- one chunk ----------------------------------------------------------------------------
+    def chunk(self, rows: list[Record]) -> tuple[int, int]:
+        """Settle every row of a chunk in one transaction; returns (created, failed)."""
+        errors = self.checked.errors
+        failures: dict[int, tuple[RowError, ...]] = {n: errors[n] for n, _ in rows if n in errors}
+        candidates = [(n, rec) for n, rec in rows if n not in errors]
+        hits = conflicts(self.conn, candidates)
+        failures.update(hits)
+        candidates = [(n, rec) for n, rec in candidates if n not in hits]
+        inserted, refused = self.insert_rows(candidates, first=True)
+        failures.update(refused)
+        lost = [(n, rec) for n, rec in candidates if n not in inserted and n not in refused]
+        if lost:  # beaten by a concurrent import (or an earlier row of this chunk): name the key
+            raced = conflicts(self.conn, lost)
+            for n, rec in lost:
+                failures[n] = raced.get(n) or (RowError(
+                    "shipping_mark", ErrorCode.ALREADY_EXISTS,
+                    f"a customer with this shipping mark ({rec['shipping_mark']}), phone or email was "
+                    "created by another import at the same time"),)
+        if failures:
+            self.conn.execute(sa.insert(import_failures), [
+                {"run_id": self.run_id, "source_row_number": n, "errors": [e.to_dict() for e in errs],
+                 "customer_data": self.customer_data(n)}
+                for n, errs in sorted(failures.items())
+            ])
+        self.conn.execute(
+            sa.update(import_runs).where(import_runs.c.id == self.run_id).values(
+                rows_done=import_runs.c.rows_done + len(rows),
+                total_created=import_runs.c.total_created + len(inserted),
+                total_failed=import_runs.c.total_failed + len(failures),
+                heartbeat_at=runs.now(),
+            )
+        )
+        return len(inserted), len(failures)
+
+    def customer_data(self, number: int) -> dict[str, str]:
+        """The row's non-blank values exactly as typed in the file."""
+        row = self.checked.original.loc[number]
+        return {f: str(row[f]) for f in FIELD_NAMES
+                if f in row.index and row[f] is not None and not pd.isna(row[f]) and str(row[f]) != ""}
+
+    def insert_rows(self, rows: list[Record], first: bool = False) -> tuple[set[int], dict[int, tuple[RowError, ...]]]:
+        """Insert rows; a refused batch is halved until each refused row is alone (database_error)."""
+        if not rows:
+            return set(), {}
+        try:
+            with self.conn.begin_nested():
+                if first and self.pg and self.method == "copy":
+                    return self.copy_insert(rows), {}
+                return self.values_insert(rows), {}
+        except (sa.exc.IntegrityError, sa.exc.DataError, sa.exc.StatementError, ValueError) as exc:
+            # Only a row's own data is bisected; a lost connection or a bug must surface.
+            if isinstance(exc, sa.exc.DBAPIError) and not isinstance(exc, sa.exc.IntegrityError | sa.exc.DataError):
+                raise
+            if len(rows) == 1:
+                number, rec = rows[0]
+                message = one_line(exc)
+                return set(), {number: (RowError(_guess_field(message, rec), ErrorCode.DATABASE_ERROR,
+                                                  f"the database refused this row: {message}"),)}
+            mid = len(rows) // 2
+            ok_a, bad_a = self.insert_rows(rows[:mid])
+            ok_b, bad_b = self.insert_rows(rows[mid:])
+            return ok_a | ok_b, {**bad_a, **bad_b}
+
+    def values_insert(self, rows: list[Record]) -> set[int]:
+        """One multi-row INSERT ... ON CONFLICT DO NOTHING RETURNING source_row_number."""
+        stmt = self.insert.on_conflict_do_nothing().returning(customers.c.source_row_number)
+        params = [{**rec, "import_run_id": self.run_id, "source_row_number": n} for n, rec in rows]
+        result = self.conn.execution_options(insertmanyvalues_page_size=len(rows)).execute(stmt, params)
+        return {n for (n,) in result}
+
+    def copy_insert(self, rows: list[Record]) -> set[int]:
+        """PostgreSQL: COPY into a temp table, then INSERT ... SELECT ... ON CONFLICT DO NOTHING."""
+        import psycopg2
+
+        self.conn.exec_driver_sql(_STAGE_DDL)
+        self.conn.exec_driver_sql("TRUNCATE import_stage")
+        buf = io.StringIO()
+        for n, rec in rows:
+            cells = [r"\N" if rec[f] is None else str(rec[f]).replace("\\", "\\\\").replace("\t", "\\t")
+                     .replace("\n", "\\n").replace("\r", "\\r") for f in FIELD_NAMES]
+            buf.write("\t".join([*cells, str(self.run_id), str(n)]) + "\n")
+        buf.seek(0)
+        cursor = self.conn.connection.dbapi_connection.cursor()
+        try:
+            cursor.copy_expert(f"COPY import_stage ({', '.join(_INSERT_COLUMNS)}) FROM STDIN", buf)
+        except psycopg2.Error as exc:  # raw driver error: give it SQLAlchemy's class for the bisect
+            raise sa.exc.DBAPIError.instance("COPY import_stage", None, exc, psycopg2.Error) from exc
+        finally:
+            cursor.close()
+        cols = [_stage.c[name] for name in _INSERT_COLUMNS]
+        stmt = (
+            postgresql.insert(customers)
+            .from_select(list(_INSERT_COLUMNS), sa.select(*cols).order_by(_stage.c.source_row_number))
+            .on_conflict_do_nothing()
+            .returning(customers.c.source_row_number)
+        )
+        return {n for (n,) in self.conn.execute(stmt)}
+
+    # -- the whole run ------------------------------------------------------------------------
+    def run(self) -> RunResult:
+        """Start or resume, load every pending chunk, finish, and summarise the whole file."""
+        resumed = self.start()
+        records = _records(self.checked)
+        done = self.done_rows() if resumed else set()
+        pending = [r for r in records if r[0] not in done]
+        total, rows_done = len(records), len(records) - len(pending)
+        started, processed = time.monotonic(), 0
+        for rows in _chunks(pending, self.batch_size):
+            for attempt in range(_RETRIES + 1):
+                try:
+                    with self.unit():
+                        self.chunk(rows)
+                    break
+                except sa.exc.OperationalError as exc:
+                    if not _retryable(exc) or attempt == _RETRIES:
+                        raise
+                    time.sleep(0.05 * (attempt + 1))
+            processed += len(rows)
+            rows_done += len(rows)
+            if self.progress is not None:
+                rate = processed / max(time.monotonic() - started, 1e-9)
+                left = (total - rows_done) / rate if rate > 0 else None
+                self.progress(Progress(rows_done, total, rate, left))
+        with self.unit():
+            failed = runs.failures_on(self.conn, self.run_id)
+            created = runs.created_on(self.conn, self.run_id)
+            self.conn.execute(
+                sa.update(import_runs).where(import_runs.c.id == self.run_id).values(
+                    status="completed", finished_at=runs.now(), heartbeat_at=runs.now(), rows_done=total,
+                    total_attempted=total, total_created=created, total_failed=len(failed),
+                )
+            )
+        return RunResult(
+            run_id=None if self.dry_run else self.run_id, dry_run=self.dry_run, resumed=resumed,
+            file=self.file_name, sheet=self.sheet, total_attempted=total, total_created=created,
+            failed=failed,
+        )
+
+    def give_up(self) -> None:
+        """After a non-database exception: mark the run interrupted so a retry resumes it at once."""
+        if self.dry_run or self.run_id is None:
+            return
+        try:
+            if self.conn.in_transaction():
+                self.conn.rollback()
+            with self.conn.begin():
+                self.conn.execute(sa.update(import_runs).where(
+                    import_runs.c.id == self.run_id, import_runs.c.status == "running",
+                    import_runs.c.owner == self.owner).values(status="interrupted"))
+        except Exception:  # noqa: BLE001, S110 - best effort; a dead owner is detected anyway
+            pass
+
+
+def run_import(
+    engine: sa.Engine, checked: Any, *, file_name: str, sha256: str, sheet: str | None, settings: Settings,
+    dry_run: bool = False, batch_size: int | None = None, progress: Callable[[Progress], None] | None = None,
+    user_name: str | None = None, run_settings: dict | None = None, insert_method: InsertMethod | None = None,
+) -> RunResult:
+    """Import checked rows: every row ends created or failed; see CONTRACT.md "Runs are crash-safe".
+
+    A dry run executes the same path inside one transaction that is rolled back; its run_id is None.
+    """
+    size = effective_batch_size(engine.dialect.name, batch_size or settings.batch_size)
+    method: InsertMethod = insert_method or (DEFAULT_PG_METHOD if engine.dialect.name == "postgresql" else "values")
+    settings_json = {
+        "batch_size": size, "insert_method": method, "default_phone_region": settings.default_phone_region,
+        "default_customer_region": settings.default_customer_region, **(run_settings or {}),
+    }
+    with db_errors(engine):
+        conn = engine.connect()
+    loader = _Loader(conn, checked, file_name=file_name, sha256=sha256, sheet=sheet, dry_run=dry_run,
+                     batch_size=size, progress=progress, user_name=user_name, settings_json=settings_json,
+                     method=method)
+    outer = conn.begin() if dry_run else None
+    try:
+        return loader.run()
+    except (sa.exc.SQLAlchemyError, DatabaseError) as exc:
+        # The run stays "running" under this (exiting) owner: list_runs shows it interrupted.
+        raise (exc if isinstance(exc, DatabaseError) else to_database_error(exc, engine)) from exc
+    except BaseException:
+        loader.give_up()
+        raise
+    finally:
+        _release(conn, outer, loader.run_id)
+
+
+def _release(conn: sa.Connection, outer: sa.RootTransaction | None, run_id: int | None) -> None:
+    """Roll back a dry run, drop the run's advisory lock, and return the connection."""
+    if run_id is not None:
+        runs.mark_active(run_id, False)
+    try:
+        if outer is not None and outer.is_active:
+            outer.rollback()
+        if conn.in_transaction():
+            conn.rollback()
+        if is_postgres(conn) and not conn.invalidated:
+            conn.execute(sa.select(sa.func.pg_advisory_unlock_all()))
+            conn.commit()
+    except Exception:  # noqa: BLE001 - a broken connection: make sure the pool never reuses it
+        conn.invalidate()
+    finally:
+        conn.close()
+
+
+__all__ = ["Progress", "RowResult", "UNIQUE_FIELDS", "effective_batch_size", "run_import"]

@@ -1,0 +1,236 @@
+"""The run ledger: history, failures of a run, undo, and whether a run's owner is still alive."""
+
+from __future__ import annotations
+
+import os
+import socket
+import threading
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+
+from importer.db import RUN_LOCK_CLASS, customers, db_errors, import_failures, import_runs, is_postgres
+from importer.errors import RunError
+from importer.results import RowError, RowResult, RowStatus, RunResult
+
+# A run on another host (SQLite on a shared disk) is presumed dead after this long without a beat.
+HEARTBEAT_TIMEOUT_SECONDS = 120
+OPEN_STATUSES = ("running", "interrupted")
+
+# Runs this process is executing right now: an owner equal to this process but not listed here
+# was abandoned by an earlier call (an exception), so a retry in the same process may resume it.
+_ACTIVE: set[int] = set()
+ACTIVE_LOCK = threading.RLock()
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    """One row of the run history, with the effective status."""
+
+    id: int
+    file_name: str
+    sha256: str
+    sheet: str | None
+    status: str
+    total_attempted: int
+    total_created: int
+    total_failed: int
+    rows_done: int
+    started_at: datetime
+    finished_at: datetime | None
+    duration_seconds: float | None
+    user_name: str | None
+    settings: dict
+
+    def to_json(self) -> dict[str, Any]:
+        """JSON-ready dict (times as ISO 8601)."""
+        data = asdict(self)
+        for key in ("started_at", "finished_at"):
+            data[key] = data[key].isoformat() if data[key] else None
+        return data
+
+
+def now() -> datetime:
+    """The current time in UTC."""
+    return datetime.now(UTC)
+
+
+def aware(value: datetime | None) -> datetime | None:
+    """SQLite hands datetimes back naive; they were stored in UTC."""
+    if value is not None and value.tzinfo is None:
+        return value.replace(tzinfo=UTC)
+    return value
+
+
+def this_owner() -> str:
+    """`host:pid` of this process: what a run records as its owner."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def mark_active(run_id: int, active: bool) -> None:
+    """Record that this process is (or no longer is) executing a run."""
+    with ACTIVE_LOCK:
+        (_ACTIVE.add if active else _ACTIVE.discard)(run_id)
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # exists, owned by another user
+    return True
+
+
+def owner_alive(conn: sa.Connection, run_id: int, owner: str | None, heartbeat: datetime | None) -> bool:
+    """Whether the process that owns a running run is still working on it."""
+    if is_postgres(conn):
+        # The owner holds a session advisory lock for the run's whole duration, on any host.
+        got = conn.execute(sa.select(sa.func.pg_try_advisory_lock(RUN_LOCK_CLASS, run_id))).scalar()
+        if got:
+            conn.execute(sa.select(sa.func.pg_advisory_unlock(RUN_LOCK_CLASS, run_id)))
+        return not got
+    host, _, pid = (owner or "").rpartition(":")
+    if host == socket.gethostname() and pid.isdigit():
+        if owner == this_owner():
+            with ACTIVE_LOCK:
+                return run_id in _ACTIVE
+        return _pid_alive(int(pid))
+    beat = aware(heartbeat)
+    return beat is not None and (now() - beat).total_seconds() < HEARTBEAT_TIMEOUT_SECONDS
+
+
+def _record(conn: sa.Connection, row: sa.Row) -> RunRecord:
+    status = row.status
+    if status == "running" and not owner_alive(conn, row.id, row.owner, row.heartbeat_at):
+        status = "interrupted"
+    started, finished = aware(row.started_at), aware(row.finished_at)
+    return RunRecord(
+        id=row.id, file_name=row.file_name, sha256=row.sha256, sheet=row.sheet, status=status,
+        total_attempted=row.total_attempted, total_created=row.total_created,
+        total_failed=row.total_failed, rows_done=row.rows_done, started_at=started, finished_at=finished,
+        duration_seconds=(finished - started).total_seconds() if finished and started else None,
+        user_name=row.user_name, settings=dict(row.settings or {}),
+    )
+
+
+def list_runs(engine: sa.Engine, limit: int | None = None) -> list[RunRecord]:
+    """Past runs, newest first."""
+    stmt = sa.select(import_runs).order_by(import_runs.c.id.desc()).limit(limit)
+    with db_errors(engine), engine.connect() as conn:
+        return [_record(conn, row) for row in conn.execute(stmt).all()]
+
+
+def _run_row(conn: sa.Connection, run_id: int) -> sa.Row:
+    row = conn.execute(sa.select(import_runs).where(import_runs.c.id == run_id)).first()
+    if row is None:
+        raise RunError(f"there is no import run {run_id}")
+    return row
+
+
+def get_run(engine: sa.Engine, run_id: int) -> RunRecord:
+    """One run (RunError if there is none)."""
+    with db_errors(engine), engine.connect() as conn:
+        return _record(conn, _run_row(conn, run_id))
+
+
+def failures_on(conn: sa.Connection, run_id: int) -> tuple[RowResult, ...]:
+    """A run's failed rows, by source row number, on an open connection."""
+    stmt = (
+        sa.select(import_failures.c.source_row_number, import_failures.c.errors, import_failures.c.customer_data)
+        .where(import_failures.c.run_id == run_id)
+        .order_by(import_failures.c.source_row_number)
+    )
+    return tuple(
+        RowResult(number, RowStatus.FAILED, tuple(RowError.from_dict(e) for e in errors), dict(data))
+        for number, errors, data in conn.execute(stmt)
+    )
+
+
+def created_on(conn: sa.Connection, run_id: int) -> int:
+    """How many customers a run created, on an open connection."""
+    stmt = sa.select(sa.func.count()).select_from(customers).where(customers.c.import_run_id == run_id)
+    return int(conn.execute(stmt).scalar_one())
+
+
+def run_failures(engine: sa.Engine, run_id: int) -> tuple[RowResult, ...]:
+    """A run's failed rows, with their errors and original values."""
+    with db_errors(engine), engine.connect() as conn:
+        _run_row(conn, run_id)
+        return failures_on(conn, run_id)
+
+
+def run_result(engine: sa.Engine, run_id: int) -> RunResult:
+    """The summary of a past run, rebuilt from the ledger."""
+    with db_errors(engine), engine.connect() as conn:
+        row = _run_row(conn, run_id)
+        failed = failures_on(conn, run_id)
+        # An undone run's customers are gone; its ledger still says how many it had created.
+        created = row.total_created if row.status == "undone" else created_on(conn, run_id)
+    return RunResult(run_id=run_id, dry_run=False, resumed=False, file=row.file_name, sheet=row.sheet,
+                     total_attempted=created + len(failed), total_created=created, failed=failed)
+
+
+def undo_run(engine: sa.Engine, run_id: int) -> int:
+    """Delete the customers a run created and mark it undone, in one transaction; returns the count."""
+    with db_errors(engine), engine.connect() as conn:
+        try:
+            with conn.begin():
+                row = _run_row(conn, run_id)
+                if row.status == "undone":
+                    raise RunError(f"run {run_id} was already undone")
+                if row.status == "running":
+                    if is_postgres(conn):
+                        # Held until the end of this call, so the run cannot be resumed meanwhile.
+                        got = conn.execute(
+                            sa.select(sa.func.pg_try_advisory_lock(RUN_LOCK_CLASS, run_id))).scalar()
+                        alive = not got
+                    else:
+                        alive = owner_alive(conn, run_id, row.owner, row.heartbeat_at)
+                    if alive:
+                        raise RunError(f"run {run_id} is still running; wait for it to finish")
+                deleted = conn.execute(sa.delete(customers).where(customers.c.import_run_id == run_id)).rowcount
+                conn.execute(
+                    sa.update(import_runs).where(import_runs.c.id == run_id)
+                    .values(status="undone", undone_at=now(), total_created=deleted)
+                )
+        finally:
+            if is_postgres(conn):
+                conn.execute(sa.select(sa.func.pg_advisory_unlock_all()))
+                conn.commit()
+    return int(deleted)
+
+
+def count_customers(engine: sa.Engine) -> int:
+    """How many customers the database holds."""
+    with db_errors(engine), engine.connect() as conn:
+        return int(conn.execute(sa.select(sa.func.count()).select_from(customers)).scalar_one())
+
+
+def customers_in_run(engine: sa.Engine, run_id: int) -> int:
+    """How many customers a run created (and still has)."""
+    with db_errors(engine), engine.connect() as conn:
+        return created_on(conn, run_id)
+
+
+def resumable_on(conn: sa.Connection, sha256: str, sheet: str | None) -> list[sa.Row]:
+    """Open runs of this file and sheet whose owner is gone, newest first."""
+    sheet_match = import_runs.c.sheet.is_(None) if sheet is None else import_runs.c.sheet == sheet
+    stmt = (
+        sa.select(import_runs)
+        .where(import_runs.c.sha256 == sha256, sheet_match, import_runs.c.status.in_(OPEN_STATUSES))
+        .order_by(import_runs.c.id.desc())
+    )
+    # "interrupted" was written by an owner that gave up on the run (an exception): claimable at once.
+    return [row for row in conn.execute(stmt).all()
+            if row.status == "interrupted" or not owner_alive(conn, row.id, row.owner, row.heartbeat_at)]
+
+
+def find_resumable(engine: sa.Engine, sha256: str, sheet: str | None) -> RunRecord | None:
+    """The run that importing this file again would resume, if any."""
+    with db_errors(engine), engine.connect() as conn:
+        rows = resumable_on(conn, sha256, sheet)
+        return _record(conn, rows[0]) if rows else None
