@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 
 import phonenumbers
 from email_validator import SPECIAL_USE_DOMAIN_NAMES, EmailNotValidError, validate_email
@@ -87,12 +87,16 @@ def _phone_digits(text: str) -> str:
     if _NUMERIC_CELL.match(text):
         text = text.split(".", 1)[0]
     elif _SCIENTIFIC.match(text):
-        try:
-            number = Decimal(text)
-        except InvalidOperation:
-            return text
-        if number == number.to_integral_value():
-            text = str(int(number))
+        mantissa, exponent = text.lower().split("e")
+        decimals = len(mantissa.split(".", 1)[1]) if "." in mantissa else 0
+        if decimals < int(exponent):
+            # 2.33241E+11: the spreadsheet kept 6 digits of 12; the rest cannot be recovered.
+            raise InvalidValue(
+                ErrorCode.INVALID_PHONE,
+                f"{text} lost its last digits to scientific notation; format the column as Text in "
+                "Excel and type the number again",
+            )
+        text = str(int(Decimal(text)))
     text = _PHONE_PUNCTUATION.sub("", text)
     if text.startswith("00"):
         text = "+" + text[2:]

@@ -42,9 +42,7 @@ def template_xlsx() -> bytes:
         sheet.column_dimensions[column].width = max(14, len(spec.label) + 4)
     sheet.freeze_panes = "A2"
     # Phones typed into a text column keep their leading zero.
-    for row in sheet.iter_rows(min_row=2, max_row=1000, min_col=5, max_col=5):
-        for cell in row:
-            cell.number_format = "@"
+    sheet.column_dimensions["E"].number_format = "@"
     notes = workbook.create_sheet("Instructions")
     notes.append(["Column", "Required", "Rule"])
     for cell in notes[1]:

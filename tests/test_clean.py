@@ -1,0 +1,166 @@
+"""The normalisers of CONTRACT.md's record table, over awkward values."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from importer import clean
+from importer.clean import InvalidValue
+from importer.results import ErrorCode
+from schemas.customer import REGIONS
+
+GH = "+233241234567"
+
+
+@pytest.mark.parametrize(
+    "typed",
+    [
+        "0241234567", "024 123 4567", "+233 24 123 4567", "233241234567", "241234567", "241234567.0",
+        " 0241234567 ", "024-123-4567", "(024) 123.4567", "00233241234567", "+233-24-123-4567",
+        "０２４１２３４５６７", "2.33241234567E+11", "'0241234567", "024\u00a0123\u00a04567",
+    ],
+)
+def test_phone_forms_become_e164(typed: str) -> None:
+    assert clean.normalize_phone(typed, "GH") == GH
+
+
+@pytest.mark.parametrize("typed", ["5412345", "12", "0301234567", "abc", "+233", "#N/A"])
+def test_invalid_phones_are_refused_naming_the_value(typed: str) -> None:
+    with pytest.raises(InvalidValue) as info:
+        clean.normalize_phone(typed, "GH")
+    assert info.value.code is ErrorCode.INVALID_PHONE
+    assert info.value.message == f"{typed.strip()} is not a valid phone number"
+
+
+@pytest.mark.parametrize("typed", ["", "   ", None, "\t"])
+def test_blank_phone_is_required(typed) -> None:
+    with pytest.raises(InvalidValue) as info:
+        clean.normalize_phone(typed, "GH")
+    assert info.value.code is ErrorCode.REQUIRED
+
+
+def test_phone_default_region_setting_is_used() -> None:
+    assert clean.normalize_phone("020 7946 0958", "GB") == "+442079460958"
+    assert clean.normalize_phone("+44 20 7946 0958", "GH") == "+442079460958"
+
+
+@pytest.mark.parametrize(
+    ("typed", "stored"),
+    [(" pm4   kofi ", "PM4 KOFI"), ("PM4 KOFI", "PM4 KOFI"), ("pm-4_kofi", "PM-4_KOFI"), ("", None),
+     ("  ", None), ("a\tb\nc", "A B C"), ("pm\x004", "PM4")],
+)
+def test_shipping_mark(typed: str, stored: str | None) -> None:
+    assert clean.normalize_shipping_mark(typed) == stored
+
+
+@pytest.mark.parametrize(
+    ("typed", "stored"),
+    [("  Kofi  ", "Kofi"), ("ama   serwaa", "ama serwaa"), ("McDONALD", "McDONALD"), ("", None),
+     ("Kofi\x00", "Kofi"), ("'=cmd", "=cmd"), ("אבי 😀", "אבי 😀")],
+)
+def test_names_keep_case_and_lose_extra_spaces(typed: str, stored: str | None) -> None:
+    assert clean.normalize_name(typed) == stored
+
+
+@pytest.mark.parametrize(
+    ("typed", "stored"),
+    [(" Kofi@Example.COM ", "kofi@example.com"), ("", None), ("a.b+c@mail.example.org", "a.b+c@mail.example.org"),
+     ("ÁMA@example.com", "áma@example.com")],
+)
+def test_email(typed: str, stored: str | None) -> None:
+    assert clean.normalize_email(typed) == stored
+
+
+@pytest.mark.parametrize("typed", ["kofi@", "kofi", "a..b@example.com", "a@b", "kofi@example.invalid", "a b@c.com"])
+def test_invalid_email(typed: str) -> None:
+    with pytest.raises(InvalidValue) as info:
+        clean.normalize_email(typed)
+    assert info.value.code is ErrorCode.INVALID_EMAIL
+    assert typed.lower() in info.value.message
+
+
+@pytest.mark.parametrize(
+    ("typed", "code"),
+    [("Ashanti Region", "ASHANTI"), ("greater accra", "GREATER_ACCRA"), ("BONO_EAST", "BONO_EAST"),
+     ("bono east", "BONO_EAST"), ("  Upper   West region ", "UPPER_WEST"), ("", "GREATER_ACCRA"),
+     ("Western North", "WESTERN_NORTH"), ("SAVANNAH REGION", "SAVANNAH")],
+)
+def test_region(typed: str, code: str) -> None:
+    assert clean.normalize_region(typed, "GREATER_ACCRA") == code
+
+
+def test_blank_region_takes_the_default_setting() -> None:
+    assert clean.normalize_region("", "VOLTA") == "VOLTA"
+
+
+def test_unknown_region() -> None:
+    with pytest.raises(InvalidValue) as info:
+        clean.normalize_region("Lagos")
+    assert info.value.code is ErrorCode.INVALID_REGION
+    assert "Lagos" in info.value.message
+
+
+@pytest.mark.parametrize(("typed", "stored"), [("", "INDIVIDUAL"), ("business", "BUSINESS"), (" Individual ", "INDIVIDUAL")])
+def test_user_type(typed: str, stored: str) -> None:
+    assert clean.normalize_user_type(typed) == stored
+
+
+def test_invalid_user_type() -> None:
+    with pytest.raises(InvalidValue) as info:
+        clean.normalize_user_type("VIP")
+    assert info.value.code is ErrorCode.INVALID_CHOICE
+
+
+# Property-based: every normaliser is idempotent on any text.
+_text = st.text(alphabet=st.characters(codec="utf-8"), max_size=40)
+
+
+def _twice(normaliser, value):
+    try:
+        once = normaliser(value)
+    except InvalidValue:
+        return
+    assert normaliser(once) == once
+
+
+@given(_text)
+def test_text_normalisers_are_idempotent(value: str) -> None:
+    for normaliser in (clean.normalize_name, clean.normalize_shipping_mark, clean.normalize_optional_text,
+                       clean.normalize_email, clean.normalize_region, clean.normalize_user_type):
+        _twice(normaliser, value)
+
+
+@given(st.from_regex(r"\+?[0-9 ()\-.]{0,20}", fullmatch=True))
+def test_phone_normaliser_is_idempotent(value: str) -> None:
+    _twice(lambda v: clean.normalize_phone(v, "GH"), value)
+
+
+_VALID_NATIONAL = ["241234567", "201234567", "551234567", "501234567", "271234567"]
+
+
+@given(
+    st.sampled_from(_VALID_NATIONAL),
+    st.sampled_from(["0", "233", "+233", "00233", "+ 233", ""]),
+    st.lists(st.sampled_from([" ", "-", ".", "(", ")", "  "]), min_size=0, max_size=9),
+    st.randoms(use_true_random=False),
+)
+def test_valid_phone_survives_any_punctuation(national: str, prefix: str, noise: list[str], rnd) -> None:
+    chars = list(national)
+    for mark in noise:
+        chars.insert(rnd.randint(0, len(chars)), mark)
+    assert clean.normalize_phone(prefix + "".join(chars), "GH") == "+233" + national
+
+
+@pytest.mark.parametrize("code", list(REGIONS))
+def test_every_region_code_and_label_round_trips(code: str) -> None:
+    assert clean.normalize_region(code) == code
+    assert clean.normalize_region(REGIONS[code] + " Region") == code
+
+
+def test_scientific_notation_that_lost_digits_is_refused_with_advice() -> None:
+    with pytest.raises(InvalidValue) as info:
+        clean.normalize_phone("2.33241E+11", "GH")
+    assert info.value.code is ErrorCode.INVALID_PHONE
+    assert "scientific notation" in info.value.message and "Text" in info.value.message

@@ -1,0 +1,29 @@
+"""The upload template: headers in the legacy column order, example rows, instructions."""
+
+from __future__ import annotations
+
+import io
+
+import openpyxl
+
+from importer.settings import Settings
+from importer.template import EXAMPLE_ROWS, template_xlsx
+from importer.validate import check_frame
+from schemas.customer import FIELDS, LEGACY_POSITIONAL_FIELDS
+from tests.frames import frame
+
+
+def test_template_headers_examples_and_instructions() -> None:
+    book = openpyxl.load_workbook(io.BytesIO(template_xlsx()))
+    assert book.sheetnames == ["Customers", "Instructions"]
+    rows = list(book["Customers"].iter_rows(values_only=True))
+    assert list(rows[0]) == [f.label for f in FIELDS]
+    assert [f.name for f in FIELDS][:5] == list(LEGACY_POSITIONAL_FIELDS)
+    assert len(rows) == 1 + len(EXAMPLE_ROWS)
+    notes = [r[0] for r in book["Instructions"].iter_rows(min_row=2, values_only=True) if r and r[0]]
+    assert all(f.label in notes for f in FIELDS)
+
+
+def test_template_examples_are_valid_customers() -> None:
+    mapped = frame(*({f.name: (v or "") for f, v in zip(FIELDS, row, strict=True)} for row in EXAMPLE_ROWS))
+    assert check_frame(mapped, Settings()).errors == {}
