@@ -1,0 +1,338 @@
+"""importer.read: formats, text cells, row numbers, and every refusal of CONTRACT.md "Reading a file"/"Limits"."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import subprocess
+import sys
+import time
+import tracemalloc
+from pathlib import Path
+
+import pytest
+
+from importer import read
+from importer.errors import FileRefused, HostileFile, LimitExceeded, UnreadableFile, UnsupportedFile
+from importer.read import cell_text, open_file
+from importer.settings import Settings
+from importer.xlsx_guard import ole_stream_names
+from tests.fixtures import corpus
+
+S = Settings()
+ROOT = Path(__file__).resolve().parents[1]
+BAD_WORKBOOK = "is not a valid Excel file"
+PASSWORD = "password-protected"
+
+
+def rows_of(data: bytes, name: str, sheet: str | None = None, limit: int = 1000, settings: Settings = S):
+    f = open_file(data, name, settings)
+    return f.rows(sheet or f.sheet_names[0], limit)
+
+
+# --- formats and cell text -------------------------------------------------------------------
+
+
+def test_simple_xlsx_reads_every_cell_as_text():
+    f = open_file(corpus.simple_xlsx(), "customers.xlsx", S)
+    assert (f.format, f.sheet_names) == ("xlsx", ("Customers",))
+    assert f.sha256 == hashlib.sha256(corpus.simple_xlsx()).hexdigest()
+    assert f.rows("Customers", 10) == [
+        corpus.HEADER,
+        corpus.ROWS[0],
+        ["PM2 AMA", "Ama", "Owusu", "", "0201234567", "greater accra"],
+        ["PM3 YAW", "Yaw", "Boateng", "yaw@example.com", "+233 24 765 4321"],  # trailing blank dropped
+    ]
+
+
+def test_xlsm_extension_is_read_as_xlsx():
+    assert open_file(corpus.simple_xlsx(), "macros.XLSM", S).format == "xlsx"
+
+
+def test_typed_cells_read_as_the_user_typed_them():
+    row = rows_of(corpus.typed_cells_xlsx(), "t.xlsx")[1]
+    assert row == [
+        "PM1 KOFI", "Kofi", "Mensah", "", "241234567", "1.5", "TRUE", "FALSE",
+        "2024-03-01", "2024-03-01 13:45:00", "12345678901234570000", "0.0000001", "241234567", "-3",
+    ]  # fmt: skip
+
+
+def test_formulas_give_cached_values_and_errors_read_as_excel_shows_them():
+    row = rows_of(corpus.formulas_xlsx(), "f.xlsx")[1]
+    assert row[6:] == ["2", "PM9", "", "#N/A", "#DIV/0!"]  # I2 has no cached value: blank, no crash
+
+
+def test_title_rows_and_leading_blank_rows_keep_excel_row_numbers():
+    rows = rows_of(corpus.titled_xlsx(), "t.xlsx")
+    assert rows[0] == ["Customer list – March 2024"]
+    assert rows[2] in ([], [""])
+    assert rows[3] == corpus.HEADER  # Excel row 4
+
+
+def test_data_starting_away_from_a1_is_padded_to_its_excel_position():
+    data = corpus.xlsx(
+        {"S": [[], [], [], [], [None, None, "Shipping Mark", "Phone"], [None, None, "PM1", 5]]}
+    )
+    rows = rows_of(data, "o.xlsx")
+    assert len(rows) == 6
+    assert all(not any(r) for r in rows[:4])
+    assert rows[4] == ["", "", "Shipping Mark", "Phone"]
+    assert rows[5] == ["", "", "PM1", "5"]
+
+
+def test_xls_is_read_with_numbers_and_dates_as_text():
+    f = open_file(corpus.xls(), "legacy.xls", S)
+    assert (f.format, f.sheet_names) == ("xls", ("Customers",))
+    rows = f.rows("Customers", 10)
+    assert rows[0] == ["Customer list"]
+    assert rows[2] == corpus.HEADER
+    assert rows[3] == ["PM1 KOFI", "Kofi", "Mensah", "", "241234567", "Ashanti", "2024-03-01"]
+
+
+ACCENTED_ROWS = [corpus.HEADER[:5], *corpus.ACCENTED]
+
+
+@pytest.mark.parametrize(
+    ("builder", "encoding", "delimiter", "expected"),
+    [
+        (corpus.cp1252_semicolon_csv, "cp1252", ";", [corpus.HEADER[:5] + ["Balance"]] + [r + ["1,5"] for r in corpus.ACCENTED]),
+        (corpus.utf16_tab_csv, "utf-16", "\t", ACCENTED_ROWS),
+        (corpus.utf16_be_csv, "utf-16", ",", ACCENTED_ROWS),
+        (corpus.utf8_bom_csv, "utf-8-sig", ",", ACCENTED_ROWS),
+        (corpus.pipe_csv, "utf-8", "|", [["Customer export"], *ACCENTED_ROWS]),
+    ],
+)  # fmt: skip
+def test_csv_encodings_and_delimiters(builder, encoding, delimiter, expected):
+    f = open_file(builder(), "export.csv", S)
+    assert (f.format, f.sheet_names) == ("csv", ("export",))
+    assert f._csv == (encoding, delimiter)
+    assert f.rows("export", 10) == expected
+    assert "Mensáh" in f.rows("export", 10)[-2]
+
+
+def test_csv_quoted_delimiters_newlines_and_nul_bytes():
+    rows = rows_of(corpus.quoted_multiline_csv(), "q.csv")
+    assert rows[1][2] == "Mensah, Jr."
+    assert rows[2][0] == "PM2\nAMA"  # the record starts on line 3 and continues on line 4
+    assert rows[3] == []
+    assert rows[4] == ["PM3 YAW", "Yaw", "Boateng", "", "0241112222"]  # line 5, NUL removed
+
+
+def test_csv_with_bytes_undefined_in_cp1252_does_not_crash():
+    rows = rows_of(b"Shipping Mark;Phone\nPM1 \x81\xe9;024\n", "x.csv")
+    assert rows[1] == ["PM1 \ufffdé", "024"]
+
+
+def test_csv_line_endings_crlf_and_cr_count_as_lines():
+    rows = rows_of(b"Mark,Phone\r\n\r\nPM1,1\rPM2,2\r\n", "x.csv")
+    assert rows == [["Mark", "Phone"], [], ["PM1", "1"], ["PM2", "2"]]
+
+
+@pytest.mark.parametrize(
+    ("value", "text"),
+    [
+        (None, ""), ("  as typed ", "  as typed "), (241234567.0, "241234567"), (1.5, "1.5"), (0.1 + 0.2, "0.30000000000000004"),
+        (1e20, "100000000000000000000"), (-0.0, "0"), (7, "7"), (True, "TRUE"), (False, "FALSE"),
+        (dt.date(2024, 3, 1), "2024-03-01"), (dt.datetime(2024, 3, 1), "2024-03-01"),
+        (dt.datetime(2024, 3, 1, 13, 44, 59, 999_000), "2024-03-01 13:45:00"), (dt.time(13, 45), "13:45:00"),
+    ],
+)  # fmt: skip
+def test_cell_text(value, text):
+    assert cell_text(value) == text
+
+
+# --- format detection and refusals ------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "name", ["customers.txt", "customers.pdf", "customers", "customers.ods", "x.xlsx.zip"]
+)
+def test_other_extensions_are_refused_with_the_accepted_formats(name):
+    with pytest.raises(UnsupportedFile) as err:
+        open_file(corpus.simple_xlsx(), name, S)
+    assert all(ext in str(err.value) for ext in (".xlsx", ".xlsm", ".xls", ".csv"))
+
+
+def test_empty_file_is_refused():
+    with pytest.raises(UnreadableFile, match="empty"):
+        open_file(b"", "customers.xlsx", S)
+
+
+@pytest.mark.parametrize(
+    ("builder", "name", "fmt"),
+    [
+        (corpus.simple_xlsx, "misnamed.xls", "xlsx"),
+        (corpus.xls, "misnamed.xlsx", "xls"),
+        (corpus.utf8_bom_csv, "really_csv.xls", "csv"),
+        (corpus.simple_xlsx, "really_xlsx.csv", "xlsx"),
+    ],
+)
+def test_content_decides_the_format(builder, name, fmt):
+    f = open_file(builder(), name, S)
+    assert f.format == fmt
+    assert any("Mark" in " ".join(r) for r in f.rows(f.sheet_names[0], 10))
+
+
+@pytest.mark.parametrize(
+    ("builder", "name", "exc", "words"),
+    [
+        (corpus.truncated_xlsx, "half.xlsx", UnreadableFile, [BAD_WORKBOOK, "truncated or damaged", "save it again", "CSV"]),
+        (corpus.random_bytes, "noise.xlsx", UnreadableFile, [BAD_WORKBOOK]),
+        (corpus.random_bytes, "noise.xls", UnreadableFile, [BAD_WORKBOOK]),
+        (corpus.junk_ole2, "word.xls", UnreadableFile, [BAD_WORKBOOK]),
+        (corpus.html_as_xls, "page.xls", UnreadableFile, [BAD_WORKBOOK, "web page"]),
+        (corpus.encrypted_xlsx, "locked.xlsx", UnreadableFile, [PASSWORD, "File > Info > Protect Workbook"]),
+        (corpus.encrypted_xlsx, "locked.xls", UnreadableFile, [PASSWORD]),
+        (corpus.billion_laughs_xlsx, "lol.xlsx", HostileFile, ["entities", "billion-laughs"]),
+        (corpus.xxe_xlsx, "xxe.xlsx", HostileFile, ["entities", "external-entity"]),
+        (corpus.zip_bomb, "bomb.xlsx", HostileFile, ["zip bomb", "100:1", "MAX_INFLATION_RATIO"]),
+        (corpus.lying_size_xlsx, "liar.xlsx", HostileFile, ["inflates beyond the size it declares"]),
+    ],
+)  # fmt: skip
+def test_refusals_name_the_problem(builder, name, exc, words):
+    with pytest.raises(exc) as err:
+        open_file(builder(), name, S)
+    message = str(err.value)
+    assert "\n" not in message
+    for word in words:
+        assert word in message
+
+
+def test_ole2_reader_finds_real_directory_entries():
+    assert "workbook" in ole_stream_names(corpus.xls())
+    assert {"encryptioninfo", "encryptedpackage"} <= ole_stream_names(corpus.encrypted_xlsx())
+    # The name merely appearing in the bytes is not enough: it must be a directory entry.
+    decoy = corpus.ole2({"Workbook": "EncryptedPackage".encode("utf-16-le") * 300})
+    assert "encryptedpackage" not in ole_stream_names(decoy)
+
+
+def test_upload_size_is_checked_before_anything_else():
+    settings = S.with_(max_upload_mb=1)
+    with pytest.raises(LimitExceeded) as err:
+        open_file(corpus.random_bytes(1024 * 1024 + 1), "big.xlsx", settings)
+    assert "MAX_UPLOAD_MB" in str(err.value)
+    open_file(corpus.simple_xlsx(), "ok.xlsx", settings)
+
+
+def test_total_inflated_size_limit():
+    with pytest.raises(LimitExceeded) as err:
+        open_file(corpus.big_total_xlsx(parts=3, megabytes=1), "media.xlsx", S.with_(max_inflated_mb=2))
+    assert "MAX_INFLATED_MB" in str(err.value)
+
+
+def test_inflation_ratio_applies_beyond_the_first_megabyte_only():
+    # 1 MB of zeros is allowed whatever its ratio; the zip then fails as a workbook, not as a bomb.
+    with pytest.raises(UnreadableFile):
+        open_file(corpus.zip_bomb(1), "one.xlsx", S)
+    with pytest.raises(HostileFile):
+        open_file(corpus.zip_bomb(2), "two.xlsx", S)
+    # The ratio is a setting: raised far enough, the same part passes the guard.
+    with pytest.raises(UnreadableFile):
+        open_file(corpus.zip_bomb(2), "two.xlsx", S.with_(max_inflation_ratio=100_000))
+
+
+def test_zip_bomb_is_refused_quickly():
+    data = corpus.zip_bomb(150)
+    start = time.perf_counter()
+    with pytest.raises(HostileFile):
+        open_file(data, "bomb.xlsx", S)
+    assert time.perf_counter() - start < 1.0
+
+
+def test_huge_declared_dimensions_do_not_allocate_the_declared_grid():
+    script = (
+        "import resource, sys; from importer.read import open_file; from importer.settings import Settings;"
+        "from tests.fixtures import corpus;"
+        "f = open_file(corpus.huge_dimension_xlsx(), 'h.xlsx', Settings());"
+        "rows = f.rows('Customers', 10);"
+        "assert rows == [['Shipping Mark', 'First Name'], ['PM1 KOFI', 'Kofi']], rows;"
+        "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)"
+    )
+    out = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, check=True)
+    assert int(out.stdout.strip()) < 400_000  # KB: the full grid would need many GB
+
+
+# --- row limit --------------------------------------------------------------------------------
+
+
+def test_row_limit_counts_non_blank_rows_only():
+    data = corpus.xlsx({"S": [["Mark", "Phone"], [], ["PM1", "1"], [], ["PM2", "2"]]})
+    assert len(rows_of(data, "x.xlsx", limit=3)) == 5
+    with pytest.raises(LimitExceeded) as err:
+        rows_of(data, "x.xlsx", limit=2)
+    assert "MAX_ROWS" in str(err.value) and "more than 2 data rows" in str(err.value)
+
+
+def test_million_row_csv_is_refused_early_and_lean():
+    data = corpus.million_row_csv()
+    f = open_file(data, "million.csv", S.with_(max_upload_mb=100))
+    tracemalloc.start()
+    start = time.perf_counter()
+    try:
+        with pytest.raises(LimitExceeded) as err:
+            f.rows("million", 100_000)
+        elapsed = time.perf_counter() - start
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert "more than 100,000 data rows (MAX_ROWS)" in str(err.value)
+    assert "raise MAX_ROWS" in str(err.value)
+    assert peak < 50 * 1024 * 1024
+    assert elapsed < 5
+
+
+def test_xlsx_row_limit():
+    data = corpus.many_rows_xlsx(300)
+    f = open_file(data, "many.xlsx", S)
+    assert len(f.rows("Customers", 301)) == 301
+    with pytest.raises(LimitExceeded, match="MAX_ROWS"):
+        f.rows("Customers", 300)
+
+
+def test_unknown_sheet_lists_the_sheets():
+    f = open_file(corpus.multi_sheet_xlsx(), "m.xlsx", S)
+    with pytest.raises(FileRefused) as err:
+        f.rows("Nope", 10)
+    assert "'Notes', 'Partial', 'Customers'" in str(err.value)
+
+
+# --- fallbacks: no library exception escapes ---------------------------------------------------
+
+
+def test_openpyxl_fallback_reads_the_same_text(monkeypatch):
+    expected = {
+        b: rows_of(b(), "x.xlsx")
+        for b in (
+            corpus.titled_xlsx,
+            corpus.typed_cells_xlsx,
+            corpus.formulas_xlsx,
+            corpus.huge_dimension_xlsx,
+        )
+    }
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("calamine cannot read this")
+
+    monkeypatch.setattr(read, "_calamine_rows", broken)
+    for builder, rows in expected.items():
+        got = rows_of(builder(), "x.xlsx")
+        assert [r for r in got if any(r)] == [r for r in rows if any(r)], builder.__name__
+        assert [i for i, r in enumerate(got) if any(r)] == [i for i, r in enumerate(rows) if any(r)]
+
+
+def test_xlrd_fallback_reads_the_same_text(monkeypatch):
+    expected = rows_of(corpus.xls(), "x.xls")
+    monkeypatch.setattr(read, "_calamine_rows", lambda *a: (_ for _ in ()).throw(ValueError("boom")))
+    assert rows_of(corpus.xls(), "x.xls") == expected
+
+
+def test_library_errors_become_unreadable_file(monkeypatch):
+    f = open_file(corpus.simple_xlsx(), "x.xlsx", S)
+
+    def broken(*args, **kwargs):
+        raise KeyError("internal")
+
+    monkeypatch.setattr(read, "_calamine_rows", broken)
+    monkeypatch.setattr(read, "_openpyxl_rows", broken)
+    with pytest.raises(UnreadableFile, match=BAD_WORKBOOK):
+        f.rows("Customers", 10)
