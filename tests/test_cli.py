@@ -1,0 +1,231 @@
+"""The CLI of CONTRACT.md: exact JSON, exit codes, one-line errors, help with examples."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import openpyxl
+import pytest
+import sqlalchemy as sa
+
+from importer.cli import build_parser, main
+from tests.fixtures import corpus
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def workbook(*rows: list[object], title: str = "Customers") -> bytes:
+    return corpus.xlsx({title: [["Shipping Mark", "First Name", "Last Name", "Email", "Phone"], *rows]})
+
+
+GOOD = ["PM4 KOFI", "Kofi", "Mensah", "kofi@example.com", "0241234567"]
+BAD_PHONE = ["PM10 ABENA", "Abena", "", "", "5412345"]
+
+
+def run(capsys, *argv: str) -> tuple[int, str, str]:
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+@pytest.fixture
+def upload(tmp_path: Path) -> Path:
+    path = tmp_path / "customers.xlsx"
+    path.write_bytes(workbook(GOOD, BAD_PHONE, [" pm5  ama ", "Ama", "Serwaa", "", 241234568]))
+    return path
+
+
+def test_import_json_is_exactly_the_contract(capsys, upload: Path, database_url: str) -> None:
+    code, out, err = run(capsys, "import", str(upload), "--json", "--database-url", database_url)
+    assert code == 0, err
+    assert err == ""
+    result = json.loads(out)
+    assert result == {
+        "run_id": 1, "dry_run": False, "resumed": False, "file": "customers.xlsx", "sheet": "Customers",
+        "success": True, "message": "Created 2 customers; 1 row failed",
+        "total_attempted": 3, "total_created": 2, "total_failed": 1,
+        "failed_customers": [{
+            "source_row_number": 3,
+            "error": "Last Name: is blank; every customer needs a last name; Phone: 5412345 is not a valid phone number",
+            "errors": [
+                {"field": "last_name", "code": "required", "message": "is blank; every customer needs a last name"},
+                {"field": "phone", "code": "invalid_phone", "message": "5412345 is not a valid phone number"},
+            ],
+            "customer_data": {"shipping_mark": "PM10 ABENA", "first_name": "Abena", "phone": "5412345"},
+        }],
+    }
+    engine = sa.create_engine(database_url.replace("postgresql://", "postgresql+psycopg2://"))
+    with engine.connect() as conn:
+        stored = conn.execute(sa.text(
+            "SELECT shipping_mark, phone, email, region, user_type, source_row_number, import_run_id"
+            " FROM customers ORDER BY source_row_number")).all()
+    engine.dispose()
+    assert [tuple(r) for r in stored] == [
+        ("PM4 KOFI", "+233241234567", "kofi@example.com", "GREATER_ACCRA", "INDIVIDUAL", 2, 1),
+        ("PM5 AMA", "+233241234568", None, "GREATER_ACCRA", "INDIVIDUAL", 4, 1),
+    ]
+
+
+def test_dry_run_gives_the_real_counts_and_saves_nothing(capsys, upload: Path, database_url: str) -> None:
+    code, out, _ = run(capsys, "import", str(upload), "--json", "--dry-run", "--database-url", database_url)
+    dry = json.loads(out)
+    assert code == 0 and dry["dry_run"] is True
+    assert (dry["total_created"], dry["total_failed"]) == (2, 1)
+    assert dry["message"] == "Would create 2 customers; 1 row would fail"
+    code, out, _ = run(capsys, "history", "--json", "--database-url", database_url)
+    assert code == 0 and json.loads(out) == []
+    code, out, _ = run(capsys, "import", str(upload), "--json", "--database-url", database_url)
+    real = json.loads(out)
+    assert (real["total_created"], real["total_failed"]) == (2, 1)
+
+
+def test_second_import_of_the_same_file_fails_as_already_exists(capsys, upload: Path, database_url: str) -> None:
+    run(capsys, "import", str(upload), "--json", "--database-url", database_url)
+    code, out, _ = run(capsys, "import", str(upload), "--json", "--database-url", database_url)
+    again = json.loads(out)
+    assert code == 0 and again["run_id"] == 2 and again["resumed"] is False
+    assert again["total_created"] == 0 and again["total_failed"] == 3
+    codes = {row["source_row_number"]: {e["code"] for e in row["errors"]} for row in again["failed_customers"]}
+    assert codes[2] == {"already_exists"} and codes[4] == {"already_exists"}
+
+
+@pytest.mark.parametrize("ending", ["csv", "xlsx"])
+def test_report_is_written_and_uploads_again(capsys, upload: Path, tmp_path: Path, ending: str, sqlite_url: str) -> None:
+    report = tmp_path / f"failed.{ending}"
+    code, _, _ = run(capsys, "import", str(upload), "--json", "--report", str(report), "--database-url", sqlite_url)
+    assert code == 0 and report.exists()
+    if ending == "csv":
+        rows = list(csv.reader(io.StringIO(report.read_text("utf-8-sig"))))
+    else:
+        rows = [list(r) for r in openpyxl.load_workbook(report).active.iter_rows(values_only=True)]
+    assert rows[1][0] in ("3", 3) and rows[1][1] == "PM10 ABENA" and "5412345" in rows[1][-1]
+    code, out, _ = run(capsys, "import", str(report), "--json", "--dry-run", "--database-url", sqlite_url)
+    again = json.loads(out)
+    assert code == 0 and again["total_attempted"] == 1
+    assert {e["code"] for e in again["failed_customers"][0]["errors"]} == {"required", "invalid_phone"}
+
+
+def test_human_output_lists_failures(capsys, upload: Path, sqlite_url: str) -> None:
+    code, out, _ = run(capsys, "import", str(upload), "--database-url", sqlite_url)
+    assert code == 0
+    assert out.splitlines()[0] == "Created 2 customers; 1 row failed (run 1)"
+    assert "row 3: Last Name: is blank" in out
+
+
+@pytest.mark.parametrize(
+    ("name", "data", "needle"),
+    [
+        ("notes.txt", b"hello", "not a supported"),
+        ("empty.xlsx", b"", "empty"),
+        ("random.xlsx", corpus.random_bytes(), "not a valid"),
+        ("truncated.xlsx", corpus.truncated_xlsx(), "truncated"),
+        ("bomb.xlsx", corpus.zip_bomb(150), "MAX_INFLATION_RATIO"),
+        ("laughs.xlsx", corpus.billion_laughs_xlsx(), "entit"),
+        ("locked.xlsx", corpus.encrypted_xlsx(), "password"),
+        ("nohead.xlsx", corpus.xlsx({"S": [["Name", "Town"], ["Kofi", "Accra"]]}), "header"),
+        ("missing.xlsx", corpus.xlsx({"S": [["Shipping Mark", "First Name", "Last Name"], ["PM1", "A", "B"]]}),
+         "Phone"),
+    ],
+)
+def test_unusable_files_exit_2_with_one_line(capsys, tmp_path: Path, name: str, data: bytes, needle: str,
+                                              sqlite_url: str) -> None:
+    path = tmp_path / name
+    path.write_bytes(data)
+    code, out, err = run(capsys, "import", str(path), "--json", "--database-url", sqlite_url)
+    assert code == 2
+    assert out == ""
+    assert err.startswith("error: ") and err.count("\n") == 1, err
+    assert needle.lower() in err.lower(), err
+    assert "Traceback" not in err
+
+
+def test_row_limit_says_which_setting(capsys, tmp_path: Path, monkeypatch, sqlite_url: str) -> None:
+    monkeypatch.setenv("MAX_ROWS", "2")
+    path = tmp_path / "three.xlsx"
+    path.write_bytes(workbook(GOOD, BAD_PHONE, GOOD))
+    code, _, err = run(capsys, "import", str(path), "--database-url", sqlite_url)
+    assert code == 2 and "MAX_ROWS" in err
+
+
+def test_missing_file_and_bad_report_path_exit_2(capsys, tmp_path: Path, upload: Path) -> None:
+    assert run(capsys, "import", str(tmp_path / "nope.xlsx"))[0] == 2
+    code, _, err = run(capsys, "import", str(upload), "--report", str(tmp_path / "r.pdf"))
+    assert code == 2 and ".csv or .xlsx" in err
+
+
+def test_unreachable_database_exits_3_with_one_line(capsys, upload: Path) -> None:
+    code, out, err = run(capsys, "import", str(upload), "--json",
+                         "--database-url", "postgresql://nobody@127.0.0.1:1/none")
+    assert code == 3 and out == ""
+    assert err.startswith("error: ") and err.count("\n") == 1 and "Traceback" not in err
+
+
+def test_history_and_undo(capsys, upload: Path, database_url: str) -> None:
+    run(capsys, "import", str(upload), "--json", "--database-url", database_url)
+    code, out, _ = run(capsys, "history", "--json", "--database-url", database_url)
+    runs = json.loads(out)
+    assert code == 0 and len(runs) == 1
+    assert {k: runs[0][k] for k in ("id", "file_name", "status", "total_attempted", "total_created", "total_failed")} == {
+        "id": 1, "file_name": "customers.xlsx", "status": "completed", "total_attempted": 3, "total_created": 2,
+        "total_failed": 1,
+    }
+    code, out, _ = run(capsys, "history", "--database-url", database_url)
+    assert "customers.xlsx" in out and "completed" in out
+    code, out, _ = run(capsys, "undo", "1", "--database-url", database_url)
+    assert code == 0 and out.strip() == "Run 1 undone: deleted 2 customers."
+    code, _, err = run(capsys, "undo", "1", "--database-url", database_url)
+    assert code == 2 and "undone" in err
+    code, _, err = run(capsys, "undo", "99", "--database-url", database_url)
+    assert code == 2 and "99" in err
+    code, out, _ = run(capsys, "import", str(upload), "--json", "--database-url", database_url)
+    assert json.loads(out)["total_created"] == 2
+
+
+def test_init_db_and_template(capsys, tmp_path: Path, sqlite_url: str) -> None:
+    code, out, _ = run(capsys, "init-db", "--database-url", sqlite_url)
+    assert code == 0 and out.startswith("Database ready")
+    target = tmp_path / "template.xlsx"
+    code, out, _ = run(capsys, "template", str(target))
+    assert code == 0 and openpyxl.load_workbook(target).sheetnames == ["Customers", "Instructions"]
+
+
+def test_database_url_comes_from_the_environment(capsys, upload: Path, monkeypatch, sqlite_url: str) -> None:
+    monkeypatch.setenv("DATABASE_URL", sqlite_url)
+    assert run(capsys, "import", str(upload), "--json")[0] == 0
+    assert Path(sqlite_url.removeprefix("sqlite:///")).exists()
+
+
+def test_default_database_is_customers_db_in_the_working_directory(capsys, upload: Path, tmp_path: Path,
+                                                                    monkeypatch) -> None:
+    monkeypatch.delenv("DATABASE_URL", raising=False)
+    monkeypatch.chdir(tmp_path)
+    assert run(capsys, "init-db")[0] == 0
+    assert (tmp_path / "customers.db").exists()
+
+
+def test_every_command_has_help_with_an_example(capsys) -> None:
+    parser = build_parser()
+    commands = parser._subparsers._group_actions[0].choices  # noqa: SLF001 - the list of commands
+    assert set(commands) == {"import", "template", "history", "undo", "init-db"}
+    for name in commands:
+        with pytest.raises(SystemExit) as info:
+            main([name, "--help"])
+        assert info.value.code == 0
+        out = capsys.readouterr().out
+        assert f"Example: python -m importer {name}" in out
+        if name != "template":
+            assert "--database-url" in out
+
+
+def test_python_dash_m_importer_runs_without_traceback(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.csv"
+    bad.write_bytes(b"\x00\x01\x02")
+    proc = subprocess.run([sys.executable, "-m", "importer", "import", str(bad), "--json"],
+                          cwd=tmp_path, capture_output=True, text=True, env={"PYTHONPATH": str(ROOT)}, timeout=120)
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.startswith("error: ") and "Traceback" not in proc.stderr
