@@ -15,7 +15,13 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from importer import runs
 from importer.db import (
-    RUN_LOCK_CLASS, customers, db_errors, import_failures, import_runs, is_postgres, one_line,
+    RUN_LOCK_CLASS,
+    customers,
+    db_errors,
+    import_failures,
+    import_runs,
+    is_postgres,
+    one_line,
     to_database_error,
 )
 from importer.errors import DatabaseError

@@ -1,0 +1,108 @@
+"""importer.db: engines, migrations, concurrent start-up, one-line database errors."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from importer.db import (
+    check_connection,
+    current_revision,
+    describe_url,
+    ensure_schema,
+    make_engine,
+    normalise_url,
+    upgrade,
+)
+from importer.errors import DatabaseError
+from tests.helpers_db import ready_engine
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_url_normalised_for_render() -> None:
+    assert normalise_url("postgres://u:p@h/db") == "postgresql+psycopg2://u:p@h/db"
+    assert normalise_url("postgresql://u@h/db") == "postgresql+psycopg2://u@h/db"
+    assert normalise_url("sqlite:///x.db") == "sqlite:///x.db"
+
+
+def test_describe_url_never_shows_password(tmp_path) -> None:
+    assert describe_url("postgres://me:s3cret@db.example.com:5433/shop") == "PostgreSQL shop@db.example.com:5433"
+    assert "s3cret" not in describe_url("postgresql://me:s3cret@h/shop")
+    assert describe_url(f"sqlite:///{tmp_path}/c.db") == f"SQLite file {tmp_path}/c.db"
+
+
+def test_migrate_empty_database_to_head(database_url: str) -> None:
+    engine = make_engine(database_url)
+    assert current_revision(engine) is None
+    ensure_schema(engine)
+    ensure_schema(engine)  # idempotent
+    assert current_revision(engine) == "0002"
+    insp = sa.inspect(engine)
+    assert {"customers", "import_runs", "import_failures"} <= set(insp.get_table_names())
+    assert "user_name" in {c["name"] for c in insp.get_columns("import_runs")}
+
+
+def test_migrate_from_previous_revision(database_url: str) -> None:
+    engine = make_engine(database_url)
+    upgrade(engine, "0001")
+    assert current_revision(engine) == "0001"
+    assert "user_name" not in {c["name"] for c in sa.inspect(engine).get_columns("import_runs")}
+    with engine.begin() as conn:  # data written under 0001 survives the upgrade
+        conn.execute(sa.text(
+            "INSERT INTO import_runs (file_name, sha256, status, started_at) "
+            "VALUES ('a.xlsx', 'abc', 'completed', CURRENT_TIMESTAMP)"))
+    ensure_schema(engine)
+    assert current_revision(engine) == "0002"
+    insp = sa.inspect(make_engine(database_url))
+    assert "user_name" in {c["name"] for c in insp.get_columns("import_runs")}
+    assert "ix_import_runs_sha256" in {i["name"] for i in insp.get_indexes("import_runs")}
+    with engine.connect() as conn:
+        assert conn.execute(sa.text("SELECT file_name FROM import_runs")).scalar_one() == "a.xlsx"
+
+
+def test_ensure_schema_from_two_processes_at_once(database_url: str) -> None:
+    code = "import sys; from importer.db import make_engine, ensure_schema; ensure_schema(make_engine(sys.argv[1]))"
+    procs = [subprocess.Popen([sys.executable, "-c", code, database_url], cwd=ROOT,
+                              stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    for proc in procs:
+        _, err = proc.communicate(timeout=60)
+        assert proc.returncode == 0, err
+    assert current_revision(make_engine(database_url)) == "0002"
+
+
+def test_column_lengths_are_real(database_url: str) -> None:
+    cols = {c["name"]: c for c in sa.inspect(ready_engine(database_url)).get_columns("customers")}
+    assert cols["shipping_mark"]["type"].length == 100
+    assert cols["phone"]["type"].length == 20
+    assert cols["email"]["type"].length == 254
+
+
+def test_closed_port_is_one_line_database_error() -> None:
+    engine = make_engine("postgres://postgres:pw@127.0.0.1:1/nowhere")
+    with pytest.raises(DatabaseError) as info:
+        check_connection(engine)
+    message = str(info.value)
+    assert "\n" not in message
+    assert message.startswith("Cannot reach the database at PostgreSQL nowhere@127.0.0.1:1")
+    assert "pw" not in message
+    with pytest.raises(DatabaseError):
+        ensure_schema(engine)
+
+
+def test_unopenable_sqlite_is_database_error(tmp_path) -> None:
+    engine = make_engine(f"sqlite:///{tmp_path}/no/such/dir/c.db")
+    with pytest.raises(DatabaseError) as info:
+        ensure_schema(engine)
+    assert "\n" not in str(info.value)
+
+
+def test_sqlite_pragmas(sqlite_url: str) -> None:
+    with make_engine(sqlite_url).connect() as conn:
+        assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+        assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
+        assert conn.exec_driver_sql("PRAGMA busy_timeout").scalar() == 30000
