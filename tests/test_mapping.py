@@ -1,0 +1,265 @@
+"""importer.mapping: header detection, synonyms, positional layout, source row numbers, sheet choice."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from importer.errors import FileRefused, LimitExceeded, NoHeader
+from importer.mapping import ColumnMapping, apply_mapping, choose_sheet, detect_mapping, match_header
+from importer.read import open_file
+from importer.settings import Settings
+from schemas.customer import FIELD_NAMES, FIELDS
+from tests.fixtures import corpus
+
+S = Settings()
+
+
+@pytest.mark.parametrize(
+    ("text", "field"),
+    [
+        # the contract's synonyms
+        ("Surname", "last_name"), ("Family Name", "last_name"), ("Given Name", "first_name"),
+        ("Forename", "first_name"), ("Mobile", "phone"), ("Tel", "phone"), ("Phone No.", "phone"),
+        ("E-mail", "email"), ("Mark", "shipping_mark"), ("S/Mark", "shipping_mark"),
+        ("Company", "company_name"), ("Business Name", "company_name"),
+        # case, spacing, punctuation, required markers
+        ("SHIPPING_MARK", "shipping_mark"), ("Shipping mark", "shipping_mark"), ("shipping-mark", "shipping_mark"),
+        ("  shipping   MARK ", "shipping_mark"), ("ShippingMark", "shipping_mark"), ("Phone *", "phone"),
+        ("Phone (required)", "phone"), ("First Name:", "first_name"), ("e.mail", "email"), ("TEL.", "phone"),
+        # fuzzy: typos
+        ("Shiping Mark", "shipping_mark"), ("Phone Numbr", "phone"), ("Frist Name", "first_name"),
+        # nothing of ours
+        ("Date", None), ("Notes", None), ("Full Name", None), ("Address", None), ("", None), ("   ", None),
+        ("Customer Name", None), ("Amount", None),
+    ],
+)  # fmt: skip
+def test_match_header(text, field):
+    assert match_header(text) == field
+
+
+@pytest.mark.parametrize("spec", FIELDS, ids=lambda s: s.name)
+def test_every_field_matches_by_name_label_and_synonyms(spec):
+    for text in (spec.name, spec.label, spec.label.upper(), spec.name.replace("_", "-"), *spec.synonyms):
+        assert match_header(text) == spec.name, text
+
+
+def _detect(data: bytes, name: str = "x.xlsx") -> tuple[list[list[str]], ColumnMapping]:
+    f = open_file(data, name, S)
+    rows = f.rows(f.sheet_names[0], 1000)
+    return rows, detect_mapping(rows)
+
+
+def test_title_rows_are_skipped_to_the_header():
+    rows, m = _detect(corpus.titled_xlsx())
+    assert m.header_row == 4 and not m.positional
+    assert m.fields == ("shipping_mark", "first_name", "last_name", "email", "phone", "region")
+    frame = apply_mapping(rows, m, 100)
+    assert list(frame.index) == [5, 6, 7]
+    assert frame.loc[5, "shipping_mark"] == "PM1 KOFI"
+
+
+def test_synonym_headers_unknown_columns_listed():
+    _, m = _detect(corpus.synonyms_xlsx())
+    assert m.header_row == 1
+    assert m.fields == (
+        "shipping_mark",
+        "first_name",
+        "last_name",
+        "email",
+        "phone",
+        "company_name",
+        None,
+        None,
+    )
+    assert m.unknown_columns == ("Notes", "Date")
+    assert m.missing_required == ()
+
+
+def test_header_needs_two_fields_including_a_required_one():
+    rows = [
+        ["Email", "Region"],
+        ["Shipping Mark", "Notes"],
+        ["Mark", "Phone", "Email"],
+        ["PM1", "024", "a@b"],
+    ]
+    assert detect_mapping(rows).header_row == 3
+
+
+def test_best_row_wins_and_ties_go_to_the_earliest():
+    rows = [["Mark", "Phone"], ["Mark", "Phone", "First Name"], ["Mark", "Phone", "Surname"]]
+    assert detect_mapping(rows).header_row == 2
+
+
+def test_only_the_first_scan_rows_are_searched():
+    rows = [["title"]] * 5 + [corpus.HEADER]
+    assert detect_mapping(rows, scan_rows=6).header_row == 6
+    with pytest.raises(NoHeader):
+        detect_mapping(rows, scan_rows=5)
+
+
+def test_each_field_feeds_one_column_exact_beats_fuzzy():
+    m = detect_mapping([["Phone", "Mobile", "Shiping Mark", "Shipping Mark"]])
+    assert m.fields == ("phone", None, None, "shipping_mark")
+    assert m.unknown_columns == ("Mobile", "Shiping Mark")
+    assert m.field_columns() == {"phone": 0, "shipping_mark": 3}
+
+
+def test_missing_required_are_listed_in_field_order():
+    m = detect_mapping([["Phone", "Mark", "Address", ""]])
+    assert m.missing_required == ("first_name", "last_name")
+    assert m.unknown_columns == ("Address",)
+
+
+def test_legacy_positional_layout():
+    rows, m = _detect(corpus.legacy_xlsx())
+    assert m.positional and m.header_row is None
+    assert m.headers == ("Column A", "Column B", "Column C", "Column D", "Column E", "Column F")
+    assert m.fields[:5] == ("shipping_mark", "first_name", "last_name", "email", "phone")
+    assert m.missing_required == ()
+    frame = apply_mapping(rows, m, 100)
+    assert list(frame.index) == [1, 2]
+    assert frame.loc[1, "phone"] == "241234567"
+    assert frame.loc[2, "phone"] == "020 123 4567"
+
+
+@pytest.mark.parametrize(
+    "rows",
+    [
+        [["PM1", "Kofi", "Mensah", "k@x.com"]],  # fewer than five columns
+        [["PM1", "Kofi", "Mensah", "k@x.com", "not a phone"]],  # column E is no phone
+        [["Accra", "42"], ["Kumasi", "17"]],
+    ],
+)
+def test_no_header_and_not_legacy_says_what_is_expected(rows):
+    with pytest.raises(NoHeader) as err:
+        detect_mapping(rows)
+    message = str(err.value)
+    assert "Shipping Mark" in message and "Phone" in message
+    assert "python -m importer template" in message
+
+
+def test_empty_rows_have_no_header():
+    with pytest.raises(NoHeader, match="no data"):
+        detect_mapping([[], ["", "  "]])
+
+
+def test_blank_rows_skipped_every_other_row_counts_with_its_excel_number():
+    rows, m = _detect(corpus.blank_and_total_xlsx())
+    frame = apply_mapping(rows, m, 100)
+    # Excel rows: 3 blank, 5 spaces only, 6 only an ignored column, 8-9 blank, 10 "Total".
+    assert list(frame.index) == [2, 4, 6, 7, 10]
+    assert frame.index.name == "source_row_number"
+    assert list(frame.columns) == list(FIELD_NAMES)
+    assert frame.loc[6].tolist() == [""] * len(FIELD_NAMES)
+    assert frame.loc[10, "shipping_mark"] == "Total" and frame.loc[10, "phone"] == "3"
+    assert frame.loc[7, "region"] == ""  # short row: missing cells are ""
+    assert frame.loc[2, "company_name"] == ""  # unmapped field
+    assert all(isinstance(v, str) for v in frame.to_numpy().ravel())
+
+
+def test_values_are_kept_as_read():
+    m = detect_mapping([corpus.HEADER])
+    frame = apply_mapping([corpus.HEADER, ["  pm1 kofi ", " Kofi", "Mensah ", "", "241234567.0"]], m, 10)
+    assert frame.loc[2, "shipping_mark"] == "  pm1 kofi "
+    assert frame.loc[2, "phone"] == "241234567.0"
+
+
+def test_max_rows_counts_data_rows_exactly():
+    rows = [corpus.HEADER, *corpus.ROWS, [], ["", "  "]]
+    m = detect_mapping(rows)
+    assert len(apply_mapping(rows, m, 3)) == 3
+    with pytest.raises(LimitExceeded) as err:
+        apply_mapping(rows, m, 2)
+    assert "more than 2 data rows (MAX_ROWS)" in str(err.value)
+
+
+def test_with_field_override_moves_a_field():
+    m = detect_mapping([["Mark", "Phone", "Mobile", "Notes"]])
+    moved = m.with_field(2, "phone")
+    assert moved.fields == ("shipping_mark", None, "phone", None)
+    assert m.fields == ("shipping_mark", "phone", None, None)  # frozen: the original is unchanged
+    assert moved.with_field(0, None).fields == (None, None, "phone", None)
+    assert moved.with_field(3, "nickname").unknown_columns == ("Phone",)
+    with pytest.raises(ValueError):
+        m.with_field(9, "phone")
+    with pytest.raises(ValueError):
+        m.with_field(0, "not_a_field")
+
+
+def test_to_dict_is_json_and_round_trips():
+    m = detect_mapping([["S/Mark", "Tel", "Notes"]])
+    data = json.loads(json.dumps(m.to_dict()))
+    assert data["header_row"] == 1 and data["fields"] == ["shipping_mark", "phone", None]
+    assert data["unknown_columns"] == ["Notes"]
+    assert data["missing_required"] == ["first_name", "last_name"]
+    assert ColumnMapping.from_dict(data) == m
+
+
+# --- choose_sheet ------------------------------------------------------------------------------
+
+
+def test_first_sheet_with_all_required_fields_is_chosen():
+    f = open_file(corpus.multi_sheet_xlsx(), "m.xlsx", S)
+    name, rows, m = choose_sheet(f, None, 100)
+    assert name == "Customers" and m.header_row == 1 and m.missing_required == ()
+    assert rows[1] == corpus.ROWS[0]
+
+
+def test_else_the_first_sheet_with_a_header_and_its_missing_columns():
+    f = open_file(corpus.partial_only_xlsx(), "p.xlsx", S)
+    name, _, m = choose_sheet(f, None, 100)
+    assert name == "Partial"
+    assert m.missing_required == ("first_name", "last_name")
+    assert m.unknown_columns == ("Address",)
+
+
+def test_named_sheet_is_used_even_when_incomplete():
+    f = open_file(corpus.multi_sheet_xlsx(), "m.xlsx", S)
+    name, _, m = choose_sheet(f, "Partial", 100)
+    assert name == "Partial" and m.fields == ("shipping_mark", "phone")
+    with pytest.raises(FileRefused) as err:
+        choose_sheet(f, "Missing", 100)
+    assert "'Notes', 'Partial', 'Customers'" in str(err.value)
+
+
+def test_no_sheet_with_a_header():
+    f = open_file(corpus.no_header_xlsx(), "n.xlsx", S)
+    with pytest.raises(NoHeader) as err:
+        choose_sheet(f, None, 100)
+    assert "'Sheet1'" in str(err.value) and "python -m importer template" in str(err.value)
+
+
+def test_choose_sheet_row_limit_names_the_setting():
+    f = open_file(corpus.many_rows_xlsx(300), "many.xlsx", S)
+    with pytest.raises(LimitExceeded) as err:
+        choose_sheet(f, None, 100)
+    assert "more than 100 data rows (MAX_ROWS)" in str(err.value)
+    # Title and header rows do not count against the limit; apply_mapping counts data rows exactly.
+    _, rows, m = choose_sheet(f, None, 300)
+    assert len(apply_mapping(rows, m, 300)) == 300
+
+
+@pytest.mark.parametrize(
+    ("builder", "name", "header_row", "numbers"),
+    [
+        (corpus.pipe_csv, "p.csv", 2, [3, 4]),
+        (corpus.quoted_multiline_csv, "q.csv", 1, [2, 3, 5]),  # record 3 spans lines 3-4
+        (corpus.cp1252_semicolon_csv, "c.csv", 1, [2, 3]),
+        (corpus.xls, "x.xls", 3, [4]),
+        (corpus.typed_cells_xlsx, "t.xlsx", 1, [2]),
+    ],
+)
+def test_source_row_numbers_end_to_end(builder, name, header_row, numbers):
+    f = open_file(builder(), name, S)
+    _, rows, m = choose_sheet(f, None, 100)
+    frame = apply_mapping(rows, m, 100)
+    assert m.header_row == header_row
+    assert list(frame.index) == numbers
+
+
+def test_numeric_phone_reaches_the_frame_as_typed():
+    f = open_file(corpus.typed_cells_xlsx(), "t.xlsx", S)
+    _, rows, m = choose_sheet(f, None, 100)
+    assert apply_mapping(rows, m, 100).loc[2, "phone"] == "241234567"
