@@ -1,0 +1,247 @@
+"""importer.load: stored values, accounting, dry runs, bisecting refused rows, races, resume."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from importer.db import customers, import_failures, import_runs, make_engine
+from importer.errors import DatabaseError
+from importer.load import Progress, effective_batch_size, run_import
+from importer.results import ErrorCode
+from importer.runs import count_customers
+from tests.helpers_db import SETTINGS, checked_of, norm_row, person, raw_checked, ready_engine
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _import(engine, checked, **kw):
+    kw.setdefault("file_name", "customers.xlsx")
+    kw.setdefault("sha256", "f" * 64)
+    kw.setdefault("sheet", "Customers")
+    return run_import(engine, checked, settings=SETTINGS, **kw)
+
+
+def _table_counts(engine) -> tuple[int, int, int]:
+    with engine.connect() as conn:
+        return tuple(conn.execute(sa.select(sa.func.count()).select_from(t)).scalar_one()
+                     for t in (customers, import_runs, import_failures))
+
+
+def test_contract_examples_are_stored_normalised(database_url: str) -> None:
+    engine = ready_engine(database_url)
+    rows = [
+        person(1, shipping_mark=" pm4   kofi ", phone="024 123 4567", email=" Kofi@Example.COM ",
+               region="Ashanti Region", user_type="business", company_name=" Acme "),
+        person(2, phone="+233 24 765 4321", email="", region="", user_type=""),
+        person(3, phone="233201234567"),
+        person(14, phone="541234567.0"),
+    ]
+    result = _import(engine, checked_of(rows))
+    assert (result.total_attempted, result.total_created, result.total_failed) == (4, 4, 0)
+    with engine.connect() as conn:
+        stored = {r.source_row_number: r for r in conn.execute(sa.select(customers))}
+    assert stored[2].shipping_mark == "PM4 KOFI"
+    assert stored[2].phone == "+233241234567"
+    assert stored[2].email == "kofi@example.com"
+    assert stored[2].region == "ASHANTI"
+    assert stored[2].user_type == "BUSINESS"
+    assert stored[2].company_name == "Acme"
+    assert stored[2].import_run_id == result.run_id
+    assert stored[3].email is None and stored[3].region == "GREATER_ACCRA"
+    assert stored[3].user_type == "INDIVIDUAL" and stored[3].nickname is None
+    assert stored[4].phone == "+233201234567"
+    assert stored[5].phone == "+233541234567"
+
+
+def test_every_row_is_accounted_for_and_db_duplicates_named(database_url: str) -> None:
+    engine = ready_engine(database_url)
+    _import(engine, checked_of([person(1), person(2)]), sha256="a" * 64)
+    rows = [person(1, phone="0201111111", email=""), person(3, phone="12345"),
+            person(4, first_name=""), person(5), person(5, shipping_mark="other"),
+            person(6, phone=person(2)["phone"], shipping_mark="new six", email="")]
+    result = _import(engine, checked_of(rows), batch_size=2)
+    assert result.total_created + result.total_failed == result.total_attempted == 6
+    assert result.total_created == 1
+    by_row = {r.source_row_number: r for r in result.failed}
+    assert [r.source_row_number for r in result.failed] == sorted(by_row)
+    assert by_row[2].errors[0].code is ErrorCode.ALREADY_EXISTS
+    assert by_row[2].errors[0].message == (
+        "a customer with this shipping mark (PM1 KOFI) already exists: Kofi Mensah1, phone +233240000001")
+    assert by_row[7].errors[0].message == (
+        "a customer with this phone (+233240000002) already exists: shipping mark PM2 KOFI")
+    assert {e.code for e in by_row[4].errors} == {ErrorCode.REQUIRED}
+    assert by_row[6].errors[0].code is ErrorCode.DUPLICATE_IN_FILE
+    assert by_row[4].customer_data == {k: v for k, v in rows[2].items() if v}
+    assert count_customers(engine) == 3
+
+
+def test_dry_run_leaves_nothing_and_matches_real_run(database_url: str) -> None:
+    engine = ready_engine(database_url)
+    _import(engine, checked_of([person(i) for i in range(5)]), sha256="b" * 64)
+    before = _table_counts(engine)
+    rows = [person(i) for i in range(3, 40)] + [person(50, phone="12")]
+    checked = checked_of(rows)
+    dry = _import(engine, checked, dry_run=True, batch_size=7)
+    assert _table_counts(engine) == before
+    assert dry.dry_run and dry.run_id is None
+    real = _import(engine, checked, batch_size=7)
+    assert (dry.total_attempted, dry.total_created, dry.total_failed) == (
+        real.total_attempted, real.total_created, real.total_failed) == (38, 35, 3)
+    assert [r.to_json() for r in dry.failed] == [r.to_json() for r in real.failed]
+
+
+def test_rejected_row_is_bisected_out(database_url: str) -> None:
+    engine = ready_engine(database_url)
+    rows = [norm_row(i) for i in range(40)]
+    rows[17]["user_type"] = "ALIEN"  # violates the CHECK constraint on both databases
+    if engine.dialect.name == "postgresql":
+        rows[5]["first_name"] = "x" * 51  # longer than VARCHAR(50)
+        rows[30]["nickname"] = "nul\x00byte"
+    result = _import(engine, raw_checked(rows), batch_size=16)
+    bad = {r.source_row_number: r.errors[0] for r in result.failed}
+    expected = {19} | ({7, 32} if engine.dialect.name == "postgresql" else set())
+    assert set(bad) == expected
+    assert all(e.code is ErrorCode.DATABASE_ERROR and "\n" not in e.message for e in bad.values())
+    assert result.total_created == 40 - len(expected) == count_customers(engine)
+    if engine.dialect.name == "postgresql":
+        assert bad[7].field == "first_name" and "too long" in bad[7].message
+        assert bad[32].field == "nickname"
+
+
+def test_copy_method_matches_values_method(pg_url: str) -> None:
+    engine = ready_engine(pg_url)
+    _import(engine, checked_of([person(1)]), sha256="c" * 64)
+    rows = [norm_row(i) for i in range(30)]
+    rows[9]["user_type"] = "ALIEN"
+    rows[12]["nickname"] = "tab\there\\back"
+    result = _import(engine, raw_checked(rows), batch_size=10, insert_method="copy")
+    assert result.total_created == 28
+    assert {r.source_row_number: r.errors[0].code for r in result.failed} == {
+        3: ErrorCode.ALREADY_EXISTS, 11: ErrorCode.DATABASE_ERROR}
+    with engine.connect() as conn:
+        assert conn.execute(sa.select(customers.c.nickname).where(
+            customers.c.source_row_number == 14)).scalar_one() == "tab\there\\back"
+
+
+def test_batch_size_is_clamped_to_bind_limits() -> None:
+    assert effective_batch_size("sqlite", 100_000) == 32_766 // 11
+    assert effective_batch_size("postgresql", 100_000) == 65_535 // 11
+    assert effective_batch_size("sqlite", 0) == 1
+
+
+def test_progress_reports_each_chunk(database_url: str) -> None:
+    engine = ready_engine(database_url)
+    seen: list[Progress] = []
+    _import(engine, checked_of([person(i) for i in range(25)]), batch_size=10, progress=seen.append)
+    assert [p.rows_done for p in seen] == [10, 20, 25]
+    assert seen[-1].total == 25 and seen[-1].seconds_left == 0
+
+
+def test_parallel_overlapping_imports_create_no_duplicates(database_url: str) -> None:
+    ready_engine(database_url)
+    a = checked_of([person(i) for i in range(0, 300)])
+    b = checked_of([person(i) for i in range(150, 450)][::-1])  # reversed: keys met in another order
+    results: dict[str, object] = {}
+
+    def go(name, checked, sha) -> None:
+        results[name] = _import(make_engine(database_url), checked, sha256=sha, batch_size=40)
+
+    threads = [threading.Thread(target=go, args=("a", a, "1" * 64)),
+               threading.Thread(target=go, args=("b", b, "2" * 64))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    ra, rb = results["a"], results["b"]
+    assert ra.total_created + ra.total_failed == 300 and rb.total_created + rb.total_failed == 300
+    assert ra.total_created + rb.total_created == 450 == count_customers(make_engine(database_url))
+    codes = {e.code for r in (*ra.failed, *rb.failed) for e in r.errors}
+    assert codes <= {ErrorCode.ALREADY_EXISTS}
+
+
+def test_resume_after_interruption_between_chunks(database_url: str) -> None:
+    engine = ready_engine(database_url)
+    rows = [person(i) for i in range(50)] + [person(99, phone="5")]
+    checked = checked_of(rows)
+
+    def die_after_two(p: Progress) -> None:
+        if p.rows_done >= 20:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        _import(engine, checked, batch_size=10, progress=die_after_two)
+    with engine.begin() as conn:  # as if that process had died: owner is a dead pid on this host
+        conn.execute(sa.update(import_runs).values(status="running", owner=f"{socket.gethostname()}:999999"))
+        run_id = conn.execute(sa.select(import_runs.c.id)).scalar_one()
+    assert count_customers(engine) == 20
+    result = _import(engine, checked, batch_size=10)
+    assert result.resumed and result.run_id == run_id
+    assert (result.total_attempted, result.total_created, result.total_failed) == (51, 50, 1)
+    assert count_customers(engine) == 50
+    with engine.connect() as conn:
+        assert conn.execute(sa.select(import_runs.c.status)).scalar_one() == "completed"
+    again = _import(engine, checked, batch_size=10)  # a completed run's file again: a new run
+    assert not again.resumed and again.run_id != run_id and again.total_created == 0
+
+
+_CHILD = """
+import sys, time
+from pathlib import Path
+from importer.db import make_engine
+from importer.load import run_import
+from importer.pipeline import read_upload
+from importer.settings import Settings
+path, url = sys.argv[1], sys.argv[2]
+up = read_upload(Path(path).read_bytes(), Path(path).name, Settings())
+def slow(p):
+    print(p.rows_done, flush=True)
+    time.sleep(0.3)
+run_import(make_engine(url), up.checked, file_name=up.file_name, sha256=up.sha256, sheet=None,
+           settings=Settings(), batch_size=20, progress=slow)
+"""
+
+
+def test_resume_after_sigkill(database_url: str, tmp_path) -> None:
+    from importer.pipeline import read_upload
+
+    engine = ready_engine(database_url)
+    lines = ["Shipping Mark,First Name,Last Name,Email,Phone"]
+    lines += [f"pm{i} kofi,Kofi,Mensah,k{i}@x.com,024{i:07d}" for i in range(200)]
+    lines.append("bad one,Ama,,,0241")
+    path = tmp_path / "customers.csv"
+    path.write_text("\n".join(lines) + "\n")
+    proc = subprocess.Popen([sys.executable, "-c", _CHILD, str(path), database_url], cwd=ROOT,
+                            stdout=subprocess.PIPE, text=True)
+    assert proc.stdout.readline().strip() == "20"  # first chunk committed
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait(10)
+    partial = count_customers(engine)
+    assert 20 <= partial < 200
+    from importer.runs import list_runs
+
+    killed = list_runs(engine)[0]
+    assert killed.status == "interrupted" and killed.rows_done == partial
+    up = read_upload(path.read_bytes(), path.name, SETTINGS)
+    result = run_import(engine, up.checked, file_name=up.file_name, sha256=up.sha256, sheet=None,
+                        settings=SETTINGS, batch_size=50)
+    assert result.resumed and result.run_id == killed.id
+    assert (result.total_attempted, result.total_created, result.total_failed) == (201, 200, 1)
+    assert count_customers(engine) == 200
+    with engine.connect() as conn:
+        assert conn.execute(sa.select(sa.func.count()).select_from(import_runs)).scalar_one() == 1
+
+
+def test_unreachable_database_raises_database_error() -> None:
+    engine = make_engine("postgresql://postgres@127.0.0.1:1/x")
+    with pytest.raises(DatabaseError) as info:
+        _import(engine, checked_of([person(1)]))
+    assert "\n" not in str(info.value)
