@@ -1,0 +1,60 @@
+"""importer.existing: the pre-check against the database, by set queries."""
+
+from __future__ import annotations
+
+from importer.existing import existing_customers, find_existing
+from importer.load import run_import
+from importer.results import ErrorCode
+from tests.helpers_db import SETTINGS, checked_of, person, ready_engine
+
+
+def test_find_existing_names_field_and_customer(database_url: str) -> None:
+    engine = ready_engine(database_url)
+    run_import(
+        engine,
+        checked_of([person(i) for i in range(3)]),
+        file_name="a.csv",
+        sha256="a" * 64,
+        sheet=None,
+        settings=SETTINGS,
+    )
+    upload = checked_of(
+        [
+            person(1),
+            person(7, phone="0240000002", email=""),
+            person(8),
+            person(9, email="KOFI0@example.com", shipping_mark="zz top"),
+        ]
+    )
+    found = find_existing(engine, upload.normalised)
+    assert set(found) == {2, 3, 5}
+    assert [e.field for e in found[2]] == ["shipping_mark", "phone", "email"]
+    assert found[3] == found[3][:1] and found[3][0].code is ErrorCode.ALREADY_EXISTS
+    assert (
+        found[3][0].message
+        == "a customer with this phone (+233240000002) already exists: shipping mark PM2 KOFI"
+    )
+    assert found[5][0].field == "email"
+
+
+def test_find_existing_many_keys_and_empty_db(database_url: str) -> None:
+    engine = ready_engine(database_url)
+    upload = checked_of([person(i) for i in range(6_000)])  # more than one key chunk
+    assert find_existing(engine, upload.normalised) == {}
+    run_import(engine, upload, file_name="a.csv", sha256="a" * 64, sheet=None, settings=SETTINGS)
+    assert len(find_existing(engine, upload.normalised)) == 6_000
+
+
+def test_existing_customers_rows(database_url: str) -> None:
+    engine = ready_engine(database_url)
+    run_import(
+        engine,
+        checked_of([person(1), person(2)]),
+        file_name="a.csv",
+        sha256="a" * 64,
+        sheet=None,
+        settings=SETTINGS,
+    )
+    rows = existing_customers(engine, "phone", ["+233240000002", "+233999", None])
+    assert len(rows) == 1 and rows[0]["shipping_mark"] == "PM2 KOFI" and rows[0]["source_row_number"] == 3
+    assert existing_customers(engine, "email", []) == []
