@@ -37,6 +37,13 @@ _ERROR_CELL = re.compile(
     rb"<(?:\w+:)?v>([^<]*)</(?:\w+:)?v>"
 )
 _CELL_REF = re.compile(rb'\br="([A-Z]{1,3})([0-9]{1,7})"')
+# References that can stretch calamine's dense grid: columns past Z, or rows past 99,999. Ordinary
+# customer sheets have none, so this scan costs one pass with almost no matches.
+_FAR_REF = re.compile(rb'r="([A-Z]{2,3}[0-9]{1,7}|[A-Z][0-9]{6,7})"')
+_LAST_ROW = re.compile(rb'<(?:\w+:)?row\b[^>]*?\br="([0-9]{1,7})"')
+# calamine allocates rows x columns cells (about 32 bytes each) for a sheet's used range, however
+# sparse; one stray cell at XFD1048576 would ask for half a terabyte and abort the process.
+MAX_GRID_CELLS = 10_000_000
 
 
 def bad_workbook(file_name: str, why: str = "it may be truncated or damaged") -> UnreadableFile:
@@ -119,6 +126,7 @@ def _scan_member(
     is_sheet = is_xml and "worksheets/" in info.filename
     cap = min(budget, info.file_size)
     size, head, tail, crc = 0, b"", b"", 0
+    extent = [0, 0]  # furthest row and column seen (1-based)
     errors: dict[tuple[int, int], str] = {}
     for chunk in _inflate(raw, info.compress_type == zipfile.ZIP_DEFLATED, file_name):
         size += len(chunk)
@@ -138,11 +146,19 @@ def _scan_member(
             head += chunk[: XML_HEAD_BYTES - len(head)]
             _check_xml_head(head, info.filename, file_name)
         if is_sheet:
-            tail = _collect_errors(tail + chunk, errors)
+            window = tail + chunk
+            _track_extent(window, extent)
+            tail = _collect_errors(window, errors)
     if size != info.file_size or crc != info.CRC:
         raise bad_workbook(file_name)
     if errors:
         report.error_cells[info.filename] = errors
+    if is_sheet and extent[0] * extent[1] > MAX_GRID_CELLS:
+        raise LimitExceeded(
+            f"{file_name} was refused: a sheet's used range reaches row {extent[0]:,} and column "
+            f"{extent[1]:,}, over the {MAX_GRID_CELLS:,} cells the importer reads. Delete the stray cells "
+            "far from the data (Ctrl+End in Excel shows the last one) and save it again, or export it as CSV."
+        )
     return size
 
 
@@ -199,6 +215,24 @@ def _collect_errors(buf: bytes, errors: dict[tuple[int, int], str]) -> bytes:
             )
         end = m.end()
     return buf[max(end, len(buf) - 512) :]
+
+
+def _track_extent(buf: bytes, extent: list[int]) -> None:
+    """Update the furthest (row, column): the last <row r=> plus any far-away cell reference."""
+    if b"r=" not in buf:
+        return
+    last = buf.rfind(b"<row")
+    if last == -1:
+        last = buf.rfind(b":row")
+    if last != -1 and (m := _LAST_ROW.match(buf, last if buf[last] == 60 else last - 2)):
+        extent[0] = max(extent[0], int(m.group(1)))
+    if extent[1] == 0:
+        extent[1] = 26  # any cell may be in columns A-Z without matching _FAR_REF
+    for ref in _FAR_REF.findall(buf):
+        m = _CELL_REF.match(b'r="' + ref + b'"')
+        if m:
+            extent[0] = max(extent[0], int(m.group(2)))
+            extent[1] = max(extent[1], _col_index(m.group(1).decode()) + 1)
 
 
 def _col_index(letters: str) -> int:

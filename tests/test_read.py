@@ -252,6 +252,17 @@ def test_huge_declared_dimensions_do_not_allocate_the_declared_grid():
     assert int(out.stdout.strip()) < 400_000  # KB: the full grid would need many GB
 
 
+def test_a_stray_cell_far_from_the_data_is_refused_before_calamine_allocates_the_grid():
+    with pytest.raises(LimitExceeded) as err:
+        open_file(corpus.stray_far_cell_xlsx(), "stray.xlsx", S)
+    assert "row 1,048,576 and column 16,384" in str(err.value) and "Ctrl+End" in str(err.value)
+
+
+def test_wide_or_long_sheets_within_the_grid_limit_are_read():
+    wide = corpus.xlsx({"S": [["Mark", "Phone"] + [f"c{i}" for i in range(40)], ["PM1", "1"] + ["v"] * 40]})
+    assert rows_of(wide, "w.xlsx")[1][-1] == "v"
+
+
 # --- row limit --------------------------------------------------------------------------------
 
 
