@@ -1,0 +1,43 @@
+"""The dashboard's frame: page config, login gate, navigation and the sidebar's database status.
+
+Run it with `streamlit run app.py` (or ./run.sh). The pages are in pages/, the engine in importer/.
+"""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from importer.db import describe_url
+from importer.errors import DatabaseError
+from importer.runs import count_customers
+from ui import auth
+from ui.engine import engine, settings
+
+st.set_page_config(page_title="Customer import", page_icon=":material/upload_file:", layout="wide")
+
+current = settings()
+
+if not auth.is_open(current):
+    st.navigation([st.Page(auth.login_page, title="Sign in", icon=":material/login:")], position="hidden").run()
+    st.stop()
+
+PAGES = [
+    st.Page("pages/upload.py", title="1. Upload", icon=":material/upload_file:", url_path="upload", default=True),
+    st.Page("pages/review.py", title="2. Review and fix", icon=":material/rule:", url_path="review"),
+    st.Page("pages/load.py", title="3. Import", icon=":material/database_upload:", url_path="import"),
+    st.Page("pages/history.py", title="History", icon=":material/history:", url_path="history"),
+]
+page = st.navigation(PAGES)
+
+with st.sidebar:
+    st.caption("Writes to")
+    st.markdown(f"**{describe_url(current.database_url)}**")
+    try:
+        total = count_customers(engine())
+    except DatabaseError as exc:
+        st.error(f"{exc}", icon=":material/error:")
+    else:
+        st.markdown(f"**{total:,}** customer{'' if total == 1 else 's'} in the database")
+    auth.logout(current)
+
+page.run()

@@ -1,0 +1,128 @@
+"""Every run: when, who, file, counts, status; a chart over time; failure reports; undo; resume."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from importer.errors import DatabaseError, FileRefused, RunError
+from importer.load import run_import
+from importer.mapping import ColumnMapping
+from importer.pipeline import read_upload
+from importer.report import write_report
+from importer.runs import RunRecord, customers_in_run, list_runs, run_failures, undo_run
+from ui import auth, render, state
+from ui.engine import engine, settings
+
+current = settings()
+st.title("History")
+if notice := state.pop_notice():
+    st.success(notice, icon=":material/check_circle:")
+
+try:
+    runs = list_runs(engine())
+except DatabaseError as exc:
+    st.error(f"{exc}", icon="🚫")
+    st.stop()
+if not runs:
+    st.info("No imports yet.", icon="ℹ️")
+    st.page_link("pages/upload.py", label="Upload a file", icon=":material/upload_file:")
+    st.stop()
+
+st.dataframe(
+    render.runs_frame(runs), hide_index=True, width="stretch",
+    column_config={
+        "Started (UTC)": st.column_config.DatetimeColumn(format="YYYY-MM-DD HH:mm:ss"),
+        **{name: st.column_config.NumberColumn(format="localized") for name in ("Rows", "Created", "Failed")},
+    },
+)
+chart = render.runs_chart(runs)
+if chart is not None:
+    st.altair_chart(chart, width="stretch")
+
+st.subheader("One run")
+run: RunRecord = st.selectbox(
+    "Run", runs, key=state.HISTORY_RUN,
+    format_func=lambda r: f"#{r.id} · {r.file_name} · {r.started_at:%Y-%m-%d %H:%M} · "
+                          f"{render.STATUS_TEXT.get(r.status, r.status)}",
+)
+st.write(f"Run #{run.id}: {run.total_attempted:,} rows, {run.total_created:,} created, "
+         f"{run.total_failed:,} failed. Status: {render.STATUS_TEXT.get(run.status, run.status)}.")
+
+refusal = auth.write_refusal(current)
+if refusal:
+    st.warning(refusal, icon=":material/lock:")
+    st.stop()
+
+if run.total_failed:
+    left, right = st.columns(2)
+    stem = f"failed-rows-run-{run.id}"
+    run_id = run.id
+    left.download_button("Download this run's failure report (CSV)", key=state.HISTORY_CSV,
+                         data=lambda: write_report(run_failures(engine(), run_id), "csv"),
+                         file_name=f"{stem}.csv", mime="text/csv", icon=":material/download:")
+    right.download_button("Download this run's failure report (Excel)", key=state.HISTORY_XLSX,
+                          data=lambda: write_report(run_failures(engine(), run_id), "xlsx"),
+                          file_name=f"{stem}.xlsx", icon=":material/download:",
+                          mime="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet")
+else:
+    st.caption("This run has no failed rows.")
+
+if run.status in ("completed", "interrupted"):
+    if st.button(f"Undo run #{run.id}", key=state.UNDO, icon=":material/undo:"):
+        st.session_state[state.UNDO_CONFIRM] = run.id
+    if state.get(state.UNDO_CONFIRM) == run.id:
+        try:
+            count = customers_in_run(engine(), run.id)
+        except DatabaseError as exc:
+            st.error(f"{exc}", icon="🚫")
+            st.stop()
+        st.warning(f"Undo deletes the **{count:,}** customer{'' if count == 1 else 's'} that run #{run.id} "
+                   "created. This cannot be reversed.", icon="⚠️")
+        yes, no = st.columns([1, 4])
+        if yes.button(f"Yes, delete {count:,} customers", key=state.UNDO_YES, type="primary"):
+            try:
+                deleted = undo_run(engine(), run.id)
+            except (DatabaseError, RunError) as exc:
+                st.error(f"{exc}", icon="🚫")
+                st.stop()
+            st.session_state.pop(state.UNDO_CONFIRM, None)
+            state.notice(f"Run #{run.id} undone: deleted {deleted:,} customer{'' if deleted == 1 else 's'}.")
+            st.rerun()
+        if no.button("Cancel", key=state.UNDO_NO):
+            st.session_state.pop(state.UNDO_CONFIRM, None)
+            st.rerun()
+elif run.status == "running":
+    st.caption("⏳ This run is still running; undo becomes available when it ends.")
+
+if run.status == "interrupted":
+    st.subheader(f"Resume run #{run.id}")
+    st.write(f"It stopped after {run.rows_done:,} rows. Upload **{run.file_name}** again, unchanged: the import "
+             "carries on from where it stopped and nothing is created twice.")
+    again = st.file_uploader(f"The same file as run #{run.id}", type=["xlsx", "xlsm", "xls", "csv"],
+                             key=f"{state.RESUME_FILE}_{run.id}")
+    if again is not None:
+        mapping = run.settings.get("mapping")
+        try:
+            with st.spinner(f"Reading {again.name}..."):
+                upload = read_upload(again.getvalue(), again.name, current, sheet=run.sheet,
+                                     mapping=ColumnMapping.from_dict(mapping) if mapping else None)
+        except FileRefused as exc:
+            st.error(f"{exc}", icon="🚫")
+            st.stop()
+        if upload.sha256 != run.sha256:
+            st.error(f"{again.name} is not the file run #{run.id} was importing: its content differs. Upload "
+                     "exactly that file to resume, or import this one as a new run from the Upload page.",
+                     icon="🚫")
+            st.stop()
+        if st.button(f"Resume run #{run.id}", key=state.RESUME_BUTTON, type="primary", icon=":material/play_arrow:"):
+            show = render.progress_bar("Resuming...")
+            try:
+                result = run_import(engine(), upload.checked, file_name=upload.file_name, sha256=upload.sha256,
+                                    sheet=run.sheet, settings=current, user_name=auth.user_name(current),
+                                    progress=show, run_settings={"mapping": upload.mapping.to_dict()})
+            except DatabaseError as exc:
+                st.error(f"{exc} Try again when the database is back; the run stays resumable.", icon="🚫")
+                st.stop()
+            state.set_result(result)
+            state.notice(f"Run #{result.run_id} resumed: {result.message}.")
+            st.rerun()

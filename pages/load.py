@@ -1,0 +1,98 @@
+"""Step 3: a dry run first, then the import with progress, then the failure report to download."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from importer.errors import DatabaseError
+from importer.load import run_import
+from importer.report import write_report
+from importer.results import RunResult
+from importer.runs import find_resumable
+from ui import auth, render, state
+from ui.engine import engine, settings
+
+current = settings()
+auth.require_write(current)
+
+st.title("Import")
+upload = state.upload()
+result: RunResult | None = state.get(state.RESULT)
+if upload is None and result is None:
+    st.info("There is nothing to import yet.", icon="ℹ️")
+    st.page_link("pages/upload.py", label="Upload a file", icon=":material/upload_file:")
+    st.stop()
+
+
+
+if upload is not None:
+    state.free_uploaded_file()
+    checked = upload.checked
+    valid = len(checked.valid_index())
+    sheet = None if upload.format == "csv" else upload.sheet
+    st.write(f"**{upload.file_name}**: {checked.total:,} rows; ✅ {valid:,} pass the checks, "
+             f"❌ {len(checked.errors):,} fail and will be in the failure report.")
+    try:
+        resumable = find_resumable(engine(), upload.sha256, sheet)
+    except DatabaseError as exc:
+        st.error(f"{exc}", icon="🚫")
+        st.stop()
+    if resumable is not None:
+        st.info(f"Run #{resumable.id} of this file was cut off after {resumable.rows_done:,} rows. Importing "
+                "resumes it: rows already imported are not created twice.", icon="⏯️")
+
+    run_args = {"file_name": upload.file_name, "sha256": upload.sha256, "sheet": sheet, "settings": current,
+                "user_name": auth.user_name(current), "run_settings": {"mapping": upload.mapping.to_dict()}}
+    version = state.version()
+    dry: RunResult | None = state.cached(state.DRY_RUN, version)
+    if st.button("Dry run (saves nothing)", key=state.DRY_RUN_BUTTON, icon=":material/science:",
+                 type="secondary" if dry else "primary"):
+        try:
+            with st.spinner(f"Dry run of {checked.total:,} rows against the database..."):
+                dry = run_import(engine(), checked, dry_run=True, **run_args)
+        except DatabaseError as exc:
+            st.error(f"{exc} Nothing was saved; check the database and try again.", icon="🚫")
+            st.stop()
+        state.store(state.DRY_RUN, version, dry)
+    if dry is None:
+        st.caption("Start with a dry run: it runs the whole import and rolls it back, so its counts are exact.")
+    else:
+        st.subheader("Dry run: what the import would do")
+        render.result_metrics(dry)
+        if dry.total_failed:
+            st.dataframe(render.reasons_table(dry), hide_index=True)
+        if st.button(f"Import {dry.total_created:,} customers", key=state.IMPORT_BUTTON, type="primary",
+                     icon=":material/database_upload:"):
+            show = render.progress_bar(f"Importing {checked.total:,} rows...")
+            try:
+                result = run_import(engine(), checked, progress=show, **run_args)
+            except DatabaseError as exc:
+                st.error(f"{exc} The rows imported so far are saved: import the same file again (or use "
+                         "History) to resume where it stopped.", icon="🚫")
+                st.stop()
+            state.set_result(result)
+            st.rerun()
+else:
+    assert result is not None
+    st.success(f"Run #{result.run_id}: {result.message}{' (resumed run)' if result.resumed else ''}.",
+               icon=":material/check_circle:")
+    render.result_metrics(result)
+    if result.total_failed:
+        st.subheader("Failed rows")
+        st.dataframe(render.reasons_table(result), hide_index=True)
+        st.write("Download the failed rows, fix them in Excel (each row says what is wrong), and upload the "
+                 "fixed file again. The Row and Errors columns are ignored when you upload it.")
+        left, right = st.columns(2)
+        stem = f"failed-rows-run-{result.run_id}"
+        failed = result.failed
+        left.download_button("Download failure report (CSV)", data=lambda: write_report(failed, "csv"),
+                             file_name=f"{stem}.csv", mime="text/csv", key=state.IMPORT_CSV,
+                             icon=":material/download:")
+        right.download_button("Download failure report (Excel, failing cells marked)",
+                              data=lambda: write_report(failed, "xlsx"), file_name=f"{stem}.xlsx",
+                              mime="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+                              key=state.IMPORT_XLSX, icon=":material/download:")
+        st.page_link("pages/upload.py", label="Upload the fixed report", icon=":material/upload_file:")
+    else:
+        st.page_link("pages/upload.py", label="Upload another file", icon=":material/upload_file:")
+    st.page_link("pages/history.py", label="See all runs in History", icon=":material/history:")

@@ -1,0 +1,154 @@
+"""Step 2: see what fails and why, fix it in the grid or in bulk, exclude rows, compare duplicates."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from importer.errors import DatabaseError
+from importer.existing import existing_customers, find_existing
+from importer.fixes import apply_fix, available_fixes, changed_rows, fill_region_fix
+from importer.results import ErrorCode
+from importer.validate import exclude, recheck
+from schemas.customer import REGIONS, label_of
+from ui import auth, render, state
+from ui.engine import engine, settings
+
+current = settings()
+auth.require_write(current)
+
+st.title("Review and fix")
+upload = state.upload()
+if upload is None:
+    st.info("There is no file to review yet.", icon="ℹ️")
+    st.page_link("pages/upload.py", label="Upload a file", icon=":material/upload_file:")
+    st.stop()
+
+state.free_uploaded_file()  # the upload is parsed; its bytes are not needed any more
+if notice := state.pop_notice():
+    st.success(notice, icon=":material/check_circle:")
+
+checked = upload.checked
+version = state.version()
+existing = state.cached(state.EXISTING, version)
+if existing is None:
+    try:
+        with st.spinner("Looking for customers that are already in the database..."):
+            existing = find_existing(engine(), checked.normalised)
+    except DatabaseError as exc:
+        st.warning(f"{exc} Rows already in the database will be reported by the import instead.", icon="⚠️")
+        existing = {}
+    state.store(state.EXISTING, version, existing)
+
+errors = render.merged_errors(checked, existing)
+st.caption(f"{upload.file_name}, sheet {upload.sheet}")
+render.show_metrics(render.metric_counts(checked, errors))
+
+if not errors:
+    st.success("Every row is valid. Nothing to fix.", icon=":material/check_circle:")
+else:
+    st.subheader("Why rows fail")
+    chart = render.failure_chart(errors)
+    if chart is not None:
+        st.altair_chart(chart, width="stretch")
+
+    st.subheader("Failing rows")
+    codes = render.codes_present(errors)
+    code = st.selectbox("Show rows failing with", [None, *codes], key=state.REASON_FILTER,
+                        format_func=lambda c: "Any reason" if c is None else render.reason(c))
+    shown, matched = render.failing_rows(checked, errors, code)
+    if matched > len(shown):
+        st.caption(f"Showing the first {len(shown):,} of {matched:,} failing rows. Fix these, or pick a reason "
+                   "above, or use a bulk fix below.")
+    st.caption("Edit cells, then press **Re-validate**: fixed rows join the valid ones. "
+               "Tick **Exclude** to leave a row out of the import.")
+    edited = st.data_editor(
+        shown, key=f"{state.GRID}_{version}_{code or 'all'}", hide_index=True, num_rows="fixed",
+        column_config=render.grid_column_config(), disabled=[render.ROW, render.ERRORS], width="stretch",
+    )
+    left, right = st.columns(2)
+    if left.button("Re-validate edited rows", key=state.REVALIDATE, type="primary", icon=":material/refresh:"):
+        changes = render.edited_rows(shown, edited)
+        if changes.empty:
+            st.info("No cells were changed. Edit a cell in the grid first.", icon="ℹ️")
+        else:
+            with st.spinner(f"Checking {len(changes):,} edited rows..."):
+                new = recheck(checked, changes, current)
+            still = sum(1 for row in changes.index if row in new.errors)
+            state.set_checked(new)
+            state.notice(f"Re-validated {len(changes):,} edited row(s): {len(changes) - still:,} now valid, "
+                         f"{still:,} still failing.")
+            st.rerun()
+    if right.button("Exclude ticked rows", key=state.EXCLUDE, icon=":material/block:"):
+        rows = render.ticked_rows(edited)
+        if not rows:
+            st.info("No rows are ticked. Tick the Exclude box of the rows to leave out.", icon="ℹ️")
+        else:
+            state.set_checked(exclude(checked, rows))
+            state.notice(f"Excluded {len(rows):,} row(s): they will not be imported or reported. "
+                         f"Rows {', '.join(str(r) for r in rows[:10])}{'...' if len(rows) > 10 else ''}.")
+            st.rerun()
+
+st.subheader("Bulk fixes")
+only_failing = st.checkbox("Only change failing rows", value=True, key=state.FIX_ONLY_FAILING)
+region_codes = list(REGIONS)
+region = st.selectbox("Region for rows with a blank region", region_codes, key=state.FILL_REGION,
+                      index=region_codes.index(current.default_customer_region)
+                      if current.default_customer_region in REGIONS else 0,
+                      format_func=lambda c: REGIONS[c])
+fixes = [*available_fixes(current).values(), fill_region_fix(region)]
+token = (version, only_failing, region)
+counts = state.cached(state.FIX_COUNTS, token)
+if counts is None:
+    with st.spinner("Counting the rows each fix would change..."):
+        counts = {fix.key: len(changed_rows(checked, fix, only_failing)) for fix in fixes}
+    state.store(state.FIX_COUNTS, token, counts)
+for fix in fixes:
+    text, count, action = st.columns([5, 2, 2], vertical_alignment="center")
+    text.markdown(fix.label)
+    count.markdown(f"would change **{counts[fix.key]:,}** row{'' if counts[fix.key] == 1 else 's'}")
+    if action.button("Apply", key=f"{state.FIX_APPLY}{fix.key}", disabled=counts[fix.key] == 0,
+                     help=f"Apply: {fix.label}"):
+        with st.spinner(f"Applying: {fix.label}..."):
+            new, changed = apply_fix(checked, fix, current, only_failing)
+        state.set_checked(new)
+        state.notice(f"{fix.label}: changed {changed:,} row(s); {len(new.errors):,} rows still fail in the file.")
+        st.rerun()
+
+duplicates = render.duplicate_rows(errors)
+if duplicates:
+    st.subheader("Duplicates side by side")
+    picks = list(range(min(len(duplicates), 1_000)))
+
+    def _describe(i: int) -> str:
+        row, error = duplicates[i]
+        if error.code is ErrorCode.DUPLICATE_IN_FILE:
+            return f"Row {row}: same {label_of(error.field).lower()} as an earlier row"
+        return f"Row {row}: {label_of(error.field).lower()} already belongs to a customer"
+
+    pick = st.selectbox("Duplicate to compare", picks, key=state.DUPLICATE_PICK, format_func=_describe)
+    row, error = duplicates[pick]
+    typed = checked.original.loc[row].to_dict()
+    if error.code is ErrorCode.DUPLICATE_IN_FILE:
+        first = render.first_row_with(checked, error.field, row)
+        if first is not None and first != row:
+            st.dataframe(render.side_by_side(checked.original.loc[first].to_dict(), typed,
+                                             f"Row {first} ✅ kept", f"Row {row} ❌ fails", error.field),
+                         hide_index=True, width="stretch")
+            st.caption(f"The first row wins: row {first} is imported; row {row} fails unless you change its "
+                       f"{label_of(error.field).lower()} or exclude it.")
+    else:
+        try:
+            found = existing_customers(engine(), error.field, [checked.normalised.at[row, error.field]])
+        except DatabaseError as exc:
+            st.error(f"{exc}", icon="🚫")
+            found = []
+        if found:
+            stored = found[0]
+            st.dataframe(render.side_by_side(stored, typed, f"Customer #{stored['id']} in the database ✅ kept",
+                                             f"Row {row} ❌ fails", error.field),
+                         hide_index=True, width="stretch")
+            st.caption(f"The customer already in the database wins: row {row} fails as already_exists unless "
+                       "you change it or exclude it.")
+
+st.divider()
+st.page_link("pages/load.py", label="Continue to import", icon=":material/arrow_forward:")

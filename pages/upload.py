@@ -1,0 +1,146 @@
+"""Step 1: upload a file, pick the sheet, check the column mapping, preview the first rows."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import streamlit as st
+
+from importer.mapping import ColumnMapping
+from importer.template import template_xlsx
+from schemas.customer import FIELD_NAMES, label_of
+from ui import auth, state
+from ui.engine import settings
+
+current = settings()
+auth.require_write(current)
+
+st.title("Upload a customer file")
+st.write(
+    f"Excel (.xlsx, .xls) or CSV, up to {current.max_upload_mb:,} MB and {current.max_rows:,} rows. "
+    "Headers are recognised whatever their case or wording (Surname, Mobile, S/Mark...)."
+)
+st.download_button(
+    "Download the template (.xlsx)", data=template_xlsx, file_name="customer-import-template.xlsx",
+    mime="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet", key="upload_template",
+    icon=":material/download:",
+)
+
+if notice := state.pop_notice():
+    st.success(notice, icon=":material/check_circle:")
+
+uploaded = st.file_uploader(
+    "Customer file (.xlsx, .xls or .csv)", type=["xlsx", "xlsm", "xls", "csv"], key=state.uploader_key(),
+)
+
+
+def _forget_choices() -> None:
+    """A new file: the sheet and mapping picked for the previous one no longer apply."""
+    for key in [k for k in st.session_state if str(k).startswith((state.MAP_COLUMN, state.SHEET))]:
+        del st.session_state[key]
+
+
+if uploaded is not None and uploaded.file_id != state.get(state.PARSED_FILE_ID):
+    _forget_choices()
+    with st.spinner(f"Reading and checking {uploaded.name}..."):
+        state.read_file(uploaded.getvalue(), uploaded.name, current)
+    st.session_state[state.PARSED_FILE_ID] = uploaded.file_id
+
+
+def _mapping_form(mapping: ColumnMapping, sheet: str, submit_label: str) -> None:
+    """One select box per column of the header: which field it feeds, or ignore it."""
+    options: list[str | None] = [None, *FIELD_NAMES]
+    with st.form(state.MAPPING_FORM):
+        where = "read by position (no header row)" if mapping.positional else f"header in row {mapping.header_row}"
+        st.caption(f"Sheet {sheet!r}, {where}. Pick the field each column feeds; '(ignore)' skips it.")
+        columns = st.columns(3)
+        for index, header in enumerate(mapping.headers):
+            if not header.strip() and mapping.fields[index] is None:
+                continue
+            columns[index % 3].selectbox(
+                f"{header.strip() or '(blank header)'} (column {index + 1})", options,
+                index=options.index(mapping.fields[index]), key=f"{state.MAP_COLUMN}{index}",
+                format_func=lambda f: "(ignore)" if f is None else label_of(f),
+            )
+        submitted = st.form_submit_button(submit_label, type="primary")
+    if not submitted or uploaded is None:
+        return
+    fields = tuple(st.session_state.get(f"{state.MAP_COLUMN}{i}", f) for i, f in enumerate(mapping.fields))
+    chosen = [f for f in fields if f is not None]
+    twice = sorted({label_of(f) for f in chosen if chosen.count(f) > 1})
+    if twice:
+        st.error(f"Each field can come from one column only; pick one column for: {', '.join(twice)}.", icon="🚫")
+        return
+    new = replace(mapping, fields=fields)
+    if new.missing_required:
+        missing = ", ".join(label_of(f) for f in new.missing_required)
+        st.error(f"Still missing required field(s): {missing}. Pick the column that holds each.", icon="🚫")
+        return
+    with st.spinner("Reading the file with your mapping..."):
+        state.read_file(uploaded.getvalue(), uploaded.name, current, sheet=sheet, mapping=new)
+    st.rerun()
+
+
+refusal = state.get(state.REFUSAL)
+if refusal:
+    st.error(refusal, icon="🚫")
+    draft = state.get(state.DRAFT_MAPPING)
+    if draft is not None and uploaded is not None:
+        _, sheet, mapping = draft
+        st.subheader("Fix the column mapping")
+        _mapping_form(mapping, sheet, "Use this mapping")
+    st.stop()
+
+upload = state.upload()
+if upload is None:
+    result = state.get(state.RESULT)
+    if result is not None:
+        st.info(f"Last import: {result.message}. See the Import page for its failure report.", icon="ℹ️")
+    st.info("Choose a file above to begin. Not sure of the layout? Start from the template.", icon="ℹ️")
+    st.stop()
+
+checked = upload.checked
+st.subheader(upload.file_name)
+failing = len(checked.errors)
+st.write(
+    f"**{checked.total:,}** rows read from sheet **{upload.sheet}** ({upload.format.upper()}): "
+    f"✅ {checked.total - failing:,} valid, ❌ {failing:,} failing so far."
+)
+
+if uploaded is not None and len(upload.sheet_names) > 1:
+    if st.session_state.get(state.SHEET) not in upload.sheet_names:
+        st.session_state[state.SHEET] = upload.sheet
+    chosen = st.selectbox("Sheet", upload.sheet_names, key=state.SHEET,
+                          help="The first sheet whose header has the required columns was picked for you")
+    if chosen != upload.sheet:
+        with st.spinner(f"Reading sheet {chosen}..."):
+            state.read_file(uploaded.getvalue(), uploaded.name, current, sheet=chosen)
+        st.rerun()
+elif len(upload.sheet_names) > 1:
+    st.caption(f"Sheets in the file: {', '.join(upload.sheet_names)}. Upload it again to pick another one.")
+
+mapping = upload.mapping
+st.markdown("#### Columns")
+lines = [
+    f"- **{header.strip() or '(blank)'}** → {label_of(field)}"
+    for header, field in zip(mapping.headers, mapping.fields, strict=True) if field is not None
+]
+st.markdown(
+    ("Read by position (no header row): columns A-E are shipping mark, first and last name, email, phone.\n\n"
+     if mapping.positional else f"Header found in row {mapping.header_row}.\n\n") + "\n".join(lines)
+)
+if mapping.unknown_columns:
+    st.caption("Ignored columns (not customer fields): " + ", ".join(mapping.unknown_columns))
+if uploaded is not None:
+    with st.expander("Change the column mapping"):
+        _mapping_form(mapping, upload.sheet, "Apply mapping")
+
+st.markdown("#### First rows, as typed")
+preview = checked.original.head(20).rename(columns=label_of)
+preview.index.name = "Row"
+st.dataframe(preview, width="stretch")
+
+if st.button(f"Continue to review {checked.total:,} rows", key=state.CONTINUE, type="primary",
+             icon=":material/arrow_forward:"):
+    state.free_uploaded_file()
+    st.switch_page("pages/review.py")

@@ -1,0 +1,1 @@
+"""Streamlit helpers of the dashboard: cached engine, session keys, login gate, renderers."""

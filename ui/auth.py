@@ -1,0 +1,118 @@
+"""The login gate: OIDC via st.login when [auth] is configured, else APP_PASSWORD, else open on SQLite."""
+
+from __future__ import annotations
+
+import getpass
+import hmac
+from collections.abc import Mapping
+
+import streamlit as st
+
+from importer.settings import Settings
+from ui import state
+from ui.engine import secrets, settings
+
+
+def oidc_providers() -> list[str | None] | None:
+    """Providers of the [auth] secrets section ([None] = the single default one); None if not configured."""
+    auth = secrets().get("auth")
+    if not isinstance(auth, Mapping) or not auth:
+        return None
+    named = [name for name, value in auth.items() if isinstance(value, Mapping)]
+    return [None] if "client_id" in auth or not named else named
+
+
+def gate_kind(settings: Settings) -> str:
+    """"oidc", "password" or "none"."""
+    if oidc_providers() is not None:
+        return "oidc"
+    if settings.app_password:
+        return "password"
+    return "none"
+
+
+def is_sqlite(settings: Settings) -> bool:
+    return settings.database_url.startswith("sqlite")
+
+
+def is_open(settings: Settings) -> bool:
+    """Whether this session may see the pages."""
+    kind = gate_kind(settings)
+    if kind == "oidc":
+        return bool(st.user.is_logged_in)
+    if kind == "password":
+        return bool(state.get(state.PASSWORD_OK))
+    return True
+
+
+def write_refusal(settings: Settings) -> str | None:
+    """Why pages that write are refused (a shared database with no login in front), or None."""
+    if gate_kind(settings) == "none" and not is_sqlite(settings):
+        return (
+            "This dashboard writes to a shared database but has no login configured, so uploading, "
+            "importing and undoing are switched off. Set APP_PASSWORD (or configure [auth] in "
+            ".streamlit/secrets.toml for single sign-on) and restart the dashboard."
+        )
+    return None
+
+
+def require_write(settings: Settings) -> None:
+    """Stop the page with the reason when writing is refused."""
+    reason = write_refusal(settings)
+    if reason:
+        st.error(reason, icon=":material/lock:")
+        st.stop()
+
+
+def user_name(settings: Settings) -> str | None:
+    """Who is importing, as recorded with each run."""
+    kind = gate_kind(settings)
+    if kind == "oidc":
+        return st.user.get("email") or st.user.get("name")
+    if kind == "password":
+        return state.get(state.USER_NAME) or None
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return None
+
+
+def _check_password(settings: Settings) -> None:
+    typed = st.session_state.get(state.LOGIN_PASSWORD, "")
+    if hmac.compare_digest(typed.encode(), settings.app_password.encode()):
+        st.session_state[state.PASSWORD_OK] = True
+        st.session_state[state.USER_NAME] = st.session_state.get(state.LOGIN_NAME, "").strip()
+    else:
+        st.session_state["auth_failed"] = True
+    st.session_state[state.LOGIN_PASSWORD] = ""
+
+
+def login_page() -> None:
+    """The only page a closed gate shows."""
+    settings_now = settings()
+    st.title("Customer import")
+    if gate_kind(settings_now) == "oidc":
+        st.write("Sign in to upload and import customer spreadsheets.")
+        for provider in oidc_providers() or [None]:
+            label = "Log in" if provider is None else f"Log in with {provider.title()}"
+            if st.button(label, key=f"login_oidc_{provider or 'default'}", type="primary",
+                         icon=":material/login:"):
+                st.login(provider)
+        return
+    st.write("Enter the dashboard password to upload and import customer spreadsheets.")
+    with st.form("login_form"):
+        st.text_input("Your name (recorded with your imports)", key=state.LOGIN_NAME)
+        st.text_input("Password", type="password", key=state.LOGIN_PASSWORD)
+        st.form_submit_button("Sign in", type="primary", on_click=_check_password, args=(settings_now,))
+    if st.session_state.pop("auth_failed", False):
+        st.error("Wrong password. Ask whoever runs the dashboard for the APP_PASSWORD.", icon=":material/block:")
+
+
+def logout(settings: Settings) -> None:
+    """A sidebar button that ends the session's login."""
+    kind = gate_kind(settings)
+    if kind == "oidc" and st.sidebar.button("Log out", key="logout", icon=":material/logout:"):
+        st.logout()
+    if kind == "password" and st.sidebar.button("Log out", key="logout", icon=":material/logout:"):
+        st.session_state.pop(state.PASSWORD_OK, None)
+        st.rerun()

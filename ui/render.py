@@ -1,0 +1,263 @@
+"""Renderers and small pure helpers for the pages: error tables, charts, metrics, run history."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+
+import altair as alt
+import pandas as pd
+import streamlit as st
+
+from importer.load import Progress
+from importer.results import ErrorCode, RowError, RunResult, error_text
+from importer.runs import RunRecord
+from importer.validate import Checked
+from schemas.customer import FIELD_NAMES, label_of
+
+ROW = "Row"
+ERRORS = "Errors"
+EXCLUDE_COLUMN = "Exclude"
+GRID_LIMIT = 5_000
+DUPLICATE_CODES = (ErrorCode.DUPLICATE_IN_FILE, ErrorCode.ALREADY_EXISTS)
+
+REASONS: dict[str, str] = {
+    "required": "Required field is blank",
+    "too_long": "Too long",
+    "invalid_format": "Not allowed characters or shape",
+    "invalid_phone": "Not a valid phone number",
+    "invalid_email": "Not a valid email address",
+    "invalid_region": "Not a known region",
+    "invalid_choice": "Not an allowed value",
+    "duplicate_in_file": "Duplicate inside the file",
+    "already_exists": "Already a customer in the database",
+    "database_error": "Refused by the database",
+}
+
+# Icon + word: the status never depends on colour alone.
+STATUS_TEXT = {
+    "completed": "✅ Completed",
+    "interrupted": "⚠️ Interrupted (can resume)",
+    "running": "⏳ Running",
+    "undone": "↩️ Undone",
+}
+
+
+def reason(code: str) -> str:
+    return f"{REASONS.get(code, code)} ({code})"
+
+
+def merged_errors(
+    checked: Checked, existing: Mapping[int, tuple[RowError, ...]] | None
+) -> dict[int, tuple[RowError, ...]]:
+    """The upload's errors plus the rows already in the database, by source row number."""
+    if not existing:
+        return checked.errors
+    merged = dict(checked.errors)
+    for row, errors in existing.items():
+        merged[row] = merged.get(row, ()) + tuple(errors)
+    return dict(sorted(merged.items()))
+
+
+def failure_counts(errors: Mapping[int, tuple[RowError, ...]]) -> pd.DataFrame:
+    """Rows failing per (field, code), for the chart: columns field, code, rows, what."""
+    records = {(e.field, e.code.value, row) for row, errs in errors.items() for e in errs}
+    frame = pd.DataFrame(sorted(records), columns=["field", "code", "row"])
+    counts = frame.groupby(["field", "code"]).size().reset_index(name="rows")
+    counts["what"] = [f"{label_of(f)}: {REASONS.get(c, c).lower()}" for f, c in zip(counts["field"], counts["code"],
+                                                                                     strict=True)]
+    return counts.sort_values(["rows", "what"], ascending=[False, True], ignore_index=True)
+
+
+def failure_chart(errors: Mapping[int, tuple[RowError, ...]]) -> alt.Chart | None:
+    """Horizontal bars, one per field and reason, each labelled in words and with its count."""
+    counts = failure_counts(errors)
+    if counts.empty:
+        return None
+    base = alt.Chart(counts).encode(
+        y=alt.Y("what:N", sort="-x", title=None, axis=alt.Axis(labelLimit=320)),
+        x=alt.X("rows:Q", title="Failing rows"),
+        tooltip=[alt.Tooltip("what:N", title="Field and reason"), alt.Tooltip("code:N", title="Code"),
+                 alt.Tooltip("rows:Q", title="Rows", format=",")],
+    )
+    bars = base.mark_bar()
+    labels = base.mark_text(align="left", dx=4).encode(text=alt.Text("rows:Q", format=","))
+    return (bars + labels).properties(height=max(80, 28 * len(counts)))
+
+
+def metric_counts(checked: Checked, errors: Mapping[int, tuple[RowError, ...]]) -> dict[str, int]:
+    """Rows, valid, failing and duplicate rows (in the file or already in the database)."""
+    duplicates = sum(1 for errs in errors.values() if any(e.code in DUPLICATE_CODES for e in errs))
+    return {"rows": checked.total, "valid": checked.total - len(errors), "failing": len(errors),
+            "duplicates": duplicates}
+
+
+def show_metrics(counts: Mapping[str, int]) -> None:
+    rows, valid, failing, duplicates = (counts[k] for k in ("rows", "valid", "failing", "duplicates"))
+    cols = st.columns(4)
+    cols[0].metric("Rows", f"{rows:,}", border=True)
+    cols[1].metric("✅ Valid", f"{valid:,}", border=True)
+    cols[2].metric("❌ Failing", f"{failing:,}", border=True)
+    cols[3].metric("⧉ Duplicates", f"{duplicates:,}", border=True,
+                   help="Rows that repeat an earlier row of the file or a customer already in the database")
+
+
+def codes_present(errors: Mapping[int, tuple[RowError, ...]]) -> list[str]:
+    """Reason codes that occur, most frequent first."""
+    counts: dict[str, int] = {}
+    for errs in errors.values():
+        for code in {e.code.value for e in errs}:
+            counts[code] = counts.get(code, 0) + 1
+    return sorted(counts, key=lambda c: (-counts[c], c))
+
+
+def failing_rows(
+    checked: Checked, errors: Mapping[int, tuple[RowError, ...]], code: str | None = None,
+    limit: int = GRID_LIMIT,
+) -> tuple[pd.DataFrame, int]:
+    """The grid: failing rows (optionally only those with one code) as typed, with Errors and Exclude
+    columns; at most `limit` rows. Returns the frame and how many rows matched in all."""
+    rows = [row for row, errs in errors.items() if code is None or any(e.code.value == code for e in errs)]
+    shown = [row for row in rows[:limit] if row in checked.original.index]
+    frame = checked.original.loc[shown, list(FIELD_NAMES)].astype(str).reset_index(drop=True)
+    frame.insert(0, ROW, pd.array(shown, dtype="int64"))
+    frame.insert(1, ERRORS, [error_text(errors[row]) for row in shown])
+    frame[EXCLUDE_COLUMN] = False
+    return frame, len(rows)
+
+
+def grid_column_config() -> dict[str, object]:
+    config: dict[str, object] = {
+        ROW: st.column_config.NumberColumn("Row", help="Row number in the file (as Excel shows it)",
+                                           disabled=True, format="%d", pinned=True),
+        ERRORS: st.column_config.TextColumn("Errors", help="What is wrong and how to fix it", disabled=True,
+                                            width="large"),
+        EXCLUDE_COLUMN: st.column_config.CheckboxColumn(
+            "Exclude", help="Tick, then press 'Exclude ticked rows': the row is neither imported nor reported"),
+    }
+    for field in FIELD_NAMES:
+        config[field] = st.column_config.TextColumn(label_of(field))
+    return config
+
+
+def edited_rows(shown: pd.DataFrame, edited: pd.DataFrame) -> pd.DataFrame:
+    """Rows whose field text the user changed in the grid: FIELD_NAMES columns, index = source row."""
+    fields = list(FIELD_NAMES)
+    before = shown[fields].fillna("").astype(str)
+    after = edited[fields].fillna("").astype(str)
+    changed = (before != after).any(axis=1)
+    out = after[changed].copy()
+    out.index = pd.Index(shown.loc[changed, ROW].astype(int).tolist(), name="source_row_number")
+    return out
+
+
+def ticked_rows(edited: pd.DataFrame) -> list[int]:
+    """Source rows whose Exclude box is ticked."""
+    ticked = edited[EXCLUDE_COLUMN].fillna(False).astype(bool)
+    return [int(row) for row in edited.loc[ticked, ROW]]
+
+
+def duplicate_rows(errors: Mapping[int, tuple[RowError, ...]]) -> list[tuple[int, RowError]]:
+    """(row, error) for each duplicate error, in row order."""
+    return [(row, e) for row, errs in errors.items() for e in errs if e.code in DUPLICATE_CODES]
+
+
+def first_row_with(checked: Checked, field: str, row: int) -> int | None:
+    """The earliest row of the file with the same normalised value of field (the one that wins)."""
+    value = checked.normalised.at[row, field]
+    if value is None:
+        return None
+    same = checked.normalised.index[checked.normalised[field] == value]
+    return int(same.min()) if len(same) else None
+
+
+def side_by_side(left: Mapping[str, object], right: Mapping[str, object], left_title: str, right_title: str,
+                 field: str) -> pd.DataFrame:
+    """Two records as columns, one line per field, the clashing field marked in words."""
+    return pd.DataFrame(
+        {
+            "Field": [label_of(f) + ("  ⟵ same" if f == field else "") for f in FIELD_NAMES],
+            left_title: ["" if left.get(f) is None else str(left.get(f)) for f in FIELD_NAMES],
+            right_title: ["" if right.get(f) is None else str(right.get(f)) for f in FIELD_NAMES],
+        }
+    )
+
+
+def result_metrics(result: RunResult) -> None:
+    cols = st.columns(3)
+    verb = "Would create" if result.dry_run else "✅ Created"
+    cols[0].metric("Rows attempted", f"{result.total_attempted:,}", border=True)
+    cols[1].metric(verb, f"{result.total_created:,}", border=True)
+    cols[2].metric("Would fail" if result.dry_run else "❌ Failed", f"{result.total_failed:,}", border=True)
+
+
+def reasons_table(result: RunResult) -> pd.DataFrame:
+    """Failed rows per reason code, in words."""
+    counts = result.failures_by_code()
+    return pd.DataFrame({"Reason": [reason(c) for c in counts], "Rows": list(counts.values())})
+
+
+def runs_frame(runs: Iterable[RunRecord]) -> pd.DataFrame:
+    """The history table: when, who, file, rows, created, failed, duration, status."""
+    records = [
+        {
+            "Run": run.id,
+            "Started (UTC)": run.started_at.replace(tzinfo=None) if run.started_at else None,
+            "By": run.user_name or "—",
+            "File": run.file_name + (f" [{run.sheet}]" if run.sheet else ""),
+            "Rows": run.total_attempted,
+            "Created": run.total_created,
+            "Failed": run.total_failed,
+            "Duration (s)": round(run.duration_seconds, 1) if run.duration_seconds is not None else None,
+            "Status": STATUS_TEXT.get(run.status, run.status),
+        }
+        for run in runs
+    ]
+    return pd.DataFrame(records)
+
+
+def runs_chart(runs: Iterable[RunRecord]) -> alt.Chart | None:
+    """Created and failed rows per run over time; outcome shown by colour, legend and tooltip text."""
+    records = []
+    for run in runs:
+        when = run.started_at.replace(tzinfo=None)
+        records.append({"started": when, "run": f"#{run.id} {run.file_name}", "outcome": "Created",
+                        "rows": run.total_created})
+        records.append({"started": when, "run": f"#{run.id} {run.file_name}", "outcome": "Failed",
+                        "rows": run.total_failed})
+    if not records:
+        return None
+    frame = pd.DataFrame(records)
+    return (
+        alt.Chart(frame)
+        .mark_bar(size=14)
+        .encode(
+            x=alt.X("started:T", title="Started (UTC)"),
+            y=alt.Y("rows:Q", title="Rows", stack=True),
+            color=alt.Color("outcome:N", title="Outcome", scale=alt.Scale(domain=["Created", "Failed"])),
+            opacity=alt.Opacity("outcome:N", legend=None, scale=alt.Scale(domain=["Created", "Failed"],
+                                                                         range=[1.0, 0.55])),
+            tooltip=[alt.Tooltip("run:N", title="Run"), alt.Tooltip("outcome:N", title="Outcome"),
+                     alt.Tooltip("rows:Q", title="Rows", format=",")],
+        )
+        .properties(height=220)
+    )
+
+
+def progress_bar(label: str) -> Callable[[Progress], None]:
+    """A st.progress bar, and the callback the engine calls after each committed chunk to move it."""
+    bar = st.progress(0.0, text=label)
+
+    def show(progress: Progress) -> None:
+        share = progress.rows_done / progress.total if progress.total else 1.0
+        bar.progress(min(1.0, share), text=progress_text(
+            progress.rows_done, progress.total, progress.rows_per_second, progress.seconds_left))
+
+    return show
+
+
+def progress_text(rows_done: int, total: int, rows_per_second: float, seconds_left: float | None) -> str:
+    """`12,000 of 100,000 rows · 4,500 rows/s · about 17 s left`."""
+    text = f"{rows_done:,} of {total:,} rows · {rows_per_second:,.0f} rows/s"
+    if seconds_left is not None and rows_done < total:
+        text += f" · about {seconds_left:,.0f} s left"
+    return text
