@@ -257,7 +257,9 @@ def _openpyxl_rows(data: bytes, sheet_name: str, limit: int, what: str) -> list[
         rows: list[list[str]] = []
         counted = 0
         for row in ws.iter_rows():
-            cells = {c.column - 1: c.value for c in row if getattr(c, "value", None) is not None}
+            # EmptyCell padding has neither a row nor a column: keep only real cells.
+            real = [c for c in row if getattr(c, "value", None) is not None]
+            cells = {c.column - 1: c.value for c in real}
             if not cells or not any(cell_text(v).strip() for v in cells.values()):
                 continue
             counted += 1
@@ -266,7 +268,7 @@ def _openpyxl_rows(data: bytes, sheet_name: str, limit: int, what: str) -> list[
             text = [""] * (max(cells) + 1)
             for col, value in cells.items():
                 text[col] = cell_text(value)
-            pad_to(rows, row[0].row - 1)
+            pad_to(rows, real[0].row - 1)
             rows.append(text)
         return rows
     finally:
