@@ -164,3 +164,20 @@ def test_scientific_notation_that_lost_digits_is_refused_with_advice() -> None:
         clean.normalize_phone("2.33241E+11", "GH")
     assert info.value.code is ErrorCode.INVALID_PHONE
     assert "scientific notation" in info.value.message and "Text" in info.value.message
+
+
+@given(
+    st.sampled_from(["", "+", "0", "233", "+233", "00", "2330"]),
+    st.text(alphabet="0123456789", min_size=5, max_size=13),
+    st.sampled_from(["GH", "GB", "NG", "US"]),
+)
+def test_fast_phone_path_agrees_with_phonenumbers(prefix: str, digits: str, region: str) -> None:
+    candidate = prefix + digits
+    fast = clean._fast_e164(candidate, region)
+    if fast is not None:
+        assert clean._library_e164(candidate, region) == fast
+
+
+def test_fast_phone_path_is_taken_for_common_ghana_numbers() -> None:
+    for typed in ("0241234567", "241234567", "233241234567", "+233241234567", "0551234567"):
+        assert clean._fast_e164(typed, "GH") == clean._library_e164(typed, "GH")
