@@ -209,7 +209,7 @@ def apply_mapping(rows: list[list[str]], mapping: ColumnMapping, max_rows: int) 
             col = columns.get(field)
             data[field].append(str(cells[col]) if col is not None and col < len(cells) else "")
     index = pd.Index(numbers, name="source_row_number", dtype="int64")
-    return pd.DataFrame(data, index=index, columns=list(FIELD_NAMES), dtype=object)
+    return pd.DataFrame(data, index=index, columns=list(FIELD_NAMES), dtype="str")
 
 
 def choose_sheet(
