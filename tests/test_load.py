@@ -152,11 +152,13 @@ def test_parallel_overlapping_imports_create_no_duplicates(database_url: str) ->
     b = checked_of([person(i) for i in range(150, 450)][::-1])  # reversed: keys met in another order
     results: dict[str, object] = {}
 
-    def go(name, checked, sha) -> None:
-        results[name] = _import(make_engine(database_url), checked, sha256=sha, batch_size=40)
+    def go(name, checked, sha, method) -> None:
+        results[name] = _import(make_engine(database_url), checked, sha256=sha, batch_size=40,
+                                insert_method=method)
 
-    threads = [threading.Thread(target=go, args=("a", a, "1" * 64)),
-               threading.Thread(target=go, args=("b", b, "2" * 64))]
+    # Both PostgreSQL insert methods race each other (SQLite always uses VALUES).
+    threads = [threading.Thread(target=go, args=("a", a, "1" * 64, "copy")),
+               threading.Thread(target=go, args=("b", b, "2" * 64, "values"))]
     for t in threads:
         t.start()
     for t in threads:
@@ -245,3 +247,25 @@ def test_unreachable_database_raises_database_error() -> None:
     with pytest.raises(DatabaseError) as info:
         _import(engine, checked_of([person(1)]))
     assert "\n" not in str(info.value)
+
+
+@pytest.mark.postgres
+def test_connection_lost_mid_run_is_database_error_then_resumes(pg_url: str) -> None:
+    engine = ready_engine(pg_url)
+    checked = checked_of([person(i) for i in range(30)])
+    killer = sa.create_engine(pg_url, isolation_level="AUTOCOMMIT")
+
+    def cut_connection(p: Progress) -> None:
+        if p.rows_done == 10:
+            with killer.connect() as conn:
+                conn.execute(sa.text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                                     "WHERE datname = current_database() AND pid <> pg_backend_pid()"))
+
+    with pytest.raises(DatabaseError) as info:
+        _import(engine, checked, batch_size=10, progress=cut_connection)
+    assert "\n" not in str(info.value)
+    killer.dispose()
+    engine = make_engine(pg_url)
+    result = _import(engine, checked, batch_size=10)
+    assert result.resumed and (result.total_created, result.total_failed) == (30, 0)
+    assert count_customers(engine) == 30
