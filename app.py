@@ -16,10 +16,7 @@ from ui.engine import engine, settings
 st.set_page_config(page_title="Customer import", page_icon=":material/upload_file:", layout="wide")
 
 current = settings()
-
-if not auth.is_open(current):
-    st.navigation([st.Page(auth.login_page, title="Sign in", icon=":material/login:")], position="hidden").run()
-    st.stop()
+is_open = auth.is_open(current)
 
 PAGES = [
     st.Page("pages/upload.py", title="1. Upload", icon=":material/upload_file:", url_path="upload", default=True),
@@ -27,7 +24,11 @@ PAGES = [
     st.Page("pages/load.py", title="3. Import", icon=":material/database_upload:", url_path="import"),
     st.Page("pages/history.py", title="History", icon=":material/history:", url_path="history"),
 ]
-page = st.navigation(PAGES)
+# The same pages either way, so a link to /history shows the login, then History.
+page = st.navigation(PAGES, position="sidebar" if is_open else "hidden")
+if not is_open:
+    auth.login_page()
+    st.stop()
 
 with st.sidebar:
     st.caption("Writes to")

@@ -11,9 +11,9 @@ from importer.pipeline import read_upload
 from importer.report import write_report
 from importer.runs import RunRecord, customers_in_run, list_runs, run_failures, undo_run
 from ui import auth, render, state
-from ui.engine import engine, settings
+from ui.engine import engine
 
-current = settings()
+current = auth.guard()
 st.title("History")
 if notice := state.pop_notice():
     st.success(notice, icon=":material/check_circle:")

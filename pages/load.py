@@ -10,9 +10,9 @@ from importer.report import write_report
 from importer.results import RunResult
 from importer.runs import find_resumable
 from ui import auth, render, state
-from ui.engine import engine, settings
+from ui.engine import engine
 
-current = settings()
+current = auth.guard()
 auth.require_write(current)
 
 st.title("Import")

@@ -11,9 +11,9 @@ from importer.results import ErrorCode
 from importer.validate import exclude, recheck
 from schemas.customer import REGIONS, label_of
 from ui import auth, render, state
-from ui.engine import engine, settings
+from ui.engine import engine
 
-current = settings()
+current = auth.guard()
 auth.require_write(current)
 
 st.title("Review and fix")

@@ -10,9 +10,8 @@ from importer.mapping import ColumnMapping
 from importer.template import template_xlsx
 from schemas.customer import FIELD_NAMES, label_of
 from ui import auth, state
-from ui.engine import settings
 
-current = settings()
+current = auth.guard()
 auth.require_write(current)
 
 st.title("Upload a customer file")

@@ -45,6 +45,18 @@ def is_open(settings: Settings) -> bool:
     return True
 
 
+def guard() -> Settings:
+    """Settings of this request; stops with the login form unless the session is signed in.
+
+    Every page calls it first, so a page is never shown past a closed gate, however it was reached.
+    """
+    current = settings()
+    if not is_open(current):
+        login_page()
+        st.stop()
+    return current
+
+
 def write_refusal(settings: Settings) -> str | None:
     """Why pages that write are refused (a shared database with no login in front), or None."""
     if gate_kind(settings) == "none" and not is_sqlite(settings):

@@ -1,0 +1,83 @@
+"""The Import page: nothing to import, dry run, import with progress, result and failure report downloads."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.test_app_support import customers, good_xlsx, import_file, make_app, messy_xlsx, texts, to_review
+from ui import state
+
+
+def metrics(at) -> dict[str, str]:
+    return {m.label: m.value for m in at.metric}
+
+
+def test_nothing_to_import(monkeypatch, sqlite_url):
+    at = make_app(monkeypatch, sqlite_url)
+    at.switch_page("pages/load.py").run()
+    assert not at.exception
+    assert "There is nothing to import yet." in texts(at)
+
+
+def test_import_needs_a_dry_run_first(monkeypatch, sqlite_url):
+    at = make_app(monkeypatch, sqlite_url)
+    to_review(at, "messy.xlsx", messy_xlsx())
+    at.switch_page("pages/load.py").run()
+    assert not at.exception
+    assert "Start with a dry run" in texts(at)
+    assert state.IMPORT_BUTTON not in [b.key for b in at.button]
+    at.button(key=state.DRY_RUN_BUTTON).click().run()
+    assert metrics(at) == {"Rows attempted": "6", "Would create": "2", "Would fail": "4"}
+    reasons = at.dataframe[0].value
+    assert "Not a valid phone number (invalid_phone)" in reasons["Reason"].tolist()
+    assert customers(sqlite_url) == 0
+    assert at.button(key=state.IMPORT_BUTTON).label == "Import 2 customers"
+
+
+def test_import_then_result_and_downloads(monkeypatch, sqlite_url):
+    at = make_app(monkeypatch, sqlite_url)
+    import_file(at, "messy.xlsx", messy_xlsx())
+    assert not at.exception
+    assert "Run #1: Created 2 customers; 4 rows failed." in texts(at)
+    assert metrics(at) == {"Rows attempted": "6", "✅ Created": "2", "❌ Failed": "4"}
+    assert at.download_button(key=state.IMPORT_CSV).label == "Download failure report (CSV)"
+    assert at.download_button(key=state.IMPORT_XLSX) is not None
+    assert [link.label for link in at.get("page_link")][0] == "Upload the fixed report"
+    assert customers(sqlite_url) == 2
+    assert state.UPLOAD not in at.session_state
+    assert at.session_state[state.RESULT].total_failed == 4
+    # The sidebar counts the customers (AppTest only sees the sidebar on the first page of a session).
+    fresh = make_app(monkeypatch, sqlite_url).run()
+    assert "**2** customers in the database" in [m.value for m in fresh.sidebar.markdown]
+
+
+def test_clean_import_has_no_report(monkeypatch, sqlite_url):
+    at = make_app(monkeypatch, sqlite_url)
+    import_file(at, "customers.xlsx", good_xlsx())
+    assert "Created 3 customers" in texts(at)
+    assert not at.get("download_button") or all(b.key == "upload_template" for b in at.get("download_button"))
+
+
+@pytest.mark.postgres
+def test_full_flow_on_postgresql(monkeypatch, pg_url):
+    monkeypatch.setenv("APP_PASSWORD", "s3cret")
+    at = make_app(monkeypatch, pg_url, password="s3cret").run()
+    at.text_input(key=state.LOGIN_PASSWORD).input("s3cret")
+    at.get("form_submit_button")[0].click()
+    at.run()
+    import_file(at, "messy.xlsx", messy_xlsx())
+    assert not at.exception
+    assert "Created 2 customers; 4 rows failed" in texts(at)
+    assert customers(pg_url) == 2
+    at.switch_page("pages/history.py").run()
+    assert at.dataframe[0].value["Created"].tolist() == [2]
+
+
+@pytest.mark.postgres
+def test_shared_database_without_gate_refuses_writes(monkeypatch, pg_url):
+    at = make_app(monkeypatch, pg_url).run()
+    assert not at.exception
+    assert "no login configured" in at.error[0].value
+    assert not at.file_uploader
+    at.switch_page("pages/load.py").run()
+    assert "no login configured" in at.error[0].value

@@ -1,0 +1,134 @@
+"""The Review page: metrics, chart, failing rows, edit and re-validate, filter, bulk fixes, exclude, duplicates."""
+
+from __future__ import annotations
+
+from tests.fixtures import corpus
+from tests.test_app_support import (
+    GOOD_ROWS,
+    HEADER,
+    good_xlsx,
+    grid_key,
+    import_file,
+    make_app,
+    messy_xlsx,
+    texts,
+    to_review,
+)
+from ui import state
+
+
+def metrics(at) -> dict[str, str]:
+    return {m.label: m.value for m in at.metric}
+
+
+def test_no_upload_points_to_upload(monkeypatch, sqlite_url):
+    at = make_app(monkeypatch, sqlite_url)
+    at.switch_page("pages/review.py").run()
+    assert not at.exception
+    assert "There is no file to review yet." in texts(at)
+
+
+def test_valid_file_has_nothing_to_fix(monkeypatch, sqlite_url):
+    at = make_app(monkeypatch, sqlite_url)
+    to_review(at, "customers.xlsx", good_xlsx())
+    assert not at.exception
+    assert metrics(at) == {"Rows": "3", "✅ Valid": "3", "❌ Failing": "0", "⧉ Duplicates": "0"}
+    assert "Every row is valid" in texts(at)
+
+
+def test_failing_rows_in_grid_with_errors_column(monkeypatch, sqlite_url):
+    at = make_app(monkeypatch, sqlite_url)
+    to_review(at, "messy.xlsx", messy_xlsx())
+    assert not at.exception
+    assert metrics(at) == {"Rows": "6", "✅ Valid": "2", "❌ Failing": "4", "⧉ Duplicates": "1"}
+    assert len(at.get("vega_lite_chart")) == 1
+    grid = at.data_editor[0].value
+    assert grid["Row"].tolist() == [3, 4, 5, 6]
+    errors = dict(zip(grid["Row"], grid["Errors"], strict=True))
+    assert errors[3].startswith("Phone: ")
+    assert errors[4].startswith("First Name: ")
+    assert "same phone" in errors[5] and "row 2" in errors[5]
+    assert errors[6].startswith("Region: ")
+
+
+def test_edit_a_cell_and_revalidate(monkeypatch, sqlite_url):
+    at = make_app(monkeypatch, sqlite_url)
+    to_review(at, "messy.xlsx", messy_xlsx())
+    # Row 3 (first in the grid) gets a valid phone; row 4 (second) a first name.
+    at.session_state[grid_key(at)] = {
+        "edited_rows": {0: {"phone": "0209998888"}, 1: {"first_name": "Yaw"}}, "added_rows": [], "deleted_rows": [],
+    }
+    at.run()
+    at.button(key=state.REVALIDATE).click().run()
+    assert not at.exception
+    assert "Re-validated 2 edited row(s): 2 now valid, 0 still failing." in texts(at)
+    assert metrics(at)["✅ Valid"] == "4"
+    assert at.data_editor[0].value["Row"].tolist() == [5, 6]
+
+
+def test_revalidate_without_edits_says_so(monkeypatch, sqlite_url):
+    at = make_app(monkeypatch, sqlite_url)
+    to_review(at, "messy.xlsx", messy_xlsx())
+    at.button(key=state.REVALIDATE).click().run()
+    assert "No cells were changed" in texts(at)
+
+
+def test_filter_by_reason(monkeypatch, sqlite_url):
+    at = make_app(monkeypatch, sqlite_url)
+    to_review(at, "messy.xlsx", messy_xlsx())
+    at.selectbox(key=state.REASON_FILTER).set_value("invalid_region").run()
+    assert at.data_editor[0].value["Row"].tolist() == [6]
+
+
+def test_exclude_ticked_rows(monkeypatch, sqlite_url):
+    at = make_app(monkeypatch, sqlite_url)
+    to_review(at, "messy.xlsx", messy_xlsx())
+    at.session_state[grid_key(at)] = {"edited_rows": {3: {"Exclude": True}}, "added_rows": [], "deleted_rows": []}
+    at.run()
+    at.button(key=state.EXCLUDE).click().run()
+    assert not at.exception
+    assert "Excluded 1 row(s)" in texts(at)
+    assert metrics(at)["Rows"] == "5"
+    assert 6 not in at.data_editor[0].value["Row"].tolist()
+
+
+def test_bulk_fix_preview_and_apply(monkeypatch, sqlite_url):
+    rows = [
+        ["PM1 KOFI", "kofi", "mensah", "", "241234567", ""],  # Excel dropped the zero: fixable
+        ["PM2 AMA", "Ama", "Owusu", "AMA@EXAMPLE.COM", "0201234567", ""],
+    ]
+    data = corpus.xlsx({"Customers": [HEADER, *rows]})
+    at = make_app(monkeypatch, sqlite_url)
+    to_review(at, "fixable.xlsx", data)
+    assert not at.exception
+    at.checkbox(key=state.FIX_ONLY_FAILING).uncheck().run()
+    page = texts(at)
+    assert "Title-case first and last names" in page
+    apply_names = at.button(key=f"{state.FIX_APPLY}names")
+    assert not apply_names.disabled
+    apply_names.click().run()
+    assert "Title-case first and last names: changed 1 row(s)" in texts(at)
+    assert at.session_state[state.UPLOAD].checked.original.at[2, "first_name"] == "Kofi"
+    assert at.button(key=f"{state.FIX_APPLY}names").disabled
+
+
+def test_duplicate_in_file_side_by_side(monkeypatch, sqlite_url):
+    at = make_app(monkeypatch, sqlite_url)
+    to_review(at, "messy.xlsx", messy_xlsx())
+    assert at.selectbox(key=state.DUPLICATE_PICK).value == 0
+    table = at.dataframe[-1].value
+    assert list(table.columns) == ["Field", "Row 2 ✅ kept", "Row 5 ❌ fails"]
+    assert "The first row wins: row 2 is imported; row 5 fails" in texts(at)
+
+
+def test_row_already_in_database_side_by_side(monkeypatch, sqlite_url):
+    at = make_app(monkeypatch, sqlite_url)
+    import_file(at, "customers.xlsx", good_xlsx())
+    again = corpus.xlsx({"Customers": [HEADER, ["PM77 NEW", "New", "Person", "", GOOD_ROWS[0][4], ""]]})
+    to_review(at, "again.xlsx", again)
+    assert not at.exception
+    assert metrics(at)["⧉ Duplicates"] == "1"
+    assert at.data_editor[0].value["Errors"][0].startswith("Phone: a customer with this phone")
+    table = at.dataframe[-1].value
+    assert table.columns[1].startswith("Customer #1 in the database ✅ kept")
+    assert "already in the database wins" in texts(at)

@@ -1,0 +1,86 @@
+"""Shared helpers of the dashboard's AppTest tests (no tests here): the app, files, clicks."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import sqlalchemy as sa
+from streamlit.testing.v1 import AppTest
+
+from tests.fixtures import corpus
+from ui import state
+
+APP = str(Path(__file__).resolve().parent.parent / "app.py")
+HEADER = corpus.HEADER
+GOOD_ROWS = corpus.ROWS
+# Row numbers as Excel shows them: header is row 1.
+MESSY_ROWS = [
+    ["PM1 KOFI", "Kofi", "Mensah", "kofi@example.com", "0241234567", "Ashanti"],  # 2 valid
+    ["PM2 AMA", "Ama", "Owusu", "", "5412345", "greater accra"],  # 3 invalid phone
+    ["PM3 YAW", "", "Boateng", "yaw@example.com", "+233 24 765 4321", ""],  # 4 first name blank
+    ["PM4 ESI", "Esi", "Asante", "", "0241234567", "Volta"],  # 5 same phone as row 2
+    ["PM5 KWAME", "Kwame", "Darko", "", "0501234567", "Atlantis"],  # 6 unknown region
+    ["PM6 ABENA", "Abena", "Osei", "", "0551234567", ""],  # 7 valid
+]
+
+
+def make_app(monkeypatch, database_url: str, password: str | None = None) -> AppTest:
+    """The dashboard against database_url, optionally behind APP_PASSWORD."""
+    monkeypatch.setenv("DATABASE_URL", database_url)
+    if password is None:
+        monkeypatch.delenv("APP_PASSWORD", raising=False)
+    else:
+        monkeypatch.setenv("APP_PASSWORD", password)
+    return AppTest.from_file(APP, default_timeout=90)
+
+
+def good_xlsx() -> bytes:
+    return corpus.xlsx({"Customers": [HEADER, *GOOD_ROWS]})
+
+
+def messy_xlsx() -> bytes:
+    return corpus.xlsx({"Customers": [HEADER, *MESSY_ROWS]})
+
+
+def upload(at: AppTest, name: str, data: bytes) -> AppTest:
+    """Choose a file in the Upload page's uploader and run."""
+    at.switch_page("pages/upload.py").run()
+    at.file_uploader(key=f"{state.UPLOADER}_{at.session_state[state.UPLOADER_NONCE]}"
+                     if state.UPLOADER_NONCE in at.session_state else f"{state.UPLOADER}_0").upload(name, data)
+    return at.run()
+
+
+def to_review(at: AppTest, name: str, data: bytes) -> AppTest:
+    upload(at, name, data)
+    at.button(key=state.CONTINUE).click().run()
+    # The button's st.switch_page moves the browser; AppTest keeps its own page, so follow it.
+    return at.switch_page("pages/review.py").run()
+
+
+def grid_key(at: AppTest, code: str | None = None) -> str:
+    return f"{state.GRID}_{at.session_state[state.VERSION]}_{code or 'all'}"
+
+
+def import_file(at: AppTest, name: str, data: bytes) -> AppTest:
+    """Upload, continue, dry run, import: the whole happy path."""
+    to_review(at, name, data)
+    at.switch_page("pages/load.py").run()
+    at.button(key=state.DRY_RUN_BUTTON).click().run()
+    at.button(key=state.IMPORT_BUTTON).click()
+    return at.run()
+
+
+def texts(at: AppTest) -> str:
+    """Every text-ish element of the page, joined: for `in` checks."""
+    parts = [e.value for kind in ("title", "subheader", "markdown", "caption", "info", "success", "warning",
+                                  "error") for e in getattr(at, kind)]
+    return "\n".join(str(p) for p in parts)
+
+
+def customers(url: str) -> int:
+    engine = sa.create_engine(url)
+    try:
+        with engine.connect() as conn:
+            return int(conn.execute(sa.text("select count(*) from customers")).scalar_one())
+    finally:
+        engine.dispose()
