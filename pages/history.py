@@ -21,10 +21,10 @@ if notice := state.pop_notice():
 try:
     runs = list_runs(engine())
 except DatabaseError as exc:
-    st.error(f"{exc}", icon="🚫")
+    st.error(f"{exc}", icon=":material/block:")
     st.stop()
 if not runs:
-    st.info("No imports yet.", icon="ℹ️")
+    st.info("No imports yet.", icon=":material/info:")
     st.page_link("pages/upload.py", label="Upload a file", icon=":material/upload_file:")
     st.stop()
 
@@ -37,7 +37,7 @@ st.dataframe(
 )
 chart = render.runs_chart(runs)
 if chart is not None:
-    st.altair_chart(chart, width="stretch")
+    st.altair_chart(chart, width="stretch", height=int(chart.height))
 
 st.subheader("One run")
 run: RunRecord = st.selectbox(
@@ -74,16 +74,16 @@ if run.status in ("completed", "interrupted"):
         try:
             count = customers_in_run(engine(), run.id)
         except DatabaseError as exc:
-            st.error(f"{exc}", icon="🚫")
+            st.error(f"{exc}", icon=":material/block:")
             st.stop()
         st.warning(f"Undo deletes the **{count:,}** customer{'' if count == 1 else 's'} that run #{run.id} "
-                   "created. This cannot be reversed.", icon="⚠️")
+                   "created. This cannot be reversed.", icon=":material/warning:")
         yes, no = st.columns([1, 4])
         if yes.button(f"Yes, delete {count:,} customers", key=state.UNDO_YES, type="primary"):
             try:
                 deleted = undo_run(engine(), run.id)
             except (DatabaseError, RunError) as exc:
-                st.error(f"{exc}", icon="🚫")
+                st.error(f"{exc}", icon=":material/block:")
                 st.stop()
             st.session_state.pop(state.UNDO_CONFIRM, None)
             state.notice(f"Run #{run.id} undone: deleted {deleted:,} customer{'' if deleted == 1 else 's'}.")
@@ -92,7 +92,7 @@ if run.status in ("completed", "interrupted"):
             st.session_state.pop(state.UNDO_CONFIRM, None)
             st.rerun()
 elif run.status == "running":
-    st.caption("⏳ This run is still running; undo becomes available when it ends.")
+    st.caption(":material/hourglass_top: This run is still running; undo becomes available when it ends.")
 
 if run.status == "interrupted":
     st.subheader(f"Resume run #{run.id}")
@@ -107,12 +107,12 @@ if run.status == "interrupted":
                 upload = read_upload(again.getvalue(), again.name, current, sheet=run.sheet,
                                      mapping=ColumnMapping.from_dict(mapping) if mapping else None)
         except FileRefused as exc:
-            st.error(f"{exc}", icon="🚫")
+            st.error(f"{exc}", icon=":material/block:")
             st.stop()
         if upload.sha256 != run.sha256:
             st.error(f"{again.name} is not the file run #{run.id} was importing: its content differs. Upload "
                      "exactly that file to resume, or import this one as a new run from the Upload page.",
-                     icon="🚫")
+                     icon=":material/block:")
             st.stop()
         if st.button(f"Resume run #{run.id}", key=state.RESUME_BUTTON, type="primary", icon=":material/play_arrow:"):
             show = render.progress_bar("Resuming...")
@@ -121,7 +121,7 @@ if run.status == "interrupted":
                                     sheet=run.sheet, settings=current, user_name=auth.user_name(current),
                                     progress=show, run_settings={"mapping": upload.mapping.to_dict()})
             except DatabaseError as exc:
-                st.error(f"{exc} Try again when the database is back; the run stays resumable.", icon="🚫")
+                st.error(f"{exc} Try again when the database is back; the run stays resumable.", icon=":material/block:")
                 st.stop()
             state.set_result(result)
             state.notice(f"Run #{result.run_id} resumed: {result.message}.")

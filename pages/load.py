@@ -19,7 +19,7 @@ st.title("Import")
 upload = state.upload()
 result: RunResult | None = state.get(state.RESULT)
 if upload is None and result is None:
-    st.info("There is nothing to import yet.", icon="ℹ️")
+    st.info("There is nothing to import yet.", icon=":material/info:")
     st.page_link("pages/upload.py", label="Upload a file", icon=":material/upload_file:")
     st.stop()
 
@@ -30,16 +30,16 @@ if upload is not None:
     checked = upload.checked
     valid = len(checked.valid_index())
     sheet = None if upload.format == "csv" else upload.sheet
-    st.write(f"**{upload.file_name}**: {checked.total:,} rows; ✅ {valid:,} pass the checks, "
-             f"❌ {len(checked.errors):,} fail and will be in the failure report.")
+    st.write(f"**{upload.file_name}**: {checked.total:,} rows; :material/check_circle: {valid:,} pass the checks, "
+             f":material/cancel: {len(checked.errors):,} fail and will be in the failure report.")
     try:
         resumable = find_resumable(engine(), upload.sha256, sheet)
     except DatabaseError as exc:
-        st.error(f"{exc}", icon="🚫")
+        st.error(f"{exc}", icon=":material/block:")
         st.stop()
     if resumable is not None:
         st.info(f"Run #{resumable.id} of this file was cut off after {resumable.rows_done:,} rows. Importing "
-                "resumes it: rows already imported are not created twice.", icon="⏯️")
+                "resumes it: rows already imported are not created twice.", icon=":material/resume:")
 
     run_args = {"file_name": upload.file_name, "sha256": upload.sha256, "sheet": sheet, "settings": current,
                 "user_name": auth.user_name(current), "run_settings": {"mapping": upload.mapping.to_dict()}}
@@ -51,7 +51,7 @@ if upload is not None:
             with st.spinner(f"Dry run of {checked.total:,} rows against the database..."):
                 dry = run_import(engine(), checked, dry_run=True, **run_args)
         except DatabaseError as exc:
-            st.error(f"{exc} Nothing was saved; check the database and try again.", icon="🚫")
+            st.error(f"{exc} Nothing was saved; check the database and try again.", icon=":material/block:")
             st.stop()
         state.store(state.DRY_RUN, version, dry)
     if dry is None:
@@ -68,7 +68,7 @@ if upload is not None:
                 result = run_import(engine(), checked, progress=show, **run_args)
             except DatabaseError as exc:
                 st.error(f"{exc} The rows imported so far are saved: import the same file again (or use "
-                         "History) to resume where it stopped.", icon="🚫")
+                         "History) to resume where it stopped.", icon=":material/block:")
                 st.stop()
             state.set_result(result)
             st.rerun()

@@ -19,7 +19,7 @@ auth.require_write(current)
 st.title("Review and fix")
 upload = state.upload()
 if upload is None:
-    st.info("There is no file to review yet.", icon="ℹ️")
+    st.info("There is no file to review yet.", icon=":material/info:")
     st.page_link("pages/upload.py", label="Upload a file", icon=":material/upload_file:")
     st.stop()
 
@@ -35,7 +35,7 @@ if existing is None:
         with st.spinner("Looking for customers that are already in the database..."):
             existing = find_existing(engine(), checked.normalised)
     except DatabaseError as exc:
-        st.warning(f"{exc} Rows already in the database will be reported by the import instead.", icon="⚠️")
+        st.warning(f"{exc} Rows already in the database will be reported by the import instead.", icon=":material/warning:")
         existing = {}
     state.store(state.EXISTING, version, existing)
 
@@ -49,27 +49,29 @@ else:
     st.subheader("Why rows fail")
     chart = render.failure_chart(errors)
     if chart is not None:
-        st.altair_chart(chart, width="stretch")
+        st.altair_chart(chart, width="stretch", height=int(chart.height))
 
     st.subheader("Failing rows")
     codes = render.codes_present(errors)
-    code = st.selectbox("Show rows failing with", [None, *codes], key=state.REASON_FILTER,
-                        format_func=lambda c: "Any reason" if c is None else render.reason(c))
-    shown, matched = render.failing_rows(checked, errors, code)
+    reasons = [render.ANY_REASON, *codes]
+    if st.session_state.get(state.REASON_FILTER) not in reasons:
+        st.session_state[state.REASON_FILTER] = render.ANY_REASON  # its rows were all fixed
+    code = st.selectbox("Show rows failing with", reasons, key=state.REASON_FILTER, format_func=render.reason)
+    shown, matched = render.failing_rows(checked, errors, None if code == render.ANY_REASON else code)
     if matched > len(shown):
         st.caption(f"Showing the first {len(shown):,} of {matched:,} failing rows. Fix these, or pick a reason "
                    "above, or use a bulk fix below.")
     st.caption("Edit cells, then press **Re-validate**: fixed rows join the valid ones. "
                "Tick **Exclude** to leave a row out of the import.")
     edited = st.data_editor(
-        shown, key=f"{state.GRID}_{version}_{code or 'all'}", hide_index=True, num_rows="fixed",
+        shown, key=f"{state.GRID}_{version}_{code}", hide_index=True, num_rows="fixed",
         column_config=render.grid_column_config(), disabled=[render.ROW, render.ERRORS], width="stretch",
     )
     left, right = st.columns(2)
     if left.button("Re-validate edited rows", key=state.REVALIDATE, type="primary", icon=":material/refresh:"):
         changes = render.edited_rows(shown, edited)
         if changes.empty:
-            st.info("No cells were changed. Edit a cell in the grid first.", icon="ℹ️")
+            st.info("No cells were changed. Edit a cell in the grid first.", icon=":material/info:")
         else:
             with st.spinner(f"Checking {len(changes):,} edited rows..."):
                 new = recheck(checked, changes, current)
@@ -81,7 +83,7 @@ else:
     if right.button("Exclude ticked rows", key=state.EXCLUDE, icon=":material/block:"):
         rows = render.ticked_rows(edited)
         if not rows:
-            st.info("No rows are ticked. Tick the Exclude box of the rows to leave out.", icon="ℹ️")
+            st.info("No rows are ticked. Tick the Exclude box of the rows to leave out.", icon=":material/info:")
         else:
             state.set_checked(exclude(checked, rows))
             state.notice(f"Excluded {len(rows):,} row(s): they will not be imported or reported. "
@@ -132,7 +134,7 @@ if duplicates:
         first = render.first_row_with(checked, error.field, row)
         if first is not None and first != row:
             st.dataframe(render.side_by_side(checked.original.loc[first].to_dict(), typed,
-                                             f"Row {first} ✅ kept", f"Row {row} ❌ fails", error.field),
+                                             f"Row {first} (kept)", f"Row {row} (fails)", error.field),
                          hide_index=True, width="stretch")
             st.caption(f"The first row wins: row {first} is imported; row {row} fails unless you change its "
                        f"{label_of(error.field).lower()} or exclude it.")
@@ -140,12 +142,12 @@ if duplicates:
         try:
             found = existing_customers(engine(), error.field, [checked.normalised.at[row, error.field]])
         except DatabaseError as exc:
-            st.error(f"{exc}", icon="🚫")
+            st.error(f"{exc}", icon=":material/block:")
             found = []
         if found:
             stored = found[0]
-            st.dataframe(render.side_by_side(stored, typed, f"Customer #{stored['id']} in the database ✅ kept",
-                                             f"Row {row} ❌ fails", error.field),
+            st.dataframe(render.side_by_side(stored, typed, f"Customer #{stored['id']} in the database (kept)",
+                                             f"Row {row} (fails)", error.field),
                          hide_index=True, width="stretch")
             st.caption(f"The customer already in the database wins: row {row} fails as already_exists unless "
                        "you change it or exclude it.")

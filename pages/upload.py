@@ -68,12 +68,12 @@ def _mapping_form(mapping: ColumnMapping, sheet: str, submit_label: str) -> None
     chosen = [f for f in fields if f is not None]
     twice = sorted({label_of(f) for f in chosen if chosen.count(f) > 1})
     if twice:
-        st.error(f"Each field can come from one column only; pick one column for: {', '.join(twice)}.", icon="🚫")
+        st.error(f"Each field can come from one column only; pick one column for: {', '.join(twice)}.", icon=":material/block:")
         return
     new = replace(mapping, fields=fields)
     if new.missing_required:
         missing = ", ".join(label_of(f) for f in new.missing_required)
-        st.error(f"Still missing required field(s): {missing}. Pick the column that holds each.", icon="🚫")
+        st.error(f"Still missing required field(s): {missing}. Pick the column that holds each.", icon=":material/block:")
         return
     with st.spinner("Reading the file with your mapping..."):
         state.read_file(uploaded.getvalue(), uploaded.name, current, sheet=sheet, mapping=new)
@@ -82,7 +82,7 @@ def _mapping_form(mapping: ColumnMapping, sheet: str, submit_label: str) -> None
 
 refusal = state.get(state.REFUSAL)
 if refusal:
-    st.error(refusal, icon="🚫")
+    st.error(refusal, icon=":material/block:")
     draft = state.get(state.DRAFT_MAPPING)
     if draft is not None and uploaded is not None:
         _, sheet, mapping = draft
@@ -94,8 +94,8 @@ upload = state.upload()
 if upload is None:
     result = state.get(state.RESULT)
     if result is not None:
-        st.info(f"Last import: {result.message}. See the Import page for its failure report.", icon="ℹ️")
-    st.info("Choose a file above to begin. Not sure of the layout? Start from the template.", icon="ℹ️")
+        st.info(f"Last import: {result.message}. See the Import page for its failure report.", icon=":material/info:")
+    st.info("Choose a file above to begin. Not sure of the layout? Start from the template.", icon=":material/info:")
     st.stop()
 
 checked = upload.checked
@@ -103,7 +103,7 @@ st.subheader(upload.file_name)
 failing = len(checked.errors)
 st.write(
     f"**{checked.total:,}** rows read from sheet **{upload.sheet}** ({upload.format.upper()}): "
-    f"✅ {checked.total - failing:,} valid, ❌ {failing:,} failing so far."
+    f":material/check_circle: {checked.total - failing:,} valid, :material/cancel: {failing:,} failing so far."
 )
 
 if uploaded is not None and len(upload.sheet_names) > 1:

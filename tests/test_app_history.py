@@ -25,7 +25,7 @@ def test_runs_table_chart_and_reports(monkeypatch, sqlite_url):
     assert not at.exception
     table = at.dataframe[0].value
     assert table.loc[0, ["Run", "File", "Rows", "Created", "Failed", "Status"]].tolist() == [
-        1, "messy.xlsx [Customers]", 6, 2, 4, "✅ Completed"]
+        1, "messy.xlsx [Customers]", 6, 2, 4, "Completed"]
     assert len(at.get("vega_lite_chart")) == 1
     assert at.download_button(key=state.HISTORY_CSV).label == "Download this run's failure report (CSV)"
     assert at.download_button(key=state.HISTORY_XLSX) is not None
@@ -45,7 +45,7 @@ def test_undo_asks_with_the_count_then_deletes(monkeypatch, sqlite_url):
     assert not at.exception
     assert "Run #1 undone: deleted 3 customers." in texts(at)
     assert customers(sqlite_url) == 0
-    assert at.dataframe[0].value.loc[0, "Status"] == "↩️ Undone"
+    assert at.dataframe[0].value.loc[0, "Status"] == "Undone"
     assert state.UNDO not in [b.key for b in at.button]
 
 
@@ -66,7 +66,7 @@ def test_resume_an_interrupted_run(monkeypatch, sqlite_url):
     _interrupted_run(sqlite_url, data)
     at.switch_page("pages/history.py").run()
     assert not at.exception
-    assert at.dataframe[0].value.loc[0, "Status"] == "⚠️ Interrupted (can resume)"
+    assert at.dataframe[0].value.loc[0, "Status"] == "Interrupted (can resume)"
     resume = at.file_uploader(key=f"{state.RESUME_FILE}_1")
     resume.upload("other.xlsx", messy_xlsx())
     at.run()
@@ -77,4 +77,4 @@ def test_resume_an_interrupted_run(monkeypatch, sqlite_url):
     assert not at.exception
     assert "Run #1 resumed: Created 3 customers." in texts(at)
     assert customers(sqlite_url) == 3
-    assert at.dataframe[0].value.loc[0, "Status"] == "✅ Completed"
+    assert at.dataframe[0].value.loc[0, "Status"] == "Completed"

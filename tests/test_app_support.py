@@ -58,7 +58,7 @@ def to_review(at: AppTest, name: str, data: bytes) -> AppTest:
 
 
 def grid_key(at: AppTest, code: str | None = None) -> str:
-    return f"{state.GRID}_{at.session_state[state.VERSION]}_{code or 'all'}"
+    return f"{state.GRID}_{at.session_state[state.VERSION]}_{code or 'any'}"
 
 
 def import_file(at: AppTest, name: str, data: bytes) -> AppTest:

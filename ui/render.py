@@ -33,16 +33,22 @@ REASONS: dict[str, str] = {
     "database_error": "Refused by the database",
 }
 
-# Icon + word: the status never depends on colour alone.
+# Words, not colours: the status is readable without colour or icon fonts.
 STATUS_TEXT = {
-    "completed": "✅ Completed",
-    "interrupted": "⚠️ Interrupted (can resume)",
-    "running": "⏳ Running",
-    "undone": "↩️ Undone",
+    "completed": "Completed",
+    "interrupted": "Interrupted (can resume)",
+    "running": "Running",
+    "undone": "Undone",
 }
 
 
+ANY_REASON = "any"
+
+
 def reason(code: str) -> str:
+    """`Not a valid phone number (invalid_phone)`."""
+    if code == ANY_REASON:
+        return "Any reason"
     return f"{REASONS.get(code, code)} ({code})"
 
 
@@ -95,9 +101,9 @@ def show_metrics(counts: Mapping[str, int]) -> None:
     rows, valid, failing, duplicates = (counts[k] for k in ("rows", "valid", "failing", "duplicates"))
     cols = st.columns(4)
     cols[0].metric("Rows", f"{rows:,}", border=True)
-    cols[1].metric("✅ Valid", f"{valid:,}", border=True)
-    cols[2].metric("❌ Failing", f"{failing:,}", border=True)
-    cols[3].metric("⧉ Duplicates", f"{duplicates:,}", border=True,
+    cols[1].metric("Valid", f"{valid:,}", border=True)
+    cols[2].metric("Failing", f"{failing:,}", border=True)
+    cols[3].metric("Duplicates", f"{duplicates:,}", border=True,
                    help="Rows that repeat an earlier row of the file or a customer already in the database")
 
 
@@ -184,10 +190,10 @@ def side_by_side(left: Mapping[str, object], right: Mapping[str, object], left_t
 
 def result_metrics(result: RunResult) -> None:
     cols = st.columns(3)
-    verb = "Would create" if result.dry_run else "✅ Created"
+    verb = "Would create" if result.dry_run else "Created"
     cols[0].metric("Rows attempted", f"{result.total_attempted:,}", border=True)
     cols[1].metric(verb, f"{result.total_created:,}", border=True)
-    cols[2].metric("Would fail" if result.dry_run else "❌ Failed", f"{result.total_failed:,}", border=True)
+    cols[2].metric("Would fail" if result.dry_run else "Failed", f"{result.total_failed:,}", border=True)
 
 
 def reasons_table(result: RunResult) -> pd.DataFrame:
