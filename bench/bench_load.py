@@ -174,11 +174,14 @@ def main() -> None:
             f"| floor (calamine + one COPY) | {f:.2f} | {ft} |",
             "",
             f"- baseline / ours: **{b / o:.1f}x**; ours / floor: **{o / f:.1f}x**",
+            f"- targets: >= 10x baseline: {'met' if b / o >= 10 else 'NOT met'};"
+            f" <= 60 transactions per 10,000 rows: {'met' if ot * 10_000 / rows <= 60 else 'NOT met'}"
+            f" ({ot * 10_000 / rows:.0f})",
             f"- loader alone: INSERT..VALUES..ON CONFLICT RETURNING {methods['values']:.2f} s;"
             f" COPY to temp + INSERT..SELECT {methods['copy']:.2f} s",
             "",
         ]
-        print("\n".join(lines[-11:]), flush=True)
+        print("\n".join(lines[-12:]), flush=True)
     path = Path(args.out)
     header = "## Loading (bench/bench_load.py)\n\n"
     text = path.read_text() if path.exists() else "# Benchmark results\n\n"
