@@ -165,13 +165,12 @@ class _Loader:
         errors = self.checked.errors
         failures: dict[int, tuple[RowError, ...]] = {n: errors[n] for n, _ in rows if n in errors}
         candidates = [(n, rec) for n, rec in rows if n not in errors]
-        hits = conflicts(self.conn, candidates)
-        failures.update(hits)
-        candidates = [(n, rec) for n, rec in candidates if n not in hits]
         inserted, refused = self.insert_rows(candidates, first=True)
         failures.update(refused)
         lost = [(n, rec) for n, rec in candidates if n not in inserted and n not in refused]
-        if lost:  # beaten by a concurrent import (or an earlier row of this chunk): name the key
+        # ON CONFLICT DO NOTHING skipped these: their keys exist (from before, or from a concurrent
+        # import). Looking up only the skipped rows names the key without a query per key for the rest.
+        if lost:
             raced = conflicts(self.conn, lost)
             for n, rec in lost:
                 failures[n] = raced.get(n) or (RowError(
