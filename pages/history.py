@@ -37,7 +37,7 @@ st.dataframe(
 )
 chart = render.runs_chart(runs)
 if chart is not None:
-    st.altair_chart(chart, width="stretch", height=int(chart.height))
+    st.altair_chart(chart, width="stretch", height=300)
 
 st.subheader("One run")
 run: RunRecord = st.selectbox(
@@ -59,10 +59,10 @@ if run.total_failed:
     run_id = run.id
     left.download_button("Download this run's failure report (CSV)", key=state.HISTORY_CSV,
                          data=lambda: write_report(run_failures(engine(), run_id), "csv"),
-                         file_name=f"{stem}.csv", mime="text/csv", icon=":material/download:")
+                         file_name=f"{stem}.csv", mime="text/csv", icon=":material/download:", on_click="ignore")
     right.download_button("Download this run's failure report (Excel)", key=state.HISTORY_XLSX,
                           data=lambda: write_report(run_failures(engine(), run_id), "xlsx"),
-                          file_name=f"{stem}.xlsx", icon=":material/download:",
+                          file_name=f"{stem}.xlsx", icon=":material/download:", on_click="ignore",
                           mime="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet")
 else:
     st.caption("This run has no failed rows.")

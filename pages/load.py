@@ -87,11 +87,11 @@ else:
         failed = result.failed
         left.download_button("Download failure report (CSV)", data=lambda: write_report(failed, "csv"),
                              file_name=f"{stem}.csv", mime="text/csv", key=state.IMPORT_CSV,
-                             icon=":material/download:")
+                             icon=":material/download:", on_click="ignore")
         right.download_button("Download failure report (Excel, failing cells marked)",
                               data=lambda: write_report(failed, "xlsx"), file_name=f"{stem}.xlsx",
                               mime="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
-                              key=state.IMPORT_XLSX, icon=":material/download:")
+                              key=state.IMPORT_XLSX, icon=":material/download:", on_click="ignore")
         st.page_link("pages/upload.py", label="Upload the fixed report", icon=":material/upload_file:")
     else:
         st.page_link("pages/upload.py", label="Upload another file", icon=":material/upload_file:")

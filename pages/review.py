@@ -47,9 +47,7 @@ if not errors:
     st.success("Every row is valid. Nothing to fix.", icon=":material/check_circle:")
 else:
     st.subheader("Why rows fail")
-    chart = render.failure_chart(errors)
-    if chart is not None:
-        st.altair_chart(chart, width="stretch", height=int(chart.height))
+    render.show_failure_chart(errors)
 
     st.subheader("Failing rows")
     codes = render.codes_present(errors)

@@ -22,7 +22,7 @@ st.write(
 st.download_button(
     "Download the template (.xlsx)", data=template_xlsx, file_name="customer-import-template.xlsx",
     mime="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet", key="upload_template",
-    icon=":material/download:",
+    icon=":material/download:", on_click="ignore",
 )
 
 if notice := state.pop_notice():

@@ -87,7 +87,15 @@ def failure_chart(errors: Mapping[int, tuple[RowError, ...]]) -> alt.Chart | Non
     )
     bars = base.mark_bar()
     labels = base.mark_text(align="left", dx=4).encode(text=alt.Text("rows:Q", format=","))
-    return (bars + labels).properties(height=max(80, 28 * len(counts)))
+    return (bars + labels).properties(height=30 * len(counts))
+
+
+def show_failure_chart(errors: Mapping[int, tuple[RowError, ...]]) -> None:
+    """The failure chart, tall enough for one readable bar per field and reason."""
+    chart = failure_chart(errors)
+    if chart is not None:
+        # Streamlit's "content" height ignores the spec's height; give it explicitly (+ the axis).
+        st.altair_chart(chart, width="stretch", height=int(chart.height) + 60)
 
 
 def metric_counts(checked: Checked, errors: Mapping[int, tuple[RowError, ...]]) -> dict[str, int]:
@@ -222,30 +230,30 @@ def runs_frame(runs: Iterable[RunRecord]) -> pd.DataFrame:
 
 
 def runs_chart(runs: Iterable[RunRecord]) -> alt.Chart | None:
-    """Created and failed rows per run over time; outcome shown by colour, legend and tooltip text."""
+    """Created and failed rows per run, oldest first; the outcome is in the legend, the pattern and tooltips."""
     records = []
-    for run in runs:
-        when = run.started_at.replace(tzinfo=None)
-        records.append({"started": when, "run": f"#{run.id} {run.file_name}", "outcome": "Created",
-                        "rows": run.total_created})
-        records.append({"started": when, "run": f"#{run.id} {run.file_name}", "outcome": "Failed",
-                        "rows": run.total_failed})
+    for run in sorted(runs, key=lambda r: r.id):
+        label = f"#{run.id} {run.started_at:%d %b %H:%M}"
+        records.append({"run": label, "order": run.id, "outcome": "Created", "rows": run.total_created,
+                        "file": run.file_name})
+        records.append({"run": label, "order": run.id, "outcome": "Failed", "rows": run.total_failed,
+                        "file": run.file_name})
     if not records:
         return None
-    frame = pd.DataFrame(records)
+    outcomes = alt.Scale(domain=["Created", "Failed"])
     return (
-        alt.Chart(frame)
-        .mark_bar(size=14)
+        alt.Chart(pd.DataFrame(records))
+        .mark_bar()
         .encode(
-            x=alt.X("started:T", title="Started (UTC)"),
+            x=alt.X("run:N", title="Run (started, UTC)", sort=alt.SortField("order"), axis=alt.Axis(labelAngle=0)),
             y=alt.Y("rows:Q", title="Rows", stack=True),
-            color=alt.Color("outcome:N", title="Outcome", scale=alt.Scale(domain=["Created", "Failed"])),
-            opacity=alt.Opacity("outcome:N", legend=None, scale=alt.Scale(domain=["Created", "Failed"],
-                                                                         range=[1.0, 0.55])),
-            tooltip=[alt.Tooltip("run:N", title="Run"), alt.Tooltip("outcome:N", title="Outcome"),
-                     alt.Tooltip("rows:Q", title="Rows", format=",")],
+            color=alt.Color("outcome:N", title="Outcome", scale=outcomes, legend=alt.Legend(orient="top")),
+            opacity=alt.Opacity("outcome:N", scale=alt.Scale(domain=["Created", "Failed"], range=[1.0, 0.5]),
+                                legend=None),
+            tooltip=[alt.Tooltip("run:N", title="Run"), alt.Tooltip("file:N", title="File"),
+                     alt.Tooltip("outcome:N", title="Outcome"), alt.Tooltip("rows:Q", title="Rows", format=",")],
         )
-        .properties(height=220)
+        .properties(height=240)
     )
 
 
