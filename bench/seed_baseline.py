@@ -34,8 +34,12 @@ def _validate(row: tuple) -> dict | None:
 def baseline_import(path: str | Path, dsn: str) -> dict[str, int]:
     """Import an .xlsx the seed system's way; returns created / failed counts."""
     wb = openpyxl.load_workbook(path, read_only=True, data_only=True)
-    rows = list(wb.worksheets[0].iter_rows(min_row=2, values_only=True))
+    rows = list(wb.worksheets[0].iter_rows(values_only=True))
     wb.close()
+    # The seed expected the header in row 1; skip the benchmark workbook's title rows the same way a
+    # user would have deleted them, so both importers see the same data rows.
+    header = next(i for i, row in enumerate(rows) if row and str(row[0] or "").strip().lower() == "shipping mark")
+    rows = [row for row in rows[header + 1:] if row and any(v not in (None, "") for v in row)]
     conn = psycopg2.connect(dsn)
     cur = conn.cursor()
     created = failed = 0

@@ -63,27 +63,39 @@ def _required_message(field: str) -> str:
     return f"is blank; every customer needs a {label_of(field).lower()}"
 
 
+_UNSEEN = object()
+
+
+def _normalise_value(field: str, text: str, normaliser: Callable[[object], object]) -> object | RowError:
+    """One cell's stored value, or the error that refuses it."""
+    if text.strip() in clean.EXCEL_ERRORS:
+        return RowError(field, ErrorCode.INVALID_FORMAT,
+                        f"{text.strip()} is an Excel error value; type the real {label_of(field).lower()}")
+    try:
+        return normaliser(text)
+    except clean.InvalidValue as exc:
+        return RowError(field, exc.code, exc.message)
+
+
 def _normalise(original: pd.DataFrame, settings: Settings) -> tuple[pd.DataFrame, dict[int, list[RowError]]]:
-    """Apply each field's normaliser; values it refuses become None and an error of their own."""
+    """Apply each field's normaliser; values it refuses become missing and an error of their own."""
     errors: dict[int, list[RowError]] = {}
     columns: dict[str, list[object]] = {}
     rows = original.index.tolist()
     for field, normaliser in _normalisers(settings).items():
+        # Names, regions and types repeat a lot: each distinct text is normalised once.
+        seen: dict[str, object | RowError] = {}
         values: list[object] = []
         for row, raw in zip(rows, original[field].tolist(), strict=True):
             text = "" if raw is None or pd.isna(raw) else str(raw)
-            if text.strip() in clean.EXCEL_ERRORS:
+            outcome = seen.get(text, _UNSEEN)
+            if outcome is _UNSEEN:
+                outcome = seen[text] = _normalise_value(field, text, normaliser)
+            if isinstance(outcome, RowError):
                 values.append(None)
-                errors.setdefault(row, []).append(
-                    RowError(field, ErrorCode.INVALID_FORMAT,
-                             f"{text.strip()} is an Excel error value; type the real {label_of(field).lower()}")
-                )
-                continue
-            try:
-                values.append(normaliser(text))
-            except clean.InvalidValue as exc:
-                values.append(None)
-                errors.setdefault(row, []).append(RowError(field, exc.code, exc.message))
+                errors.setdefault(row, []).append(outcome)
+            else:
+                values.append(outcome)
         columns[field] = values
     # pandas' compact string dtype (missing = NaN) keeps a 100,000-row upload small in a 512 MB session.
     normalised = pd.DataFrame(columns, index=original.index, dtype=TEXT)

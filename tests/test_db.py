@@ -106,3 +106,25 @@ def test_sqlite_pragmas(sqlite_url: str) -> None:
         assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
         assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
         assert conn.exec_driver_sql("PRAGMA busy_timeout").scalar() == 30000
+
+
+def test_head_revision_constant_matches_the_migrations() -> None:
+    from alembic.config import Config
+    from alembic.script import ScriptDirectory
+
+    from importer.db import HEAD_REVISION, MIGRATIONS_DIR
+
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    assert ScriptDirectory.from_config(config).get_current_head() == HEAD_REVISION
+
+
+def test_ensure_schema_skips_alembic_when_current(sqlite_url: str) -> None:
+    from importer.db import _at_head, ensure_schema, make_engine
+
+    engine = make_engine(sqlite_url)
+    assert not _at_head(engine)
+    ensure_schema(engine)
+    assert _at_head(engine)
+    ensure_schema(engine)
+    engine.dispose()
