@@ -29,20 +29,25 @@ _BOMS = (
 
 
 def detect_encoding(data: bytes) -> str:
-    """The text encoding: a BOM wins, then strict UTF-8 over the whole file, else cp1252."""
+    """The text encoding: a BOM wins (UnicodeDecodeError if the text breaks it), then strict UTF-8, else cp1252."""
     for bom, name in _BOMS:
         if data.startswith(bom):
+            _validate(data, name)  # a BOM promises the encoding: UnicodeDecodeError if the text breaks it
             return name
-    # Decode incrementally so validating a 50 MB upload never holds a second, decoded copy.
-    decoder = codecs.getincrementaldecoder("utf-8")("strict")
     try:
-        view = memoryview(data)
-        for pos in range(0, len(data), 1 << 20):
-            decoder.decode(view[pos : pos + (1 << 20)])
-        decoder.decode(b"", final=True)
+        _validate(data, "utf-8")
     except UnicodeDecodeError:
         return "cp1252"
     return "utf-8"
+
+
+def _validate(data: bytes, encoding: str) -> None:
+    """Decode incrementally so validating a 50 MB upload never holds a second, decoded copy."""
+    decoder = codecs.getincrementaldecoder(encoding)("strict")
+    view = memoryview(data)
+    for pos in range(0, len(data), 1 << 20):
+        decoder.decode(view[pos : pos + (1 << 20)])
+    decoder.decode(b"", final=True)
 
 
 def _text_stream(data: bytes, encoding: str) -> io.TextIOWrapper:

@@ -6,11 +6,13 @@ one sheet with python-calamine (openpyxl / xlrd as fallbacks) or the csv module.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import hashlib
 import io
 import itertools
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import PurePath
@@ -25,6 +27,7 @@ from importer.xlsx_guard import (
     PASSWORD_MESSAGE,
     ZipReport,
     bad_workbook,
+    check_ole,
     check_zip,
     is_encrypted_ole,
 )
@@ -67,7 +70,8 @@ class SpreadsheetFile:
     def _workbook_rows(self, sheet_name: str, limit: int, what: str) -> list[list[str]]:
         """Read a sheet with calamine; fall back to openpyxl (xlsx) or xlrd (xls) if it fails."""
         try:
-            rows = _calamine_rows(self._calamine(), sheet_name, limit, what)
+            with _native_panics():
+                rows = _calamine_rows(self._calamine(), sheet_name, limit, what)
         except FileRefused:
             raise
         except Exception:  # noqa: BLE001 - calamine could not read it; the fallback decides
@@ -117,6 +121,7 @@ def open_file(data: bytes, file_name: str, settings: Settings) -> SpreadsheetFil
     if data.startswith(OLE2_MAGIC):
         if is_encrypted_ole(data):
             raise UnreadableFile(PASSWORD_MESSAGE)
+        check_ole(data, file_name)
         names = _calamine_sheet_names(data, file_name, "xls")
         return SpreadsheetFile(file_name, "xls", sha, names, data)
     if ext in (".xlsx", ".xlsm"):
@@ -124,7 +129,13 @@ def open_file(data: bytes, file_name: str, settings: Settings) -> SpreadsheetFil
     head = data[:2048].lstrip().lower()
     if ext == ".xls" and head.startswith((b"<!doctype html", b"<html", b"<table", b"<?xml", b"<")):
         raise bad_workbook(file_name, "it is a web page or XML file saved with an .xls name")
-    encoding = detect_encoding(data)
+    try:
+        encoding = detect_encoding(data)
+    except UnicodeDecodeError as exc:
+        raise UnreadableFile(
+            f"{file_name} starts with a {exc.encoding.upper()} byte-order mark but is not valid {exc.encoding.upper()} "
+            "text (damaged or mixed encodings); save it again as CSV UTF-8 and upload it."
+        ) from exc
     if ext == ".xls" and _looks_binary(data[:4096], encoding):
         raise bad_workbook(file_name)
     stem = PurePath(file_name).stem or "Sheet1"
@@ -140,13 +151,28 @@ def _looks_binary(head: bytes, encoding: str) -> bool:
     return sum(b < 9 or 13 < b < 32 for b in head) > len(head) // 20
 
 
+@contextlib.contextmanager
+def _native_panics() -> Iterator[None]:
+    """A Rust panic in calamine arrives as pyo3's PanicException, a BaseException that `except Exception`
+    misses (a damaged .xls record made it escape as a traceback): turn it into an ordinary error."""
+    try:
+        yield
+    except Exception:
+        raise
+    except BaseException as exc:
+        if type(exc).__name__ == "PanicException":
+            raise RuntimeError(f"calamine panicked: {exc}") from exc
+        raise
+
+
 def _calamine_sheet_names(data: bytes, file_name: str, fmt: str) -> tuple[str, ...]:
     """Sheet names, trying calamine then the fallback reader; any failure means a damaged file."""
     try:
         from python_calamine import CalamineWorkbook, PasswordError
 
         try:
-            return tuple(CalamineWorkbook.from_filelike(io.BytesIO(data)).sheet_names)
+            with _native_panics():
+                return tuple(CalamineWorkbook.from_filelike(io.BytesIO(data)).sheet_names)
         except PasswordError as exc:
             raise UnreadableFile(PASSWORD_MESSAGE) from exc
         except Exception:  # noqa: BLE001 - fall through to the other reader
@@ -157,7 +183,7 @@ def _calamine_sheet_names(data: bytes, file_name: str, fmt: str) -> tuple[str, .
             return tuple(load_workbook(io.BytesIO(data), read_only=True, data_only=True).sheetnames)
         import xlrd
 
-        return tuple(xlrd.open_workbook(file_contents=data, on_demand=True).sheet_names())
+        return tuple(xlrd.open_workbook(file_contents=data, on_demand=True, logfile=io.StringIO()).sheet_names())
     except FileRefused:
         raise
     except Exception as exc:  # noqa: BLE001 - any library error: the file is damaged
@@ -279,7 +305,7 @@ def _xlrd_rows(data: bytes, sheet_name: str, limit: int, what: str) -> list[list
     """The fallback for .xls files calamine rejects."""
     import xlrd
 
-    book = xlrd.open_workbook(file_contents=data, on_demand=True)
+    book = xlrd.open_workbook(file_contents=data, on_demand=True, logfile=io.StringIO())
     sheet = book.sheet_by_name(sheet_name)
 
     def values() -> Any:

@@ -36,11 +36,13 @@ _ERROR_CELL = re.compile(
     rb'<(?:\w+:)?c\b([^>]*\bt="e"[^>]*)>(?:<(?:\w+:)?f\b[^>]*/>|<(?:\w+:)?f\b[^>]*>[^<]*</(?:\w+:)?f>)?'
     rb"<(?:\w+:)?v>([^<]*)</(?:\w+:)?v>"
 )
-_CELL_REF = re.compile(rb'\br="([A-Z]{1,3})([0-9]{1,7})"')
+_CELL_REF = re.compile(rb'\br="([A-Z]+)([0-9]+)"')
 # References that can stretch calamine's dense grid: columns past Z, or rows past 99,999. Ordinary
 # customer sheets have none, so this scan costs one pass with almost no matches.
-_FAR_REF = re.compile(rb'r="([A-Z]{2,3}[0-9]{1,7}|[A-Z][0-9]{6,7})"')
-_LAST_ROW = re.compile(rb'<(?:\w+:)?row\b[^>]*?\br="([0-9]{1,7})"')
+# Unbounded digit and letter counts: a reference past Excel's own limits (E1100000000000000000000) made
+# calamine try to allocate hundreds of GB, so it must count as far away too.
+_FAR_REF = re.compile(rb'r="([A-Z]{2,}[0-9]+|[A-Z][0-9]{6,})"')
+_LAST_ROW = re.compile(rb'<(?:\w+:)?row\b[^>]*?\br="([0-9]+)"')
 # calamine allocates rows x columns cells (about 32 bytes each) for a sheet's used range, however
 # sparse; one stray cell at XFD1048576 would ask for half a terabyte and abort the process.
 MAX_GRID_CELLS = 10_000_000
@@ -67,7 +69,7 @@ def check_zip(data: bytes, file_name: str, settings: Settings) -> ZipReport:
     try:
         zf = zipfile.ZipFile(io.BytesIO(data))
         infos = zf.infolist()
-    except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, ValueError, EOFError) as exc:
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, ValueError, EOFError, NotImplementedError) as exc:
         raise bad_workbook(file_name) from exc
     limit = settings.max_inflated_mb * MB
     declared = sum(i.file_size for i in infos)
@@ -323,3 +325,94 @@ def _ole_names(data: bytes) -> set[str]:
 def is_encrypted_ole(data: bytes) -> bool:
     """An OOXML workbook saved with a password is an OLE2 file holding these two streams."""
     return bool(ole_stream_names(data) & ENCRYPTION_STREAMS)
+
+
+_END = 0xFFFFFFFA  # sector numbers from here up are markers (end of chain, free, FAT, DIFAT)
+
+
+def check_ole(data: bytes, file_name: str) -> None:
+    """Refuse a compound file (.xls) whose sector chains loop, leave the file, or hold impossible sizes.
+
+    calamine follows the FAT without cycle detection: one looping chain in a 5 KB .xls made it allocate
+    memory until the process was killed; a chain leaving the table makes it panic.
+    """
+    try:
+        problem = _ole_problem(data)
+    except (struct.error, IndexError, ValueError):
+        problem = "its internal structure is damaged"
+    if problem:
+        raise bad_workbook(file_name, problem)
+
+
+def _ole_chain(start: int, table: list[int], limit: int) -> int | None:
+    """Length of the chain from `start`, or None when it loops or points outside `limit` sectors."""
+    seen: set[int] = set()
+    current = start
+    while current < _END:
+        if current in seen or current >= limit or current >= len(table):
+            return None
+        seen.add(current)
+        current = table[current]
+    return len(seen)
+
+
+def _ole_problem(data: bytes) -> str | None:
+    """What is wrong with a compound file's FAT, directory and mini FAT chains (None: nothing)."""
+    shift = struct.unpack_from("<H", data, 0x1E)[0]
+    if shift not in (9, 12):
+        return "its header is damaged"
+    sector = 1 << shift
+    n_sectors = max(0, len(data) // sector - 1)  # sector i starts at byte (i + 1) * sector
+
+    def read_sector(i: int) -> bytes:
+        return data[(i + 1) * sector : (i + 2) * sector].ljust(sector, b"\xff")
+
+    per_sector = sector // 4
+    difat = list(struct.unpack_from("<109I", data, 0x4C))
+    next_difat, n_difat = struct.unpack_from("<II", data, 0x44)
+    seen_difat: set[int] = set()
+    while next_difat < _END:
+        if next_difat in seen_difat or next_difat >= n_sectors or len(seen_difat) > n_difat:
+            return "its sector table loops or is cut short"
+        seen_difat.add(next_difat)
+        entries = struct.unpack(f"<{per_sector}I", read_sector(next_difat))
+        difat.extend(entries[:-1])
+        next_difat = entries[-1]
+    fat: list[int] = []
+    for s in difat:
+        if s >= _END:
+            continue
+        if s >= n_sectors:
+            return "its sector table is cut short"
+        fat.extend(struct.unpack(f"<{per_sector}I", read_sector(s)))
+    loop = "a chain of sectors loops or points outside the file"
+    dir_start = struct.unpack_from("<I", data, 0x30)[0]
+    if not _ole_chain(dir_start, fat, n_sectors):
+        return loop
+    mini_cutoff, minifat_start = struct.unpack_from("<II", data, 0x38)
+    minifat: list[int] = []
+    if minifat_start < _END:
+        if _ole_chain(minifat_start, fat, n_sectors) is None:
+            return loop
+        current = minifat_start
+        while current < _END:
+            minifat.extend(struct.unpack(f"<{per_sector}I", read_sector(current)))
+            current = fat[current]
+    entries: list[tuple[int, int, int]] = []  # (type, start sector, size) of streams and the root
+    current = dir_start
+    while current < _END:
+        block = read_sector(current)
+        for off in range(0, sector, 128):
+            kind = block[off + 0x42]
+            start, size = struct.unpack_from("<II", block, off + 0x74)
+            if kind in (2, 5) and size:
+                entries.append((kind, start, size))
+        current = fat[current]
+    mini_sectors = next((size // 64 + 1 for kind, _, size in entries if kind == 5), 0)
+    for kind, start, size in entries:
+        if size > len(data):
+            return "a stream claims more bytes than the file holds"
+        in_mini = kind == 2 and size < mini_cutoff
+        if _ole_chain(start, minifat if in_mini else fat, mini_sectors if in_mini else n_sectors) is None:
+            return loop
+    return None
