@@ -1,6 +1,8 @@
 """The dashboard's frame: page config, login gate, navigation and the sidebar's database status.
 
-Run it with `streamlit run app.py` (or ./run.sh). The pages are in pages/, the engine in importer/.
+Run it with `streamlit run app.py` (or ./run.sh). The pages are in views/, the engine in importer/.
+(Not pages/: Streamlit treats a pages/ folder as the old file-based navigation and can run a page's file
+without this script, so without the login gate, the sidebar and the page config.)
 """
 
 from __future__ import annotations
@@ -19,10 +21,10 @@ current = settings()
 is_open = auth.is_open(current)
 
 PAGES = [
-    st.Page("pages/upload.py", title="1. Upload", icon=":material/upload_file:", url_path="upload", default=True),
-    st.Page("pages/review.py", title="2. Review and fix", icon=":material/rule:", url_path="review"),
-    st.Page("pages/load.py", title="3. Import", icon=":material/database_upload:", url_path="import"),
-    st.Page("pages/history.py", title="History", icon=":material/history:", url_path="history"),
+    st.Page("views/upload.py", title="1. Upload", icon=":material/upload_file:", url_path="upload", default=True),
+    st.Page("views/review.py", title="2. Review and fix", icon=":material/rule:", url_path="review"),
+    st.Page("views/load.py", title="3. Import", icon=":material/database_upload:", url_path="import"),
+    st.Page("views/history.py", title="History", icon=":material/history:", url_path="history"),
 ]
 # The same pages either way, so a link to /history shows the login, then History.
 page = st.navigation(PAGES, position="sidebar" if is_open else "hidden")

@@ -27,7 +27,7 @@ def test_closed_gate_shows_nothing_but_the_login(monkeypatch, sqlite_url):
     assert "Upload a customer file" not in texts(at)
     assert not at.file_uploader
     assert not at.sidebar.markdown  # not even which database or how many customers
-    at.switch_page("pages/history.py").run()
+    at.switch_page("views/history.py").run()
     assert [t.value for t in at.title] == ["Customer import"]
     assert not at.dataframe
 
@@ -40,12 +40,17 @@ def test_wrong_password_is_refused(monkeypatch, sqlite_url):
     assert at.text_input(key=state.LOGIN_PASSWORD).value == ""
 
 
-def test_right_password_opens(monkeypatch, sqlite_url):
+def test_right_password_opens_and_logout_closes(monkeypatch, sqlite_url):
     at = make_app(monkeypatch, sqlite_url, password="correct horse").run()
     sign_in(at, "correct horse", name="Akosua")
     assert not at.exception
     assert at.title[0].value == "Upload a customer file"
     assert at.session_state[state.USER_NAME] == "Akosua"
+    at.switch_page("views/history.py").run()
+    assert at.title[0].value == "History"
+    at.sidebar.button(key="logout").click().run()
+    assert at.title[0].value == "Customer import"
+    assert not at.dataframe
 
 
 def test_secrets_override_the_environment():

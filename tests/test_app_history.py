@@ -13,7 +13,7 @@ from ui import state
 
 def test_no_runs_yet(monkeypatch, sqlite_url):
     at = make_app(monkeypatch, sqlite_url)
-    at.switch_page("pages/history.py").run()
+    at.switch_page("views/history.py").run()
     assert not at.exception
     assert "No imports yet." in texts(at)
 
@@ -21,7 +21,7 @@ def test_no_runs_yet(monkeypatch, sqlite_url):
 def test_runs_table_chart_and_reports(monkeypatch, sqlite_url):
     at = make_app(monkeypatch, sqlite_url)
     import_file(at, "messy.xlsx", messy_xlsx())
-    at.switch_page("pages/history.py").run()
+    at.switch_page("views/history.py").run()
     assert not at.exception
     table = at.dataframe[0].value
     assert table.loc[0, ["Run", "File", "Rows", "Created", "Failed", "Status"]].tolist() == [
@@ -34,7 +34,7 @@ def test_runs_table_chart_and_reports(monkeypatch, sqlite_url):
 def test_undo_asks_with_the_count_then_deletes(monkeypatch, sqlite_url):
     at = make_app(monkeypatch, sqlite_url)
     import_file(at, "customers.xlsx", good_xlsx())
-    at.switch_page("pages/history.py").run()
+    at.switch_page("views/history.py").run()
     at.button(key=state.UNDO).click().run()
     assert "Undo deletes the **3** customers that run #1 created." in texts(at)
     assert customers(sqlite_url) == 3
@@ -64,7 +64,7 @@ def test_resume_an_interrupted_run(monkeypatch, sqlite_url):
     data = good_xlsx()
     at = make_app(monkeypatch, sqlite_url).run()  # creates the schema
     _interrupted_run(sqlite_url, data)
-    at.switch_page("pages/history.py").run()
+    at.switch_page("views/history.py").run()
     assert not at.exception
     assert at.dataframe[0].value.loc[0, "Status"] == "Interrupted (can resume)"
     resume = at.file_uploader(key=f"{state.RESUME_FILE}_1")

@@ -23,7 +23,7 @@ def metrics(at) -> dict[str, str]:
 
 def test_no_upload_points_to_upload(monkeypatch, sqlite_url):
     at = make_app(monkeypatch, sqlite_url)
-    at.switch_page("pages/review.py").run()
+    at.switch_page("views/review.py").run()
     assert not at.exception
     assert "There is no file to review yet." in texts(at)
 

@@ -25,13 +25,16 @@ MESSY_ROWS = [
 
 
 def make_app(monkeypatch, database_url: str, password: str | None = None) -> AppTest:
-    """The dashboard against database_url, optionally behind APP_PASSWORD."""
+    """The dashboard against database_url, optionally behind APP_PASSWORD, after its first run.
+
+    AppTest maps views/*.py to st.navigation's pages only after a first run, so switch_page needs one.
+    """
     monkeypatch.setenv("DATABASE_URL", database_url)
     if password is None:
         monkeypatch.delenv("APP_PASSWORD", raising=False)
     else:
         monkeypatch.setenv("APP_PASSWORD", password)
-    return AppTest.from_file(APP, default_timeout=90)
+    return AppTest.from_file(APP, default_timeout=90).run()
 
 
 def good_xlsx() -> bytes:
@@ -44,7 +47,7 @@ def messy_xlsx() -> bytes:
 
 def upload(at: AppTest, name: str, data: bytes) -> AppTest:
     """Choose a file in the Upload page's uploader and run."""
-    at.switch_page("pages/upload.py").run()
+    at.switch_page("views/upload.py").run()
     at.file_uploader(key=f"{state.UPLOADER}_{at.session_state[state.UPLOADER_NONCE]}"
                      if state.UPLOADER_NONCE in at.session_state else f"{state.UPLOADER}_0").upload(name, data)
     return at.run()
@@ -54,7 +57,7 @@ def to_review(at: AppTest, name: str, data: bytes) -> AppTest:
     upload(at, name, data)
     at.button(key=state.CONTINUE).click().run()
     # The button's st.switch_page moves the browser; AppTest keeps its own page, so follow it.
-    return at.switch_page("pages/review.py").run()
+    return at.switch_page("views/review.py").run()
 
 
 def grid_key(at: AppTest, code: str | None = None) -> str:
@@ -64,7 +67,7 @@ def grid_key(at: AppTest, code: str | None = None) -> str:
 def import_file(at: AppTest, name: str, data: bytes) -> AppTest:
     """Upload, continue, dry run, import: the whole happy path."""
     to_review(at, name, data)
-    at.switch_page("pages/load.py").run()
+    at.switch_page("views/load.py").run()
     at.button(key=state.DRY_RUN_BUTTON).click().run()
     at.button(key=state.IMPORT_BUTTON).click()
     return at.run()

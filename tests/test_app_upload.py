@@ -90,5 +90,5 @@ def test_continue_frees_the_uploaded_file(monkeypatch, sqlite_url):
     at.button(key=state.CONTINUE).click().run()
     assert at.title[0].value == "Review and fix"
     assert at.session_state[state.UPLOADER_NONCE] == 1
-    at.switch_page("pages/upload.py").run()
+    at.switch_page("views/upload.py").run()
     assert "**3** rows read" in texts(at)

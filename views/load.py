@@ -20,7 +20,7 @@ upload = state.upload()
 result: RunResult | None = state.get(state.RESULT)
 if upload is None and result is None:
     st.info("There is nothing to import yet.", icon=":material/info:")
-    st.page_link("pages/upload.py", label="Upload a file", icon=":material/upload_file:")
+    st.page_link("views/upload.py", label="Upload a file", icon=":material/upload_file:")
     st.stop()
 
 
@@ -92,7 +92,7 @@ else:
                               data=lambda: write_report(failed, "xlsx"), file_name=f"{stem}.xlsx",
                               mime="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
                               key=state.IMPORT_XLSX, icon=":material/download:", on_click="ignore")
-        st.page_link("pages/upload.py", label="Upload the fixed report", icon=":material/upload_file:")
+        st.page_link("views/upload.py", label="Upload the fixed report", icon=":material/upload_file:")
     else:
-        st.page_link("pages/upload.py", label="Upload another file", icon=":material/upload_file:")
-    st.page_link("pages/history.py", label="See all runs in History", icon=":material/history:")
+        st.page_link("views/upload.py", label="Upload another file", icon=":material/upload_file:")
+    st.page_link("views/history.py", label="See all runs in History", icon=":material/history:")

@@ -20,7 +20,7 @@ st.title("Review and fix")
 upload = state.upload()
 if upload is None:
     st.info("There is no file to review yet.", icon=":material/info:")
-    st.page_link("pages/upload.py", label="Upload a file", icon=":material/upload_file:")
+    st.page_link("views/upload.py", label="Upload a file", icon=":material/upload_file:")
     st.stop()
 
 state.free_uploaded_file()  # the upload is parsed; its bytes are not needed any more
@@ -151,4 +151,4 @@ if duplicates:
                        "you change it or exclude it.")
 
 st.divider()
-st.page_link("pages/load.py", label="Continue to import", icon=":material/arrow_forward:")
+st.page_link("views/load.py", label="Continue to import", icon=":material/arrow_forward:")

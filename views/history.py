@@ -25,7 +25,7 @@ except DatabaseError as exc:
     st.stop()
 if not runs:
     st.info("No imports yet.", icon=":material/info:")
-    st.page_link("pages/upload.py", label="Upload a file", icon=":material/upload_file:")
+    st.page_link("views/upload.py", label="Upload a file", icon=":material/upload_file:")
     st.stop()
 
 st.dataframe(

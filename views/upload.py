@@ -142,4 +142,4 @@ st.dataframe(preview, width="stretch")
 if st.button(f"Continue to review {checked.total:,} rows", key=state.CONTINUE, type="primary",
              icon=":material/arrow_forward:"):
     state.free_uploaded_file()
-    st.switch_page("pages/review.py")
+    st.switch_page("views/review.py")
