@@ -69,17 +69,23 @@ def effective_batch_size(dialect: str, requested: int) -> int:
     return max(1, min(int(requested), ceiling))
 
 
-def _records(checked: Any) -> list[Record]:
-    """(source_row_number, normalised values) in ascending row order, NaN as None."""
-    frame = checked.normalised.reindex(columns=list(FIELD_NAMES)).astype(object)
-    frame = frame.where(frame.notna(), None).sort_index()
-    return [(int(i), dict(zip(FIELD_NAMES, vals, strict=True)))
-            for i, *vals in frame.itertuples(index=True, name=None)]
+def _pending_chunks(checked: Any, size: int, done: set[int]) -> tuple[int, Iterator[list[Record]]]:
+    """How many rows are still to settle, and those rows in chunks of (source row, values), NaN as None.
 
+    Records are built a chunk at a time: a 100,000-row run never holds them all as dicts at once.
+    """
+    frame = checked.normalised.reindex(columns=list(FIELD_NAMES)).sort_index()
+    if done:
+        frame = frame[~frame.index.isin(list(done))]
 
-def _chunks(items: list[Record], size: int) -> Iterator[list[Record]]:
-    for start in range(0, len(items), size):
-        yield items[start:start + size]
+    def chunks() -> Iterator[list[Record]]:
+        for start in range(0, len(frame), size):
+            part = frame.iloc[start:start + size].astype(object)
+            part = part.where(part.notna(), None)
+            yield [(int(i), dict(zip(FIELD_NAMES, vals, strict=True)))
+                   for i, *vals in part.itertuples(index=True, name=None)]
+
+    return len(frame), chunks()
 
 
 def _guess_field(message: str, rec: dict[str, Any]) -> str:
@@ -263,12 +269,12 @@ class _Loader:
     def run(self) -> RunResult:
         """Start or resume, load every pending chunk, finish, and summarise the whole file."""
         resumed = self.start()
-        records = _records(self.checked)
         done = self.done_rows() if resumed else set()
-        pending = [r for r in records if r[0] not in done]
-        total, rows_done = len(records), len(records) - len(pending)
+        pending, chunks = _pending_chunks(self.checked, self.batch_size, done)
+        total = len(self.checked.normalised)
+        rows_done = total - pending
         started, processed = time.monotonic(), 0
-        for rows in _chunks(pending, self.batch_size):
+        for rows in chunks:
             for attempt in range(_RETRIES + 1):
                 try:
                     with self.unit():
