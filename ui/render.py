@@ -207,7 +207,7 @@ def result_metrics(result: RunResult) -> None:
 def reasons_table(result: RunResult) -> pd.DataFrame:
     """Failed rows per reason code, in words."""
     counts = result.failures_by_code()
-    return pd.DataFrame({"Reason": [reason(c) for c in counts], "Rows": list(counts.values())})
+    return pd.DataFrame({"Reason": [reason(c) for c in counts], "Rows": [f"{n:,}" for n in counts.values()]})
 
 
 def runs_frame(runs: Iterable[RunRecord]) -> pd.DataFrame:
@@ -241,9 +241,10 @@ def runs_chart(runs: Iterable[RunRecord]) -> alt.Chart | None:
     if not records:
         return None
     outcomes = alt.Scale(domain=["Created", "Failed"])
+    bar_width = max(4, min(48, 800 // (len(records) // 2)))
     return (
         alt.Chart(pd.DataFrame(records))
-        .mark_bar()
+        .mark_bar(size=bar_width)
         .encode(
             x=alt.X("run:N", title="Run (started, UTC)", sort=alt.SortField("order"), axis=alt.Axis(labelAngle=0)),
             y=alt.Y("rows:Q", title="Rows", stack=True),
