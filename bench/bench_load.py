@@ -23,6 +23,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 import importer.cli  # noqa: E402, F401 - warm, like the baseline's openpyxl
+from bench.results import RESULTS, write_section  # noqa: E402
 from bench.seed_baseline import baseline_import  # noqa: E402
 from bench.workbook import HEADERS, customer_workbook  # noqa: E402
 from importer.db import ensure_schema, make_engine  # noqa: E402
@@ -145,7 +146,7 @@ def main() -> None:
                         help="a server login that may CREATE DATABASE")
     parser.add_argument("--full-baseline", action="store_true",
                         help="run the baseline even where it would take over 3 minutes")
-    parser.add_argument("--out", default=str(ROOT / "bench" / "RESULTS.md"))
+    parser.add_argument("--out", default=str(RESULTS))
     args = parser.parse_args()
     admin = sa.create_engine(args.database_url.replace("postgres://", "postgresql+psycopg2://"),
                              isolation_level="AUTOCOMMIT")
@@ -202,17 +203,10 @@ def main() -> None:
             "",
         ]
         print("\n".join(lines[-13:]), flush=True)
-    path = Path(args.out)
-    header = "## Loading (bench/bench_load.py)\n\n"
-    text = path.read_text() if path.exists() else "# Benchmark results\n\n"
-    before = text.split(header)[0] if header in text else text
-    after = ""
-    if header in text:
-        rest = text.split(header, 1)[1]
-        after = rest[rest.find("\n## "):] if "\n## " in rest else ""
-    body = (f"{header}PostgreSQL 15 on 127.0.0.1, {time.strftime('%Y-%m-%d')}; "
-            f"`{' '.join(['python bench/bench_load.py', *sys.argv[1:]])}`\n\n" + "\n".join(lines))
-    path.write_text(before.rstrip() + "\n\n" + body + after)
+    write_section("Loading (bench/bench_load.py)",
+                  f"PostgreSQL 15 on 127.0.0.1, {time.strftime('%Y-%m-%d')}; "
+                  f"`{' '.join(['python bench/bench_load.py', *sys.argv[1:]])}`\n\n" + "\n".join(lines),
+                  Path(args.out))
     for rows in args.rows:
         (ROOT / "bench" / f"bench_{rows}.xlsx").unlink(missing_ok=True)
 

@@ -20,6 +20,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.results import write_section  # noqa: E402
 from bench.workbook import customer_workbook  # noqa: E402
 from importer.mapping import apply_mapping, choose_sheet  # noqa: E402
 from importer.read import open_file  # noqa: E402
@@ -82,7 +83,7 @@ def main() -> None:
         timings = steps(data)
     read_ratio = timings["openpyxl_read_only_baseline"] / timings["read (calamine)"]
     lines = [
-        f"### Read, clean and validate: {args.rows:,} rows ({len(data) / 1e6:.1f} MB .xlsx)",
+        f"{args.rows:,} rows ({len(data) / 1e6:.1f} MB .xlsx), {time.strftime('%Y-%m-%d')}.",
         "",
         f"`python -m importer import FILE --dry-run --json` (measured with `/usr/bin/time -v`): "
         f"**{cli['seconds']:.1f} s wall, peak RSS {cli['peak_rss_mb']:.0f} MB**, "
@@ -96,9 +97,8 @@ def main() -> None:
         "on the same bytes.",
     ]
     print("\n".join(lines))
-    out = ROOT / "bench" / "results_read.md"
-    out.write_text("\n".join(lines) + "\n")
-    print(f"written to {out.relative_to(ROOT)}")
+    write_section("Reading and validating (bench/bench_read.py)", "\n".join(lines))
+    print("written to bench/RESULTS.md")
 
 
 if __name__ == "__main__":
