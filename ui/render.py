@@ -134,8 +134,8 @@ def failing_rows(
     shown = [row for row in rows[:limit] if row in checked.original.index]
     frame = checked.original.loc[shown, list(FIELD_NAMES)].astype(str).reset_index(drop=True)
     frame.insert(0, ROW, pd.array(shown, dtype="int64"))
-    frame.insert(1, ERRORS, [error_text(errors[row]) for row in shown])
-    frame[EXCLUDE_COLUMN] = False
+    frame.insert(1, EXCLUDE_COLUMN, False)
+    frame.insert(2, ERRORS, [error_text(errors[row]) for row in shown])
     return frame, len(rows)
 
 
