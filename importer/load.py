@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.dialects import postgresql
 
 from importer import runs
 from importer.db import (
@@ -117,7 +117,6 @@ class _Loader:
         self.batch_size, self.progress, self.user_name = batch_size, progress, user_name
         self.settings_json, self.method = settings_json, method
         self.pg = is_postgres(conn)
-        self.insert = (postgresql.insert if self.pg else sqlite.insert)(customers)
         self.run_id: int | None = None
         self.owner = runs.this_owner()
 
@@ -231,11 +230,17 @@ class _Loader:
             return ok_a | ok_b, {**bad_a, **bad_b}
 
     def values_insert(self, rows: list[Record]) -> set[int]:
-        """One multi-row INSERT ... ON CONFLICT DO NOTHING RETURNING source_row_number."""
-        stmt = self.insert.on_conflict_do_nothing().returning(customers.c.source_row_number)
-        params = [{**rec, "import_run_id": self.run_id, "source_row_number": n} for n, rec in rows]
-        result = self.conn.execution_options(insertmanyvalues_page_size=len(rows)).execute(stmt, params)
-        return {n for (n,) in result}
+        """One multi-row INSERT ... ON CONFLICT DO NOTHING RETURNING source_row_number.
+
+        Written at the driver level with bound parameters: SQLAlchemy's per-row parameter processing
+        cost more than the insert itself (SQLite, 100,000 rows: about 1 s of 3).
+        """
+        mark = "%s" if self.pg else "?"
+        one_row = "(" + ", ".join([mark] * len(_INSERT_COLUMNS)) + ")"
+        sql = (f"INSERT INTO customers ({', '.join(_INSERT_COLUMNS)}) VALUES "  # noqa: S608 - fixed names
+               + ", ".join([one_row] * len(rows)) + " ON CONFLICT DO NOTHING RETURNING source_row_number")
+        params = tuple(value for n, rec in rows for value in (*(rec[f] for f in FIELD_NAMES), self.run_id, n))
+        return {n for (n,) in self.conn.exec_driver_sql(sql, params)}
 
     def copy_insert(self, rows: list[Record]) -> set[int]:
         """PostgreSQL: COPY into a temp table, then INSERT ... SELECT ... ON CONFLICT DO NOTHING."""
