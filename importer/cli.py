@@ -124,7 +124,7 @@ def _import(args: argparse.Namespace, settings: Settings) -> int:
     show = _progress_printer() if sys.stderr.isatty() and not args.json else None
     result = run_import(
         engine, upload.checked, file_name=upload.file_name, sha256=upload.sha256,
-        sheet=None if upload.format == "csv" else upload.sheet, settings=settings,
+        sheet=upload.run_sheet, settings=settings,
         dry_run=args.dry_run, batch_size=args.batch_size, progress=show,
         user_name=os.environ.get("USER"), run_settings={"mapping": upload.mapping.to_dict()},
     )

@@ -27,6 +27,11 @@ class Upload:
     mapping: ColumnMapping
     checked: Checked
 
+    @property
+    def run_sheet(self) -> str | None:
+        """The sheet a run records and resumes by: None for a CSV file, which has no sheets."""
+        return None if self.format == "csv" else self.sheet
+
 
 def missing_columns_message(mapping: ColumnMapping) -> str:
     """`Missing required columns: Phone. Found: Mark, Name, ...` with what to do about it."""

@@ -29,7 +29,7 @@ if upload is not None:
     state.free_uploaded_file()
     checked = upload.checked
     valid = len(checked.valid_index())
-    sheet = None if upload.format == "csv" else upload.sheet
+    sheet = upload.run_sheet
     st.write(f"**{upload.file_name}**: {checked.total:,} rows; :material/check_circle: {valid:,} pass the checks, "
              f":material/cancel: {len(checked.errors):,} fail and will be in the failure report.")
     try:
