@@ -97,6 +97,9 @@ def _lines(data: bytes, encoding: str) -> Iterator[str]:
 
 def csv_rows(data: bytes, encoding: str, delimiter: str, limit: int, what: str) -> list[list[str]]:
     """Rows indexed by line number - 1; LimitExceeded as soon as more than `limit` are non-blank."""
+    # csv's default 131,072-character field limit refused a whole file for one long cell; the upload
+    # size bounds a field anyway, and a too-long value then fails its own row (too_long).
+    csv.field_size_limit(max(csv.field_size_limit(), len(data) + 1))
     reader = csv.reader(_lines(data, encoding), delimiter=delimiter, strict=False)
     rows: list[list[str]] = []
     counted = 0

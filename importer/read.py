@@ -65,6 +65,10 @@ class SpreadsheetFile:
         except FileRefused:
             raise
         except Exception as exc:  # noqa: BLE001 - no library exception may reach the user raw
+            if self.format == "csv":  # not "a valid Excel file ... export it as CSV" for a CSV
+                raise UnreadableFile(
+                    f"{self.file_name} cannot be read as CSV text; open it in Excel and save it again as CSV UTF-8."
+                ) from exc
             raise bad_workbook(self.file_name) from exc
 
     def _workbook_rows(self, sheet_name: str, limit: int, what: str) -> list[list[str]]:
