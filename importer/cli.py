@@ -215,3 +215,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         sys.stderr.write("error: interrupted; run the same import again to resume it\n")
         return EXIT_DATABASE
+    except BrokenPipeError:
+        # stdout's reader went away (`... --json | head`): the work is done; no traceback, and point
+        # stdout at /dev/null so the interpreter's final flush cannot raise again.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_OK
