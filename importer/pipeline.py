@@ -11,9 +11,6 @@ from importer.settings import Settings
 from importer.validate import Checked, check_frame
 from schemas.customer import label_of
 
-# Title rows above the header do not count as data; allow a few before the row limit applies.
-_HEADER_SLACK = 50
-
 
 @dataclass(frozen=True)
 class Upload:
@@ -53,7 +50,8 @@ def read_upload(
 ) -> Upload:
     """Read, map and validate an uploaded file; raises a FileRefused subclass when it cannot be used."""
     spreadsheet = open_file(data, file_name, settings)
-    sheet_name, rows, detected = choose_sheet(spreadsheet, sheet, settings.max_rows + _HEADER_SLACK)
+    # choose_sheet's limit is the data-row limit: it reads title and header rows on top of it itself.
+    sheet_name, rows, detected = choose_sheet(spreadsheet, sheet, settings.max_rows)
     mapping = mapping or detected
     if mapping.missing_required:
         raise MissingColumns(missing_columns_message(mapping))
