@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterable, Mapping
 
 import altair as alt
@@ -40,6 +41,22 @@ STATUS_TEXT = {
     "running": "Running",
     "undone": "Undone",
 }
+
+
+# Text from the file (its name, sheet names, headers, refusal messages quoting them) goes into Markdown
+# elements and widget labels: escaped, it shows as typed instead of as links, images, emphasis or HTML.
+_MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]<>#|~$&])")
+_AUTOLINK = re.compile(r"(?i)(://|\bwww\.)")
+
+
+def md_escape(text: object) -> str:
+    r"""`text` as Markdown that renders literally, on one line: `**x** <b>` -> `\*\*x\*\* \<b\>`.
+
+    Backslash escapes (CommonMark) for emphasis, code, links and images, HTML, tables, strikethrough,
+    math and Streamlit's `:color[...]`; `://` and `www.` are broken up so no bare URL becomes a link.
+    """
+    out = _MARKDOWN_SPECIAL.sub(r"\\\1", " ".join(str(text).splitlines()))
+    return _AUTOLINK.sub(lambda m: "\\://" if m.group(1) == "://" else m.group(1)[:3] + "\\.", out)
 
 
 ANY_REASON = "any"

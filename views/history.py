@@ -96,22 +96,23 @@ elif run.status == "running":
 
 if run.status == "interrupted":
     st.subheader(f"Resume run #{run.id}")
-    st.write(f"It stopped after {run.rows_done:,} rows. Upload **{run.file_name}** again, unchanged: the import "
-             "carries on from where it stopped and nothing is created twice.")
+    st.write(f"It stopped after {run.rows_done:,} rows. Upload **{render.md_escape(run.file_name)}** again, "
+             "unchanged: the import carries on from where it stopped and nothing is created twice.")
     again = st.file_uploader(f"The same file as run #{run.id}", type=["xlsx", "xlsm", "xls", "csv"],
                              key=f"{state.RESUME_FILE}_{run.id}")
     if again is not None:
         mapping = run.settings.get("mapping")
         try:
-            with st.spinner(f"Reading {again.name}..."):
+            with st.spinner(f"Reading {render.md_escape(again.name)}..."):
                 upload = read_upload(again.getvalue(), again.name, current, sheet=run.sheet,
                                      mapping=ColumnMapping.from_dict(mapping) if mapping else None)
         except FileRefused as exc:
-            st.error(f"{exc}", icon=":material/block:")
+            st.error(render.md_escape(exc), icon=":material/block:")
             st.stop()
         if upload.sha256 != run.sha256:
-            st.error(f"{again.name} is not the file run #{run.id} was importing: its content differs. Upload "
-                     "exactly that file to resume, or import this one as a new run from the Upload page.",
+            st.error(f"{render.md_escape(again.name)} is not the file run #{run.id} was importing: its content "
+                     "differs. Upload exactly that file to resume, or import this one as a new run from the Upload "
+                     "page.",
                      icon=":material/block:")
             st.stop()
         if st.button(f"Resume run #{run.id}", key=state.RESUME_BUTTON, type="primary", icon=":material/play_arrow:"):

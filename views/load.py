@@ -30,8 +30,9 @@ if upload is not None:
     checked = upload.checked
     valid = len(checked.valid_index())
     sheet = upload.run_sheet
-    st.write(f"**{upload.file_name}**: {checked.total:,} rows; :material/check_circle: {valid:,} pass the checks, "
-             f":material/cancel: {len(checked.errors):,} fail and will be in the failure report.")
+    st.write(f"**{render.md_escape(upload.file_name)}**: {checked.total:,} rows; "
+             f":material/check_circle: {valid:,} pass the checks, :material/cancel: {len(checked.errors):,} fail and "
+             "will be in the failure report.")
     try:
         resumable = find_resumable(engine(), upload.sha256, sheet)
     except DatabaseError as exc:

@@ -40,7 +40,7 @@ if existing is None:
     state.store(state.EXISTING, version, existing)
 
 errors = render.merged_errors(checked, existing)
-st.caption(f"{upload.file_name}, sheet {upload.sheet}")
+st.caption(f"{render.md_escape(upload.file_name)}, sheet {render.md_escape(upload.sheet)}")
 render.show_metrics(render.metric_counts(checked, errors))
 
 if not errors:

@@ -10,6 +10,7 @@ from importer.mapping import ColumnMapping
 from importer.template import template_xlsx
 from schemas.customer import FIELD_NAMES, label_of
 from ui import auth, state
+from ui.render import md_escape
 
 current = auth.guard()
 auth.require_write(current)
@@ -41,7 +42,7 @@ def _forget_choices() -> None:
 
 if uploaded is not None and uploaded.file_id != state.get(state.PARSED_FILE_ID):
     _forget_choices()
-    with st.spinner(f"Reading and checking {uploaded.name}..."):
+    with st.spinner(f"Reading and checking {md_escape(uploaded.name)}..."):
         state.read_file(uploaded.getvalue(), uploaded.name, current)
     st.session_state[state.PARSED_FILE_ID] = uploaded.file_id
 
@@ -51,13 +52,14 @@ def _mapping_form(mapping: ColumnMapping, sheet: str, submit_label: str) -> None
     options: list[str | None] = [None, *FIELD_NAMES]
     with st.form(state.MAPPING_FORM):
         where = "read by position (no header row)" if mapping.positional else f"header in row {mapping.header_row}"
-        st.caption(f"Sheet {sheet!r}, {where}. Pick the field each column feeds; '(ignore)' skips it.")
+        st.caption(f"Sheet {md_escape(repr(sheet))}, {where}. "
+                   "Pick the field each column feeds; '(ignore)' skips it.")
         columns = st.columns(3)
         for index, header in enumerate(mapping.headers):
             if not header.strip() and mapping.fields[index] is None:
                 continue
             columns[index % 3].selectbox(
-                f"{header.strip() or '(blank header)'} (column {index + 1})", options,
+                f"{md_escape(header.strip() or '(blank header)')} (column {index + 1})", options,
                 index=options.index(mapping.fields[index]), key=f"{state.MAP_COLUMN}{index}",
                 format_func=lambda f: "(ignore)" if f is None else label_of(f),
             )
@@ -82,7 +84,7 @@ def _mapping_form(mapping: ColumnMapping, sheet: str, submit_label: str) -> None
 
 refusal = state.get(state.REFUSAL)
 if refusal:
-    st.error(refusal, icon=":material/block:")
+    st.error(md_escape(refusal), icon=":material/block:")
     draft = state.get(state.DRAFT_MAPPING)
     if draft is not None and uploaded is not None:
         _, sheet, mapping = draft
@@ -99,10 +101,10 @@ if upload is None:
     st.stop()
 
 checked = upload.checked
-st.subheader(upload.file_name)
+st.subheader(md_escape(upload.file_name))
 failing = len(checked.errors)
 st.write(
-    f"**{checked.total:,}** rows read from sheet **{upload.sheet}** ({upload.format.upper()}): "
+    f"**{checked.total:,}** rows read from sheet **{md_escape(upload.sheet)}** ({upload.format.upper()}): "
     f":material/check_circle: {checked.total - failing:,} valid, :material/cancel: {failing:,} failing so far."
 )
 
@@ -112,16 +114,16 @@ if uploaded is not None and len(upload.sheet_names) > 1:
     chosen = st.selectbox("Sheet", upload.sheet_names, key=state.SHEET,
                           help="The first sheet whose header has the required columns was picked for you")
     if chosen != upload.sheet:
-        with st.spinner(f"Reading sheet {chosen}..."):
+        with st.spinner(f"Reading sheet {md_escape(chosen)}..."):
             state.read_file(uploaded.getvalue(), uploaded.name, current, sheet=chosen)
         st.rerun()
 elif len(upload.sheet_names) > 1:
-    st.caption(f"Sheets in the file: {', '.join(upload.sheet_names)}. Upload it again to pick another one.")
+    st.caption(f"Sheets in the file: {md_escape(', '.join(upload.sheet_names))}. Upload it again to pick another one.")
 
 mapping = upload.mapping
 st.markdown("#### Columns")
 lines = [
-    f"- **{header.strip() or '(blank)'}** → {label_of(field)}"
+    f"- **{md_escape(header.strip() or '(blank)')}** → {label_of(field)}"
     for header, field in zip(mapping.headers, mapping.fields, strict=True) if field is not None
 ]
 st.markdown(
@@ -129,7 +131,7 @@ st.markdown(
      if mapping.positional else f"Header found in row {mapping.header_row}.\n\n") + "\n".join(lines)
 )
 if mapping.unknown_columns:
-    st.caption("Ignored columns (not customer fields): " + ", ".join(mapping.unknown_columns))
+    st.caption("Ignored columns (not customer fields): " + md_escape(", ".join(mapping.unknown_columns)))
 if uploaded is not None:
     with st.expander("Change the column mapping"):
         _mapping_form(mapping, upload.sheet, "Apply mapping")
