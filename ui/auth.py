@@ -123,8 +123,12 @@ def login_page() -> None:
 def logout(settings: Settings) -> None:
     """A sidebar button that ends the session's login."""
     kind = gate_kind(settings)
-    if kind == "oidc" and st.sidebar.button("Log out", key="logout", icon=":material/logout:"):
+    if kind == "none" or not st.sidebar.button("Log out", key="logout", icon=":material/logout:"):
+        return
+    # The session's upload, results and user name go with the login: whoever signs in next on this
+    # browser (another user, same password) starts empty.
+    state.free_uploaded_file()
+    st.session_state.clear()
+    if kind == "oidc":
         st.logout()
-    if kind == "password" and st.sidebar.button("Log out", key="logout", icon=":material/logout:"):
-        st.session_state.pop(state.PASSWORD_OK, None)
-        st.rerun()
+    st.rerun()
