@@ -1,0 +1,245 @@
+"""Access (issue 5), read from the source and configuration: no app to run, nothing to import.
+
+- the password comparison is constant-time (hmac.compare_digest on bytes, never ==);
+- XSRF protection on, the upload limit, no usage statistics, no error details, nothing in the deployment's
+  start command or run.sh that turns them off; secrets are never committed;
+- every page calls the gate first, app.py runs the page only past the gate, there is no pages/ folder;
+- no page renders HTML (no unsafe_allow_html, st.html or components);
+- SQL goes through bound parameters: the only SQL strings built with interpolation interpolate the
+  schema's fixed column names (reviewed here); ruff's S608 (SQL injection) is clean.
+"""
+
+from __future__ import annotations
+
+import ast
+import inspect
+import re
+import shutil
+import subprocess
+import tomllib
+from pathlib import Path
+
+import pytest
+
+from importer import load
+from schemas.customer import FIELD_NAMES
+from ui import auth
+
+ROOT = Path(__file__).resolve().parent.parent
+VIEWS = sorted((ROOT / "views").glob("*.py"))
+DASHBOARD = [ROOT / "app.py", *sorted((ROOT / "ui").glob("*.py")), *VIEWS]
+ENGINE = sorted((ROOT / "importer").glob("*.py"))
+
+
+def tree_of(path: Path) -> ast.Module:
+    return ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+
+
+# --- the password ------------------------------------------------------------------------------------
+
+
+def test_password_is_compared_with_compare_digest_on_bytes():
+    source = inspect.getsource(auth._check_password)
+    assert "hmac.compare_digest(typed.encode(), settings.app_password.encode())" in source
+    assert auth.hmac.compare_digest is __import__("hmac").compare_digest  # not shadowed
+
+
+def test_no_plain_comparison_touches_the_password():
+    """No `==`, `!=`, `in` or `is` on anything password-like anywhere in the dashboard."""
+    suspects = re.compile(r"password|typed", re.I)
+    found = []
+    for path in DASHBOARD:
+        for node in ast.walk(tree_of(path)):
+            if isinstance(node, ast.Compare) and any(
+                    suspects.search(ast.unparse(o)) for o in (node.left, *node.comparators)
+                    if not isinstance(o, ast.Constant)):
+                found.append(f"{path.name}:{node.lineno}: {ast.unparse(node)}")
+    assert found == []
+
+
+# --- server configuration ------------------------------------------------------------------------------
+
+
+def test_streamlit_config_hardening():
+    config = tomllib.loads((ROOT / ".streamlit" / "config.toml").read_text(encoding="utf-8"))
+    assert config["server"]["enableXsrfProtection"] is True
+    assert config["server"].get("enableCORS", True) is True
+    assert config["server"]["maxUploadSize"] == 50
+    assert config["browser"]["gatherUsageStats"] is False
+    assert config["client"]["showErrorDetails"] not in ("full", "stacktrace", True)
+    assert config["client"]["showErrorDetails"] in ("none", "type", False)
+    assert config.get("global", {}).get("developmentMode", False) is False
+    assert config["server"].get("enableStaticServing", False) is False
+    # Secrets live in secrets.toml only.
+    text = (ROOT / ".streamlit" / "config.toml").read_text(encoding="utf-8")
+    assert not re.search(r"(?im)^\s*(app_password|database_url|password|client_secret|cookie_secret)\s*=", text)
+
+
+def test_maximum_upload_matches_the_engine_default():
+    from importer.settings import Settings
+
+    config = tomllib.loads((ROOT / ".streamlit" / "config.toml").read_text(encoding="utf-8"))
+    assert config["server"]["maxUploadSize"] == Settings.from_env({}).max_upload_mb
+
+
+WEAKENING = re.compile(
+    r"enableXsrfProtection[\s=]+false|enableCORS[\s=]+false|showErrorDetails[\s=]+(full|stacktrace|true)|"
+    r"developmentMode[\s=]+true|STREAMLIT_SERVER_ENABLE_XSRF_PROTECTION|STREAMLIT_SERVER_ENABLE_CORS|"
+    r"STREAMLIT_CLIENT_SHOW_ERROR_DETAILS",
+    re.I,
+)
+
+
+@pytest.mark.parametrize("name", ["render.yaml", "run.sh"])
+def test_start_commands_do_not_weaken_the_config(name):
+    text = (ROOT / name).read_text(encoding="utf-8")
+    assert not WEAKENING.search(text)
+
+
+def test_render_deploys_with_a_generated_password():
+    text = (ROOT / "render.yaml").read_text(encoding="utf-8")
+    start = re.search(r"(?m)^\s*startCommand:\s*(.+)$", text)
+    assert start is not None and start.group(1).startswith("streamlit run app.py")
+    assert re.search(r"-\s*key:\s*APP_PASSWORD\s*\n\s*generateValue:\s*true", text)
+
+
+def test_secrets_are_never_committed():
+    assert ".streamlit/secrets.toml" in (ROOT / ".gitignore").read_text(encoding="utf-8").splitlines()
+    if shutil.which("git") is None:
+        pytest.skip("git not installed")
+    tracked = subprocess.run(["git", "ls-files", ".streamlit"], cwd=ROOT, capture_output=True, text=True,
+                             check=True).stdout.split()
+    assert ".streamlit/secrets.toml" not in tracked
+
+
+# --- the gate in the source -----------------------------------------------------------------------------
+
+
+def _body(path: Path) -> list[ast.stmt]:
+    """Module statements after the docstring and the imports."""
+    statements = tree_of(path).body
+    return [s for s in statements if not isinstance(s, ast.Import | ast.ImportFrom)
+            and not (isinstance(s, ast.Expr) and isinstance(s.value, ast.Constant))]
+
+
+@pytest.mark.parametrize("path", VIEWS, ids=[p.name for p in VIEWS])
+def test_every_page_calls_the_gate_first(path):
+    first = _body(path)[0]
+    assert ast.unparse(first) == "current = auth.guard()"
+
+
+@pytest.mark.parametrize("name", ["upload.py", "review.py", "load.py"])
+def test_writing_pages_also_require_write(name):
+    assert ast.unparse(_body(ROOT / "views" / name)[1]) == "auth.require_write(current)"
+
+
+def test_app_runs_the_page_only_past_the_gate():
+    body = [ast.unparse(s) for s in _body(ROOT / "app.py")]
+    gate = body.index("if not is_open:\n    auth.login_page()\n    st.stop()")
+    assert body.index("page.run()") > gate
+    assert body[-1] == "page.run()"
+    # Nothing before the gate reads the database or shows anything but the page config and navigation.
+    before = "\n".join(body[:gate])
+    assert "engine(" not in before and "count_customers" not in before and "st.sidebar" not in before
+
+
+def test_no_pages_folder():
+    """A pages/ folder would let Streamlit run a page file without app.py's gate (see docs/DASHBOARD.md)."""
+    assert not (ROOT / "pages").exists()
+
+
+def test_no_page_renders_html():
+    found = []
+    for path in DASHBOARD:
+        text = path.read_text(encoding="utf-8")
+        for pattern in (r"unsafe_allow_html\s*=\s*True", r"\bst\.html\(", r"components\.v1", r"\.html\("):
+            found += [f"{path.name}: {pattern}" for _ in re.finditer(pattern, text)]
+    assert found == []
+
+
+def test_file_text_reaches_markdown_escaped():
+    """The file's own text (name, sheet, headers, refusals) is escaped where a page shows it as Markdown."""
+    raw = re.compile(r"\{(?!(render\.)?md_escape\()(upload\.file_name|upload\.sheet|run\.file_name|again\.name|uploaded\.name|chosen|"
+                     r"refusal|header\.strip\(\)[^}]*|sheet!r|[^}]*(sheet_names|unknown_columns)[^}]*)\}")
+    found = []
+    for path in VIEWS:
+        for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+            if raw.search(line):
+                found.append(f"{path.name}:{number}: {line.strip()}")
+    assert found == []
+
+
+# --- SQL: bound parameters only ----------------------------------------------------------------------------
+
+STATEMENT = re.compile(r"^\s*(SELECT|INSERT|UPDATE|DELETE|COPY|CREATE|DROP|ALTER|TRUNCATE|PRAGMA|WITH)\b")
+# Reviewed: each interpolates only the schema's fixed column names.
+ALLOWED_INTERPOLATIONS = {"', '.join(_INSERT_COLUMNS)", "', '.join((f'{name} text' for name in FIELD_NAMES))"}
+RUNNERS = {"execute", "exec_driver_sql", "text", "copy_expert", "executemany", "executescript"}
+
+
+def _built_sql(path: Path) -> list[tuple[int, list[str]]]:
+    """(line, interpolated expressions) of each SQL statement built from pieces in path."""
+    out = []
+    for node in ast.walk(tree_of(path)):
+        if isinstance(node, ast.JoinedStr):
+            head = node.values[0]
+            if isinstance(head, ast.Constant) and STATEMENT.match(str(head.value)):
+                out.append((node.lineno, [ast.unparse(v.value) for v in node.values
+                                          if isinstance(v, ast.FormattedValue)]))
+        elif isinstance(node, ast.BinOp) and isinstance(node.op, ast.Add | ast.Mod):
+            left = node.left
+            while isinstance(left, ast.BinOp):
+                left = left.left
+            if isinstance(left, ast.Constant) and STATEMENT.match(str(left.value)):
+                pieces = [ast.unparse(n) for n in (node.left, node.right)
+                          if not (isinstance(n, ast.Constant | ast.JoinedStr))]
+                out.append((node.lineno, pieces))
+        elif (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "format"
+              and isinstance(node.func.value, ast.Constant) and STATEMENT.match(str(node.func.value.value))):
+            out.append((node.lineno, ["str.format"]))
+    return out
+
+
+def test_sql_built_from_pieces_only_interpolates_column_names():
+    found = {f"{path.name}:{line}": pieces for path in [*ENGINE, *DASHBOARD] for line, pieces in _built_sql(path)}
+    assert found, "the scan finds the loader's statements (else it is broken)"
+    unexpected = {where: p for where, p in found.items() if not set(p) <= ALLOWED_INTERPOLATIONS}
+    assert unexpected == {}
+    # ...and those names are plain identifiers from the schema.
+    assert set(load._INSERT_COLUMNS) == {*FIELD_NAMES, "import_run_id", "source_row_number"}
+    assert all(re.fullmatch(r"[a-z_]+", name) for name in load._INSERT_COLUMNS)
+
+
+def test_statements_are_never_formatted_at_the_call():
+    """execute/exec_driver_sql/text/copy_expert get a constant, a name or a SQLAlchemy construct, never an
+    f-string, % or .format built right there."""
+    found = []
+    for path in [*ENGINE, *DASHBOARD]:
+        for node in ast.walk(tree_of(path)):
+            if not (isinstance(node, ast.Call) and node.args):
+                continue
+            name = node.func.attr if isinstance(node.func, ast.Attribute) else getattr(node.func, "id", "")
+            if name not in RUNNERS:
+                continue
+            arg = node.args[0]
+            built = isinstance(arg, ast.JoinedStr | ast.BinOp) or (
+                isinstance(arg, ast.Call) and isinstance(arg.func, ast.Attribute) and arg.func.attr == "format")
+            if built and not (isinstance(arg, ast.JoinedStr) and
+                              {ast.unparse(v.value) for v in arg.values if isinstance(v, ast.FormattedValue)}
+                              <= ALLOWED_INTERPOLATIONS):
+                found.append(f"{path.name}:{node.lineno}: {ast.unparse(node)[:100]}")
+    assert found == []
+
+
+def test_ruff_finds_no_sql_injection_vector():
+    ruff = shutil.which("ruff") or str(ROOT / ".venv" / "bin" / "ruff")
+    if not Path(ruff).exists():
+        pytest.skip("ruff not installed")
+    paths = ["importer", "ui", "views", "app.py", "migrations"]
+    done = subprocess.run([ruff, "check", "--no-cache", "--select", "S608", "--output-format", "concise", *paths],
+                          cwd=ROOT, capture_output=True, text=True)
+    assert done.returncode == 0, done.stdout + done.stderr
+    # The one suppression is the reviewed multi-row INSERT of fixed column names.
+    noqa = [f"{p.name}:{n}" for p in ENGINE for n, line in enumerate(p.read_text().splitlines(), 1)
+            if "noqa: S608" in line]
+    assert len(noqa) == 1 and noqa[0].startswith("load.py:")
