@@ -98,7 +98,8 @@ def failure_chart(errors: Mapping[int, tuple[RowError, ...]]) -> alt.Chart | Non
         return None
     base = alt.Chart(counts).encode(
         y=alt.Y("what:N", sort="-x", title=None, axis=alt.Axis(labelLimit=320)),
-        x=alt.X("rows:Q", title="Failing rows"),
+        # Whole rows only: without these, a count of 1 or 2 gets ticks at 0.1, 0.2...
+        x=alt.X("rows:Q", title="Failing rows", axis=alt.Axis(format=",d", tickMinStep=1)),
         tooltip=[alt.Tooltip("what:N", title="Field and reason"), alt.Tooltip("code:N", title="Code"),
                  alt.Tooltip("rows:Q", title="Rows", format=",")],
     )
@@ -264,7 +265,7 @@ def runs_chart(runs: Iterable[RunRecord]) -> alt.Chart | None:
         .mark_bar(size=bar_width)
         .encode(
             x=alt.X("run:N", title="Run (started, UTC)", sort=alt.SortField("order"), axis=alt.Axis(labelAngle=0)),
-            y=alt.Y("rows:Q", title="Rows", stack=True),
+            y=alt.Y("rows:Q", title="Rows", stack=True, axis=alt.Axis(format=",d", tickMinStep=1)),
             color=alt.Color("outcome:N", title="Outcome", scale=outcomes, legend=alt.Legend(orient="top")),
             opacity=alt.Opacity("outcome:N", scale=alt.Scale(domain=["Created", "Failed"], range=[1.0, 0.5]),
                                 legend=None),
