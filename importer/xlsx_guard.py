@@ -331,15 +331,23 @@ _END = 0xFFFFFFFA  # sector numbers from here up are markers (end of chain, free
 
 
 def check_ole(data: bytes, file_name: str) -> None:
-    """Refuse a compound file (.xls) whose sector chains loop, leave the file, or hold impossible sizes.
+    """Refuse a compound file (.xls) whose sector chains loop, leave the file, hold impossible sizes, or
+    whose sheets span more cells than calamine may allocate (MAX_GRID_CELLS, as for .xlsx).
 
     calamine follows the FAT without cycle detection: one looping chain in a 5 KB .xls made it allocate
     memory until the process was killed; a chain leaving the table makes it panic.
     """
     try:
         problem = _ole_problem(data)
-    except (struct.error, IndexError, ValueError):
+    except (struct.error, IndexError, ValueError, StopIteration):
         problem = "its internal structure is damaged"
+    if problem and problem.startswith("grid:"):
+        rows, cols = (int(n) for n in problem.split(":")[1:])
+        raise LimitExceeded(
+            f"{file_name} was refused: a sheet's used range reaches row {rows:,} and column {cols:,}, over the "
+            f"{MAX_GRID_CELLS:,} cells the importer reads. Delete the stray cells far from the data (Ctrl+End "
+            "in Excel shows the last one) and save it again, or export it as CSV."
+        )
     if problem:
         raise bad_workbook(file_name, problem)
 
@@ -398,21 +406,86 @@ def _ole_problem(data: bytes) -> str | None:
         while current < _END:
             minifat.extend(struct.unpack(f"<{per_sector}I", read_sector(current)))
             current = fat[current]
-    entries: list[tuple[int, int, int]] = []  # (type, start sector, size) of streams and the root
+    entries: list[tuple[int, int, int, str]] = []  # (type, start sector, size, name) of streams and the root
     current = dir_start
     while current < _END:
         block = read_sector(current)
         for off in range(0, sector, 128):
             kind = block[off + 0x42]
             start, size = struct.unpack_from("<II", block, off + 0x74)
+            name_len = min(struct.unpack_from("<H", block, off + 0x40)[0], 64)
             if kind in (2, 5) and size:
-                entries.append((kind, start, size))
+                entries.append((kind, start, size, block[off : off + max(name_len - 2, 0)].decode("utf-16-le", "replace")))
         current = fat[current]
-    mini_sectors = next((size // 64 + 1 for kind, _, size in entries if kind == 5), 0)
-    for kind, start, size in entries:
+    mini_sectors = next((size // 64 + 1 for kind, _, size, _ in entries if kind == 5), 0)
+    for kind, start, size, _ in entries:
         if size > len(data):
             return "a stream claims more bytes than the file holds"
         in_mini = kind == 2 and size < mini_cutoff
         if _ole_chain(start, minifat if in_mini else fat, mini_sectors if in_mini else n_sectors) is None:
             return loop
+    # The chains are sound: read the workbook stream and measure the grid calamine will allocate.
+    book = next(((start, size) for kind, start, size, name in entries
+                 if kind == 2 and name.lower() in ("workbook", "book")), None)
+    if book is None:
+        return None
+    start, size = book
+    try:
+        if size < mini_cutoff:
+            root = next((s, z) for kind, s, z, _ in entries if kind == 5)
+            mini_stream = b"".join(read_sector(s) for s in _ole_sectors(root[0], fat))
+            stream = b"".join(mini_stream[s * 64 : (s + 1) * 64] for s in _ole_sectors(start, minifat))
+        else:
+            stream = b"".join(read_sector(s) for s in _ole_sectors(start, fat))
+        rows, cols = _biff_extent(stream[:size])
+    except (struct.error, IndexError, ValueError, StopIteration):
+        return None  # measuring is best effort; the readers judge the stream itself
+    if rows < 0:
+        return "a sheet's DIMENSIONS record is inverted"
+    if rows * cols > MAX_GRID_CELLS:
+        return f"grid:{rows}:{cols}"
     return None
+
+
+def _ole_sectors(start: int, table: list[int]) -> Iterator[int]:
+    """The sectors of a chain already checked by _ole_chain."""
+    while start < _END:
+        yield start
+        start = table[start]
+
+
+# BIFF cell records (row, column first): NUMBER, LABEL, LABELSST, RK, BLANK, BOOLERR, FORMULA, RSTRING;
+# MULRK and MULBLANK end with their last column.
+_BIFF_CELLS = frozenset({0x0203, 0x0204, 0x00FD, 0x027E, 0x0201, 0x0205, 0x0006, 0x00D6})
+_BIFF_MULTI = frozenset({0x00BD, 0x00BE})
+
+
+def _biff_extent(stream: bytes) -> tuple[int, int]:
+    """The largest (rows, columns) any sheet of a BIFF workbook stream spans, by its cells and DIMENSIONS.
+
+    calamine sizes each sheet's dense grid from these; one flipped bit in DIMENSIONS asked it for 9 GB.
+    """
+    worst, rows, cols = (0, 0), 0, 0
+    pos = 0
+    while pos + 4 <= len(stream):
+        rid, length = struct.unpack_from("<HH", stream, pos)
+        body = stream[pos + 4 : pos + 4 + length]
+        if rid == 0x0809:  # BOF: a new substream (sheet)
+            rows = cols = 0
+        elif rid == 0x0200 and len(body) >= 10:  # DIMENSIONS, BIFF8 (32-bit rows) or BIFF5
+            if len(body) >= 14:
+                first_row, last_row, first_col, last_col = struct.unpack_from("<IIHH", body)
+            else:
+                first_row, last_row, first_col, last_col = struct.unpack_from("<HHHH", body)
+            if first_row > last_row or first_col > last_col:
+                return (-1, -1)  # an inverted range underflows in calamine
+            rows, cols = max(rows, last_row), max(cols, last_col)
+        elif (rid in _BIFF_CELLS or rid in _BIFF_MULTI) and len(body) >= 4:
+            row, col = struct.unpack_from("<HH", body)
+            if rid in _BIFF_MULTI and len(body) >= 6:
+                col = max(col, struct.unpack_from("<H", body, len(body) - 2)[0])
+            rows, cols = max(rows, row + 1), max(cols, col + 1)
+        if rows * cols > worst[0] * worst[1]:
+            worst = (rows, cols)
+        pos += 4 + length
+    return worst
