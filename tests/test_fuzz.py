@@ -8,6 +8,7 @@ The regressions below are the crashes the fuzzer found (docs/RELIABILITY.md).
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import struct
@@ -19,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from importer import read
-from importer.errors import UnreadableFile
+from importer.errors import LimitExceeded, UnreadableFile
 from importer.read import open_file
 from importer.settings import Settings
 from tests.fixtures import corpus
@@ -106,6 +107,39 @@ def test_xls_stream_claiming_more_bytes_than_the_file_is_refused() -> None:
     struct.pack_into("<I", data, entry + 0x78, 0x7FFFFFFF)
     with pytest.raises(UnreadableFile, match="claims more bytes"):
         open_file(bytes(data), "big.xls", S)
+
+
+def _dimensions_offset(data: bytes) -> int:
+    """Where the DIMENSIONS record's body starts in corpus.xls() (BIFF8: rwMic, rwMac u32; colMic, colMac u16)."""
+    pos = data.find(b"\x00\x02\x0e\x00")
+    assert pos > 0
+    return pos + 4
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "outcome"),
+    [(4, 0x02000004, "LimitExceeded"),  # last row 33,554,436: calamine asked for 9 GB
+     (0, 0x8000, "UnreadableFile")],  # first row after the last: calamine asked for 1.2 TB
+)
+def test_xls_dimensions_asking_for_a_huge_grid_are_refused(field, value, outcome, tmp_path: Path) -> None:
+    data = bytearray(corpus.xls())
+    struct.pack_into("<I", data, _dimensions_offset(bytes(data)) + field, value)
+    result = _read_isolated(tmp_path, bytes(data), "grid.xls")
+    assert result["outcome"] == outcome, result
+
+
+def test_xls_with_a_stray_cell_far_away_is_refused_like_xlsx() -> None:
+    import xlwt
+
+    book = xlwt.Workbook()
+    sheet = book.add_sheet("Customers")
+    for c, text in enumerate(["Shipping Mark", "First Name", "Last Name", "Email", "Phone"]):
+        sheet.write(0, c, text)
+    sheet.write(65535, 200, "far")
+    buf = io.BytesIO()
+    book.save(buf)
+    with pytest.raises(LimitExceeded, match="Ctrl\\+End"):
+        open_file(buf.getvalue(), "far.xls", S)
 
 
 def test_cell_reference_past_excels_limits_is_refused_before_calamine(tmp_path: Path) -> None:
