@@ -10,10 +10,11 @@ import pandas as pd
 import streamlit as st
 
 from importer.load import Progress
+from importer.report import write_report
 from importer.results import ErrorCode, RowError, RunResult, error_text
-from importer.runs import RunRecord
+from importer.runs import RunRecord, run_failures
 from importer.validate import Checked
-from schemas.customer import FIELD_NAMES, label_of
+from schemas.customer import FIELD_NAMES, REGIONS, label_of
 
 ROW = "Row"
 ERRORS = "Errors"
@@ -60,6 +61,33 @@ def md_escape(text: object) -> str:
 
 
 ANY_REASON = "any"
+
+
+# Widgets keep their format_func (and a download button its data callable) in the session's widget
+# metadata, for as long as the session lives, also after the user moved to another page. A lambda or
+# function defined in a page script carries that page's globals (the upload, its frames, the uploaded
+# bytes) along with it, so pages pass these module-level functions or functools.partial instead.
+
+
+def field_option(field: str | None) -> str:
+    """An option of a mapping select box: the field's label, or "(ignore)"."""
+    return "(ignore)" if field is None else label_of(field)
+
+
+def region_name(code: str) -> str:
+    return REGIONS[code]
+
+
+def run_label(run: RunRecord) -> str:
+    """`#7 · customers.xlsx · 2026-03-01 09:30 · Completed`."""
+    return f"#{run.id} · {run.file_name} · {run.started_at:%Y-%m-%d %H:%M} · {STATUS_TEXT.get(run.status, run.status)}"
+
+
+def run_report(run_id: int, fmt: str) -> bytes:
+    """A past run's failure report, built when its download button is clicked."""
+    from ui.engine import engine
+
+    return write_report(run_failures(engine(), run_id), fmt)
 
 
 def reason(code: str) -> str:

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+from functools import partial
+
 import streamlit as st
 
 from importer.errors import DatabaseError, FileRefused, RunError
 from importer.load import run_import
 from importer.mapping import ColumnMapping
 from importer.pipeline import read_upload
-from importer.report import write_report
-from importer.runs import RunRecord, customers_in_run, list_runs, run_failures, undo_run
+from importer.runs import RunRecord, customers_in_run, list_runs, undo_run
 from ui import auth, render, state
 from ui.engine import engine
 
@@ -40,11 +41,7 @@ if chart is not None:
     st.altair_chart(chart, width="stretch", height=300)
 
 st.subheader("One run")
-run: RunRecord = st.selectbox(
-    "Run", runs, key=state.HISTORY_RUN,
-    format_func=lambda r: f"#{r.id} · {r.file_name} · {r.started_at:%Y-%m-%d %H:%M} · "
-                          f"{render.STATUS_TEXT.get(r.status, r.status)}",
-)
+run: RunRecord = st.selectbox("Run", runs, key=state.HISTORY_RUN, format_func=render.run_label)
 st.write(f"Run #{run.id}: {run.total_attempted:,} rows, {run.total_created:,} created, "
          f"{run.total_failed:,} failed. Status: {render.STATUS_TEXT.get(run.status, run.status)}.")
 
@@ -58,10 +55,10 @@ if run.total_failed:
     stem = f"failed-rows-run-{run.id}"
     run_id = run.id
     left.download_button("Download this run's failure report (CSV)", key=state.HISTORY_CSV,
-                         data=lambda: write_report(run_failures(engine(), run_id), "csv"),
+                         data=partial(render.run_report, run_id, "csv"),
                          file_name=f"{stem}.csv", mime="text/csv", icon=":material/download:", on_click="ignore")
     right.download_button("Download this run's failure report (Excel)", key=state.HISTORY_XLSX,
-                          data=lambda: write_report(run_failures(engine(), run_id), "xlsx"),
+                          data=partial(render.run_report, run_id, "xlsx"),
                           file_name=f"{stem}.xlsx", icon=":material/download:", on_click="ignore",
                           mime="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet")
 else:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from functools import partial
+
 import streamlit as st
 
 from importer.errors import DatabaseError
@@ -86,11 +88,11 @@ else:
         left, right = st.columns(2)
         stem = f"failed-rows-run-{result.run_id}"
         failed = result.failed
-        left.download_button("Download failure report (CSV)", data=lambda: write_report(failed, "csv"),
+        left.download_button("Download failure report (CSV)", data=partial(write_report, failed, "csv"),
                              file_name=f"{stem}.csv", mime="text/csv", key=state.IMPORT_CSV,
                              icon=":material/download:", on_click="ignore")
         right.download_button("Download failure report (Excel, failing cells marked)",
-                              data=lambda: write_report(failed, "xlsx"), file_name=f"{stem}.xlsx",
+                              data=partial(write_report, failed, "xlsx"), file_name=f"{stem}.xlsx",
                               mime="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
                               key=state.IMPORT_XLSX, icon=":material/download:", on_click="ignore")
         st.page_link("views/upload.py", label="Upload the fixed report", icon=":material/upload_file:")

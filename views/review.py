@@ -94,7 +94,7 @@ region_codes = list(REGIONS)
 region = st.selectbox("Region for rows with a blank region", region_codes, key=state.FILL_REGION,
                       index=region_codes.index(current.default_customer_region)
                       if current.default_customer_region in REGIONS else 0,
-                      format_func=lambda c: REGIONS[c])
+                      format_func=render.region_name)
 fixes = [*available_fixes(current).values(), fill_region_fix(region)]
 token = (version, only_failing, region)
 counts = state.cached(state.FIX_COUNTS, token)
@@ -117,15 +117,14 @@ for fix in fixes:
 duplicates = render.duplicate_rows(errors)
 if duplicates:
     st.subheader("Duplicates side by side")
-    picks = list(range(min(len(duplicates), 1_000)))
-
-    def _describe(i: int) -> str:
-        row, error = duplicates[i]
-        if error.code is ErrorCode.DUPLICATE_IN_FILE:
-            return f"Row {row}: same {label_of(error.field).lower()} as an earlier row"
-        return f"Row {row}: {label_of(error.field).lower()} already belongs to a customer"
-
-    pick = st.selectbox("Duplicate to compare", picks, key=state.DUPLICATE_PICK, format_func=_describe)
+    # The labels as a dict, not a function of this page: see render.field_option.
+    labels = {
+        i: f"Row {row}: same {label_of(error.field).lower()} as an earlier row"
+        if error.code is ErrorCode.DUPLICATE_IN_FILE
+        else f"Row {row}: {label_of(error.field).lower()} already belongs to a customer"
+        for i, (row, error) in enumerate(duplicates[:1_000])
+    }
+    pick = st.selectbox("Duplicate to compare", list(labels), key=state.DUPLICATE_PICK, format_func=labels.__getitem__)
     row, error = duplicates[pick]
     typed = checked.original.loc[row].to_dict()
     if error.code is ErrorCode.DUPLICATE_IN_FILE:

@@ -9,7 +9,7 @@ import streamlit as st
 from importer.mapping import ColumnMapping
 from importer.template import template_xlsx
 from schemas.customer import FIELD_NAMES, label_of
-from ui import auth, state
+from ui import auth, render, state
 from ui.render import md_escape
 
 current = auth.guard()
@@ -61,7 +61,7 @@ def _mapping_form(mapping: ColumnMapping, sheet: str, submit_label: str) -> None
             columns[index % 3].selectbox(
                 f"{md_escape(header.strip() or '(blank header)')} (column {index + 1})", options,
                 index=options.index(mapping.fields[index]), key=f"{state.MAP_COLUMN}{index}",
-                format_func=lambda f: "(ignore)" if f is None else label_of(f),
+                format_func=render.field_option,
             )
         submitted = st.form_submit_button(submit_label, type="primary")
     if not submitted or uploaded is None:
