@@ -57,6 +57,7 @@ class Server:
         self.extra_env = dict(env or {})
         self.port = port or free_port()
         self.proc: subprocess.Popen | None = None
+        self.launcher = ["-m", "streamlit"]  # what runs `streamlit run`; a diagnostic wrapper may replace it
 
     @property
     def url(self) -> str:
@@ -72,7 +73,7 @@ class Server:
         env.update({"DATABASE_URL": f"sqlite:///{self.db_path}", "PYTHONUNBUFFERED": "1"})
         env.update(self.extra_env)
         command = [
-            sys.executable, "-m", "streamlit", "run", "app.py",
+            sys.executable, *self.launcher, "run", "app.py",
             "--server.headless", "true", "--server.port", str(self.port), "--server.address", "127.0.0.1",
             "--server.fileWatcherType", "none", "--browser.gatherUsageStats", "false",
         ]
