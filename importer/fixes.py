@@ -68,15 +68,30 @@ def fill_region_fix(region_code: str) -> Fix:
 
 
 def changed_rows(checked: Checked, fix: Fix, only_failing: bool = False) -> pd.DataFrame:
-    """The rows whose text the fix would change, with the new text: its length is the preview count."""
+    """The rows whose text the fix would change, with the new text: its length is the preview count.
+
+    Works a column at a time and keeps only what changes, so a fix over 100,000 rows never holds a
+    second copy of the whole upload.
+    """
     frame = checked.original
     if only_failing:
         frame = frame[frame.index.isin(list(checked.errors))]
-    after = frame.copy()
+    changes: dict[str, dict[int, str]] = {}
     for column in fix.columns:
-        after[column] = [fix.change(str(v)) for v in frame[column].tolist()]
-    differs = (after[list(fix.columns)] != frame[list(fix.columns)]).any(axis=1)
-    return after[differs]
+        rows = frame.index.tolist()
+        before = frame[column].tolist()
+        changes[column] = {
+            row: new
+            for row, old in zip(rows, before, strict=True)
+            if (new := fix.change(str(old))) != old
+        }
+        del rows, before
+    changed = sorted({row for per_column in changes.values() for row in per_column})
+    after = checked.original.loc[changed].copy()
+    for column, per_column in changes.items():
+        if per_column:
+            after.loc[list(per_column), column] = list(per_column.values())
+    return after
 
 
 def apply_fix(checked: Checked, fix: Fix, settings: Settings, only_failing: bool = False) -> tuple[Checked, int]:

@@ -13,6 +13,7 @@ import streamlit as st
 
 from importer.errors import FileRefused, MissingColumns
 from importer.mapping import ColumnMapping, choose_sheet
+from importer.memory import release_free_memory
 from importer.pipeline import Upload, read_upload
 from importer.read import open_file
 from importer.results import RunResult
@@ -93,6 +94,7 @@ def set_upload(new: Upload | None) -> None:
         st.session_state[UPLOAD] = new
         st.session_state.pop(REFUSAL, None)
         st.session_state.pop(DRAFT_MAPPING, None)
+    release_free_memory()
 
 
 def set_checked(checked: Checked) -> None:
@@ -176,6 +178,7 @@ def free_uploaded_file() -> None:
     if uploaded is not None:
         st.session_state[UPLOADER_NONCE] = st.session_state.get(UPLOADER_NONCE, 0) + 1
         st.session_state.pop(PARSED_FILE_ID, None)
+        release_free_memory()
 
 
 def set_result(result: RunResult) -> None:
