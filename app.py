@@ -11,6 +11,7 @@ import streamlit as st
 
 from importer.db import describe_url
 from importer.errors import DatabaseError
+from importer.memory import release_free_memory
 from importer.runs import count_customers
 from ui import auth
 from ui.engine import engine, settings
@@ -43,4 +44,8 @@ with st.sidebar:
         st.markdown(f"**{total:,}** customer{'' if total == 1 else 's'} in the database")
     auth.logout(current)
 
-page.run()
+try:
+    page.run()
+finally:
+    # A rerun may have replaced 100,000-row frames: hand freed heap back so the next step starts low.
+    release_free_memory()

@@ -176,24 +176,33 @@ def _ordered(errors: dict[int, list[RowError]]) -> dict[int, tuple[RowError, ...
     }
 
 
+def _merged(frame: pd.DataFrame, rows: pd.DataFrame) -> pd.DataFrame:
+    """A copy of frame with some rows replaced, column by column (no object matrix of every value)."""
+    merged = frame.copy()
+    for column in FIELD_NAMES:
+        merged.loc[rows.index, column] = rows[column]
+    return merged
+
+
 def recheck(checked: Checked, changed: pd.DataFrame, settings: Settings) -> Checked:
     """Checked again after some rows' text changed (edits in the grid, a bulk fix).
 
     Only the changed rows are normalised and validated again; duplicates are found again over all rows,
     since fixing one row can free or take another row's key.
     """
-    changed = changed.reindex(columns=list(FIELD_NAMES)).fillna("")
+    changed = changed.reindex(columns=list(FIELD_NAMES)).fillna("").astype(TEXT)
     changed = changed[changed.index.isin(checked.original.index)]
-    original = checked.original.copy()
-    original.loc[changed.index, list(FIELD_NAMES)] = changed.astype(TEXT).values
     if changed.empty:
         return checked
+    original = _merged(checked.original, changed)
+    if len(changed) * 2 >= len(original):
+        # Most rows changed (a bulk fix): checking the new text afresh holds fewer copies at once.
+        return check_frame(original, settings)
     normalised_part, errors = _normalise(changed, settings)
     for row, row_errors in _schema_errors(normalised_part).items():
         already = {e.field for e in errors.get(row, [])}
         errors.setdefault(row, []).extend(e for e in row_errors if e.field not in already)
-    normalised = checked.normalised.copy()
-    normalised.loc[normalised_part.index, list(FIELD_NAMES)] = normalised_part.values
+    normalised = _merged(checked.normalised, normalised_part)
     kept: dict[int, list[RowError]] = {}
     for row, row_errors in checked.errors.items():
         if row in changed.index:

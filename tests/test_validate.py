@@ -139,3 +139,19 @@ def test_control_characters_rtl_and_emoji_survive_as_text() -> None:
     assert checked.errors == {}
     assert checked.normalised.loc[2, "first_name"] == "Kofi"
     assert checked.normalised.loc[2, "last_name"] == "מנסה 😀"
+
+
+@pytest.mark.parametrize("how_many", [1, 3, 6])
+def test_recheck_equals_checking_the_edited_file_afresh(how_many: int) -> None:
+    rows = [customer(i) for i in range(6)] + [customer(9, phone="bad"), customer(10, shipping_mark="PM1 KOFI")]
+    checked = check_frame(frame(*rows), SETTINGS)
+    edited = checked.original.iloc[:how_many].copy()
+    edited["phone"] = ["0240000001"] * how_many  # some edits create duplicates, one frees row 10's mark
+    edited.loc[edited.index[0], "shipping_mark"] = "PM77"
+    after = recheck(checked, edited, SETTINGS)
+    whole = checked.original.copy()
+    whole.loc[edited.index, :] = edited
+    fresh = check_frame(whole, SETTINGS)
+    assert after.errors == fresh.errors
+    pd.testing.assert_frame_equal(after.normalised, fresh.normalised)
+    pd.testing.assert_frame_equal(after.original, fresh.original)
