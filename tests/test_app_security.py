@@ -287,10 +287,13 @@ def test_oidc_logged_in_opens_and_records_the_email(monkeypatch, sqlite_url):
 # --- 2. SQL and HTML fragments through the engine ---------------------------------------------------------
 
 
-@pytest.mark.parametrize("method", ["values", "copy"])
-def test_sql_and_html_fragments_are_stored_verbatim(database_url, method):
-    if method == "copy" and database_url.startswith("sqlite"):
-        pytest.skip("COPY is PostgreSQL's")
+@pytest.mark.parametrize(
+    ("backend", "method"),
+    [("sqlite", "values"), pytest.param("postgresql", "values", marks=pytest.mark.postgres),
+     pytest.param("postgresql", "copy", marks=pytest.mark.postgres)],  # COPY is PostgreSQL's
+)
+def test_sql_and_html_fragments_are_stored_verbatim(request, backend, method):
+    database_url = request.getfixturevalue("sqlite_url" if backend == "sqlite" else "pg_url")
     settings = Settings.from_env({"DATABASE_URL": database_url})
     parsed = read_upload(hostile_xlsx(), HOSTILE_FILE, settings)
     assert parsed.sheet == HOSTILE_SHEET
