@@ -20,17 +20,9 @@ from typing import Any
 
 from importer.csv_read import EMPTY_ROW, csv_rows, detect_encoding, pad_to, row_limit, sniff_delimiter
 from importer.errors import FileRefused, LimitExceeded, UnreadableFile, UnsupportedFile
+from importer.ole_guard import OLE2_MAGIC, check_ole, is_encrypted_ole
 from importer.settings import Settings
-from importer.xlsx_guard import (
-    MB,
-    OLE2_MAGIC,
-    PASSWORD_MESSAGE,
-    ZipReport,
-    bad_workbook,
-    check_ole,
-    check_zip,
-    is_encrypted_ole,
-)
+from importer.xlsx_guard import MB, PASSWORD_MESSAGE, ZipReport, bad_workbook, check_zip
 
 ACCEPTED = (".xlsx", ".xlsm", ".xls", ".csv")
 ZIP_MAGIC = b"PK\x03\x04"

@@ -14,9 +14,9 @@ import pytest
 
 from importer import read
 from importer.errors import FileRefused, HostileFile, LimitExceeded, UnreadableFile, UnsupportedFile
+from importer.ole_guard import ole_stream_names
 from importer.read import cell_text, open_file
 from importer.settings import Settings
-from importer.xlsx_guard import ole_stream_names
 from tests.fixtures import corpus
 
 S = Settings()
