@@ -98,6 +98,16 @@ def _progress_printer() -> Callable[..., None]:
     return show
 
 
+def _check_writable(path: str) -> None:
+    """Refuse before the import, not after it, a report path that cannot be written."""
+    target = Path(path)
+    folder = target.parent if str(target.parent) else Path(".")
+    if not folder.is_dir():
+        raise FileRefused(f"cannot write the report to {path}: the folder {folder} does not exist")
+    if not os.access(folder, os.W_OK) or (target.exists() and not os.access(target, os.W_OK)):
+        raise FileRefused(f"cannot write the report to {path}: permission denied")
+
+
 def _import(args: argparse.Namespace, settings: Settings) -> int:
     from importer.load import run_import
     from importer.pipeline import read_upload
@@ -109,6 +119,7 @@ def _import(args: argparse.Namespace, settings: Settings) -> int:
             report_format = report_format_for(args.report)
         except ValueError as exc:
             raise FileRefused(str(exc)) from None
+        _check_writable(args.report)
     if args.batch_size is not None and args.batch_size < 1:
         raise FileRefused("--batch-size must be a whole number of at least 1")
     path = Path(args.file)
@@ -220,3 +231,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         # stdout at /dev/null so the interpreter's final flush cannot raise again.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return EXIT_OK
+    except OSError as exc:
+        # A path we were asked to write (a report, the template) cannot be written.
+        where = f"{exc.filename}: " if exc.filename else ""
+        sys.stderr.write(f"error: {where}{exc.strerror or _one_line(exc)}\n")
+        return EXIT_FILE

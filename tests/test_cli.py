@@ -229,3 +229,19 @@ def test_python_dash_m_importer_runs_without_traceback(tmp_path: Path) -> None:
                           cwd=tmp_path, capture_output=True, text=True, env={"PYTHONPATH": str(ROOT)}, timeout=120)
     assert proc.returncode == 2, proc.stderr
     assert proc.stderr.startswith("error: ") and "Traceback" not in proc.stderr
+
+
+def test_unwritable_report_is_refused_before_the_import(capsys, upload: Path, sqlite_url: str) -> None:
+    code, out, err = run(capsys, "import", str(upload), "--report", "/nonexistent-folder/failed.csv",
+                         "--database-url", sqlite_url)
+    assert code == 2 and out == ""
+    assert err == "error: cannot write the report to /nonexistent-folder/failed.csv: the folder " \
+                  "/nonexistent-folder does not exist\n"
+    code, out, _ = run(capsys, "history", "--json", "--database-url", sqlite_url)
+    assert json.loads(out) == []
+
+
+def test_unwritable_template_path_exits_2_with_one_line(capsys) -> None:
+    code, out, err = run(capsys, "template", "/nonexistent-folder/template.xlsx")
+    assert code == 2 and out == ""
+    assert err == "error: /nonexistent-folder/template.xlsx: No such file or directory\n"
