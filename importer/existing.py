@@ -16,6 +16,8 @@ from schemas.customer import FIELD_NAMES, UNIQUE_FIELDS, label_of
 # Under SQLite's 32,766 bound-variable limit and small enough for a quick index probe.
 KEY_CHUNK = 5_000
 _SHOWN = ("id", *FIELD_NAMES, "created_at", "import_run_id", "source_row_number")
+# What an already_exists message names.
+_KEY_COLUMNS = ("id", "shipping_mark", "first_name", "last_name", "phone", "email")
 
 
 def _one_of(conn: sa.Connection, column: sa.Column, keys: list[str]) -> sa.ColumnElement[bool]:
@@ -25,7 +27,9 @@ def _one_of(conn: sa.Connection, column: sa.Column, keys: list[str]) -> sa.Colum
     return column.in_(keys)
 
 
-def lookup(conn: sa.Connection, field: str, values: Iterable[str]) -> dict[str, sa.Row]:
+def lookup(
+    conn: sa.Connection, field: str, values: Iterable[str], columns: Sequence[str] = _KEY_COLUMNS
+) -> dict[str, sa.Row]:
     """Existing customers whose `field` is one of `values`, keyed by that value (one query per chunk)."""
     if field not in UNIQUE_FIELDS:
         raise ValueError(f"{field} is not a unique field")
@@ -34,10 +38,7 @@ def lookup(conn: sa.Connection, field: str, values: Iterable[str]) -> dict[str, 
     found: dict[str, sa.Row] = {}
     for start in range(0, len(keys), KEY_CHUNK):
         part = keys[start:start + KEY_CHUNK]
-        stmt = sa.select(
-            customers.c.id, customers.c.shipping_mark, customers.c.first_name, customers.c.last_name,
-            customers.c.phone, customers.c.email,
-        ).where(_one_of(conn, column, part))
+        stmt = sa.select(*(customers.c[name] for name in columns)).where(_one_of(conn, column, part))
         for row in conn.execute(stmt):
             found[row._mapping[field]] = row
     return found
@@ -71,31 +72,21 @@ def conflicts(
     return {number: tuple(errs) for number, errs in sorted(found.items())}
 
 
-def _records(normalised: pd.DataFrame) -> list[tuple[int, dict[str, Any]]]:
-    frame = normalised.reindex(columns=list(UNIQUE_FIELDS)).astype(object)
-    frame = frame.where(frame.notna(), None)
-    return [(int(i), dict(zip(UNIQUE_FIELDS, vals, strict=True)))
-            for i, *vals in frame.itertuples(index=True, name=None)]
+def records(frame: pd.DataFrame, columns: Sequence[str]) -> list[tuple[int, dict[str, Any]]]:
+    """(source row number, {column: value}) for each row of a normalised frame, missing values as None."""
+    part = frame.reindex(columns=list(columns)).astype(object)
+    part = part.where(part.notna(), None)
+    return [(int(i), dict(zip(columns, vals, strict=True))) for i, *vals in part.itertuples(index=True, name=None)]
 
 
 def find_existing(engine: sa.Engine, normalised: pd.DataFrame) -> dict[int, tuple[RowError, ...]]:
     """The dashboard's pre-check: rows whose shipping mark, phone or email is already a customer."""
     with db_errors(engine), engine.connect() as conn:
-        return conflicts(conn, _records(normalised))
+        return conflicts(conn, records(normalised, UNIQUE_FIELDS))
 
 
 def existing_customers(engine: sa.Engine, field: str, values: list[str]) -> list[dict]:
     """The stored customers with these values of `field`, for side-by-side display."""
-    if field not in UNIQUE_FIELDS:
-        raise ValueError(f"{field} is not a unique field")
-    keys = sorted({v for v in values if v is not None})
-    out: list[dict] = []
     with db_errors(engine), engine.connect() as conn:
-        for start in range(0, len(keys), KEY_CHUNK):
-            stmt = (
-                sa.select(*(customers.c[name] for name in _SHOWN))
-                .where(customers.c[field].in_(keys[start:start + KEY_CHUNK]))
-                .order_by(customers.c.id)
-            )
-            out.extend(dict(row._mapping) for row in conn.execute(stmt))
-    return out
+        found = lookup(conn, field, values, _SHOWN)
+    return [dict(row._mapping) for row in sorted(found.values(), key=lambda row: row.id)]

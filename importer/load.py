@@ -24,7 +24,7 @@ from importer.db import (
     to_database_error,
 )
 from importer.errors import DatabaseError
-from importer.existing import conflicts
+from importer.existing import conflicts, records
 from importer.results import ErrorCode, RowError, RowResult, RunResult
 from importer.settings import Settings
 from schemas.customer import FIELD_NAMES, UNIQUE_FIELDS
@@ -80,10 +80,7 @@ def _pending_chunks(checked: Any, size: int, done: set[int]) -> tuple[int, Itera
 
     def chunks() -> Iterator[list[Record]]:
         for start in range(0, len(frame), size):
-            part = frame.iloc[start:start + size].astype(object)
-            part = part.where(part.notna(), None)
-            yield [(int(i), dict(zip(FIELD_NAMES, vals, strict=True)))
-                   for i, *vals in part.itertuples(index=True, name=None)]
+            yield records(frame.iloc[start:start + size], FIELD_NAMES)
 
     return len(frame), chunks()
 
