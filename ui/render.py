@@ -224,7 +224,7 @@ def duplicate_rows(errors: Mapping[int, tuple[RowError, ...]]) -> list[tuple[int
 def first_row_with(checked: Checked, field: str, row: int) -> int | None:
     """The earliest row of the file with the same normalised value of field (the one that wins)."""
     value = checked.normalised.at[row, field]
-    if value is None:
+    if pd.isna(value):  # missing values are NaN in the normalised frame, and never duplicates
         return None
     same = checked.normalised.index[checked.normalised[field] == value]
     return int(same.min()) if len(same) else None
