@@ -13,6 +13,7 @@ from sqlalchemy import event
 from sqlalchemy.engine import make_url
 
 from importer.errors import DatabaseError
+from schemas.customer import FIELDS, SPECS, UNIQUE_FIELDS
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
 # Arbitrary application key for pg_advisory_lock: one for migrations, one namespace for runs.
@@ -22,28 +23,22 @@ RUN_STATUSES = ("running", "completed", "interrupted", "undone")
 
 metadata = sa.MetaData()
 
+# The field columns come from schemas.customer.FIELDS (lengths, NULL or NOT NULL, uniqueness, choices);
+# the migrations in migrations/versions created them (tests/test_db.py checks the two agree).
 customers = sa.Table(
     "customers",
     metadata,
     sa.Column("id", sa.Integer, primary_key=True),
-    sa.Column("shipping_mark", sa.String(100), nullable=False),
-    sa.Column("first_name", sa.String(50), nullable=False),
-    sa.Column("last_name", sa.String(50), nullable=False),
-    sa.Column("email", sa.String(254)),
-    sa.Column("phone", sa.String(20), nullable=False),
-    sa.Column("region", sa.String(32), nullable=False),
-    sa.Column("company_name", sa.String(100)),
-    sa.Column("nickname", sa.String(50)),
-    sa.Column("user_type", sa.String(16), nullable=False),
+    *(sa.Column(spec.name, sa.String(spec.stored_length), nullable=spec.stored_nullable) for spec in FIELDS),
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
     sa.Column("import_run_id", sa.Integer, sa.ForeignKey("import_runs.id"), nullable=True),
     sa.Column("source_row_number", sa.Integer, nullable=True),
-    sa.UniqueConstraint("shipping_mark", name="uq_customers_shipping_mark"),
-    sa.UniqueConstraint("phone", name="uq_customers_phone"),
-    sa.UniqueConstraint("email", name="uq_customers_email"),
+    *(sa.UniqueConstraint(name, name=f"uq_customers_{name}") for name in UNIQUE_FIELDS),
     sa.UniqueConstraint("import_run_id", "source_row_number", name="uq_customers_run_row"),
-    sa.CheckConstraint("user_type IN ('INDIVIDUAL', 'BUSINESS')", name="ck_customers_user_type"),
-    sa.CheckConstraint("length(shipping_mark) >= 2", name="ck_customers_shipping_mark_len"),
+    sa.CheckConstraint("user_type IN ({})".format(", ".join(f"'{t}'" for t in SPECS["user_type"].choices)),
+                       name="ck_customers_user_type"),
+    sa.CheckConstraint(f"length(shipping_mark) >= {SPECS['shipping_mark'].min_length}",
+                       name="ck_customers_shipping_mark_len"),
 )
 
 import_runs = sa.Table(

@@ -1,4 +1,5 @@
-"""The upload template workbook: headers in the legacy column order, example rows, an instructions sheet."""
+"""The upload template workbook: headers in the legacy column order, example rows, an instructions sheet
+(each field's rule from schemas.customer.FIELDS)."""
 
 from __future__ import annotations
 
@@ -6,8 +7,9 @@ import io
 
 from openpyxl import Workbook
 from openpyxl.styles import Alignment, Font
+from openpyxl.utils import get_column_letter
 
-from schemas.customer import FIELDS, REGIONS
+from schemas.customer import FIELD_NAMES, FIELDS
 
 EXAMPLE_ROWS = (
     ("PM4 KOFI", "Kofi", "Mensah", "kofi.mensah@example.com", "024 123 4567", "Ashanti", "", "Kofi M",
@@ -15,17 +17,6 @@ EXAMPLE_ROWS = (
     ("PM10 ABENA", "Abena", "Owusu", "", "+233 20 765 4321", "Greater Accra", "Abena Fabrics Ltd", "",
      "BUSINESS"),
 )
-_RULES = {
-    "shipping_mark": "2-100 letters, digits, spaces, '-' or '_'. Must be unique (case and spaces ignored).",
-    "first_name": "At most 50 characters.",
-    "last_name": "At most 50 characters.",
-    "email": "Optional. A valid address; unique when given.",
-    "phone": "A valid number; Ghana is assumed without a country code (024 123 4567). Unique.",
-    "region": "Optional; blank = Greater Accra. One of: " + ", ".join(REGIONS.values()) + ".",
-    "company_name": "Optional. At most 100 characters.",
-    "nickname": "Optional. At most 50 characters.",
-    "user_type": "Optional; INDIVIDUAL (default) or BUSINESS.",
-}
 
 
 def template_xlsx() -> bytes:
@@ -38,17 +29,17 @@ def template_xlsx() -> bytes:
         cell.font = Font(bold=True)
     for example in EXAMPLE_ROWS:
         sheet.append(list(example))
-    for column, spec in zip("ABCDEFGHI", FIELDS, strict=True):
-        sheet.column_dimensions[column].width = max(14, len(spec.label) + 4)
+    for number, spec in enumerate(FIELDS, start=1):
+        sheet.column_dimensions[get_column_letter(number)].width = max(14, len(spec.label) + 4)
     sheet.freeze_panes = "A2"
     # Phones typed into a text column keep their leading zero.
-    sheet.column_dimensions["E"].number_format = "@"
+    sheet.column_dimensions[get_column_letter(FIELD_NAMES.index("phone") + 1)].number_format = "@"
     notes = workbook.create_sheet("Instructions")
     notes.append(["Column", "Required", "Rule"])
     for cell in notes[1]:
         cell.font = Font(bold=True)
     for spec in FIELDS:
-        notes.append([spec.label, "yes" if spec.required else "no", _RULES[spec.name]])
+        notes.append([spec.label, "yes" if spec.required else "no", spec.rule])
     notes.append([])
     notes.append(["Delete the example rows before uploading. One row per customer; blank rows are skipped."])
     notes.column_dimensions["A"].width = 16

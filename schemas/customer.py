@@ -1,75 +1,19 @@
-"""The customer record: field metadata (labels, synonyms, lengths) and the pandera model, in one place."""
+"""The customer record, declared once: FIELDS says, for each field, its label, header synonyms, rules and
+stored column. Everything else is derived from it:
+
+- the pandera model CustomerFrame (validation of the normalised frame, `importer.validate`);
+- the `customers` table's field columns: length, NULL or NOT NULL (`importer.db`);
+- the template's instructions sheet (`importer.template`) and the header synonyms (`importer.mapping`).
+
+CustomerFrame is built on first use: importing this module does not import pandera (a second of start-up
+that `python -m importer history` and the database code do not need).
+"""
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
-
-import pandera.pandas as pa
-from pandera.typing import Series
-
-# Length has its own check (too_long), so the pattern only enforces characters and the minimum of 2.
-SHIPPING_MARK_PATTERN = r"^[A-Za-z0-9 _-]{2,}$"
-E164_PATTERN = r"^\+[1-9][0-9]{6,14}$"
-
-
-@dataclass(frozen=True)
-class FieldSpec:
-    """What the importer knows about one field of the record."""
-
-    name: str
-    label: str
-    required: bool
-    max_length: int | None
-    synonyms: tuple[str, ...] = ()
-
-
-FIELDS: tuple[FieldSpec, ...] = (
-    FieldSpec(
-        "shipping_mark", "Shipping Mark", True, 100,
-        ("mark", "s/mark", "s mark", "shipping marks", "ship mark", "shipmark", "customer mark",
-         "marking", "shipping code", "customer code"),
-    ),
-    FieldSpec(
-        "first_name", "First Name", True, 50,
-        ("given name", "forename", "firstname", "first", "fname", "other names", "christian name"),
-    ),
-    FieldSpec(
-        "last_name", "Last Name", True, 50,
-        ("surname", "family name", "lastname", "last", "lname"),
-    ),
-    FieldSpec(
-        "email", "Email", False, 254,
-        ("e-mail", "email address", "e-mail address", "mail"),
-    ),
-    FieldSpec(
-        "phone", "Phone", True, None,
-        ("mobile", "tel", "telephone", "phone no", "phone no.", "phone number", "mobile number",
-         "mobile no", "cell", "cell phone", "contact", "contact number", "whatsapp", "msisdn"),
-    ),
-    FieldSpec(
-        "region", "Region", False, None,
-        ("state", "province", "area", "location region"),
-    ),
-    FieldSpec(
-        "company_name", "Company Name", False, 100,
-        ("company", "business name", "business", "organisation", "organization", "firm"),
-    ),
-    FieldSpec(
-        "nickname", "Nickname", False, 50,
-        ("nick name", "alias", "known as", "nick"),
-    ),
-    FieldSpec(
-        "user_type", "User Type", False, None,
-        ("type", "customer type", "account type", "category"),
-    ),
-)
-
-FIELD_NAMES: tuple[str, ...] = tuple(f.name for f in FIELDS)
-REQUIRED_FIELDS: tuple[str, ...] = tuple(f.name for f in FIELDS if f.required)
-SPECS: dict[str, FieldSpec] = {f.name: f for f in FIELDS}
-# The template's column order; a header-less legacy file is read in this order.
-LEGACY_POSITIONAL_FIELDS: tuple[str, ...] = ("shipping_mark", "first_name", "last_name", "email", "phone")
-UNIQUE_FIELDS: tuple[str, ...] = ("shipping_mark", "phone", "email")
+from typing import Any
 
 REGIONS: dict[str, str] = {
     "GREATER_ACCRA": "Greater Accra",
@@ -90,7 +34,117 @@ REGIONS: dict[str, str] = {
     "NORTH_EAST": "North East",
     "SAVANNAH": "Savannah",
 }
+# The first is the default of a blank cell.
 USER_TYPES: tuple[str, ...] = ("INDIVIDUAL", "BUSINESS")
+
+SHIPPING_MARK_MIN_LENGTH = 2
+# Length has its own check (too_long), so the pattern only enforces characters and the minimum.
+SHIPPING_MARK_PATTERN = rf"^[A-Za-z0-9 _-]{{{SHIPPING_MARK_MIN_LENGTH},}}$"
+E164_PATTERN = r"^\+[1-9][0-9]{6,14}$"
+
+
+@dataclass(frozen=True)
+class FieldSpec:
+    """What the importer knows about one field of the record.
+
+    name, label, required (the file must give it), max_length (longer text fails as too_long; also the
+    column's length), synonyms (header texts that name it), help (the template's rule; `{min_length}` and
+    `{max_length}` are filled in; empty: "At most N characters."), and the stored value's rules:
+    nullable (NULL allowed; default: when not required; a field with a default for a blank cell is
+    not nullable), column_length (the column's length when there is no max_length: a normalised value's
+    own bound), min_length, pattern (pandera str_matches), choices (pandera isin).
+    """
+
+    name: str
+    label: str
+    required: bool
+    max_length: int | None
+    synonyms: tuple[str, ...] = ()
+    help: str = ""
+    nullable: bool | None = None
+    column_length: int | None = None
+    min_length: int = 0
+    pattern: str | None = None
+    choices: tuple[str, ...] = ()
+
+    @property
+    def stored_nullable(self) -> bool:
+        """Whether the normalised frame and the table may hold NULL (None) for this field."""
+        return (not self.required) if self.nullable is None else self.nullable
+
+    @property
+    def stored_length(self) -> int:
+        """The length of the field's VARCHAR column."""
+        length = self.column_length or self.max_length
+        assert length is not None, f"{self.name}: a column needs a length"
+        return length
+
+    @property
+    def rule(self) -> str:
+        """The template's instruction for the field."""
+        if self.help:
+            return self.help.format(min_length=self.min_length, max_length=self.max_length)
+        return ("" if self.required else "Optional. ") + f"At most {self.max_length} characters."
+
+
+FIELDS: tuple[FieldSpec, ...] = (
+    FieldSpec(
+        "shipping_mark", "Shipping Mark", True, 100,
+        ("mark", "s/mark", "s mark", "shipping marks", "ship mark", "shipmark", "customer mark",
+         "marking", "shipping code", "customer code"),
+        help="{min_length}-{max_length} letters, digits, spaces, '-' or '_'. "
+             "Must be unique (case and spaces ignored).",
+        min_length=SHIPPING_MARK_MIN_LENGTH, pattern=SHIPPING_MARK_PATTERN,
+    ),
+    FieldSpec(
+        "first_name", "First Name", True, 50,
+        ("given name", "forename", "firstname", "first", "fname", "other names", "christian name"),
+    ),
+    FieldSpec(
+        "last_name", "Last Name", True, 50,
+        ("surname", "family name", "lastname", "last", "lname"),
+    ),
+    FieldSpec(
+        "email", "Email", False, 254,
+        ("e-mail", "email address", "e-mail address", "mail"),
+        help="Optional. A valid address; unique when given.",
+    ),
+    FieldSpec(
+        "phone", "Phone", True, None,
+        ("mobile", "tel", "telephone", "phone no", "phone no.", "phone number", "mobile number",
+         "mobile no", "cell", "cell phone", "contact", "contact number", "whatsapp", "msisdn"),
+        help="A valid number; Ghana is assumed without a country code (024 123 4567). Unique.",
+        column_length=20, pattern=E164_PATTERN,
+    ),
+    FieldSpec(
+        "region", "Region", False, None,
+        ("state", "province", "area", "location region"),
+        help="Optional; blank = Greater Accra. One of: " + ", ".join(REGIONS.values()) + ".",
+        nullable=False, column_length=32, choices=tuple(REGIONS),
+    ),
+    FieldSpec(
+        "company_name", "Company Name", False, 100,
+        ("company", "business name", "business", "organisation", "organization", "firm"),
+    ),
+    FieldSpec(
+        "nickname", "Nickname", False, 50,
+        ("nick name", "alias", "known as", "nick"),
+    ),
+    FieldSpec(
+        "user_type", "User Type", False, None,
+        ("type", "customer type", "account type", "category"),
+        help=f"Optional; {USER_TYPES[0]} (default) or {' or '.join(USER_TYPES[1:])}.",
+        nullable=False, column_length=16, choices=USER_TYPES,
+    ),
+)
+
+FIELD_NAMES: tuple[str, ...] = tuple(f.name for f in FIELDS)
+REQUIRED_FIELDS: tuple[str, ...] = tuple(f.name for f in FIELDS if f.required)
+SPECS: dict[str, FieldSpec] = {f.name: f for f in FIELDS}
+# The template's column order; a header-less legacy file is read in this order.
+LEGACY_POSITIONAL_FIELDS: tuple[str, ...] = ("shipping_mark", "first_name", "last_name", "email", "phone")
+# Unique in the table (in this order: the order duplicates are looked for and reported).
+UNIQUE_FIELDS: tuple[str, ...] = ("shipping_mark", "phone", "email")
 
 
 def label_of(field: str) -> str:
@@ -99,21 +153,48 @@ def label_of(field: str) -> str:
     return spec.label if spec else field.replace("_", " ").title()
 
 
-class CustomerFrame(pa.DataFrameModel):
-    """The normalised customer frame, as `importer.clean` leaves it (None = blank or invalid)."""
+def _pandera_field(spec: FieldSpec) -> Any:
+    """The pandera Field of one spec: its nullability, length, pattern and choices."""
+    import pandera.pandas as pa
 
-    shipping_mark: Series[str] = pa.Field(
-        nullable=False, str_length={"max_value": 100}, str_matches=SHIPPING_MARK_PATTERN
-    )
-    first_name: Series[str] = pa.Field(nullable=False, str_length={"max_value": 50})
-    last_name: Series[str] = pa.Field(nullable=False, str_length={"max_value": 50})
-    email: Series[str] = pa.Field(nullable=True, str_length={"max_value": 254})
-    phone: Series[str] = pa.Field(nullable=False, str_matches=E164_PATTERN)
-    region: Series[str] = pa.Field(nullable=False, isin=list(REGIONS))
-    company_name: Series[str] = pa.Field(nullable=True, str_length={"max_value": 100})
-    nickname: Series[str] = pa.Field(nullable=True, str_length={"max_value": 50})
-    user_type: Series[str] = pa.Field(nullable=False, isin=list(USER_TYPES))
+    checks: dict[str, Any] = {}
+    if spec.max_length is not None:
+        checks["str_length"] = {"max_value": spec.max_length}
+    if spec.pattern is not None:
+        checks["str_matches"] = spec.pattern
+    if spec.choices:
+        checks["isin"] = list(spec.choices)
+    return pa.Field(nullable=spec.stored_nullable, **checks)
+
+
+def _build_customer_frame() -> type:
+    import pandera.pandas as pa
+    from pandera.typing import Series
 
     class Config:
         strict = False
         coerce = False
+
+    namespace: dict[str, Any] = {
+        "__module__": __name__,
+        "__qualname__": "CustomerFrame",
+        "__doc__": "The normalised customer frame, as `importer.clean` leaves it (None = blank or invalid).",
+        "__annotations__": {spec.name: Series[str] for spec in FIELDS},
+        **{spec.name: _pandera_field(spec) for spec in FIELDS},
+        "Config": Config,
+    }
+    return type("CustomerFrame", (pa.DataFrameModel,), namespace)
+
+
+_BUILD_LOCK = threading.Lock()
+
+
+def __getattr__(name: str) -> Any:
+    """`CustomerFrame`, the pandera model of FIELDS, built (and pandera imported) on first access."""
+    if name == "CustomerFrame":
+        with _BUILD_LOCK:
+            frame = globals().get("CustomerFrame")
+            if frame is None:
+                frame = globals()["CustomerFrame"] = _build_customer_frame()
+        return frame
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tests.test_app_support import make_app, texts
+from tests.app_support import make_app, texts
 from ui import state
 from ui.engine import merged_env
 

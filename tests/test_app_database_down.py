@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.test_app_support import make_app
+from tests.app_support import make_app
 
 PAGES = ["views/upload.py", "views/review.py", "views/load.py", "views/history.py"]
 DOWN = {

@@ -7,7 +7,7 @@ import hashlib
 
 import sqlalchemy as sa
 
-from tests.test_app_support import customers, good_xlsx, import_file, make_app, messy_xlsx, texts
+from tests.app_support import customers, good_xlsx, import_file, make_app, messy_xlsx, texts
 from ui import state
 
 

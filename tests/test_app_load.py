@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.test_app_support import customers, good_xlsx, import_file, make_app, messy_xlsx, texts, to_review
+from tests.app_support import customers, good_xlsx, import_file, make_app, messy_xlsx, texts, to_review
 from ui import state
 
 

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from tests.fixtures import corpus
-from tests.test_app_support import (
+from tests.app_support import (
     GOOD_ROWS,
     HEADER,
     good_xlsx,
@@ -14,6 +13,7 @@ from tests.test_app_support import (
     texts,
     to_review,
 )
+from tests.fixtures import corpus
 from ui import state
 
 

@@ -29,16 +29,16 @@ from importer.load import run_import
 from importer.pipeline import read_upload
 from importer.runs import list_runs, run_failures
 from importer.settings import Settings
+from tests.app_support import APP, import_file, make_app, messy_xlsx, to_review, upload
+from tests.app_support import customers as count_customers
 from tests.fixtures import corpus
 from tests.test_app_auth import sign_in
-from tests.test_app_support import APP, import_file, make_app, messy_xlsx, to_review, upload
-from tests.test_app_support import customers as count_customers
 from ui import state
 from ui.render import md_escape
 
 PASSWORD = "correct horse battery staple"
 PAGES = ("views/upload.py", "views/review.py", "views/load.py", "views/history.py")
-# Values of tests.test_app_support.MESSY_ROWS: if any shows up in the page, customer data leaked.
+# Values of tests.app_support.MESSY_ROWS: if any shows up in the page, customer data leaked.
 SECRETS_OF_THE_FILE = ("PM1 KOFI", "Kofi", "Mensah", "0241234567", "kofi@example.com", "messy.xlsx")
 # Elements that hold customer data or take a file.
 DATA_ELEMENTS = ("dataframe", "data_editor", "file_uploader", "download_button", "metric", "table",

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from tests.app_support import GOOD_ROWS, HEADER, good_xlsx, make_app, texts, upload
 from tests.fixtures import corpus
-from tests.test_app_support import GOOD_ROWS, HEADER, good_xlsx, make_app, texts, upload
 from ui import state
 
 

@@ -12,14 +12,17 @@ import sqlalchemy as sa
 from importer.db import (
     check_connection,
     current_revision,
+    customers,
     describe_url,
     ensure_schema,
     make_engine,
+    metadata,
     normalise_url,
     upgrade,
 )
 from importer.errors import DatabaseError
-from tests.helpers_db import ready_engine
+from schemas.customer import FIELDS, UNIQUE_FIELDS
+from tests.support import ready_engine
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -80,6 +83,51 @@ def test_column_lengths_are_real(database_url: str) -> None:
     assert cols["shipping_mark"]["type"].length == 100
     assert cols["phone"]["type"].length == 20
     assert cols["email"]["type"].length == 254
+
+
+def test_tables_declared_in_code_match_what_the_migrations_create(database_url: str) -> None:
+    """importer.db's tables (the customers' field columns derived from schemas.customer.FIELDS) are what
+    migrations/versions built: Alembic's autogenerate finds no difference, lengths and NULLs included."""
+    from alembic.autogenerate import compare_metadata
+    from alembic.runtime.migration import MigrationContext
+
+    engine = ready_engine(database_url)
+    try:
+        with engine.connect() as conn:
+            context = MigrationContext.configure(conn, opts={"compare_type": True})
+            assert compare_metadata(context, metadata) == []
+            migrated = {c["name"]: (getattr(c["type"], "length", None), c["nullable"])
+                        for c in sa.inspect(conn).get_columns("customers")}
+            checks = {c["name"] for c in sa.inspect(conn).get_check_constraints("customers")}
+            uniques = {u["name"]: u["column_names"] for u in sa.inspect(conn).get_unique_constraints("customers")}
+    finally:
+        engine.dispose()
+    declared = {c.name: (getattr(c.type, "length", None), c.nullable) for c in customers.columns}
+    assert migrated == declared
+    assert {f.name: migrated[f.name] for f in FIELDS} == {
+        "shipping_mark": (100, False), "first_name": (50, False), "last_name": (50, False), "email": (254, True),
+        "phone": (20, False), "region": (32, False), "company_name": (100, True), "nickname": (50, True),
+        "user_type": (16, False)}
+    assert checks == {"ck_customers_user_type", "ck_customers_shipping_mark_len"}
+    assert uniques == {f"uq_customers_{name}": [name] for name in UNIQUE_FIELDS} | {
+        "uq_customers_run_row": ["import_run_id", "source_row_number"]}
+
+
+def test_customers_table_ddl_is_the_migrations_own(sqlite_url: str) -> None:
+    """On SQLite the migrated CREATE TABLE is stored verbatim: the declared table compiles to the same text,
+    CHECK constraints (user types, the shipping mark's minimum length) included."""
+    from sqlalchemy.schema import CreateTable
+
+    engine = ready_engine(sqlite_url)
+    try:
+        with engine.connect() as conn:
+            migrated = conn.exec_driver_sql("SELECT sql FROM sqlite_master WHERE name = 'customers'").scalar_one()
+        declared = str(CreateTable(customers).compile(dialect=engine.dialect)).strip()
+    finally:
+        engine.dispose()
+    assert migrated.strip() == declared
+    assert "CHECK (user_type IN ('INDIVIDUAL', 'BUSINESS'))" in declared
+    assert "CHECK (length(shipping_mark) >= 2)" in declared
 
 
 def test_closed_port_is_one_line_database_error() -> None:

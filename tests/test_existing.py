@@ -5,7 +5,7 @@ from __future__ import annotations
 from importer.existing import existing_customers, find_existing
 from importer.load import run_import
 from importer.results import ErrorCode
-from tests.helpers_db import SETTINGS, checked_of, person, ready_engine
+from tests.support import SETTINGS, checked_of, person, ready_engine
 
 
 def test_find_existing_names_field_and_customer(database_url: str) -> None:

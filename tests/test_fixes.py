@@ -7,7 +7,7 @@ import pytest
 from importer.fixes import apply_fix, available_fixes, changed_rows, fill_region_fix
 from importer.settings import Settings
 from importer.validate import check_frame
-from tests.frames import customer, frame
+from tests.support import customer, frame
 
 SETTINGS = Settings()
 FIXES = available_fixes(SETTINGS)

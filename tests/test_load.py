@@ -18,7 +18,7 @@ from importer.errors import DatabaseError
 from importer.load import Progress, effective_batch_size, run_import
 from importer.results import ErrorCode
 from importer.runs import count_customers
-from tests.helpers_db import SETTINGS, checked_of, norm_row, person, raw_checked, ready_engine
+from tests.support import SETTINGS, checked_of, norm_row, person, raw_checked, ready_engine
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -24,7 +24,7 @@ from hypothesis import strategies as st
 from importer.db import ensure_schema, make_engine
 from importer.load import run_import
 from importer.validate import check_frame
-from tests.helpers_db import SETTINGS, frame
+from tests.support import SETTINGS, frame
 
 settings.register_profile("reliability-ci", max_examples=25, deadline=None,
                           suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])

@@ -20,7 +20,7 @@ from importer.runs import (
     run_result,
     undo_run,
 )
-from tests.helpers_db import SETTINGS, checked_of, person, ready_engine
+from tests.support import SETTINGS, checked_of, person, ready_engine
 
 
 def _import(engine, rows, sha="d" * 64, **kw):

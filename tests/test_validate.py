@@ -7,7 +7,7 @@ import pytest
 
 from importer.settings import Settings
 from importer.validate import check_frame, exclude, recheck
-from tests.frames import customer, frame
+from tests.support import customer, frame
 
 SETTINGS = Settings()
 

@@ -1,0 +1,48 @@
+"""schemas.customer: one declaration (FIELDS) drives validation, the table and the template."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from importer.results import ErrorCode
+from importer.validate import check_frame
+from schemas.customer import FIELDS, SPECS, CustomerFrame
+from tests.support import SETTINGS, customer, frame
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_the_pandera_model_is_the_declaration() -> None:
+    schema = CustomerFrame.to_schema()
+    assert list(schema.columns) == [f.name for f in FIELDS]
+    assert {name: column.nullable for name, column in schema.columns.items()} == {
+        f.name: f.stored_nullable for f in FIELDS}
+    lengths = {name: [c.statistics["max_value"] for c in column.checks if c.name == "str_length"]
+               for name, column in schema.columns.items()}
+    assert lengths == {f.name: [f.max_length] if f.max_length else [] for f in FIELDS}
+    assert schema.columns["region"].checks[0].statistics["allowed_values"] == list(SPECS["region"].choices)
+    assert not schema.strict and not schema.coerce
+    assert CustomerFrame is __import__("schemas.customer").customer.CustomerFrame  # built once
+
+
+# An email over 254 characters is refused by the address check itself (invalid_email).
+@pytest.mark.parametrize("field", [f.name for f in FIELDS if f.max_length and f.name != "email"])
+def test_each_declared_length_is_the_limit_validation_applies(field: str) -> None:
+    limit = SPECS[field].max_length
+    value = "A" * limit
+    longer = value + "A"
+    checked = check_frame(frame(customer(1, **{field: value}), customer(2, **{field: longer})), SETTINGS)
+    assert 2 not in checked.errors
+    assert [(e.field, e.code) for e in checked.errors[3]] == [(field, ErrorCode.TOO_LONG)]
+    assert f"at most {limit}" in checked.errors[3][0].message
+
+
+def test_importing_the_declaration_does_not_import_pandera() -> None:
+    """importer.db builds its table from FIELDS; the CLI's history and undo never load pandera."""
+    code = "import sys, importer.db, importer.runs; print('pandera' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
