@@ -15,11 +15,13 @@ from importer.memory import release_free_memory
 from importer.runs import count_customers
 from ui import auth
 from ui.engine import engine, settings
+from ui.heavy import watch_session
 
 st.set_page_config(page_title="Customer import", page_icon=":material/upload_file:", layout="wide")
 
 current = settings()
 is_open = auth.is_open(current)
+watch_session()  # a tab closed for server.disconnectedSessionTTL seconds is closed and its memory freed
 
 PAGES = [
     st.Page("views/upload.py", title="1. Upload", icon=":material/upload_file:", url_path="upload", default=True),

@@ -32,6 +32,9 @@ class Settings:
     max_inflation_ratio: int = 100
     batch_size: int = 2_000
     app_password: str = ""
+    # MB of the dashboard process that heavy steps may take at once (importer.governor): 250 on a 512 MB
+    # host runs one 100,000-row step at a time (an idle server is ~210 MB, a step adds 150-200 MB).
+    memory_budget_mb: int = 250
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -49,6 +52,7 @@ class Settings:
             max_inflation_ratio=_int(env, "MAX_INFLATION_RATIO", 100),
             batch_size=_int(env, "BATCH_SIZE", 2_000),
             app_password=env.get("APP_PASSWORD", ""),
+            memory_budget_mb=_int(env, "MEMORY_BUDGET_MB", 250),
         )
 
     def with_(self, **changes: object) -> Settings:

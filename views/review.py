@@ -12,6 +12,7 @@ from importer.validate import exclude, recheck
 from schemas.customer import REGIONS, label_of
 from ui import auth, render, state
 from ui.engine import engine
+from ui.heavy import heavy_step
 
 current = auth.guard()
 auth.require_write(current)
@@ -32,7 +33,10 @@ version = state.version()
 existing = state.cached(state.EXISTING, version)
 if existing is None:
     try:
-        with st.spinner("Looking for customers that are already in the database..."):
+        with (
+            heavy_step("database check", checked.total),
+            st.spinner("Looking for customers that are already in the database..."),
+        ):
             existing = find_existing(engine(), checked.normalised)
     except DatabaseError as exc:
         st.warning(f"{exc} Rows already in the database will be reported by the import instead.", icon=":material/warning:")
@@ -71,7 +75,7 @@ else:
         if changes.empty:
             st.info("No cells were changed. Edit a cell in the grid first.", icon=":material/info:")
         else:
-            with st.spinner(f"Checking {len(changes):,} edited rows..."):
+            with heavy_step("re-validation", checked.total), st.spinner(f"Checking {len(changes):,} edited rows..."):
                 new = recheck(checked, changes, current)
             still = sum(1 for row in changes.index if row in new.errors)
             state.set_checked(new)
@@ -83,7 +87,8 @@ else:
         if not rows:
             st.info("No rows are ticked. Tick the Exclude box of the rows to leave out.", icon=":material/info:")
         else:
-            state.set_checked(exclude(checked, rows))
+            with heavy_step("exclusion", checked.total):
+                state.set_checked(exclude(checked, rows))
             state.notice(f"Excluded {len(rows):,} row(s): they will not be imported or reported. "
                          f"Rows {', '.join(str(r) for r in rows[:10])}{'...' if len(rows) > 10 else ''}.")
             st.rerun()
@@ -99,7 +104,7 @@ fixes = [*available_fixes(current).values(), fill_region_fix(region)]
 token = (version, only_failing, region)
 counts = state.cached(state.FIX_COUNTS, token)
 if counts is None:
-    with st.spinner("Counting the rows each fix would change..."):
+    with heavy_step("bulk fix preview", checked.total), st.spinner("Counting the rows each fix would change..."):
         counts = {fix.key: len(changed_rows(checked, fix, only_failing)) for fix in fixes}
     state.store(state.FIX_COUNTS, token, counts)
 for fix in fixes:
@@ -108,7 +113,7 @@ for fix in fixes:
     count.markdown(f"would change **{counts[fix.key]:,}** row{'' if counts[fix.key] == 1 else 's'}")
     if action.button("Apply", key=f"{state.FIX_APPLY}{fix.key}", disabled=counts[fix.key] == 0,
                      help=f"Apply: {fix.label}"):
-        with st.spinner(f"Applying: {fix.label}..."):
+        with heavy_step("bulk fix", checked.total), st.spinner(f"Applying: {fix.label}..."):
             new, changed = apply_fix(checked, fix, current, only_failing)
         state.set_checked(new)
         state.notice(f"{fix.label}: changed {changed:,} row(s); {len(new.errors):,} rows still fail in the file.")

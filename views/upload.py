@@ -10,6 +10,7 @@ from importer.mapping import ColumnMapping
 from importer.template import template_xlsx
 from schemas.customer import FIELD_NAMES, label_of
 from ui import auth, render, state
+from ui.heavy import heavy_rows_for_file, heavy_step
 from ui.render import md_escape
 
 current = auth.guard()
@@ -42,7 +43,10 @@ def _forget_choices() -> None:
 
 if uploaded is not None and uploaded.file_id != state.get(state.PARSED_FILE_ID):
     _forget_choices()
-    with st.spinner(f"Reading and checking {md_escape(uploaded.name)}..."):
+    with (
+        heavy_step("upload", heavy_rows_for_file(uploaded.size, uploaded.name)),
+        st.spinner(f"Reading and checking {md_escape(uploaded.name)}..."),
+    ):
         state.read_file(uploaded.getvalue(), uploaded.name, current)
     st.session_state[state.PARSED_FILE_ID] = uploaded.file_id
 
@@ -77,7 +81,10 @@ def _mapping_form(mapping: ColumnMapping, sheet: str, submit_label: str) -> None
         missing = ", ".join(label_of(f) for f in new.missing_required)
         st.error(f"Still missing required field(s): {missing}. Pick the column that holds each.", icon=":material/block:")
         return
-    with st.spinner("Reading the file with your mapping..."):
+    with (
+        heavy_step("upload", heavy_rows_for_file(uploaded.size, uploaded.name)),
+        st.spinner("Reading the file with your mapping..."),
+    ):
         state.read_file(uploaded.getvalue(), uploaded.name, current, sheet=sheet, mapping=new)
     st.rerun()
 
@@ -114,7 +121,10 @@ if uploaded is not None and len(upload.sheet_names) > 1:
     chosen = st.selectbox("Sheet", upload.sheet_names, key=state.SHEET,
                           help="The first sheet whose header has the required columns was picked for you")
     if chosen != upload.sheet:
-        with st.spinner(f"Reading sheet {md_escape(chosen)}..."):
+        with (
+            heavy_step("upload", heavy_rows_for_file(uploaded.size, uploaded.name)),
+            st.spinner(f"Reading sheet {md_escape(chosen)}..."),
+        ):
             state.read_file(uploaded.getvalue(), uploaded.name, current, sheet=chosen)
         st.rerun()
 elif len(upload.sheet_names) > 1:

@@ -1,0 +1,178 @@
+"""Sharing the one server's memory between analysts: heavy steps in turn, closed tabs freed promptly.
+
+`heavy_step(label, rows)` wraps whatever computes over a whole upload (reading it, re-validating, bulk
+fixes, a dry run, an import). It takes a slot of the process-wide `importer.governor` budget
+(MEMORY_BUDGET_MB); while another analyst's step holds the budget, the page shows
+"Waiting for another import to finish (1 ahead of you)", redrawn as the queue moves, then runs the body:
+
+    with heavy_step("import", checked.total):
+        result = run_import(...)
+
+`watch_session()` (app.py calls it on every run) registers the browser session with a janitor thread
+that closes a session whose tab went away once it has been disconnected for
+`server.disconnectedSessionTTL` seconds (.streamlit/config.toml): Streamlit itself only forgets such a
+session lazily, and never frees its uploaded files then. Closing drops the session state (the upload's
+frames) and its uploaded bytes, then the freed memory is handed back to the OS.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from functools import partial
+
+import streamlit as st
+
+from importer import governor
+from importer.governor import GaveUp, Waiting
+from importer.memory import release_free_memory
+from ui.engine import settings
+
+WAIT_ICON = ":material/hourglass_top:"
+
+
+def _session_gone(session_id: str | None) -> bool:
+    """True once the browser session running this script is disconnected (its tab closed)."""
+    from streamlit.runtime import Runtime
+
+    return session_id is not None and Runtime.exists() and not Runtime.instance().is_active_session(session_id)
+
+
+def _show_wait(placeholder, told: list[Waiting], waiting: Waiting) -> None:
+    told.append(waiting)
+    del told[1:-1]  # the first and the latest are enough
+    placeholder.info(f"{waiting.message()}. This server runs big steps one at a time so that it keeps "
+                     f"within its memory; yours starts by itself. Waiting {waiting.waited_s:.0f} s.", icon=WAIT_ICON)
+
+
+def _session_id() -> str | None:
+    from streamlit.runtime.scriptrunner import get_script_run_ctx
+
+    ctx = get_script_run_ctx()
+    return None if ctx is None else ctx.session_id
+
+
+@contextmanager
+def heavy_step(label: str, rows: int) -> Iterator[None]:
+    """Run the body when the memory budget has room for a step over `rows` rows; show the wait.
+
+    `label` says what the step does, as a noun ("upload", "re-validation", "bulk fix", "dry run",
+    "import"): a waiting analyst reads "Waiting for another <label> to finish (N ahead of you)".
+    A tab closed while waiting leaves the queue (Streamlit stops the script at the next redraw).
+    """
+    gov = governor.shared(max(1, settings().memory_budget_mb))
+    placeholder = st.empty()
+    told: list[Waiting] = []
+    try:
+        with gov.slot(governor.cost_for_rows(rows), label, on_wait=partial(_show_wait, placeholder, told),
+                      give_up=partial(_session_gone, _session_id())):
+            if told:  # it waited: say so (the page may take a while to show why it was slow)
+                placeholder.caption(f"Waited {told[-1].waited_s:.0f} s for another {told[0].holder or 'step'} "
+                                    "to finish.")
+            yield
+    except GaveUp:
+        st.stop()
+
+
+def heavy_rows_for_file(size_bytes: int, file_name: str) -> int:
+    """Rows to charge for reading a file not yet parsed (estimated from its size and format)."""
+    return governor.estimate_rows(size_bytes, file_name, settings().max_rows)
+
+
+# --- closed tabs ----------------------------------------------------------------------------------
+
+
+class Janitor:
+    """Closes sessions that stay disconnected for `grace` seconds; then hands freed memory back.
+
+    `runtime` is Streamlit's Runtime (is_active_session, mark_session_nonresumable and
+    clear_user_info_for_session, all safe from any thread). A closed session is marked non-resumable
+    first, so a reconnect cannot adopt it while it is being closed (the browser gets a new session).
+    """
+
+    def __init__(self, runtime, grace: float, interval: float = 2.0,
+                 on_closed: Callable[[list[str]], None] | None = None,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.runtime, self.grace, self.interval = runtime, grace, interval
+        self.on_closed = on_closed
+        self.clock = clock
+        self._lock = threading.Lock()
+        self._sessions: dict[str, float | None] = {}  # session id -> when it was first seen disconnected
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def watch(self, session_id: str) -> None:
+        with self._lock:
+            self._sessions.setdefault(session_id, None)
+
+    def watched(self) -> list[str]:
+        with self._lock:
+            return list(self._sessions)
+
+    def sweep(self) -> list[str]:
+        """One pass: close the sessions disconnected for `grace` seconds or more; their ids."""
+        now = self.clock()
+        due: list[str] = []
+        with self._lock:
+            for session_id, since in list(self._sessions.items()):
+                if self.runtime.is_active_session(session_id):
+                    self._sessions[session_id] = None
+                elif since is None:
+                    self._sessions[session_id] = now
+                elif now - since >= self.grace:
+                    due.append(session_id)
+                    del self._sessions[session_id]
+        closed = []
+        for session_id in due:
+            self.runtime.mark_session_nonresumable(session_id)
+            if self.runtime.is_active_session(session_id):
+                continue  # reconnected just now: leave it (its next disconnect ends it at once)
+            self.runtime.clear_user_info_for_session(session_id)  # inactive: closed on the event loop
+            closed.append(session_id)
+        if closed and self.on_closed is not None:
+            self.on_closed(closed)
+        return closed
+
+    def _run(self) -> None:
+        freed_pending = False
+        while not self._stop.wait(self.interval):
+            if freed_pending:
+                # The closes ran on the event loop since the last pass: return their memory to the OS.
+                release_free_memory()
+                freed_pending = False
+            try:
+                freed_pending = bool(self.sweep())
+            except Exception:  # noqa: BLE001 - the janitor must outlive one bad pass
+                continue
+
+    def start(self) -> Janitor:
+        self._thread = threading.Thread(target=self._run, name="session-janitor", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+
+
+_janitor: Janitor | None = None
+_janitor_lock = threading.Lock()
+
+
+def watch_session() -> None:
+    """Register this run's browser session with the process's janitor (started on first use)."""
+    global _janitor
+    from streamlit import config
+    from streamlit.runtime import Runtime
+
+    session_id = _session_id()
+    if session_id is None or not Runtime.exists():
+        return  # AppTest or bare mode: no server sessions to clean up
+    with _janitor_lock:
+        if _janitor is None:
+            grace = float(config.get_option("server.disconnectedSessionTTL"))
+            _janitor = Janitor(Runtime.instance(), grace).start()
+    _janitor.watch(session_id)
