@@ -35,6 +35,11 @@ class Settings:
     # MB of the dashboard process that heavy steps may take at once (importer.governor): 250 on a 512 MB
     # host runs one 100,000-row step at a time (an idle server is ~210 MB, a step adds 150-200 MB).
     memory_budget_mb: int = 250
+    # The password gate's throttle (importer.throttle): wrong passwords in a row that lock a client out,
+    # for how long, and wrong passwords from all clients within that time that slow every sign-in.
+    login_max_failures: int = 10
+    login_lockout_minutes: int = 15
+    login_server_max_failures: int = 50
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -53,6 +58,9 @@ class Settings:
             batch_size=_int(env, "BATCH_SIZE", 2_000),
             app_password=env.get("APP_PASSWORD", ""),
             memory_budget_mb=_int(env, "MEMORY_BUDGET_MB", 250),
+            login_max_failures=_int(env, "LOGIN_MAX_FAILURES", 10),
+            login_lockout_minutes=_int(env, "LOGIN_LOCKOUT_MINUTES", 15),
+            login_server_max_failures=_int(env, "LOGIN_SERVER_MAX_FAILURES", 50),
         )
 
     def with_(self, **changes: object) -> Settings:

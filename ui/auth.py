@@ -4,13 +4,19 @@ from __future__ import annotations
 
 import getpass
 import hmac
+import uuid
 from collections.abc import Mapping
 
 import streamlit as st
 
+from importer import throttle
 from importer.settings import Settings
 from ui import state
 from ui.engine import secrets, settings
+
+_CLIENT_TOKEN = "auth_client_token"  # the session's throttle key when Streamlit gives no IP address
+_AUTH_FAILED = "auth_failed"  # the last submitted password was checked and wrong
+_REFUSED = "auth_refused"  # throttle.Wait: the last submitted password was refused unchecked
 
 
 def oidc_providers() -> list[str | None] | None:
@@ -89,14 +95,45 @@ def user_name(settings: Settings) -> str | None:
         return None
 
 
+def client_key() -> str:
+    """Whom the login throttle counts wrong passwords of: the IP address, else this session.
+
+    st.context.ip_address is None on localhost (and not a string under AppTest); then a random token in
+    the session's state stands for the client (one browser tab's connection; a new one starts afresh,
+    which the throttle's server-wide count is there for).
+    """
+    address = st.context.ip_address
+    if isinstance(address, str) and address:
+        return f"ip:{address}"
+    if _CLIENT_TOKEN not in st.session_state:
+        st.session_state[_CLIENT_TOKEN] = uuid.uuid4().hex
+    return f"session:{st.session_state[_CLIENT_TOKEN]}"
+
+
 def _check_password(settings: Settings) -> None:
+    """The form's callback: the typed password is compared only when the throttle lets this client try."""
     typed = st.session_state.get(state.LOGIN_PASSWORD, "")
+    st.session_state[state.LOGIN_PASSWORD] = ""
+    gate = throttle.for_gate(settings)
+    client = client_key()
+    refused = gate.attempt(client)
+    if refused is not None:
+        st.session_state[_REFUSED] = refused
+        return
     if hmac.compare_digest(typed.encode(), settings.app_password.encode()):
+        gate.succeeded(client)
         st.session_state[state.PASSWORD_OK] = True
         st.session_state[state.USER_NAME] = st.session_state.get(state.LOGIN_NAME, "").strip()
     else:
-        st.session_state["auth_failed"] = True
-    st.session_state[state.LOGIN_PASSWORD] = ""
+        gate.failed(client)
+        st.session_state[_AUTH_FAILED] = True
+
+
+def _show_wait(wait: throttle.Wait) -> None:
+    if wait.reason == throttle.LOCKOUT:
+        st.error(wait.message, icon=":material/lock_clock:")
+    else:
+        st.warning(wait.message, icon=":material/hourglass_top:")
 
 
 def login_page() -> None:
@@ -116,8 +153,19 @@ def login_page() -> None:
         st.text_input("Your name (recorded with your imports)", key=state.LOGIN_NAME)
         st.text_input("Password", type="password", key=state.LOGIN_PASSWORD)
         st.form_submit_button("Sign in", type="primary", on_click=_check_password, args=(settings_now,))
-    if st.session_state.pop("auth_failed", False):
+    failed = st.session_state.pop(_AUTH_FAILED, False)
+    if failed:
         st.error("Wrong password. Ask whoever runs the dashboard for the APP_PASSWORD.", icon=":material/block:")
+    # While this client must wait (its own wrong passwords, or many from everywhere), say how long; a
+    # password submitted meanwhile is refused unchecked (_check_password). The short spacing of a busy
+    # gate is only said to whom it held up: someone who just opened the form has not tried yet.
+    refused = st.session_state.pop(_REFUSED, None)
+    wait = throttle.for_gate(settings_now).wait(client_key())
+    if wait is not None and wait.reason == throttle.BUSY and not (failed or refused):
+        wait = None
+    wait = wait or refused
+    if wait is not None:
+        _show_wait(wait)
 
 
 def logout(settings: Settings) -> None:

@@ -14,7 +14,7 @@ from importer.settings import Settings
 # Settings a deployment may put in .streamlit/secrets.toml instead of the environment.
 SECRET_SETTINGS = (
     "DATABASE_URL", "APP_PASSWORD", "DEFAULT_PHONE_REGION", "DEFAULT_CUSTOMER_REGION", "MAX_ROWS",
-    "MAX_UPLOAD_MB", "BATCH_SIZE", "MEMORY_BUDGET_MB",
+    "MAX_UPLOAD_MB", "BATCH_SIZE", "MEMORY_BUDGET_MB", "LOGIN_MAX_FAILURES", "LOGIN_LOCKOUT_MINUTES", "LOGIN_SERVER_MAX_FAILURES",
 )
 
 
