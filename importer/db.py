@@ -19,7 +19,6 @@ MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
 # Arbitrary application key for pg_advisory_lock: one for migrations, one namespace for runs.
 SCHEMA_LOCK_KEY = 7_321_001
 RUN_LOCK_CLASS = 7_321
-RUN_STATUSES = ("running", "completed", "interrupted", "undone")
 
 metadata = sa.MetaData()
 
@@ -125,10 +124,16 @@ def _sqlite_pragmas(dbapi_conn, _record) -> None:
     cur.close()
 
 
+READ_ONLY = "importer_read_only"  # execution option of a connection that only reads (see reading())
+
+
 def _sqlite_begin(conn: sa.Connection) -> None:
     # IMMEDIATE: a deferred transaction that later writes can fail with SQLITE_BUSY at once
     # (no busy wait) when another writer got in between; IMMEDIATE waits up to busy_timeout.
-    conn.exec_driver_sql("BEGIN IMMEDIATE")
+    # A connection that only reads begins deferred: in WAL mode it never waits for a writer (an import
+    # or a dry run holding the write lock), and never makes one wait.
+    read_only = conn.get_execution_options().get(READ_ONLY, False)
+    conn.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
 
 
 def make_engine(url: str) -> sa.Engine:
@@ -196,10 +201,12 @@ def db_errors(engine: sa.Engine | sa.Connection) -> Iterator[None]:
         raise to_database_error(exc, engine) from exc
 
 
-def check_connection(engine: sa.Engine) -> None:
-    """Raise DatabaseError unless the database answers a trivial query."""
+@contextlib.contextmanager
+def reading(engine: sa.Engine) -> Iterator[sa.Connection]:
+    """A connection for queries that only read: off SQLite's write lock; errors as DatabaseError."""
     with db_errors(engine), engine.connect() as conn:
-        conn.execute(sa.text("SELECT 1"))
+        conn.execution_options(**{READ_ONLY: True})
+        yield conn
 
 
 def _alembic_config(conn: sa.Connection):
@@ -230,24 +237,17 @@ def upgrade(engine: sa.Engine, revision: str = "head") -> None:
 HEAD_REVISION = "0002"
 
 
-def _at_head(engine: sa.Engine) -> bool:
-    """Whether the schema is already current, read without importing Alembic (a CLI start-up cost)."""
-    with db_errors(engine), engine.connect() as conn:
+def current_revision(engine: sa.Engine) -> str | None:
+    """The migration the database is at (None when empty), read without importing Alembic (a CLI start-up cost)."""
+    with reading(engine) as conn:
         if not sa.inspect(conn).has_table("alembic_version"):
-            return False
+            return None
         versions = conn.execute(sa.text("SELECT version_num FROM alembic_version")).scalars().all()
-        return versions == [HEAD_REVISION]
+        return versions[0] if len(versions) == 1 else None
 
 
 def ensure_schema(engine: sa.Engine) -> None:
     """Create or upgrade the schema to the newest migration; safe from two processes at once."""
-    if not _at_head(engine):
+    if current_revision(engine) != HEAD_REVISION:
         upgrade(engine, "head")
 
-
-def current_revision(engine: sa.Engine) -> str | None:
-    """The Alembic revision the database is at (None when empty)."""
-    from alembic.runtime.migration import MigrationContext
-
-    with db_errors(engine), engine.connect() as conn:
-        return MigrationContext.configure(conn).get_current_revision()

@@ -4,16 +4,16 @@ from __future__ import annotations
 
 import pandas as pd
 
-from importer.results import ErrorCode, RowError
+from importer.results import ErrorCode, ErrorTable, RowError
 from schemas.customer import UNIQUE_FIELDS, label_of
 
 
-def find_duplicates_in_file(normalised: pd.DataFrame) -> dict[int, list[RowError]]:
-    """Errors for every row that repeats a key of an earlier row, naming the row it repeats.
+def find_duplicates_in_file(normalised: pd.DataFrame) -> ErrorTable:
+    """(row, error) for every row that repeats a key of an earlier row, naming the row it repeats.
 
     The index of `normalised` is the source row number; rows are compared in that order.
     """
-    errors: dict[int, list[RowError]] = {}
+    errors: list[tuple[int, RowError]] = []  # (row, error), made into columns at the end
     frame = normalised.sort_index()
     for field in UNIQUE_FIELDS:
         keys = frame[field].dropna()
@@ -25,12 +25,11 @@ def find_duplicates_in_file(normalised: pd.DataFrame) -> dict[int, list[RowError
         for row, key, first in zip(
             keys.index[repeated], keys[repeated], first_row[repeated], strict=True
         ):
-            errors.setdefault(int(row), []).append(
-                RowError(
-                    field,
-                    ErrorCode.DUPLICATE_IN_FILE,
-                    f"same {label} ({key}) as row {int(first)}; row {int(first)} is kept, "
-                    "so remove this row or correct its value",
-                )
-            )
-    return errors
+            errors.append((int(row), RowError(
+                field,
+                ErrorCode.DUPLICATE_IN_FILE,
+                f"same {label} ({key}) as row {int(first)}; row {int(first)} is kept, "
+                "so remove this row or correct its value",
+                value=str(key), other_row=int(first),
+            )))
+    return ErrorTable.from_pairs(errors, field_order=False)

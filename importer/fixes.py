@@ -75,7 +75,7 @@ def changed_rows(checked: Checked, fix: Fix, only_failing: bool = False) -> pd.D
     """
     frame = checked.original
     if only_failing:
-        frame = frame[frame.index.isin(list(checked.errors))]
+        frame = frame[frame.index.isin(checked.errors.rows())]
     changes: dict[str, dict[int, str]] = {}
     for column in fix.columns:
         rows = frame.index.tolist()

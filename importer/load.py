@@ -7,7 +7,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
@@ -25,9 +25,12 @@ from importer.db import (
 )
 from importer.errors import DatabaseError
 from importer.existing import conflicts, records
-from importer.results import ErrorCode, RowError, RowResult, RunResult
+from importer.results import ErrorCode, FailedRows, RowError, RunResult, RunStatus, failed_rows_of
 from importer.settings import Settings
-from schemas.customer import FIELD_NAMES, UNIQUE_FIELDS
+from schemas.customer import FIELD_NAMES
+
+if TYPE_CHECKING:
+    from importer.validate import Checked
 
 Record = tuple[int, dict[str, Any]]
 InsertMethod = Literal["values", "copy"]
@@ -69,7 +72,7 @@ def effective_batch_size(dialect: str, requested: int) -> int:
     return max(1, min(int(requested), ceiling))
 
 
-def _pending_chunks(checked: Any, size: int, done: set[int]) -> tuple[int, Iterator[list[Record]]]:
+def _pending_chunks(checked: Checked, size: int, done: set[int]) -> tuple[int, Iterator[list[Record]]]:
     """How many rows are still to settle, and those rows in chunks of (source row, values), NaN as None.
 
     Records are built a chunk at a time: a 100,000-row run never holds them all as dicts at once.
@@ -106,7 +109,7 @@ def _retryable(exc: BaseException) -> bool:
 class _Loader:
     """One execution of run_import on one connection (which holds the run's advisory lock on PG)."""
 
-    def __init__(self, conn: sa.Connection, checked: Any, *, file_name: str, sha256: str, sheet: str | None,
+    def __init__(self, conn: sa.Connection, checked: Checked, *, file_name: str, sha256: str, sheet: str | None,
                  dry_run: bool, batch_size: int, progress: Callable[[Progress], None] | None,
                  user_name: str | None, settings_json: dict, method: InsertMethod) -> None:
         self.conn, self.checked, self.dry_run = conn, checked, dry_run
@@ -134,7 +137,7 @@ class _Loader:
                 claimed = conn.execute(
                     sa.update(import_runs)
                     .where(import_runs.c.id == row.id, owner_match, import_runs.c.status.in_(runs.OPEN_STATUSES))
-                    .values(owner=self.owner, status="running", heartbeat_at=runs.now(), finished_at=None)
+                    .values(owner=self.owner, status=RunStatus.RUNNING, heartbeat_at=runs.now(), finished_at=None)
                 ).rowcount
                 if claimed == 1:
                     self.run_id = row.id
@@ -144,7 +147,7 @@ class _Loader:
                     conn.execute(sa.select(sa.func.pg_advisory_unlock(RUN_LOCK_CLASS, row.id)))
             self.run_id = conn.execute(
                 sa.insert(import_runs).values(
-                    file_name=self.file_name, sha256=self.sha256, sheet=self.sheet, status="running",
+                    file_name=self.file_name, sha256=self.sha256, sheet=self.sheet, status=RunStatus.RUNNING,
                     total_attempted=total, started_at=runs.now(), heartbeat_at=runs.now(),
                     owner=self.owner, user_name=self.user_name, settings=self.settings_json,
                 ).returning(import_runs.c.id)
@@ -293,18 +296,29 @@ class _Loader:
                 left = (total - rows_done) / rate if rate > 0 else None
                 self.progress(Progress(rows_done, total, rate, left))
         with self.unit():
-            failed = runs.failures_on(self.conn, self.run_id)
+            # Counted in the database, so a resumed run's summary covers the chunks of earlier attempts.
+            errors = runs.error_table_on(self.conn, self.run_id)
             created = runs.created_on(self.conn, self.run_id)
-            self.conn.execute(
-                sa.update(import_runs).where(import_runs.c.id == self.run_id).values(
-                    status="completed", finished_at=runs.now(), heartbeat_at=runs.now(), rows_done=total,
-                    total_attempted=total, total_created=created, total_failed=len(failed),
+            finished = self.conn.execute(
+                sa.update(import_runs).where(import_runs.c.id == self.run_id, import_runs.c.owner == self.owner,
+                                             import_runs.c.status == RunStatus.RUNNING).values(
+                    status=RunStatus.COMPLETED, finished_at=runs.now(), heartbeat_at=runs.now(), rows_done=total,
+                    total_attempted=total, total_created=created, total_failed=len(errors),
                 )
-            )
+            ).rowcount
+            if finished != 1:
+                raise DatabaseError(f"run {self.run_id} was taken over or undone while it ran; see History")
+        if self.dry_run:
+            # Rolled back with the dry run: the rows are the upload's own, looked up by row number.
+            original = self.checked.original
+            failed = FailedRows(len(errors), lambda: failed_rows_of(errors, original, FIELD_NAMES))
+        else:
+            engine, run_id = self.conn.engine, self.run_id
+            failed = FailedRows(len(errors), lambda: runs.iter_failures(engine, run_id))
         return RunResult(
             run_id=None if self.dry_run else self.run_id, dry_run=self.dry_run, resumed=resumed,
             file=self.file_name, sheet=self.sheet, total_attempted=total, total_created=created,
-            failed=failed,
+            failed=failed, failure_codes=errors.by_code(),
         )
 
     def give_up(self) -> None:
@@ -316,8 +330,8 @@ class _Loader:
                 self.conn.rollback()
             with self.conn.begin():
                 self.conn.execute(sa.update(import_runs).where(
-                    import_runs.c.id == self.run_id, import_runs.c.status == "running",
-                    import_runs.c.owner == self.owner).values(status="interrupted"))
+                    import_runs.c.id == self.run_id, import_runs.c.status == RunStatus.RUNNING,
+                    import_runs.c.owner == self.owner).values(status=RunStatus.INTERRUPTED))
         except Exception:  # noqa: BLE001, S110 - best effort; a dead owner is detected anyway
             pass
 
@@ -373,4 +387,4 @@ def _release(conn: sa.Connection, outer: sa.RootTransaction | None, run_id: int 
         conn.close()
 
 
-__all__ = ["Progress", "RowResult", "UNIQUE_FIELDS", "effective_batch_size", "run_import"]
+__all__ = ["InsertMethod", "Progress", "effective_batch_size", "run_import"]

@@ -1,10 +1,21 @@
-"""Row and run outcomes as frozen dataclasses: what every other module hands around."""
+"""Outcomes: row errors, the failures of an upload held as columns, and the summary of a run.
+
+A 100,000-row file whose every row fails must cost about what a clean one costs, so failures are never
+one object per row for long: `ErrorTable` keeps them as arrays (row, field, code, message index), and
+`FailedRows` streams them (from the database, or from an ErrorTable and the upload's frame) one row at
+a time when a report, the JSON or a page needs them.
+"""
 
 from __future__ import annotations
 
+import json
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from enum import Enum, StrEnum
+from enum import StrEnum
 from typing import Any
+
+import numpy as np
+import pandas as pd
 
 
 class ErrorCode(StrEnum):
@@ -21,45 +32,247 @@ class ErrorCode(StrEnum):
     ALREADY_EXISTS = "already_exists"
     DATABASE_ERROR = "database_error"
 
+    @property
+    def meaning(self) -> str:
+        """The reason in plain words: `Not a valid phone number`."""
+        return _MEANINGS[self]
 
-class RowStatus(Enum):
-    """Where a data row ended: every row ends in exactly one."""
 
-    CREATED = "created"
-    FAILED = "failed"
+_MEANINGS = {
+    ErrorCode.REQUIRED: "Required field is blank",
+    ErrorCode.TOO_LONG: "Too long",
+    ErrorCode.INVALID_FORMAT: "Not allowed characters or shape",
+    ErrorCode.INVALID_PHONE: "Not a valid phone number",
+    ErrorCode.INVALID_EMAIL: "Not a valid email address",
+    ErrorCode.INVALID_REGION: "Not a known region",
+    ErrorCode.INVALID_CHOICE: "Not an allowed value",
+    ErrorCode.DUPLICATE_IN_FILE: "Duplicate inside the file",
+    ErrorCode.ALREADY_EXISTS: "Already a customer in the database",
+    ErrorCode.DATABASE_ERROR: "Refused by the database",
+}
+# Codes that mean "this row's key is taken", in the file or in the database.
+DUPLICATE_CODES = (ErrorCode.DUPLICATE_IN_FILE, ErrorCode.ALREADY_EXISTS)
+
+
+class RunStatus(StrEnum):
+    """Where a run is in its life; the ledger stores these strings."""
+
+    RUNNING = "running"
+    COMPLETED = "completed"
+    INTERRUPTED = "interrupted"
+    UNDONE = "undone"
 
 
 @dataclass(frozen=True)
 class RowError:
-    """One problem of one row: which field, which code, and a sentence for people."""
+    """One problem of one row: which field, which code, a sentence for people, and what caused it.
+
+    `value` is the offending value (as normalised, or as typed when it could not be); `other_row` is,
+    for a duplicate inside the file, the earlier row that keeps the value.
+    """
 
     field: str
     code: ErrorCode
     message: str
+    value: str | None = None
+    other_row: int | None = None
 
     def to_dict(self) -> dict[str, str]:
+        """The contract's `errors[]` item: field, code, message."""
         return {"field": self.field, "code": self.code.value, "message": self.message}
 
     @classmethod
-    def from_dict(cls, data: dict[str, str]) -> RowError:
+    def from_dict(cls, data: Mapping[str, Any]) -> RowError:
         return cls(data["field"], ErrorCode(data["code"]), data["message"])
 
 
-def error_text(errors: tuple[RowError, ...] | list[RowError]) -> str:
+def error_text(errors: Iterable[RowError]) -> str:
     """The one-line `error` of a failed row: `Phone: 5412345 is not a valid phone number`."""
     from schemas.customer import label_of
 
     return "; ".join(f"{label_of(e.field)}: {e.message}" for e in errors)
 
 
-@dataclass(frozen=True)
-class RowResult:
-    """The outcome of one data row, with its values as they were in the file."""
+_CODES = tuple(ErrorCode)
+_CODE_INDEX = {code: i for i, code in enumerate(_CODES)}
+
+
+def _field_order() -> dict[str, int]:
+    from schemas.customer import FIELD_NAMES
+
+    return {name: i for i, name in enumerate(FIELD_NAMES)}
+
+
+class ErrorTable(Mapping[int, tuple[RowError, ...]]):
+    """The errors of the failing rows of one upload, held as columns, one entry per error.
+
+    Read it as a mapping `source row -> (RowError, ...)` (rows ascending, each row's errors in field
+    order); the RowError objects are made when asked for, not kept. Build one with `from_pairs`.
+    """
+
+    __slots__ = ("_codes", "_fields", "_keys", "_messages", "_others", "_rows", "_starts", "_texts", "_values")
+
+    def __init__(self, rows: np.ndarray, fields: np.ndarray, codes: np.ndarray, messages: np.ndarray,
+                 values: np.ndarray, others: np.ndarray, texts: tuple[str | None, ...]) -> None:
+        # rows sorted; fields index _field_names(); messages and values index the shared `texts`.
+        self._rows, self._fields, self._codes = rows, fields, codes
+        self._messages, self._values, self._others, self._texts = messages, values, others, texts
+        self._keys, self._starts = np.unique(rows, return_index=True) if len(rows) else (rows, rows)
+
+    @classmethod
+    def from_pairs(cls, pairs: Iterable[tuple[int, RowError]], field_order: bool = True) -> ErrorTable:
+        """From (source row, error) pairs in any order; a row's errors in field order (else as given)."""
+        order = _field_order()
+        texts: dict[str | None, int] = {None: 0}
+        rows: list[int] = []
+        fields: list[int] = []
+        codes: list[int] = []
+        messages: list[int] = []
+        values: list[int] = []
+        others: list[int] = []
+        for row, error in pairs:
+            rows.append(int(row))
+            fields.append(order.get(error.field, len(order)) if error.field != "row" else len(order))
+            codes.append(_CODE_INDEX[error.code])
+            messages.append(texts.setdefault(error.message, len(texts)))
+            values.append(texts.setdefault(error.value, len(texts)))
+            others.append(-1 if error.other_row is None else int(error.other_row))
+        row_array = np.asarray(rows, dtype=np.int64)
+        field_array = np.asarray(fields, dtype=np.int16)
+        # Stable: a row's errors of one field keep the order they were found in.
+        keys = (field_array, row_array) if field_order else (row_array,)
+        sort = np.lexsort(keys) if rows else np.arange(0)
+        return cls(row_array[sort], field_array[sort], np.asarray(codes, dtype=np.int8)[sort],
+                   np.asarray(messages, dtype=np.int32)[sort], np.asarray(values, dtype=np.int32)[sort],
+                   np.asarray(others, dtype=np.int64)[sort], tuple(texts))
+
+    @classmethod
+    def empty(cls) -> ErrorTable:
+        return cls.from_pairs(())
+
+    # -- the mapping ---------------------------------------------------------------------------
+    def _span(self, row: int) -> tuple[int, int] | None:
+        i = int(np.searchsorted(self._keys, row))
+        if i >= len(self._keys) or self._keys[i] != row:
+            return None
+        end = int(self._starts[i + 1]) if i + 1 < len(self._starts) else len(self._rows)
+        return int(self._starts[i]), end
+
+    def _error(self, i: int) -> RowError:
+        names = _field_names()
+        other = int(self._others[i])
+        return RowError(names[self._fields[i]], _CODES[self._codes[i]], self._texts[self._messages[i]],  # type: ignore[arg-type]
+                        self._texts[self._values[i]], None if other < 0 else other)
+
+    def __getitem__(self, row: int) -> tuple[RowError, ...]:
+        span = self._span(row) if isinstance(row, int | np.integer) else None
+        if span is None:
+            raise KeyError(row)
+        return tuple(self._error(i) for i in range(*span))
+
+    def __contains__(self, row: object) -> bool:
+        return isinstance(row, int | np.integer) and self._span(int(row)) is not None
+
+    def __iter__(self) -> Iterator[int]:
+        return (int(row) for row in self._keys)
+
+    def __len__(self) -> int:
+        return len(self._keys)
+
+    def __repr__(self) -> str:
+        return f"ErrorTable({len(self):,} rows, {len(self._rows):,} errors)"
+
+    # -- columns -------------------------------------------------------------------------------
+    def rows(self) -> np.ndarray:
+        """The failing source rows, ascending."""
+        return self._keys
+
+    def pairs(self) -> Iterator[tuple[int, RowError]]:
+        """Every (row, error), in order."""
+        return ((int(self._rows[i]), self._error(i)) for i in range(len(self._rows)))
+
+    def frame(self) -> pd.DataFrame:
+        """One line per error: row, field, code (no messages): for counting and filtering."""
+        return pd.DataFrame({
+            "row": self._rows,
+            "field": pd.Categorical.from_codes(self._fields, categories=_field_names()),
+            "code": pd.Categorical.from_codes(self._codes, categories=[c.value for c in _CODES]),
+        })
+
+    def rows_with(self, code: str | None = None) -> np.ndarray:
+        """Failing rows having an error with this code (every failing row for None), ascending."""
+        if code is None:
+            return self._keys
+        return np.unique(self._rows[self._codes == _CODE_INDEX[ErrorCode(code)]])
+
+    def by_code(self) -> dict[str, int]:
+        """How many failing rows carry each code (a row with two codes counts in both), most first."""
+        if not len(self._rows):
+            return {}
+        pairs = np.unique(self._rows * len(_CODES) + self._codes)
+        counts = np.bincount(pairs % len(_CODES), minlength=len(_CODES))
+        found = {_CODES[i].value: int(n) for i, n in enumerate(counts) if n}
+        return dict(sorted(found.items(), key=lambda item: (-item[1], item[0])))
+
+    def by_field_and_code(self) -> pd.DataFrame:
+        """Rows failing per (field, code): columns field, code, rows; most rows first."""
+        if not len(self._rows):
+            return pd.DataFrame({"field": [], "code": [], "rows": []})
+        lines = self.frame().drop_duplicates().astype({"field": str, "code": str})
+        counts = lines.groupby(["field", "code"]).size().reset_index(name="rows")
+        return counts.sort_values(["rows", "field", "code"], ascending=[False, True, True], ignore_index=True)
+
+    def with_rows(self, other: ErrorTable) -> ErrorTable:
+        """These errors and another table's, merged by row (a row in both has both's errors)."""
+        return ErrorTable.concat([self, other])
+
+    @classmethod
+    def concat(cls, tables: Iterable[ErrorTable]) -> ErrorTable:
+        """Several tables as one, rows ascending; within a row, the tables' errors in the order given."""
+        parts = [t for t in tables if len(t._rows)]
+        if not parts:
+            return cls.empty()
+        if len(parts) == 1:
+            return parts[0]
+        texts: list[str | None] = []
+        messages, values = [], []
+        for part in parts:
+            messages.append(part._messages + len(texts))
+            values.append(part._values + len(texts))
+            texts.extend(part._texts)
+        rows = np.concatenate([p._rows for p in parts])
+        fields = np.concatenate([p._fields for p in parts])
+        sort = np.lexsort((fields, rows))
+        return cls(rows[sort], fields[sort], np.concatenate([p._codes for p in parts])[sort],
+                   np.concatenate(messages)[sort], np.concatenate(values)[sort],
+                   np.concatenate([p._others for p in parts])[sort], tuple(texts))
+
+    def without_rows(self, rows: Iterable[int]) -> ErrorTable:
+        """The table less some rows."""
+        return self._where(~np.isin(self._rows, np.fromiter(rows, dtype=np.int64)))
+
+    def without_code(self, code: ErrorCode) -> ErrorTable:
+        """The table less every error with this code (rows left with none drop out)."""
+        return self._where(self._codes != _CODE_INDEX[code])
+
+    def _where(self, keep: np.ndarray) -> ErrorTable:
+        return ErrorTable(self._rows[keep], self._fields[keep], self._codes[keep], self._messages[keep],
+                          self._values[keep], self._others[keep], self._texts)
+
+
+def _field_names() -> tuple[str, ...]:
+    from schemas.customer import FIELD_NAMES
+
+    return (*FIELD_NAMES, "row")
+
+
+@dataclass(frozen=True, slots=True)
+class FailedRow:
+    """One failed row as a report or the JSON shows it: its errors and its values as typed."""
 
     source_row_number: int
-    status: RowStatus
-    errors: tuple[RowError, ...] = ()
-    customer_data: dict[str, str] = field(default_factory=dict)
+    errors: tuple[RowError, ...]
+    customer_data: Mapping[str, str] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -70,13 +283,67 @@ class RowResult:
         }
 
 
+class FailedRows:
+    """The failed rows of a run, made afresh on each iteration (from the database or the upload's frame).
+
+    It holds a count and a way to produce them, never the rows themselves.
+    """
+
+    def __init__(self, count: int, produce: Callable[[], Iterator[FailedRow]]) -> None:
+        self._count, self._produce = count, produce
+
+    @classmethod
+    def of(cls, rows: Iterable[FailedRow]) -> FailedRows:
+        """Rows already in hand (tests, small results)."""
+        held = tuple(rows)
+        return cls(len(held), lambda: iter(held))
+
+    def __iter__(self) -> Iterator[FailedRow]:
+        return self._produce()
+
+    def __len__(self) -> int:
+        return self._count
+
+    def __repr__(self) -> str:
+        return f"FailedRows({self._count:,})"
+
+
+NO_FAILURES = FailedRows(0, lambda: iter(()))
+
+
+def failed_rows_of(errors: ErrorTable, original: pd.DataFrame, columns: Iterable[str],
+                   chunk: int = 2_000) -> Iterator[FailedRow]:
+    """FailedRow for each row of `errors`, its values looked up by row number in `original`.
+
+    `original` holds the text as typed (index = source row); blank cells are left out of customer_data.
+    Rows are looked up a chunk at a time, so a report of 100,000 rows holds a chunk's values at once.
+    """
+    names = list(columns)
+    rows = errors.rows()
+    present = original.index
+    for start in range(0, len(rows), chunk):
+        part_rows = [int(r) for r in rows[start:start + chunk]]
+        found = [r for r in part_rows if r in present]
+        part = original.reindex(columns=names).loc[found].astype(object) if found else None
+        values: dict[int, dict[str, str]] = {}
+        if part is not None:
+            part = part.where(part.notna(), "")
+            for number, *cells in part.itertuples(index=True, name=None):
+                values[int(number)] = {f: str(v) for f, v in zip(names, cells, strict=True) if str(v) != ""}
+        for row in part_rows:
+            yield FailedRow(row, errors[row], values.get(row, {}))
+
+
 def _plural(count: int, word: str) -> str:
     return f"{count:,} {word}{'' if count == 1 else 's'}"
 
 
 @dataclass(frozen=True)
 class RunResult:
-    """The summary of one import: `total_created + total_failed == total_attempted`, always."""
+    """The summary of one import: `total_created + total_failed == total_attempted`, always.
+
+    `failed` streams the failed rows; `failure_codes` counts failed rows per code.
+    """
 
     run_id: int | None
     dry_run: bool
@@ -85,26 +352,19 @@ class RunResult:
     sheet: str | None
     total_attempted: int
     total_created: int
-    failed: tuple[RowResult, ...] = ()
+    failed: FailedRows = field(default=NO_FAILURES, compare=False, repr=False)
+    failure_codes: Mapping[str, int] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        if self.total_created + len(self.failed) != self.total_attempted:
+        if self.total_created + self.total_failed != self.total_attempted:
             raise AssertionError(
-                f"accounting broken: {self.total_created} created + {len(self.failed)} failed"
+                f"accounting broken: {self.total_created} created + {self.total_failed} failed"
                 f" != {self.total_attempted} attempted"
             )
 
     @property
     def total_failed(self) -> int:
         return len(self.failed)
-
-    @property
-    def success(self) -> bool:
-        """The run completed; failed rows are part of a completed run."""
-        return True
-
-    def has_errors(self) -> bool:
-        return bool(self.failed)
 
     @property
     def message(self) -> str:
@@ -118,26 +378,31 @@ class RunResult:
             text += f"; {_plural(self.total_failed, 'row')} failed"
         return text
 
-    def failures_by_code(self) -> dict[str, int]:
-        """How many failed rows carry each error code (a row with two codes counts in both)."""
-        counts: dict[str, int] = {}
-        for row in self.failed:
-            for code in {e.code.value for e in row.errors}:
-                counts[code] = counts.get(code, 0) + 1
-        return dict(sorted(counts.items(), key=lambda item: (-item[1], item[0])))
-
-    def to_json(self) -> dict[str, Any]:
-        """The CLI's JSON object, key for key as CONTRACT.md shows it."""
+    def summary_json(self) -> dict[str, Any]:
+        """The JSON object's keys before `failed_customers`, as CONTRACT.md shows them."""
         return {
             "run_id": self.run_id,
             "dry_run": self.dry_run,
             "resumed": self.resumed,
             "file": self.file,
             "sheet": self.sheet,
-            "success": self.success,
+            # The run completed; failed rows are part of a completed run (a run that did not complete
+            # is an exit status, never a result).
+            "success": True,
             "message": self.message,
             "total_attempted": self.total_attempted,
             "total_created": self.total_created,
             "total_failed": self.total_failed,
-            "failed_customers": [row.to_json() for row in self.failed],
         }
+
+    def to_json(self) -> dict[str, Any]:
+        """The CLI's JSON object, key for key as CONTRACT.md shows it (all failures in memory: small runs)."""
+        return {**self.summary_json(), "failed_customers": [row.to_json() for row in self.failed]}
+
+    def json_chunks(self) -> Iterator[str]:
+        """The same JSON text as `json.dumps(self.to_json(), ensure_ascii=False)`, a row at a time."""
+        head = json.dumps(self.summary_json(), ensure_ascii=False)
+        yield head[:-1] + ', "failed_customers": ['
+        for i, row in enumerate(self.failed):
+            yield (", " if i else "") + json.dumps(row.to_json(), ensure_ascii=False)
+        yield "]}"

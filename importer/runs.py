@@ -5,19 +5,22 @@ from __future__ import annotations
 import os
 import socket
 import threading
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 import sqlalchemy as sa
 
-from importer.db import RUN_LOCK_CLASS, customers, db_errors, import_failures, import_runs, is_postgres
+from importer.db import RUN_LOCK_CLASS, customers, db_errors, import_failures, import_runs, is_postgres, reading
 from importer.errors import RunError
-from importer.results import RowError, RowResult, RowStatus, RunResult
+from importer.results import ErrorTable, FailedRow, FailedRows, RowError, RunStatus
 
 # A run on another host (SQLite on a shared disk) is presumed dead after this long without a beat.
 HEARTBEAT_TIMEOUT_SECONDS = 120
-OPEN_STATUSES = ("running", "interrupted")
+OPEN_STATUSES = (RunStatus.RUNNING, RunStatus.INTERRUPTED)
+# Rows a streamed query fetches at a time (a server-side cursor on PostgreSQL).
+STREAM_ROWS = 2_000
 
 # Runs this process is executing right now: an owner equal to this process but not listed here
 # was abandoned by an earlier call (an exception), so a retry in the same process may resume it.
@@ -33,7 +36,7 @@ class RunRecord:
     file_name: str
     sha256: str
     sheet: str | None
-    status: str
+    status: RunStatus
     total_attempted: int
     total_created: int
     total_failed: int
@@ -47,6 +50,7 @@ class RunRecord:
     def to_json(self) -> dict[str, Any]:
         """JSON-ready dict (times as ISO 8601)."""
         data = asdict(self)
+        data["status"] = self.status.value
         for key in ("started_at", "finished_at"):
             data[key] = data[key].isoformat() if data[key] else None
         return data
@@ -104,9 +108,9 @@ def owner_alive(conn: sa.Connection, run_id: int, owner: str | None, heartbeat: 
 
 
 def _record(conn: sa.Connection, row: sa.Row) -> RunRecord:
-    status = row.status
-    if status == "running" and not owner_alive(conn, row.id, row.owner, row.heartbeat_at):
-        status = "interrupted"
+    status = RunStatus(row.status)
+    if status is RunStatus.RUNNING and not owner_alive(conn, row.id, row.owner, row.heartbeat_at):
+        status = RunStatus.INTERRUPTED
     started, finished = aware(row.started_at), aware(row.finished_at)
     return RunRecord(
         id=row.id, file_name=row.file_name, sha256=row.sha256, sheet=row.sheet, status=status,
@@ -120,11 +124,13 @@ def _record(conn: sa.Connection, row: sa.Row) -> RunRecord:
 def list_runs(engine: sa.Engine, limit: int | None = None) -> list[RunRecord]:
     """Past runs, newest first."""
     stmt = sa.select(import_runs).order_by(import_runs.c.id.desc()).limit(limit)
-    with db_errors(engine), engine.connect() as conn:
+    with reading(engine) as conn:
         return [_record(conn, row) for row in conn.execute(stmt).all()]
 
 
 def _run_row(conn: sa.Connection, run_id: int) -> sa.Row:
+    if not 0 < run_id < 2**31:  # an id no run can have (and SQLite cannot even bind past 2**63)
+        raise RunError(f"there is no import run {run_id}")
     row = conn.execute(sa.select(import_runs).where(import_runs.c.id == run_id)).first()
     if row is None:
         raise RunError(f"there is no import run {run_id}")
@@ -133,21 +139,49 @@ def _run_row(conn: sa.Connection, run_id: int) -> sa.Row:
 
 def get_run(engine: sa.Engine, run_id: int) -> RunRecord:
     """One run (RunError if there is none)."""
-    with db_errors(engine), engine.connect() as conn:
+    with reading(engine) as conn:
         return _record(conn, _run_row(conn, run_id))
 
 
-def failures_on(conn: sa.Connection, run_id: int) -> tuple[RowResult, ...]:
-    """A run's failed rows, by source row number, on an open connection."""
-    stmt = (
-        sa.select(import_failures.c.source_row_number, import_failures.c.errors, import_failures.c.customer_data)
-        .where(import_failures.c.run_id == run_id)
-        .order_by(import_failures.c.source_row_number)
+def _failures_query(run_id: int, *columns: sa.Column) -> sa.Select:
+    return (sa.select(import_failures.c.source_row_number, *columns)
+            .where(import_failures.c.run_id == run_id).order_by(import_failures.c.source_row_number))
+
+
+def _stream(conn: sa.Connection, stmt: sa.Select) -> sa.CursorResult:
+    """Rows a few thousand at a time: a server-side cursor on PostgreSQL, SQLite's own cursor otherwise."""
+    return conn.execute(stmt.execution_options(stream_results=True, yield_per=STREAM_ROWS))
+
+
+def error_table_on(conn: sa.Connection, run_id: int) -> ErrorTable:
+    """A run's errors as columns, streamed from import_failures on an open connection."""
+    stmt = _failures_query(run_id, import_failures.c.errors)
+    return ErrorTable.from_pairs(
+        ((number, RowError.from_dict(error)) for number, errors in _stream(conn, stmt) for error in errors),
+        field_order=False,  # as stored
     )
-    return tuple(
-        RowResult(number, RowStatus.FAILED, tuple(RowError.from_dict(e) for e in errors), dict(data))
-        for number, errors, data in conn.execute(stmt)
-    )
+
+
+def failed_count_on(conn: sa.Connection, run_id: int) -> int:
+    """How many rows of a run failed, on an open connection."""
+    stmt = sa.select(sa.func.count()).select_from(import_failures).where(import_failures.c.run_id == run_id)
+    return int(conn.execute(stmt).scalar_one())
+
+
+def iter_failures(engine: sa.Engine, run_id: int) -> Iterator[FailedRow]:
+    """A run's failed rows by source row number, streamed from the database one at a time."""
+    stmt = _failures_query(run_id, import_failures.c.errors, import_failures.c.customer_data)
+    with reading(engine) as conn:
+        for number, errors, data in _stream(conn, stmt):
+            yield FailedRow(number, tuple(RowError.from_dict(e) for e in errors), data)
+
+
+def run_failures(engine: sa.Engine, run_id: int) -> FailedRows:
+    """A run's failed rows, with their errors and original values, streamed each time they are read."""
+    with reading(engine) as conn:
+        _run_row(conn, run_id)
+        count = failed_count_on(conn, run_id)
+    return FailedRows(count, lambda: iter_failures(engine, run_id))
 
 
 def created_on(conn: sa.Connection, run_id: int) -> int:
@@ -156,33 +190,15 @@ def created_on(conn: sa.Connection, run_id: int) -> int:
     return int(conn.execute(stmt).scalar_one())
 
 
-def run_failures(engine: sa.Engine, run_id: int) -> tuple[RowResult, ...]:
-    """A run's failed rows, with their errors and original values."""
-    with db_errors(engine), engine.connect() as conn:
-        _run_row(conn, run_id)
-        return failures_on(conn, run_id)
-
-
-def run_result(engine: sa.Engine, run_id: int) -> RunResult:
-    """The summary of a past run, rebuilt from the ledger."""
-    with db_errors(engine), engine.connect() as conn:
-        row = _run_row(conn, run_id)
-        failed = failures_on(conn, run_id)
-        # An undone run's customers are gone; its ledger still says how many it had created.
-        created = row.total_created if row.status == "undone" else created_on(conn, run_id)
-    return RunResult(run_id=run_id, dry_run=False, resumed=False, file=row.file_name, sheet=row.sheet,
-                     total_attempted=created + len(failed), total_created=created, failed=failed)
-
-
 def undo_run(engine: sa.Engine, run_id: int) -> int:
     """Delete the customers a run created and mark it undone, in one transaction; returns the count."""
     with db_errors(engine), engine.connect() as conn:
         try:
             with conn.begin():
                 row = _run_row(conn, run_id)
-                if row.status == "undone":
+                if row.status == RunStatus.UNDONE:
                     raise RunError(f"run {run_id} was already undone")
-                if row.status == "running":
+                if row.status == RunStatus.RUNNING:
                     if is_postgres(conn):
                         # Held until the end of this call, so the run cannot be resumed meanwhile.
                         got = conn.execute(
@@ -195,7 +211,7 @@ def undo_run(engine: sa.Engine, run_id: int) -> int:
                 deleted = conn.execute(sa.delete(customers).where(customers.c.import_run_id == run_id)).rowcount
                 conn.execute(
                     sa.update(import_runs).where(import_runs.c.id == run_id)
-                    .values(status="undone", undone_at=now(), total_created=deleted)
+                    .values(status=RunStatus.UNDONE, undone_at=now(), total_created=deleted)
                 )
         finally:
             if is_postgres(conn):
@@ -206,13 +222,13 @@ def undo_run(engine: sa.Engine, run_id: int) -> int:
 
 def count_customers(engine: sa.Engine) -> int:
     """How many customers the database holds."""
-    with db_errors(engine), engine.connect() as conn:
+    with reading(engine) as conn:
         return int(conn.execute(sa.select(sa.func.count()).select_from(customers)).scalar_one())
 
 
 def customers_in_run(engine: sa.Engine, run_id: int) -> int:
     """How many customers a run created (and still has)."""
-    with db_errors(engine), engine.connect() as conn:
+    with reading(engine) as conn:
         return created_on(conn, run_id)
 
 
@@ -226,11 +242,11 @@ def resumable_on(conn: sa.Connection, sha256: str, sheet: str | None) -> list[sa
     )
     # "interrupted" was written by an owner that gave up on the run (an exception): claimable at once.
     return [row for row in conn.execute(stmt).all()
-            if row.status == "interrupted" or not owner_alive(conn, row.id, row.owner, row.heartbeat_at)]
+            if row.status == RunStatus.INTERRUPTED or not owner_alive(conn, row.id, row.owner, row.heartbeat_at)]
 
 
 def find_resumable(engine: sa.Engine, sha256: str, sheet: str | None) -> RunRecord | None:
     """The run that importing this file again would resume, if any."""
-    with db_errors(engine), engine.connect() as conn:
+    with reading(engine) as conn:
         rows = resumable_on(conn, sha256, sheet)
         return _record(conn, rows[0]) if rows else None

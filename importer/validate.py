@@ -11,7 +11,7 @@ from pandera.errors import SchemaErrors
 
 from importer import clean
 from importer.dedupe import find_duplicates_in_file
-from importer.results import ErrorCode, RowError
+from importer.results import ErrorCode, ErrorTable, RowError
 from importer.settings import Settings
 from schemas.customer import FIELD_NAMES, SPECS, CustomerFrame, label_of
 
@@ -28,11 +28,11 @@ class Checked:
 
     original: pd.DataFrame
     normalised: pd.DataFrame
-    errors: dict[int, tuple[RowError, ...]]
+    errors: ErrorTable
 
     def valid_index(self) -> pd.Index:
         """Source row numbers of the rows with no errors."""
-        return self.original.index[~self.original.index.isin(list(self.errors))]
+        return self.original.index[~self.original.index.isin(self.errors.rows())]
 
     @property
     def total(self) -> int:
@@ -40,9 +40,7 @@ class Checked:
 
     def failures_by(self) -> pd.DataFrame:
         """One line per (field, code) with how many rows fail that way: the data for a chart."""
-        records = [(e.field, e.code.value) for errs in self.errors.values() for e in errs]
-        counts = pd.DataFrame(records, columns=["field", "code"]).value_counts().reset_index(name="rows")
-        return counts.sort_values(["rows", "field"], ascending=[False, True], ignore_index=True)
+        return self.errors.by_field_and_code()
 
 
 def _normalisers(settings: Settings) -> dict[str, Callable[[object], object]]:
@@ -70,16 +68,20 @@ def _normalise_value(field: str, text: str, normaliser: Callable[[object], objec
     """One cell's stored value, or the error that refuses it."""
     if text.strip() in clean.EXCEL_ERRORS:
         return RowError(field, ErrorCode.INVALID_FORMAT,
-                        f"{text.strip()} is an Excel error value; type the real {label_of(field).lower()}")
+                        f"{text.strip()} is an Excel error value; type the real {label_of(field).lower()}",
+                        value=text)
     try:
         return normaliser(text)
     except clean.InvalidValue as exc:
-        return RowError(field, exc.code, exc.message)
+        return RowError(field, exc.code, exc.message, value=text)
 
 
-def _normalise(original: pd.DataFrame, settings: Settings) -> tuple[pd.DataFrame, dict[int, list[RowError]]]:
+Pairs = list[tuple[int, RowError]]
+
+
+def _normalise(original: pd.DataFrame, settings: Settings) -> tuple[pd.DataFrame, Pairs]:
     """Apply each field's normaliser; values it refuses become missing and an error of their own."""
-    errors: dict[int, list[RowError]] = {}
+    errors: Pairs = []
     columns: dict[str, list[object]] = {}
     rows = original.index.tolist()
     for field, normaliser in _normalisers(settings).items():
@@ -93,7 +95,7 @@ def _normalise(original: pd.DataFrame, settings: Settings) -> tuple[pd.DataFrame
                 outcome = seen[text] = _normalise_value(field, text, normaliser)
             if isinstance(outcome, RowError):
                 values.append(None)
-                errors.setdefault(row, []).append(outcome)
+                errors.append((row, outcome))
             else:
                 values.append(outcome)
         columns[field] = values
@@ -127,9 +129,9 @@ def _schema_message(field: str, code: ErrorCode, value: object) -> str:
     return f"{value} is not allowed"
 
 
-def _schema_errors(normalised: pd.DataFrame) -> dict[int, list[RowError]]:
+def _schema_errors(normalised: pd.DataFrame) -> Pairs:
     """Run the pandera model lazily and turn its failure cases into row errors."""
-    errors: dict[int, list[RowError]] = {}
+    errors: Pairs = []
     schema: pa.DataFrameSchema = CustomerFrame.to_schema()
     try:
         schema.validate(normalised, lazy=True)
@@ -142,10 +144,18 @@ def _schema_errors(normalised: pd.DataFrame) -> dict[int, list[RowError]]:
             code = _check_code(check)
             if code is not ErrorCode.REQUIRED and pd.isna(value):
                 continue
-            errors.setdefault(int(row), []).append(
-                RowError(column, code, _schema_message(column, code, value))
-            )
+            errors.append((int(row), RowError(column, code, _schema_message(column, code, value),
+                                              value=None if pd.isna(value) else str(value))))
     return errors
+
+
+def _checked_errors(normalised: pd.DataFrame, normaliser_errors: Pairs) -> Pairs:
+    """Normaliser errors plus the schema's, skipping a field a normaliser already refused.
+
+    A refused value is stored as missing; its own error says more than "required".
+    """
+    refused = {(row, e.field) for row, e in normaliser_errors}
+    return normaliser_errors + [(row, e) for row, e in _schema_errors(normalised) if (row, e.field) not in refused]
 
 
 def check_frame(original: pd.DataFrame, settings: Settings) -> Checked:
@@ -155,25 +165,9 @@ def check_frame(original: pd.DataFrame, settings: Settings) -> Checked:
     """
     original = original.reindex(columns=list(FIELD_NAMES), fill_value="").fillna("").astype(TEXT)
     normalised, errors = _normalise(original, settings)
-    for row, row_errors in _schema_errors(normalised).items():
-        already = {e.field for e in errors.get(row, [])}
-        # A refused value is stored as None; its own error says more than "required".
-        errors.setdefault(row, []).extend(e for e in row_errors if e.field not in already)
-    for row, row_errors in find_duplicates_in_file(normalised).items():
-        errors.setdefault(row, []).extend(row_errors)
-    return Checked(original=original, normalised=normalised, errors=_ordered(errors))
-
-
-_FIELD_ORDER = {name: i for i, name in enumerate(FIELD_NAMES)}
-
-
-def _ordered(errors: dict[int, list[RowError]]) -> dict[int, tuple[RowError, ...]]:
-    """Rows in ascending order, each row's errors in field order; rows left with no error drop out."""
-    return {
-        row: tuple(sorted(errs, key=lambda e: _FIELD_ORDER.get(e.field, 99)))
-        for row, errs in sorted(errors.items())
-        if errs
-    }
+    pairs = _checked_errors(normalised, errors)
+    pairs.extend(find_duplicates_in_file(normalised).pairs())
+    return Checked(original=original, normalised=normalised, errors=ErrorTable.from_pairs(pairs))
 
 
 def _merged(frame: pd.DataFrame, rows: pd.DataFrame) -> pd.DataFrame:
@@ -199,31 +193,17 @@ def recheck(checked: Checked, changed: pd.DataFrame, settings: Settings) -> Chec
         # Most rows changed (a bulk fix): checking the new text afresh holds fewer copies at once.
         return check_frame(original, settings)
     normalised_part, errors = _normalise(changed, settings)
-    for row, row_errors in _schema_errors(normalised_part).items():
-        already = {e.field for e in errors.get(row, [])}
-        errors.setdefault(row, []).extend(e for e in row_errors if e.field not in already)
+    pairs = _checked_errors(normalised_part, errors)
     normalised = _merged(checked.normalised, normalised_part)
-    kept: dict[int, list[RowError]] = {}
-    for row, row_errors in checked.errors.items():
-        if row in changed.index:
-            continue
-        kept[row] = [e for e in row_errors if e.code is not ErrorCode.DUPLICATE_IN_FILE]
-    for row, row_errors in errors.items():
-        kept[row] = list(row_errors)
-    for row, row_errors in find_duplicates_in_file(normalised).items():
-        kept.setdefault(row, []).extend(row_errors)
-    return Checked(original=original, normalised=normalised, errors=_ordered(kept))
+    kept = checked.errors.without_rows(changed.index.tolist()).without_code(ErrorCode.DUPLICATE_IN_FILE)
+    pairs.extend(find_duplicates_in_file(normalised).pairs())
+    return Checked(original=original, normalised=normalised, errors=kept.with_rows(ErrorTable.from_pairs(pairs)))
 
 
 def exclude(checked: Checked, rows: list[int]) -> Checked:
     """The upload without some rows: they are neither imported nor counted as attempted."""
     keep = ~checked.original.index.isin(rows)
     normalised = checked.normalised[keep]
-    errors: dict[int, list[RowError]] = {
-        row: [e for e in errs if e.code is not ErrorCode.DUPLICATE_IN_FILE]
-        for row, errs in checked.errors.items()
-        if row not in set(rows)
-    }
-    for row, row_errors in find_duplicates_in_file(normalised).items():
-        errors.setdefault(row, []).extend(row_errors)
-    return Checked(original=checked.original[keep], normalised=normalised, errors=_ordered(errors))
+    kept = checked.errors.without_rows(rows).without_code(ErrorCode.DUPLICATE_IN_FILE)
+    duplicates = find_duplicates_in_file(normalised)
+    return Checked(original=checked.original[keep], normalised=normalised, errors=kept.with_rows(duplicates))

@@ -4,11 +4,17 @@ from __future__ import annotations
 
 import pytest
 
-from importer.results import ErrorCode, RowError, RowResult, RowStatus, RunResult
+import json
+
+from importer.results import ErrorCode, ErrorTable, FailedRow, FailedRows, RowError, RunResult
 
 
-def failed(row: int, *errors: RowError, **data: str) -> RowResult:
-    return RowResult(row, RowStatus.FAILED, tuple(errors), dict(data))
+def failed(row: int, *errors: RowError, **data: str) -> FailedRow:
+    return FailedRow(row, tuple(errors), dict(data))
+
+
+def rows(*failed_rows: FailedRow) -> FailedRows:
+    return FailedRows.of(failed_rows)
 
 
 PHONE = RowError("phone", ErrorCode.INVALID_PHONE, "5412345 is not a valid phone number")
@@ -18,7 +24,7 @@ def test_contract_json_shape_and_message() -> None:
     result = RunResult(
         run_id=7, dry_run=False, resumed=False, file="customers.xlsx", sheet="Customers",
         total_attempted=10000, total_created=9999,
-        failed=(failed(14, PHONE, shipping_mark="PM10 ABENA", first_name="Abena", phone="5412345"),),
+        failed=rows(failed(14, PHONE, shipping_mark="PM10 ABENA", first_name="Abena", phone="5412345")),
     )
     assert result.to_json() == {
         "run_id": 7, "dry_run": False, "resumed": False, "file": "customers.xlsx", "sheet": "Customers",
@@ -34,7 +40,7 @@ def test_contract_json_shape_and_message() -> None:
 
 def test_accounting_invariant_is_enforced() -> None:
     with pytest.raises(AssertionError, match="accounting"):
-        RunResult(None, False, False, "f.csv", None, total_attempted=3, total_created=1, failed=(failed(2, PHONE),))
+        RunResult(None, False, False, "f.csv", None, total_attempted=3, total_created=1, failed=rows(failed(2, PHONE)))
 
 
 @pytest.mark.parametrize(
@@ -47,8 +53,8 @@ def test_accounting_invariant_is_enforced() -> None:
     ],
 )
 def test_messages(created: int, failures: int, dry: bool, message: str) -> None:
-    rows = tuple(failed(i, PHONE) for i in range(failures))
-    result = RunResult(1, dry, False, "f.csv", None, created + failures, created, rows)
+    result = RunResult(1, dry, False, "f.csv", None, created + failures, created,
+                       rows(*(failed(i, PHONE) for i in range(failures))))
     assert result.message == message
 
 
@@ -57,10 +63,34 @@ def test_error_text_joins_every_error_with_field_labels() -> None:
     assert row.to_json()["error"] == "First Name: is blank; Phone: 5412345 is not a valid phone number"
 
 
-def test_failures_by_code_counts_rows() -> None:
-    dup = RowError("phone", ErrorCode.DUPLICATE_IN_FILE, "same")
-    result = RunResult(1, False, False, "f", None, 3, 0, (failed(2, PHONE), failed(3, PHONE, dup), failed(4, dup)))
-    assert result.failures_by_code() == {"duplicate_in_file": 2, "invalid_phone": 2}
+def test_error_table_counts_rows_per_code() -> None:
+    dup = RowError("phone", ErrorCode.DUPLICATE_IN_FILE, "same", value="+233241234567", other_row=2)
+    table = ErrorTable.from_pairs([(3, PHONE), (3, dup), (4, dup), (2, PHONE)])
+    assert table.by_code() == {"duplicate_in_file": 2, "invalid_phone": 2}
+    assert list(table) == [2, 3, 4] and len(table) == 3
+    assert table[3] == (PHONE, dup) and table[4][0].other_row == 2 and 5 not in table
+    assert table.without_code(ErrorCode.DUPLICATE_IN_FILE) == {2: (PHONE,), 3: (PHONE,)}
+    assert list(table.without_rows([3])) == [2, 4]
+    assert list(table.rows_with("duplicate_in_file")) == [3, 4]
+
+
+def test_error_table_keeps_a_row_s_errors_in_field_order() -> None:
+    name = RowError("first_name", ErrorCode.REQUIRED, "is blank")
+    table = ErrorTable.from_pairs([(7, PHONE), (7, name)])
+    assert table[7] == (name, PHONE)
+    merged = table.with_rows(ErrorTable.from_pairs([(6, PHONE), (7, RowError("email", ErrorCode.INVALID_EMAIL, "x"))]))
+    assert list(merged) == [6, 7]
+    assert [e.field for e in merged[7]] == ["first_name", "email", "phone"]
+
+
+def test_streamed_json_is_the_json_text_byte_for_byte() -> None:
+    result = RunResult(3, False, True, "ünïcode 😀.csv", None, 3, 1, rows(
+        failed(2, PHONE, shipping_mark="PM1 😀", phone="5412345"),
+        failed(5, PHONE, RowError("email", ErrorCode.INVALID_EMAIL, 'has a "quote"'), email='x"y'),
+    ))
+    assert "".join(result.json_chunks()) == json.dumps(result.to_json(), ensure_ascii=False)
+    empty = RunResult(None, True, False, "f.csv", None, 0, 0)
+    assert "".join(empty.json_chunks()) == json.dumps(empty.to_json(), ensure_ascii=False)
 
 
 def test_row_error_round_trips_through_dict() -> None:
