@@ -12,7 +12,15 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from importer.db import RUN_LOCK_CLASS, customers, db_errors, import_failures, import_runs, is_postgres, reading
+from importer.db import (
+    RUN_LOCK_CLASS,
+    customers,
+    db_errors,
+    import_failures,
+    import_runs,
+    is_postgres,
+    reading,
+)
 from importer.errors import RunError
 from importer.results import ErrorTable, FailedRow, FailedRows, RowError, RunStatus
 

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import pytest
-
 import json
+
+import pytest
 
 from importer.results import ErrorCode, ErrorTable, FailedRow, FailedRows, RowError, RunResult
 
