@@ -2,14 +2,17 @@
 
 1. With APP_PASSWORD set and customer data already in the session (an upload, a dry run, an import
    result) and in the database (runs with failures), no page shows any of it, nor a file uploader or a
-   download, before the right password; a wrong one is refused. The same with an OIDC `[auth]` section.
+   download, before the right password; a wrong one is refused, the same length too (the comparison is
+   hmac.compare_digest on bytes). The same with an OIDC `[auth]` section. Every page file in views/
+   guards itself: run on its own, without app.py, it shows only the login; nothing before the gate
+   reads the database. Without any gate, the writing pages refuse a shared database (PostgreSQL).
 2. SQL and HTML/Markdown fragments as names, company names and nicknames go through the engine on
    SQLite and PostgreSQL (both insert methods) and come back verbatim; the tables survive.
 3. The dashboard shows them as text: verbatim in dataframes and the grid, and escaped wherever text from
    the file (file name, sheet name, headers) reaches a Markdown element or a widget label.
 
-tests/test_app_auth.py covers the basic gate (wrong/right password, logout); tests/test_security_static.py
-the configuration and source checks (constant-time comparison, XSRF, bound parameters).
+tests/test_app_auth.py covers the basic gate (wrong/right password, logout, throttling); tests/test_security_static.py
+the configuration and the source-wide checks (XSRF, no HTML, bound parameters).
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ import datetime as dt
 import hmac
 import os
 import re
+from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
@@ -37,7 +41,11 @@ from ui import state
 from ui.render import md_escape
 
 PASSWORD = "correct horse battery staple"
-PAGES = ("views/upload.py", "views/review.py", "views/load.py", "views/history.py")
+ROOT = Path(__file__).resolve().parent.parent
+# Every page file: a page added to views/ is covered by the gate tests without being listed here.
+PAGES = tuple(sorted(p.relative_to(ROOT).as_posix() for p in (ROOT / "views").glob("*.py")))
+WRITING_PAGES = ("views/upload.py", "views/review.py", "views/load.py")
+UNREACHABLE_DATABASE = "postgresql://postgres@127.0.0.1:1/customers"  # nothing listens on port 1
 # Values of tests.app_support.MESSY_ROWS: if any shows up in the page, customer data leaked.
 SECRETS_OF_THE_FILE = ("PM1 KOFI", "Kofi", "Mensah", "0241234567", "kofi@example.com", "messy.xlsx")
 # Elements that hold customer data or take a file.
@@ -207,6 +215,70 @@ def test_password_check_uses_compare_digest_with_the_typed_and_expected_values(g
     sign_in(gated, PASSWORD)
     assert calls == [(b"not it", PASSWORD.encode()), (PASSWORD.encode(), PASSWORD.encode())]
     assert gated.title[0].value == "Upload a customer file"
+
+
+@pytest.mark.parametrize("typed", [
+    PASSWORD[:-1] + "x",  # the last character differs
+    "X" + PASSWORD[1:],  # the first one
+    PASSWORD.swapcase(),
+    PASSWORD[::-1],
+    "\0" * len(PASSWORD),
+], ids=["last", "first", "case", "reversed", "nul"])
+def test_a_wrong_password_of_the_same_length_is_refused(gated, typed):
+    assert len(typed) == len(PASSWORD)
+    sign_in(gated, typed)
+    assert [e.value for e in gated.error] == ["Wrong password. Ask whoever runs the dashboard for the APP_PASSWORD."]
+    assert_only_the_login(gated)
+    sign_in(gated, PASSWORD)
+    assert gated.title[0].value == "Upload a customer file"
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_every_page_file_run_without_the_app_shows_only_the_login(monkeypatch, sqlite_url, page):
+    """A page reached without app.py's gate (run on its own, as a pages/ folder would let Streamlit do) still
+    shows nothing but the login: each page guards itself before anything else."""
+    monkeypatch.setenv("DATABASE_URL", sqlite_url)
+    monkeypatch.setenv("APP_PASSWORD", PASSWORD)
+    at = AppTest.from_file(str(ROOT / page), default_timeout=90)
+    session_with_customer_data(at, Settings.from_env({"DATABASE_URL": sqlite_url}))
+    at.run()
+    assert_only_the_login(at)
+    assert not at.error and not at.warning
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_closed_gate_touches_no_database(monkeypatch, page):
+    """Nothing before the gate reads the database (nor fills the sidebar): with an unreachable database,
+    every page, through the app or on its own, shows the login and no database error."""
+    monkeypatch.setenv("DATABASE_URL", UNREACHABLE_DATABASE)
+    monkeypatch.setenv("APP_PASSWORD", PASSWORD)
+    through_app = AppTest.from_file(APP, default_timeout=90).run()
+    through_app.switch_page(page).run()
+    alone = AppTest.from_file(str(ROOT / page), default_timeout=90).run()
+    for at in (through_app, alone):
+        assert_only_the_login(at)
+        assert not at.error and not at.warning and not at.sidebar
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("page", PAGES)
+def test_pages_refuse_to_write_to_a_shared_database_without_a_gate(monkeypatch, pg_url, page):
+    """No APP_PASSWORD and no [auth] on PostgreSQL: the writing pages show why and nothing to act on, even with
+    an upload, a dry run and a result in the session; History still lists runs but offers no undo."""
+    at = make_app(monkeypatch, pg_url)
+    session_with_customer_data(at, Settings.from_env({"DATABASE_URL": pg_url}))
+    at.switch_page(page).run()
+    assert not at.exception
+    if page in WRITING_PAGES:
+        assert len(at.error) == 1 and "no login configured" in at.error[0].value
+        assert data_elements(at) == []
+        assert not at.button and not at.selectbox and not at.text_input
+    else:
+        assert "no login configured" in at.warning[0].value
+        assert at.dataframe[0].value.loc[0, "File"] == "messy.xlsx [Customers]"
+        keys = {getattr(w, "key", None) for w in at.main}
+        assert not keys & {state.UNDO, state.UNDO_YES, state.UNDO_CONFIRM}
+    assert count_customers(pg_url) == 2
 
 
 def test_non_ascii_password_works_and_typed_password_is_not_kept(monkeypatch, sqlite_url):
@@ -410,6 +482,23 @@ def test_refusal_quoting_hostile_headers_is_escaped(monkeypatch, sqlite_url):
     assert "Missing required column(s)" in at.error[0].value
     assert md_escape(header[0]) in at.error[0].value
     assert_no_raw_markup(at)
+
+
+def test_hostile_sheet_names_are_escaped_in_the_sheet_choice(monkeypatch, sqlite_url):
+    """A workbook of several sheets: the chosen sheet, the choice and the list of sheets show their names as text."""
+    other = "<b>x _y_ `z` #h ~s~"
+    data = corpus.xlsx({other: [["Notes"], ["x"]], HOSTILE_SHEET: [HOSTILE_HEADER, *_hostile_rows()]})
+    at = make_app(monkeypatch, sqlite_url)
+    upload(at, HOSTILE_FILE, data)
+    assert not at.exception
+    assert_no_raw_markup(at)
+    assert at.selectbox(key=state.SHEET).value == HOSTILE_SHEET  # the sheet with the required columns
+    assert list(at.selectbox(key=state.SHEET).options) == [other, HOSTILE_SHEET]
+    at.button(key=state.CONTINUE).click().run()
+    at.switch_page("views/upload.py").run()  # the file was freed: the page lists the sheets instead
+    assert not at.exception
+    assert_no_raw_markup(at)
+    assert f"Sheets in the file: {md_escape(other + ', ' + HOSTILE_SHEET)}." in " ".join(c.value for c in at.caption)
 
 
 def test_interrupted_run_of_a_hostile_file_is_escaped_in_history(monkeypatch, sqlite_url):
