@@ -1,0 +1,122 @@
+"""Failure reports for 100,000 failed rows: time and peak memory of CSV and XLSX, streamed.
+
+Each measurement runs in a fresh child process: the child imports everything, notes its RSS, writes
+the report of N failed rows (made one at a time by a generator, as a database cursor would hand them
+over) to a file, and reports the time and its peak RSS (VmHWM). "Growth" is that peak minus the RSS
+before the report, so 0 rows measures the report's fixed cost.
+
+    .venv/bin/python bench/bench_report.py              # 0, 10,000 and 100,000 rows
+    .venv/bin/python bench/bench_report.py --rows 1000 50000
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+
+@dataclass(frozen=True)
+class FakeError:
+    field: str
+    code: str
+    message: str
+
+
+@dataclass(frozen=True)
+class FakeRow:
+    source_row_number: int
+    errors: tuple[FakeError, ...]
+    customer_data: dict[str, str] = field(default_factory=dict)
+
+
+def failed_rows(count: int) -> Iterator[FakeRow]:
+    """`count` failed rows, each with 1-2 errors on cells of the report (so each is comment-worthy)."""
+    for n in range(count):
+        phone = f"54{n:07d}"
+        data = {"shipping_mark": f"PM{n} KOFI", "first_name": f"Kofi {n}", "last_name": "Mensah",
+                "email": f"kofi{n}@example", "phone": phone, "region": "Ashanti Region",
+                "company_name": f"Mensah Trading {n % 997}"}
+        errors = [FakeError("phone", "invalid_phone", f"{phone} is not a valid phone number")]
+        if n % 2:
+            errors.append(FakeError("email", "invalid_email", f"kofi{n}@example is not a valid email address"))
+        if n % 50 == 0:
+            data["nickname"] = "=HYPERLINK(\"http://example.com\")"
+        yield FakeRow(n + 2, tuple(errors), data)
+
+
+def _status_kb(key: str) -> int:
+    with open("/proc/self/status") as status:
+        return int(status.read().split(f"{key}:")[1].split()[0])
+
+
+def child(rows: int, fmt: str, commented: int | None) -> dict[str, float]:
+    """Run in a fresh process: write one report, return seconds, size and memory."""
+    import time
+
+    from importer import report
+
+    if commented is not None:
+        report.COMMENTED_ROWS = commented
+    before = _status_kb("VmRSS")
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / f"report.{fmt}"
+        start, cpu = time.perf_counter(), time.process_time()
+        with path.open("wb") as out:
+            written = report.write_report(failed_rows(rows), fmt, out)
+        seconds, cpu = time.perf_counter() - start, time.process_time() - cpu
+        size = path.stat().st_size
+    assert written == rows
+    peak = _status_kb("VmHWM")
+    return {"rows": rows, "fmt": fmt, "seconds": seconds, "cpu": cpu, "bytes": size,
+            "rss_before_mb": before / 1024, "peak_mb": peak / 1024, "growth_mb": (peak - before) / 1024}
+
+
+def measure(rows: int, fmt: str, commented: int | None = None) -> dict[str, float]:
+    """One measurement in a fresh child process (`commented`: override report.COMMENTED_ROWS)."""
+    extra = [] if commented is None else [str(commented)]
+    proc = subprocess.run([sys.executable, __file__, "--child", str(rows), fmt, *extra], capture_output=True,
+                          text=True, check=True, cwd=ROOT)
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--rows", type=int, nargs="+", default=[0, 10_000, 100_000])
+    parser.add_argument("--all-comments", action="store_true",
+                        help="also measure XLSX with a comment on every failing cell (no COMMENTED_ROWS cap)")
+    parser.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        commented = int(args.child[2]) if len(args.child) > 2 else None
+        print(json.dumps(child(int(args.child[0]), args.child[1], commented)))
+        return
+    from importer.report import COMMENTED_ROWS
+
+    print(f"Failure report, streamed (comments on the failing cells of the first {COMMENTED_ROWS:,} rows); "
+          f"Python {sys.version.split()[0]}, {os.cpu_count()} CPUs\n")
+    print("| format | failed rows | seconds | CPU seconds | file, MB | RSS before, MB | peak RSS (VmHWM), MB "
+          "| growth, MB |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|")
+    runs = [(fmt, rows, None) for fmt in ("csv", "xlsx") for rows in args.rows]
+    if args.all_comments:
+        runs += [("xlsx", rows, 10**9) for rows in args.rows]
+    for fmt, rows, commented in runs:
+        r = measure(rows, fmt, commented)
+        label = fmt if commented is None else f"{fmt}, every failing cell commented"
+        print(f"| {label} | {rows:,} | {r['seconds']:.2f} | {r['cpu']:.2f} | {r['bytes'] / 1e6:.1f} "
+              f"| {r['rss_before_mb']:.0f} | {r['peak_mb']:.0f} | {r['growth_mb']:.1f} |", flush=True)
+
+
+if __name__ == "__main__":
+    main()
