@@ -32,9 +32,11 @@ ERRORS_HEADER = "Errors"
 REPORT_FORMATS = ("csv", "xlsx")
 FAILED_SHEET = "Failed rows"
 INSTRUCTIONS_SHEET = "Instructions"
-# Cell comments are held in memory until the workbook is closed (openpyxl writes them, and their VML
-# drawing, in one piece): only the failing cells of the first COMMENTED_ROWS rows get one. Every failing
-# cell is still coloured, and the Errors column has every message.
+# Only the failing cells of the first COMMENTED_ROWS rows get a comment; every failing cell is still
+# coloured, and the Errors column has every message (the Instructions sheet says so). Comments stream
+# to temporary files, so this is not for memory: each is a hidden VML shape Excel lays out on opening,
+# and commenting all 150,000 failing cells of 100,000 rows made the report half as slow again and half
+# as big again (bench/bench_report.py --all-comments).
 COMMENTED_ROWS = 5_000
 # Excel's limit for the text of one cell.
 XLSX_CELL_LIMIT = 32_767
@@ -60,7 +62,7 @@ class _Error(Protocol):
 
 
 class ReportRow(Protocol):
-    """What a report needs of a failed row (results.RowResult is one)."""
+    """What a report needs of a failed row (results.FailedRow is one)."""
 
     source_row_number: int
     errors: Sequence[_Error]
