@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import sys
@@ -11,7 +12,7 @@ from pathlib import Path
 
 from sqlalchemy.exc import SQLAlchemyError
 
-from importer.errors import DatabaseError, FileRefused, ImporterError
+from importer.errors import DatabaseError, FileRefused, ImporterError, UsageError
 from importer.settings import Settings
 
 EXIT_OK = 0
@@ -102,15 +103,22 @@ def _check_writable(path: str) -> None:
     """Refuse before the import, not after it, a report path that cannot be written."""
     target = Path(path)
     folder = target.parent if str(target.parent) else Path(".")
+    if target.is_dir():
+        raise UsageError(f"cannot write the report to {path}: it is a folder; give a file name ending in .csv or .xlsx")
     if not folder.is_dir():
-        raise FileRefused(f"cannot write the report to {path}: the folder {folder} does not exist")
+        raise UsageError(f"cannot write the report to {path}: the folder {folder} does not exist")
     if not os.access(folder, os.W_OK) or (target.exists() and not os.access(target, os.W_OK)):
-        raise FileRefused(f"cannot write the report to {path}: permission denied")
+        raise UsageError(f"cannot write the report to {path}: permission denied")
+
+
+def _read_file(path: str, settings: Settings) -> bytes:
+    from importer.read import read_path
+
+    return read_path(path, settings)
 
 
 def _import(args: argparse.Namespace, settings: Settings) -> int:
-    from importer.load import run_import
-    from importer.pipeline import read_upload
+    from importer.pipeline import import_upload, read_upload
     from importer.report import report_format_for, write_report
 
     report_format = None
@@ -118,35 +126,29 @@ def _import(args: argparse.Namespace, settings: Settings) -> int:
         try:
             report_format = report_format_for(args.report)
         except ValueError as exc:
-            raise FileRefused(str(exc)) from None
+            raise UsageError(str(exc)) from None
         _check_writable(args.report)
     if args.batch_size is not None and args.batch_size < 1:
-        raise FileRefused("--batch-size must be a whole number of at least 1")
-    path = Path(args.file)
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        raise FileRefused(f"{args.file}: no such file") from None
-    except OSError as exc:
-        raise FileRefused(f"{args.file}: cannot be read ({exc.strerror})") from None
-    upload = read_upload(data, path.name, settings, sheet=args.sheet)
+        raise UsageError("--batch-size must be a whole number of at least 1")
+    data = _read_file(args.file, settings)
+    upload = read_upload(data, Path(args.file).name, settings, sheet=args.sheet)
     del data
     engine = _engine(args, settings)
     show = _progress_printer() if sys.stderr.isatty() and not args.json else None
-    result = run_import(
-        engine, upload.checked, file_name=upload.file_name, sha256=upload.sha256,
-        sheet=upload.run_sheet, settings=settings,
-        dry_run=args.dry_run, batch_size=args.batch_size, progress=show,
-        user_name=os.environ.get("USER"), run_settings={"mapping": upload.mapping.to_dict()},
-    )
+    result = import_upload(engine, upload, settings, dry_run=args.dry_run, batch_size=args.batch_size,
+                           progress=show, user_name=os.environ.get("USER"))
     if args.report:
-        Path(args.report).write_bytes(write_report(result.failed, report_format))
+        with open(args.report, "wb") as out:
+            write_report(result.failed, report_format, out)
     if args.json:
-        print(json.dumps(result.to_json(), ensure_ascii=False))
+        # Streamed: 100,000 failed rows are written one at a time, never built as one string.
+        for chunk in result.json_chunks():
+            sys.stdout.write(chunk)
+        sys.stdout.write("\n")
         return EXIT_OK
     print(f"{result.message} (run {result.run_id}{', resumed' if result.resumed else ''}"
           f"{', dry run: nothing was saved' if result.dry_run else ''})")
-    for row in result.failed[:20]:
+    for row in itertools.islice(result.failed, 20):
         print(f"  row {row.source_row_number}: {row.to_json()['error']}")
     if result.total_failed > 20:
         print(f"  ... and {result.total_failed - 20:,} more" + ("" if args.report else " (use --report PATH)"))
@@ -207,17 +209,30 @@ def _one_line(error: BaseException) -> str:
     return " ".join(str(error).split()) or type(error).__name__
 
 
+def _utf8_output(json_output: bool) -> None:
+    """JSON is UTF-8 whatever the console's encoding (a cp1252 console cannot encode an emoji); text
+    for people keeps the console's encoding, with what it cannot show replaced instead of crashing."""
+    for stream in (sys.stdout, sys.stderr):
+        if not hasattr(stream, "reconfigure"):
+            continue
+        if json_output and stream is sys.stdout:
+            stream.reconfigure(encoding="utf-8")
+        else:
+            stream.reconfigure(errors="replace")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one command; returns the exit status of CONTRACT.md."""
     args = build_parser().parse_args(argv)
+    _utf8_output(json_output=bool(getattr(args, "json", False)))
     try:
         settings = Settings.from_env()
         return _COMMANDS[args.command](args, settings)
     except DatabaseError as exc:
         sys.stderr.write(f"error: {_one_line(exc)}\n")
         return EXIT_DATABASE
-    except (ImporterError, ValueError) as exc:
-        # FileRefused, RunError (unknown or running run), bad settings or arguments.
+    except ImporterError as exc:
+        # FileRefused, RunError (unknown or running run), UsageError (bad settings or arguments).
         sys.stderr.write(f"error: {_one_line(exc)}\n")
         return EXIT_FILE
     except SQLAlchemyError as exc:

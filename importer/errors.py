@@ -1,8 +1,23 @@
-"""The engine's few exceptions. The CLI and the dashboard turn them into one-line messages."""
+"""The engine's few exceptions. The CLI and the dashboard turn them into one-line messages.
+
+Each carries what a face needs to act on it besides the sentence: the mapping that lacks columns (so
+the dashboard can offer to fix it without reading the file again), the limit that was passed.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from importer.mapping import ColumnMapping
 
 
 class ImporterError(Exception):
     """Base of every error the engine raises on purpose."""
+
+
+class UsageError(ImporterError):
+    """A command or setting was given a value it cannot take (exit status 2), not a problem of the file."""
 
 
 class FileRefused(ImporterError):
@@ -22,15 +37,28 @@ class NoHeader(FileRefused):
 
 
 class MissingColumns(FileRefused):
-    """Required columns are missing from the header."""
+    """Required columns are missing from the header; `mapping` and `sheet` are what was detected."""
+
+    def __init__(self, message: str, mapping: ColumnMapping | None = None, sheet: str | None = None) -> None:
+        super().__init__(message)
+        self.mapping, self.sheet = mapping, sheet
 
 
 class LimitExceeded(FileRefused):
-    """The file is over a size, row or inflation limit."""
+    """The file is over a size, row or inflation limit: `setting` (e.g. MAX_ROWS), its `limit`, what was `found`."""
+
+    def __init__(self, message: str, *, setting: str | None = None, limit: int | None = None,
+                 found: int | None = None) -> None:
+        super().__init__(message)
+        self.setting, self.limit, self.found = setting, limit, found
 
 
 class HostileFile(FileRefused):
     """The file looks built to harm the reader (zip bomb, XML entity expansion)."""
+
+
+class FileMismatch(FileRefused):
+    """The file given to resume a run is not the file that run was importing."""
 
 
 class DatabaseError(ImporterError):

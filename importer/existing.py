@@ -9,8 +9,8 @@ import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 
-from importer.db import customers, db_errors
-from importer.results import ErrorCode, RowError
+from importer.db import customers, reading
+from importer.results import ErrorCode, ErrorTable, RowError
 from schemas.customer import FIELD_NAMES, UNIQUE_FIELDS, label_of
 
 # Under SQLite's 32,766 bound-variable limit and small enough for a quick index probe.
@@ -52,7 +52,7 @@ def exists_error(field: str, value: str, existing: sa.Row) -> RowError:
         who = f"shipping mark {existing.shipping_mark}"
     return RowError(
         field, ErrorCode.ALREADY_EXISTS,
-        f"a customer with this {label_of(field).lower()} ({value}) already exists: {who}",
+        f"a customer with this {label_of(field).lower()} ({value}) already exists: {who}", value=value,
     )
 
 
@@ -79,14 +79,23 @@ def records(frame: pd.DataFrame, columns: Sequence[str]) -> list[tuple[int, dict
     return [(int(i), dict(zip(columns, vals, strict=True))) for i, *vals in part.itertuples(index=True, name=None)]
 
 
-def find_existing(engine: sa.Engine, normalised: pd.DataFrame) -> dict[int, tuple[RowError, ...]]:
-    """The dashboard's pre-check: rows whose shipping mark, phone or email is already a customer."""
-    with db_errors(engine), engine.connect() as conn:
-        return conflicts(conn, records(normalised, UNIQUE_FIELDS))
+def find_existing(engine: sa.Engine, normalised: pd.DataFrame, chunk: int = KEY_CHUNK) -> ErrorTable:
+    """The dashboard's pre-check: rows whose shipping mark, phone or email is already a customer.
+
+    A chunk of rows at a time, so a file whose every row exists holds one chunk's records and errors
+    as objects, and the rest as columns.
+    """
+    tables = []
+    with reading(engine) as conn:
+        for start in range(0, len(normalised), chunk):
+            found = conflicts(conn, records(normalised.iloc[start:start + chunk], UNIQUE_FIELDS))
+            tables.append(ErrorTable.from_pairs(((row, e) for row, errs in found.items() for e in errs),
+                                                field_order=False))
+    return ErrorTable.concat(tables, field_order=False)
 
 
 def existing_customers(engine: sa.Engine, field: str, values: list[str]) -> list[dict]:
     """The stored customers with these values of `field`, for side-by-side display."""
-    with db_errors(engine), engine.connect() as conn:
+    with reading(engine) as conn:
         found = lookup(conn, field, values, _SHOWN)
     return [dict(row._mapping) for row in sorted(found.values(), key=lambda row: row.id)]

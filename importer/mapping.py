@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from functools import lru_cache
 from typing import Any
@@ -11,7 +12,7 @@ import pandas as pd
 from rapidfuzz import fuzz
 
 from importer.csv_read import row_limit
-from importer.errors import LimitExceeded, NoHeader, UnreadableFile
+from importer.errors import LimitExceeded, NoHeader, UnreadableFile, UsageError
 from importer.read import SpreadsheetFile
 from schemas.customer import FIELD_NAMES, FIELDS, LEGACY_POSITIONAL_FIELDS, REQUIRED_FIELDS, label_of
 
@@ -91,15 +92,26 @@ class ColumnMapping:
         """Field name -> index of the column that feeds it."""
         return {f: i for i, f in enumerate(self.fields) if f is not None}
 
-    def with_field(self, column: int, field: str | None) -> ColumnMapping:
-        """A user's override: column feeds field (None = ignore it); the field leaves any other column."""
-        if not 0 <= column < len(self.headers):
-            raise ValueError(f"column {column} is out of range (0-{len(self.headers) - 1})")
-        if field is not None and field not in FIELD_NAMES:
-            raise ValueError(f"unknown field {field!r}; fields are: {', '.join(FIELD_NAMES)}")
-        fields = [None if (f == field and field is not None) else f for f in self.fields]
-        fields[column] = field
-        return replace(self, fields=tuple(fields))
+    def with_fields(self, fields: Sequence[str | None]) -> ColumnMapping:
+        """The user's choice of field per column (None = ignore it).
+
+        UsageError, in words for the user, when a field comes from two columns or a required field
+        from none: `Each field can come from one column only; pick one column for: Phone.`
+        """
+        if len(fields) != len(self.headers):
+            raise UsageError(f"the mapping has {len(self.headers)} columns, not {len(fields)}")
+        unknown = sorted({f for f in fields if f is not None and f not in FIELD_NAMES})
+        if unknown:
+            raise UsageError(f"unknown field(s) {', '.join(unknown)}; fields are: {', '.join(FIELD_NAMES)}")
+        chosen = [f for f in fields if f is not None]
+        twice = sorted({label_of(f) for f in chosen if chosen.count(f) > 1})
+        if twice:
+            raise UsageError(f"Each field can come from one column only; pick one column for: {', '.join(twice)}.")
+        new = replace(self, fields=tuple(fields))
+        if new.missing_required:
+            missing = ", ".join(label_of(f) for f in new.missing_required)
+            raise UsageError(f"Still missing required field(s): {missing}. Pick the column that holds each.")
+        return new
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-able form, stored with the run."""

@@ -1,12 +1,21 @@
-"""From uploaded bytes to a checked frame: the steps every face of the engine runs in the same order."""
+"""One call per user action: read an upload, import it (or dry-run it), resume an interrupted run.
+
+The dashboard and the CLI call these; the steps inside run in the same order for both.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
-from importer.errors import MissingColumns
+import sqlalchemy as sa
+
+from importer.errors import FileMismatch, MissingColumns, RunError
+from importer.load import Progress, run_import
 from importer.mapping import ColumnMapping, apply_mapping, choose_sheet
 from importer.read import open_file
+from importer.results import RunResult, RunStatus
+from importer.runs import get_run
 from importer.settings import Settings
 from importer.validate import Checked, check_frame
 from schemas.customer import label_of
@@ -54,7 +63,7 @@ def read_upload(
     sheet_name, rows, detected = choose_sheet(spreadsheet, sheet, settings.max_rows)
     mapping = mapping or detected
     if mapping.missing_required:
-        raise MissingColumns(missing_columns_message(mapping))
+        raise MissingColumns(missing_columns_message(mapping), mapping=mapping, sheet=sheet_name)
     frame = apply_mapping(rows, mapping, settings.max_rows)
     del rows
     return Upload(
@@ -66,3 +75,35 @@ def read_upload(
         mapping=mapping,
         checked=check_frame(frame, settings),
     )
+
+
+def import_upload(
+    engine: sa.Engine, upload: Upload, settings: Settings, *, dry_run: bool = False, batch_size: int | None = None,
+    progress: Callable[[Progress], None] | None = None, user_name: str | None = None,
+) -> RunResult:
+    """Import an upload (or dry-run it); an interrupted run of the same file and sheet is resumed."""
+    return run_import(
+        engine, upload.checked, file_name=upload.file_name, sha256=upload.sha256, sheet=upload.run_sheet,
+        settings=settings, dry_run=dry_run, batch_size=batch_size, progress=progress, user_name=user_name,
+        run_settings={"mapping": upload.mapping.to_dict()},
+    )
+
+
+def upload_for_resume(engine: sa.Engine, run_id: int, data: bytes, file_name: str, settings: Settings) -> Upload:
+    """The file of an interrupted run, read with that run's sheet and mapping, ready for import_upload.
+
+    FileMismatch when the content is not the file the run was importing; RunError when the run cannot
+    be resumed (unknown, completed, undone, or still running).
+    """
+    run = get_run(engine, run_id)
+    if run.status is not RunStatus.INTERRUPTED:
+        raise RunError(f"run {run_id} is {run.status.value}; only an interrupted run can be resumed")
+    spreadsheet_sha = open_file(data, file_name, settings).sha256
+    if spreadsheet_sha != run.sha256:
+        raise FileMismatch(
+            f"{file_name} is not the file run #{run_id} was importing ({run.file_name}): its content differs. "
+            "Upload exactly that file to resume, or import this one as a new run from the Upload page."
+        )
+    mapping = run.settings.get("mapping")
+    return read_upload(data, file_name, settings, sheet=run.sheet,
+                       mapping=ColumnMapping.from_dict(mapping) if mapping else None)

@@ -227,8 +227,8 @@ class ErrorTable(Mapping[int, tuple[RowError, ...]]):
         return ErrorTable.concat([self, other])
 
     @classmethod
-    def concat(cls, tables: Iterable[ErrorTable]) -> ErrorTable:
-        """Several tables as one, rows ascending; within a row, the tables' errors in the order given."""
+    def concat(cls, tables: Iterable[ErrorTable], field_order: bool = True) -> ErrorTable:
+        """Several tables as one, rows ascending; a row's errors in field order (else in the order given)."""
         parts = [t for t in tables if len(t._rows)]
         if not parts:
             return cls.empty()
@@ -242,7 +242,7 @@ class ErrorTable(Mapping[int, tuple[RowError, ...]]):
             texts.extend(part._texts)
         rows = np.concatenate([p._rows for p in parts])
         fields = np.concatenate([p._fields for p in parts])
-        sort = np.lexsort((fields, rows))
+        sort = np.lexsort((fields, rows)) if field_order else np.argsort(rows, kind="stable")
         return cls(rows[sort], fields[sort], np.concatenate([p._codes for p in parts])[sort],
                    np.concatenate(messages)[sort], np.concatenate(values)[sort],
                    np.concatenate([p._others for p in parts])[sort], tuple(texts))

@@ -6,6 +6,8 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 
+from importer.errors import UsageError
+
 DEFAULT_DATABASE_URL = "sqlite:///customers.db"
 
 
@@ -16,7 +18,7 @@ def _int(env: Mapping[str, str], name: str, default: int) -> int:
     try:
         return int(raw.replace("_", "").replace(",", ""))
     except ValueError as exc:
-        raise ValueError(f"setting {name}={raw!r} is not a whole number") from exc
+        raise UsageError(f"setting {name}={raw!r} is not a whole number") from exc
 
 
 @dataclass(frozen=True)
@@ -30,6 +32,11 @@ class Settings:
     max_upload_mb: int = 50
     max_inflated_mb: int = 400
     max_inflation_ratio: int = 100
+    # Cells a sheet may hold or span (calamine allocates its used range densely), whatever it declares.
+    max_cells: int = 10_000_000
+    # A CSV line (or quoted record) longer than this, or with more fields, is refused before it is split.
+    max_csv_line_kb: int = 1024
+    max_columns: int = 1_000
     batch_size: int = 2_000
     app_password: str = ""
     # MB of the dashboard process that heavy steps may take at once (importer.governor): 250 on a 512 MB
@@ -55,6 +62,9 @@ class Settings:
             max_upload_mb=_int(env, "MAX_UPLOAD_MB", 50),
             max_inflated_mb=_int(env, "MAX_INFLATED_MB", 400),
             max_inflation_ratio=_int(env, "MAX_INFLATION_RATIO", 100),
+            max_cells=_int(env, "MAX_CELLS", 10_000_000),
+            max_csv_line_kb=_int(env, "MAX_CSV_LINE_KB", 1024),
+            max_columns=_int(env, "MAX_COLUMNS", 1_000),
             batch_size=_int(env, "BATCH_SIZE", 2_000),
             app_password=env.get("APP_PASSWORD", ""),
             memory_budget_mb=_int(env, "MEMORY_BUDGET_MB", 250),

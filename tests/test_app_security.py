@@ -133,7 +133,8 @@ def session_with_customer_data(at: AppTest, settings: Settings) -> None:
     try:
         ensure_schema(engine)
         args = {"file_name": parsed.file_name, "sha256": parsed.sha256, "sheet": parsed.sheet, "settings": settings}
-        at.session_state[state.DRY_RUN] = (1, run_import(engine, parsed.checked, dry_run=True, **args))
+        at.session_state[state.RESULT] = run_import(engine, parsed.checked, dry_run=True, **args)
+        at.session_state[state.RESULT_FOR] = 1
         at.session_state[state.RESULT] = run_import(engine, parsed.checked, user_name="Akosua", **args)
     finally:
         engine.dispose()
@@ -523,7 +524,7 @@ def test_interrupted_run_of_a_hostile_file_is_escaped_in_history(monkeypatch, sq
     at.file_uploader(key=f"{state.RESUME_FILE}_1").upload(HOSTILE_FILE, hostile_xlsx())
     at.run()
     assert not at.exception
-    assert at.error[0].value.startswith(md_escape(HOSTILE_FILE) + " is not the file run #1")
+    assert at.error[0].value.startswith(md_escape(HOSTILE_FILE) + " is not the file run \\#1")
     assert_no_raw_markup(at)
 
 
@@ -542,7 +543,7 @@ def test_logout_drops_the_sessions_customer_data(gated):
     assert gated.data_editor  # the upload placed in the session
     gated.sidebar.button(key="logout").click().run()
     assert_only_the_login(gated)
-    assert not {state.UPLOAD, state.RESULT, state.DRY_RUN, state.USER_NAME, state.PASSWORD_OK} & set(
+    assert not {state.UPLOAD, state.RESULT, state.RESULT_FOR, state.USER_NAME, state.PASSWORD_OK} & set(
         gated.session_state.keys())
     sign_in(gated, PASSWORD, name="Kwesi")
     gated.switch_page("views/review.py").run()

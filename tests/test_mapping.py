@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from importer.errors import FileRefused, LimitExceeded, NoHeader
+from importer.errors import FileRefused, LimitExceeded, NoHeader, UsageError
 from importer.mapping import ColumnMapping, apply_mapping, choose_sheet, detect_mapping, match_header
 from importer.read import open_file
 from importer.settings import Settings
@@ -175,17 +175,20 @@ def test_max_rows_counts_data_rows_exactly():
     assert "more than 2 data rows (MAX_ROWS)" in str(err.value)
 
 
-def test_with_field_override_moves_a_field():
-    m = detect_mapping([["Mark", "Phone", "Mobile", "Notes"]])
-    moved = m.with_field(2, "phone")
-    assert moved.fields == ("shipping_mark", None, "phone", None)
-    assert m.fields == ("shipping_mark", "phone", None, None)  # frozen: the original is unchanged
-    assert moved.with_field(0, None).fields == (None, None, "phone", None)
-    assert moved.with_field(3, "nickname").unknown_columns == ("Phone",)
-    with pytest.raises(ValueError):
-        m.with_field(9, "phone")
-    with pytest.raises(ValueError):
-        m.with_field(0, "not_a_field")
+def test_with_fields_is_the_user_s_choice_checked():
+    m = detect_mapping([["Mark", "First", "Last", "Phone", "Mobile", "Notes"]])
+    moved = m.with_fields(("shipping_mark", "first_name", "last_name", None, "phone", "nickname"))
+    assert moved.fields == ("shipping_mark", "first_name", "last_name", None, "phone", "nickname")
+    assert moved.unknown_columns == ("Phone",)
+    assert m.fields[3] == "phone"  # frozen: the original is unchanged
+    with pytest.raises(UsageError, match="one column only; pick one column for: Phone"):
+        m.with_fields(("shipping_mark", "first_name", "last_name", "phone", "phone", None))
+    with pytest.raises(UsageError, match="missing required field.*Last Name"):
+        m.with_fields(("shipping_mark", "first_name", None, "phone", None, None))
+    with pytest.raises(UsageError, match="unknown field"):
+        m.with_fields(("shipping_mark", "first_name", "last_name", "phone", "not_a_field", None))
+    with pytest.raises(UsageError, match="6 columns"):
+        m.with_fields(("shipping_mark",))
 
 
 def test_to_dict_is_json_and_round_trips():

@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import itertools
 import re
 from collections.abc import Callable, Iterable, Mapping
 
 import altair as alt
+import numpy as np
 import pandas as pd
 import streamlit as st
 
 from importer.load import Progress
-from importer.report import write_report
-from importer.results import ErrorCode, RowError, RunResult, error_text
+from importer.report import report_bytes
+from importer.results import DUPLICATE_CODES, ErrorCode, ErrorTable, RowError, RunResult, error_text
 from importer.runs import RunRecord, run_failures
 from importer.validate import Checked
 from schemas.customer import FIELD_NAMES, REGIONS, label_of
@@ -20,21 +22,6 @@ ROW = "Row"
 ERRORS = "Errors"
 EXCLUDE_COLUMN = "Exclude"
 GRID_LIMIT = 5_000
-DUPLICATE_CODES = (ErrorCode.DUPLICATE_IN_FILE, ErrorCode.ALREADY_EXISTS)
-
-REASONS: dict[str, str] = {
-    "required": "Required field is blank",
-    "too_long": "Too long",
-    "invalid_format": "Not allowed characters or shape",
-    "invalid_phone": "Not a valid phone number",
-    "invalid_email": "Not a valid email address",
-    "invalid_region": "Not a known region",
-    "invalid_choice": "Not an allowed value",
-    "duplicate_in_file": "Duplicate inside the file",
-    "already_exists": "Already a customer in the database",
-    "database_error": "Refused by the database",
-}
-
 # Words, not colours: the status is readable without colour or icon fonts.
 STATUS_TEXT = {
     "completed": "Completed",
@@ -87,39 +74,25 @@ def run_report(run_id: int, fmt: str) -> bytes:
     """A past run's failure report, built when its download button is clicked."""
     from ui.engine import engine
 
-    return write_report(run_failures(engine(), run_id), fmt)
+    return report_bytes(run_failures(engine(), run_id), fmt)
 
 
 def reason(code: str) -> str:
     """`Not a valid phone number (invalid_phone)`."""
     if code == ANY_REASON:
         return "Any reason"
-    return f"{REASONS.get(code, code)} ({code})"
+    return f"{ErrorCode(code).meaning} ({code})"
 
 
-def merged_errors(
-    checked: Checked, existing: Mapping[int, tuple[RowError, ...]] | None
-) -> dict[int, tuple[RowError, ...]]:
-    """The upload's errors plus the rows already in the database, by source row number."""
-    if not existing:
-        return checked.errors
-    merged = dict(checked.errors)
-    for row, errors in existing.items():
-        merged[row] = merged.get(row, ()) + tuple(errors)
-    return dict(sorted(merged.items()))
-
-
-def failure_counts(errors: Mapping[int, tuple[RowError, ...]]) -> pd.DataFrame:
+def failure_counts(errors: ErrorTable) -> pd.DataFrame:
     """Rows failing per (field, code), for the chart: columns field, code, rows, what."""
-    records = {(e.field, e.code.value, row) for row, errs in errors.items() for e in errs}
-    frame = pd.DataFrame(sorted(records), columns=["field", "code", "row"])
-    counts = frame.groupby(["field", "code"]).size().reset_index(name="rows")
-    counts["what"] = [f"{label_of(f)}: {REASONS.get(c, c).lower()}" for f, c in zip(counts["field"], counts["code"],
-                                                                                     strict=True)]
+    counts = errors.by_field_and_code()
+    counts["what"] = [f"{label_of(f)}: {ErrorCode(c).meaning.lower()}"
+                      for f, c in zip(counts["field"], counts["code"], strict=True)]
     return counts.sort_values(["rows", "what"], ascending=[False, True], ignore_index=True)
 
 
-def failure_chart(errors: Mapping[int, tuple[RowError, ...]]) -> alt.Chart | None:
+def failure_chart(errors: ErrorTable) -> alt.Chart | None:
     """Horizontal bars, one per field and reason, each labelled in words and with its count."""
     counts = failure_counts(errors)
     if counts.empty:
@@ -136,7 +109,7 @@ def failure_chart(errors: Mapping[int, tuple[RowError, ...]]) -> alt.Chart | Non
     return (bars + labels).properties(height=30 * len(counts))
 
 
-def show_failure_chart(errors: Mapping[int, tuple[RowError, ...]]) -> None:
+def show_failure_chart(errors: ErrorTable) -> None:
     """The failure chart, tall enough for one readable bar per field and reason."""
     chart = failure_chart(errors)
     if chart is not None:
@@ -144,9 +117,9 @@ def show_failure_chart(errors: Mapping[int, tuple[RowError, ...]]) -> None:
         st.altair_chart(chart, width="stretch", height=int(chart.height) + 60)
 
 
-def metric_counts(checked: Checked, errors: Mapping[int, tuple[RowError, ...]]) -> dict[str, int]:
+def metric_counts(checked: Checked, errors: ErrorTable) -> dict[str, int]:
     """Rows, valid, failing and duplicate rows (in the file or already in the database)."""
-    duplicates = sum(1 for errs in errors.values() if any(e.code in DUPLICATE_CODES for e in errs))
+    duplicates = len(np.union1d(*(errors.rows_with(code) for code in DUPLICATE_CODES)))
     return {"rows": checked.total, "valid": checked.total - len(errors), "failing": len(errors),
             "duplicates": duplicates}
 
@@ -161,23 +134,13 @@ def show_metrics(counts: Mapping[str, int]) -> None:
                    help="Rows that repeat an earlier row of the file or a customer already in the database")
 
 
-def codes_present(errors: Mapping[int, tuple[RowError, ...]]) -> list[str]:
-    """Reason codes that occur, most frequent first."""
-    counts: dict[str, int] = {}
-    for errs in errors.values():
-        for code in {e.code.value for e in errs}:
-            counts[code] = counts.get(code, 0) + 1
-    return sorted(counts, key=lambda c: (-counts[c], c))
-
-
 def failing_rows(
-    checked: Checked, errors: Mapping[int, tuple[RowError, ...]], code: str | None = None,
-    limit: int = GRID_LIMIT,
+    checked: Checked, errors: ErrorTable, code: str | None = None, limit: int = GRID_LIMIT,
 ) -> tuple[pd.DataFrame, int]:
     """The grid: failing rows (optionally only those with one code) as typed, with Errors and Exclude
     columns; at most `limit` rows. Returns the frame and how many rows matched in all."""
-    rows = [row for row, errs in errors.items() if code is None or any(e.code.value == code for e in errs)]
-    shown = [row for row in rows[:limit] if row in checked.original.index]
+    rows = errors.rows_with(code)
+    shown = [int(row) for row in rows[:limit] if row in checked.original.index]
     frame = checked.original.loc[shown, list(FIELD_NAMES)].astype(str).reset_index(drop=True)
     frame.insert(0, ROW, pd.array(shown, dtype="int64"))
     frame.insert(1, EXCLUDE_COLUMN, False)
@@ -216,18 +179,11 @@ def ticked_rows(edited: pd.DataFrame) -> list[int]:
     return [int(row) for row in edited.loc[ticked, ROW]]
 
 
-def duplicate_rows(errors: Mapping[int, tuple[RowError, ...]]) -> list[tuple[int, RowError]]:
-    """(row, error) for each duplicate error, in row order."""
-    return [(row, e) for row, errs in errors.items() for e in errs if e.code in DUPLICATE_CODES]
-
-
-def first_row_with(checked: Checked, field: str, row: int) -> int | None:
-    """The earliest row of the file with the same normalised value of field (the one that wins)."""
-    value = checked.normalised.at[row, field]
-    if pd.isna(value):  # missing values are NaN in the normalised frame, and never duplicates
-        return None
-    same = checked.normalised.index[checked.normalised[field] == value]
-    return int(same.min()) if len(same) else None
+def duplicate_rows(errors: ErrorTable, limit: int) -> list[tuple[int, RowError]]:
+    """(row, error) for the first `limit` duplicate errors, in row order."""
+    rows = np.union1d(*(errors.rows_with(code) for code in DUPLICATE_CODES))
+    found = ((int(row), e) for row in rows for e in errors[int(row)] if e.code in DUPLICATE_CODES)
+    return list(itertools.islice(found, limit))
 
 
 def side_by_side(left: Mapping[str, object], right: Mapping[str, object], left_title: str, right_title: str,
@@ -252,7 +208,7 @@ def result_metrics(result: RunResult) -> None:
 
 def reasons_table(result: RunResult) -> pd.DataFrame:
     """Failed rows per reason code, in words."""
-    counts = result.failures_by_code()
+    counts = result.failure_codes
     return pd.DataFrame({"Reason": [reason(c) for c in counts], "Rows": [f"{n:,}" for n in counts.values()]})
 
 

@@ -12,10 +12,9 @@ from typing import Any
 import streamlit as st
 
 from importer.errors import FileRefused, MissingColumns
-from importer.mapping import ColumnMapping, choose_sheet
+from importer.mapping import ColumnMapping
 from importer.memory import release_free_memory
 from importer.pipeline import Upload, read_upload
-from importer.read import open_file
 from importer.results import RunResult
 from importer.settings import Settings
 from importer.validate import Checked
@@ -29,8 +28,11 @@ PARSED_FILE_ID = "upload_parsed_file_id"  # uploader file id already parsed, so 
 UPLOADER_NONCE = "upload_nonce"  # part of the uploader key: a new value empties the widget
 EXISTING = "review_existing"  # (version, {row: (RowError, ...)}) rows already in the database
 FIX_COUNTS = "review_fix_counts"  # (version, options, {fix key: rows it would change})
-DRY_RUN = "import_dry_run_result"  # (version, RunResult) of the last dry run
-RESULT = "import_result"  # RunResult of the last real import (the upload is dropped after it)
+# The ONE run result a session keeps: the dry run of the current upload version, or the last real
+# import (after which the upload is dropped). Its failures are not copies: a dry run's stream from the
+# upload's own frame, a real run's from the database.
+RESULT = "run_result"
+RESULT_FOR = "run_result_version"  # upload version a dry-run RESULT was computed for
 NOTICE = "notice"  # one message shown once on the next run (what an action just did)
 PASSWORD_OK = "auth_password_ok"
 USER_NAME = "auth_user_name"
@@ -80,7 +82,7 @@ def version() -> int:
 
 
 def _forget_derived() -> None:
-    for key in (EXISTING, FIX_COUNTS, DRY_RUN):
+    for key in (EXISTING, FIX_COUNTS, RESULT, RESULT_FOR):
         st.session_state.pop(key, None)
 
 
@@ -140,25 +142,11 @@ def read_file(
         set_upload(None)
         st.session_state[REFUSAL] = str(exc)
         st.session_state.pop(DRAFT_MAPPING, None)
-        if isinstance(exc, MissingColumns):
-            draft = detected_mapping(data, file_name, settings, sheet)
-            if draft is not None:
-                st.session_state[DRAFT_MAPPING] = (file_name, *draft)
+        if isinstance(exc, MissingColumns) and exc.mapping is not None:
+            st.session_state[DRAFT_MAPPING] = (file_name, exc.sheet, exc.mapping)
         return None
     set_upload(new)
     return new
-
-
-def detected_mapping(
-    data: bytes, file_name: str, settings: Settings, sheet: str | None
-) -> tuple[str, ColumnMapping] | None:
-    """(sheet, mapping) the engine detected, for a file whose columns need the user's help."""
-    try:
-        sheet_name, rows, mapping = choose_sheet(open_file(data, file_name, settings), sheet, settings.max_rows + 50)
-    except FileRefused:
-        return None
-    del rows
-    return sheet_name, mapping
 
 
 def uploader_key() -> str:
@@ -182,6 +170,24 @@ def free_uploaded_file() -> None:
 
 
 def set_result(result: RunResult) -> None:
-    """After a real import: keep the result, drop the upload (its rows are in the database now)."""
-    set_upload(None)
+    """Keep a run's result as the session's one result; after a real import the upload is dropped
+    (its rows are in the database now)."""
+    if result.dry_run:
+        st.session_state[RESULT_FOR] = version()
+    else:
+        set_upload(None)
     st.session_state[RESULT] = result
+
+
+def dry_run_result() -> RunResult | None:
+    """The dry run of the upload as it is now, if one was run since its last change."""
+    result = st.session_state.get(RESULT)
+    if result is not None and result.dry_run and st.session_state.get(RESULT_FOR) == version():
+        return result
+    return None
+
+
+def import_result() -> RunResult | None:
+    """The last real import of this session (its upload is gone)."""
+    result = st.session_state.get(RESULT)
+    return result if result is not None and not result.dry_run else None

@@ -7,12 +7,12 @@ from functools import partial
 import streamlit as st
 
 from importer.errors import DatabaseError, FileRefused, RunError
-from importer.load import run_import
-from importer.mapping import ColumnMapping
-from importer.pipeline import read_upload
+from importer.pipeline import import_upload, upload_for_resume
+from importer.results import RunStatus
 from importer.runs import RunRecord, customers_in_run, list_runs, undo_run
 from ui import auth, render, state
 from ui.engine import engine
+from ui.heavy import heavy_rows_for_file, heavy_step
 
 current = auth.guard()
 st.title("History")
@@ -64,7 +64,7 @@ if run.total_failed:
 else:
     st.caption("This run has no failed rows.")
 
-if run.status in ("completed", "interrupted"):
+if run.status in (RunStatus.COMPLETED, RunStatus.INTERRUPTED):
     if st.button(f"Undo run #{run.id}", key=state.UNDO, icon=":material/undo:"):
         st.session_state[state.UNDO_CONFIRM] = run.id
     if state.get(state.UNDO_CONFIRM) == run.id:
@@ -88,36 +88,28 @@ if run.status in ("completed", "interrupted"):
         if no.button("Cancel", key=state.UNDO_NO):
             st.session_state.pop(state.UNDO_CONFIRM, None)
             st.rerun()
-elif run.status == "running":
+elif run.status is RunStatus.RUNNING:
     st.caption(":material/hourglass_top: This run is still running; undo becomes available when it ends.")
 
-if run.status == "interrupted":
+if run.status is RunStatus.INTERRUPTED:
     st.subheader(f"Resume run #{run.id}")
     st.write(f"It stopped after {run.rows_done:,} rows. Upload **{render.md_escape(run.file_name)}** again, "
              "unchanged: the import carries on from where it stopped and nothing is created twice.")
     again = st.file_uploader(f"The same file as run #{run.id}", type=["xlsx", "xlsm", "xls", "csv"],
                              key=f"{state.RESUME_FILE}_{run.id}")
     if again is not None:
-        mapping = run.settings.get("mapping")
         try:
-            with st.spinner(f"Reading {render.md_escape(again.name)}..."):
-                upload = read_upload(again.getvalue(), again.name, current, sheet=run.sheet,
-                                     mapping=ColumnMapping.from_dict(mapping) if mapping else None)
-        except FileRefused as exc:
+            with (heavy_step("upload", heavy_rows_for_file(again.size, again.name)),
+                  st.spinner(f"Reading {render.md_escape(again.name)}...")):
+                upload = upload_for_resume(engine(), run.id, again.getvalue(), again.name, current)
+        except (FileRefused, RunError, DatabaseError) as exc:
             st.error(render.md_escape(exc), icon=":material/block:")
             st.stop()
-        if upload.sha256 != run.sha256:
-            st.error(f"{render.md_escape(again.name)} is not the file run #{run.id} was importing: its content "
-                     "differs. Upload exactly that file to resume, or import this one as a new run from the Upload "
-                     "page.",
-                     icon=":material/block:")
-            st.stop()
         if st.button(f"Resume run #{run.id}", key=state.RESUME_BUTTON, type="primary", icon=":material/play_arrow:"):
-            show = render.progress_bar("Resuming...")
             try:
-                result = run_import(engine(), upload.checked, file_name=upload.file_name, sha256=upload.sha256,
-                                    sheet=run.sheet, settings=current, user_name=auth.user_name(current),
-                                    progress=show, run_settings={"mapping": upload.mapping.to_dict()})
+                with heavy_step("import", upload.checked.total):
+                    show = render.progress_bar("Resuming...")
+                    result = import_upload(engine(), upload, current, progress=show, user_name=auth.user_name(current))
             except DatabaseError as exc:
                 st.error(f"{exc} Try again when the database is back; the run stays resumable.", icon=":material/block:")
                 st.stop()

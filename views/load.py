@@ -7,19 +7,20 @@ from functools import partial
 import streamlit as st
 
 from importer.errors import DatabaseError
-from importer.load import run_import
-from importer.report import write_report
+from importer.pipeline import import_upload
+from importer.report import report_bytes
 from importer.results import RunResult
 from importer.runs import find_resumable
 from ui import auth, render, state
 from ui.engine import engine
+from ui.heavy import heavy_step
 
 current = auth.guard()
 auth.require_write(current)
 
 st.title("Import")
 upload = state.upload()
-result: RunResult | None = state.get(state.RESULT)
+result: RunResult | None = state.import_result()
 if upload is None and result is None:
     st.info("There is nothing to import yet.", icon=":material/info:")
     st.page_link("views/upload.py", label="Upload a file", icon=":material/upload_file:")
@@ -44,19 +45,18 @@ if upload is not None:
         st.info(f"Run #{resumable.id} of this file was cut off after {resumable.rows_done:,} rows. Importing "
                 "resumes it: rows already imported are not created twice.", icon=":material/resume:")
 
-    run_args = {"file_name": upload.file_name, "sha256": upload.sha256, "sheet": sheet, "settings": current,
-                "user_name": auth.user_name(current), "run_settings": {"mapping": upload.mapping.to_dict()}}
-    version = state.version()
-    dry: RunResult | None = state.cached(state.DRY_RUN, version)
+    user_name = auth.user_name(current)
+    dry = state.dry_run_result()
     if st.button("Dry run (saves nothing)", key=state.DRY_RUN_BUTTON, icon=":material/science:",
                  type="secondary" if dry else "primary"):
         try:
-            with st.spinner(f"Dry run of {checked.total:,} rows against the database..."):
-                dry = run_import(engine(), checked, dry_run=True, **run_args)
+            with (heavy_step("dry run", checked.total),
+                  st.spinner(f"Dry run of {checked.total:,} rows against the database...")):
+                dry = import_upload(engine(), upload, current, dry_run=True, user_name=user_name)
         except DatabaseError as exc:
             st.error(f"{exc} Nothing was saved; check the database and try again.", icon=":material/block:")
             st.stop()
-        state.store(state.DRY_RUN, version, dry)
+        state.set_result(dry)
     if dry is None:
         st.caption("Start with a dry run: it runs the whole import and rolls it back, so its counts are exact.")
     else:
@@ -66,9 +66,10 @@ if upload is not None:
             st.dataframe(render.reasons_table(dry), hide_index=True)
         if st.button(f"Import {dry.total_created:,} customers", key=state.IMPORT_BUTTON, type="primary",
                      icon=":material/database_upload:"):
-            show = render.progress_bar(f"Importing {checked.total:,} rows...")
             try:
-                result = run_import(engine(), checked, progress=show, **run_args)
+                with heavy_step("import", checked.total):
+                    show = render.progress_bar(f"Importing {checked.total:,} rows...")
+                    result = import_upload(engine(), upload, current, progress=show, user_name=user_name)
             except DatabaseError as exc:
                 st.error(f"{exc} The rows imported so far are saved: import the same file again (or use "
                          "History) to resume where it stopped.", icon=":material/block:")
@@ -88,11 +89,11 @@ else:
         left, right = st.columns(2)
         stem = f"failed-rows-run-{result.run_id}"
         failed = result.failed
-        left.download_button("Download failure report (CSV)", data=partial(write_report, failed, "csv"),
+        left.download_button("Download failure report (CSV)", data=partial(report_bytes, failed, "csv"),
                              file_name=f"{stem}.csv", mime="text/csv", key=state.IMPORT_CSV,
                              icon=":material/download:", on_click="ignore")
         right.download_button("Download failure report (Excel, failing cells marked)",
-                              data=partial(write_report, failed, "xlsx"), file_name=f"{stem}.xlsx",
+                              data=partial(report_bytes, failed, "xlsx"), file_name=f"{stem}.xlsx",
                               mime="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
                               key=state.IMPORT_XLSX, icon=":material/download:", on_click="ignore")
         st.page_link("views/upload.py", label="Upload the fixed report", icon=":material/upload_file:")

@@ -7,7 +7,7 @@ import streamlit as st
 from importer.errors import DatabaseError
 from importer.existing import existing_customers, find_existing
 from importer.fixes import apply_fix, available_fixes, changed_rows, fill_region_fix
-from importer.results import ErrorCode
+from importer.results import ErrorCode, ErrorTable
 from importer.validate import exclude, recheck
 from schemas.customer import REGIONS, label_of
 from ui import auth, render, state
@@ -40,10 +40,10 @@ if existing is None:
             existing = find_existing(engine(), checked.normalised)
     except DatabaseError as exc:
         st.warning(f"{exc} Rows already in the database will be reported by the import instead.", icon=":material/warning:")
-        existing = {}
+        existing = ErrorTable.empty()
     state.store(state.EXISTING, version, existing)
 
-errors = render.merged_errors(checked, existing)
+errors = checked.errors.with_rows(existing)
 st.caption(f"{render.md_escape(upload.file_name)}, sheet {render.md_escape(upload.sheet)}")
 render.show_metrics(render.metric_counts(checked, errors))
 
@@ -54,8 +54,7 @@ else:
     render.show_failure_chart(errors)
 
     st.subheader("Failing rows")
-    codes = render.codes_present(errors)
-    reasons = [render.ANY_REASON, *codes]
+    reasons = [render.ANY_REASON, *errors.by_code()]
     if st.session_state.get(state.REASON_FILTER) not in reasons:
         st.session_state[state.REASON_FILTER] = render.ANY_REASON  # its rows were all fixed
     code = st.selectbox("Show rows failing with", reasons, key=state.REASON_FILTER, format_func=render.reason)
@@ -119,7 +118,7 @@ for fix in fixes:
         state.notice(f"{fix.label}: changed {changed:,} row(s); {len(new.errors):,} rows still fail in the file.")
         st.rerun()
 
-duplicates = render.duplicate_rows(errors)
+duplicates = render.duplicate_rows(errors, limit=1_000)
 if duplicates:
     st.subheader("Duplicates side by side")
     # The labels as a dict, not a function of this page: see render.field_option.
@@ -127,14 +126,14 @@ if duplicates:
         i: f"Row {row}: same {label_of(error.field).lower()} as an earlier row"
         if error.code is ErrorCode.DUPLICATE_IN_FILE
         else f"Row {row}: {label_of(error.field).lower()} already belongs to a customer"
-        for i, (row, error) in enumerate(duplicates[:1_000])
+        for i, (row, error) in enumerate(duplicates)
     }
     pick = st.selectbox("Duplicate to compare", list(labels), key=state.DUPLICATE_PICK, format_func=labels.__getitem__)
     row, error = duplicates[pick]
     typed = checked.original.loc[row].to_dict()
     if error.code is ErrorCode.DUPLICATE_IN_FILE:
-        first = render.first_row_with(checked, error.field, row)
-        if first is not None and first != row:
+        first = error.other_row
+        if first is not None and first != row and first in checked.original.index:
             st.dataframe(render.side_by_side(checked.original.loc[first].to_dict(), typed,
                                              f"Row {first} (kept)", f"Row {row} (fails)", error.field),
                          hide_index=True, width="stretch")

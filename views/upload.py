@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 import streamlit as st
 
+from importer.errors import UsageError
 from importer.mapping import ColumnMapping
 from importer.template import template_xlsx
 from schemas.customer import FIELD_NAMES, label_of
@@ -71,15 +70,10 @@ def _mapping_form(mapping: ColumnMapping, sheet: str, submit_label: str) -> None
     if not submitted or uploaded is None:
         return
     fields = tuple(st.session_state.get(f"{state.MAP_COLUMN}{i}", f) for i, f in enumerate(mapping.fields))
-    chosen = [f for f in fields if f is not None]
-    twice = sorted({label_of(f) for f in chosen if chosen.count(f) > 1})
-    if twice:
-        st.error(f"Each field can come from one column only; pick one column for: {', '.join(twice)}.", icon=":material/block:")
-        return
-    new = replace(mapping, fields=fields)
-    if new.missing_required:
-        missing = ", ".join(label_of(f) for f in new.missing_required)
-        st.error(f"Still missing required field(s): {missing}. Pick the column that holds each.", icon=":material/block:")
+    try:
+        new = mapping.with_fields(fields)
+    except UsageError as exc:
+        st.error(str(exc), icon=":material/block:")
         return
     with (
         heavy_step("upload", heavy_rows_for_file(uploaded.size, uploaded.name)),
@@ -101,7 +95,7 @@ if refusal:
 
 upload = state.upload()
 if upload is None:
-    result = state.get(state.RESULT)
+    result = state.import_result()
     if result is not None:
         st.info(f"Last import: {result.message}. See the Import page for its failure report.", icon=":material/info:")
     st.info("Choose a file above to begin. Not sure of the layout? Start from the template.", icon=":material/info:")
