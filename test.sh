@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Run the whole test suite: installs Python packages, Debian's Chromium, starts PostgreSQL if it is down.
-# Extra arguments go to pytest: ./test.sh tests/test_clean.py -x
+# Extra arguments go to pytest: ./test.sh tests/test_clean.py -x   (TEST_WORKERS=0: no parallel workers)
 set -euo pipefail
 cd "$(dirname "$0")"
 scripts/setup.sh dev
@@ -20,4 +20,20 @@ if command -v pg_ctlcluster >/dev/null 2>&1 && ! pg_isready -q -h 127.0.0.1 -p 5
 fi
 
 .venv/bin/ruff check .
-exec .venv/bin/python -m pytest "$@"
+
+# In parallel on TEST_WORKERS processes (pytest-xdist; 2 by default), grouped as tests/parallel.py says,
+# then the few tests that time this process with tight limits on their own. With -m among the arguments
+# (your own selection), one parallel run. Exit status 5 of one part means it had nothing to run.
+workers="${TEST_WORKERS:-2}"
+for arg in "$@"; do
+  case "$arg" in -m|-m*) exec .venv/bin/python -m pytest -n "$workers" --dist loadgroup "$@" ;; esac
+done
+status=0
+.venv/bin/python -m pytest -n "$workers" --dist loadgroup -m "not serial" "$@" || status=$?
+serial=0
+.venv/bin/python -m pytest -m serial "$@" || serial=$?
+for code in "$status" "$serial"; do
+  if [ "$code" != 0 ] && [ "$code" != 5 ]; then exit "$code"; fi
+done
+if [ "$status" = 5 ] && [ "$serial" = 5 ]; then exit 5; fi
+exit 0
