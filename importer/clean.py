@@ -119,8 +119,11 @@ def _region_patterns(region: str) -> tuple[str, str, tuple[re.Pattern[str], ...]
     for kind in _NUMBER_TYPES:
         desc = getattr(metadata, kind)
         if desc is not None and desc.national_number_pattern:
-            lengths = desc.possible_length or metadata.general_desc.possible_length
+            general_desc = metadata.general_desc
+            assert general_desc is not None  # every region's metadata has one
+            lengths = desc.possible_length or general_desc.possible_length
             patterns.append((re.compile(f"(?:{desc.national_number_pattern})"), frozenset(lengths or ())))
+    assert metadata.general_desc is not None
     general = re.compile(f"(?:{metadata.general_desc.national_number_pattern})")
     compiled = tuple(
         re.compile(f"(?=(?:{general.pattern})$)(?:{p.pattern})$") for p, lengths in patterns if lengths

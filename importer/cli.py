@@ -137,7 +137,7 @@ def _import(args: argparse.Namespace, settings: Settings) -> int:
     show = _progress_printer() if sys.stderr.isatty() and not args.json else None
     result = import_upload(engine, upload, settings, dry_run=args.dry_run, batch_size=args.batch_size,
                            progress=show, user_name=os.environ.get("USER"))
-    if args.report:
+    if report_format is not None:
         with open(args.report, "wb") as out:
             write_report(result.failed, report_format, out)
     if args.json:
@@ -236,7 +236,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         sys.stderr.write(f"error: {_one_line(exc)}\n")
         return EXIT_FILE
     except SQLAlchemyError as exc:
-        sys.stderr.write(f"error: the database failed: {_one_line(exc.orig or exc)}; run the same import again to resume\n")
+        sys.stderr.write(f"error: the database failed: {_one_line(getattr(exc, 'orig', None) or exc)}; run the same import again to resume\n")
         return EXIT_DATABASE
     except KeyboardInterrupt:
         sys.stderr.write("error: interrupted; run the same import again to resume it\n")

@@ -97,7 +97,7 @@ def _guess_field(message: str, rec: dict[str, Any]) -> str:
         value = rec.get(name)
         if isinstance(value, str) and "\x00" in value:
             return name
-        if isinstance(value, str) and len(value) > (customers.c[name].type.length or 10**9):
+        if isinstance(value, str) and len(value) > (getattr(customers.c[name].type, "length", None) or 10**9):
             return name
     return "row"
 
@@ -254,7 +254,9 @@ class _Loader:
                      .replace("\n", "\\n").replace("\r", "\\r") for f in FIELD_NAMES]
             buf.write("\t".join([*cells, str(self.run_id), str(n)]) + "\n")
         buf.seek(0)
-        cursor = self.conn.connection.dbapi_connection.cursor()
+        dbapi = self.conn.connection.dbapi_connection
+        assert dbapi is not None  # an open connection's
+        cursor = dbapi.cursor()
         try:
             cursor.copy_expert(f"COPY import_stage ({', '.join(_INSERT_COLUMNS)}) FROM STDIN", buf)
         except psycopg2.Error as exc:  # raw driver error: give it SQLAlchemy's class for the bisect
@@ -295,28 +297,30 @@ class _Loader:
                 rate = processed / max(time.monotonic() - started, 1e-9)
                 left = (total - rows_done) / rate if rate > 0 else None
                 self.progress(Progress(rows_done, total, rate, left))
+        run_id = self.run_id
+        assert run_id is not None  # start() claimed or created it
         with self.unit():
             # Counted in the database, so a resumed run's summary covers the chunks of earlier attempts.
-            errors = runs.error_table_on(self.conn, self.run_id)
-            created = runs.created_on(self.conn, self.run_id)
+            errors = runs.error_table_on(self.conn, run_id)
+            created = runs.created_on(self.conn, run_id)
             finished = self.conn.execute(
-                sa.update(import_runs).where(import_runs.c.id == self.run_id, import_runs.c.owner == self.owner,
+                sa.update(import_runs).where(import_runs.c.id == run_id, import_runs.c.owner == self.owner,
                                              import_runs.c.status == RunStatus.RUNNING).values(
                     status=RunStatus.COMPLETED, finished_at=runs.now(), heartbeat_at=runs.now(), rows_done=total,
                     total_attempted=total, total_created=created, total_failed=len(errors),
                 )
             ).rowcount
             if finished != 1:
-                raise DatabaseError(f"run {self.run_id} was taken over or undone while it ran; see History")
+                raise DatabaseError(f"run {run_id} was taken over or undone while it ran; see History")
         if self.dry_run:
             # Rolled back with the dry run: the rows are the upload's own, looked up by row number.
             original = self.checked.original
             failed = FailedRows(len(errors), lambda: failed_rows_of(errors, original, FIELD_NAMES))
         else:
-            engine, run_id = self.conn.engine, self.run_id
+            engine = self.conn.engine
             failed = FailedRows(len(errors), lambda: runs.iter_failures(engine, run_id))
         return RunResult(
-            run_id=None if self.dry_run else self.run_id, dry_run=self.dry_run, resumed=resumed,
+            run_id=None if self.dry_run else run_id, dry_run=self.dry_run, resumed=resumed,
             file=self.file_name, sheet=self.sheet, total_attempted=total, total_created=created,
             failed=failed, failure_codes=errors.by_code(),
         )

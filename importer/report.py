@@ -56,17 +56,23 @@ _ZIP_LEVEL = 1  # deflate level: 1 is several times faster than 6 on this XML, a
 
 
 class _Error(Protocol):
-    field: str
-    code: Any
-    message: str
+    @property
+    def field(self) -> str: ...
+    @property
+    def code(self) -> Any: ...
+    @property
+    def message(self) -> str: ...
 
 
 class ReportRow(Protocol):
     """What a report needs of a failed row (results.FailedRow is one)."""
 
-    source_row_number: int
-    errors: Sequence[_Error]
-    customer_data: Mapping[str, str]
+    @property
+    def source_row_number(self) -> int: ...
+    @property
+    def errors(self) -> Sequence[_Error]: ...
+    @property
+    def customer_data(self) -> Mapping[str, str]: ...
 
 
 def safe_cell(value: object) -> str:

@@ -12,7 +12,7 @@ import json
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import pandas as pd
@@ -86,7 +86,14 @@ class RowError:
         return cls(data["field"], ErrorCode(data["code"]), data["message"])
 
 
-def error_text(errors: Iterable[RowError]) -> str:
+class _Described(Protocol):
+    @property
+    def field(self) -> str: ...
+    @property
+    def message(self) -> str: ...
+
+
+def error_text(errors: Iterable[_Described]) -> str:
     """The one-line `error` of a failed row: `Phone: 5412345 is not a valid phone number`."""
     from schemas.customer import label_of
 
@@ -117,7 +124,10 @@ class ErrorTable(Mapping[int, tuple[RowError, ...]]):
         # rows sorted; fields index _field_names(); messages and values index the shared `texts`.
         self._rows, self._fields, self._codes = rows, fields, codes
         self._messages, self._values, self._others, self._texts = messages, values, others, texts
-        self._keys, self._starts = np.unique(rows, return_index=True) if len(rows) else (rows, rows)
+        self._keys: np.ndarray = rows
+        self._starts: np.ndarray = rows  # where each distinct row's errors start
+        if len(rows):
+            self._keys, self._starts = np.unique(rows, return_index=True)
 
     @classmethod
     def from_pairs(cls, pairs: Iterable[tuple[int, RowError]], field_order: bool = True) -> ErrorTable:

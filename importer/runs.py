@@ -120,6 +120,7 @@ def _record(conn: sa.Connection, row: sa.Row) -> RunRecord:
     if status is RunStatus.RUNNING and not owner_alive(conn, row.id, row.owner, row.heartbeat_at):
         status = RunStatus.INTERRUPTED
     started, finished = aware(row.started_at), aware(row.finished_at)
+    assert started is not None  # NOT NULL
     return RunRecord(
         id=row.id, file_name=row.file_name, sha256=row.sha256, sheet=row.sheet, status=status,
         total_attempted=row.total_attempted, total_created=row.total_created,

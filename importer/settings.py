@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
+from typing import Any
 
 from importer.errors import UsageError
 
@@ -73,6 +74,6 @@ class Settings:
             login_server_max_failures=_int(env, "LOGIN_SERVER_MAX_FAILURES", 50),
         )
 
-    def with_(self, **changes: object) -> Settings:
+    def with_(self, **changes: Any) -> Settings:
         """A copy with some settings changed: `settings.with_(max_rows=10)`."""
         return replace(self, **changes)

@@ -245,3 +245,72 @@ def test_unwritable_template_path_exits_2_with_one_line(capsys) -> None:
     code, out, err = run(capsys, "template", "/nonexistent-folder/template.xlsx")
     assert code == 2 and out == ""
     assert err == "error: /nonexistent-folder/template.xlsx: No such file or directory\n"
+
+
+def test_undo_of_an_impossible_run_id_exits_2_without_traceback(capsys, sqlite_url: str) -> None:
+    code, out, err = run(capsys, "undo", "99999999999999999999", "--database-url", sqlite_url)
+    assert (code, out) == (2, "")
+    assert err == "error: there is no import run 99999999999999999999\n"
+
+
+def test_report_path_that_is_a_folder_is_refused_before_the_import(
+        capsys, upload: Path, tmp_path: Path, sqlite_url: str) -> None:
+    folder = tmp_path / "reports.csv"
+    folder.mkdir()
+    code, out, err = run(capsys, "import", str(upload), "--report", str(folder), "--database-url", sqlite_url)
+    assert (code, out) == (2, "")
+    assert err.startswith("error: cannot write the report to") and "it is a folder" in err
+    engine = sa.create_engine(sqlite_url)
+    with engine.connect() as conn:  # refused before the schema or any run was made
+        assert not sa.inspect(conn).has_table("import_runs")
+
+
+def test_json_is_utf8_on_a_cp1252_console(upload: Path, tmp_path: Path, sqlite_url: str) -> None:
+    emoji = tmp_path / "emoji.xlsx"
+    emoji.write_bytes(workbook(["PM7 😀", "Kofi 😀", "Mensah", "", "5412345"], GOOD))
+    env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT), "PYTHONIOENCODING": "cp1252", "PYTHONUTF8": "0",
+           "DATABASE_URL": sqlite_url}
+    proc = subprocess.run([sys.executable, "-m", "importer", "import", str(emoji), "--json"],
+                          capture_output=True, env=env, cwd=tmp_path, timeout=120)
+    assert proc.returncode == 0, proc.stderr.decode("utf-8", "replace")
+    result = json.loads(proc.stdout.decode("utf-8"))
+    assert result["failed_customers"][0]["customer_data"]["first_name"] == "Kofi 😀"
+    # The people's text on the same console: what cp1252 cannot show is replaced, never a crash.
+    proc = subprocess.run([sys.executable, "-m", "importer", "import", str(emoji), "--dry-run"],
+                          capture_output=True, env=env, cwd=tmp_path, timeout=120)
+    assert proc.returncode == 0 and b"Traceback" not in proc.stderr
+    assert b"row 2:" in proc.stdout
+
+
+def test_streamed_json_equals_the_json_of_the_whole_result(capsys, tmp_path: Path, sqlite_url: str) -> None:
+    path = tmp_path / "many.xlsx"
+    rows = [[f"PM{i} X", "Ama", "" if i % 3 else "Owusu", "", f"024{i:07d}" if i % 2 else "123"] for i in range(300)]
+    path.write_bytes(workbook(*rows))
+    code, out, err = run(capsys, "import", str(path), "--json", "--database-url", sqlite_url)
+    assert code == 0, err
+    result = json.loads(out)
+    assert out == json.dumps(result, ensure_ascii=False) + "\n"
+    assert result["total_failed"] == len(result["failed_customers"]) == 250
+    assert [r["source_row_number"] for r in result["failed_customers"]] == sorted(
+        r["source_row_number"] for r in result["failed_customers"])
+
+
+def test_history_reads_while_a_dry_run_holds_sqlite_s_write_lock(upload: Path, tmp_path: Path,
+                                                                  sqlite_url: str) -> None:
+    """A reader (history) must not wait for a writer: the dry run keeps the write lock for its length."""
+    from importer.db import ensure_schema, make_engine, reading
+    from importer.runs import list_runs
+
+    engine = make_engine(sqlite_url)
+    ensure_schema(engine)
+    with engine.connect() as writer:
+        writer.begin()  # BEGIN IMMEDIATE: the write lock, as a dry run holds it
+        writer.exec_driver_sql("INSERT INTO import_runs (file_name, sha256, status, started_at) "
+                               "VALUES ('x', 'y', 'running', '2026-01-01')")
+        other = make_engine(sqlite_url)  # another user's connection
+        # A read takes no write lock: it answers at once with the committed state (a read that asked for
+        # the write lock would wait out busy_timeout, then fail as "database is locked").
+        assert list_runs(other) == []
+        with reading(other) as conn:
+            assert conn.exec_driver_sql("SELECT count(*) FROM import_runs").scalar_one() == 0
+        writer.rollback()
