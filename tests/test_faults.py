@@ -85,7 +85,8 @@ def progress(engine: sa.Engine) -> int | None:
 
 
 def wait_for_commits(proc: subprocess.Popen, engine: sa.Engine, above: int, chunks: int) -> list[tuple[float, int]]:
-    """Poll until `chunks` more chunks are committed (or the process ends); returns (time, rows_done) seen."""
+    """Poll until `chunks` more chunks are committed (or the process ends, or 300 s pass); returns the
+    (time, rows_done) seen."""
     seen: list[tuple[float, int]] = []
     deadline = time.monotonic() + 300
     while time.monotonic() < deadline and proc.poll() is None:
@@ -110,22 +111,27 @@ def ledger(engine: sa.Engine) -> dict:
 
 def kill_at_random_point(path: Path, url: str, engine: sa.Engine, rnd: random.Random, log: Path,
                          kills_left: int) -> dict:
-    """Start the import, wait for a committed chunk, SIGKILL it at a random moment of what is left.
+    """Start the import and SIGKILL it at a random point: once the database shows a random number of
+    further chunks committed, plus a random part of one chunk's time (so the kill lands in any phase of
+    the next chunk: reading, inserting, committing).
 
-    The delay is drawn over the time left divided among the kills still to come, so all of them land.
+    The target is drawn over the chunks left divided among the kills still to come, so all of them land;
+    waiting for it is a condition on the database, not a guess of how fast this machine is.
     """
     before = progress(engine) or 0
+    most = max(2, int(0.6 * (ROWS - before) / BATCH / kills_left))
+    chunks = rnd.randint(2, most)
     with open(log, "w") as out:
         proc = subprocess.Popen(cli_args(path, url), cwd=ROOT, stdout=out, stderr=subprocess.STDOUT,
                                 env=cli_env(), start_new_session=True)
     try:
-        seen = wait_for_commits(proc, engine, before, chunks=2)
+        seen = wait_for_commits(proc, engine, before, chunks=chunks)
+        reached = bool(seen) and seen[-1][1] >= before + chunks * BATCH
         delay = 0.0
-        if len(seen) >= 2 and seen[-1][1] > seen[0][1]:
-            rate = (seen[-1][1] - seen[0][1]) / max(seen[-1][0] - seen[0][0], 1e-3)
-            # Chunks speed up as the run goes (caches warm), so aim within 60% of the estimate.
-            delay = rnd.uniform(0, 0.6 * (ROWS - seen[-1][1]) / rate / kills_left)
-        time.sleep(delay)
+        if reached and len(seen) >= 2:
+            chunk_seconds = (seen[-1][0] - seen[0][0]) / (len(seen) - 1)
+            delay = rnd.uniform(0, min(chunk_seconds, 2.0))
+            time.sleep(delay)  # within the chunk after the target: many chunks are still to come
         killed = proc.poll() is None
         if killed:
             os.kill(proc.pid, signal.SIGKILL)
@@ -134,7 +140,8 @@ def kill_at_random_point(path: Path, url: str, engine: sa.Engine, rnd: random.Ra
         if proc.poll() is None:
             proc.kill()
             proc.wait(10)
-    return {"killed": killed, "delay": round(delay, 2), "rows_done": progress(engine), "status": status(engine)}
+    return {"killed": killed, "target": before + chunks * BATCH, "reached": reached, "delay": round(delay, 2),
+            "rows_done": progress(engine), "status": status(engine)}
 
 
 def status(engine: sa.Engine) -> str | None:
@@ -224,9 +231,10 @@ def test_connection_terminated_mid_run_exits_3_then_resumes(big_file: Expected, 
                 proc = subprocess.Popen(cli_args(big_file.path, pg_url), cwd=ROOT, stdout=out, stderr=err,
                                         env=cli_env(), start_new_session=True)
             try:
-                seen = wait_for_commits(proc, engine, before, chunks=1)
-                assert seen, "the import never committed a chunk"
-                time.sleep(rnd.uniform(0, 1.5))
+                # Cut once the database shows a random number of chunks committed (1 to 4).
+                chunks = rnd.randint(1, 4)
+                seen = wait_for_commits(proc, engine, before, chunks=chunks)
+                assert seen and seen[-1][1] >= before + chunks * BATCH, f"no {chunks} chunks committed: {seen}"
                 assert proc.poll() is None, "the import finished before the cut"
                 assert terminate_backends(pg_admin, database) >= 1
                 code = proc.wait(120)
