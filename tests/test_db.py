@@ -10,7 +10,6 @@ import pytest
 import sqlalchemy as sa
 
 from importer.db import (
-    check_connection,
     current_revision,
     customers,
     describe_url,
@@ -133,7 +132,7 @@ def test_customers_table_ddl_is_the_migrations_own(sqlite_url: str) -> None:
 def test_closed_port_is_one_line_database_error() -> None:
     engine = make_engine("postgres://postgres:pw@127.0.0.1:1/nowhere")
     with pytest.raises(DatabaseError) as info:
-        check_connection(engine)
+        current_revision(engine)  # the first thing every command asks the database
     message = str(info.value)
     assert "\n" not in message
     assert message.startswith("Cannot reach the database at PostgreSQL nowhere@127.0.0.1:1")
@@ -168,11 +167,11 @@ def test_head_revision_constant_matches_the_migrations() -> None:
 
 
 def test_ensure_schema_skips_alembic_when_current(sqlite_url: str) -> None:
-    from importer.db import _at_head, ensure_schema, make_engine
+    from importer.db import HEAD_REVISION, ensure_schema, make_engine
 
     engine = make_engine(sqlite_url)
-    assert not _at_head(engine)
+    assert current_revision(engine) is None
     ensure_schema(engine)
-    assert _at_head(engine)
+    assert current_revision(engine) == HEAD_REVISION
     ensure_schema(engine)
     engine.dispose()
