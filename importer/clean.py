@@ -67,18 +67,18 @@ def clean_text(value: object) -> str | None:
     return text or None
 
 
-def normalize_name(value: object) -> str | None:
+def normalise_name(value: object) -> str | None:
     """Names keep their case: trimmed, inner spaces collapsed. `'  ama   serwaa '` -> `'ama serwaa'`."""
     return clean_text(value)
 
 
-def normalize_shipping_mark(value: object) -> str | None:
+def normalise_shipping_mark(value: object) -> str | None:
     """Trimmed, inner spaces collapsed, upper case: `' pm4   kofi '` -> `'PM4 KOFI'`."""
     text = clean_text(value)
     return text.upper() if text else None
 
 
-def normalize_optional_text(value: object) -> str | None:
+def normalise_optional_text(value: object) -> str | None:
     """Company name and nickname: trimmed; blank -> None."""
     return clean_text(value)
 
@@ -174,7 +174,7 @@ def _library_e164(digits: str, region: str) -> str | None:
     return None
 
 
-def normalize_phone(value: object, region: str = "GH") -> str:
+def normalise_phone(value: object, region: str = "GH") -> str:
     """A valid number for its country in E.164: `024 123 4567` -> `+233241234567`.
 
     Raises InvalidValue(required) when blank and InvalidValue(invalid_phone) when not a valid number.
@@ -192,7 +192,7 @@ def normalize_phone(value: object, region: str = "GH") -> str:
     raise InvalidValue(ErrorCode.INVALID_PHONE, f"{text} is not a valid phone number")
 
 
-def normalize_email(value: object) -> str | None:
+def normalise_email(value: object) -> str | None:
     """Trimmed, lower case, syntax checked without DNS; blank -> None."""
     text = clean_text(value)
     if text is None:
@@ -212,7 +212,7 @@ def normalize_email(value: object) -> str | None:
     return checked.normalized.lower()
 
 
-def normalize_region(value: object, default: str = "GREATER_ACCRA") -> str:
+def normalise_region(value: object, default: str = "GREATER_ACCRA") -> str:
     """Region code from a code or label, any case, a trailing word 'Region' ignored; blank -> default."""
     text = clean_text(value)
     if text is None:
@@ -230,7 +230,7 @@ def normalize_region(value: object, default: str = "GREATER_ACCRA") -> str:
     return code
 
 
-def normalize_user_type(value: object) -> str:
+def normalise_user_type(value: object) -> str:
     """INDIVIDUAL or BUSINESS, any case; blank -> INDIVIDUAL."""
     text = clean_text(value)
     if text is None:

@@ -34,7 +34,7 @@ def _trim(text: str) -> str:
 def _phone(text: str, region: str) -> str:
     """The E.164 form when the number is valid (a dropped leading zero restored); else unchanged."""
     try:
-        return clean.normalize_phone(text, region)
+        return clean.normalise_phone(text, region)
     except clean.InvalidValue:
         return text
 

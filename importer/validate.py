@@ -45,15 +45,15 @@ class Checked:
 
 def _normalisers(settings: Settings) -> dict[str, Callable[[object], object]]:
     return {
-        "shipping_mark": clean.normalize_shipping_mark,
-        "first_name": clean.normalize_name,
-        "last_name": clean.normalize_name,
-        "email": clean.normalize_email,
-        "phone": lambda v: clean.normalize_phone(v, settings.default_phone_region),
-        "region": lambda v: clean.normalize_region(v, settings.default_customer_region),
-        "company_name": clean.normalize_optional_text,
-        "nickname": clean.normalize_optional_text,
-        "user_type": clean.normalize_user_type,
+        "shipping_mark": clean.normalise_shipping_mark,
+        "first_name": clean.normalise_name,
+        "last_name": clean.normalise_name,
+        "email": clean.normalise_email,
+        "phone": lambda v: clean.normalise_phone(v, settings.default_phone_region),
+        "region": lambda v: clean.normalise_region(v, settings.default_customer_region),
+        "company_name": clean.normalise_optional_text,
+        "nickname": clean.normalise_optional_text,
+        "user_type": clean.normalise_user_type,
     }
 
 

@@ -23,13 +23,13 @@ GH = "+233241234567"
     ],
 )
 def test_phone_forms_become_e164(typed: str) -> None:
-    assert clean.normalize_phone(typed, "GH") == GH
+    assert clean.normalise_phone(typed, "GH") == GH
 
 
 @pytest.mark.parametrize("typed", ["5412345", "12", "0301234567", "abc", "+233", "#N/A"])
 def test_invalid_phones_are_refused_naming_the_value(typed: str) -> None:
     with pytest.raises(InvalidValue) as info:
-        clean.normalize_phone(typed, "GH")
+        clean.normalise_phone(typed, "GH")
     assert info.value.code is ErrorCode.INVALID_PHONE
     assert info.value.message == f"{typed.strip()} is not a valid phone number"
 
@@ -37,13 +37,13 @@ def test_invalid_phones_are_refused_naming_the_value(typed: str) -> None:
 @pytest.mark.parametrize("typed", ["", "   ", None, "\t"])
 def test_blank_phone_is_required(typed) -> None:
     with pytest.raises(InvalidValue) as info:
-        clean.normalize_phone(typed, "GH")
+        clean.normalise_phone(typed, "GH")
     assert info.value.code is ErrorCode.REQUIRED
 
 
 def test_phone_default_region_setting_is_used() -> None:
-    assert clean.normalize_phone("020 7946 0958", "GB") == "+442079460958"
-    assert clean.normalize_phone("+44 20 7946 0958", "GH") == "+442079460958"
+    assert clean.normalise_phone("020 7946 0958", "GB") == "+442079460958"
+    assert clean.normalise_phone("+44 20 7946 0958", "GH") == "+442079460958"
 
 
 @pytest.mark.parametrize(
@@ -52,7 +52,7 @@ def test_phone_default_region_setting_is_used() -> None:
      ("  ", None), ("a\tb\nc", "A B C"), ("pm\x004", "PM4")],
 )
 def test_shipping_mark(typed: str, stored: str | None) -> None:
-    assert clean.normalize_shipping_mark(typed) == stored
+    assert clean.normalise_shipping_mark(typed) == stored
 
 
 @pytest.mark.parametrize(
@@ -61,7 +61,7 @@ def test_shipping_mark(typed: str, stored: str | None) -> None:
      ("Kofi\x00", "Kofi"), ("'=cmd", "=cmd"), ("אבי 😀", "אבי 😀")],
 )
 def test_names_keep_case_and_lose_extra_spaces(typed: str, stored: str | None) -> None:
-    assert clean.normalize_name(typed) == stored
+    assert clean.normalise_name(typed) == stored
 
 
 @pytest.mark.parametrize(
@@ -70,13 +70,13 @@ def test_names_keep_case_and_lose_extra_spaces(typed: str, stored: str | None) -
      ("ÁMA@example.com", "áma@example.com")],
 )
 def test_email(typed: str, stored: str | None) -> None:
-    assert clean.normalize_email(typed) == stored
+    assert clean.normalise_email(typed) == stored
 
 
 @pytest.mark.parametrize("typed", ["kofi@", "kofi", "a..b@example.com", "a@b", "kofi@example.invalid", "a b@c.com"])
 def test_invalid_email(typed: str) -> None:
     with pytest.raises(InvalidValue) as info:
-        clean.normalize_email(typed)
+        clean.normalise_email(typed)
     assert info.value.code is ErrorCode.INVALID_EMAIL
     assert typed.lower() in info.value.message
 
@@ -88,28 +88,28 @@ def test_invalid_email(typed: str) -> None:
      ("Western North", "WESTERN_NORTH"), ("SAVANNAH REGION", "SAVANNAH")],
 )
 def test_region(typed: str, code: str) -> None:
-    assert clean.normalize_region(typed, "GREATER_ACCRA") == code
+    assert clean.normalise_region(typed, "GREATER_ACCRA") == code
 
 
 def test_blank_region_takes_the_default_setting() -> None:
-    assert clean.normalize_region("", "VOLTA") == "VOLTA"
+    assert clean.normalise_region("", "VOLTA") == "VOLTA"
 
 
 def test_unknown_region() -> None:
     with pytest.raises(InvalidValue) as info:
-        clean.normalize_region("Lagos")
+        clean.normalise_region("Lagos")
     assert info.value.code is ErrorCode.INVALID_REGION
     assert "Lagos" in info.value.message
 
 
 @pytest.mark.parametrize(("typed", "stored"), [("", "INDIVIDUAL"), ("business", "BUSINESS"), (" Individual ", "INDIVIDUAL")])
 def test_user_type(typed: str, stored: str) -> None:
-    assert clean.normalize_user_type(typed) == stored
+    assert clean.normalise_user_type(typed) == stored
 
 
 def test_invalid_user_type() -> None:
     with pytest.raises(InvalidValue) as info:
-        clean.normalize_user_type("VIP")
+        clean.normalise_user_type("VIP")
     assert info.value.code is ErrorCode.INVALID_CHOICE
 
 
@@ -127,14 +127,14 @@ def _twice(normaliser, value):
 
 @given(_text)
 def test_text_normalisers_are_idempotent(value: str) -> None:
-    for normaliser in (clean.normalize_name, clean.normalize_shipping_mark, clean.normalize_optional_text,
-                       clean.normalize_email, clean.normalize_region, clean.normalize_user_type):
+    for normaliser in (clean.normalise_name, clean.normalise_shipping_mark, clean.normalise_optional_text,
+                       clean.normalise_email, clean.normalise_region, clean.normalise_user_type):
         _twice(normaliser, value)
 
 
 @given(st.from_regex(r"\+?[0-9 ()\-.]{0,20}", fullmatch=True))
 def test_phone_normaliser_is_idempotent(value: str) -> None:
-    _twice(lambda v: clean.normalize_phone(v, "GH"), value)
+    _twice(lambda v: clean.normalise_phone(v, "GH"), value)
 
 
 _VALID_NATIONAL = ["241234567", "201234567", "551234567", "501234567", "271234567"]
@@ -150,18 +150,18 @@ def test_valid_phone_survives_any_punctuation(national: str, prefix: str, noise:
     chars = list(national)
     for mark in noise:
         chars.insert(rnd.randint(0, len(chars)), mark)
-    assert clean.normalize_phone(prefix + "".join(chars), "GH") == "+233" + national
+    assert clean.normalise_phone(prefix + "".join(chars), "GH") == "+233" + national
 
 
 @pytest.mark.parametrize("code", list(REGIONS))
 def test_every_region_code_and_label_round_trips(code: str) -> None:
-    assert clean.normalize_region(code) == code
-    assert clean.normalize_region(REGIONS[code] + " Region") == code
+    assert clean.normalise_region(code) == code
+    assert clean.normalise_region(REGIONS[code] + " Region") == code
 
 
 def test_scientific_notation_that_lost_digits_is_refused_with_advice() -> None:
     with pytest.raises(InvalidValue) as info:
-        clean.normalize_phone("2.33241E+11", "GH")
+        clean.normalise_phone("2.33241E+11", "GH")
     assert info.value.code is ErrorCode.INVALID_PHONE
     assert "scientific notation" in info.value.message and "Text" in info.value.message
 
