@@ -51,6 +51,8 @@ import_runs = sa.Table(
     sa.Column("total_attempted", sa.Integer, nullable=False, server_default="0"),
     sa.Column("total_created", sa.Integer, nullable=False, server_default="0"),
     sa.Column("total_failed", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("total_updated", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("total_unchanged", sa.Integer, nullable=False, server_default="0"),
     sa.Column("rows_done", sa.Integer, nullable=False, server_default="0"),
     sa.Column("started_at", sa.DateTime(timezone=True), nullable=False),
     sa.Column("finished_at", sa.DateTime(timezone=True)),
@@ -73,6 +75,30 @@ import_failures = sa.Table(
     sa.Column("errors", sa.JSON, nullable=False),
     sa.Column("customer_data", sa.JSON, nullable=False),
     sa.UniqueConstraint("run_id", "source_row_number", name="uq_import_failures_run_row"),
+)
+
+# The customers' audit trail: each update by an import, with the full record before and after it.
+customer_changes = sa.Table(
+    "customer_changes",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("customer_id", sa.Integer, sa.ForeignKey("customers.id", ondelete="CASCADE"), nullable=False,
+              index=True),
+    sa.Column("run_id", sa.Integer, sa.ForeignKey("import_runs.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("source_row_number", sa.Integer, nullable=False),
+    sa.Column("before", sa.JSON, nullable=False),
+    sa.Column("after", sa.JSON, nullable=False),
+    sa.Column("changed_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
+    sa.UniqueConstraint("run_id", "source_row_number", name="uq_customer_changes_run_row"),
+)
+
+# Rows a run settled as unchanged (so a resumed run neither redoes nor recounts them).
+import_unchanged = sa.Table(
+    "import_unchanged",
+    metadata,
+    sa.Column("run_id", sa.Integer, sa.ForeignKey("import_runs.id", ondelete="CASCADE"), primary_key=True),
+    sa.Column("source_row_number", sa.Integer, primary_key=True),
+    sa.Column("customer_id", sa.Integer, nullable=False),
 )
 
 
@@ -234,7 +260,7 @@ def upgrade(engine: sa.Engine, revision: str = "head") -> None:
 
 
 # The newest migration in migrations/versions (tests/test_db.py checks it against Alembic's head).
-HEAD_REVISION = "0002"
+HEAD_REVISION = "0003"
 
 
 def current_revision(engine: sa.Engine) -> str | None:

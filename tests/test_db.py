@@ -43,9 +43,9 @@ def test_migrate_empty_database_to_head(database_url: str) -> None:
     assert current_revision(engine) is None
     ensure_schema(engine)
     ensure_schema(engine)  # idempotent
-    assert current_revision(engine) == "0002"
+    assert current_revision(engine) == "0003"
     insp = sa.inspect(engine)
-    assert {"customers", "import_runs", "import_failures"} <= set(insp.get_table_names())
+    assert {"customers", "import_runs", "import_failures", "customer_changes", "import_unchanged"} <= set(insp.get_table_names())
     assert "user_name" in {c["name"] for c in insp.get_columns("import_runs")}
 
 
@@ -59,7 +59,7 @@ def test_migrate_from_previous_revision(database_url: str) -> None:
             "INSERT INTO import_runs (file_name, sha256, status, started_at) "
             "VALUES ('a.xlsx', 'abc', 'completed', CURRENT_TIMESTAMP)"))
     ensure_schema(engine)
-    assert current_revision(engine) == "0002"
+    assert current_revision(engine) == "0003"
     insp = sa.inspect(make_engine(database_url))
     assert "user_name" in {c["name"] for c in insp.get_columns("import_runs")}
     assert "ix_import_runs_sha256" in {i["name"] for i in insp.get_indexes("import_runs")}
@@ -74,7 +74,7 @@ def test_ensure_schema_from_two_processes_at_once(database_url: str) -> None:
     for proc in procs:
         _, err = proc.communicate(timeout=60)
         assert proc.returncode == 0, err
-    assert current_revision(make_engine(database_url)) == "0002"
+    assert current_revision(make_engine(database_url)) == "0003"
 
 
 def test_column_lengths_are_real(database_url: str) -> None:
