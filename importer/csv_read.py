@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import codecs
 import csv
+import functools
 import io
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
 
 from importer.errors import LimitExceeded
 
@@ -89,31 +91,130 @@ def sniff_delimiter(data: bytes, encoding: str) -> str:
     return best
 
 
-def _lines(data: bytes, encoding: str) -> Iterator[str]:
-    """Decoded physical lines, with NUL bytes (from stray UTF-16 or binary junk) removed."""
-    for line in _text_stream(data, encoding):
+class SheetRows(list[list[str]]):
+    """A sheet's rows as text cells: row i is Excel row (CSV line) i + 1; blank rows may be EMPTY_ROW.
+
+    With `columns` set, each row holds only those columns of the sheet, in that order (the columns a
+    mapping reads), so a file's 240 unused columns never become strings that are kept. `filled` holds
+    the rows that are blank in the kept columns but not in the others: they still count as data rows.
+    `width` is the widest row read with `columns` set, in the sheet's own columns. `reread(columns)` reads the same sheet
+    again keeping other columns (set by whoever knows the file: importer.mapping.choose_sheet).
+    """
+
+    def __init__(self, columns: Sequence[int] | None = None) -> None:
+        super().__init__()
+        self.columns: tuple[int, ...] | None = None if columns is None else tuple(columns)
+        self.filled: set[int] = set()
+        self.width = 0
+        self.reread: Callable[[tuple[int, ...]], SheetRows] | None = None
+        self._position = None if columns is None else {c: j for j, c in enumerate(self.columns or ())}
+
+    def put(self, index: int, cells: list[Any], text: Callable[[Any], str] | None = None) -> None:
+        """Store a non-blank row at `index` (padding the rows above), keeping only `columns`."""
+        pad_to(self, index)
+        self.width = max(self.width, len(cells))
+        if self.columns is None:
+            kept = [text(v) for v in cells] if text else cells
+        else:
+            kept = [(text(cells[c]) if text else cells[c]) if c < len(cells) else "" for c in self.columns]
+            if not any(str(c).strip() for c in kept):
+                self.filled.add(index)
+        if text is not None or self.columns is not None:  # a CSV record otherwise stays as it was
+            while kept and kept[-1] == "":
+                kept.pop()
+        self.append(kept)
+
+    def set_cell(self, index: int, column: int, value: str) -> None:
+        """Overwrite one cell of a row already read (column: the sheet's own column index)."""
+        if index >= len(self):
+            return
+        if self._position is not None:
+            if column not in self._position:
+                if value.strip() and not any(str(c).strip() for c in self[index]):
+                    self.filled.add(index)
+                return
+            column = self._position[column]
+        cells = self[index] = list(self[index])
+        cells.extend([""] * (column + 1 - len(cells)))
+        cells[column] = value
+
+    def shift(self, count: int) -> None:
+        """Insert `count` blank rows at the top (a reader that started at the first used row)."""
+        self[:0] = [EMPTY_ROW] * count
+        self.filled = {i + count for i in self.filled}
+
+
+def _lines(data: bytes, encoding: str, max_chars: int, what: str) -> Iterator[str]:
+    """Decoded physical lines, with NUL bytes (from stray UTF-16 or binary junk) removed.
+
+    A line longer than max_chars is refused as soon as that many characters are read: one line of
+    twenty million commas is never held, let alone split.
+    """
+    stream = _text_stream(data, encoding)
+    for number, line in enumerate(iter(functools.partial(stream.readline, max_chars + 1), ""), start=1):
+        if len(line) > max_chars:
+            raise line_limit(what, number, max_chars)
         yield line.replace("\x00", "") if "\x00" in line else line
 
 
-def csv_rows(data: bytes, encoding: str, delimiter: str, limit: int, what: str) -> list[list[str]]:
-    """Rows indexed by line number - 1; LimitExceeded as soon as more than `limit` are non-blank."""
-    # csv's default 131,072-character field limit refused a whole file for one long cell; the upload
-    # size bounds a field anyway, and a too-long value then fails its own row (too_long).
-    csv.field_size_limit(max(csv.field_size_limit(), len(data) + 1))
-    reader = csv.reader(_lines(data, encoding), delimiter=delimiter, strict=False)
-    rows: list[list[str]] = []
+def csv_rows(
+    data: bytes, encoding: str, delimiter: str, limit: int, what: str, *, max_line_kb: int = 1024,
+    max_columns: int = 1_000, columns: Sequence[int] | None = None, head: int | None = None,
+) -> SheetRows:
+    """Rows indexed by line number - 1; LimitExceeded as soon as more than `limit` are non-blank.
+
+    A line (or a quoted record) over max_line_kb KB, or a record of more than max_columns fields, is
+    refused. `columns`: keep only these columns (SheetRows). `head`: stop at line `head` + 1 once a
+    non-blank row has been read (enough to find the header).
+    """
+    max_chars = max_line_kb * 1024
+    # A quoted field may run over several lines: it is bounded like a line. (csv's default, 131,072
+    # characters, refused a whole file for one long cell; a too-long value fails its own row instead.)
+    csv.field_size_limit(max(max_chars, 131_072))
+    reader = csv.reader(_lines(data, encoding, max_chars, what), delimiter=delimiter, strict=False)
+    rows = SheetRows(columns)
     counted = 0
-    for record in reader:
-        if not any(cell.strip() for cell in record):
-            continue  # blank lines are filled in below, only when a non-blank row follows
-        counted += 1
-        if counted > limit:
-            raise row_limit(what, limit)
-        # line_num is the last physical line of this record; pad so the record sits at its first.
-        first_line = reader.line_num - _span(record)
-        pad_to(rows, first_line - 1)
-        rows.append(record)
+    try:
+        for record in reader:
+            if len(record) > max_columns:
+                raise column_limit(what, reader.line_num - _span(record), len(record), max_columns)
+            if not any(cell.strip() for cell in record):
+                continue  # blank lines are filled in below, only when a non-blank row follows
+            # line_num is the last physical line of this record; pad so the record sits at its first.
+            first_line = reader.line_num - _span(record)
+            if head is not None and first_line > head and counted:
+                break
+            counted += 1
+            if counted > limit:
+                raise row_limit(what, limit)
+            if columns is None:  # the common case, inline: a million-line file is refused in seconds
+                pad_to(rows, first_line - 1)
+                rows.append(record)
+            else:
+                rows.put(first_line - 1, record)
+    except csv.Error as exc:
+        if "field larger than field limit" not in str(exc):
+            raise
+        raise line_limit(what, reader.line_num, max_chars) from None
     return rows
+
+
+def line_limit(what: str, line: int, max_chars: int) -> LimitExceeded:
+    """The message for MAX_CSV_LINE_KB."""
+    return LimitExceeded(
+        f"{what}: line {line:,} is longer than {max_chars // 1024:,} KB (MAX_CSV_LINE_KB); a customer row is "
+        "far shorter. Check that it is a CSV export of the customer list, or raise MAX_CSV_LINE_KB.",
+        setting="MAX_CSV_LINE_KB", limit=max_chars // 1024,
+    )
+
+
+def column_limit(what: str, line: int, fields: int, max_columns: int) -> LimitExceeded:
+    """The message for MAX_COLUMNS."""
+    return LimitExceeded(
+        f"{what}: line {line:,} has {fields:,} fields, more than the {max_columns:,} columns the importer reads "
+        "(MAX_COLUMNS). Delete the unused columns, check the separator, or raise MAX_COLUMNS.",
+        setting="MAX_COLUMNS", limit=max_columns, found=fields,
+    )
 
 
 def pad_to(rows: list[list[str]], length: int) -> None:
@@ -125,7 +226,8 @@ def pad_to(rows: list[list[str]], length: int) -> None:
 def row_limit(what: str, limit: int) -> LimitExceeded:
     """The contract's message for MAX_ROWS."""
     return LimitExceeded(
-        f"{what} has more than {limit:,} data rows (MAX_ROWS). Split it into smaller files or raise MAX_ROWS."
+        f"{what} has more than {limit:,} data rows (MAX_ROWS). Split it into smaller files or raise MAX_ROWS.",
+        setting="MAX_ROWS", limit=limit,
     )
 
 

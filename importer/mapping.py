@@ -5,17 +5,19 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from functools import lru_cache
+from functools import lru_cache, partial
 from typing import Any
 
 import pandas as pd
 from rapidfuzz import fuzz
 
-from importer.csv_read import row_limit
+from importer.csv_read import SheetRows, row_limit
 from importer.errors import LimitExceeded, NoHeader, UnreadableFile, UsageError
 from importer.read import SpreadsheetFile
 from schemas.customer import FIELD_NAMES, FIELDS, LEGACY_POSITIONAL_FIELDS, REQUIRED_FIELDS, label_of
 
+# The header is looked for in the first SCAN_ROWS rows (Excel rows, blank ones included).
+SCAN_ROWS = 30
 FUZZY_MIN_SCORE = 88
 # Fuzzy matching only for texts this long: "Date" is 89% like "state" but means nothing of ours.
 FUZZY_MIN_LENGTH = 5
@@ -171,7 +173,7 @@ def _expected_headers() -> str:
     return ", ".join(label_of(f) for f in FIELD_NAMES)
 
 
-def detect_mapping(rows: list[list[str]], scan_rows: int = 30) -> ColumnMapping:
+def detect_mapping(rows: list[list[str]], scan_rows: int = SCAN_ROWS) -> ColumnMapping:
     """Find the header row among the first scan_rows rows (titles above it skipped) and map its columns."""
     best: tuple[int, int, tuple[str | None, ...]] | None = None  # (matched, row index, fields)
     for index, cells in enumerate(rows[:scan_rows]):
@@ -191,12 +193,7 @@ def detect_mapping(rows: list[list[str]], scan_rows: int = 30) -> ColumnMapping:
     if first is None:
         raise NoHeader("The sheet has no data: every row is blank.")
     if len(first) >= 5 and _looks_like_phone(first[4]):
-        width = max(len(cells) for cells in rows)
-        headers = tuple(_column_name(i) for i in range(width))
-        fields = tuple(
-            LEGACY_POSITIONAL_FIELDS[i] if i < len(LEGACY_POSITIONAL_FIELDS) else None for i in range(width)
-        )
-        return ColumnMapping(None, headers, fields, positional=True)
+        return _positional(max(len(cells) for cells in rows))
     raise NoHeader(
         f"No header row found in the first {scan_rows} rows. Expected column headers such as: "
         f"{_expected_headers()} (a header row needs at least two of them, one required). "
@@ -204,15 +201,32 @@ def detect_mapping(rows: list[list[str]], scan_rows: int = 30) -> ColumnMapping:
     )
 
 
+def mapped_columns(mapping: ColumnMapping) -> tuple[int, ...]:
+    """The columns a mapping reads, in order: the only ones worth keeping from each row."""
+    return tuple(sorted(mapping.field_columns().values()))
+
+
 def apply_mapping(rows: list[list[str]], mapping: ColumnMapping, max_rows: int) -> pd.DataFrame:
-    """Rows under the header as a frame of FIELD_NAMES (text, "" for blank), indexed by Excel row number."""
+    """Rows under the header as a frame of FIELD_NAMES (text, "" for blank), indexed by Excel row number.
+
+    `rows` may hold only some columns (SheetRows from choose_sheet); a mapping that reads others (a
+    user's override) has the sheet read again for them.
+    """
     columns = mapping.field_columns()
+    if isinstance(rows, SheetRows) and rows.columns is not None:
+        if not set(columns.values()) <= set(rows.columns):
+            if rows.reread is None:
+                raise ValueError("these rows do not hold the columns the mapping reads")
+            rows = rows.reread(mapped_columns(mapping))
+        position = {c: j for j, c in enumerate(rows.columns or ())}
+        columns = {f: position[c] for f, c in columns.items()}
+    filled = rows.filled if isinstance(rows, SheetRows) else ()
     start = 0 if mapping.positional or mapping.header_row is None else mapping.header_row
     data: dict[str, list[str]] = {f: [] for f in FIELD_NAMES}
     numbers: list[int] = []
     for index in range(start, len(rows)):
         cells = rows[index]
-        if _is_blank(cells):
+        if _is_blank(cells) and index not in filled:
             continue  # blank rows are skipped and not counted
         if len(numbers) >= max_rows:
             raise row_limit("The file", max_rows)
@@ -225,42 +239,69 @@ def apply_mapping(rows: list[list[str]], mapping: ColumnMapping, max_rows: int) 
 
 
 def choose_sheet(
-    file: SpreadsheetFile, sheet: str | None, limit: int
-) -> tuple[str, list[list[str]], ColumnMapping]:
-    """The named sheet, else the first whose header maps the required fields, else the first with a header."""
+    file: SpreadsheetFile, sheet: str | None, limit: int, mapping: ColumnMapping | None = None
+) -> tuple[str, SheetRows, ColumnMapping]:
+    """The named sheet, else the first whose header maps the required fields, else the first with a header.
+
+    Only the first rows of each sheet are read to find its header; then the chosen sheet alone is read
+    in full, so the row limit applies to it and not to a long sheet of notes before it, and only the
+    columns that feed a field are kept (those of `mapping` when given: a user's override). The mapping
+    returned is the detected one, with every header, for the list of ignored columns.
+    """
     if sheet is not None:
         if sheet not in file.sheet_names:
             raise UnreadableFile(
                 f"{file.file_name} has no sheet named {sheet!r}; its sheets are: "
                 + ", ".join(repr(s) for s in file.sheet_names)
             )
-        rows = _read(file, sheet, limit)
-        return sheet, rows, detect_mapping(rows)
-    fallback: tuple[str, list[list[str]], ColumnMapping] | None = None
-    for name in file.sheet_names:
-        rows = _read(file, name, limit)
-        try:
-            mapping = detect_mapping(rows)
-        except NoHeader:
-            continue
-        if not mapping.missing_required:
-            return name, rows, mapping
-        if fallback is None:
-            fallback = (name, rows, mapping)
-    if fallback is not None:
-        return fallback
-    where = "" if file.format == "csv" else f" in any sheet ({', '.join(repr(s) for s in file.sheet_names)})"
-    raise NoHeader(
-        f"No header row found in {file.file_name}{where}. Expected column headers such as: "
-        f"{_expected_headers()}. Download the template with `python -m importer template PATH`."
-    )
+        chosen = (sheet, detect_mapping(_head(file, sheet, limit)))
+    else:
+        chosen = None
+        for name in file.sheet_names:
+            try:
+                detected = detect_mapping(_head(file, name, limit))
+            except NoHeader:
+                continue
+            if not detected.missing_required:
+                chosen = (name, detected)
+                break
+            if chosen is None:
+                chosen = (name, detected)
+        if chosen is None:
+            where = "" if file.format == "csv" else f" in any sheet ({', '.join(repr(s) for s in file.sheet_names)})"
+            raise NoHeader(
+                f"No header row found in {file.file_name}{where}. Expected column headers such as: "
+                f"{_expected_headers()}. Download the template with `python -m importer template PATH`."
+            )
+    name, detected = chosen
+    rows = _read(file, name, limit, mapped_columns(mapping or detected))
+    if detected.positional and rows.width > len(detected.headers):
+        detected = _positional(rows.width)  # wider rows below the first ones
+    return name, rows, detected
 
 
-def _read(file: SpreadsheetFile, sheet: str, limit: int, scan_rows: int = 30) -> list[list[str]]:
-    """Read a sheet allowing for title and header rows; apply_mapping enforces the exact data-row limit."""
+def _positional(width: int) -> ColumnMapping:
+    """The legacy template layout over `width` columns."""
+    headers = tuple(_column_name(i) for i in range(width))
+    fields = tuple(LEGACY_POSITIONAL_FIELDS[i] if i < len(LEGACY_POSITIONAL_FIELDS) else None for i in range(width))
+    return ColumnMapping(None, headers, fields, positional=True)
+
+
+def _head(file: SpreadsheetFile, sheet: str, limit: int) -> SheetRows:
+    """The rows detect_mapping looks at: the first SCAN_ROWS, and on to the first non-blank one."""
+    return file.rows(sheet, limit + SCAN_ROWS, head=SCAN_ROWS)
+
+
+def _read(file: SpreadsheetFile, sheet: str, limit: int, columns: tuple[int, ...]) -> SheetRows:
+    """Read a sheet allowing for title and header rows, keeping `columns`; apply_mapping enforces the exact
+    data-row limit. The rows can read the sheet again for other columns (a user's mapping)."""
     try:
-        return file.rows(sheet, limit + scan_rows)
+        rows = file.rows(sheet, limit + SCAN_ROWS, columns=columns)
     except LimitExceeded as exc:
-        # More than limit + scan_rows non-blank rows: certainly more than `limit` data rows.
+        if "(MAX_ROWS)" not in str(exc):
+            raise
+        # More than limit + SCAN_ROWS non-blank rows: certainly more than `limit` data rows.
         what = file.file_name if file.format == "csv" else f"The sheet {sheet!r} of {file.file_name}"
         raise row_limit(what, limit) from exc
+    rows.reread = partial(_read, file, sheet, limit)
+    return rows

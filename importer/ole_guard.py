@@ -9,8 +9,7 @@ from __future__ import annotations
 import struct
 from collections.abc import Iterator
 
-from importer.errors import LimitExceeded
-from importer.xlsx_guard import MAX_GRID_CELLS, bad_workbook
+from importer.xlsx_guard import MAX_GRID_CELLS, bad_workbook, grid_limit
 
 OLE2_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
 ENCRYPTION_STREAMS = frozenset({"encryptioninfo", "encryptedpackage"})
@@ -71,24 +70,20 @@ def is_encrypted_ole(data: bytes) -> bool:
 _END = 0xFFFFFFFA  # sector numbers from here up are markers (end of chain, free, FAT, DIFAT)
 
 
-def check_ole(data: bytes, file_name: str) -> None:
+def check_ole(data: bytes, file_name: str, max_cells: int = MAX_GRID_CELLS) -> None:
     """Refuse a compound file (.xls) whose sector chains loop, leave the file, hold impossible sizes, or
-    whose sheets span more cells than calamine may allocate (MAX_GRID_CELLS, as for .xlsx).
+    whose sheets span more cells than calamine may allocate (max_cells, the MAX_CELLS setting, as for .xlsx).
 
     calamine follows the FAT without cycle detection: one looping chain in a 5 KB .xls made it allocate
     memory until the process was killed; a chain leaving the table makes it panic.
     """
     try:
-        problem = _ole_problem(data)
+        problem = _ole_problem(data, max_cells)
     except (struct.error, IndexError, ValueError, StopIteration):
         problem = "its internal structure is damaged"
     if problem and problem.startswith("grid:"):
         rows, cols = (int(n) for n in problem.split(":")[1:])
-        raise LimitExceeded(
-            f"{file_name} was refused: a sheet's used range reaches row {rows:,} and column {cols:,}, over the "
-            f"{MAX_GRID_CELLS:,} cells the importer reads. Delete the stray cells far from the data (Ctrl+End "
-            "in Excel shows the last one) and save it again, or export it as CSV."
-        )
+        raise grid_limit(file_name, rows, cols, max_cells)
     if problem:
         raise bad_workbook(file_name, problem)
 
@@ -105,7 +100,7 @@ def _ole_chain(start: int, table: list[int], limit: int) -> int | None:
     return len(seen)
 
 
-def _ole_problem(data: bytes) -> str | None:
+def _ole_problem(data: bytes, max_cells: int = MAX_GRID_CELLS) -> str | None:
     """What is wrong with a compound file's FAT, directory and mini FAT chains (None: nothing)."""
     shift = struct.unpack_from("<H", data, 0x1E)[0]
     if shift not in (9, 12):
@@ -183,7 +178,7 @@ def _ole_problem(data: bytes) -> str | None:
         return None  # measuring is best effort; the readers judge the stream itself
     if rows < 0:
         return "a sheet's DIMENSIONS record is inverted"
-    if rows * cols > MAX_GRID_CELLS:
+    if rows * cols > max_cells:
         return f"grid:{rows}:{cols}"
     return None
 

@@ -12,13 +12,14 @@ import hashlib
 import io
 import itertools
 import math
-from collections.abc import Iterator
+import os
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
-from pathlib import PurePath
+from pathlib import Path, PurePath
 from typing import Any
 
-from importer.csv_read import EMPTY_ROW, csv_rows, detect_encoding, pad_to, row_limit, sniff_delimiter
+from importer.csv_read import EMPTY_ROW, SheetRows, csv_rows, detect_encoding, row_limit, sniff_delimiter
 from importer.errors import FileRefused, LimitExceeded, UnreadableFile, UnsupportedFile
 from importer.ole_guard import OLE2_MAGIC, check_ole, is_encrypted_ole
 from importer.settings import Settings
@@ -38,11 +39,19 @@ class SpreadsheetFile:
     sheet_names: tuple[str, ...]
     _data: bytes = field(repr=False, compare=False, default=b"")
     _csv: tuple[str, str] = field(repr=False, compare=False, default=("utf-8", ","))
+    _csv_limits: tuple[int, int] = field(repr=False, compare=False, default=(1024, 1_000))  # KB, columns
     _zip: ZipReport | None = field(repr=False, compare=False, default=None)
     _cache: dict[str, Any] = field(repr=False, compare=False, default_factory=dict)
 
-    def rows(self, sheet_name: str, limit: int) -> list[list[str]]:
-        """Every cell as text; index i is Excel row (CSV line) i+1; LimitExceeded past `limit` non-blank rows."""
+    def rows(
+        self, sheet_name: str, limit: int, *, columns: Sequence[int] | None = None, head: int | None = None
+    ) -> SheetRows:
+        """Every cell as text; index i is Excel row (CSV line) i+1; LimitExceeded past `limit` non-blank rows.
+
+        columns: keep only these columns of each row (SheetRows.columns), so unused ones cost nothing.
+        head: read only rows 1..head, and on until the first non-blank row (enough to find a header);
+        `limit` still applies, but a long sheet is not refused for its length by a head read.
+        """
         if sheet_name not in self.sheet_names:
             raise UnreadableFile(
                 f"{self.file_name} has no sheet named {sheet_name!r}; its sheets are: "
@@ -52,8 +61,9 @@ class SpreadsheetFile:
         try:
             if self.format == "csv":
                 encoding, delimiter = self._csv
-                return csv_rows(self._data, encoding, delimiter, limit, what)
-            return self._workbook_rows(sheet_name, limit, what)
+                return csv_rows(self._data, encoding, delimiter, limit, what, max_line_kb=self._csv_limits[0],
+                                max_columns=self._csv_limits[1], columns=columns, head=head)
+            return self._workbook_rows(sheet_name, limit, what, SheetRows(columns), head)
         except FileRefused:
             raise
         except Exception as exc:  # noqa: BLE001 - no library exception may reach the user raw
@@ -63,25 +73,24 @@ class SpreadsheetFile:
                 ) from exc
             raise bad_workbook(self.file_name) from exc
 
-    def _workbook_rows(self, sheet_name: str, limit: int, what: str) -> list[list[str]]:
+    def _workbook_rows(self, sheet_name: str, limit: int, what: str, empty: SheetRows, head: int | None) -> SheetRows:
         """Read a sheet with calamine; fall back to openpyxl (xlsx) or xlrd (xls) if it fails."""
+        rows = SheetRows(empty.columns)
         try:
             with _native_panics():
-                rows = _calamine_rows(self._calamine(), sheet_name, limit, what)
+                _calamine_rows(self._calamine_sheet(sheet_name, keep=head is not None), rows, limit, what, head)
         except FileRefused:
             raise
         except Exception:  # noqa: BLE001 - calamine could not read it; the fallback decides
+            rows = SheetRows(empty.columns)
             if self.format == "xlsx":
-                rows = _openpyxl_rows(self._data, sheet_name, limit, what)
+                _openpyxl_rows(self._data, sheet_name, rows, limit, what, head)
             else:
-                rows = _xlrd_rows(self._data, sheet_name, limit, what)
+                _xlrd_rows(self._data, sheet_name, rows, limit, what, head)
         part = self._zip.sheet_parts.get(sheet_name) if self._zip else None
         # calamine turns error cells (#N/A, #DIV/0!) into blanks; put back what Excel shows.
         for (row, col), text in (self._zip.error_cells.get(part, {}) if self._zip and part else {}).items():
-            if row <= len(rows):
-                cells = rows[row - 1] = list(rows[row - 1])
-                cells.extend([""] * (col + 1 - len(cells)))
-                cells[col] = text
+            rows.set_cell(row - 1, col, text)
         return rows
 
     def _calamine(self) -> Any:
@@ -92,13 +101,60 @@ class SpreadsheetFile:
             self._cache["calamine"] = CalamineWorkbook.from_filelike(io.BytesIO(self._data))
         return self._cache["calamine"]
 
+    def _calamine_sheet(self, sheet_name: str, keep: bool) -> Any:
+        """calamine's parsed sheet. A head read keeps the last one, so the full read of the sheet chosen
+        after it does not parse it again; any other read takes it out of the cache (its cells are big)."""
+        cached = self._cache.pop("sheet", None)
+        sheet = cached[1] if cached and cached[0] == sheet_name else self._calamine().get_sheet_by_name(sheet_name)
+        if keep:
+            self._cache["sheet"] = (sheet_name, sheet)
+        return sheet
+
+
+def read_path(path: str | Path, settings: Settings) -> bytes:
+    """The bytes of an upload on disk, refused (LimitExceeded) past MAX_UPLOAD_MB before it is read whole.
+
+    The size is checked with stat first, and at most MAX_UPLOAD_MB + 1 bytes are ever read, so
+    /dev/zero or a 1 GB sparse file costs no more than the limit. A missing, unreadable or
+    directory path is a FileRefused with one line.
+    """
+    path = Path(path)
+    limit = settings.max_upload_mb * MB
+    try:
+        with path.open("rb") as handle:
+            size = os.fstat(handle.fileno()).st_size
+            if size > limit:
+                raise _upload_limit(path.name, f"{size / MB:,.1f} MB", settings, size)
+            data = handle.read(limit + 1)
+    except FileNotFoundError:
+        raise FileRefused(f"{path}: no such file") from None
+    except IsADirectoryError:
+        raise FileRefused(f"{path} is a folder, not a file; give the path of the spreadsheet") from None
+    except PermissionError:
+        raise FileRefused(f"{path}: permission denied") from None
+    except OSError as exc:
+        raise FileRefused(f"{path}: cannot be read ({exc.strerror or exc})") from None
+    if len(data) > limit:
+        raise _upload_limit(path.name, "more than that", settings)
+    return data
+
+
+def _upload_limit(file_name: str, size: str, settings: Settings, found: int | None = None) -> LimitExceeded:
+    """The contract's message for MAX_UPLOAD_MB."""
+    return LimitExceeded(
+        f"{file_name} is {size}, over the {settings.max_upload_mb:,} MB upload limit "
+        "(MAX_UPLOAD_MB). Split it into smaller files or raise MAX_UPLOAD_MB.",
+        setting="MAX_UPLOAD_MB", limit=settings.max_upload_mb, found=found,
+    )
+
 
 def open_file(data: bytes, file_name: str, settings: Settings) -> SpreadsheetFile:
     """Check an upload (size, format, container) without parsing it, and wrap it for reading."""
     if len(data) > settings.max_upload_mb * MB:
         raise LimitExceeded(
             f"{file_name} is {len(data) / MB:,.1f} MB, over the {settings.max_upload_mb:,} MB upload limit "
-            "(MAX_UPLOAD_MB). Split it into smaller files or raise MAX_UPLOAD_MB."
+            "(MAX_UPLOAD_MB). Split it into smaller files or raise MAX_UPLOAD_MB.",
+            setting="MAX_UPLOAD_MB", limit=settings.max_upload_mb, found=len(data),
         )
     ext = PurePath(file_name).suffix.lower()
     if ext not in ACCEPTED:
@@ -117,7 +173,7 @@ def open_file(data: bytes, file_name: str, settings: Settings) -> SpreadsheetFil
     if data.startswith(OLE2_MAGIC):
         if is_encrypted_ole(data):
             raise UnreadableFile(PASSWORD_MESSAGE)
-        check_ole(data, file_name)
+        check_ole(data, file_name, settings.max_cells)
         names = _calamine_sheet_names(data, file_name, "xls")
         return SpreadsheetFile(file_name, "xls", sha, names, data)
     if ext in (".xlsx", ".xlsm"):
@@ -136,7 +192,8 @@ def open_file(data: bytes, file_name: str, settings: Settings) -> SpreadsheetFil
         raise bad_workbook(file_name)
     stem = PurePath(file_name).stem or "Sheet1"
     return SpreadsheetFile(
-        file_name, "csv", sha, (stem,), data, _csv=(encoding, sniff_delimiter(data, encoding))
+        file_name, "csv", sha, (stem,), data, _csv=(encoding, sniff_delimiter(data, encoding)),
+        _csv_limits=(settings.max_csv_line_kb, settings.max_columns),
     )
 
 
@@ -222,34 +279,34 @@ def cell_text(value: object) -> str:
     return str(value)
 
 
-def _collect(rows_iter: Any, offset: int, col_offset: int, limit: int, what: str) -> list[list[str]]:
-    """Convert rows to text, placing the first at index `offset`; stop past `limit` non-blank rows."""
-    rows: list[list[str]] = []
+def _collect(rows_iter: Any, rows: SheetRows, col_offset: int, limit: int, what: str, head: int | None) -> None:
+    """Convert rows to text into `rows` (the first at index 0); stop past `limit` non-blank rows.
+
+    head: stop at row `head` once a non-blank row has been read (the caller may drain the rest).
+    """
     counted = 0
     for i, raw in enumerate(rows_iter):
-        cells = [cell_text(v) for v in raw]
-        while cells and cells[-1] == "":
-            cells.pop()
-        if not any(c.strip() for c in cells):
-            continue  # blank rows are filled in only when a non-blank row follows
+        # Blank (as cell_text would write it) rows are filled in only when a non-blank row follows.
+        if not any((v.strip() if isinstance(v, str) else v is not None) for v in raw):
+            continue
+        if head is not None and i >= head and counted:
+            return
         counted += 1
         if counted > limit:
             raise row_limit(what, limit)
-        pad_to(rows, offset + i)
-        rows.append([""] * col_offset + cells if col_offset else cells)
-    return rows
+        # Only the kept columns become text (cell_text), and trailing blanks are dropped.
+        rows.put(i, [""] * col_offset + list(raw) if col_offset else raw, cell_text)
 
 
-def _calamine_rows(book: Any, sheet_name: str, limit: int, what: str) -> list[list[str]]:
+def _calamine_rows(sheet: Any, rows: SheetRows, limit: int, what: str, head: int | None) -> None:
     """calamine's data may begin at its first used cell (sheet.start); pad so row numbers match Excel."""
-    sheet = book.get_sheet_by_name(sheet_name)
     start, end = sheet.start, sheet.end
     if start is None or end is None:
-        return []
+        return
     it = iter(sheet.iter_rows())
     first = next(it, None)
     if first is None:
-        return []
+        return
     # python-calamine 0.9 yields rows from row 1 but columns from the first used one; older and
     # newer versions differ, so infer both offsets from what comes back instead of assuming.
     col_offset = start[1] if start[1] and len(first) == end[1] - start[1] + 1 else 0
@@ -261,13 +318,15 @@ def _calamine_rows(book: Any, sheet_name: str, limit: int, what: str) -> list[li
             yielded += 1
             yield raw
 
-    rows = _collect(counted(), 0, col_offset, limit, what)
+    source = counted()
+    _collect(source, rows, col_offset, limit, what, head)
+    for _ in source:  # a head read stopped early: count the rest to learn where the rows started
+        pass
     if start[0] and yielded == end[0] - start[0] + 1:
-        rows[:0] = [EMPTY_ROW] * start[0]
-    return rows
+        rows.shift(start[0])
 
 
-def _openpyxl_rows(data: bytes, sheet_name: str, limit: int, what: str) -> list[list[str]]:
+def _openpyxl_rows(data: bytes, sheet_name: str, rows: SheetRows, limit: int, what: str, head: int | None) -> None:
     """The fallback for xlsx files calamine rejects; read-only streaming, cached formula values."""
     from openpyxl import load_workbook
 
@@ -276,7 +335,6 @@ def _openpyxl_rows(data: bytes, sheet_name: str, limit: int, what: str) -> list[
         ws = book[sheet_name]
         # A lying <dimension> (A1:XFD1048576) would make iter_rows pad a million empty rows.
         ws.reset_dimensions()
-        rows: list[list[str]] = []
         counted = 0
         for row in ws.iter_rows():
             # EmptyCell padding has neither a row nor a column: keep only real cells.
@@ -284,20 +342,20 @@ def _openpyxl_rows(data: bytes, sheet_name: str, limit: int, what: str) -> list[
             cells = {c.column - 1: c.value for c in real}
             if not cells or not any(cell_text(v).strip() for v in cells.values()):
                 continue
+            if head is not None and real[0].row - 1 >= head and counted:
+                return
             counted += 1
             if counted > limit:
                 raise row_limit(what, limit)
             text = [""] * (max(cells) + 1)
             for col, value in cells.items():
                 text[col] = cell_text(value)
-            pad_to(rows, real[0].row - 1)
-            rows.append(text)
-        return rows
+            rows.put(real[0].row - 1, text)
     finally:
         book.close()
 
 
-def _xlrd_rows(data: bytes, sheet_name: str, limit: int, what: str) -> list[list[str]]:
+def _xlrd_rows(data: bytes, sheet_name: str, rows: SheetRows, limit: int, what: str, head: int | None) -> None:
     """The fallback for .xls files calamine rejects."""
     import xlrd
 
@@ -318,7 +376,7 @@ def _xlrd_rows(data: bytes, sheet_name: str, limit: int, what: str) -> list[list
                     out.append(cell.value)
             yield out
 
-    return _collect(values(), 0, 0, limit, what)
+    _collect(values(), rows, 0, limit, what, head)
 
 
-__all__ = ["EMPTY_ROW", "SpreadsheetFile", "cell_text", "open_file"]
+__all__ = ["EMPTY_ROW", "SheetRows", "SpreadsheetFile", "cell_text", "open_file", "read_path"]

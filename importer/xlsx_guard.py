@@ -19,6 +19,7 @@ from defusedxml import ElementTree as SafeET
 
 from importer.errors import HostileFile, LimitExceeded, UnreadableFile
 from importer.settings import Settings
+from importer.sniff import refuse_other_container
 
 MB = 1024 * 1024
 CHUNK = 256 * 1024
@@ -43,7 +44,16 @@ _FAR_REF = re.compile(rb'r="([A-Z]{2,}[0-9]+|[A-Z][0-9]{6,})"')
 _LAST_ROW = re.compile(rb'<(?:\w+:)?row\b[^>]*?\br="([0-9]+)"')
 # calamine allocates rows x columns cells (about 32 bytes each) for a sheet's used range, however
 # sparse; one stray cell at XFD1048576 would ask for half a terabyte and abort the process.
-MAX_GRID_CELLS = 10_000_000
+# The default of the MAX_CELLS setting; ole_guard uses it when no settings are passed.
+MAX_GRID_CELLS = Settings().max_cells
+# Row and cell elements, whatever their namespace prefix (calamine matches local names). A cell without
+# r= goes in the next column, and a row without r= is the next row: these are counted, not trusted.
+_ROW_TAG = re.compile(rb"<(?:[A-Za-z_][\w.-]{0,40}:)?row[\s/>]")
+_CELL_TAG = re.compile(rb"<(?:[A-Za-z_][\w.-]{0,40}:)?c[\s/>]")
+_SHEET_DATA_END = re.compile(rb"</(?:[A-Za-z_][\w.-]{0,40}:)?sheetData\s*>")
+_REFERENCED_CELL = re.compile(rb"<(?:[A-Za-z_][\w.-]{0,40}:)?c\s[^>]*?\br\s*=")
+# Longer than any match of the two patterns: a tag cut by a chunk edge waits for the next chunk.
+_TAG_CARRY = 64
 
 
 def bad_workbook(file_name: str, why: str = "it may be truncated or damaged") -> UnreadableFile:
@@ -69,6 +79,8 @@ def check_zip(data: bytes, file_name: str, settings: Settings) -> ZipReport:
         infos = zf.infolist()
     except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, ValueError, EOFError, NotImplementedError) as exc:
         raise bad_workbook(file_name) from exc
+    # An OpenDocument or .xlsb file renamed .xlsx is named and refused before anything inflates.
+    refuse_other_container(zf, file_name)
     limit = settings.max_inflated_mb * MB
     declared = sum(i.file_size for i in infos)
     if declared > limit:
@@ -127,6 +139,7 @@ def _scan_member(
     cap = min(budget, info.file_size)
     size, head, tail, crc = 0, b"", b"", 0
     extent = [0, 0]  # furthest row and column seen (1-based)
+    counter = _CellCounter()
     errors: dict[tuple[int, int], str] = {}
     for chunk in _inflate(raw, info.compress_type == zipfile.ZIP_DEFLATED, file_name):
         size += len(chunk)
@@ -149,17 +162,89 @@ def _scan_member(
             window = tail + chunk
             _track_extent(window, extent)
             tail = _collect_errors(window, errors)
+            counter.feed(chunk)
+            _check_cells(counter, extent, file_name, settings.max_cells)  # stop at the limit, not after
+    if is_sheet:
+        counter.feed(b"", final=True)
+        _check_cells(counter, extent, file_name, settings.max_cells)
     if size != info.file_size or crc != info.CRC:
         raise bad_workbook(file_name)
     if errors:
         report.error_cells[info.filename] = errors
-    if is_sheet and extent[0] * extent[1] > MAX_GRID_CELLS:
-        raise LimitExceeded(
-            f"{file_name} was refused: a sheet's used range reaches row {extent[0]:,} and column "
-            f"{extent[1]:,}, over the {MAX_GRID_CELLS:,} cells the importer reads. Delete the stray cells "
-            "far from the data (Ctrl+End in Excel shows the last one) and save it again, or export it as CSV."
-        )
     return size
+
+
+class _CellCounter:
+    """Counts a sheet part's <c> elements as its XML streams by, chunk after chunk.
+
+    The declared <dimension> and the r= references can be absent or lie. calamine stores one entry per
+    <c> (`cells`); a cell without r= goes in the column after the previous one and a row without r= is
+    the next row, so such cells stretch the grid by up to `rows` x `widest` (the longest run of them in
+    a row) beyond what the references say. The usual chunk, every cell written <c r="...">, costs two
+    bytes.count passes; other chunks are split into rows. Counts err upwards (<color> counts as a cell).
+    """
+
+    def __init__(self) -> None:
+        self.rows = self.cells = self.widest = self._run = 0
+        self._carry = b""
+        self._done = False  # past </sheetData>: what follows (<cfRule>, <colBreaks>) holds no cells
+
+    def feed(self, chunk: bytes, final: bool = False) -> None:
+        if self._done:
+            return
+        window = self._carry + chunk
+        cut = -1 if final else window.rfind(b"<", max(len(window) - _TAG_CARRY, 0))
+        body, self._carry = (window, b"") if cut == -1 else (window[:cut], window[cut:])
+        tags = body.count(b"<c")
+        if tags == body.count(b'<c r="') and b":c" not in body:
+            self.cells += tags  # every cell placed by its reference: _track_extent measures the grid
+            return
+        if b"sheetData" in body and (end := _SHEET_DATA_END.search(body)):
+            body, self._done = body[: end.start()], True
+        # A plain split unless namespace prefixes may be about (<x:row>); <rowBreaks> comes after </sheetData>.
+        pieces = _ROW_TAG.split(body) if b":" in body else body.split(b"<row")
+        if self.rows:
+            self._count(pieces[0])  # the rest of the row already open (before the first row: <cols>)
+        for piece in pieces[1:]:
+            self.rows += 1
+            self._run = 0
+            self._count(piece)
+
+    def _count(self, piece: bytes) -> None:
+        if b":" in piece:  # namespace prefixes (or a colon in text): tokenise
+            n = len(_CELL_TAG.findall(piece))
+            referenced = len(_REFERENCED_CELL.findall(piece)) if b"r" in piece else 0
+        else:
+            n, referenced = piece.count(b"<c"), piece.count(b'<c r="')
+        self.cells += n
+        if n > referenced:
+            self._run += n - referenced
+            self.widest = max(self.widest, self._run)
+
+
+def _check_cells(counter: _CellCounter, extent: list[int], file_name: str, max_cells: int) -> None:
+    """LimitExceeded once a sheet holds, or its rows and columns span, more than max_cells cells."""
+    if counter.cells > max_cells:
+        raise LimitExceeded(
+            f"{file_name} was refused: a sheet holds more than {max_cells:,} cells (MAX_CELLS), whatever "
+            "size it declares. Split the data into smaller files, export it as CSV, or raise MAX_CELLS.",
+            setting="MAX_CELLS", limit=max_cells, found=counter.cells,
+        )
+    rows, columns = extent[0] + counter.rows, extent[1] + counter.widest
+    if counter.widest and rows * columns > max_cells:
+        raise grid_limit(file_name, rows, columns, max_cells)
+    if extent[0] * extent[1] > max_cells:
+        raise grid_limit(file_name, extent[0], extent[1], max_cells)
+
+
+def grid_limit(file_name: str, rows: int, columns: int, max_cells: int) -> LimitExceeded:
+    """The message for a sheet whose used range spans more than MAX_CELLS cells (xlsx and xls)."""
+    return LimitExceeded(
+        f"{file_name} was refused: a sheet's used range reaches row {rows:,} and column {columns:,}, over the "
+        f"{max_cells:,} cells the importer reads (MAX_CELLS). Delete the stray cells far from the data "
+        "(Ctrl+End in Excel shows the last one) and save it again, export it as CSV, or raise MAX_CELLS.",
+        setting="MAX_CELLS", limit=max_cells, found=rows * columns,
+    )
 
 
 def _inflate(raw: memoryview, deflated: bool, file_name: str) -> Iterator[bytes]:
