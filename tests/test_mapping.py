@@ -266,3 +266,42 @@ def test_numeric_phone_reaches_the_frame_as_typed():
     f = open_file(corpus.typed_cells_xlsx(), "t.xlsx", S)
     _, rows, m = choose_sheet(f, None, 100)
     assert apply_mapping(rows, m, 100).loc[2, "phone"] == "241234567"
+
+
+# --- bounded memory: only the chosen sheet in full, only the mapped columns (issue 8) -----------------
+
+
+def test_row_limit_applies_to_the_chosen_sheet_not_to_a_long_sheet_before_it():
+    """A first sheet "Notes" longer than the limit was read in full, and refused, before "Customers"."""
+    f = open_file(corpus.notes_then_customers_xlsx(notes=300, customers=5), "notes.xlsx", S)
+    name, rows, m = choose_sheet(f, None, 100)
+    assert name == "Customers" and not m.missing_required
+    assert apply_mapping(rows, m, 100)["shipping_mark"].tolist() == [f"PM{i} NOTE" for i in range(5)]
+    with pytest.raises(LimitExceeded, match="more than 3 data rows"):
+        apply_mapping(rows, m, 3)  # the chosen sheet is held to the limit
+
+
+def test_unmapped_columns_are_dropped_as_the_rows_are_read_and_still_listed():
+    header = ["Shipping Mark", "First Name", "Last Name", "Email", "Phone"] + [f"Extra {i}" for i in range(40)]
+    row = ["PM1", "Kofi", "Mensah", "", "0241234567"] + ["x"] * 40
+    data = corpus.csv_text([header, row, [""] * 44 + ["only in an extra column"]], ",").encode()
+    f = open_file(data, "wide.csv", S)
+    _, rows, m = choose_sheet(f, None, 100)
+    assert rows.columns == (0, 1, 2, 3, 4)
+    assert max(len(r) for r in rows) == 5  # 40 columns never kept
+    assert m.unknown_columns == tuple(f"Extra {i}" for i in range(40))
+    frame = apply_mapping(rows, m, 100)
+    assert frame.index.tolist() == [2, 3]  # the row with a value only in an ignored column still counts
+
+
+def test_a_users_mapping_of_a_dropped_column_reads_it_again():
+    data = corpus.csv_text([["Mark", "First Name", "Last Name", "Digits", "Notes"],
+                            ["PM1", "Kofi", "Mensah", "0241234567", "hi"]], ",").encode()
+    f = open_file(data, "cell.csv", S)
+    _, rows, detected = choose_sheet(f, None, 100)
+    assert detected.missing_required == ("phone",) and 3 not in (rows.columns or ())
+    mine = detected.with_fields(["shipping_mark", "first_name", "last_name", "phone", "nickname"])
+    frame = apply_mapping(rows, mine, 100)  # the rows hold columns 0-2 only: the sheet is read again
+    assert frame.loc[2, "phone"] == "0241234567" and frame.loc[2, "nickname"] == "hi"
+    _, rows, _ = choose_sheet(f, None, 100, mapping=mine)  # or read once with the user's columns
+    assert rows.columns == (0, 1, 2, 3, 4)

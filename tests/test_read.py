@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import io
 import subprocess
 import sys
 import time
@@ -349,3 +350,160 @@ def test_library_errors_become_unreadable_file(monkeypatch):
     monkeypatch.setattr(read, "_openpyxl_rows", broken)
     with pytest.raises(UnreadableFile, match=BAD_WORKBOOK):
         f.rows("Customers", 10)
+
+
+# --- bounded memory whatever a file declares (issue 8) -------------------------------------------
+
+
+def _peak_kb(script: str) -> tuple[str, int]:
+    """Run a script in a child; its last line of output is VmHWM (KB) of that process image."""
+    script += "\nprint(open('/proc/self/status').read().split('VmHWM:')[1].split()[0])"
+    out = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    *lines, peak = out.stdout.strip().splitlines()
+    return "\n".join(lines), int(peak)
+
+
+def test_cells_without_references_are_counted_against_max_cells():
+    """<c> with no r= (and no <dimension>) gave the guard nothing to measure; calamine stored them all."""
+    buf = io.BytesIO()
+    corpus.unreferenced_cells_xlsx(buf, rows=30, columns=10)
+    with pytest.raises(LimitExceeded) as err:
+        open_file(buf.getvalue(), "norefs.xlsx", S.with_(max_cells=299))
+    assert "more than 299 cells (MAX_CELLS)" in str(err.value) and "raise MAX_CELLS" in str(err.value)
+    assert err.value.setting == "MAX_CELLS"
+    assert len(rows_of(buf.getvalue(), "norefs.xlsx", settings=S.with_(max_cells=300))) == 30
+
+
+def test_a_wide_row_of_unreferenced_cells_counts_as_a_wide_grid():
+    """A row of 20 cells without r= stretches calamine's grid over 20 columns for every row."""
+    rows = [["Shipping Mark", "Phone"]] + [["PM1", "0241234567"]] * 9
+    wide = '<row r="11">' + '<c t="inlineStr"><is><t>x</t></is></c>' * 20 + "</row>"
+    data = corpus.patch_zip(corpus.xlsx({"S": rows}), corpus.SHEET1,
+                            lambda xml: xml.replace("</sheetData>", wide + "</sheetData>"))
+    with pytest.raises(LimitExceeded, match="MAX_CELLS"):
+        open_file(data, "wide.xlsx", S.with_(max_cells=150))
+    assert len(rows_of(data, "wide.xlsx", settings=S.with_(max_cells=2_000))) == 11  # the bound errs upwards
+
+
+def test_prefixed_cells_without_references_are_counted_too():
+    """calamine matches local names: <x:row><x:c> count like <row><c>."""
+    body = "".join("<x:row>" + "<x:c><x:v>1</x:v></x:c>" * 10 + "</x:row>" for _ in range(30))
+
+    def edit(xml: str) -> str:
+        start, end = xml.index("<sheetData"), xml.index("</sheetData>") + len("</sheetData>")
+        ns = 'xmlns:x="http://schemas.openxmlformats.org/spreadsheetml/2006/main"'
+        return xml[:start] + f"<x:sheetData {ns}>{body}</x:sheetData>" + xml[end:]
+
+    data = corpus.patch_zip(corpus.simple_xlsx(), corpus.SHEET1, edit)
+    with pytest.raises(LimitExceeded, match="MAX_CELLS"):
+        open_file(data, "prefixed.xlsx", S.with_(max_cells=200))
+
+
+@pytest.mark.parametrize(
+    ("builder", "name", "words"),
+    [
+        (corpus.ods_repeated, "customers.xlsx", ["OpenDocument spreadsheet", "renamed .xlsx", "save it as .xlsx"]),
+        (corpus.ods_repeated, "customers.csv", ["OpenDocument spreadsheet", "renamed .csv"]),
+        (corpus.xlsb_like, "customers.xlsx", ["Excel binary workbook (.xlsb)", "renamed .xlsx", "save it as .xlsx"]),
+    ],
+)
+def test_other_spreadsheet_containers_are_named_and_refused_before_parsing(builder, name, words):
+    data = builder()
+    assert len(data) < 1024  # the .ods asks calamine for 16 million cells
+    start = time.perf_counter()
+    with pytest.raises(UnsupportedFile) as err:
+        open_file(data, name, S)
+    assert time.perf_counter() - start < 1
+    message = str(err.value)
+    assert "\n" not in message
+    for word in words:
+        assert word in message
+
+
+def test_csv_line_longer_than_max_csv_line_kb_is_refused_without_reading_it_whole():
+    data = corpus.wide_line_csv()  # 20 million empty fields on the header line
+    f = open_file(data, "wide.csv", S)
+    tracemalloc.start()
+    start = time.perf_counter()
+    try:
+        with pytest.raises(LimitExceeded) as err:
+            f.rows("wide", 100)
+        elapsed = time.perf_counter() - start
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert "line 1 is longer than 1,024 KB (MAX_CSV_LINE_KB)" in str(err.value)
+    assert err.value.setting == "MAX_CSV_LINE_KB"
+    assert peak < 20 * 1024 * 1024  # a line of at most 1 MB is ever decoded
+    assert elapsed < 5
+    # The limit is a setting; a long quoted field spanning lines is bounded the same way.
+    assert len(rows_of(b"Mark,Phone\r\nPM1," + b"9" * 3000 + b"\r\n", "ok.csv")) == 2
+    with pytest.raises(LimitExceeded, match="MAX_CSV_LINE_KB"):
+        rows_of(b'Mark,Phone\r\nPM1,"' + b"9\n" * 600_000 + b'"\r\n', "q.csv")  # 1.2 MB over many short lines
+
+
+def test_csv_line_with_more_fields_than_max_columns_is_refused():
+    data = b"Shipping Mark,Phone" + b"," * 5_000 + b"\r\nPM1,0241234567\r\n"
+    with pytest.raises(LimitExceeded) as err:
+        rows_of(data, "many.csv")
+    assert "line 1 has 5,002 fields, more than the 1,000 columns the importer reads (MAX_COLUMNS)" in str(err.value)
+    assert len(rows_of(data, "many.csv", settings=S.with_(max_columns=5_002))) == 2
+
+
+def test_only_the_requested_columns_are_kept_and_rows_blank_in_them_still_count():
+    data = b"Mark,Notes,Phone\r\nPM1,a,024\r\n,only notes,\r\nPM2,,020\r\n"
+    f = open_file(data, "c.csv", S)
+    rows = f.rows("c", 10, columns=(0, 2))
+    assert list(rows) == [["Mark", "Phone"], ["PM1", "024"], [], ["PM2", "020"]]
+    assert rows.columns == (0, 2) and rows.filled == {2} and rows.width == 3
+    book = open_file(corpus.xlsx({"S": [["Mark", "Notes", "Phone"], ["PM1", "a", "024"], [None, "n"]]}), "c.xlsx", S)
+    rows = book.rows("S", 10, columns=(2,))
+    assert list(rows) == [["Phone"], ["024"], []] and rows.filled == {2}
+
+
+def test_head_reads_stop_after_the_first_rows_whatever_the_sheet_holds():
+    data = corpus.notes_then_customers_xlsx(notes=500, customers=3)
+    f = open_file(data, "n.xlsx", S)
+    with pytest.raises(LimitExceeded):
+        f.rows("Notes", 100)
+    head = f.rows("Notes", 100, head=30)
+    assert len(head) == 30 and head[0] == ["note 0: called the customer back"]
+    csv_head = open_file(b"\r\n" * 40 + b"Mark,Phone\r\nPM1,1\r\n", "late.csv", S).rows("late", 10, head=30)
+    assert len(csv_head) == 41 and csv_head[40] == ["Mark", "Phone"]  # on to the first non-blank row
+
+
+def test_read_path_reads_a_file_and_refuses_what_cannot_be_read(tmp_path: Path):
+    path = tmp_path / "customers.xlsx"
+    data = corpus.simple_xlsx()
+    path.write_bytes(data)
+    assert read.read_path(path, S) == data
+    assert read.read_path(str(path), S) == data
+    for target, words in [(tmp_path / "missing.csv", "no such file"), (tmp_path, "is a folder")]:
+        with pytest.raises(FileRefused) as err:
+            read.read_path(target, S)
+        assert words in str(err.value) and "\n" not in str(err.value)
+    big = tmp_path / "big.csv"
+    big.write_bytes(b"x" * (1024 * 1024 + 1))
+    with pytest.raises(LimitExceeded, match="MAX_UPLOAD_MB"):
+        read.read_path(big, S.with_(max_upload_mb=1))
+
+
+@pytest.mark.parametrize("target", ["/dev/zero", "sparse"])
+def test_read_path_refuses_an_endless_or_huge_file_in_little_memory(target: str, tmp_path: Path):
+    if target == "sparse":
+        sparse = tmp_path / "sparse.csv"
+        with sparse.open("wb") as fh:
+            fh.truncate(1 << 30)  # 1 GB, no blocks on disk
+        target = str(sparse)
+    script = (
+        "from importer.read import read_path; from importer.settings import Settings\n"
+        "from importer.errors import LimitExceeded\n"
+        "try:\n"
+        f"    read_path({target!r}, Settings())\n"
+        "except LimitExceeded as exc:\n"
+        "    print(exc)"
+    )
+    message, peak = _peak_kb(script)
+    assert "over the 50 MB upload limit (MAX_UPLOAD_MB)" in message and "\n" not in message
+    assert peak < 400_000  # KB; /dev/zero is read at most 50 MB + 1 byte
