@@ -19,8 +19,9 @@ import pytest
 # Node id prefix -> xdist group.
 GROUPS = {
     "tests/e2e/": "browser",
-    "tests/test_faults.py::test_sigkill_": "processes",
-    "tests/test_faults.py::test_connection_terminated_": "processes",
+    # The whole module: its quick tests run between the slow ones, so the 100,000-row workbook (a module
+    # fixture) is built once.
+    "tests/test_faults.py::": "processes",
     "tests/test_concurrency.py::": "processes",
     "tests/test_fuzz.py::test_mutated_files_never_crash_the_reader": "processes",
 }
