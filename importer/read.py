@@ -135,14 +135,14 @@ def read_path(path: str | Path, settings: Settings) -> bytes:
     except OSError as exc:
         raise FileRefused(f"{path}: cannot be read ({exc.strerror or exc})") from None
     if len(data) > limit:
-        raise _upload_limit(path.name, "more than that", settings)
+        raise _upload_limit(path.name, None, settings)
     return data
 
 
-def _upload_limit(file_name: str, size: str, settings: Settings, found: int | None = None) -> LimitExceeded:
-    """The contract's message for MAX_UPLOAD_MB."""
+def _upload_limit(file_name: str, size: str | None, settings: Settings, found: int | None = None) -> LimitExceeded:
+    """The contract's message for MAX_UPLOAD_MB (size None: read up to the limit, with more to come)."""
     return LimitExceeded(
-        f"{file_name} is {size}, over the {settings.max_upload_mb:,} MB upload limit "
+        f"{file_name} is {size + ', over' if size else 'over'} the {settings.max_upload_mb:,} MB upload limit "
         "(MAX_UPLOAD_MB). Split it into smaller files or raise MAX_UPLOAD_MB.",
         setting="MAX_UPLOAD_MB", limit=settings.max_upload_mb, found=found,
     )
