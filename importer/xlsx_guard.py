@@ -96,6 +96,12 @@ def check_zip(data: bytes, file_name: str, settings: Settings) -> ZipReport:
         # Declared sizes can lie: inflate every part ourselves, counting, and stop at the limits.
         total += _scan_member(data, info, file_name, settings, limit - total, report)
     report.sheet_parts = _sheet_parts(zf, file_name)
+    # A sheet stored outside xl/worksheets/ (its relationship may point anywhere) is measured as a sheet
+    # too: its size already passed the checks above, so this second pass is bounded.
+    by_name = {info.filename: info for info in infos}
+    for part in sorted(set(report.sheet_parts.values())):
+        if "worksheets/" not in part and part in by_name:
+            _scan_member(data, by_name[part], file_name, settings, limit, report, sheet=True)
     return report
 
 
@@ -129,13 +135,14 @@ def _scan_member(
     settings: Settings,
     budget: int,
     report: ZipReport,
+    sheet: bool = False,
 ) -> int:
     """Inflate one member in chunks; check its real size, its XML head, and collect error cells."""
     if info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
         raise bad_workbook(file_name, f"part {info.filename} uses an unsupported compression")
     raw = _raw_member(data, info, file_name)
     is_xml = info.filename.lower().endswith((".xml", ".rels", ".vml"))
-    is_sheet = is_xml and "worksheets/" in info.filename
+    is_sheet = sheet or (is_xml and "worksheets/" in info.filename)
     cap = min(budget, info.file_size)
     size, head, tail, crc = 0, b"", b"", 0
     extent = [0, 0]  # furthest row and column seen (1-based)

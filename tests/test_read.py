@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 import tracemalloc
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -507,3 +508,19 @@ def test_read_path_refuses_an_endless_or_huge_file_in_little_memory(target: str,
     message, peak = _peak_kb(script)
     assert "over the 50 MB upload limit (MAX_UPLOAD_MB)" in message and "\n" not in message
     assert peak < 400_000  # KB; /dev/zero is read at most 50 MB + 1 byte
+
+
+def test_a_sheet_stored_outside_worksheets_is_measured_too():
+    """The workbook's relationships may put a sheet anywhere; calamine follows them, so the guard does."""
+    buf = io.BytesIO()
+    corpus.unreferenced_cells_xlsx(buf, rows=30, columns=10)
+    src, out = zipfile.ZipFile(buf), io.BytesIO()
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as dst:
+        for info in src.infolist():
+            body = src.read(info.filename).replace(b"worksheets/sheet1.xml", b"data/cells.xml")
+            dst.writestr(info.filename.replace("worksheets/sheet1.xml", "data/cells.xml"), body)
+    moved = out.getvalue()
+    assert "xl/data/cells.xml" in zipfile.ZipFile(io.BytesIO(moved)).namelist()
+    with pytest.raises(LimitExceeded, match="MAX_CELLS"):
+        open_file(moved, "moved.xlsx", S.with_(max_cells=299))
+    assert len(rows_of(moved, "moved.xlsx", settings=S.with_(max_cells=300))) == 30
