@@ -60,7 +60,7 @@ def read_upload(
     """Read, map and validate an uploaded file; raises a FileRefused subclass when it cannot be used."""
     spreadsheet = open_file(data, file_name, settings)
     # choose_sheet's limit is the data-row limit: it reads title and header rows on top of it itself.
-    sheet_name, rows, detected = choose_sheet(spreadsheet, sheet, settings.max_rows)
+    sheet_name, rows, detected = choose_sheet(spreadsheet, sheet, settings.max_rows, mapping=mapping)
     mapping = mapping or detected
     if mapping.missing_required:
         raise MissingColumns(missing_columns_message(mapping), mapping=mapping, sheet=sheet_name)
@@ -98,12 +98,13 @@ def upload_for_resume(engine: sa.Engine, run_id: int, data: bytes, file_name: st
     run = get_run(engine, run_id)
     if run.status is not RunStatus.INTERRUPTED:
         raise RunError(f"run {run_id} is {run.status.value}; only an interrupted run can be resumed")
-    spreadsheet_sha = open_file(data, file_name, settings).sha256
-    if spreadsheet_sha != run.sha256:
+    mapping = run.settings.get("mapping")
+    # Read first: a file without the run's sheet says so, which tells the user more than "differs".
+    upload = read_upload(data, file_name, settings, sheet=run.sheet,
+                         mapping=ColumnMapping.from_dict(mapping) if mapping else None)
+    if upload.sha256 != run.sha256:
         raise FileMismatch(
             f"{file_name} is not the file run #{run_id} was importing ({run.file_name}): its content differs. "
             "Upload exactly that file to resume, or import this one as a new run from the Upload page."
         )
-    mapping = run.settings.get("mapping")
-    return read_upload(data, file_name, settings, sheet=run.sheet,
-                       mapping=ColumnMapping.from_dict(mapping) if mapping else None)
+    return upload

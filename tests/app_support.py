@@ -8,7 +8,7 @@ import sqlalchemy as sa
 from streamlit.testing.v1 import AppTest
 
 from tests.fixtures import corpus
-from ui import state
+from ui import keys
 
 APP = str(Path(__file__).resolve().parent.parent / "app.py")
 HEADER = corpus.HEADER
@@ -48,28 +48,28 @@ def messy_xlsx() -> bytes:
 def upload(at: AppTest, name: str, data: bytes) -> AppTest:
     """Choose a file in the Upload page's uploader and run."""
     at.switch_page("views/upload.py").run()
-    at.file_uploader(key=f"{state.UPLOADER}_{at.session_state[state.UPLOADER_NONCE]}"
-                     if state.UPLOADER_NONCE in at.session_state else f"{state.UPLOADER}_0").upload(name, data)
+    at.file_uploader(key=f"{keys.UPLOADER}_{at.session_state[keys.UPLOADER_NONCE]}"
+                     if keys.UPLOADER_NONCE in at.session_state else f"{keys.UPLOADER}_0").upload(name, data)
     return at.run()
 
 
 def to_review(at: AppTest, name: str, data: bytes) -> AppTest:
     upload(at, name, data)
-    at.button(key=state.CONTINUE).click().run()
+    at.button(key=keys.CONTINUE).click().run()
     # The button's st.switch_page moves the browser; AppTest keeps its own page, so follow it.
     return at.switch_page("views/review.py").run()
 
 
 def grid_key(at: AppTest, code: str | None = None) -> str:
-    return f"{state.GRID}_{at.session_state[state.VERSION]}_{code or 'any'}"
+    return f"{keys.GRID}_{at.session_state[keys.VERSION]}_{code or 'any'}"
 
 
 def import_file(at: AppTest, name: str, data: bytes) -> AppTest:
     """Upload, continue, dry run, import: the whole happy path."""
     to_review(at, name, data)
     at.switch_page("views/load.py").run()
-    at.button(key=state.DRY_RUN_BUTTON).click().run()
-    at.button(key=state.IMPORT_BUTTON).click()
+    at.button(key=keys.DRY_RUN_BUTTON).click().run()
+    at.button(key=keys.IMPORT_BUTTON).click()
     return at.run()
 
 

@@ -12,7 +12,7 @@ from importer import throttle
 from importer.settings import Settings
 from tests.app_support import APP, make_app, texts
 from tests.test_throttle import Clock
-from ui import state
+from ui import keys
 from ui.engine import merged_env
 
 LOCKED = "Too many wrong passwords from this browser; try again in 15 minutes."
@@ -20,8 +20,8 @@ WRONG = "Wrong password. Ask whoever runs the dashboard for the APP_PASSWORD."
 
 
 def sign_in(at, password: str, name: str = ""):
-    at.text_input(key=state.LOGIN_NAME).input(name)
-    at.text_input(key=state.LOGIN_PASSWORD).input(password)
+    at.text_input(key=keys.LOGIN_NAME).input(name)
+    at.text_input(key=keys.LOGIN_PASSWORD).input(password)
     at.get("form_submit_button")[0].click()
     return at.run()
 
@@ -49,7 +49,7 @@ def test_wrong_password_is_refused(monkeypatch, sqlite_url):
     sign_in(at, "wrong")
     assert "Wrong password" in at.error[0].value
     assert not at.file_uploader
-    assert at.text_input(key=state.LOGIN_PASSWORD).value == ""
+    assert at.text_input(key=keys.LOGIN_PASSWORD).value == ""
 
 
 def test_right_password_opens_and_logout_closes(monkeypatch, sqlite_url):
@@ -57,7 +57,7 @@ def test_right_password_opens_and_logout_closes(monkeypatch, sqlite_url):
     sign_in(at, "correct horse", name="Akosua")
     assert not at.exception
     assert at.title[0].value == "Upload a customer file"
-    assert at.session_state[state.USER_NAME] == "Akosua"
+    assert at.session_state[keys.USER_NAME] == "Akosua"
     at.switch_page("views/history.py").run()
     assert at.title[0].value == "History"
     at.sidebar.button(key="logout").click().run()
@@ -111,9 +111,9 @@ def test_a_wrong_password_during_the_delay_is_refused_unchecked(monkeypatch, sql
     sign_in(at, "correct horse")
     assert not at.error
     assert [w.value for w in at.warning] == ["Several wrong passwords in a row: wait 1 second before the next try."]
-    assert state.PASSWORD_OK not in at.session_state
+    assert keys.PASSWORD_OK not in at.session_state
     assert at.title[0].value == "Customer import"
-    assert at.text_input(key=state.LOGIN_PASSWORD).value == ""  # the password is not kept either
+    assert at.text_input(key=keys.LOGIN_PASSWORD).value == ""  # the password is not kept either
     clock.advance(1)
     sign_in(at, "correct horse")
     assert at.title[0].value == "Upload a customer file"
@@ -136,7 +136,7 @@ def test_ten_wrong_passwords_lock_the_browser_out_even_for_the_right_one(monkeyp
     sign_in(at, "correct horse", name="Akosua")
     assert not at.exception
     assert at.title[0].value == "Upload a customer file"
-    assert at.session_state[state.USER_NAME] == "Akosua"
+    assert at.session_state[keys.USER_NAME] == "Akosua"
 
 
 def test_the_right_password_first_time_gets_in_while_another_browser_is_locked_out(monkeypatch, sqlite_url):

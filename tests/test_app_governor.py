@@ -12,7 +12,7 @@ import threading
 from importer import governor
 from importer.settings import Settings
 from tests.app_support import good_xlsx, make_app, texts, upload
-from ui import state
+from ui import keys
 from ui.heavy import Janitor
 
 TIMEOUT = 60
@@ -48,7 +48,7 @@ def test_upload_waits_for_another_analysts_import_then_reads_the_file(monkeypatc
     assert "**3** rows read from sheet **Customers**" in page_text
     assert any(c.value.startswith("Waited ") and c.value.endswith(" s for another import to finish.")
                for c in at.caption)
-    assert at.session_state[state.UPLOAD].checked.total == 3
+    assert at.session_state[keys.UPLOAD].checked.total == 3
     assert gov.status().in_use_mb == 0 and gov.status().waiting == ()
 
 

@@ -8,7 +8,7 @@ import hashlib
 import sqlalchemy as sa
 
 from tests.app_support import customers, good_xlsx, import_file, make_app, messy_xlsx, texts
-from ui import state
+from ui import keys
 
 
 def test_no_runs_yet(monkeypatch, sqlite_url):
@@ -27,26 +27,26 @@ def test_runs_table_chart_and_reports(monkeypatch, sqlite_url):
     assert table.loc[0, ["Run", "File", "Rows", "Created", "Failed", "Status"]].tolist() == [
         1, "messy.xlsx [Customers]", 6, 2, 4, "Completed"]
     assert len(at.get("vega_lite_chart")) == 1
-    assert at.download_button(key=state.HISTORY_CSV).label == "Download this run's failure report (CSV)"
-    assert at.download_button(key=state.HISTORY_XLSX) is not None
+    assert at.download_button(key=keys.HISTORY_CSV).label == "Download this run's failure report (CSV)"
+    assert at.download_button(key=keys.HISTORY_XLSX) is not None
 
 
 def test_undo_asks_with_the_count_then_deletes(monkeypatch, sqlite_url):
     at = make_app(monkeypatch, sqlite_url)
     import_file(at, "customers.xlsx", good_xlsx())
     at.switch_page("views/history.py").run()
-    at.button(key=state.UNDO).click().run()
+    at.button(key=keys.UNDO).click().run()
     assert "Undo deletes the **3** customers that run #1 created." in texts(at)
     assert customers(sqlite_url) == 3
-    at.button(key=state.UNDO_NO).click().run()
-    assert state.UNDO_YES not in [b.key for b in at.button]
-    at.button(key=state.UNDO).click().run()
-    at.button(key=state.UNDO_YES).click().run()
+    at.button(key=keys.UNDO_NO).click().run()
+    assert keys.UNDO_YES not in [b.key for b in at.button]
+    at.button(key=keys.UNDO).click().run()
+    at.button(key=keys.UNDO_YES).click().run()
     assert not at.exception
     assert "Run #1 undone: deleted 3 customers." in texts(at)
     assert customers(sqlite_url) == 0
     assert at.dataframe[0].value.loc[0, "Status"] == "Undone"
-    assert state.UNDO not in [b.key for b in at.button]
+    assert keys.UNDO not in [b.key for b in at.button]
 
 
 def _interrupted_run(url: str, data: bytes) -> None:
@@ -67,14 +67,14 @@ def test_resume_an_interrupted_run(monkeypatch, sqlite_url):
     at.switch_page("views/history.py").run()
     assert not at.exception
     assert at.dataframe[0].value.loc[0, "Status"] == "Interrupted (can resume)"
-    resume = at.file_uploader(key=f"{state.RESUME_FILE}_1")
+    resume = at.file_uploader(key=f"{keys.RESUME_FILE}_1")
     resume.upload("other.xlsx", messy_xlsx())
     at.run()
     # Markdown-escaped as a whole (the file name is the user's text): "\\#" renders as "#".
     assert "is not the file run #1 was importing" in at.error[0].value.replace("\\#", "#")
-    at.file_uploader(key=f"{state.RESUME_FILE}_1").upload("customers.xlsx", data)
+    at.file_uploader(key=f"{keys.RESUME_FILE}_1").upload("customers.xlsx", data)
     at.run()
-    at.button(key=state.RESUME_BUTTON).click().run()
+    at.button(key=keys.RESUME_BUTTON).click().run()
     assert not at.exception
     assert "Run #1 resumed: Created 3 customers." in texts(at)
     assert customers(sqlite_url) == 3

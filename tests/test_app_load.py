@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from tests.app_support import customers, good_xlsx, import_file, make_app, messy_xlsx, texts, to_review
-from ui import state
+from ui import keys
 
 
 def metrics(at) -> dict[str, str]:
@@ -25,13 +25,13 @@ def test_import_needs_a_dry_run_first(monkeypatch, sqlite_url):
     at.switch_page("views/load.py").run()
     assert not at.exception
     assert "Start with a dry run" in texts(at)
-    assert state.IMPORT_BUTTON not in [b.key for b in at.button]
-    at.button(key=state.DRY_RUN_BUTTON).click().run()
+    assert keys.IMPORT_BUTTON not in [b.key for b in at.button]
+    at.button(key=keys.DRY_RUN_BUTTON).click().run()
     assert metrics(at) == {"Rows attempted": "6", "Would create": "2", "Would fail": "4"}
     reasons = at.dataframe[0].value
     assert "Not a valid phone number (invalid_phone)" in reasons["Reason"].tolist()
     assert customers(sqlite_url) == 0
-    assert at.button(key=state.IMPORT_BUTTON).label == "Import 2 customers"
+    assert at.button(key=keys.IMPORT_BUTTON).label == "Import 2 customers"
 
 
 def test_import_then_result_and_downloads(monkeypatch, sqlite_url):
@@ -40,12 +40,12 @@ def test_import_then_result_and_downloads(monkeypatch, sqlite_url):
     assert not at.exception
     assert "Run #1: Created 2 customers; 4 rows failed." in texts(at)
     assert metrics(at) == {"Rows attempted": "6", "Created": "2", "Failed": "4"}
-    assert at.download_button(key=state.IMPORT_CSV).label == "Download failure report (CSV)"
-    assert at.download_button(key=state.IMPORT_XLSX) is not None
+    assert at.download_button(key=keys.IMPORT_CSV).label == "Download failure report (CSV)"
+    assert at.download_button(key=keys.IMPORT_XLSX) is not None
     assert [link.label for link in at.get("page_link")][0] == "Upload the fixed report"
     assert customers(sqlite_url) == 2
-    assert state.UPLOAD not in at.session_state
-    assert at.session_state[state.RESULT].total_failed == 4
+    assert keys.UPLOAD not in at.session_state
+    assert at.session_state[keys.RESULT].total_failed == 4
     at.run()
     assert "**2** customers in the database" in [m.value for m in at.sidebar.markdown]
 
@@ -61,7 +61,7 @@ def test_clean_import_has_no_report(monkeypatch, sqlite_url):
 def test_full_flow_on_postgresql(monkeypatch, pg_url):
     monkeypatch.setenv("APP_PASSWORD", "s3cret")
     at = make_app(monkeypatch, pg_url, password="s3cret").run()
-    at.text_input(key=state.LOGIN_PASSWORD).input("s3cret")
+    at.text_input(key=keys.LOGIN_PASSWORD).input("s3cret")
     at.get("form_submit_button")[0].click()
     at.run()
     import_file(at, "messy.xlsx", messy_xlsx())

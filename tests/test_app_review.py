@@ -14,7 +14,7 @@ from tests.app_support import (
     to_review,
 )
 from tests.fixtures import corpus
-from ui import state
+from ui import keys
 
 
 def metrics(at) -> dict[str, str]:
@@ -59,7 +59,7 @@ def test_edit_a_cell_and_revalidate(monkeypatch, sqlite_url):
         "edited_rows": {0: {"phone": "0209998888"}, 1: {"first_name": "Yaw"}}, "added_rows": [], "deleted_rows": [],
     }
     at.run()
-    at.button(key=state.REVALIDATE).click().run()
+    at.button(key=keys.REVALIDATE).click().run()
     assert not at.exception
     assert "Re-validated 2 edited row(s): 2 now valid, 0 still failing." in texts(at)
     assert metrics(at)["Valid"] == "4"
@@ -69,22 +69,22 @@ def test_edit_a_cell_and_revalidate(monkeypatch, sqlite_url):
 def test_revalidate_without_edits_says_so(monkeypatch, sqlite_url):
     at = make_app(monkeypatch, sqlite_url)
     to_review(at, "messy.xlsx", messy_xlsx())
-    at.button(key=state.REVALIDATE).click().run()
+    at.button(key=keys.REVALIDATE).click().run()
     assert "No cells were changed" in texts(at)
 
 
 def test_filter_by_reason(monkeypatch, sqlite_url):
     at = make_app(monkeypatch, sqlite_url)
     to_review(at, "messy.xlsx", messy_xlsx())
-    at.selectbox(key=state.REASON_FILTER).set_value("invalid_region").run()
+    at.selectbox(key=keys.REASON_FILTER).set_value("invalid_region").run()
     assert at.data_editor[0].value["Row"].tolist() == [6]
     # Fix that row: the filter falls back to any reason instead of an empty grid.
     at.session_state[grid_key(at, "invalid_region")] = {
         "edited_rows": {0: {"region": "Volta"}}, "added_rows": [], "deleted_rows": []}
     at.run()
-    at.button(key=state.REVALIDATE).click().run()
+    at.button(key=keys.REVALIDATE).click().run()
     assert not at.exception
-    assert at.selectbox(key=state.REASON_FILTER).value == "any"
+    assert at.selectbox(key=keys.REASON_FILTER).value == "any"
     assert at.data_editor[0].value["Row"].tolist() == [3, 4, 5]
 
 
@@ -93,7 +93,7 @@ def test_exclude_ticked_rows(monkeypatch, sqlite_url):
     to_review(at, "messy.xlsx", messy_xlsx())
     at.session_state[grid_key(at)] = {"edited_rows": {3: {"Exclude": True}}, "added_rows": [], "deleted_rows": []}
     at.run()
-    at.button(key=state.EXCLUDE).click().run()
+    at.button(key=keys.EXCLUDE).click().run()
     assert not at.exception
     assert "Excluded 1 row(s)" in texts(at)
     assert metrics(at)["Rows"] == "5"
@@ -109,21 +109,21 @@ def test_bulk_fix_preview_and_apply(monkeypatch, sqlite_url):
     at = make_app(monkeypatch, sqlite_url)
     to_review(at, "fixable.xlsx", data)
     assert not at.exception
-    at.checkbox(key=state.FIX_ONLY_FAILING).uncheck().run()
+    at.checkbox(key=keys.FIX_ONLY_FAILING).uncheck().run()
     page = texts(at)
     assert "Title-case first and last names" in page
-    apply_names = at.button(key=f"{state.FIX_APPLY}names")
+    apply_names = at.button(key=f"{keys.FIX_APPLY}names")
     assert not apply_names.disabled
     apply_names.click().run()
     assert "Title-case first and last names: changed 1 row(s)" in texts(at)
-    assert at.session_state[state.UPLOAD].checked.original.at[2, "first_name"] == "Kofi"
-    assert at.button(key=f"{state.FIX_APPLY}names").disabled
+    assert at.session_state[keys.UPLOAD].checked.original.at[2, "first_name"] == "Kofi"
+    assert at.button(key=f"{keys.FIX_APPLY}names").disabled
 
 
 def test_duplicate_in_file_side_by_side(monkeypatch, sqlite_url):
     at = make_app(monkeypatch, sqlite_url)
     to_review(at, "messy.xlsx", messy_xlsx())
-    assert at.selectbox(key=state.DUPLICATE_PICK).value == 0
+    assert at.selectbox(key=keys.DUPLICATE_PICK).value == 0
     table = at.dataframe[-1].value
     assert list(table.columns) == ["Field", "Row 2 (kept)", "Row 5 (fails)"]
     assert "The first row wins: row 2 is imported; row 5 fails" in texts(at)

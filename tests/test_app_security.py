@@ -37,7 +37,7 @@ from tests.app_support import APP, import_file, make_app, messy_xlsx, to_review,
 from tests.app_support import customers as count_customers
 from tests.fixtures import corpus
 from tests.test_app_auth import sign_in
-from ui import state
+from ui import keys
 from ui.render import md_escape
 
 PASSWORD = "correct horse battery staple"
@@ -115,27 +115,27 @@ def assert_only_the_login(at: AppTest, *, form: bool = True) -> None:
     leaked = [value for value in SECRETS_OF_THE_FILE if value in page]
     assert leaked == []
     assert not at.sidebar.markdown and not at.sidebar.button  # no database name or customer count
-    keys = {w.key for w in at.main if getattr(w, "key", None)}
+    widget_keys = {w.key for w in at.main if getattr(w, "key", None)}
     if form:
-        assert keys <= {state.LOGIN_NAME, state.LOGIN_PASSWORD, "login_form"} | {
+        assert widget_keys <= {keys.LOGIN_NAME, keys.LOGIN_PASSWORD, "login_form"} | {
             b.key for b in at.get("form_submit_button")}
         assert [w.label for w in at.text_input] == ["Your name (recorded with your imports)", "Password"]
-        assert at.text_input(key=state.LOGIN_PASSWORD).proto.type == at.text_input(
-            key=state.LOGIN_PASSWORD).proto.PASSWORD
+        assert at.text_input(key=keys.LOGIN_PASSWORD).proto.type == at.text_input(
+            key=keys.LOGIN_PASSWORD).proto.PASSWORD
 
 
 def session_with_customer_data(at: AppTest, settings: Settings) -> None:
     """What a signed-in user would leave in the session: an parsed, its dry run, an import's result."""
     parsed = read_upload(messy_xlsx(), "messy.xlsx", settings)
-    at.session_state[state.UPLOAD] = parsed
-    at.session_state[state.VERSION] = 1
+    at.session_state[keys.UPLOAD] = parsed
+    at.session_state[keys.VERSION] = 1
     engine = make_engine(settings.database_url)
     try:
         ensure_schema(engine)
         args = {"file_name": parsed.file_name, "sha256": parsed.sha256, "sheet": parsed.sheet, "settings": settings}
-        at.session_state[state.RESULT] = run_import(engine, parsed.checked, dry_run=True, **args)
-        at.session_state[state.RESULT_FOR] = 1
-        at.session_state[state.RESULT] = run_import(engine, parsed.checked, user_name="Akosua", **args)
+        at.session_state[keys.RESULT] = run_import(engine, parsed.checked, dry_run=True, **args)
+        at.session_state[keys.RESULT_FOR] = 1
+        at.session_state[keys.RESULT] = run_import(engine, parsed.checked, user_name="Akosua", **args)
     finally:
         engine.dispose()
 
@@ -168,7 +168,7 @@ def test_wrong_password_on_every_page_shows_nothing(gated, page):
         assert [e.value for e in gated.error] == [
             "Wrong password. Ask whoever runs the dashboard for the APP_PASSWORD."]
         assert_only_the_login(gated)
-        assert not gated.session_state.get(state.PASSWORD_OK)
+        assert not gated.session_state.get(keys.PASSWORD_OK)
 
 
 def test_right_password_opens_the_data_that_was_hidden(gated):
@@ -180,18 +180,18 @@ def test_right_password_opens_the_data_that_was_hidden(gated):
     assert "PM2 AMA" in everything(gated)  # the leak detector of assert_only_the_login does see the grid
     gated.switch_page("views/history.py").run()
     assert gated.dataframe[0].value.loc[0, "File"] == "messy.xlsx [Customers]"
-    assert gated.download_button(key=state.HISTORY_CSV) is not None
+    assert gated.download_button(key=keys.HISTORY_CSV) is not None
 
 
 def test_history_reports_and_undo_are_behind_the_gate(gated):
     """Runs with failures exist, so an open History would show the run table, two reports and undo."""
     gated.switch_page("views/history.py").run()
     assert_only_the_login(gated)
-    keys = {getattr(w, "key", None) for w in gated.main}
-    assert not keys & {state.HISTORY_CSV, state.HISTORY_XLSX, state.UNDO, state.UNDO_YES, state.HISTORY_RUN}
+    widget_keys = {getattr(w, "key", None) for w in gated.main}
+    assert not widget_keys & {keys.HISTORY_CSV, keys.HISTORY_XLSX, keys.UNDO, keys.UNDO_YES, keys.HISTORY_RUN}
     assert not gated.selectbox and not gated.get("vega_lite_chart")
     # A run's undo confirmation pending in the session does not act either.
-    gated.session_state[state.UNDO_CONFIRM] = 1
+    gated.session_state[keys.UNDO_CONFIRM] = 1
     gated.run()
     assert_only_the_login(gated)
     assert count_customers(os.environ["DATABASE_URL"]) == 2  # the run was not undone
@@ -200,7 +200,7 @@ def test_history_reports_and_undo_are_behind_the_gate(gated):
 def test_import_page_download_is_behind_the_gate(gated):
     gated.switch_page("views/load.py").run()
     assert_only_the_login(gated)
-    assert not {b.key for b in gated.button} & {state.DRY_RUN_BUTTON, state.IMPORT_BUTTON}
+    assert not {b.key for b in gated.button} & {keys.DRY_RUN_BUTTON, keys.IMPORT_BUTTON}
 
 
 def test_password_check_uses_compare_digest_with_the_typed_and_expected_values(gated, monkeypatch):
@@ -277,18 +277,18 @@ def test_pages_refuse_to_write_to_a_shared_database_without_a_gate(monkeypatch, 
     else:
         assert "no login configured" in at.warning[0].value
         assert at.dataframe[0].value.loc[0, "File"] == "messy.xlsx [Customers]"
-        keys = {getattr(w, "key", None) for w in at.main}
-        assert not keys & {state.UNDO, state.UNDO_YES, state.UNDO_CONFIRM}
+        widget_keys = {getattr(w, "key", None) for w in at.main}
+        assert not widget_keys & {keys.UNDO, keys.UNDO_YES, keys.UNDO_CONFIRM}
     assert count_customers(pg_url) == 2
 
 
 def test_non_ascii_password_works_and_typed_password_is_not_kept(monkeypatch, sqlite_url):
     at = make_app(monkeypatch, sqlite_url, password="pässwörd ✓")
     sign_in(at, "passwort")
-    assert at.session_state[state.LOGIN_PASSWORD] == ""
+    assert at.session_state[keys.LOGIN_PASSWORD] == ""
     sign_in(at, "pässwörd ✓")
     assert at.title[0].value == "Upload a customer file"
-    assert at.session_state[state.LOGIN_PASSWORD] == ""  # the password does not stay in the session
+    assert at.session_state[keys.LOGIN_PASSWORD] == ""  # the password does not stay in the session
 
 
 def test_logout_closes_every_page(gated):
@@ -454,11 +454,11 @@ def test_hostile_file_renders_as_text_on_every_page(monkeypatch, sqlite_url):
     labels = [s.label for s in at.selectbox]  # the mapping form in its expander
     assert md_escape(HOSTILE_HEADER[-1]) + " (column 8)" in labels
 
-    at.button(key=state.CONTINUE).click().run()
+    at.button(key=keys.CONTINUE).click().run()
     at.switch_page("views/load.py").run()
     assert_no_raw_markup(at)
-    at.button(key=state.DRY_RUN_BUTTON).click().run()
-    at.button(key=state.IMPORT_BUTTON).click().run()
+    at.button(key=keys.DRY_RUN_BUTTON).click().run()
+    at.button(key=keys.IMPORT_BUTTON).click().run()
     assert not at.exception
     assert_no_raw_markup(at)
     engine = sa.create_engine(sqlite_url)
@@ -493,9 +493,9 @@ def test_hostile_sheet_names_are_escaped_in_the_sheet_choice(monkeypatch, sqlite
     upload(at, HOSTILE_FILE, data)
     assert not at.exception
     assert_no_raw_markup(at)
-    assert at.selectbox(key=state.SHEET).value == HOSTILE_SHEET  # the sheet with the required columns
-    assert list(at.selectbox(key=state.SHEET).options) == [other, HOSTILE_SHEET]
-    at.button(key=state.CONTINUE).click().run()
+    assert at.selectbox(key=keys.SHEET).value == HOSTILE_SHEET  # the sheet with the required columns
+    assert list(at.selectbox(key=keys.SHEET).options) == [other, HOSTILE_SHEET]
+    at.button(key=keys.CONTINUE).click().run()
     at.switch_page("views/upload.py").run()  # the file was freed: the page lists the sheets instead
     assert not at.exception
     assert_no_raw_markup(at)
@@ -515,13 +515,13 @@ def test_interrupted_run_of_a_hostile_file_is_escaped_in_history(monkeypatch, sq
     assert not at.exception
     assert_no_raw_markup(at)
     # A file without the run's sheet: the engine's refusal quotes the file and sheet names.
-    at.file_uploader(key=f"{state.RESUME_FILE}_1").upload(HOSTILE_FILE, messy_xlsx())
+    at.file_uploader(key=f"{keys.RESUME_FILE}_1").upload(HOSTILE_FILE, messy_xlsx())
     at.run()
     assert not at.exception
     assert at.error[0].value.startswith(md_escape(HOSTILE_FILE) + " has no sheet named")
     assert_no_raw_markup(at)
     # The right sheet but other content: the page's own message quotes the file name.
-    at.file_uploader(key=f"{state.RESUME_FILE}_1").upload(HOSTILE_FILE, hostile_xlsx())
+    at.file_uploader(key=f"{keys.RESUME_FILE}_1").upload(HOSTILE_FILE, hostile_xlsx())
     at.run()
     assert not at.exception
     assert at.error[0].value.startswith(md_escape(HOSTILE_FILE) + " is not the file run \\#1")
@@ -543,7 +543,7 @@ def test_logout_drops_the_sessions_customer_data(gated):
     assert gated.data_editor  # the upload placed in the session
     gated.sidebar.button(key="logout").click().run()
     assert_only_the_login(gated)
-    assert not {state.UPLOAD, state.RESULT, state.RESULT_FOR, state.USER_NAME, state.PASSWORD_OK} & set(
+    assert not {keys.UPLOAD, keys.RESULT, keys.RESULT_FOR, keys.USER_NAME, keys.PASSWORD_OK} & set(
         gated.session_state.keys())
     sign_in(gated, PASSWORD, name="Kwesi")
     gated.switch_page("views/review.py").run()
@@ -562,4 +562,4 @@ def test_oidc_logout_drops_the_sessions_customer_data(monkeypatch, sqlite_url):
     at.sidebar.button(key="logout").click().run()
     assert not at.exception
     assert_only_the_login(at, form=False)
-    assert state.UPLOAD not in at.session_state
+    assert keys.UPLOAD not in at.session_state

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from tests.app_support import GOOD_ROWS, HEADER, good_xlsx, make_app, texts, upload
 from tests.fixtures import corpus
-from ui import state
+from ui import keys
 
 
 def test_no_file_shows_how_to_start(monkeypatch, sqlite_url):
@@ -25,7 +25,7 @@ def test_valid_file_shows_mapping_and_preview(monkeypatch, sqlite_url):
     assert "Header found in row 1." in page
     assert "**Phone** → Phone" in page
     assert at.dataframe[0].value.shape[0] == 3
-    assert at.button(key=state.CONTINUE).label == "Continue to review 3 rows"
+    assert at.button(key=keys.CONTINUE).label == "Continue to review 3 rows"
     assert not at.error
 
 
@@ -35,7 +35,7 @@ def test_refused_file_shows_one_line_reason(monkeypatch, sqlite_url):
     assert not at.exception
     assert len(at.error) == 1
     assert "\n" not in at.error[0].value and "Traceback" not in at.error[0].value
-    assert state.UPLOAD not in at.session_state
+    assert keys.UPLOAD not in at.session_state
 
 
 def test_random_bytes_named_xls_are_refused(monkeypatch, sqlite_url):
@@ -53,7 +53,7 @@ def test_missing_column_fixed_with_select_boxes(monkeypatch, sqlite_url):
     upload(at, "odd.xlsx", data)
     assert not at.exception
     assert "Missing required column(s): Phone" in at.error[0].value
-    box = at.selectbox(key=f"{state.MAP_COLUMN}4")
+    box = at.selectbox(key=f"{keys.MAP_COLUMN}4")
     assert box.label == "Numero (column 5)"
     box.set_value("phone")
     at.get("form_submit_button")[0].click()
@@ -61,13 +61,13 @@ def test_missing_column_fixed_with_select_boxes(monkeypatch, sqlite_url):
     assert not at.exception
     assert not at.error
     assert "**3** rows read" in texts(at)
-    assert at.session_state[state.UPLOAD].mapping.fields[4] == "phone"
+    assert at.session_state[keys.UPLOAD].mapping.fields[4] == "phone"
 
 
 def test_mapping_cannot_use_one_field_twice(monkeypatch, sqlite_url):
     at = make_app(monkeypatch, sqlite_url).run()
     upload(at, "customers.xlsx", good_xlsx())
-    at.selectbox(key=f"{state.MAP_COLUMN}3").set_value("phone")
+    at.selectbox(key=f"{keys.MAP_COLUMN}3").set_value("phone")
     at.get("form_submit_button")[0].click()
     at.run()
     assert "pick one column for: Phone" in at.error[0].value
@@ -78,8 +78,8 @@ def test_sheet_picker_reads_another_sheet(monkeypatch, sqlite_url):
     data = corpus.xlsx({"Customers": [HEADER, *GOOD_ROWS], "More": [HEADER, *other]})
     at = make_app(monkeypatch, sqlite_url).run()
     upload(at, "two.xlsx", data)
-    assert at.selectbox(key=state.SHEET).value == "Customers"
-    at.selectbox(key=state.SHEET).set_value("More").run()
+    assert at.selectbox(key=keys.SHEET).value == "Customers"
+    at.selectbox(key=keys.SHEET).set_value("More").run()
     assert not at.exception
     assert "**1** rows read from sheet **More**" in texts(at)
 
@@ -87,8 +87,8 @@ def test_sheet_picker_reads_another_sheet(monkeypatch, sqlite_url):
 def test_continue_frees_the_uploaded_file(monkeypatch, sqlite_url):
     at = make_app(monkeypatch, sqlite_url).run()
     upload(at, "customers.xlsx", good_xlsx())
-    at.button(key=state.CONTINUE).click().run()
+    at.button(key=keys.CONTINUE).click().run()
     assert at.title[0].value == "Review and fix"
-    assert at.session_state[state.UPLOADER_NONCE] == 1
+    assert at.session_state[keys.UPLOADER_NONCE] == 1
     at.switch_page("views/upload.py").run()
     assert "**3** rows read" in texts(at)

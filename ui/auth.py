@@ -11,7 +11,7 @@ import streamlit as st
 
 from importer import throttle
 from importer.settings import Settings
-from ui import state
+from ui import keys, state
 from ui.engine import secrets, settings
 
 _CLIENT_TOKEN = "auth_client_token"  # the session's throttle key when Streamlit gives no IP address
@@ -47,7 +47,7 @@ def is_open(settings: Settings) -> bool:
     if kind == "oidc":
         return bool(st.user.is_logged_in)
     if kind == "password":
-        return bool(state.get(state.PASSWORD_OK))
+        return bool(state.get(keys.PASSWORD_OK))
     return True
 
 
@@ -88,7 +88,7 @@ def user_name(settings: Settings) -> str | None:
     if kind == "oidc":
         return st.user.get("email") or st.user.get("name")
     if kind == "password":
-        return state.get(state.USER_NAME) or None
+        return state.get(keys.USER_NAME) or None
     try:
         return getpass.getuser()
     except (KeyError, OSError):
@@ -112,8 +112,8 @@ def client_key() -> str:
 
 def _check_password(settings: Settings) -> None:
     """The form's callback: the typed password is compared only when the throttle lets this client try."""
-    typed = st.session_state.get(state.LOGIN_PASSWORD, "")
-    st.session_state[state.LOGIN_PASSWORD] = ""
+    typed = st.session_state.get(keys.LOGIN_PASSWORD, "")
+    st.session_state[keys.LOGIN_PASSWORD] = ""
     gate = throttle.for_gate(settings)
     client = client_key()
     refused = gate.attempt(client)
@@ -122,8 +122,8 @@ def _check_password(settings: Settings) -> None:
         return
     if hmac.compare_digest(typed.encode(), settings.app_password.encode()):
         gate.succeeded(client)
-        st.session_state[state.PASSWORD_OK] = True
-        st.session_state[state.USER_NAME] = st.session_state.get(state.LOGIN_NAME, "").strip()
+        st.session_state[keys.PASSWORD_OK] = True
+        st.session_state[keys.USER_NAME] = st.session_state.get(keys.LOGIN_NAME, "").strip()
     else:
         gate.failed(client)
         st.session_state[_AUTH_FAILED] = True
@@ -150,8 +150,8 @@ def login_page() -> None:
         return
     st.write("Enter the dashboard password to upload and import customer spreadsheets.")
     with st.form("login_form"):
-        st.text_input("Your name (recorded with your imports)", key=state.LOGIN_NAME)
-        st.text_input("Password", type="password", key=state.LOGIN_PASSWORD)
+        st.text_input("Your name (recorded with your imports)", key=keys.LOGIN_NAME)
+        st.text_input("Password", type="password", key=keys.LOGIN_PASSWORD)
         st.form_submit_button("Sign in", type="primary", on_click=_check_password, args=(settings_now,))
     failed = st.session_state.pop(_AUTH_FAILED, False)
     if failed:

@@ -10,7 +10,7 @@ from importer.errors import DatabaseError, FileRefused, RunError
 from importer.pipeline import import_upload, upload_for_resume
 from importer.results import RunStatus
 from importer.runs import RunRecord, customers_in_run, list_runs, undo_run
-from ui import auth, render, state
+from ui import auth, keys, render, state
 from ui.engine import engine
 from ui.heavy import heavy_rows_for_file, heavy_step
 
@@ -41,7 +41,7 @@ if chart is not None:
     st.altair_chart(chart, width="stretch", height=300)
 
 st.subheader("One run")
-run: RunRecord = st.selectbox("Run", runs, key=state.HISTORY_RUN, format_func=render.run_label)
+run: RunRecord = st.selectbox("Run", runs, key=keys.HISTORY_RUN, format_func=render.run_label)
 st.write(f"Run #{run.id}: {run.total_attempted:,} rows, {run.total_created:,} created, "
          f"{run.total_failed:,} failed. Status: {render.STATUS_TEXT.get(run.status, run.status)}.")
 
@@ -54,10 +54,10 @@ if run.total_failed:
     left, right = st.columns(2)
     stem = f"failed-rows-run-{run.id}"
     run_id = run.id
-    left.download_button("Download this run's failure report (CSV)", key=state.HISTORY_CSV,
+    left.download_button("Download this run's failure report (CSV)", key=keys.HISTORY_CSV,
                          data=partial(render.run_report, run_id, "csv"),
                          file_name=f"{stem}.csv", mime="text/csv", icon=":material/download:", on_click="ignore")
-    right.download_button("Download this run's failure report (Excel)", key=state.HISTORY_XLSX,
+    right.download_button("Download this run's failure report (Excel)", key=keys.HISTORY_XLSX,
                           data=partial(render.run_report, run_id, "xlsx"),
                           file_name=f"{stem}.xlsx", icon=":material/download:", on_click="ignore",
                           mime="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet")
@@ -65,9 +65,9 @@ else:
     st.caption("This run has no failed rows.")
 
 if run.status in (RunStatus.COMPLETED, RunStatus.INTERRUPTED):
-    if st.button(f"Undo run #{run.id}", key=state.UNDO, icon=":material/undo:"):
-        st.session_state[state.UNDO_CONFIRM] = run.id
-    if state.get(state.UNDO_CONFIRM) == run.id:
+    if st.button(f"Undo run #{run.id}", key=keys.UNDO, icon=":material/undo:"):
+        st.session_state[keys.UNDO_CONFIRM] = run.id
+    if state.get(keys.UNDO_CONFIRM) == run.id:
         try:
             count = customers_in_run(engine(), run.id)
         except DatabaseError as exc:
@@ -76,17 +76,17 @@ if run.status in (RunStatus.COMPLETED, RunStatus.INTERRUPTED):
         st.warning(f"Undo deletes the **{count:,}** customer{'' if count == 1 else 's'} that run #{run.id} "
                    "created. This cannot be reversed.", icon=":material/warning:")
         yes, no = st.columns([1, 4])
-        if yes.button(f"Yes, delete {count:,} customers", key=state.UNDO_YES, type="primary"):
+        if yes.button(f"Yes, delete {count:,} customers", key=keys.UNDO_YES, type="primary"):
             try:
                 deleted = undo_run(engine(), run.id)
             except (DatabaseError, RunError) as exc:
                 st.error(f"{exc}", icon=":material/block:")
                 st.stop()
-            st.session_state.pop(state.UNDO_CONFIRM, None)
+            st.session_state.pop(keys.UNDO_CONFIRM, None)
             state.notice(f"Run #{run.id} undone: deleted {deleted:,} customer{'' if deleted == 1 else 's'}.")
             st.rerun()
-        if no.button("Cancel", key=state.UNDO_NO):
-            st.session_state.pop(state.UNDO_CONFIRM, None)
+        if no.button("Cancel", key=keys.UNDO_NO):
+            st.session_state.pop(keys.UNDO_CONFIRM, None)
             st.rerun()
 elif run.status is RunStatus.RUNNING:
     st.caption(":material/hourglass_top: This run is still running; undo becomes available when it ends.")
@@ -96,7 +96,7 @@ if run.status is RunStatus.INTERRUPTED:
     st.write(f"It stopped after {run.rows_done:,} rows. Upload **{render.md_escape(run.file_name)}** again, "
              "unchanged: the import carries on from where it stopped and nothing is created twice.")
     again = st.file_uploader(f"The same file as run #{run.id}", type=["xlsx", "xlsm", "xls", "csv"],
-                             key=f"{state.RESUME_FILE}_{run.id}")
+                             key=f"{keys.RESUME_FILE}_{run.id}")
     if again is not None:
         try:
             with (heavy_step("upload", heavy_rows_for_file(again.size, again.name)),
@@ -105,7 +105,7 @@ if run.status is RunStatus.INTERRUPTED:
         except (FileRefused, RunError, DatabaseError) as exc:
             st.error(render.md_escape(exc), icon=":material/block:")
             st.stop()
-        if st.button(f"Resume run #{run.id}", key=state.RESUME_BUTTON, type="primary", icon=":material/play_arrow:"):
+        if st.button(f"Resume run #{run.id}", key=keys.RESUME_BUTTON, type="primary", icon=":material/play_arrow:"):
             try:
                 with heavy_step("import", upload.checked.total):
                     show = render.progress_bar("Resuming...")

@@ -11,7 +11,7 @@ from importer.pipeline import import_upload
 from importer.report import report_bytes
 from importer.results import RunResult
 from importer.runs import find_resumable
-from ui import auth, render, state
+from ui import auth, keys, render, state
 from ui.engine import engine
 from ui.heavy import heavy_step
 
@@ -47,7 +47,7 @@ if upload is not None:
 
     user_name = auth.user_name(current)
     dry = state.dry_run_result()
-    if st.button("Dry run (saves nothing)", key=state.DRY_RUN_BUTTON, icon=":material/science:",
+    if st.button("Dry run (saves nothing)", key=keys.DRY_RUN_BUTTON, icon=":material/science:",
                  type="secondary" if dry else "primary"):
         try:
             with (heavy_step("dry run", checked.total),
@@ -64,7 +64,7 @@ if upload is not None:
         render.result_metrics(dry)
         if dry.total_failed:
             st.dataframe(render.reasons_table(dry), hide_index=True)
-        if st.button(f"Import {dry.total_created:,} customers", key=state.IMPORT_BUTTON, type="primary",
+        if st.button(f"Import {dry.total_created:,} customers", key=keys.IMPORT_BUTTON, type="primary",
                      icon=":material/database_upload:"):
             try:
                 with heavy_step("import", checked.total):
@@ -90,12 +90,12 @@ else:
         stem = f"failed-rows-run-{result.run_id}"
         failed = result.failed
         left.download_button("Download failure report (CSV)", data=partial(report_bytes, failed, "csv"),
-                             file_name=f"{stem}.csv", mime="text/csv", key=state.IMPORT_CSV,
+                             file_name=f"{stem}.csv", mime="text/csv", key=keys.IMPORT_CSV,
                              icon=":material/download:", on_click="ignore")
         right.download_button("Download failure report (Excel, failing cells marked)",
                               data=partial(report_bytes, failed, "xlsx"), file_name=f"{stem}.xlsx",
                               mime="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
-                              key=state.IMPORT_XLSX, icon=":material/download:", on_click="ignore")
+                              key=keys.IMPORT_XLSX, icon=":material/download:", on_click="ignore")
         st.page_link("views/upload.py", label="Upload the fixed report", icon=":material/upload_file:")
     else:
         st.page_link("views/upload.py", label="Upload another file", icon=":material/upload_file:")

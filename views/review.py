@@ -10,7 +10,7 @@ from importer.fixes import apply_fix, available_fixes, changed_rows, fill_region
 from importer.results import ErrorCode, ErrorTable
 from importer.validate import exclude, recheck
 from schemas.customer import REGIONS, label_of
-from ui import auth, render, state
+from ui import auth, keys, render, state
 from ui.engine import engine
 from ui.heavy import heavy_step
 
@@ -30,7 +30,7 @@ if notice := state.pop_notice():
 
 checked = upload.checked
 version = state.version()
-existing = state.cached(state.EXISTING, version)
+existing = state.cached(keys.EXISTING, version)
 if existing is None:
     try:
         with (
@@ -41,7 +41,7 @@ if existing is None:
     except DatabaseError as exc:
         st.warning(f"{exc} Rows already in the database will be reported by the import instead.", icon=":material/warning:")
         existing = ErrorTable.empty()
-    state.store(state.EXISTING, version, existing)
+    state.store(keys.EXISTING, version, existing)
 
 errors = checked.errors.with_rows(existing)
 st.caption(f"{render.md_escape(upload.file_name)}, sheet {render.md_escape(upload.sheet)}")
@@ -55,9 +55,9 @@ else:
 
     st.subheader("Failing rows")
     reasons = [render.ANY_REASON, *errors.by_code()]
-    if st.session_state.get(state.REASON_FILTER) not in reasons:
-        st.session_state[state.REASON_FILTER] = render.ANY_REASON  # its rows were all fixed
-    code = st.selectbox("Show rows failing with", reasons, key=state.REASON_FILTER, format_func=render.reason)
+    if st.session_state.get(keys.REASON_FILTER) not in reasons:
+        st.session_state[keys.REASON_FILTER] = render.ANY_REASON  # its rows were all fixed
+    code = st.selectbox("Show rows failing with", reasons, key=keys.REASON_FILTER, format_func=render.reason)
     shown, matched = render.failing_rows(checked, errors, None if code == render.ANY_REASON else code)
     if matched > len(shown):
         st.caption(f"Showing the first {len(shown):,} of {matched:,} failing rows. Fix these, or pick a reason "
@@ -65,11 +65,11 @@ else:
     st.caption("Edit cells, then press **Re-validate**: fixed rows join the valid ones. "
                "Tick **Exclude** to leave a row out of the import.")
     edited = st.data_editor(
-        shown, key=f"{state.GRID}_{version}_{code}", hide_index=True, num_rows="fixed",
+        shown, key=f"{keys.GRID}_{version}_{code}", hide_index=True, num_rows="fixed",
         column_config=render.grid_column_config(), disabled=[render.ROW, render.ERRORS], width="stretch",
     )
     left, right = st.columns(2)
-    if left.button("Re-validate edited rows", key=state.REVALIDATE, type="primary", icon=":material/refresh:"):
+    if left.button("Re-validate edited rows", key=keys.REVALIDATE, type="primary", icon=":material/refresh:"):
         changes = render.edited_rows(shown, edited)
         if changes.empty:
             st.info("No cells were changed. Edit a cell in the grid first.", icon=":material/info:")
@@ -81,7 +81,7 @@ else:
             state.notice(f"Re-validated {len(changes):,} edited row(s): {len(changes) - still:,} now valid, "
                          f"{still:,} still failing.")
             st.rerun()
-    if right.button("Exclude ticked rows", key=state.EXCLUDE, icon=":material/block:"):
+    if right.button("Exclude ticked rows", key=keys.EXCLUDE, icon=":material/block:"):
         rows = render.ticked_rows(edited)
         if not rows:
             st.info("No rows are ticked. Tick the Exclude box of the rows to leave out.", icon=":material/info:")
@@ -93,24 +93,24 @@ else:
             st.rerun()
 
 st.subheader("Bulk fixes")
-only_failing = st.checkbox("Only change failing rows", value=True, key=state.FIX_ONLY_FAILING)
+only_failing = st.checkbox("Only change failing rows", value=True, key=keys.FIX_ONLY_FAILING)
 region_codes = list(REGIONS)
-region = st.selectbox("Region for rows with a blank region", region_codes, key=state.FILL_REGION,
+region = st.selectbox("Region for rows with a blank region", region_codes, key=keys.FILL_REGION,
                       index=region_codes.index(current.default_customer_region)
                       if current.default_customer_region in REGIONS else 0,
                       format_func=render.region_name)
 fixes = [*available_fixes(current).values(), fill_region_fix(region)]
 token = (version, only_failing, region)
-counts = state.cached(state.FIX_COUNTS, token)
+counts = state.cached(keys.FIX_COUNTS, token)
 if counts is None:
     with heavy_step("bulk fix preview", checked.total), st.spinner("Counting the rows each fix would change..."):
         counts = {fix.key: len(changed_rows(checked, fix, only_failing)) for fix in fixes}
-    state.store(state.FIX_COUNTS, token, counts)
+    state.store(keys.FIX_COUNTS, token, counts)
 for fix in fixes:
     text, count, action = st.columns([5, 2, 2], vertical_alignment="center")
     text.markdown(fix.label)
     count.markdown(f"would change **{counts[fix.key]:,}** row{'' if counts[fix.key] == 1 else 's'}")
-    if action.button("Apply", key=f"{state.FIX_APPLY}{fix.key}", disabled=counts[fix.key] == 0,
+    if action.button("Apply", key=f"{keys.FIX_APPLY}{fix.key}", disabled=counts[fix.key] == 0,
                      help=f"Apply: {fix.label}"):
         with heavy_step("bulk fix", checked.total), st.spinner(f"Applying: {fix.label}..."):
             new, changed = apply_fix(checked, fix, current, only_failing)
@@ -128,7 +128,7 @@ if duplicates:
         else f"Row {row}: {label_of(error.field).lower()} already belongs to a customer"
         for i, (row, error) in enumerate(duplicates)
     }
-    pick = st.selectbox("Duplicate to compare", list(labels), key=state.DUPLICATE_PICK, format_func=labels.__getitem__)
+    pick = st.selectbox("Duplicate to compare", list(labels), key=keys.DUPLICATE_PICK, format_func=labels.__getitem__)
     row, error = duplicates[pick]
     typed = checked.original.loc[row].to_dict()
     if error.code is ErrorCode.DUPLICATE_IN_FILE:

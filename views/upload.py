@@ -8,7 +8,7 @@ from importer.errors import UsageError
 from importer.mapping import ColumnMapping
 from importer.template import template_xlsx
 from schemas.customer import FIELD_NAMES, label_of
-from ui import auth, render, state
+from ui import auth, keys, render, state
 from ui.heavy import heavy_rows_for_file, heavy_step
 from ui.render import md_escape
 
@@ -36,24 +36,24 @@ uploaded = st.file_uploader(
 
 def _forget_choices() -> None:
     """A new file: the sheet and mapping picked for the previous one no longer apply."""
-    for key in [k for k in st.session_state if str(k).startswith((state.MAP_COLUMN, state.SHEET))]:
+    for key in [k for k in st.session_state if str(k).startswith((keys.MAP_COLUMN, keys.SHEET))]:
         del st.session_state[key]
 
 
-if uploaded is not None and uploaded.file_id != state.get(state.PARSED_FILE_ID):
+if uploaded is not None and uploaded.file_id != state.get(keys.PARSED_FILE_ID):
     _forget_choices()
     with (
         heavy_step("upload", heavy_rows_for_file(uploaded.size, uploaded.name)),
         st.spinner(f"Reading and checking {md_escape(uploaded.name)}..."),
     ):
         state.read_file(uploaded.getvalue(), uploaded.name, current)
-    st.session_state[state.PARSED_FILE_ID] = uploaded.file_id
+    st.session_state[keys.PARSED_FILE_ID] = uploaded.file_id
 
 
 def _mapping_form(mapping: ColumnMapping, sheet: str, submit_label: str) -> None:
     """One select box per column of the header: which field it feeds, or ignore it."""
     options: list[str | None] = [None, *FIELD_NAMES]
-    with st.form(state.MAPPING_FORM):
+    with st.form(keys.MAPPING_FORM):
         where = "read by position (no header row)" if mapping.positional else f"header in row {mapping.header_row}"
         st.caption(f"Sheet {md_escape(repr(sheet))}, {where}. "
                    "Pick the field each column feeds; '(ignore)' skips it.")
@@ -63,13 +63,13 @@ def _mapping_form(mapping: ColumnMapping, sheet: str, submit_label: str) -> None
                 continue
             columns[index % 3].selectbox(
                 f"{md_escape(header.strip() or '(blank header)')} (column {index + 1})", options,
-                index=options.index(mapping.fields[index]), key=f"{state.MAP_COLUMN}{index}",
+                index=options.index(mapping.fields[index]), key=f"{keys.MAP_COLUMN}{index}",
                 format_func=render.field_option,
             )
         submitted = st.form_submit_button(submit_label, type="primary")
     if not submitted or uploaded is None:
         return
-    fields = tuple(st.session_state.get(f"{state.MAP_COLUMN}{i}", f) for i, f in enumerate(mapping.fields))
+    fields = tuple(st.session_state.get(f"{keys.MAP_COLUMN}{i}", f) for i, f in enumerate(mapping.fields))
     try:
         new = mapping.with_fields(fields)
     except UsageError as exc:
@@ -83,10 +83,10 @@ def _mapping_form(mapping: ColumnMapping, sheet: str, submit_label: str) -> None
     st.rerun()
 
 
-refusal = state.get(state.REFUSAL)
+refusal = state.get(keys.REFUSAL)
 if refusal:
     st.error(md_escape(refusal), icon=":material/block:")
-    draft = state.get(state.DRAFT_MAPPING)
+    draft = state.get(keys.DRAFT_MAPPING)
     if draft is not None and uploaded is not None:
         _, sheet, mapping = draft
         st.subheader("Fix the column mapping")
@@ -110,9 +110,9 @@ st.write(
 )
 
 if uploaded is not None and len(upload.sheet_names) > 1:
-    if st.session_state.get(state.SHEET) not in upload.sheet_names:
-        st.session_state[state.SHEET] = upload.sheet
-    chosen = st.selectbox("Sheet", upload.sheet_names, key=state.SHEET,
+    if st.session_state.get(keys.SHEET) not in upload.sheet_names:
+        st.session_state[keys.SHEET] = upload.sheet
+    chosen = st.selectbox("Sheet", upload.sheet_names, key=keys.SHEET,
                           help="The first sheet whose header has the required columns was picked for you")
     if chosen != upload.sheet:
         with (
@@ -145,7 +145,7 @@ preview = checked.original.head(20).rename(columns=label_of)
 preview.index.name = "Row"
 st.dataframe(preview, width="stretch")
 
-if st.button(f"Continue to review {checked.total:,} rows", key=state.CONTINUE, type="primary",
+if st.button(f"Continue to review {checked.total:,} rows", key=keys.CONTINUE, type="primary",
              icon=":material/arrow_forward:"):
     state.free_uploaded_file()
     st.switch_page("views/review.py")

@@ -1,0 +1,49 @@
+"""The names a session stores values under, and the keys of widgets: one place, no string literals in pages."""
+
+# --- session values -----------------------------------------------------------------------------
+UPLOAD = "upload"  # importer.pipeline.Upload: the one file being worked on
+VERSION = "upload_version"  # bumped whenever UPLOAD changes; derived results carry it
+REFUSAL = "upload_refusal"  # one-line reason the last file was refused
+DRAFT_MAPPING = "upload_draft_mapping"  # (file name, sheet, ColumnMapping) to fix missing columns
+PARSED_FILE_ID = "upload_parsed_file_id"  # uploader file id already parsed, so reruns do not re-read
+UPLOADER_NONCE = "upload_nonce"  # part of the uploader key: a new value empties the widget
+EXISTING = "review_existing"  # (version, {row: (RowError, ...)}) rows already in the database
+FIX_COUNTS = "review_fix_counts"  # (version, options, {fix key: rows it would change})
+# The ONE run result a session keeps: the dry run of the current upload version, or the last real
+# import (after which the upload is dropped). Its failures are not copies: a dry run's stream from the
+# upload's own frame, a real run's from the database.
+RESULT = "run_result"
+RESULT_FOR = "run_result_version"  # upload version a dry-run RESULT was computed for
+NOTICE = "notice"  # one message shown once on the next run (what an action just did)
+PASSWORD_OK = "auth_password_ok"
+USER_NAME = "auth_user_name"
+UNDO_CONFIRM = "history_undo_pending"  # run id waiting for the user's confirmation
+
+# --- widget keys (stable: tests and the browser tests find widgets by them) ------------------------
+LOGIN_NAME = "login_name"
+LOGIN_PASSWORD = "login_password"
+UPLOADER = "upload_file"  # + "_" + nonce
+SHEET = "upload_sheet"
+MAPPING_FORM = "upload_mapping_form"
+MAP_COLUMN = "upload_map_"  # + column index
+CONTINUE = "upload_continue"
+REASON_FILTER = "review_reason"
+GRID = "review_grid"
+REVALIDATE = "review_revalidate"
+EXCLUDE = "review_exclude"
+FIX_ONLY_FAILING = "review_fix_only_failing"
+FILL_REGION = "review_fill_region"
+FIX_APPLY = "review_fix_"  # + fix key
+DUPLICATE_PICK = "review_duplicate"
+DRY_RUN_BUTTON = "import_dry_run"
+IMPORT_BUTTON = "import_start"
+IMPORT_CSV = "import_report_csv"
+IMPORT_XLSX = "import_report_xlsx"
+HISTORY_RUN = "history_run"
+HISTORY_CSV = "history_report_csv"
+HISTORY_XLSX = "history_report_xlsx"
+UNDO = "history_undo"
+UNDO_YES = "history_undo_confirm"
+UNDO_NO = "history_undo_cancel"
+RESUME_FILE = "history_resume_file"
+RESUME_BUTTON = "history_resume"
