@@ -270,13 +270,16 @@ def test_every_report_is_formula_safe(fmt: str, sqlite_url: str, tmp_path: Path)
     assert summary["total_failed"] == 2 * len(INJECTIONS)
     if fmt == "csv":
         cells = [c for row in csv.reader(io.StringIO(report.read_bytes().decode("utf-8-sig"))) for c in row]
+        assert not [c for c in cells if _dangerous(c)]
+        assert any(isinstance(c, str) and c.startswith("'=") for c in cells)  # the payloads are there, defused
     else:
+        # XLSX: every value is a text cell, which a spreadsheet never evaluates: shown as typed.
         book = openpyxl.load_workbook(report)
         sheet_cells = [c for ws in book.worksheets for row in ws.iter_rows() for c in row]
         assert not [c.coordinate for c in sheet_cells if c.data_type == "f"]  # no formula anywhere
-        cells = [c.value for c in sheet_cells]
-    assert not [c for c in cells if _dangerous(c)]
-    assert any(isinstance(c, str) and c.startswith("'=") for c in cells)  # the payloads are there, defused
+        payloads = [c for c in sheet_cells if _dangerous(c.value)]
+        assert payloads and all(c.data_type == "s" for c in payloads)
+        assert "=1+2" in [c.value for c in payloads]
     # A defused report uploads again with the original values (the leading ' is undone on reading).
     again = cli("import", str(report), "--json", "--dry-run", "--database-url", sqlite_url)
     assert again.returncode == 0, again.stderr
