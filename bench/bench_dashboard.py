@@ -8,6 +8,11 @@ its peak during the step (VmRSS sampled every 20 ms), and VmHWM (the kernel's pe
 
     .venv/bin/python bench/bench_dashboard.py              # 10,000 and 100,000 rows, writes bench/RESULTS.md
     .venv/bin/python bench/bench_dashboard.py --rows 10000 --no-write
+    .venv/bin/python bench/bench_dashboard.py --rows 100000 --parallel 2 --no-write   # two analysts at once
+    .venv/bin/python bench/bench_dashboard.py --rows 100000 --flows 3 --after 40 --no-write  # three in a row
+
+With --parallel N, N analysts (each its own Chromium and browser session, in threads) run the flow at
+the same time; a step that waited for another analyst's (importer.governor) records the message seen.
 """
 
 from __future__ import annotations
@@ -41,11 +46,12 @@ def mb(kb: int) -> float:
 
 
 class Sampler:
-    """VmRSS of one process every `interval` seconds, in a thread; `peak()` since the last `reset()`."""
+    """VmRSS of one process every `interval` seconds, in a thread; the peak of each open window."""
 
     def __init__(self, server: Server, interval: float = 0.02) -> None:
         self.server, self.interval = server, interval
-        self._peak = 0
+        self._windows: dict[int, int] = {}
+        self._ids = iter(range(1, 1 << 30))
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
@@ -57,20 +63,24 @@ class Sampler:
             except (OSError, AssertionError):
                 return
             with self._lock:
-                self._peak = max(self._peak, rss)
+                for key, peak in self._windows.items():
+                    self._windows[key] = max(peak, rss)
             time.sleep(self.interval)
 
     def start(self) -> Sampler:
         self._thread.start()
         return self
 
-    def reset(self) -> None:
+    def open(self) -> int:
+        """Start a window (one step of one analyst); close(window) gives its peak RSS in kB."""
         with self._lock:
-            self._peak = self.server.status("VmRSS")
+            key = next(self._ids)
+            self._windows[key] = self.server.status("VmRSS")
+            return key
 
-    def peak(self) -> int:
+    def close(self, key: int) -> int:
         with self._lock:
-            return max(self._peak, self.server.status("VmRSS"))
+            return max(self._windows.pop(key), self.server.status("VmRSS"))
 
     def stop(self) -> None:
         self._stop.set()
@@ -84,6 +94,7 @@ class Step:
     rss_after_kb: int
     peak_kb: int
     hwm_kb: int
+    waited: str = ""  # the "Waiting for another ... (N ahead of you)" message seen during the step, if any
 
 
 @dataclass
@@ -97,6 +108,9 @@ class Run:
     after_flow_kb: list[tuple[int, int]] = field(default_factory=list)  # (VmRSS, VmHWM) after each flow
     created: int = 0
     failed: int = 0
+    parallel: int = 1
+    after_wait: tuple[float, int] | None = None  # (seconds after the last tab closed, VmRSS then)
+    lock: threading.Lock = field(default_factory=threading.Lock)
 
 
 def assert_is_server(server: Server) -> None:
@@ -107,30 +121,38 @@ def assert_is_server(server: Server) -> None:
     assert not children, f"the server has child processes {children}: measure them too"
 
 
-def measure(rows: int, workdir: Path, database_url: str | None, flows: int = 1, pause: float = 0) -> Run:
-    """The whole flow `flows` times on one server (each a new browser session and new customers)."""
+def measure(rows: int, workdir: Path, database_url: str | None, flows: int = 1, pause: float = 0,
+            parallel: int = 1, after: float = 0) -> Run:
+    """The whole flow `flows` times on one server (each a new browser session and new customers), by
+    `parallel` analysts at once; then `after` seconds idle (closed tabs' sessions are freed)."""
     env = {"DATABASE_URL": database_url} if database_url else {}
     server = Server(workdir / f"customers-{rows}.db", workdir / f"server-{rows}.log", env).start()
     sampler: Sampler | None = None
-    run = Run(rows=rows, file_mb=0.0)
+    run = Run(rows=rows, file_mb=0.0, parallel=parallel)
     try:
         assert_is_server(server)
         time.sleep(1)
         run.idle_kb = server.status("VmRSS")
         sampler = Sampler(server).start()
-        with sync_playwright() as playwright:
-            expect.set_options(timeout=STEP_TIMEOUT_MS)
-            browser = launch_chromium(playwright)
-            try:
-                for flow in range(1, flows + 1):
-                    if flow > 1 and pause:
-                        time.sleep(pause)
-                    data = customer_workbook(rows, seed=flow, start=(flow - 1) * rows)
-                    run.file_mb = len(data) / 1e6
-                    one_flow(server, browser, sampler, run, data, flow)
-                    run.after_flow_kb.append((server.status("VmRSS"), server.status("VmHWM")))
-            finally:
-                browser.close()
+        for flow in range(1, flows + 1):
+            if flow > 1 and pause:
+                time.sleep(pause)
+            if parallel == 1:
+                analyst(server, sampler, run, flow, 1)
+            else:
+                errors: list[BaseException] = []
+                threads = [threading.Thread(target=analyst, args=(server, sampler, run, flow, a, errors))
+                           for a in range(1, parallel + 1)]
+                for thread in threads:
+                    thread.start()
+                for thread in threads:
+                    thread.join()
+                if errors:
+                    raise errors[0]
+            run.after_flow_kb.append((server.status("VmRSS"), server.status("VmHWM")))
+        if after:
+            time.sleep(after)
+            run.after_wait = (after, server.status("VmRSS"))
         run.final_hwm_kb = server.status("VmHWM")
     finally:
         if sampler is not None:
@@ -139,26 +161,73 @@ def measure(rows: int, workdir: Path, database_url: str | None, flows: int = 1, 
     return run
 
 
-def one_flow(server: Server, browser, sampler: Sampler, run: Run, data: bytes, flow: int) -> None:
+def analyst(server: Server, sampler: Sampler, run: Run, flow: int, number: int,
+            errors: list[BaseException] | None = None) -> None:
+    """One analyst's whole flow in its own Chromium (Playwright's sync API is per thread)."""
+    try:
+        data = customer_workbook(run.rows, seed=flow * 10 + number,
+                                 start=((flow - 1) * run.parallel + number - 1) * run.rows)
+        run.file_mb = len(data) / 1e6
+        with sync_playwright() as playwright:
+            expect.set_options(timeout=STEP_TIMEOUT_MS)
+            browser = launch_chromium(playwright)
+            try:
+                one_flow(server, browser, sampler, run, data, flow, number)
+            finally:
+                browser.close()
+    except BaseException as exc:
+        if errors is None:
+            raise
+        errors.append(exc)
+
+
+WAITING = re.compile(r"Waiting for another .+? to finish \(\d+ ahead of you\)")
+
+
+def wait_showing(page, done, seen: list[str]) -> None:
+    """Until `done` (a locator) is visible; meanwhile note any governor waiting message on the page."""
+    deadline = time.monotonic() + STEP_TIMEOUT_MS / 1000
+    waiting = page.get_by_text(WAITING)
+    while not done.first.is_visible():
+        if waiting.count():
+            try:
+                match = WAITING.search(waiting.first.inner_text(timeout=1_000))
+            except Exception:  # noqa: BLE001 - the message went away meanwhile
+                match = None
+            if match and match.group(0) not in seen:
+                seen.append(match.group(0))
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"not visible after {STEP_TIMEOUT_MS / 1000:.0f} s: {done}")
+        page.wait_for_timeout(100)
+
+
+def one_flow(server: Server, browser, sampler: Sampler, run: Run, data: bytes, flow: int,
+             number: int = 1) -> None:
     rows = run.rows
     page = new_page(browser, server)
     page.set_default_timeout(STEP_TIMEOUT_MS)
     expect(page.get_by_role("heading", name="Upload a customer file")).to_be_visible()
-    if flow == 1:
+    if flow == 1 and number == 1:
         run.first_page_kb = server.status("VmRSS")
-    suffix = "" if flow == 1 else f" (flow {flow})"
+    who = [f"flow {flow}"] if flow > 1 else []
+    who += [f"analyst {number}"] if run.parallel > 1 else []
+    suffix = f" ({', '.join(who)})" if who else ""
 
     def step(name: str, action, done) -> None:
-        sampler.reset()
+        window = sampler.open()
         started = time.perf_counter()
+        seen: list[str] = []
         action()
-        done()
+        if done is not None:
+            wait_showing(page, done, seen)
         wait_idle(page, STEP_TIMEOUT_MS)
         seconds = time.perf_counter() - started
-        run.steps.append(Step(name + suffix, seconds, server.status("VmRSS"), sampler.peak(),
-                              server.status("VmHWM")))
-        print(f"  {rows:,} rows · {name}{suffix}: {seconds:.2f} s, RSS {mb(run.steps[-1].rss_after_kb):.0f} MB, "
-              f"peak {mb(run.steps[-1].peak_kb):.0f} MB", flush=True)
+        with run.lock:
+            run.steps.append(Step(name + suffix, seconds, server.status("VmRSS"), sampler.close(window),
+                                  server.status("VmHWM"), "; ".join(seen)))
+            last = run.steps[-1]
+        print(f"  {rows:,} rows · {name}{suffix}: {seconds:.2f} s, RSS {mb(last.rss_after_kb):.0f} MB, "
+              f"peak {mb(last.peak_kb):.0f} MB" + (f", saw: {last.waited}" if last.waited else ""), flush=True)
 
     def download(label: str):
         def go() -> None:
@@ -169,30 +238,32 @@ def one_flow(server: Server, browser, sampler: Sampler, run: Run, data: bytes, f
 
     step("upload (read, map, validate)",
          lambda: upload_file(page, "customers.xlsx", data),
-         lambda: expect(page.get_by_text("rows read from sheet")).to_be_visible())
+         page.get_by_text("rows read from sheet"))
     step("review (metrics, chart, grid, fix counts)",
          lambda: page.get_by_role("button", name=f"Continue to review {rows:,} rows").click(),
-         lambda: expect(page.get_by_role("heading", name="Bulk fixes")).to_be_visible())
+         page.get_by_role("heading", name="Bulk fixes"))
     step("bulk fix preview over every row",
          lambda: page.locator(".st-key-review_fix_only_failing label").click(),
-         lambda: expect(page.get_by_text(f"would change {rows:,} rows")).to_be_visible())
+         page.get_by_text(f"would change {rows:,} rows"))
     step("bulk fix applied (trim spaces, every row)",
          lambda: page.locator(".st-key-review_fix_trim button").first.click(),
-         lambda: expect(page.get_by_text("Trim and collapse spaces in every column: changed")).to_be_visible())
+         page.get_by_text("Trim and collapse spaces in every column: changed"))
     goto_page(page, "3. Import")
     step("dry run",
          lambda: page.get_by_role("button", name="Dry run (saves nothing)").click(),
-         lambda: expect(page.get_by_text("Dry run: what the import would do")).to_be_visible())
+         page.get_by_text("Dry run: what the import would do"))
     done = page.get_by_text(re.compile(r"^Run #\d+: Created"))
     step("import",
          lambda: page.get_by_role("button", name=re.compile(r"^Import [\d,]+ customers$")).click(),
-         lambda: expect(done).to_be_visible())
-    run.created, run.failed = parse_counts(done.inner_text())
-    step("failure report (CSV)", download("Download failure report (CSV)"), lambda: None)
-    step("failure report (Excel)", download("Download failure report (Excel, failing cells marked)"), lambda: None)
+         done)
+    created, failed = parse_counts(done.inner_text())
+    with run.lock:
+        run.created, run.failed = run.created + created, run.failed + failed
+    step("failure report (CSV)", download("Download failure report (CSV)"), None)
+    step("failure report (Excel)", download("Download failure report (Excel, failing cells marked)"), None)
     step("history",
          lambda: goto_page(page, "History"),
-         lambda: expect(page.get_by_text(f"Run #{flow}: ")).to_be_visible())
+         page.get_by_text(re.compile(r"^Run #\d+: [\d,]+ rows")))
     page.context.close()
 
 
@@ -212,9 +283,14 @@ def table(runs: list[Run]) -> str:
     lines = [row(*header), "|---|" + "---:|" * (3 * len(runs))]
     lines.append(row("server started, idle", *[c for r in runs for c in ("", f"{mb(r.idle_kb):.0f}", "")]))
     lines.append(row("first page shown", *[c for r in runs for c in ("", f"{mb(r.first_page_kb):.0f}", "")]))
-    for i, name in enumerate(s.name for s in runs[0].steps):
-        lines.append(row(name, *[c for r in runs for c in (
-            f"{r.steps[i].seconds:.2f}", f"{mb(r.steps[i].rss_after_kb):.0f}", f"{mb(r.steps[i].peak_kb):.0f}")]))
+    by_name = [{s.name: s for s in r.steps} for r in runs]
+    for name in (s.name for s in runs[0].steps):
+        cells = []
+        for steps in by_name:
+            s = steps.get(name)
+            cells += ("", "", "") if s is None else (
+                f"{s.seconds:.2f}", f"{mb(s.rss_after_kb):.0f}", f"{mb(s.peak_kb):.0f}")
+        lines.append(row(name, *cells))
     lines.append(row("**whole flow**", *[c for r in runs for c in (
         f"**{sum(s.seconds for s in r.steps):.1f}**", "", "")]))
     lines.append(row("**peak RSS of the server (VmHWM)**", *[c for r in runs for c in (
@@ -232,6 +308,11 @@ def summary(runs: list[Run]) -> str:
         if len(r.after_flow_kb) > 1:
             out.append("  - after each flow (RSS / VmHWM, MB): " + "; ".join(
                 f"{i}: {mb(rss):.0f} / {mb(hwm):.0f}" for i, (rss, hwm) in enumerate(r.after_flow_kb, 1)))
+        if r.after_wait is not None:
+            out.append(f"  - {r.after_wait[0]:.0f} s after the last tab closed: RSS {mb(r.after_wait[1]):.0f} MB")
+        for s in r.steps:
+            if s.waited:
+                out.append(f"  - {s.name} waited {s.seconds:.1f} s in all; the page said: {s.waited}")
     return "\n".join(out)
 
 
@@ -241,17 +322,24 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--flows", type=int, default=1,
                         help="run the whole flow this many times on each server (new session, new rows)")
     parser.add_argument("--pause", type=float, default=0, help="seconds to wait between flows")
+    parser.add_argument("--parallel", type=int, default=1,
+                        help="analysts running each flow at the same time (each its own browser session)")
+    parser.add_argument("--after", type=float, default=0,
+                        help="after the last flow, wait this many seconds and record RSS (closed tabs freed)")
     parser.add_argument("--database-url", help="default: a fresh SQLite file per size")
     parser.add_argument("--no-write", action="store_true", help="do not write bench/RESULTS.md")
     args = parser.parse_args(argv)
 
     with tempfile.TemporaryDirectory(prefix="bench-dashboard-") as tmp:
-        runs = [measure(rows, Path(tmp), args.database_url, args.flows, args.pause) for rows in args.rows]
+        runs = [measure(rows, Path(tmp), args.database_url, args.flows, args.pause, args.parallel, args.after)
+                for rows in args.rows]
     database = "PostgreSQL" if args.database_url and args.database_url.startswith("postgres") else "SQLite"
     body = (
         f"{database}, one fresh `streamlit run app.py` server per size, Chromium driving it; "
         f"{dt.date.today():%Y-%m-%d}. `python bench/bench_dashboard.py --rows "
-        + " ".join(str(r) for r in args.rows) + "`\n\n"
+        + " ".join(str(r) for r in args.rows)
+        + (f" --flows {args.flows}" if args.flows > 1 else "") + (f" --parallel {args.parallel}" if args.parallel > 1 else "")
+        + (f" --after {args.after:g}" if args.after else "") + "`\n\n"
         "Seconds are from the click (or upload) to the result on screen. RSS is the server process's "
         "(`/proc/<pid>/status`): VmRSS right after the step, and its highest value sampled every 20 ms "
         "during the step; the last line is the kernel's VmHWM, the peak over the server's whole life. "

@@ -9,14 +9,17 @@ fixes, a dry run, an import). It takes a slot of the process-wide `importer.gove
         result = run_import(...)
 
 `watch_session()` (app.py calls it on every run) registers the browser session with a janitor thread
-that closes a session whose tab went away once it has been disconnected for
-`server.disconnectedSessionTTL` seconds (.streamlit/config.toml): Streamlit itself only forgets such a
-session lazily, and never frees its uploaded files then. Closing drops the session state (the upload's
-frames) and its uploaded bytes, then the freed memory is handed back to the OS.
+that closes a session whose tab went away once it has been disconnected for half of
+`server.disconnectedSessionTTL` (60 s in .streamlit/config.toml, so 30 s). Streamlit alone keeps such a
+session until the TTL, then only hides it: it stays in memory, with its uploaded files, until another
+tab disconnects, and a close after the TTL no longer finds it (hence half). Closing removes its uploaded
+bytes, and the janitor empties its session state (the upload's frames: Streamlit's own loop can keep
+the last session object referenced), then hands the freed memory back to the OS.
 """
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -31,6 +34,7 @@ from importer.memory import release_free_memory
 from ui.engine import settings
 
 WAIT_ICON = ":material/hourglass_top:"
+_LOG = logging.getLogger(__name__)
 
 
 def _session_gone(session_id: str | None) -> bool:
@@ -52,6 +56,14 @@ def _session_id() -> str | None:
 
     ctx = get_script_run_ctx()
     return None if ctx is None else ctx.session_id
+
+
+def _session_state() -> object | None:
+    """This session's SessionState (the object behind st.session_state that lives as long as the session)."""
+    from streamlit.runtime.scriptrunner import get_script_run_ctx
+
+    ctx = get_script_run_ctx()
+    return None if ctx is None else getattr(ctx.session_state, "_state", None)
 
 
 @contextmanager
@@ -89,7 +101,8 @@ class Janitor:
 
     `runtime` is Streamlit's Runtime (is_active_session, mark_session_nonresumable and
     clear_user_info_for_session, all safe from any thread). A closed session is marked non-resumable
-    first, so a reconnect cannot adopt it while it is being closed (the browser gets a new session).
+    first, so a reconnect cannot adopt it while it is being closed (the browser gets a new session);
+    then its session state (if watch() was given it) is emptied.
     """
 
     def __init__(self, runtime, grace: float, interval: float = 2.0,
@@ -100,12 +113,16 @@ class Janitor:
         self.clock = clock
         self._lock = threading.Lock()
         self._sessions: dict[str, float | None] = {}  # session id -> when it was first seen disconnected
+        # session id -> its SessionState (no weak references to it; dropped when the session is closed)
+        self._states: dict[str, object] = {}
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
-    def watch(self, session_id: str) -> None:
+    def watch(self, session_id: str, state: object | None = None) -> None:
         with self._lock:
             self._sessions.setdefault(session_id, None)
+            if state is not None:
+                self._states.setdefault(session_id, state)
 
     def watched(self) -> list[str]:
         with self._lock:
@@ -122,14 +139,15 @@ class Janitor:
                 elif since is None:
                     self._sessions[session_id] = now
                 elif now - since >= self.grace:
-                    due.append(session_id)
+                    due.append((session_id, self._states.pop(session_id, None)))
                     del self._sessions[session_id]
         closed = []
-        for session_id in due:
+        for session_id, state in due:
             self.runtime.mark_session_nonresumable(session_id)
             if self.runtime.is_active_session(session_id):
                 continue  # reconnected just now: leave it (its next disconnect ends it at once)
             self.runtime.clear_user_info_for_session(session_id)  # inactive: closed on the event loop
+            _empty(state)
             closed.append(session_id)
         if closed and self.on_closed is not None:
             self.on_closed(closed)
@@ -144,8 +162,8 @@ class Janitor:
                 freed_pending = False
             try:
                 freed_pending = bool(self.sweep())
-            except Exception:  # noqa: BLE001 - the janitor must outlive one bad pass
-                continue
+            except Exception:  # the janitor must outlive one bad pass
+                _LOG.exception("closing disconnected sessions failed")
 
     def start(self) -> Janitor:
         self._thread = threading.Thread(target=self._run, name="session-janitor", daemon=True)
@@ -156,6 +174,18 @@ class Janitor:
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout=10)
+
+
+def _empty(state) -> None:
+    """Delete every key of a closed session's SessionState (no script runs for it any more)."""
+    if state is None:
+        return
+    keys = state.filtered_state
+    for key in list(keys() if callable(keys) else keys):
+        try:
+            del state[key]
+        except Exception:  # noqa: BLE001, S112 - a key the session state refuses to drop: keep going
+            continue
 
 
 _janitor: Janitor | None = None
@@ -171,8 +201,11 @@ def watch_session() -> None:
     session_id = _session_id()
     if session_id is None or not Runtime.exists():
         return  # AppTest or bare mode: no server sessions to clean up
-    with _janitor_lock:
-        if _janitor is None:
-            grace = float(config.get_option("server.disconnectedSessionTTL"))
-            _janitor = Janitor(Runtime.instance(), grace).start()
-    _janitor.watch(session_id)
+    try:
+        with _janitor_lock:
+            if _janitor is None:
+                grace = max(1.0, float(config.get_option("server.disconnectedSessionTTL")) / 2)
+                _janitor = Janitor(Runtime.instance(), grace).start()
+        _janitor.watch(session_id, _session_state())
+    except Exception:  # never let the clean-up break a page
+        _LOG.exception("watching the session failed")
