@@ -273,6 +273,7 @@ def choose_sheet(
                 f"No header row found in {file.file_name}{where}. Expected column headers such as: "
                 f"{_expected_headers()}. Download the template with `python -m importer template PATH`."
             )
+    assert chosen is not None  # the named sheet, or one with a header, or NoHeader above
     name, detected = chosen
     rows = _read(file, name, limit, mapped_columns(mapping or detected))
     if detected.positional and rows.width > len(detected.headers):

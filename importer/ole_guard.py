@@ -119,9 +119,9 @@ def _ole_problem(data: bytes, max_cells: int = MAX_GRID_CELLS) -> str | None:
         if next_difat in seen_difat or next_difat >= n_sectors or len(seen_difat) > n_difat:
             return "its sector table loops or is cut short"
         seen_difat.add(next_difat)
-        entries = struct.unpack(f"<{per_sector}I", read_sector(next_difat))
-        difat.extend(entries[:-1])
-        next_difat = entries[-1]
+        pointers = struct.unpack(f"<{per_sector}I", read_sector(next_difat))
+        difat.extend(pointers[:-1])
+        next_difat = pointers[-1]
     fat: list[int] = []
     for s in difat:
         if s >= _END:

@@ -171,7 +171,7 @@ class ErrorTable(Mapping[int, tuple[RowError, ...]]):
     def _error(self, i: int) -> RowError:
         names = _field_names()
         other = int(self._others[i])
-        return RowError(names[self._fields[i]], _CODES[self._codes[i]], self._texts[self._messages[i]],  # type: ignore[arg-type]
+        return RowError(names[self._fields[i]], _CODES[self._codes[i]], self._texts[self._messages[i]],
                         self._texts[self._values[i]], None if other < 0 else other)
 
     def __getitem__(self, row: int) -> tuple[RowError, ...]:
