@@ -11,12 +11,13 @@ import streamlit as st
 
 from importer.db import describe_url
 from importer.errors import DatabaseError
-from importer.memory import release_free_memory
+from importer.memory import release_free_memory, tune_allocators_for_a_server
 from importer.runs import count_customers
 from ui import auth
 from ui.engine import engine, settings
 from ui.heavy import watch_session
 
+tune_allocators_for_a_server()  # once per process: many sessions share one 512 MB server
 st.set_page_config(page_title="Customer import", page_icon=":material/upload_file:", layout="wide")
 
 current = settings()

@@ -19,6 +19,31 @@ def _libc() -> ctypes.CDLL | None:
     return libc if libc is not None and hasattr(libc, "malloc_trim") else None
 
 
+M_ARENA_MAX = -8  # glibc's mallopt parameter (malloc.h)
+SERVER_ARENAS = 2
+
+
+@lru_cache(maxsize=1)
+def tune_allocators_for_a_server() -> bool:
+    """Fewer malloc arenas, and Arrow's buffers on the system allocator: for a process serving many analysts.
+
+    Streamlit runs each browser session's script in its own thread, and glibc gives busy threads their
+    own arenas (up to 8 per core), each keeping its freed pages; Arrow's default pool (mimalloc) keeps
+    its own. With two arenas and Arrow on malloc, what one session frees the next one reuses, and
+    malloc_trim (release_free_memory) can hand it all back. Measured with bench/bench_dashboard.py
+    (two analysts, 100,000 rows each, at once): 561 MB peak without, 495 MB with. Call it once, early;
+    returns False where glibc's mallopt is unavailable (Arrow's pool is switched anyway).
+    """
+    arrow = sys.modules.get("pyarrow")
+    if arrow is None:
+        import pyarrow as arrow
+    arrow.set_memory_pool(arrow.system_memory_pool())
+    libc = _libc()
+    if libc is None or not hasattr(libc, "mallopt"):
+        return False
+    return bool(libc.mallopt(M_ARENA_MAX, SERVER_ARENAS))
+
+
 def release_free_memory() -> bool:
     """Collect garbage, then return free pages to the OS: Arrow's pool, then glibc's heap (malloc_trim).
 

@@ -42,3 +42,19 @@ def test_arrow_pool_pages_go_back_to_the_system() -> None:
     freed_only = _rss_kb()
     release_free_memory()
     assert _rss_kb() < min(grown, freed_only) - 20_000  # KB
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's mallopt is Linux-only")
+def test_a_server_process_puts_arrow_on_malloc_and_limits_arenas() -> None:
+    import subprocess
+
+    script = (
+        "import pyarrow as pa\n"
+        "before = pa.default_memory_pool().backend_name\n"
+        "from importer.memory import tune_allocators_for_a_server as tune\n"
+        "print(before, tune(), pa.default_memory_pool().backend_name, tune())\n"
+    )
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True, timeout=60)
+    before, tuned, after, again = out.stdout.split()
+    assert before != "system"  # Arrow's own pool by default (mimalloc or jemalloc)
+    assert (tuned, after, again) == ("True", "system", "True")  # once per process (cached)
