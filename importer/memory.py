@@ -34,10 +34,9 @@ def tune_allocators_for_a_server() -> bool:
     (two analysts, 100,000 rows each, at once): 561 MB peak without, 495 MB with. Call it once, early;
     returns False where glibc's mallopt is unavailable (Arrow's pool is switched anyway).
     """
-    arrow = sys.modules.get("pyarrow")
-    if arrow is None:
-        import pyarrow as arrow
-    arrow.set_memory_pool(arrow.system_memory_pool())
+    import pyarrow
+
+    pyarrow.set_memory_pool(pyarrow.system_memory_pool())
     libc = _libc()
     if libc is None or not hasattr(libc, "mallopt"):
         return False
