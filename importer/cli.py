@@ -61,6 +61,13 @@ def build_parser() -> argparse.ArgumentParser:
     imp.add_argument("--report", metavar="PATH", help="write the failed rows to PATH (.csv or .xlsx)")
     imp.add_argument("--json", action="store_true", help="print the result as one JSON object on stdout")
     imp.add_argument("--batch-size", type=int, metavar="N", help="rows per committed chunk (default 2000)")
+    imp.add_argument("--existing", choices=("skip", "update"), default="skip",
+                     help="a row that matches a customer (by shipping mark, phone or email) with other values: "
+                          "skip = fail it as already_exists saying what differs (default); update = update the "
+                          "customer. Rows equal to their customer count as unchanged either way")
+    imp.add_argument("--blank", choices=("keep", "clear"), default="keep",
+                     help="a blank optional cell of a matched customer: keep the stored value (default), or "
+                          "clear it")
 
     tpl = command("template", "Write the upload template workbook.", "python -m importer template customers.xlsx")
     tpl.add_argument("path", help="where to write the template (.xlsx)")
@@ -68,18 +75,20 @@ def build_parser() -> argparse.ArgumentParser:
     hist = command("history", "List past import runs.", "python -m importer history --json")
     hist.add_argument("--json", action="store_true", help="print the runs as a JSON array")
 
-    undo = command("undo", "Delete the customers a run created and mark it undone.", "python -m importer undo 7")
+    undo = command("undo", "Delete the customers a run created, restore those it updated, mark it undone.",
+                   "python -m importer undo 7")
     undo.add_argument("run_id", type=int, help="the run to undo (see history)")
 
     command("init-db", "Create or upgrade the database schema.", "python -m importer init-db")
     return parser
 
 
-def _engine(args: argparse.Namespace, settings: Settings):
+def _engine(args: argparse.Namespace, settings: Settings, schema: bool = True):
     from importer.db import ensure_schema, make_engine
 
     engine = make_engine(args.database_url or settings.database_url)
-    ensure_schema(engine)
+    if schema:  # a dry run creates the schema inside its own rolled-back transaction instead
+        ensure_schema(engine)
     return engine
 
 
@@ -133,10 +142,11 @@ def _import(args: argparse.Namespace, settings: Settings) -> int:
     data = _read_file(args.file, settings)
     upload = read_upload(data, Path(args.file).name, settings, sheet=args.sheet)
     del data
-    engine = _engine(args, settings)
+    engine = _engine(args, settings, schema=not args.dry_run)
     show = _progress_printer() if sys.stderr.isatty() and not args.json else None
     result = import_upload(engine, upload, settings, dry_run=args.dry_run, batch_size=args.batch_size,
-                           progress=show, user_name=os.environ.get("USER"))
+                           progress=show, user_name=os.environ.get("USER"), existing=args.existing,
+                           blank=args.blank)
     if report_format is not None:
         with open(args.report, "wb") as out:
             write_report(result.failed, report_format, out)
@@ -177,20 +187,23 @@ def _history(args: argparse.Namespace, settings: Settings) -> int:
     if not runs:
         print("No imports yet.")
         return EXIT_OK
-    print(f"{'run':>5}  {'started':19}  {'status':11}  {'rows':>8}  {'created':>8}  {'failed':>7}  file")
+    print(f"{'run':>5}  {'started':19}  {'status':11}  {'rows':>8}  {'created':>8}  {'updated':>8}"
+          f"  {'unchanged':>9}  {'failed':>7}  file")
     for run in runs:
         print(
             f"{run.id:>5}  {run.started_at:%Y-%m-%d %H:%M:%S}  {run.status:11}  {run.total_attempted:>8,}"
-            f"  {run.total_created:>8,}  {run.total_failed:>7,}  {run.file_name}"
+            f"  {run.total_created:>8,}  {run.total_updated:>8,}  {run.total_unchanged:>9,}  {run.total_failed:>7,}"
+            f"  {run.file_name}"
         )
     return EXIT_OK
 
 
 def _undo(args: argparse.Namespace, settings: Settings) -> int:
-    from importer.runs import undo_run
+    from importer.runs import undo
 
-    deleted = undo_run(_engine(args, settings), args.run_id)
-    print(f"Run {args.run_id} undone: deleted {deleted:,} customer{'' if deleted == 1 else 's'}.")
+    done = undo(_engine(args, settings), args.run_id)
+    restored = f", restored {done.restored:,}" if done.restored else ""
+    print(f"Run {args.run_id} undone: deleted {done.deleted:,} customer{'' if done.deleted == 1 else 's'}{restored}.")
     return EXIT_OK
 
 

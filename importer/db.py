@@ -19,6 +19,9 @@ MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
 # Arbitrary application key for pg_advisory_lock: one for migrations, one namespace for runs.
 SCHEMA_LOCK_KEY = 7_321_001
 RUN_LOCK_CLASS = 7_321
+# (RUN_LOCK_CLASS, IMPORTS_LOCK_KEY): held shared by every import for its session, exclusively by undo.
+# Run ids start at 1, so key 0 of the class is free.
+IMPORTS_LOCK_KEY = 0
 
 metadata = sa.MetaData()
 
@@ -259,6 +262,25 @@ def upgrade(engine: sa.Engine, revision: str = "head") -> None:
                 command.upgrade(_alembic_config(conn), revision)
 
 
+def upgrade_in_transaction(conn: sa.Connection) -> None:
+    """Bring the schema to the newest migration inside the connection's open transaction (a dry run's,
+    so the tables vanish with its rollback); nothing happens when it is current."""
+    from alembic import command
+
+    if _revision_on(conn) == HEAD_REVISION:
+        return
+    if is_postgres(conn):
+        conn.execute(sa.select(sa.func.pg_advisory_xact_lock(SCHEMA_LOCK_KEY)))
+    command.upgrade(_alembic_config(conn), "head")
+
+
+def _revision_on(conn: sa.Connection) -> str | None:
+    if not sa.inspect(conn).has_table("alembic_version"):
+        return None
+    versions = conn.execute(sa.text("SELECT version_num FROM alembic_version")).scalars().all()
+    return versions[0] if len(versions) == 1 else None
+
+
 # The newest migration in migrations/versions (tests/test_db.py checks it against Alembic's head).
 HEAD_REVISION = "0003"
 
@@ -266,10 +288,7 @@ HEAD_REVISION = "0003"
 def current_revision(engine: sa.Engine) -> str | None:
     """The migration the database is at (None when empty), read without importing Alembic (a CLI start-up cost)."""
     with reading(engine) as conn:
-        if not sa.inspect(conn).has_table("alembic_version"):
-            return None
-        versions = conn.execute(sa.text("SELECT version_num FROM alembic_version")).scalars().all()
-        return versions[0] if len(versions) == 1 else None
+        return _revision_on(conn)
 
 
 def ensure_schema(engine: sa.Engine) -> None:

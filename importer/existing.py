@@ -28,9 +28,13 @@ def _one_of(conn: sa.Connection, column: sa.Column, keys: list[str]) -> sa.Colum
 
 
 def lookup(
-    conn: sa.Connection, field: str, values: Iterable[str], columns: Sequence[str] = _KEY_COLUMNS
+    conn: sa.Connection, field: str, values: Iterable[str], columns: Sequence[str] = _KEY_COLUMNS,
+    for_update: bool = False,
 ) -> dict[str, sa.Row]:
-    """Existing customers whose `field` is one of `values`, keyed by that value (one query per chunk)."""
+    """Existing customers whose `field` is one of `values`, keyed by that value (one query per chunk).
+
+    `for_update` locks the rows found (PostgreSQL), so an update's before-image stays true until commit.
+    """
     if field not in UNIQUE_FIELDS:
         raise ValueError(f"{field} is not a unique field")
     keys = sorted({v for v in values if v is not None})
@@ -39,6 +43,8 @@ def lookup(
     for start in range(0, len(keys), KEY_CHUNK):
         part = keys[start:start + KEY_CHUNK]
         stmt = sa.select(*(customers.c[name] for name in columns)).where(_one_of(conn, column, part))
+        if for_update and conn.dialect.name == "postgresql":
+            stmt = stmt.with_for_update()
         for row in conn.execute(stmt):
             found[row._mapping[field]] = row
     return found

@@ -14,18 +14,42 @@ from sqlalchemy.dialects import postgresql
 
 from importer import runs
 from importer.db import (
+    IMPORTS_LOCK_KEY,
     RUN_LOCK_CLASS,
+    customer_changes,
     customers,
     db_errors,
     import_failures,
     import_runs,
+    import_unchanged,
     is_postgres,
     one_line,
     to_database_error,
+    upgrade_in_transaction,
 )
 from importer.errors import DatabaseError
 from importer.existing import conflicts, records
-from importer.results import ErrorCode, FailedRows, RowError, RunResult, RunStatus, failed_rows_of
+from importer.matching import (
+    BlankMode,
+    ExistingMode,
+    Match,
+    Outcome,
+    blank_cells,
+    bulk_update,
+    match_rows,
+    skip_errors,
+)
+from importer.results import (
+    ErrorCode,
+    FailedRows,
+    RowError,
+    RunResult,
+    RunStatus,
+    UpdateColumns,
+    UpdatedRows,
+    changes_between,
+    failed_rows_of,
+)
 from importer.settings import Settings
 from schemas.customer import FIELD_NAMES
 
@@ -111,11 +135,13 @@ class _Loader:
 
     def __init__(self, conn: sa.Connection, checked: Checked, *, file_name: str, sha256: str, sheet: str | None,
                  dry_run: bool, batch_size: int, progress: Callable[[Progress], None] | None,
-                 user_name: str | None, settings_json: dict, method: InsertMethod) -> None:
+                 user_name: str | None, settings_json: dict, method: InsertMethod,
+                 existing: ExistingMode = ExistingMode.SKIP, blank: BlankMode = BlankMode.KEEP) -> None:
         self.conn, self.checked, self.dry_run = conn, checked, dry_run
         self.file_name, self.sha256, self.sheet = file_name, sha256, sheet
         self.batch_size, self.progress, self.user_name = batch_size, progress, user_name
         self.settings_json, self.method = settings_json, method
+        self.existing, self.blank = existing, blank
         self.pg = is_postgres(conn)
         self.run_id: int | None = None
         self.owner = runs.this_owner()
@@ -128,6 +154,11 @@ class _Loader:
     def start(self) -> bool:
         """Claim a dead run of the same file (True = resumed) or create a new one."""
         conn, total = self.conn, len(self.checked.original)
+        if self.pg:
+            # Shared by every import (and dry run) for its whole session; undo takes it exclusively, so an
+            # undo never runs while an import (or a resume of the run being undone) is under way.
+            with self.unit():
+                conn.execute(sa.select(sa.func.pg_advisory_lock_shared(RUN_LOCK_CLASS, IMPORTS_LOCK_KEY)))
         with runs.ACTIVE_LOCK, self.unit():
             for row in runs.resumable_on(conn, self.sha256, self.sheet):
                 if self.pg and not conn.execute(
@@ -158,11 +189,13 @@ class _Loader:
         return False
 
     def done_rows(self) -> set[int]:
-        """Source rows a resumed run already settled (created or failed)."""
+        """Source rows a resumed run already settled (created, updated, unchanged or failed)."""
         created = sa.select(customers.c.source_row_number).where(customers.c.import_run_id == self.run_id)
         failed = sa.select(import_failures.c.source_row_number).where(import_failures.c.run_id == self.run_id)
+        updated = sa.select(customer_changes.c.source_row_number).where(customer_changes.c.run_id == self.run_id)
+        same = sa.select(import_unchanged.c.source_row_number).where(import_unchanged.c.run_id == self.run_id)
         with self.unit():
-            return {n for (n,) in self.conn.execute(sa.union_all(created, failed))}
+            return {n for (n,) in self.conn.execute(sa.union_all(created, failed, updated, same))}
 
     # -- one chunk ----------------------------------------------------------------------------
     def chunk(self, rows: list[Record]) -> tuple[int, int]:
@@ -170,9 +203,29 @@ class _Loader:
         errors = self.checked.errors
         failures: dict[int, tuple[RowError, ...]] = {n: errors[n] for n, _ in rows if n in errors}
         candidates = [(n, rec) for n, rec in rows if n not in errors]
-        inserted, refused = self.insert_rows(candidates, first=True)
+        matches = match_rows(self.conn, candidates, blank_cells(self.checked.original, [n for n, _ in candidates]),
+                             clear=self.blank is BlankMode.CLEAR,
+                             lock=self.pg and self.existing is ExistingMode.UPDATE)
+        new: list[Record] = []
+        changed: list[tuple[int, Match]] = []
+        unchanged: list[tuple[int, Match]] = []
+        for n, rec in candidates:
+            match = matches[n]
+            if match.outcome is Outcome.NEW:
+                new.append((n, rec))
+            elif match.outcome is Outcome.UNCHANGED:
+                unchanged.append((n, match))
+            elif match.outcome is Outcome.CONFLICT:
+                failures[n] = match.errors
+            elif self.existing is ExistingMode.SKIP:
+                failures[n] = skip_errors(match)
+            else:
+                changed.append((n, match))
+        updated, refused = self.update_rows(changed)
         failures.update(refused)
-        lost = [(n, rec) for n, rec in candidates if n not in inserted and n not in refused]
+        inserted, refused = self.insert_rows(new, first=True)
+        failures.update(refused)
+        lost = [(n, rec) for n, rec in new if n not in inserted and n not in refused]
         # ON CONFLICT DO NOTHING skipped these: their keys exist (from before, or from a concurrent
         # import). Looking up only the skipped rows names the key without a query per key for the rest.
         if lost:
@@ -189,15 +242,50 @@ class _Loader:
                  "customer_data": typed[n]}
                 for n, errs in sorted(failures.items())
             ])
+        if updated:
+            self.conn.execute(sa.insert(customer_changes), [
+                {"customer_id": m.customer_id, "run_id": self.run_id, "source_row_number": n,
+                 "before": m.before, "after": m.after}
+                for n, m in changed if n in updated
+            ])
+        if unchanged:
+            self.conn.execute(sa.insert(import_unchanged), [
+                {"run_id": self.run_id, "source_row_number": n, "customer_id": m.customer_id} for n, m in unchanged
+            ])
         self.conn.execute(
             sa.update(import_runs).where(import_runs.c.id == self.run_id).values(
                 rows_done=import_runs.c.rows_done + len(rows),
                 total_created=import_runs.c.total_created + len(inserted),
+                total_updated=import_runs.c.total_updated + len(updated),
+                total_unchanged=import_runs.c.total_unchanged + len(unchanged),
                 total_failed=import_runs.c.total_failed + len(failures),
                 heartbeat_at=runs.now(),
             )
         )
         return len(inserted), len(failures)
+
+    def update_rows(self, rows: list[tuple[int, Match]]) -> tuple[set[int], dict[int, tuple[RowError, ...]]]:
+        """Apply changed rows in one bulk UPDATE; a refused batch is halved until each refused row is alone."""
+        if not rows:
+            return set(), {}
+        try:
+            with self.conn.begin_nested():
+                bulk_update(self.conn, [(m.customer_id, m.after) for _, m in rows])  # type: ignore[misc]
+            return {n for n, _ in rows}, {}
+        except (sa.exc.IntegrityError, sa.exc.DataError, sa.exc.StatementError, ValueError) as exc:
+            if isinstance(exc, sa.exc.DBAPIError) and not isinstance(exc, sa.exc.IntegrityError | sa.exc.DataError):
+                raise
+            if len(rows) == 1:
+                number, match = rows[0]
+                message = one_line(exc)
+                assert match.after is not None
+                return set(), {number: (RowError(_guess_field(message, match.after), ErrorCode.DATABASE_ERROR,
+                                                  f"the database refused this update of customer "
+                                                  f"#{match.customer_id}: {message}"),)}
+            mid = len(rows) // 2
+            ok_a, bad_a = self.update_rows(rows[:mid])
+            ok_b, bad_b = self.update_rows(rows[mid:])
+            return ok_a | ok_b, {**bad_a, **bad_b}
 
     def customer_data(self, numbers: list[int]) -> dict[int, dict[str, str]]:
         """Each row's non-blank values exactly as typed in the file (one frame lookup per chunk)."""
@@ -278,7 +366,9 @@ class _Loader:
         resumed = self.start()
         done = self.done_rows() if resumed else set()
         pending, chunks = _pending_chunks(self.checked, self.batch_size, done)
-        total = len(self.checked.normalised)
+        # The rows settled by earlier attempts (even ones excluded from the upload since) plus those
+        # pending now: every settled row counts once, so the totals add up.
+        total = len(done) + pending
         rows_done = total - pending
         started, processed = time.monotonic(), 0
         for rows in chunks:
@@ -303,15 +393,23 @@ class _Loader:
             # Counted in the database, so a resumed run's summary covers the chunks of earlier attempts.
             errors = runs.error_table_on(self.conn, run_id)
             created = runs.created_on(self.conn, run_id)
+            n_updated = runs.updated_on(self.conn, run_id)
+            n_unchanged = runs.unchanged_on(self.conn, run_id)
             finished = self.conn.execute(
                 sa.update(import_runs).where(import_runs.c.id == run_id, import_runs.c.owner == self.owner,
                                              import_runs.c.status == RunStatus.RUNNING).values(
                     status=RunStatus.COMPLETED, finished_at=runs.now(), heartbeat_at=runs.now(), rows_done=total,
                     total_attempted=total, total_created=created, total_failed=len(errors),
+                    total_updated=n_updated, total_unchanged=n_unchanged,
                 )
             ).rowcount
             if finished != 1:
                 raise DatabaseError(f"run {run_id} was taken over or undone while it ran; see History")
+            if self.dry_run:  # read back before the rollback, held as columns
+                held = UpdateColumns()
+                for number, customer_id, before, after in runs.stream(self.conn, runs.changes_query(run_id)):
+                    held.add(number, customer_id, changes_between(before, after))
+                updated = held.freeze()
         if self.dry_run:
             # Rolled back with the dry run: the rows are the upload's own, looked up by row number.
             original = self.checked.original
@@ -319,10 +417,11 @@ class _Loader:
         else:
             engine = self.conn.engine
             failed = FailedRows(len(errors), lambda: runs.iter_failures(engine, run_id))
+            updated = UpdatedRows(n_updated, lambda: runs.iter_updates(engine, run_id))
         return RunResult(
             run_id=None if self.dry_run else run_id, dry_run=self.dry_run, resumed=resumed,
             file=self.file_name, sheet=self.sheet, total_attempted=total, total_created=created,
-            failed=failed, failure_codes=errors.by_code(),
+            failed=failed, failure_codes=errors.by_code(), updated=updated, total_unchanged=n_unchanged,
         )
 
     def give_up(self) -> None:
@@ -344,24 +443,33 @@ def run_import(
     engine: sa.Engine, checked: Any, *, file_name: str, sha256: str, sheet: str | None, settings: Settings,
     dry_run: bool = False, batch_size: int | None = None, progress: Callable[[Progress], None] | None = None,
     user_name: str | None = None, run_settings: dict | None = None, insert_method: InsertMethod | None = None,
+    existing: ExistingMode | str = ExistingMode.SKIP, blank: BlankMode | str = BlankMode.KEEP,
 ) -> RunResult:
-    """Import checked rows: every row ends created or failed; see CONTRACT.md "Runs are crash-safe".
+    """Import checked rows: every row ends created, updated, unchanged or failed; see CONTRACT.md
+    "Runs are crash-safe". `existing`: what a row matching a customer with other values does (skip: fails
+    as already_exists; update: updates it); `blank`: whether a blank optional cell keeps (keep) or clears
+    (clear) a matched customer's value.
 
-    A dry run executes the same path inside one transaction that is rolled back; its run_id is None.
+    A dry run executes the same path inside one transaction that is rolled back (the schema too, when the
+    database has none yet: a dry run leaves the database as it found it); its run_id is None.
     """
+    existing, blank = ExistingMode(existing), BlankMode(blank)
     size = effective_batch_size(engine.dialect.name, batch_size or settings.batch_size)
     method: InsertMethod = insert_method or (DEFAULT_PG_METHOD if engine.dialect.name == "postgresql" else "values")
     settings_json = {
         "batch_size": size, "insert_method": method, "default_phone_region": settings.default_phone_region,
-        "default_customer_region": settings.default_customer_region, **(run_settings or {}),
+        "default_customer_region": settings.default_customer_region, "existing": existing.value,
+        "blank": blank.value, **(run_settings or {}),
     }
     with db_errors(engine):
         conn = engine.connect()
     loader = _Loader(conn, checked, file_name=file_name, sha256=sha256, sheet=sheet, dry_run=dry_run,
                      batch_size=size, progress=progress, user_name=user_name, settings_json=settings_json,
-                     method=method)
+                     method=method, existing=existing, blank=blank)
     outer = conn.begin() if dry_run else None
     try:
+        if dry_run:
+            upgrade_in_transaction(conn)  # rolled back with the dry run
         return loader.run()
     except (sa.exc.SQLAlchemyError, DatabaseError) as exc:
         # The run stays "running" under this (exiting) owner: list_runs shows it interrupted.

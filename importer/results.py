@@ -30,6 +30,7 @@ class ErrorCode(StrEnum):
     INVALID_CHOICE = "invalid_choice"
     DUPLICATE_IN_FILE = "duplicate_in_file"
     ALREADY_EXISTS = "already_exists"
+    CONFLICT = "conflict"
     DATABASE_ERROR = "database_error"
 
     @property
@@ -48,6 +49,7 @@ _MEANINGS = {
     ErrorCode.INVALID_CHOICE: "Not an allowed value",
     ErrorCode.DUPLICATE_IN_FILE: "Duplicate inside the file",
     ErrorCode.ALREADY_EXISTS: "Already a customer in the database",
+    ErrorCode.CONFLICT: "Matches two or more different customers",
     ErrorCode.DATABASE_ERROR: "Refused by the database",
 }
 # Codes that mean "this row's key is taken", in the file or in the database.
@@ -321,6 +323,96 @@ class FailedRows:
 NO_FAILURES = FailedRows(0, lambda: iter(()))
 
 
+@dataclass(frozen=True, slots=True)
+class UpdatedRow:
+    """One row that updated a customer: which customer, and field -> (stored before, stored now)."""
+
+    source_row_number: int
+    customer_id: int
+    changes: Mapping[str, tuple[Any, Any]]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "source_row_number": self.source_row_number,
+            "customer_id": self.customer_id,
+            "changes": {name: [old, new] for name, (old, new) in self.changes.items()},
+        }
+
+
+def changes_between(before: Mapping[str, Any], after: Mapping[str, Any]) -> dict[str, tuple[Any, Any]]:
+    """field -> (before, after) for the fields that differ, in field order."""
+    from schemas.customer import FIELD_NAMES
+
+    return {f: (before.get(f), after.get(f)) for f in FIELD_NAMES if before.get(f) != after.get(f)}
+
+
+class UpdatedRows:
+    """The updated rows of a run, made afresh on each iteration (from the database or held columns)."""
+
+    def __init__(self, count: int, produce: Callable[[], Iterator[UpdatedRow]]) -> None:
+        self._count, self._produce = count, produce
+
+    @classmethod
+    def of(cls, rows: Iterable[UpdatedRow]) -> UpdatedRows:
+        held = tuple(rows)
+        return cls(len(held), lambda: iter(held))
+
+    def __iter__(self) -> Iterator[UpdatedRow]:
+        return self._produce()
+
+    def __len__(self) -> int:
+        return self._count
+
+    def __repr__(self) -> str:
+        return f"UpdatedRows({self._count:,})"
+
+
+NO_UPDATES = UpdatedRows(0, lambda: iter(()))
+
+
+class UpdateColumns:
+    """Updated rows held as columns (a dry run's, read back before its rollback): one entry per changed
+    field, the values' text interned, so 10,000 updates cost a few arrays, not 10,000 dicts."""
+
+    def __init__(self) -> None:
+        self._rows: list[int] = []
+        self._ids: list[int] = []
+        self._starts: list[int] = []
+        self._fields: list[int] = []
+        self._old: list[int] = []
+        self._new: list[int] = []
+        self._texts: dict[Any, int] = {}
+
+    def add(self, row: int, customer_id: int, changes: Mapping[str, tuple[Any, Any]]) -> None:
+        from schemas.customer import FIELD_NAMES
+
+        self._rows.append(int(row))
+        self._ids.append(int(customer_id))
+        self._starts.append(len(self._fields))
+        for name, (old, new) in changes.items():
+            self._fields.append(FIELD_NAMES.index(name))
+            self._old.append(self._texts.setdefault(old, len(self._texts)))
+            self._new.append(self._texts.setdefault(new, len(self._texts)))
+
+    def freeze(self) -> UpdatedRows:
+        from schemas.customer import FIELD_NAMES
+
+        rows, ids = np.asarray(self._rows, dtype=np.int64), np.asarray(self._ids, dtype=np.int64)
+        starts = np.asarray([*self._starts, len(self._fields)], dtype=np.int64)
+        fields = np.asarray(self._fields, dtype=np.int8)
+        old, new = np.asarray(self._old, dtype=np.int32), np.asarray(self._new, dtype=np.int32)
+        texts = tuple(self._texts)
+        order = np.argsort(rows, kind="stable")
+
+        def produce() -> Iterator[UpdatedRow]:
+            for i in order:
+                span = range(int(starts[i]), int(starts[i + 1]))
+                yield UpdatedRow(int(rows[i]), int(ids[i]),
+                                 {FIELD_NAMES[fields[j]]: (texts[old[j]], texts[new[j]]) for j in span})
+
+        return UpdatedRows(len(rows), produce)
+
+
 def failed_rows_of(errors: ErrorTable, original: pd.DataFrame, columns: Iterable[str],
                    chunk: int = 2_000) -> Iterator[FailedRow]:
     """FailedRow for each row of `errors`, its values looked up by row number in `original`.
@@ -350,9 +442,10 @@ def _plural(count: int, word: str) -> str:
 
 @dataclass(frozen=True)
 class RunResult:
-    """The summary of one import: `total_created + total_failed == total_attempted`, always.
+    """The summary of one import: `created + updated + unchanged + failed == attempted`, always.
 
-    `failed` streams the failed rows; `failure_codes` counts failed rows per code.
+    `failed` streams the failed rows; `failure_codes` counts failed rows per code; `updated` streams the
+    rows that updated a customer (with their diffs); `total_unchanged` counts rows equal to their customer.
     """
 
     run_id: int | None
@@ -364,12 +457,14 @@ class RunResult:
     total_created: int
     failed: FailedRows = field(default=NO_FAILURES, compare=False, repr=False)
     failure_codes: Mapping[str, int] = field(default_factory=dict)
+    updated: UpdatedRows = field(default=NO_UPDATES, compare=False, repr=False)
+    total_unchanged: int = 0
 
     def __post_init__(self) -> None:
-        if self.total_created + self.total_failed != self.total_attempted:
+        if self.total_created + self.total_updated + self.total_unchanged + self.total_failed != self.total_attempted:
             raise AssertionError(
-                f"accounting broken: {self.total_created} created + {self.total_failed} failed"
-                f" != {self.total_attempted} attempted"
+                f"accounting broken: {self.total_created} created + {self.total_updated} updated + "
+                f"{self.total_unchanged} unchanged + {self.total_failed} failed != {self.total_attempted} attempted"
             )
 
     @property
@@ -377,13 +472,21 @@ class RunResult:
         return len(self.failed)
 
     @property
+    def total_updated(self) -> int:
+        return len(self.updated)
+
+    @property
     def message(self) -> str:
+        """`Created 3 customers; updated 2; 5 unchanged; 1 row failed` (parts that are 0 left out)."""
+        text = f"{'Would create' if self.dry_run else 'Created'} {_plural(self.total_created, 'customer')}"
+        if self.total_updated:
+            text += f"; would update {self.total_updated:,}" if self.dry_run else f"; updated {self.total_updated:,}"
+        if self.total_unchanged:
+            text += f"; {self.total_unchanged:,} unchanged"
         if self.dry_run:
-            text = f"Would create {_plural(self.total_created, 'customer')}"
             if self.total_failed:
                 text += f"; {_plural(self.total_failed, 'row')} would fail"
             return text
-        text = f"Created {_plural(self.total_created, 'customer')}"
         if self.total_failed:
             text += f"; {_plural(self.total_failed, 'row')} failed"
         return text
@@ -403,11 +506,14 @@ class RunResult:
             "total_attempted": self.total_attempted,
             "total_created": self.total_created,
             "total_failed": self.total_failed,
+            "total_updated": self.total_updated,
+            "total_unchanged": self.total_unchanged,
         }
 
     def to_json(self) -> dict[str, Any]:
-        """The CLI's JSON object, key for key as CONTRACT.md shows it (all failures in memory: small runs)."""
-        return {**self.summary_json(), "failed_customers": [row.to_json() for row in self.failed]}
+        """The CLI's JSON object, key for key as CONTRACT.md shows it (all rows in memory: small runs)."""
+        return {**self.summary_json(), "failed_customers": [row.to_json() for row in self.failed],
+                "updated_customers": [row.to_json() for row in self.updated]}
 
     def json_chunks(self) -> Iterator[str]:
         """The same JSON text as `json.dumps(self.to_json(), ensure_ascii=False)`, a row at a time."""
@@ -415,4 +521,7 @@ class RunResult:
         yield head[:-1] + ', "failed_customers": ['
         for i, row in enumerate(self.failed):
             yield (", " if i else "") + json.dumps(row.to_json(), ensure_ascii=False)
+        yield '], "updated_customers": ['
+        for i, updated in enumerate(self.updated):
+            yield (", " if i else "") + json.dumps(updated.to_json(), ensure_ascii=False)
         yield "]}"

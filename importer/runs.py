@@ -13,22 +13,37 @@ from typing import Any
 import sqlalchemy as sa
 
 from importer.db import (
+    IMPORTS_LOCK_KEY,
     RUN_LOCK_CLASS,
+    customer_changes,
     customers,
     db_errors,
     import_failures,
     import_runs,
+    import_unchanged,
     is_postgres,
     reading,
 )
 from importer.errors import RunError
-from importer.results import ErrorTable, FailedRow, FailedRows, RowError, RunStatus
+from importer.results import (
+    ErrorTable,
+    FailedRow,
+    FailedRows,
+    RowError,
+    RunStatus,
+    UpdatedRow,
+    UpdatedRows,
+    changes_between,
+)
+from schemas.customer import FIELD_NAMES
 
 # A run on another host (SQLite on a shared disk) is presumed dead after this long without a beat.
 HEARTBEAT_TIMEOUT_SECONDS = 120
 OPEN_STATUSES = (RunStatus.RUNNING, RunStatus.INTERRUPTED)
 # Rows a streamed query fetches at a time (a server-side cursor on PostgreSQL).
 STREAM_ROWS = 2_000
+# How long undo waits for running imports to finish (PostgreSQL) before it refuses.
+UNDO_WAIT_SECONDS = 10
 
 # Runs this process is executing right now: an owner equal to this process but not listed here
 # was abandoned by an earlier call (an exception), so a retry in the same process may resume it.
@@ -54,6 +69,8 @@ class RunRecord:
     duration_seconds: float | None
     user_name: str | None
     settings: dict
+    total_updated: int = 0
+    total_unchanged: int = 0
 
     def to_json(self) -> dict[str, Any]:
         """JSON-ready dict (times as ISO 8601)."""
@@ -127,6 +144,7 @@ def _record(conn: sa.Connection, row: sa.Row) -> RunRecord:
         total_failed=row.total_failed, rows_done=row.rows_done, started_at=started, finished_at=finished,
         duration_seconds=(finished - started).total_seconds() if finished and started else None,
         user_name=row.user_name, settings=dict(row.settings or {}),
+        total_updated=row.total_updated, total_unchanged=row.total_unchanged,
     )
 
 
@@ -160,6 +178,43 @@ def _failures_query(run_id: int, *columns: sa.Column) -> sa.Select:
 def _stream(conn: sa.Connection, stmt: sa.Select) -> sa.CursorResult:
     """Rows a few thousand at a time: a server-side cursor on PostgreSQL, SQLite's own cursor otherwise."""
     return conn.execute(stmt.execution_options(stream_results=True, yield_per=STREAM_ROWS))
+
+
+stream = _stream
+
+
+def changes_query(run_id: int) -> sa.Select:
+    """A run's updates: source row, customer id, before- and after-image, by source row."""
+    return (sa.select(customer_changes.c.source_row_number, customer_changes.c.customer_id,
+                      customer_changes.c.before, customer_changes.c.after)
+            .where(customer_changes.c.run_id == run_id).order_by(customer_changes.c.source_row_number))
+
+
+def iter_updates(engine: sa.Engine, run_id: int) -> Iterator[UpdatedRow]:
+    """A run's updated rows with their diffs, by source row, streamed from customer_changes."""
+    with reading(engine) as conn:
+        for number, customer_id, before, after in _stream(conn, changes_query(run_id)):
+            yield UpdatedRow(number, customer_id, changes_between(before, after))
+
+
+def run_updates(engine: sa.Engine, run_id: int) -> UpdatedRows:
+    """A run's updated rows (customer, field: old -> new), streamed each time they are read."""
+    with reading(engine) as conn:
+        _run_row(conn, run_id)
+        count = updated_on(conn, run_id)
+    return UpdatedRows(count, lambda: iter_updates(engine, run_id))
+
+
+def updated_on(conn: sa.Connection, run_id: int) -> int:
+    """How many rows of a run updated a customer, on an open connection."""
+    stmt = sa.select(sa.func.count()).select_from(customer_changes).where(customer_changes.c.run_id == run_id)
+    return int(conn.execute(stmt).scalar_one())
+
+
+def unchanged_on(conn: sa.Connection, run_id: int) -> int:
+    """How many rows of a run were equal to their customer, on an open connection."""
+    stmt = sa.select(sa.func.count()).select_from(import_unchanged).where(import_unchanged.c.run_id == run_id)
+    return int(conn.execute(stmt).scalar_one())
 
 
 def error_table_on(conn: sa.Connection, run_id: int) -> ErrorTable:
@@ -199,11 +254,71 @@ def created_on(conn: sa.Connection, run_id: int) -> int:
     return int(conn.execute(stmt).scalar_one())
 
 
-def undo_run(engine: sa.Engine, run_id: int) -> int:
-    """Delete the customers a run created and mark it undone, in one transaction; returns the count."""
+@dataclass(frozen=True)
+class UndoResult:
+    """What an undo did: customers deleted (the run created them) and restored (the run updated them)."""
+
+    run_id: int
+    deleted: int
+    restored: int
+
+
+def _later_runs(conn: sa.Connection, run_id: int) -> list[int]:
+    """Runs (not undone) that changed, after this run, a customer this run created or updated."""
+    later, mine = customer_changes.alias("later"), customer_changes.alias("mine")
+    created = sa.select(customers.c.id).where(customers.c.import_run_id == run_id)
+    after_mine = sa.exists().where(mine.c.run_id == run_id, mine.c.customer_id == later.c.customer_id,
+                                   later.c.id > mine.c.id)
+    stmt = (sa.select(later.c.run_id).distinct()
+            .join(import_runs, import_runs.c.id == later.c.run_id)
+            .where(import_runs.c.status != RunStatus.UNDONE, later.c.run_id != run_id,
+                   sa.or_(later.c.customer_id.in_(created), after_mine))
+            .order_by(later.c.run_id))
+    return [int(n) for n in conn.execute(stmt).scalars()]
+
+
+def _before_images(conn: sa.Connection, run_id: int) -> Iterator[list[tuple[int, dict]]]:
+    """The record each customer had before this run first updated it, a few thousand customers at a time."""
+    from importer.matching import UPDATE_CHUNK
+
+    stmt = (sa.select(customer_changes.c.customer_id, customer_changes.c.before)
+            .where(customer_changes.c.run_id == run_id)
+            .order_by(customer_changes.c.customer_id, customer_changes.c.id))
+    batch: list[tuple[int, dict]] = []
+    last = None
+    for customer_id, before in conn.execute(stmt):
+        if customer_id == last:  # a later update by the same run: the first before-image wins
+            continue
+        last = customer_id
+        batch.append((customer_id, {f: before.get(f) for f in FIELD_NAMES}))
+        if len(batch) >= UPDATE_CHUNK:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def undo(engine: sa.Engine, run_id: int) -> UndoResult:
+    """Delete the customers a run created, restore the before-images of those it updated, and mark it
+    undone, in one transaction.
+
+    Refuses (RunError) when the run is running, already undone, or when a later run changed any of its
+    customers (naming the runs to undo first). On PostgreSQL it takes the imports lock exclusively, so it
+    waits (up to UNDO_WAIT_SECONDS) for running imports and no import starts meanwhile; on SQLite the
+    write lock serialises it with every import's chunks.
+    """
+    from importer.matching import bulk_update
+
     with db_errors(engine), engine.connect() as conn:
         try:
             with conn.begin():
+                if is_postgres(conn):
+                    conn.exec_driver_sql(f"SET LOCAL lock_timeout = '{UNDO_WAIT_SECONDS}s'")
+                    try:
+                        with conn.begin_nested():
+                            conn.execute(sa.select(sa.func.pg_advisory_xact_lock(RUN_LOCK_CLASS, IMPORTS_LOCK_KEY)))
+                    except sa.exc.OperationalError:
+                        raise RunError(f"an import is running; undo run {run_id} when it has finished") from None
                 row = _run_row(conn, run_id)
                 if row.status == RunStatus.UNDONE:
                     raise RunError(f"run {run_id} was already undone")
@@ -217,6 +332,14 @@ def undo_run(engine: sa.Engine, run_id: int) -> int:
                         alive = owner_alive(conn, run_id, row.owner, row.heartbeat_at)
                     if alive:
                         raise RunError(f"run {run_id} is still running; wait for it to finish")
+                later = _later_runs(conn, run_id)
+                if later:
+                    names = ", ".join(str(n) for n in later)
+                    raise RunError(f"run {run_id} cannot be undone: later run(s) {names} changed customers it "
+                                   f"created or updated; undo run(s) {names} first")
+                restored = 0
+                for batch in _before_images(conn, run_id):
+                    restored += bulk_update(conn, batch)
                 deleted = conn.execute(sa.delete(customers).where(customers.c.import_run_id == run_id)).rowcount
                 conn.execute(
                     sa.update(import_runs).where(import_runs.c.id == run_id)
@@ -224,9 +347,36 @@ def undo_run(engine: sa.Engine, run_id: int) -> int:
                 )
         finally:
             if is_postgres(conn):
+                if conn.in_transaction():
+                    conn.rollback()
                 conn.execute(sa.select(sa.func.pg_advisory_unlock_all()))
                 conn.commit()
-    return int(deleted)
+    return UndoResult(run_id, int(deleted), restored)
+
+
+def undo_run(engine: sa.Engine, run_id: int) -> int:
+    """Undo a run (see `undo`); returns how many customers it deleted."""
+    return undo(engine, run_id).deleted
+
+
+@dataclass(frozen=True)
+class UndoPreview:
+    """What undoing a run would do, for a confirmation: delete, restore, or refuse because of later runs."""
+
+    run_id: int
+    to_delete: int
+    to_restore: int
+    blocking_runs: tuple[int, ...]
+
+
+def undo_preview(engine: sa.Engine, run_id: int) -> UndoPreview:
+    """How many customers undoing this run would delete and restore, and which later runs block it."""
+    with reading(engine) as conn:
+        _run_row(conn, run_id)
+        restore = sa.select(sa.func.count(sa.distinct(customer_changes.c.customer_id))).where(
+            customer_changes.c.run_id == run_id)
+        return UndoPreview(run_id, created_on(conn, run_id), int(conn.execute(restore).scalar_one()),
+                           tuple(_later_runs(conn, run_id)))
 
 
 def count_customers(engine: sa.Engine) -> int:

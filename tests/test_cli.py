@@ -48,7 +48,7 @@ def test_import_json_is_exactly_the_contract(capsys, upload: Path, database_url:
     assert result == {
         "run_id": 1, "dry_run": False, "resumed": False, "file": "customers.xlsx", "sheet": "Customers",
         "success": True, "message": "Created 2 customers; 1 row failed",
-        "total_attempted": 3, "total_created": 2, "total_failed": 1,
+        "total_attempted": 3, "total_created": 2, "total_failed": 1, "total_updated": 0, "total_unchanged": 0,
         "failed_customers": [{
             "source_row_number": 3,
             "error": "Last Name: is blank; every customer needs a last name; Phone: 5412345 is not a valid phone number",
@@ -58,7 +58,11 @@ def test_import_json_is_exactly_the_contract(capsys, upload: Path, database_url:
             ],
             "customer_data": {"shipping_mark": "PM10 ABENA", "first_name": "Abena", "phone": "5412345"},
         }],
+        "updated_customers": [],
     }
+    assert list(result) == [  # the new keys come after total_failed and after failed_customers
+        "run_id", "dry_run", "resumed", "file", "sheet", "success", "message", "total_attempted", "total_created",
+        "total_failed", "total_updated", "total_unchanged", "failed_customers", "updated_customers"]
     engine = sa.create_engine(database_url.replace("postgresql://", "postgresql+psycopg2://"))
     with engine.connect() as conn:
         stored = conn.execute(sa.text(
@@ -84,14 +88,63 @@ def test_dry_run_gives_the_real_counts_and_saves_nothing(capsys, upload: Path, d
     assert (real["total_created"], real["total_failed"]) == (2, 1)
 
 
-def test_second_import_of_the_same_file_fails_as_already_exists(capsys, upload: Path, database_url: str) -> None:
+def test_second_import_of_the_same_file_is_unchanged(capsys, upload: Path, database_url: str) -> None:
     run(capsys, "import", str(upload), "--json", "--database-url", database_url)
     code, out, _ = run(capsys, "import", str(upload), "--json", "--database-url", database_url)
     again = json.loads(out)
     assert code == 0 and again["run_id"] == 2 and again["resumed"] is False
-    assert again["total_created"] == 0 and again["total_failed"] == 3
-    codes = {row["source_row_number"]: {e["code"] for e in row["errors"]} for row in again["failed_customers"]}
-    assert codes[2] == {"already_exists"} and codes[4] == {"already_exists"}
+    assert (again["total_created"], again["total_unchanged"], again["total_failed"]) == (0, 2, 1)
+    assert again["message"] == "Created 0 customers; 2 unchanged; 1 row failed"
+    assert [row["source_row_number"] for row in again["failed_customers"]] == [3]
+
+
+def test_existing_skip_then_update_then_undo(capsys, tmp_path: Path, database_url: str) -> None:
+    first = tmp_path / "march.xlsx"
+    first.write_bytes(workbook(GOOD, ["PM5 AMA", "Ama", "Serwaa", "ama@example.com", "0241234568"]))
+    run(capsys, "import", str(first), "--json", "--database-url", database_url)
+    second = tmp_path / "april.xlsx"  # Kofi's phone changed, Ama unchanged, one new customer
+    second.write_bytes(workbook(["PM4 KOFI", "Kofi", "Mensah", "kofi@example.com", "0241111111"],
+                                ["PM5 AMA", "Ama", "Serwaa", "", "0241234568"],
+                                ["PM6 YAW", "Yaw", "Osei", "", "0241234569"]))
+    code, out, _ = run(capsys, "import", str(second), "--json", "--database-url", database_url)
+    skip = json.loads(out)
+    assert (skip["total_created"], skip["total_updated"], skip["total_unchanged"], skip["total_failed"]) == (1, 0, 1, 1)
+    error = skip["failed_customers"][0]["errors"][0]
+    assert error["code"] == "already_exists"
+    assert error["message"].startswith("phone differs: stored +233241234567, file +233241111111")
+    code, out, _ = run(capsys, "import", str(second), "--json", "--existing", "update", "--database-url", database_url)
+    upd = json.loads(out)
+    assert code == 0 and upd["message"] == "Created 0 customers; updated 1; 2 unchanged"
+    assert upd["updated_customers"] == [
+        {"source_row_number": 2, "customer_id": 1, "changes": {"phone": ["+233241234567", "+233241111111"]}}]
+    code, out, _ = run(capsys, "import", str(second), "--json", "--existing", "update", "--blank", "clear",
+                       "--database-url", database_url)
+    clear = json.loads(out)
+    assert clear["updated_customers"] == [
+        {"source_row_number": 3, "customer_id": 2, "changes": {"email": ["ama@example.com", None]}}]
+    # Runs: 1 created Kofi and Ama, 2 created Yaw, 3 changed Kofi's phone, 4 cleared Ama's email.
+    code, out, _ = run(capsys, "undo", "3", "--database-url", database_url)
+    assert code == 0 and out.strip() == "Run 3 undone: deleted 0 customers, restored 1."
+    code, out, _ = run(capsys, "undo", "2", "--database-url", database_url)
+    assert code == 0 and out.strip() == "Run 2 undone: deleted 1 customer."
+    code, _, err = run(capsys, "undo", "1", "--database-url", database_url)
+    assert code == 2 and "later run(s) 4" in err and "undo run(s) 4 first" in err
+    code, out, _ = run(capsys, "undo", "4", "--database-url", database_url)
+    assert code == 0 and out.strip() == "Run 4 undone: deleted 0 customers, restored 1."
+    engine = sa.create_engine(database_url)
+    with engine.connect() as conn:
+        stored = conn.execute(sa.text("SELECT shipping_mark, phone, email FROM customers ORDER BY id")).all()
+    engine.dispose()
+    assert [tuple(r) for r in stored] == [("PM4 KOFI", "+233241234567", "kofi@example.com"),
+                                          ("PM5 AMA", "+233241234568", "ama@example.com")]
+
+
+def test_dry_run_on_an_empty_database_leaves_no_tables(capsys, upload: Path, database_url: str) -> None:
+    code, out, _ = run(capsys, "import", str(upload), "--json", "--dry-run", "--database-url", database_url)
+    assert code == 0 and (json.loads(out)["total_created"], json.loads(out)["total_failed"]) == (2, 1)
+    engine = sa.create_engine(database_url)
+    assert sa.inspect(engine).get_table_names() == []
+    engine.dispose()
 
 
 @pytest.mark.parametrize("ending", ["csv", "xlsx"])

@@ -3,7 +3,8 @@
 Tables mix random unicode text (control characters, NUL, blanks, long strings), valid and invalid
 phones in many spellings, Excel errors, and keys drawn from small pools so duplicates are common.
 On an empty SQLite database: created + failed == attempted and created == len(valid_index()); with
-part of the valid rows already in the database: created == valid rows minus the ones already there.
+part of the valid rows already in the database: created == valid rows minus the ones already there, which
+are unchanged.
 
 The other properties of the issue live in tests/test_clean.py: every normaliser is idempotent
 (test_text_normalisers_are_idempotent, test_phone_normaliser_is_idempotent) and a valid phone survives
@@ -100,7 +101,7 @@ def test_every_row_is_created_or_failed_and_valid_rows_are_created(rows: list[di
 
 @settings(PROFILE)
 @given(_tables, st.data())
-def test_rows_already_in_the_database_fail_as_already_exists(rows: list[dict[str, str]], data) -> None:
+def test_rows_already_in_the_database_are_unchanged(rows: list[dict[str, str]], data) -> None:
     checked = check_frame(frame(rows), SETTINGS)
     valid = list(checked.valid_index())
     before = data.draw(st.lists(st.sampled_from(valid), unique=True) if valid else st.just([]))
@@ -110,10 +111,11 @@ def test_rows_already_in_the_database_fail_as_already_exists(rows: list[dict[str
             first = check_frame(checked.original.loc[sorted(before)], SETTINGS)
             assert _import(engine, first, "b" * 64).total_created == len(before)
         result = _import(engine, checked, "c" * 64)
-        assert result.total_created + result.total_failed == result.total_attempted == len(rows)
+        assert (result.total_created + result.total_unchanged + result.total_failed
+                == result.total_attempted == len(rows))
         assert result.total_created == len(valid) - len(before)
-        already = {r.source_row_number for r in result.failed
-                   if {e.code.value for e in r.errors} == {"already_exists"}}
-        assert already == set(before)
+        # The same values again: unchanged, neither failed nor updated.
+        assert result.total_unchanged == len(before) and result.total_updated == 0
+        assert not {r.source_row_number for r in result.failed} & set(before)
         assert _count(engine) == len(valid)
         engine.dispose()

@@ -6,7 +6,17 @@ import json
 
 import pytest
 
-from importer.results import ErrorCode, ErrorTable, FailedRow, FailedRows, RowError, RunResult
+from importer.results import (
+    ErrorCode,
+    ErrorTable,
+    FailedRow,
+    FailedRows,
+    RowError,
+    RunResult,
+    UpdateColumns,
+    UpdatedRow,
+    UpdatedRows,
+)
 
 
 def failed(row: int, *errors: RowError, **data: str) -> FailedRow:
@@ -29,12 +39,13 @@ def test_contract_json_shape_and_message() -> None:
     assert result.to_json() == {
         "run_id": 7, "dry_run": False, "resumed": False, "file": "customers.xlsx", "sheet": "Customers",
         "success": True, "message": "Created 9,999 customers; 1 row failed",
-        "total_attempted": 10000, "total_created": 9999, "total_failed": 1,
+        "total_attempted": 10000, "total_created": 9999, "total_failed": 1, "total_updated": 0, "total_unchanged": 0,
         "failed_customers": [
             {"source_row_number": 14, "error": "Phone: 5412345 is not a valid phone number",
              "errors": [{"field": "phone", "code": "invalid_phone", "message": "5412345 is not a valid phone number"}],
              "customer_data": {"shipping_mark": "PM10 ABENA", "first_name": "Abena", "phone": "5412345"}}
         ],
+        "updated_customers": [],
     }
 
 
@@ -95,3 +106,34 @@ def test_streamed_json_is_the_json_text_byte_for_byte() -> None:
 
 def test_row_error_round_trips_through_dict() -> None:
     assert RowError.from_dict(PHONE.to_dict()) == PHONE
+
+
+def test_updates_and_unchanged_join_the_invariant_message_and_json() -> None:
+    updated = UpdatedRows.of([UpdatedRow(5, 12, {"phone": ("+233240000001", "+233240000002")})])
+    result = RunResult(3, False, False, "f.csv", None, total_attempted=10, total_created=3,
+                       failed=rows(failed(9, PHONE)), updated=updated, total_unchanged=5)
+    assert (result.total_updated, result.total_unchanged) == (1, 5)
+    assert result.message == "Created 3 customers; updated 1; 5 unchanged; 1 row failed"
+    data = result.to_json()
+    assert list(data)[-5:] == ["total_failed", "total_updated", "total_unchanged", "failed_customers",
+                               "updated_customers"]
+    assert data["updated_customers"] == [
+        {"source_row_number": 5, "customer_id": 12, "changes": {"phone": ["+233240000001", "+233240000002"]}}]
+    assert "".join(result.json_chunks()) == json.dumps(data, ensure_ascii=False)
+    dry = RunResult(None, True, False, "f.csv", None, 9, 3, updated=updated, total_unchanged=5)
+    assert dry.message == "Would create 3 customers; would update 1; 5 unchanged"
+    with pytest.raises(AssertionError, match="1 updated \\+ 5 unchanged"):
+        RunResult(None, False, False, "f.csv", None, 10, 3, updated=updated, total_unchanged=5)
+
+
+def test_update_columns_hold_diffs_and_give_them_back_by_row() -> None:
+    held = UpdateColumns()
+    held.add(9, 2, {"email": ("a@example.com", None), "region": ("ASHANTI", "VOLTA")})
+    held.add(4, 1, {"phone": ("+233240000001", "+233240000002")})
+    rows_back = list(held.freeze())
+    assert [r.to_json() for r in rows_back] == [
+        {"source_row_number": 4, "customer_id": 1, "changes": {"phone": ["+233240000001", "+233240000002"]}},
+        {"source_row_number": 9, "customer_id": 2,
+         "changes": {"email": ["a@example.com", None], "region": ["ASHANTI", "VOLTA"]}},
+    ]
+    assert len(held.freeze()) == 2 and list(held.freeze()) == rows_back  # re-iterable
