@@ -110,6 +110,8 @@ class Run:
     failed: int = 0
     parallel: int = 1
     after_wait: tuple[float, int] | None = None  # (seconds after the last tab closed, VmRSS then)
+    invalid_share: float = 0.02  # of the generated rows
+    same_file: bool = False  # every flow uploads the first flow's file
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
@@ -122,13 +124,13 @@ def assert_is_server(server: Server) -> None:
 
 
 def measure(rows: int, workdir: Path, database_url: str | None, flows: int = 1, pause: float = 0,
-            parallel: int = 1, after: float = 0) -> Run:
+            parallel: int = 1, after: float = 0, invalid_share: float = 0.02, same_file: bool = False) -> Run:
     """The whole flow `flows` times on one server (each a new browser session and new customers), by
     `parallel` analysts at once; then `after` seconds idle (closed tabs' sessions are freed)."""
     env = {"DATABASE_URL": database_url} if database_url else {}
     server = Server(workdir / f"customers-{rows}.db", workdir / f"server-{rows}.log", env).start()
     sampler: Sampler | None = None
-    run = Run(rows=rows, file_mb=0.0, parallel=parallel)
+    run = Run(rows=rows, file_mb=0.0, parallel=parallel, invalid_share=invalid_share, same_file=same_file)
     try:
         assert_is_server(server)
         time.sleep(1)
@@ -165,8 +167,11 @@ def analyst(server: Server, sampler: Sampler, run: Run, flow: int, number: int,
             errors: list[BaseException] | None = None) -> None:
     """One analyst's whole flow in its own Chromium (Playwright's sync API is per thread)."""
     try:
-        data = customer_workbook(run.rows, seed=flow * 10 + number,
-                                 start=((flow - 1) * run.parallel + number - 1) * run.rows)
+        # --same-file: every flow uploads the first flow's file again (from the 2nd on, every row exists).
+        first = 1 if run.same_file else flow
+        data = customer_workbook(run.rows, seed=first * 10 + number,
+                                 start=((first - 1) * run.parallel + number - 1) * run.rows,
+                                 invalid_share=run.invalid_share)
         run.file_mb = len(data) / 1e6
         with sync_playwright() as playwright:
             expect.set_options(timeout=STEP_TIMEOUT_MS)
@@ -326,12 +331,17 @@ def main(argv: list[str] | None = None) -> int:
                         help="analysts running each flow at the same time (each its own browser session)")
     parser.add_argument("--after", type=float, default=0,
                         help="after the last flow, wait this many seconds and record RSS (closed tabs freed)")
+    parser.add_argument("--invalid-share", type=float, default=0.02,
+                        help="share of generated rows that fail (0.5, 1.0: the failure sweep)")
+    parser.add_argument("--same-file", action="store_true",
+                        help="every flow uploads the first flow's file: from the 2nd flow on every row already exists")
     parser.add_argument("--database-url", help="default: a fresh SQLite file per size")
     parser.add_argument("--no-write", action="store_true", help="do not write bench/RESULTS.md")
     args = parser.parse_args(argv)
 
     with tempfile.TemporaryDirectory(prefix="bench-dashboard-") as tmp:
-        runs = [measure(rows, Path(tmp), args.database_url, args.flows, args.pause, args.parallel, args.after)
+        runs = [measure(rows, Path(tmp), args.database_url, args.flows, args.pause, args.parallel, args.after,
+                        args.invalid_share, args.same_file)
                 for rows in args.rows]
     database = "PostgreSQL" if args.database_url and args.database_url.startswith("postgres") else "SQLite"
     body = (

@@ -39,14 +39,14 @@ def customer_rows(count: int, seed: int = 42, invalid_share: float = 0.02, start
     return rows
 
 
-def customer_workbook(count: int, seed: int = 42, start: int = 0) -> bytes:
+def customer_workbook(count: int, seed: int = 42, start: int = 0, invalid_share: float = 0.02) -> bytes:
     """An .xlsx with a title row, a blank row, the header, then `count` customers."""
     book = Workbook(write_only=True)
     sheet = book.create_sheet("Customers")
     sheet.append(["Customer list - exported from the old system"])
     sheet.append([])
     sheet.append(HEADERS)
-    for row in customer_rows(count, seed, start=start):
+    for row in customer_rows(count, seed, invalid_share=invalid_share, start=start):
         sheet.append(row)
     buffer = io.BytesIO()
     book.save(buffer)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import gc
 import sys
+import time
+from pathlib import Path
 
 import pytest
 
@@ -58,3 +60,32 @@ def test_a_server_process_puts_arrow_on_malloc_and_limits_arenas() -> None:
     before, tuned, after, again = out.stdout.split()
     assert before != "system"  # Arrow's own pool by default (mimalloc or jemalloc)
     assert (tuned, after, again) == ("True", "system", "True")  # once per process (cached)
+
+
+def test_the_dashboard_launcher_starts_streamlit_with_the_server_s_memory_settings(tmp_path) -> None:
+    """python -m importer.serve becomes `python -m streamlit` in the same process, with SERVER_ENV set."""
+    import os
+    import subprocess
+
+    from importer.serve import SERVER_ENV
+
+    env = {k: v for k, v in os.environ.items() if k not in SERVER_ENV}
+    proc = subprocess.run([sys.executable, "-m", "importer.serve", "version"], capture_output=True, text=True,
+                          env=env, timeout=120, check=True)
+    assert proc.stdout.startswith("Streamlit, version")
+    # A real server: after the exec, the same pid is streamlit, with the settings in its environment.
+    server = subprocess.Popen([sys.executable, "-m", "importer.serve", "run", "app.py", "--server.headless", "true",
+                               "--server.port", "0", "--server.address", "127.0.0.1"],
+                              cwd=Path(__file__).resolve().parent.parent, env=env,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 60
+        while b"streamlit" not in Path(f"/proc/{server.pid}/cmdline").read_bytes():
+            assert time.monotonic() < deadline and server.poll() is None
+            time.sleep(0.05)
+        environ = dict(item.split("=", 1) for item in
+                       Path(f"/proc/{server.pid}/environ").read_text().split("\0") if "=" in item)
+    finally:
+        server.kill()
+        server.wait(timeout=30)
+    assert {k: environ.get(k) for k in SERVER_ENV} == SERVER_ENV

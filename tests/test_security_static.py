@@ -79,7 +79,7 @@ def test_start_commands_do_not_weaken_the_config(name):
 def test_render_deploys_with_a_generated_password():
     text = (ROOT / "render.yaml").read_text(encoding="utf-8")
     start = re.search(r"(?m)^\s*startCommand:\s*(.+)$", text)
-    assert start is not None and start.group(1).startswith("streamlit run app.py")
+    assert start is not None and start.group(1).startswith("python -m importer.serve run app.py")
     assert re.search(r"-\s*key:\s*APP_PASSWORD\s*\n\s*generateValue:\s*true", text)
 
 

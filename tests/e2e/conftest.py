@@ -1,7 +1,8 @@
 """The real dashboard in real Chromium: a `streamlit run app.py` server per test, and helpers to drive it.
 
-The server is started exactly as a user starts it (`python -m streamlit run app.py`, the venv's python
-itself is the server process, so its pid is the one to signal or measure), on a free port, with
+The server is started exactly as a user starts it (`python -m importer.serve run app.py`, which becomes
+`streamlit run app.py` in the same process: the venv's python itself is the server process, so its pid
+is the one to signal or measure), on a free port, with
 DATABASE_URL pointing at a temporary SQLite file. Fixtures always stop what they start.
 
 Chromium is Debian's /usr/bin/chromium (Playwright cannot download browsers here); set CHROMIUM to use
@@ -57,7 +58,9 @@ class Server:
         self.extra_env = dict(env or {})
         self.port = port or free_port()
         self.proc: subprocess.Popen | None = None
-        self.launcher = ["-m", "streamlit"]  # what runs `streamlit run`; a diagnostic wrapper may replace it
+        # What runs `streamlit run`: the deployed launcher (allocators set for a shared server); a
+        # diagnostic wrapper may replace it.
+        self.launcher = ["-m", "importer.serve"]
 
     @property
     def url(self) -> str:
