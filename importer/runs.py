@@ -313,7 +313,8 @@ def undo(engine: sa.Engine, run_id: int) -> UndoResult:
         try:
             with conn.begin():
                 if is_postgres(conn):
-                    conn.exec_driver_sql(f"SET LOCAL lock_timeout = '{UNDO_WAIT_SECONDS}s'")
+                    # SET LOCAL, with the value bound (SET itself takes no parameters).
+                    conn.execute(sa.select(sa.func.set_config("lock_timeout", f"{UNDO_WAIT_SECONDS}s", True)))
                     try:
                         with conn.begin_nested():
                             conn.execute(sa.select(sa.func.pg_advisory_xact_lock(RUN_LOCK_CLASS, IMPORTS_LOCK_KEY)))
