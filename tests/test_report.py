@@ -17,7 +17,7 @@ import openpyxl
 import pytest
 
 from importer import report
-from importer.mapping import choose_sheet
+from importer.mapping import apply_mapping, choose_sheet
 from importer.read import open_file
 from importer.report import (
     COMMENTED_ROWS,
@@ -242,8 +242,11 @@ def test_xlsx_report_uploads_again_as_it_is() -> None:
     file = open_file(report_bytes(ROWS, "xlsx"), "failed.xlsx", settings)
     name, rows, mapping = choose_sheet(file, None, settings.max_rows)
     assert name == "Failed rows" and not mapping.missing_required
-    assert rows[1][1:6] == ["PM10 ABENA", "Abena", "Owusu", "x@", "5412345"]
-    assert rows[2][1] == "=HYPERLINK(\"http://evil\")"  # as typed, nothing to undo
+    assert mapping.unknown_columns == ("Row", "Errors")  # ignored on reading
+    frame = apply_mapping(rows, mapping, settings.max_rows)
+    fields = ["shipping_mark", "first_name", "last_name", "email", "phone"]
+    assert frame.loc[2, fields].tolist() == ["PM10 ABENA", "Abena", "Owusu", "x@", "5412345"]
+    assert frame.loc[3, "shipping_mark"] == "=HYPERLINK(\"http://evil\")"  # as typed, nothing to undo
 
 
 @pytest.mark.parametrize(("path", "fmt"), [("a.csv", "csv"), ("b.XLSX", "xlsx")])
