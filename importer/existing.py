@@ -20,11 +20,14 @@ _SHOWN = ("id", *FIELD_NAMES, "created_at", "import_run_id", "source_row_number"
 _KEY_COLUMNS = ("id", "shipping_mark", "first_name", "last_name", "phone", "email")
 
 
-def _one_of(conn: sa.Connection, column: sa.Column, keys: list[str]) -> sa.ColumnElement[bool]:
+def one_of(conn: sa.Connection, column: sa.Column, keys: list[str], name: str = "keys") -> sa.ColumnElement[bool]:
     """`column IN keys`; on PostgreSQL as `= ANY(array)`, one bound parameter instead of thousands."""
     if conn.dialect.name == "postgresql":
-        return column == sa.any_(sa.bindparam("keys", keys, type_=postgresql.ARRAY(sa.Text)))
+        return column == sa.any_(sa.bindparam(name, keys, type_=postgresql.ARRAY(sa.Text)))
     return column.in_(keys)
+
+
+_one_of = one_of
 
 
 def lookup(

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import io
+import json
 import time
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
+import numpy as np
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 
@@ -30,12 +32,13 @@ from importer.db import (
 from importer.errors import DatabaseError
 from importer.existing import conflicts, records
 from importer.matching import (
+    BlankCells,
     BlankMode,
     ExistingMode,
     Match,
     Outcome,
-    blank_cells,
     bulk_update,
+    insert_many,
     match_rows,
     skip_errors,
 )
@@ -142,6 +145,11 @@ class _Loader:
         self.batch_size, self.progress, self.user_name = batch_size, progress, user_name
         self.settings_json, self.method = settings_json, method
         self.existing, self.blank = existing, blank
+        self.blanks = BlankCells(checked.original)
+        errors = checked.errors
+        rows_of = getattr(errors, "rows", None)
+        self.error_rows = (rows_of() if rows_of is not None
+                           else np.fromiter(errors.keys(), dtype=np.int64, count=len(errors)))
         self.pg = is_postgres(conn)
         self.run_id: int | None = None
         self.owner = runs.this_owner()
@@ -201,9 +209,11 @@ class _Loader:
     def chunk(self, rows: list[Record]) -> tuple[int, int]:
         """Settle every row of a chunk in one transaction; returns (created, failed)."""
         errors = self.checked.errors
-        failures: dict[int, tuple[RowError, ...]] = {n: errors[n] for n, _ in rows if n in errors}
-        candidates = [(n, rec) for n, rec in rows if n not in errors]
-        matches = match_rows(self.conn, candidates, blank_cells(self.checked.original, [n for n, _ in candidates]),
+        numbers = np.fromiter((n for n, _ in rows), dtype=np.int64, count=len(rows))
+        bad = {int(n) for n in numbers[np.isin(numbers, self.error_rows)]}
+        failures: dict[int, tuple[RowError, ...]] = {n: errors[n] for n in sorted(bad)}
+        candidates = [(n, rec) for n, rec in rows if n not in bad]
+        matches = match_rows(self.conn, candidates, self.blanks.of([n for n, _ in candidates]),
                              clear=self.blank is BlankMode.CLEAR,
                              lock=self.pg and self.existing is ExistingMode.UPDATE)
         new: list[Record] = []
@@ -243,15 +253,13 @@ class _Loader:
                 for n, errs in sorted(failures.items())
             ])
         if updated:
-            self.conn.execute(sa.insert(customer_changes), [
-                {"customer_id": m.customer_id, "run_id": self.run_id, "source_row_number": n,
-                 "before": m.before, "after": m.after}
-                for n, m in changed if n in updated
-            ])
+            insert_many(self.conn, customer_changes.name,
+                        ("customer_id", "run_id", "source_row_number", "before", "after"),
+                        [(m.customer_id, self.run_id, n, json.dumps(m.before), json.dumps(m.after))
+                         for n, m in changed if n in updated])
         if unchanged:
-            self.conn.execute(sa.insert(import_unchanged), [
-                {"run_id": self.run_id, "source_row_number": n, "customer_id": m.customer_id} for n, m in unchanged
-            ])
+            insert_many(self.conn, import_unchanged.name, ("run_id", "source_row_number", "customer_id"),
+                        [(self.run_id, n, m.customer_id) for n, m in unchanged])
         self.conn.execute(
             sa.update(import_runs).where(import_runs.c.id == self.run_id).values(
                 rows_done=import_runs.c.rows_done + len(rows),

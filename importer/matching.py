@@ -20,10 +20,11 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import sqlalchemy as sa
 
-from importer.existing import lookup
+from importer.existing import KEY_CHUNK
 from importer.results import ErrorCode, RowError
 from schemas.customer import FIELD_NAMES, FIELDS, UNIQUE_FIELDS, label_of
 
@@ -70,15 +71,31 @@ class Match:
         return {f: (self.before[f], self.after[f]) for f in FIELD_NAMES if self.before[f] != self.after[f]}
 
 
+class BlankCells:
+    """Which optional cells of an upload were blank, as one boolean matrix (rows x optional fields),
+    computed once for the whole file; `of(rows)` gives a chunk's {row: blank fields}."""
+
+    def __init__(self, original: pd.DataFrame) -> None:
+        part = original.reindex(columns=list(OPTIONAL_FIELDS))
+        flags = [part[f].isna().to_numpy() | (part[f].astype("string").str.strip() == "").fillna(True).to_numpy(bool)
+                 for f in OPTIONAL_FIELDS]
+        self._index = part.index
+        self._blank = np.column_stack(flags) if flags else np.zeros((len(part), 0), dtype=bool)
+
+    def of(self, rows: Sequence[int]) -> dict[int, frozenset[str]]:
+        if not len(rows):
+            return {}
+        where = self._index.get_indexer(list(rows))
+        out: dict[int, frozenset[str]] = {}
+        for n, i in zip(rows, where, strict=True):
+            if i >= 0:
+                out[int(n)] = frozenset(f for f, b in zip(OPTIONAL_FIELDS, self._blank[i], strict=True) if b)
+        return out
+
+
 def blank_cells(original: pd.DataFrame, rows: Sequence[int]) -> dict[int, frozenset[str]]:
     """For these source rows: the optional fields whose cell was blank in the file."""
-    if not rows:
-        return {}
-    part = original.reindex(index=list(rows), columns=list(OPTIONAL_FIELDS))
-    blank = part.isna() | part.astype(object).where(part.notna(), "").astype(str).apply(lambda c: c.str.strip() == "")
-    names = list(OPTIONAL_FIELDS)
-    return {int(n): frozenset(f for f, b in zip(names, flags, strict=True) if b)
-            for n, *flags in blank.itertuples(index=True, name=None)}
+    return BlankCells(original.loc[original.index.isin(list(rows))]).of(rows)
 
 
 def _who(row: Mapping[str, Any]) -> str:
@@ -101,10 +118,57 @@ def skip_errors(match: Match) -> tuple[RowError, ...]:
     )
 
 
+def _lookup_keys(conn: sa.Connection, rows: Sequence[Record], lock: bool) -> dict[str, dict[Any, Any]]:
+    """{key field: {value: stored row}} for the rows' keys: one query per KEY_CHUNK rows, the three keys
+    OR-ed (each customer fetched once, however many of its keys match)."""
+    # Written at the driver level: SQLAlchemy's compilation of thousands of expanding IN parameters and
+    # its Row mappings cost more than the query itself.
+    hits: dict[str, dict[Any, Any]] = {f: {} for f in UNIQUE_FIELDS}
+    pg = conn.dialect.name == "postgresql"
+    select = f"SELECT {', '.join(_STORED)} FROM customers WHERE "  # noqa: S608 - fixed names
+    for start in range(0, len(rows), KEY_CHUNK):
+        part = rows[start:start + KEY_CHUNK]
+        keys = {f: sorted({rec[f] for _, rec in part if rec[f] is not None}) for f in UNIQUE_FIELDS}
+        tests: list[str] = []
+        params: list[Any] = []
+        for f, values in keys.items():
+            if not values:
+                continue
+            if pg:
+                tests.append(f"{f} = ANY(%s)")
+                params.append(values)
+            else:
+                tests.append(f"{f} IN ({', '.join('?' * len(values))})")
+                params.extend(values)
+        if not tests:
+            continue
+        sql = select + " OR ".join(tests) + (" FOR UPDATE" if lock and pg else "")
+        for found in conn.exec_driver_sql(sql, tuple(params)):
+            row = dict(zip(_STORED, found, strict=True))
+            for f in UNIQUE_FIELDS:
+                if row[f] is not None:
+                    hits[f][row[f]] = row
+    return hits
+
+
+def insert_many(conn: sa.Connection, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
+    """One multi-row INSERT per few thousand rows, at the driver level (psycopg2's executemany is a
+    statement per row; SQLAlchemy's parameter processing costs more than the insert)."""
+    if not rows:
+        return
+    mark = "%s" if conn.dialect.name == "postgresql" else "?"
+    one = "(" + ", ".join([mark] * len(columns)) + ")"
+    step = max(1, 30_000 // len(columns))
+    for start in range(0, len(rows), step):
+        part = rows[start:start + step]
+        sql = f"INSERT INTO {table} ({', '.join(columns)}) VALUES " + ", ".join([one] * len(part))  # noqa: S608
+        conn.exec_driver_sql(sql, tuple(v for r in part for v in r))
+
+
 def match_rows(conn: sa.Connection, rows: Sequence[Record], blanks: Mapping[int, frozenset[str]],
                clear: bool = False, lock: bool = False) -> dict[int, Match]:
     """Each (source row, normalised record)'s Match, from three set queries (one per key field)."""
-    hits = {f: lookup(conn, f, (rec[f] for _, rec in rows), _STORED, for_update=lock) for f in UNIQUE_FIELDS}
+    hits = _lookup_keys(conn, rows, lock)
     claimed: dict[int, int] = {}  # customer id -> the row of this chunk that matched it first
     out: dict[int, Match] = {}
     for number, rec in rows:
@@ -112,7 +176,7 @@ def match_rows(conn: sa.Connection, rows: Sequence[Record], blanks: Mapping[int,
         for f in UNIQUE_FIELDS:
             value = rec[f]
             if value is not None and value in hits[f]:
-                found[f] = hits[f][value]._mapping
+                found[f] = hits[f][value]
         ids = {row["id"] for row in found.values()}
         if not ids:
             out[number] = Match(Outcome.NEW)
