@@ -80,3 +80,17 @@ def test_shared_database_without_gate_refuses_writes(monkeypatch, pg_url):
     assert not at.file_uploader
     at.switch_page("views/load.py").run()
     assert "no login configured" in at.error[0].value
+
+
+def test_a_re_import_counts_unchanged_rows_in_the_boxes_and_in_history(monkeypatch, sqlite_url):
+    at = make_app(monkeypatch, sqlite_url)
+    import_file(at, "messy.xlsx", messy_xlsx())
+    assert metrics(at) == {"Rows attempted": "6", "Created": "2", "Failed": "4"}
+    import_file(at, "messy.xlsx", messy_xlsx())  # the same list again: its 2 customers exist unchanged
+    assert not at.exception
+    assert metrics(at) == {"Rows attempted": "6", "Created": "0", "Unchanged": "2", "Failed": "4"}
+    at.switch_page("views/history.py").run()
+    assert not at.exception
+    table = at.dataframe[0].value
+    assert table[["Created", "Unchanged", "Failed"]].values.tolist() == [[0, 2, 4], [2, 0, 4]]
+    assert "6 rows, 0 created, 2 unchanged, 4 failed" in texts(at)

@@ -199,11 +199,16 @@ def side_by_side(left: Mapping[str, object], right: Mapping[str, object], left_t
 
 
 def result_metrics(result: RunResult) -> None:
-    cols = st.columns(3)
-    verb = "Would create" if result.dry_run else "Created"
-    cols[0].metric("Rows attempted", f"{result.total_attempted:,}", border=True)
-    cols[1].metric(verb, f"{result.total_created:,}", border=True)
-    cols[2].metric("Would fail" if result.dry_run else "Failed", f"{result.total_failed:,}", border=True)
+    """Attempted, created, failed; updated and unchanged too when a re-import had any, so the boxes add up."""
+    dry = result.dry_run
+    boxes = [("Rows attempted", result.total_attempted), ("Would create" if dry else "Created", result.total_created)]
+    if result.total_updated:
+        boxes.append(("Would update" if dry else "Updated", result.total_updated))
+    if result.total_unchanged:
+        boxes.append(("Unchanged", result.total_unchanged))
+    boxes.append(("Would fail" if dry else "Failed", result.total_failed))
+    for col, (label, count) in zip(st.columns(len(boxes)), boxes, strict=True):
+        col.metric(label, f"{count:,}", border=True)
 
 
 def reasons_table(result: RunResult) -> pd.DataFrame:
@@ -222,6 +227,8 @@ def runs_frame(runs: Iterable[RunRecord]) -> pd.DataFrame:
             "File": run.file_name + (f" [{run.sheet}]" if run.sheet else ""),
             "Rows": run.total_attempted,
             "Created": run.total_created,
+            "Updated": run.total_updated,
+            "Unchanged": run.total_unchanged,
             "Failed": run.total_failed,
             "Duration (s)": round(run.duration_seconds, 1) if run.duration_seconds is not None else None,
             "Status": STATUS_TEXT.get(run.status, run.status),

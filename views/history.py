@@ -33,7 +33,8 @@ st.dataframe(
     render.runs_frame(runs), hide_index=True, width="stretch",
     column_config={
         "Started (UTC)": st.column_config.DatetimeColumn(format="YYYY-MM-DD HH:mm:ss"),
-        **{name: st.column_config.NumberColumn(format="localized") for name in ("Rows", "Created", "Failed")},
+        **{name: st.column_config.NumberColumn(format="localized")
+           for name in ("Rows", "Created", "Updated", "Unchanged", "Failed")},
     },
 )
 chart = render.runs_chart(runs)
@@ -42,7 +43,9 @@ if chart is not None:
 
 st.subheader("One run")
 run: RunRecord = st.selectbox("Run", runs, key=keys.HISTORY_RUN, format_func=render.run_label)
-st.write(f"Run #{run.id}: {run.total_attempted:,} rows, {run.total_created:,} created, "
+existing = "".join(f"{count:,} {word}, " for count, word in
+                   ((run.total_updated, "updated"), (run.total_unchanged, "unchanged")) if count)
+st.write(f"Run #{run.id}: {run.total_attempted:,} rows, {run.total_created:,} created, {existing}"
          f"{run.total_failed:,} failed. Status: {render.STATUS_TEXT.get(run.status, run.status)}.")
 
 refusal = auth.write_refusal(current)
