@@ -180,6 +180,11 @@ class _Loader:
                 ).rowcount
                 if claimed == 1:
                     self.run_id = row.id
+                    # A resume finishes the run as it began: same --existing and --blank (a resume from
+                    # the dashboard, or a CLI call without the flags, must not turn updates into failures).
+                    recorded = dict(row.settings or {})
+                    self.existing = ExistingMode(recorded.get("existing", self.existing))
+                    self.blank = BlankMode(recorded.get("blank", self.blank))
                     runs.mark_active(row.id, True)
                     return True
                 if self.pg:

@@ -118,7 +118,7 @@ def test_resumed_update_run_neither_reapplies_nor_recounts(database_url: str) ->
 
     with pytest.raises(KeyboardInterrupt):
         _import(engine, checked, existing="update", batch_size=10, progress=die_after_two)
-    result = _import(engine, checked, existing="update", batch_size=10)
+    result = _import(engine, checked, batch_size=10)  # no flag: the resume keeps the run's --existing update
     assert result.resumed
     assert _counts(result) == (40, 10, 15, 15, 0)
     with engine.connect() as conn:
