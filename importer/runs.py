@@ -205,16 +205,20 @@ def run_updates(engine: sa.Engine, run_id: int) -> UpdatedRows:
     return UpdatedRows(count, lambda: iter_updates(engine, run_id))
 
 
+def _count(conn: sa.Connection, run_column: sa.Column, run_id: int) -> int:
+    """How many rows of run_column's table belong to a run."""
+    stmt = sa.select(sa.func.count()).select_from(run_column.table).where(run_column == run_id)
+    return int(conn.execute(stmt).scalar_one())
+
+
 def updated_on(conn: sa.Connection, run_id: int) -> int:
     """How many rows of a run updated a customer, on an open connection."""
-    stmt = sa.select(sa.func.count()).select_from(customer_changes).where(customer_changes.c.run_id == run_id)
-    return int(conn.execute(stmt).scalar_one())
+    return _count(conn, customer_changes.c.run_id, run_id)
 
 
 def unchanged_on(conn: sa.Connection, run_id: int) -> int:
     """How many rows of a run were equal to their customer, on an open connection."""
-    stmt = sa.select(sa.func.count()).select_from(import_unchanged).where(import_unchanged.c.run_id == run_id)
-    return int(conn.execute(stmt).scalar_one())
+    return _count(conn, import_unchanged.c.run_id, run_id)
 
 
 def error_table_on(conn: sa.Connection, run_id: int) -> ErrorTable:
@@ -228,8 +232,7 @@ def error_table_on(conn: sa.Connection, run_id: int) -> ErrorTable:
 
 def failed_count_on(conn: sa.Connection, run_id: int) -> int:
     """How many rows of a run failed, on an open connection."""
-    stmt = sa.select(sa.func.count()).select_from(import_failures).where(import_failures.c.run_id == run_id)
-    return int(conn.execute(stmt).scalar_one())
+    return _count(conn, import_failures.c.run_id, run_id)
 
 
 def iter_failures(engine: sa.Engine, run_id: int) -> Iterator[FailedRow]:
@@ -250,8 +253,7 @@ def run_failures(engine: sa.Engine, run_id: int) -> FailedRows:
 
 def created_on(conn: sa.Connection, run_id: int) -> int:
     """How many customers a run created, on an open connection."""
-    stmt = sa.select(sa.func.count()).select_from(customers).where(customers.c.import_run_id == run_id)
-    return int(conn.execute(stmt).scalar_one())
+    return _count(conn, customers.c.import_run_id, run_id)
 
 
 @dataclass(frozen=True)
