@@ -273,9 +273,11 @@ def one_flow(server: Server, browser, sampler: Sampler, run: Run, data: bytes, f
 
 
 def parse_counts(text: str) -> tuple[int, int]:
-    numbers = [int(n.replace(",", "")) for n in re.findall(r"\d[\d,]*", text)]
-    # "Run #1: Created 97,957 customers; 2,043 rows failed."
-    return numbers[1], numbers[2] if len(numbers) > 2 else 0
+    """(created, failed) of "Run #2: Created 0 customers; 98,085 unchanged; 1,915 rows failed."."""
+    def count(pattern: str) -> int:
+        found = re.search(pattern, text)
+        return int(found.group(1).replace(",", "")) if found else 0
+    return count(r"Created (\d[\d,]*) customer"), count(r"(\d[\d,]*) rows? failed")
 
 
 def table(runs: list[Run]) -> str:
