@@ -279,26 +279,17 @@ class _Loader:
 
     def update_rows(self, rows: list[tuple[int, Match]]) -> tuple[set[int], dict[int, tuple[RowError, ...]]]:
         """Apply changed rows in one bulk UPDATE; a refused batch is halved until each refused row is alone."""
-        if not rows:
-            return set(), {}
-        try:
-            with self.conn.begin_nested():
-                bulk_update(self.conn, [(m.customer_id, m.after) for _, m in rows])  # type: ignore[misc]
-            return {n for n, _ in rows}, {}
-        except (sa.exc.IntegrityError, sa.exc.DataError, sa.exc.StatementError, ValueError) as exc:
-            if isinstance(exc, sa.exc.DBAPIError) and not isinstance(exc, sa.exc.IntegrityError | sa.exc.DataError):
-                raise
-            if len(rows) == 1:
-                number, match = rows[0]
-                message = one_line(exc)
-                assert match.after is not None
-                return set(), {number: (RowError(_guess_field(message, match.after), ErrorCode.DATABASE_ERROR,
-                                                  f"the database refused this update of customer "
-                                                  f"#{match.customer_id}: {message}"),)}
-            mid = len(rows) // 2
-            ok_a, bad_a = self.update_rows(rows[:mid])
-            ok_b, bad_b = self.update_rows(rows[mid:])
-            return ok_a | ok_b, {**bad_a, **bad_b}
+        def apply(part: list[tuple[int, Match]]) -> set[int]:
+            bulk_update(self.conn, [(m.customer_id, m.after) for _, m in part])  # type: ignore[misc]
+            return {n for n, _ in part}
+
+        def refusal(row: tuple[int, Match], message: str) -> RowError:
+            match = row[1]
+            assert match.after is not None
+            return RowError(_guess_field(message, match.after), ErrorCode.DATABASE_ERROR,
+                            f"the database refused this update of customer #{match.customer_id}: {message}")
+
+        return self.halving(rows, apply, apply, refusal)
 
     def customer_data(self, numbers: list[int]) -> dict[int, dict[str, str]]:
         """Each row's non-blank values exactly as typed in the file (one frame lookup per chunk)."""
@@ -309,25 +300,34 @@ class _Loader:
 
     def insert_rows(self, rows: list[Record], first: bool = False) -> tuple[set[int], dict[int, tuple[RowError, ...]]]:
         """Insert rows; a refused batch is halved until each refused row is alone (database_error)."""
+        def refusal(row: Record, message: str) -> RowError:
+            return RowError(_guess_field(message, row[1]), ErrorCode.DATABASE_ERROR,
+                            f"the database refused this row: {message}")
+
+        attempt = self.copy_insert if first and self.pg and self.method == "copy" else self.values_insert
+        return self.halving(rows, attempt, self.values_insert, refusal)
+
+    def halving(self, rows: list[Any], attempt: Callable[[list[Any]], set[int]],
+                halves: Callable[[list[Any]], set[int]], refusal: Callable[[Any, str], RowError],
+                ) -> tuple[set[int], dict[int, tuple[RowError, ...]]]:
+        """Write rows with `attempt` in a savepoint: (source rows written, {source row: its refusal}).
+
+        A batch the database refuses for a row's own data is halved (each half written with `halves`)
+        until each refused row is alone and `refusal` names why; a lost connection or a bug surfaces.
+        """
         if not rows:
             return set(), {}
         try:
             with self.conn.begin_nested():
-                if first and self.pg and self.method == "copy":
-                    return self.copy_insert(rows), {}
-                return self.values_insert(rows), {}
+                return attempt(rows), {}
         except (sa.exc.IntegrityError, sa.exc.DataError, sa.exc.StatementError, ValueError) as exc:
-            # Only a row's own data is bisected; a lost connection or a bug must surface.
             if isinstance(exc, sa.exc.DBAPIError) and not isinstance(exc, sa.exc.IntegrityError | sa.exc.DataError):
                 raise
             if len(rows) == 1:
-                number, rec = rows[0]
-                message = one_line(exc)
-                return set(), {number: (RowError(_guess_field(message, rec), ErrorCode.DATABASE_ERROR,
-                                                  f"the database refused this row: {message}"),)}
+                return set(), {rows[0][0]: (refusal(rows[0], one_line(exc)),)}
             mid = len(rows) // 2
-            ok_a, bad_a = self.insert_rows(rows[:mid])
-            ok_b, bad_b = self.insert_rows(rows[mid:])
+            ok_a, bad_a = self.halving(rows[:mid], halves, halves, refusal)
+            ok_b, bad_b = self.halving(rows[mid:], halves, halves, refusal)
             return ok_a | ok_b, {**bad_a, **bad_b}
 
     def values_insert(self, rows: list[Record]) -> set[int]:

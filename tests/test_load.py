@@ -270,3 +270,18 @@ def test_connection_lost_mid_run_is_database_error_then_resumes(pg_url: str) -> 
     result = _import(engine, checked, batch_size=10)
     assert result.resumed and (result.total_created, result.total_failed) == (30, 0)
     assert count_customers(engine) == 30
+
+
+def test_rejected_update_is_bisected_out(database_url: str) -> None:
+    engine = ready_engine(database_url)
+    _import(engine, raw_checked([norm_row(i) for i in range(40)]))
+    changed = [norm_row(i, nickname=f"Nick {i}") for i in range(40)]
+    changed[17]["user_type"] = "ALIEN"  # violates the CHECK constraint on both databases
+    result = _import(engine, raw_checked(changed), batch_size=16, existing="update")
+    bad = {r.source_row_number: r.errors[0] for r in result.failed}
+    assert set(bad) == {19}
+    assert bad[19].code is ErrorCode.DATABASE_ERROR and "refused this update of customer #18" in bad[19].message
+    assert (result.total_updated, result.total_created, result.total_failed) == (39, 0, 1)
+    with engine.connect() as conn:
+        nicknames = dict(conn.execute(sa.select(customers.c.id, customers.c.nickname)).all())
+    assert nicknames[18] is None and nicknames[1] == "Nick 0" and nicknames[40] == "Nick 39"
