@@ -5,7 +5,7 @@ for an export."""
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -14,8 +14,8 @@ import sqlalchemy as sa
 
 from importer.db import HEAD_REVISION, current_revision, customer_changes, customers, import_runs, reading
 from importer.existing import KEY_CHUNK, records
-from importer.matching import BlankMode, Outcome, blank_cells, match_rows
-from importer.results import changes_between
+from importer.matching import BlankMode, Outcome, blank_cells, match_rows, skip_errors
+from importer.results import ErrorTable, changes_between
 from schemas.customer import FIELD_NAMES, UNIQUE_FIELDS
 
 _OUTCOMES = tuple(Outcome)
@@ -28,11 +28,15 @@ class Classification:
 
     `rows`: one line per valid row: row (source row), outcome (new / unchanged / changed / conflict),
     customer_id (-1 for new and conflict). `changes`: one line per changed field of a changed row: row,
-    customer_id, field, old, new. Rows with errors of their own are not classified.
+    customer_id, field, old, new. `conflicts`: the `conflict` errors, naming each customer and field, and
+    `skipped`: the `already_exists` errors a changed row gets under --existing skip (what differs).
+    Rows with errors of their own are not classified.
     """
 
     rows: pd.DataFrame
     changes: pd.DataFrame
+    conflicts: ErrorTable = field(default_factory=ErrorTable.empty)
+    skipped: ErrorTable = field(default_factory=ErrorTable.empty)
 
     def counts(self) -> dict[str, int]:
         """{outcome: rows} for every outcome, zeros included."""
@@ -60,6 +64,8 @@ def classify_upload(engine: sa.Engine, checked: Any, blank: BlankMode | str = Bl
     diff_fields: list[str] = []
     diff_old: list[Any] = []
     diff_new: list[Any] = []
+    conflicts: list[ErrorTable] = []
+    skipped: list[ErrorTable] = []
     if current_revision(engine) != HEAD_REVISION:  # nothing stored yet (or an old schema): all new
         numbers = valid.index.to_numpy(dtype=np.int64)
         out_rows.append(numbers)
@@ -78,6 +84,11 @@ def classify_upload(engine: sa.Engine, checked: Any, blank: BlankMode | str = Bl
                 out_ids.append(np.fromiter(
                     (-1 if matches[n].customer_id is None or matches[n].outcome is Outcome.CONFLICT
                      else matches[n].customer_id for n, _ in part), dtype=np.int64, count=len(part)))
+                conflicts.append(ErrorTable.from_pairs(
+                    ((n, e) for n, _ in part for e in matches[n].errors), field_order=False))
+                skipped.append(ErrorTable.from_pairs(
+                    ((n, e) for n, _ in part if matches[n].outcome is Outcome.CHANGED
+                     for e in skip_errors(matches[n])), field_order=False))
                 for n, _ in part:
                     match = matches[n]
                     if match.outcome is Outcome.CHANGED:
@@ -99,7 +110,8 @@ def classify_upload(engine: sa.Engine, checked: Any, blank: BlankMode | str = Bl
         "field": pd.Categorical(diff_fields, categories=list(FIELD_NAMES)),
         "old": pd.array(diff_old, dtype="string"), "new": pd.array(diff_new, dtype="string"),
     })
-    return Classification(rows, changes)
+    return Classification(rows, changes, ErrorTable.concat(conflicts, field_order=False),
+                          ErrorTable.concat(skipped, field_order=False))
 
 
 @dataclass(frozen=True)
