@@ -29,6 +29,7 @@ PAGES = [
     st.Page("views/review.py", title="2. Review and fix", icon=":material/rule:", url_path="review"),
     st.Page("views/load.py", title="3. Import", icon=":material/database_upload:", url_path="import"),
     st.Page("views/history.py", title="History", icon=":material/history:", url_path="history"),
+    st.Page("views/customers.py", title="Customers", icon=":material/groups:", url_path="customers"),
 ]
 # The same pages either way, so a link to /history shows the login, then History.
 page = st.navigation(PAGES, position="sidebar" if is_open else "hidden")

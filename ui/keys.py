@@ -47,3 +47,20 @@ UNDO_YES = "history_undo_confirm"
 UNDO_NO = "history_undo_cancel"
 RESUME_FILE = "history_resume_file"
 RESUME_BUTTON = "history_resume"
+
+# --- the Customers page ---------------------------------------------------------------------------
+CUSTOMERS_QUERY = "customers_query"  # (text, region, run id, page size): the filters the cursor belongs to
+CUSTOMERS_CURSOR = "customers_cursor"  # list of page-start ids walked so far (keyset paging)
+CUSTOMERS_EXPORT = "customers_export"  # (query, format, path of the file written) ready for download
+CUSTOMERS_SEARCH = "customers_search"
+CUSTOMERS_REGION = "customers_region"
+CUSTOMERS_RUN = "customers_run"
+CUSTOMERS_PAGE_SIZE = "customers_page_size"
+CUSTOMERS_PREVIOUS = "customers_previous"
+CUSTOMERS_NEXT = "customers_next"
+CUSTOMERS_FIRST = "customers_first"
+CUSTOMERS_TABLE = "customers_table"
+CUSTOMERS_DETAIL = "customers_detail"
+CUSTOMERS_PREPARE = "customers_prepare_"  # + format: build the export file
+CUSTOMERS_CSV = "customers_export_csv"
+CUSTOMERS_XLSX = "customers_export_xlsx"
