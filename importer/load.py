@@ -5,7 +5,7 @@ from __future__ import annotations
 import io
 import json
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
@@ -139,8 +139,10 @@ class _Loader:
     def __init__(self, conn: sa.Connection, checked: Checked, *, file_name: str, sha256: str, sheet: str | None,
                  dry_run: bool, batch_size: int, progress: Callable[[Progress], None] | None,
                  user_name: str | None, settings_json: dict, method: InsertMethod,
-                 existing: ExistingMode = ExistingMode.SKIP, blank: BlankMode = BlankMode.KEEP) -> None:
+                 existing: ExistingMode = ExistingMode.SKIP, blank: BlankMode = BlankMode.KEEP,
+                 rejected: frozenset[int] = frozenset()) -> None:
         self.conn, self.checked, self.dry_run = conn, checked, dry_run
+        self.rejected = rejected
         self.file_name, self.sha256, self.sheet = file_name, sha256, sheet
         self.batch_size, self.progress, self.user_name = batch_size, progress, user_name
         self.settings_json, self.method = settings_json, method
@@ -185,6 +187,7 @@ class _Loader:
                     recorded = dict(row.settings or {})
                     self.existing = ExistingMode(recorded.get("existing", self.existing))
                     self.blank = BlankMode(recorded.get("blank", self.blank))
+                    self.rejected = frozenset(int(n) for n in recorded.get("rejected", self.rejected))
                     runs.mark_active(row.id, True)
                     return True
                 if self.pg:
@@ -232,7 +235,7 @@ class _Loader:
                 unchanged.append((n, match))
             elif match.outcome is Outcome.CONFLICT:
                 failures[n] = match.errors
-            elif self.existing is ExistingMode.SKIP:
+            elif self.existing is ExistingMode.SKIP or n in self.rejected:
                 failures[n] = skip_errors(match)
             else:
                 changed.append((n, match))
@@ -457,11 +460,13 @@ def run_import(
     dry_run: bool = False, batch_size: int | None = None, progress: Callable[[Progress], None] | None = None,
     user_name: str | None = None, run_settings: dict | None = None, insert_method: InsertMethod | None = None,
     existing: ExistingMode | str = ExistingMode.SKIP, blank: BlankMode | str = BlankMode.KEEP,
+    rejected: Collection[int] = (),
 ) -> RunResult:
     """Import checked rows: every row ends created, updated, unchanged or failed; see CONTRACT.md
     "Runs are crash-safe". `existing`: what a row matching a customer with other values does (skip: fails
     as already_exists; update: updates it); `blank`: whether a blank optional cell keeps (keep) or clears
-    (clear) a matched customer's value.
+    (clear) a matched customer's value; `rejected`: source rows whose change to a customer the analyst
+    rejected in review: under update they fail as already_exists, as every changed row does under skip.
 
     A dry run executes the same path inside one transaction that is rolled back (the schema too, when the
     database has none yet: a dry run leaves the database as it found it); its run_id is None.
@@ -474,11 +479,14 @@ def run_import(
         "default_customer_region": settings.default_customer_region, "existing": existing.value,
         "blank": blank.value, **(run_settings or {}),
     }
+    if rejected:  # a resume must reject the same rows
+        settings_json["rejected"] = sorted(int(n) for n in rejected)
     with db_errors(engine):
         conn = engine.connect()
     loader = _Loader(conn, checked, file_name=file_name, sha256=sha256, sheet=sheet, dry_run=dry_run,
                      batch_size=size, progress=progress, user_name=user_name, settings_json=settings_json,
-                     method=method, existing=existing, blank=blank)
+                     method=method, existing=existing, blank=blank,
+                     rejected=frozenset(int(n) for n in rejected))
     outer = conn.begin() if dry_run else None
     try:
         if dry_run:

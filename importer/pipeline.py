@@ -5,7 +5,7 @@ The dashboard and the CLI call these; the steps inside run in the same order for
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 
 import sqlalchemy as sa
@@ -80,16 +80,18 @@ def read_upload(
 def import_upload(
     engine: sa.Engine, upload: Upload, settings: Settings, *, dry_run: bool = False, batch_size: int | None = None,
     progress: Callable[[Progress], None] | None = None, user_name: str | None = None,
-    existing: str = "skip", blank: str = "keep",
+    existing: str = "skip", blank: str = "keep", rejected: Collection[int] = (),
 ) -> RunResult:
     """Import an upload (or dry-run it); an interrupted run of the same file and sheet is resumed.
 
-    `existing` ("skip" or "update") and `blank` ("keep" or "clear"): see run_import.
+    `existing` ("skip" or "update"), `blank` ("keep" or "clear") and `rejected` (rows whose change the
+    analyst rejected): see run_import.
     """
     return run_import(
         engine, upload.checked, file_name=upload.file_name, sha256=upload.sha256, sheet=upload.run_sheet,
         settings=settings, dry_run=dry_run, batch_size=batch_size, progress=progress, user_name=user_name,
         run_settings={"mapping": upload.mapping.to_dict()}, existing=existing, blank=blank,
+        rejected=rejected,
     )
 
 
