@@ -64,6 +64,8 @@ import_runs = sa.Table(
     sa.Column("user_name", sa.String(255)),
     sa.Column("settings", sa.JSON),
     sa.Column("undone_at", sa.DateTime(timezone=True)),
+    # The run whose failure report this run's file was (a fixed report uploaded again).
+    sa.Column("fixes_run_id", sa.Integer),
     sa.CheckConstraint(
         "status IN ('running', 'completed', 'interrupted', 'undone')", name="ck_import_runs_status"
     ),
@@ -77,6 +79,8 @@ import_failures = sa.Table(
     sa.Column("source_row_number", sa.Integer, nullable=False),
     sa.Column("errors", sa.JSON, nullable=False),
     sa.Column("customer_data", sa.JSON, nullable=False),
+    # The file's own columns that feed no field ({header: text}), for the report that goes back to the branch.
+    sa.Column("other_columns", sa.JSON),
     sa.UniqueConstraint("run_id", "source_row_number", name="uq_import_failures_run_row"),
 )
 
@@ -282,7 +286,7 @@ def _revision_on(conn: sa.Connection) -> str | None:
 
 
 # The newest migration in migrations/versions (tests/test_db.py checks it against Alembic's head).
-HEAD_REVISION = "0004"
+HEAD_REVISION = "0005"
 
 
 def current_revision(engine: sa.Engine) -> str | None:
