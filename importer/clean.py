@@ -239,3 +239,136 @@ def normalise_user_type(value: object) -> str:
     if choice not in USER_TYPES:
         raise InvalidValue(ErrorCode.INVALID_CHOICE, f"{text} is not a user type; use INDIVIDUAL or BUSINESS")
     return choice
+
+
+# -- several phones or e-mails in one cell ---------------------------------------------------------------
+# Branch lists put a second number or address in the same cell: "0277229773, 0248503716", "... / ...",
+# "...;...", one per line, "... or ...". A cell is split only when it is not one valid value as a whole,
+# so "024/123/4567" stays one number. Spaces split numbers only when every piece is a number of its own
+# (at least MIN_SPLIT_DIGITS digits): "024 123 4567" is one number, "0277229773 0248503716" two.
+OTHERS_SEPARATOR = ", "
+MIN_SPLIT_DIGITS = 9
+_LIST_SPLIT = re.compile(r"\s*(?:[,;|/&\n\r]|\b(?:or|and)\b)\s*", re.IGNORECASE)
+# Separators no single number holds. phonenumbers itself reads "0277229773;0248503716" as one number
+# with parameters and drops the second, so a cell with one of these is always split first.
+_HARD_SEPARATOR = re.compile(r"[,;|&\n\r]|\b(?:or|and)\b", re.IGNORECASE)
+# A cell of digits and phone punctuation only is tried as one number first; anything else (letters,
+# which phonenumbers may read as an extension and drop) is split first.
+_PLAIN_PHONE = re.compile(r"^[\d\s+\-.()\[\]/]*$")
+_EMAIL_SPLIT = re.compile(r"[\s,;|/]+|\b(?:or|and)\b", re.IGNORECASE)
+
+
+def _phone_parts(value: object) -> list[str]:
+    """The pieces of a cell that may hold several numbers, each cleaned; blanks left out."""
+    parts: list[str] = []
+    for piece in _LIST_SPLIT.split(str(value)):
+        text = clean_text(piece)
+        if text is None:
+            continue
+        words = text.split(" ")
+        if len(words) > 1 and all(sum(ch.isdigit() for ch in w) >= MIN_SPLIT_DIGITS for w in words):
+            parts.extend(words)
+        else:
+            parts.append(text)
+    return parts
+
+
+def _unique(values: list[str], without: str | None) -> tuple[str, ...]:
+    """Values in order, each once, without `without` (the main phone or email)."""
+    return tuple(v for v in dict.fromkeys(values) if v != without)
+
+
+def split_phones(value: object, region: str = "GH") -> tuple[str, tuple[str, ...]]:
+    """(phone, other numbers) of a cell that may hold several numbers; the first valid one is the phone.
+
+    The others are kept, never dropped: in E.164 when valid, else as typed (cleaned). A cell with one
+    number behaves as normalise_phone; a cell whose every number is invalid raises invalid_phone naming
+    each one.
+
+    >>> split_phones("0277229773 / 0248503716")
+    ('+233277229773', ('+233248503716',))
+    """
+    text = "" if value is None else str(value)
+    if _PLAIN_PHONE.match(text) and not _HARD_SEPARATOR.search(text):
+        try:
+            return normalise_phone(value, region), ()
+        except InvalidValue as whole:
+            if whole.code is not ErrorCode.INVALID_PHONE or len(_phone_parts(text)) < 2:
+                raise
+    parts = _phone_parts(text)
+    if len(parts) < 2:
+        return normalise_phone(parts[0] if parts else None, region), ()
+    outcomes: list[str | InvalidValue] = []
+    for part in parts:
+        try:
+            outcomes.append(normalise_phone(part, region))
+        except InvalidValue as exc:
+            outcomes.append(exc)
+    first = next((o for o in outcomes if isinstance(o, str)), None)
+    if first is None:
+        reasons = "; ".join(o.message for o in outcomes if isinstance(o, InvalidValue))
+        raise InvalidValue(ErrorCode.INVALID_PHONE,
+                           f"holds {len(parts)} numbers and none is a valid phone number: {reasons}")
+    others = [o if isinstance(o, str) else part for o, part in zip(outcomes, parts, strict=True)]
+    return first, _unique(others, first)
+
+
+def phone_list(value: object, region: str = "GH") -> tuple[str, ...]:
+    """The numbers of an Other Phones cell: E.164 when valid, else as typed; never an error."""
+    if clean_text(value) is None:
+        return ()
+    found = []
+    for part in _phone_parts(value):
+        try:
+            found.append(normalise_phone(part, region))
+        except InvalidValue:
+            found.append(part)
+    return _unique(found, None)
+
+
+def _email_parts(value: object) -> list[str]:
+    return [text for piece in _EMAIL_SPLIT.split(str(value)) if (text := clean_text(piece)) is not None]
+
+
+def split_emails(value: object) -> tuple[str | None, tuple[str, ...]]:
+    """(email, other addresses) of a cell that may hold several; the first valid one is the email.
+
+    The others are kept: lower case when valid, else as typed. Blank -> (None, ()). A cell whose every
+    address is invalid raises invalid_email naming each one.
+    """
+    try:
+        return normalise_email(value), ()
+    except InvalidValue:
+        parts = _email_parts(value)
+        if len(parts) < 2:
+            raise
+    outcomes: list[str | InvalidValue] = []
+    for part in parts:
+        try:
+            outcomes.append(normalise_email(part) or part)
+        except InvalidValue as exc:
+            outcomes.append(exc)
+    first = next((o for o in outcomes if isinstance(o, str)), None)
+    if first is None:
+        reasons = "; ".join(o.message for o in outcomes if isinstance(o, InvalidValue))
+        raise InvalidValue(ErrorCode.INVALID_EMAIL,
+                           f"holds {len(parts)} addresses and none is a valid email address: {reasons}")
+    others = [o if isinstance(o, str) else part for o, part in zip(outcomes, parts, strict=True)]
+    return first, _unique(others, first)
+
+
+def email_list(value: object) -> tuple[str, ...]:
+    """The addresses of an Other Emails cell: lower case when valid, else as typed; never an error."""
+    found = []
+    for part in _email_parts(value):
+        try:
+            found.append(normalise_email(part) or part)
+        except InvalidValue:
+            found.append(part)
+    return _unique(found, None)
+
+
+def join_others(*groups: tuple[str, ...], without: str | None = None) -> str | None:
+    """The stored Other Phones / Other Emails: each value once, in order, `, `-separated; None when none."""
+    values = _unique([v for group in groups for v in group], without)
+    return OTHERS_SEPARATOR.join(values) if values else None

@@ -26,7 +26,7 @@ import sqlalchemy as sa
 
 from importer.existing import KEY_CHUNK
 from importer.results import ErrorCode, RowError
-from schemas.customer import FIELD_NAMES, FIELDS, UNIQUE_FIELDS, label_of
+from schemas.customer import FIELD_NAMES, FIELDS, SPECS, UNIQUE_FIELDS, label_of
 
 Record = tuple[int, dict[str, Any]]
 OPTIONAL_FIELDS: tuple[str, ...] = tuple(f.name for f in FIELDS if not f.required)
@@ -199,7 +199,8 @@ def match_rows(conn: sa.Connection, rows: Sequence[Record], blanks: Mapping[int,
             continue
         claimed[customer_id] = number
         before = {f: stored_row[f] for f in FIELD_NAMES}
-        blank = blanks.get(number, frozenset())
+        # A blank Other Phones / Other Emails cell is not blank when the phone or email cell filled it.
+        blank = {f for f in blanks.get(number, ()) if rec[f] is None or not SPECS[f].stored_nullable}
         after = {f: before[f] if (f in blank and not clear) else rec[f] for f in FIELD_NAMES}
         outcome = Outcome.UNCHANGED if after == before else Outcome.CHANGED
         out[number] = Match(outcome, customer_id, before, after if outcome is Outcome.CHANGED else None)

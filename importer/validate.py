@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import cast
 
 import pandas as pd
 import pandera.pandas as pa
@@ -44,17 +45,27 @@ class Checked:
 
 
 def _normalisers(settings: Settings) -> dict[str, Callable[[object], object]]:
+    """Each field's normaliser. Phone and email give (value, the cell's other values), and the Other
+    Phones / Other Emails cells a tuple of values: _normalise joins the two into the stored list."""
+    phone_region = settings.default_phone_region
     return {
         "shipping_mark": clean.normalise_shipping_mark,
         "first_name": clean.normalise_name,
         "last_name": clean.normalise_name,
-        "email": clean.normalise_email,
-        "phone": lambda v: clean.normalise_phone(v, settings.default_phone_region),
+        "email": clean.split_emails,
+        "phone": lambda v: clean.split_phones(v, phone_region),
         "region": lambda v: clean.normalise_region(v, settings.default_customer_region),
         "company_name": clean.normalise_optional_text,
         "nickname": clean.normalise_optional_text,
         "user_type": clean.normalise_user_type,
+        "other_phones": lambda v: clean.phone_list(v, phone_region),
+        "other_emails": clean.email_list,
     }
+
+
+# A field whose cell may hold several values -> the field that keeps the values after the first.
+OTHERS_OF = {"phone": "other_phones", "email": "other_emails"}
+_MAIN_OF = {other: main for main, other in OTHERS_OF.items()}
 
 
 def _required_message(field: str) -> str:
@@ -83,12 +94,14 @@ def _normalise(original: pd.DataFrame, settings: Settings) -> tuple[pd.DataFrame
     """Apply each field's normaliser; values it refuses become missing and an error of their own."""
     errors: Pairs = []
     columns: dict[str, list[object]] = {}
+    spilled: dict[str, dict[int, tuple[str, ...]]] = {}  # other field -> {position: values from the main cell}
     rows = original.index.tolist()
     for field, normaliser in _normalisers(settings).items():
         # Names, regions and types repeat a lot: each distinct text is normalised once.
         seen: dict[str, object | RowError] = {}
         values: list[object] = []
-        for row, raw in zip(rows, original[field].tolist(), strict=True):
+        spill = spilled.setdefault(OTHERS_OF[field], {}) if field in OTHERS_OF else None
+        for position, (row, raw) in enumerate(zip(rows, original[field].tolist(), strict=True)):
             text = "" if raw is None or pd.isna(raw) else str(raw)
             outcome = seen.get(text, _UNSEEN)
             if outcome is _UNSEEN:
@@ -96,6 +109,15 @@ def _normalise(original: pd.DataFrame, settings: Settings) -> tuple[pd.DataFrame
             if isinstance(outcome, RowError):
                 values.append(None)
                 errors.append((row, outcome))
+            elif spill is not None:
+                value, others = cast(tuple[object, tuple[str, ...]], outcome)
+                values.append(value)
+                if others:
+                    spill[position] = others
+            elif field in _MAIN_OF:  # the main cell's other values first, then this cell's own
+                main = cast(str | None, columns[_MAIN_OF[field]][position])
+                own = cast(tuple[str, ...], outcome)
+                values.append(clean.join_others(spilled[field].get(position, ()), own, without=main))
             else:
                 values.append(outcome)
         columns[field] = values

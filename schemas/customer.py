@@ -41,6 +41,8 @@ SHIPPING_MARK_MIN_LENGTH = 2
 # Length has its own check (too_long), so the pattern only enforces characters and the minimum.
 SHIPPING_MARK_PATTERN = rf"^[A-Za-z0-9 _-]{{{SHIPPING_MARK_MIN_LENGTH},}}$"
 E164_PATTERN = r"^\+[1-9][0-9]{6,14}$"
+# The stored list of a customer's other phones or e-mails (", "-separated).
+OTHER_CONTACTS_LENGTH = 500
 
 
 @dataclass(frozen=True)
@@ -135,6 +137,24 @@ FIELDS: tuple[FieldSpec, ...] = (
         ("type", "customer type", "account type", "category"),
         help=f"Optional; {USER_TYPES[0]} (default) or {' or '.join(USER_TYPES[1:])}.",
         nullable=False, column_length=16, choices=USER_TYPES,
+    ),
+    # Filled from a cell holding several numbers or addresses ("0277229773 / 0248503716"): the first
+    # valid one is the phone (email), the others are kept here, never dropped (importer.clean.split_phones).
+    FieldSpec(
+        "other_phones", "Other Phones", False, OTHER_CONTACTS_LENGTH,
+        ("other phone", "other numbers", "other phone numbers", "phone 2", "phone2", "second phone",
+         "alternative phone", "alternate phone", "alt phone", "mobile 2", "mobile2", "other mobile",
+         "other contacts", "tel 2", "telephone 2", "additional phones", "phone number 2", "phone no 2",
+         "mobile no 2", "mobile number 2", "contact 2", "contact number 2"),
+        help="Optional. More numbers of the customer, separated by commas; a Phone cell holding several "
+             "numbers fills it too (the first valid number is the phone). At most {max_length} characters.",
+    ),
+    FieldSpec(
+        "other_emails", "Other Emails", False, OTHER_CONTACTS_LENGTH,
+        ("other email", "other e-mails", "other e-mail", "email 2", "email2", "e-mail 2", "second email",
+         "alternative email", "alternate email", "alt email", "additional emails", "email address 2"),
+        help="Optional. More addresses of the customer, separated by commas; an Email cell holding several "
+             "addresses fills it too (the first valid one is the email). At most {max_length} characters.",
     ),
 )
 

@@ -181,3 +181,103 @@ def test_fast_phone_path_agrees_with_phonenumbers(prefix: str, digits: str, regi
 def test_fast_phone_path_is_taken_for_common_ghana_numbers() -> None:
     for typed in ("0241234567", "241234567", "233241234567", "+233241234567", "0551234567"):
         assert clean._fast_e164(typed, "GH") == clean._library_e164(typed, "GH")
+
+
+# -- several phones or e-mails in one cell (issue 11) ----------------------------------------------------
+@pytest.mark.parametrize(
+    "typed",
+    [
+        "0277229773, 0248503716", "0277229773 / 0248503716", "0277229773;0248503716", "0277229773\n0248503716",
+        "0277229773 or 0248503716", "0277229773 OR 0248503716", "0277229773 & 0248503716",
+        "0277229773 and 0248503716", "0277229773 0248503716", "0277229773|0248503716",
+        "+233 27 722 9773 / 024 850 3716", "0277229773,\r\n0248503716", "0277229773 , , 0248503716",
+    ],
+)
+def test_a_cell_with_two_phones_keeps_the_first_and_the_other(typed: str) -> None:
+    assert clean.split_phones(typed, "GH") == ("+233277229773", ("+233248503716",))
+
+
+@pytest.mark.parametrize("typed", ["024 123 4567", "024/123/4567", "(024) 123-4567", "0241234567;", "+233 24 123 4567"])
+def test_one_number_with_punctuation_is_not_split(typed: str) -> None:
+    assert clean.split_phones(typed, "GH") == (GH, ())
+
+
+def test_phonenumbers_would_read_a_semicolon_list_as_one_number_so_it_is_split_first() -> None:
+    # phonenumbers parses "0277229773;0248503716" as one valid number with RFC 3966 parameters.
+    assert clean.normalise_phone("0277229773;0248503716", "GH") == "+233277229773"
+    assert clean.split_phones("0277229773;0248503716", "GH")[1] == ("+233248503716",)
+
+
+def test_the_first_valid_number_wins_and_invalid_others_are_kept_as_typed() -> None:
+    assert clean.split_phones("12345, 0248503716, 0277229773", "GH") == (
+        "+233248503716", ("12345", "+233277229773"))
+    assert clean.split_phones("0248503716, 0248503716 / 024 850 3716", "GH") == ("+233248503716", ())
+    assert clean.split_phones("0248503716, 055 12", "GH") == ("+233248503716", ("055 12",))
+
+
+def test_a_cell_whose_every_number_is_invalid_names_each() -> None:
+    with pytest.raises(InvalidValue) as info:
+        clean.split_phones("0277, 12345 / 2.33241E+11", "GH")
+    assert info.value.code is ErrorCode.INVALID_PHONE
+    assert info.value.message.startswith("holds 3 numbers and none is a valid phone number: ")
+    assert "0277 is not a valid phone number" in info.value.message
+    assert "12345 is not a valid phone number" in info.value.message
+    assert "2.33241E+11 lost its last digits" in info.value.message
+
+
+@pytest.mark.parametrize("typed", ["", " , ", None, ";"])
+def test_a_blank_list_of_phones_is_required(typed) -> None:
+    with pytest.raises(InvalidValue) as info:
+        clean.split_phones(typed, "GH")
+    assert info.value.code is ErrorCode.REQUIRED
+
+
+@pytest.mark.parametrize(
+    ("typed", "stored"),
+    [
+        ("a@x.com, b@y.com", ("a@x.com", ("b@y.com",))),
+        ("A@X.com; B@Y.COM", ("a@x.com", ("b@y.com",))),
+        ("a@x.com b@y.com", ("a@x.com", ("b@y.com",))),
+        ("a@x.com\nb@y.com", ("a@x.com", ("b@y.com",))),
+        ("a@x.com or b@y.com", ("a@x.com", ("b@y.com",))),
+        ("a@x.com / b@y.com", ("a@x.com", ("b@y.com",))),
+        ("not-an-address, b@y.com", ("b@y.com", ("not-an-address",))),
+        ("a/b@x.com", ("a/b@x.com", ())),
+        ("", (None, ())),
+    ],
+)
+def test_a_cell_with_several_emails(typed: str, stored) -> None:
+    assert clean.split_emails(typed) == stored
+
+
+def test_a_cell_whose_every_email_is_invalid_names_each() -> None:
+    with pytest.raises(InvalidValue) as info:
+        clean.split_emails("kofi at mail, ama@")
+    assert info.value.code is ErrorCode.INVALID_EMAIL
+    assert "none is a valid email address" in info.value.message
+    assert "ama@ is not a valid email address" in info.value.message
+
+
+def test_other_lists_are_normalised_where_valid_and_never_refused() -> None:
+    assert clean.phone_list("0248503716; 123 / 0248503716", "GH") == ("+233248503716", "123")
+    assert clean.phone_list("", "GH") == ()
+    assert clean.email_list("B@Y.com, zz, b@y.com") == ("b@y.com", "zz")
+    assert clean.join_others(("+1",), ("+2", "+1"), without="+2") == "+1"
+    assert clean.join_others((), (), without=None) is None
+
+
+@given(st.lists(st.sampled_from(["0277229773", "0248503716", "024 123 4567", "12345", "x"]), min_size=1, max_size=4),
+       st.sampled_from([", ", " / ", ";", "\n", " or "]))
+def test_splitting_phones_is_idempotent_and_loses_no_number(numbers: list[str], separator: str) -> None:
+    typed = separator.join(numbers)
+    try:
+        phone, others = clean.split_phones(typed, "GH")
+    except InvalidValue:
+        return
+    kept = {phone, *others}
+    for number in numbers:
+        try:
+            assert clean.normalise_phone(number, "GH") in kept
+        except InvalidValue:
+            assert number in kept
+    assert clean.split_phones(phone, "GH") == (phone, ())

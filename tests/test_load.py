@@ -18,6 +18,7 @@ from importer.errors import DatabaseError
 from importer.load import Progress, effective_batch_size, run_import
 from importer.results import ErrorCode
 from importer.runs import count_customers
+from schemas.customer import FIELD_NAMES
 from tests.support import SETTINGS, checked_of, norm_row, person, raw_checked, ready_engine
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -133,8 +134,10 @@ def test_copy_method_matches_values_method(pg_url: str) -> None:
 
 
 def test_batch_size_is_clamped_to_bind_limits() -> None:
-    assert effective_batch_size("sqlite", 100_000) == 32_766 // 11
-    assert effective_batch_size("postgresql", 100_000) == 65_535 // 11
+    # The record's fields, the run and the source row: the bound parameters of one inserted row.
+    per_row = len(FIELD_NAMES) + 2
+    assert effective_batch_size("sqlite", 100_000) == 32_766 // per_row
+    assert effective_batch_size("postgresql", 100_000) == 65_535 // per_row
     assert effective_batch_size("sqlite", 0) == 1
 
 

@@ -46,3 +46,27 @@ def test_importing_the_declaration_does_not_import_pandera() -> None:
     code = "import sys, importer.db, importer.runs; print('pandera' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_other_phones_and_emails_are_declared_once_and_followed_everywhere() -> None:
+    """The two optional fields of issue 11 reach the model, the table, the template and the mapper from FIELDS."""
+    import io
+
+    import openpyxl
+
+    from importer.db import customers
+    from importer.mapping import match_header
+    from importer.template import template_xlsx
+
+    for name, label in (("other_phones", "Other Phones"), ("other_emails", "Other Emails")):
+        spec = SPECS[name]
+        assert (spec.label, spec.required, spec.stored_nullable) == (label, False, True)
+        assert name in CustomerFrame.to_schema().columns
+        assert customers.c[name].nullable and customers.c[name].type.length == spec.max_length
+        assert match_header(label) == name
+    assert [match_header(h) for h in ("Phone 2", "Alt. Phone", "Phone Number 2", "Email 2", "Other E-mails")] == [
+        "other_phones", "other_phones", "other_phones", "other_emails", "other_emails"]
+    assert [match_header(h) for h in ("Phone", "Mobile No.", "Email", "Other Names")] == [
+        "phone", "phone", "email", "first_name"]
+    header = next(openpyxl.load_workbook(io.BytesIO(template_xlsx()))["Customers"].iter_rows(values_only=True))
+    assert header[-2:] == ("Other Phones", "Other Emails")

@@ -27,7 +27,7 @@ def test_contract_examples_are_stored_normalised() -> None:
     assert row == {
         "shipping_mark": "PM4 KOFI", "first_name": "Kofi Ama", "last_name": "Mensah", "email": "k@x.com",
         "phone": "+233241234567", "region": "ASHANTI", "company_name": None, "nickname": None,
-        "user_type": "INDIVIDUAL",
+        "user_type": "INDIVIDUAL", "other_phones": None, "other_emails": None,
     }
 
 
@@ -155,3 +155,55 @@ def test_recheck_equals_checking_the_edited_file_afresh(how_many: int) -> None:
     assert after.errors == fresh.errors
     pd.testing.assert_frame_equal(after.normalised, fresh.normalised)
     pd.testing.assert_frame_equal(after.original, fresh.original)
+
+
+# -- several phones or e-mails in one cell (issue 11) ----------------------------------------------------
+def test_a_second_phone_and_email_in_one_cell_go_to_the_other_fields() -> None:
+    checked = check_frame(frame(
+        customer(1, phone="0277229773, 0248503716", email="a@x.com; B@Y.com"),
+        customer(2, phone="0277229774 / 0248503717", other_phones="020 123 4567 / 0248503717"),
+        customer(3, phone="0277229775", other_phones="", email=""),
+        customer(4, phone="12345 or 0248503718"),
+    ), SETTINGS)
+    assert checked.errors == {}
+    stored = checked.normalised[["phone", "other_phones", "email", "other_emails"]].astype(object)
+    stored = stored.where(stored.notna(), None)
+    assert stored.loc[2].tolist() == ["+233277229773", "+233248503716", "a@x.com", "b@y.com"]
+    # The phone cell's others first, then the Other Phones cell's; each number once.
+    assert stored.loc[3].tolist()[:2] == ["+233277229774", "+233248503717, +233201234567"]
+    assert stored.loc[4].tolist() == ["+233277229775", None, None, None]
+    # An invalid extra number is kept as typed, never dropped.
+    assert stored.loc[5].tolist()[:2] == ["+233248503718", "12345"]
+    # The text as typed is untouched, so a report shows the cell as the branch wrote it.
+    assert checked.original.loc[2, "phone"] == "0277229773, 0248503716"
+    assert checked.original.loc[2, "other_phones"] == ""
+
+
+def test_a_cell_whose_every_phone_is_invalid_fails_naming_each() -> None:
+    checked = check_frame(frame(customer(1, phone="0277, 12345"), customer(2, email="ama@, kofi at x")), SETTINGS)
+    (error,) = checked.errors[2]
+    assert (error.field, error.code.value) == ("phone", "invalid_phone")
+    assert error.message == ("holds 2 numbers and none is a valid phone number: 0277 is not a valid phone number; "
+                             "12345 is not a valid phone number")
+    (error,) = checked.errors[3]
+    assert (error.field, error.code.value) == ("email", "invalid_email")
+    assert "none is a valid email address" in error.message
+
+
+def test_the_other_phone_of_a_row_is_not_a_key_and_not_a_duplicate() -> None:
+    checked = check_frame(frame(customer(1, phone="0277229773, 0248503716"), customer(2, phone="0248503716")),
+                          SETTINGS)
+    assert checked.errors == {}
+
+
+def test_too_many_other_phones_are_too_long() -> None:
+    many = ", ".join(f"02{n:08d}" for n in range(60))
+    checked = check_frame(frame(customer(1, phone="0277229773", other_phones=many)), SETTINGS)
+    assert codes(checked, 2) == [("other_phones", "too_long")]
+
+
+def test_recheck_of_an_edited_phone_cell_splits_it_again() -> None:
+    checked = check_frame(frame(customer(1, phone="0277, 12345")), SETTINGS)
+    fixed = recheck(checked, frame(customer(1, phone="0277229773 / 0248503716")), SETTINGS)
+    assert fixed.errors == {}
+    assert fixed.normalised.loc[2, "other_phones"] == "+233248503716"
