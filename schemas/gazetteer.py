@@ -48,12 +48,14 @@ class Place:
 
 @dataclass(frozen=True)
 class RegionMatch:
-    """The region a text means, the gazetteer name it matched, and how (exact, contains or fuzzy)."""
+    """The region a text means, the gazetteer name it matched, how (exact, contains or fuzzy), and the
+    kind of that name (region: a name or abbreviation of the region; town: a place in it)."""
 
     region: str
     name: str
     how: str
     score: float = 100.0
+    kind: str = "region"
 
 
 def _words(text: str) -> list[str]:
@@ -117,7 +119,8 @@ def _contains(words: list[str]) -> RegionMatch | Literal[False] | None:
     regions = {p.region for p in found}
     if len(regions) != 1:
         return False if regions else None
-    return RegionMatch(found[0].region, " + ".join(p.name for p in found), "contains")
+    kind = "town" if any(p.kind == "town" for p in found) else "region"
+    return RegionMatch(found[0].region, " + ".join(p.name for p in found), "contains", kind=kind)
 
 
 def region_for(text: object) -> str | None:
@@ -133,7 +136,7 @@ def _match(key_words: tuple[str, ...]) -> RegionMatch | None:
         return None
     place = _index().get(key)
     if place is not None:
-        return RegionMatch(place.region, place.name, "exact")
+        return RegionMatch(place.region, place.name, "exact", kind=place.kind)
     if len(key_words) > 1 and (found := _contains(list(key_words))) is not None:
         return found or None  # names of two regions: no guess, not even a fuzzy one
     if len(key) < FUZZY_MIN_LENGTH:
@@ -144,7 +147,7 @@ def _match(key_words: tuple[str, ...]) -> RegionMatch | None:
     if best is None:
         return None
     place = _index()[best[0]]
-    return RegionMatch(place.region, place.name, "fuzzy", float(best[1]))
+    return RegionMatch(place.region, place.name, "fuzzy", float(best[1]), place.kind)
 
 
 def match_region(text: object) -> RegionMatch | None:
