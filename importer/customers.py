@@ -4,6 +4,7 @@ for an export."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -12,7 +13,15 @@ import numpy as np
 import pandas as pd
 import sqlalchemy as sa
 
-from importer.db import HEAD_REVISION, current_revision, customer_changes, customers, import_runs, reading
+from importer.db import (
+    HEAD_REVISION,
+    current_revision,
+    customer_changes,
+    customers,
+    import_runs,
+    is_postgres,
+    reading,
+)
 from importer.existing import KEY_CHUNK, records
 from importer.matching import BlankMode, Outcome, blank_cells, match_rows, skip_errors
 from importer.results import ErrorTable, changes_between
@@ -116,58 +125,131 @@ def classify_upload(engine: sa.Engine, checked: Any, blank: BlankMode | str = Bl
 
 @dataclass(frozen=True)
 class CustomerPage:
-    """One page of a customer search: the rows (dicts of CUSTOMER_COLUMNS) and how many match in all."""
+    """One page of a customer search: the rows (dicts of CUSTOMER_COLUMNS) and how many match in all.
+
+    `capped`: the count stopped at the search's count_cap, so `total` is a lower bound ("more than").
+    `after_id`: the page was the one after this id (keyset paging), None when it came by offset.
+    """
 
     rows: list[dict[str, Any]]
     total: int
     limit: int
     offset: int
+    capped: bool = False
+    after_id: int | None = None
+
+    @property
+    def last_id(self) -> int | None:
+        """The id to pass as after_id for the next page (None on an empty page)."""
+        return self.rows[-1]["id"] if self.rows else None
 
 
-def _filtered(text: str | None, region: str | None, run_id: int | None) -> list[sa.ColumnElement[bool]]:
+_SPACE: sa.ColumnElement[str] = sa.literal_column("' '", sa.String())
+_PHONE_LIKE = re.compile(r"\+?[\d\s().-]+")
+_SPACES = re.compile(r"\s+")
+
+
+def search_text() -> sa.ColumnElement[str]:
+    """The text a search looks in: mark, first and last name, phone and email, lower case, one line per
+    customer. It is the expression of migration 0006's trigram index on PostgreSQL: keep the two alike."""
+    c = customers.c
+    return sa.func.lower(c.shipping_mark + _SPACE + c.first_name + _SPACE + c.last_name + _SPACE + c.phone
+                         + _SPACE + sa.func.coalesce(c.email, sa.literal_column("''")))
+
+
+def search_terms(text: str) -> list[str]:
+    """What a search box's text is looked for as: itself in lower case with runs of spaces made one, and
+    for something that looks like a phone number, its digits (`024 000 1234` -> `0240001234`) and, for a
+    local number, those without the leading 0 (`240001234`, found in `+233240001234`)."""
+    term = _SPACES.sub(" ", text.strip().lower())
+    terms = [term] if term else []
+    if term and _PHONE_LIKE.fullmatch(term):
+        digits = re.sub(r"[^\d+]", "", term)
+        if len(digits) >= 3 and digits not in terms:
+            terms.append(digits)
+        if re.fullmatch(r"0\d{8,}", digits):
+            terms.append(digits[1:])
+    return terms
+
+
+def _like(term: str) -> sa.ColumnElement[bool]:
+    needle = term.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return search_text().like(f"%{needle}%", escape="\\")
+
+
+def _matching(postgres: bool, text: str | None, region: str | None, run_id: int | None,
+              after_id: int | None = None) -> sa.Subquery:
+    """The customers the filters select (CUSTOMER_COLUMNS, with an id above after_id), unordered.
+
+    With a run, the union of two disjoint parts, each found through an index: the customers the run
+    created (ix_customers_run_id: import_run_id, id, which also gives them in id order for a page) and the
+    others it updated (from customer_changes by run). An OR of the two read the whole table: 0.6 s at
+    1,000,000 customers.
+    """
     where: list[sa.ColumnElement[bool]] = []
-    if text and text.strip():
-        needle = text.strip().lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-        pattern = f"%{needle}%"
-        where.append(sa.or_(*(sa.func.lower(customers.c[f]).like(pattern, escape="\\")
-                              for f in ("shipping_mark", "first_name", "last_name", "phone", "email"))))
+    terms = search_terms(text or "")
+    if terms:
+        where.append(sa.or_(*(_like(t) for t in terms)))
     if region:
         where.append(customers.c.region == region)
-    if run_id is not None:
-        updated_by = sa.select(customer_changes.c.customer_id).where(customer_changes.c.run_id == run_id)
-        where.append(sa.or_(customers.c.import_run_id == run_id, customers.c.id.in_(updated_by)))
-    return where
+    if after_id is not None:
+        where.append(customers.c.id > int(after_id))
+    columns = [customers.c[c] for c in CUSTOMER_COLUMNS]
+    if run_id is None:
+        return sa.select(*columns).where(*where).subquery()
+    run_id = int(run_id)
+    created = sa.select(*columns).where(customers.c.import_run_id == run_id, *where)
+    changed = sa.select(customer_changes.c.customer_id).where(customer_changes.c.run_id == run_id)
+    # PostgreSQL: `id = ANY(ARRAY(...))` takes the run's changes once and looks each customer up by id; as
+    # `IN (...)` the planner hashed them and read every customer (0.28 s at 1,000,000).
+    updated_by_run = (customers.c.id == sa.any_(sa.func.array(changed.scalar_subquery())) if postgres
+                      else customers.c.id.in_(changed))
+    updated = sa.select(*columns).where(
+        sa.or_(customers.c.import_run_id != run_id, customers.c.import_run_id.is_(None)), updated_by_run, *where)
+    return sa.union_all(created, updated).subquery()
 
 
 def search_customers(engine: sa.Engine, text: str | None = None, *, region: str | None = None,
-                     run_id: int | None = None, limit: int = 50, offset: int = 0) -> CustomerPage:
+                     run_id: int | None = None, limit: int = 50, offset: int = 0, after_id: int | None = None,
+                     count_cap: int | None = None) -> CustomerPage:
     """Customers whose shipping mark, name, phone or email contains `text` (any case), optionally in one
-    region and created or updated by one run; a page by id (LIMIT/OFFSET in the database) and the total."""
-    where = _filtered(text, region, run_id)
+    region and created or updated by one run, ordered by id; one page and how many match in all.
+
+    The page is the `limit` customers after `offset` ones, or with `after_id` the `limit` customers with
+    an id above it (keyset paging: as fast on the last page as on the first). With `count_cap`, counting
+    stops past that many (`capped` is then True): a search that matches half a million customers does not
+    count them all.
+    """
     limit, offset = max(1, min(int(limit), 1_000)), max(0, int(offset))
-    page = (sa.select(*(customers.c[c] for c in CUSTOMER_COLUMNS)).where(*where)
-            .order_by(customers.c.id).limit(limit).offset(offset))
-    count = sa.select(sa.func.count()).select_from(customers).where(*where)
+    if after_id is not None:
+        after_id, offset = int(after_id), 0
+    postgres = is_postgres(engine)
+    shown = _matching(postgres, text, region, run_id, after_id)
+    page = sa.select(shown).order_by(shown.c.id).limit(limit).offset(offset)
+    every = _matching(postgres, text, region, run_id)
+    matching = sa.select(every.c.id)
+    if count_cap is not None:
+        count_cap = max(1, int(count_cap))
+        matching = matching.limit(count_cap + 1)
+    count = sa.select(sa.func.count()).select_from(matching.subquery())
     with reading(engine) as conn:
         total = int(conn.execute(count).scalar_one())
         rows = [dict(r._mapping) for r in conn.execute(page)]
-    return CustomerPage(rows, total, limit, offset)
+    capped = count_cap is not None and total > count_cap
+    return CustomerPage(rows, count_cap if capped and count_cap is not None else total, limit, offset, capped,
+                        after_id)
 
 
 def iter_customers(engine: sa.Engine, text: str | None = None, *, region: str | None = None,
                    run_id: int | None = None, batch: int = 2_000) -> Iterator[dict[str, Any]]:
-    """Every customer the same filters select, by id, streamed in keyset pages (for an export)."""
-    where = _filtered(text, region, run_id)
-    last = 0
-    while True:
-        stmt = (sa.select(*(customers.c[c] for c in CUSTOMER_COLUMNS)).where(*where, customers.c.id > last)
-                .order_by(customers.c.id).limit(batch))
-        with reading(engine) as conn:
-            rows = [dict(r._mapping) for r in conn.execute(stmt)]
-        yield from rows
-        if len(rows) < batch:
-            return
-        last = rows[-1]["id"]
+    """Every customer the same filters select, by id, streamed (for an export): one query, read `batch`
+    rows at a time through a server-side cursor, so memory stays flat however many match."""
+    chosen = _matching(is_postgres(engine), text, region, run_id)
+    stmt = sa.select(chosen).order_by(chosen.c.id)
+    with reading(engine) as conn:
+        result = conn.execution_options(stream_results=True, yield_per=max(1, int(batch))).execute(stmt)
+        for row in result:
+            yield dict(row._mapping)
 
 
 def customer_detail(engine: sa.Engine, customer_id: int) -> dict[str, Any] | None:
@@ -200,4 +282,4 @@ def customer_detail(engine: sa.Engine, customer_id: int) -> dict[str, Any] | Non
 
 
 __all__ = ["CUSTOMER_COLUMNS", "UNIQUE_FIELDS", "Classification", "CustomerPage", "classify_upload",
-           "customer_detail", "iter_customers", "search_customers"]
+           "customer_detail", "iter_customers", "search_customers", "search_terms", "search_text"]

@@ -2,10 +2,20 @@
 
 from __future__ import annotations
 
+import uuid
+
+import pytest
 import sqlalchemy as sa
 
-from importer.customers import classify_upload, customer_detail, iter_customers, search_customers
-from importer.db import make_engine
+from importer.customers import (
+    classify_upload,
+    customer_detail,
+    iter_customers,
+    search_customers,
+    search_terms,
+    search_text,
+)
+from importer.db import HEAD_REVISION, current_revision, customers, make_engine
 from importer.load import run_import
 from tests.support import SETTINGS, checked_of, person, ready_engine
 
@@ -69,3 +79,107 @@ def test_customer_detail_has_creating_run_and_each_update(database_url: str) -> 
     assert [(c["run_id"], c["source_row_number"], c["changes"]) for c in detail["changes"]] == [
         (second.run_id, 2, {"nickname": (None, "Nick")})]
     assert customer_detail(engine, 999) is None
+
+
+def test_search_terms_read_phone_numbers_as_typed() -> None:
+    assert search_terms("  Kofi   MENSAH ") == ["kofi mensah"]
+    assert search_terms("024 000 0003") == ["024 000 0003", "0240000003", "240000003"]
+    assert search_terms("+233 (24) 000-0003") == ["+233 (24) 000-0003", "+233240000003"]
+    assert search_terms("0000003") == ["0000003"]  # a fragment keeps its zeros
+    assert search_terms("   ") == []
+
+
+def test_search_by_full_name_typed_phone_and_combined_filters(database_url: str) -> None:
+    engine = ready_engine(database_url)
+    first = _import(engine, [person(i, region="Volta" if i % 2 else "Ashanti") for i in range(25)], "a")
+    second = _import(engine, [person(3, nickname="Three"), person(4, nickname="Four"), person(30, region="Volta")],
+                     "b", existing="update")
+    assert [r["shipping_mark"] for r in search_customers(engine, "kofi mensah12").rows] == ["PM12 KOFI"]
+    assert [r["shipping_mark"] for r in search_customers(engine, "024 000 0007").rows] == ["PM7 KOFI"]
+    assert [r["shipping_mark"] for r in search_customers(engine, "+233 24 000 0007").rows] == ["PM7 KOFI"]
+    assert search_customers(engine, "KOFI", region="VOLTA").total == 13
+    by_run = search_customers(engine, "pm3", region="VOLTA", run_id=second.run_id)
+    assert [r["shipping_mark"] for r in by_run.rows] == ["PM3 KOFI", "PM30 KOFI"]
+    assert search_customers(engine, "pm3", region="ASHANTI", run_id=second.run_id).total == 0
+    assert search_customers(engine, "pm4", run_id=first.run_id).total == 1
+    assert search_customers(engine, run_id=999).total == 0
+
+
+def test_keyset_pages_walk_every_customer_once_and_counts_can_stop(database_url: str) -> None:
+    engine = ready_engine(database_url)
+    _import(engine, [person(i) for i in range(23)], "a")
+    _import(engine, [person(5, nickname="Five")], "b", existing="update")
+    seen, after = [], None
+    while True:
+        page = search_customers(engine, "kofi", limit=5, after_id=after, count_cap=10)
+        assert (page.total, page.capped) == (10, True)  # 23 match; counting stopped past 10
+        if not page.rows:
+            break
+        assert page.after_id == after and page.offset == 0
+        seen += [r["id"] for r in page.rows]
+        after = page.last_id
+    assert seen == list(range(1, 24))
+    assert search_customers(engine, "kofi", count_cap=23).capped is False
+    assert search_customers(engine, "kofi", count_cap=23).total == 23
+    exact = search_customers(engine, "kofi1", count_cap=11)  # kofi1, kofi10..kofi19 in the emails: 11, not more
+    assert (exact.total, exact.capped) == (11, False)
+    assert search_customers(engine, limit=5, after_id=20).rows[0]["id"] == 21
+    assert search_customers(engine, limit=5).last_id == 5 and search_customers(engine, "zz").last_id is None
+
+
+def test_export_stream_by_run_includes_updated_customers_in_id_order(database_url: str) -> None:
+    engine = ready_engine(database_url)
+    _import(engine, [person(i) for i in range(10)], "a")
+    second = _import(engine, [person(20), person(2, nickname="Two"), person(7, nickname="Seven")], "b",
+                     existing="update")
+    assert [c["shipping_mark"] for c in iter_customers(engine, run_id=second.run_id, batch=1)] == [
+        "PM2 KOFI", "PM7 KOFI", "PM20 KOFI"]
+
+
+@pytest.mark.postgres
+def test_search_uses_the_trigram_index_on_postgresql(pg_url: str) -> None:
+    """The query's expression is the index's (migration 0006): with sequential scans off, the plan uses it."""
+    engine = ready_engine(pg_url)
+    _import(engine, [person(i) for i in range(5)], "a")
+    query = sa.select(customers.c.id).where(search_text().like("%mensah3%"))
+    with engine.connect() as conn:
+        conn.execute(sa.text("SET enable_seqscan = off"))
+        plan = "\n".join(conn.execute(sa.text("EXPLAIN " + str(query.compile(
+            engine, compile_kwargs={"literal_binds": True})).replace("%", "%%"))).scalars())
+    assert "ix_customers_search_trgm" in plan
+
+
+@pytest.mark.postgres
+def test_without_pg_trgm_the_schema_migrates_and_search_reads_the_table(pg_admin, pg_url: str) -> None:
+    """A role that may not create extensions (nor own the database): the migration goes on without the
+    trigram index, and searching still finds customers."""
+    role = f"no_ext_{uuid.uuid4().hex[:8]}"
+    database = pg_url.rsplit("/", 1)[1]
+    with pg_admin.connect() as conn:
+        conn.execute(sa.text(f'CREATE ROLE "{role}" LOGIN'))
+    owner = sa.create_engine(pg_url, isolation_level="AUTOCOMMIT")
+    try:
+        with owner.connect() as conn:
+            conn.execute(sa.text(f'REVOKE CREATE ON DATABASE "{database}" FROM PUBLIC'))
+            conn.execute(sa.text(f'GRANT CONNECT ON DATABASE "{database}" TO "{role}"'))
+            conn.execute(sa.text(f'GRANT USAGE, CREATE ON SCHEMA public TO "{role}"'))
+        url = pg_url.replace("postgres@", f"{role}@", 1)
+        engine = ready_engine(url)
+        assert current_revision(engine) == HEAD_REVISION
+        with engine.connect() as conn:
+            indexes = set(conn.execute(sa.text("SELECT indexname FROM pg_indexes WHERE tablename = 'customers'"))
+                          .scalars())
+            assert conn.execute(sa.text("SELECT count(*) FROM pg_extension WHERE extname = 'pg_trgm'")).scalar() == 0
+        assert "ix_customers_search_trgm" not in indexes and "ix_customers_region" in indexes
+        _import(engine, [person(i) for i in range(5)], "a")
+        assert [r["shipping_mark"] for r in search_customers(engine, "mensah3").rows] == ["PM3 KOFI"]
+        engine.dispose()
+    finally:
+        with pg_admin.connect() as conn:
+            conn.execute(sa.text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = :r"),
+                         {"r": role})
+        with owner.connect() as conn:  # its tables and grants, so that the role can go
+            conn.execute(sa.text(f'DROP OWNED BY "{role}"'))
+        owner.dispose()
+        with pg_admin.connect() as conn:
+            conn.execute(sa.text(f'DROP ROLE "{role}"'))
