@@ -1,0 +1,109 @@
+"""Review's possible duplicates section (ui/duplicates.py) in Streamlit's AppTest, on real SQLite and PostgreSQL:
+pairs side by side, keep both, exclude this row, update that customer."""
+
+from __future__ import annotations
+
+from streamlit.testing.v1 import AppTest
+
+from importer.load import run_import
+from tests.support import SETTINGS, checked_of, person, ready_engine
+from ui import duplicates as section
+from ui import keys
+
+
+def page(url: str, existing: str = "skip") -> None:
+    """What views/review.py does with the section (AppTest runs this function's body as the script)."""
+    import streamlit as st
+
+    from importer.db import make_engine
+    from tests.support import SETTINGS, checked_of, person
+    from ui import keys, state
+    from ui.duplicates import show_possible_duplicates
+
+    if "checked" not in st.session_state:
+        st.session_state["checked"] = checked_of([
+            person(1, first_name="Ama", last_name="Serwaa", phone="0201111111"),
+            person(2, first_name="Kofi", last_name="Mensah", phone="0241234568", email="k.m@example.com"),
+            person(3, first_name="Ama", last_name="Serwaa", phone="0201111112"),
+        ])
+    if notice := state.pop_notice():
+        st.success(notice)
+    new = show_possible_duplicates(make_engine(url), st.session_state["checked"], SETTINGS, existing=existing)
+    if new is not None:
+        st.session_state["checked"] = new
+        st.session_state[keys.VERSION] = state.version() + 1  # what state.set_checked does
+        st.rerun()
+
+
+def app(database_url: str, existing: str = "skip") -> AppTest:
+    engine = ready_engine(database_url)
+    run_import(engine, checked_of([person(1, first_name="Kofi", last_name="Mensah", phone="0241234567")]),
+               file_name="seed.csv", sha256="0" * 64, sheet=None, settings=SETTINGS)
+    engine.dispose()
+    return AppTest.from_function(page, args=(database_url, existing), default_timeout=60).run()
+
+
+def shown(at: AppTest) -> str:
+    return "\n".join(str(e.value) for kind in ("subheader", "caption", "success", "warning", "error")
+                     for e in getattr(at, kind))
+
+
+def test_pairs_side_by_side(database_url):
+    at = app(database_url)
+    assert not at.exception
+    assert "2 possible duplicate pairs found." in shown(at)
+    assert at.selectbox(key=section.PICK).options == [
+        "Row 3 and customer #1: same name, phone one digit apart",
+        "Row 4 and row 2: same name, phone one digit apart"]
+    table = at.dataframe[0].value
+    assert list(table.columns) == ["Field", "Row 3 (this row)", "Customer #1 in the database", "Compared"]
+    phone = table[table["Field"] == "Phone"].iloc[0]
+    assert (phone["Row 3 (this row)"], phone["Customer #1 in the database"], phone["Compared"]) == (
+        "0241234568", "+233241234567", "differs")
+    # Without updates, a stored customer's pair offers keep both and exclude, and says how to update.
+    assert [o for o in at.radio[0].options] == ["Keep both: they are different people",
+                                                "Exclude this row from the import"]
+    assert "import with existing customers updated" in shown(at)
+    at.selectbox(key=section.PICK).set_value(1).run()
+    assert list(at.dataframe[0].value.columns)[1:3] == ["Row 4 (this row)", "Row 2"]
+
+
+def test_keep_both_then_exclude(database_url):
+    at = app(database_url)
+    at.radio[0].set_value("keep_both").run()
+    at.button(key=section.APPLY).click().run()
+    assert not at.exception
+    assert "Row 3 and customer #1 are kept as different people." in shown(at)
+    assert "1 possible duplicate pair found." in shown(at)
+    assert at.session_state[section.DECISIONS][1] == [
+        {"op": "possible_duplicate", "action": "keep_both", "row": 3, "other_row": None, "customer_id": 1,
+         "shipping_mark": None}]
+    at.radio[0].set_value("exclude_row").run()
+    at.button(key=section.APPLY).click().run()
+    assert "Excluded row 4: it will not be imported." in shown(at)
+    assert list(at.session_state["checked"].original.index) == [2, 3]
+    assert "No possible duplicates found." in shown(at)
+
+
+def test_update_that_customer(database_url):
+    at = app(database_url, existing="update")
+    assert at.radio[0].options[-1] == "Update that customer with this row"
+    at.radio[0].set_value("update_customer").run()
+    at.button(key=section.APPLY).click().run()
+    assert not at.exception
+    assert "Row 3 now has customer #1's shipping mark (PM1 KOFI)" in shown(at)
+    assert at.session_state["checked"].original.at[3, "shipping_mark"] == "PM1 KOFI"
+    assert at.selectbox(key=section.PICK).options == ["Row 4 and row 2: same name, phone one digit apart"]
+
+
+def test_database_down_still_compares_the_file():
+    at = AppTest.from_function(page, args=("postgresql+psycopg2://nobody@127.0.0.1:1/none",),
+                               default_timeout=60).run()
+    assert not at.exception
+    assert "Only the rows of the file were compared with each other." in shown(at)
+    assert at.selectbox(key=section.PICK).options == ["Row 4 and row 2: same name, phone one digit apart"]
+
+
+def test_widget_keys_do_not_clash_with_the_pages():
+    page_keys = {v for k, v in vars(keys).items() if k.isupper() and isinstance(v, str)}
+    assert not page_keys & {section.PAIRS, section.DECISIONS, section.PICK, section.CHOICE, section.APPLY}

@@ -1,0 +1,178 @@
+"""Review's "Possible duplicates" section: people who look like one customer under different keys, as pairs
+side by side, each with keep both, exclude this row, or update that customer.
+
+`show_possible_duplicates(engine, checked, settings)` renders the section and returns the upload after a
+decision that changes it (exclude, update), or None; the page then keeps it (`state.set_checked`) and
+reruns. The search (importer.duplicates) runs once per upload version, as a heavy step. The analyst's
+decisions are kept in the session as JSON records (`decisions()`), per file, so that a pair kept as two
+people stays hidden after later edits.
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+import sqlalchemy as sa
+import streamlit as st
+
+from importer.duplicates import (
+    RULES,
+    Action,
+    Decision,
+    PossibleDuplicates,
+    apply_decision,
+    find_possible_duplicates,
+    kept_pairs,
+    stored_customers,
+    update_decision,
+)
+from importer.errors import DatabaseError, UsageError
+from importer.settings import Settings
+from importer.validate import Checked
+from schemas.customer import FIELD_NAMES, label_of
+from ui import state
+from ui.heavy import heavy_step
+
+# Session values and widget keys of this section (ui/keys.py holds the pages' own).
+PAIRS = "possible_duplicates"  # ((upload version, kept pairs), PossibleDuplicates, database note)
+DECISIONS = "possible_duplicate_decisions"  # (file sha256, [Decision.to_json(), ...])
+PICK = "possible_duplicate_pick"
+CHOICE = "possible_duplicate_choice"
+APPLY = "possible_duplicate_apply"
+
+_CHOICE_TEXT = {
+    Action.KEEP_BOTH: "Keep both: they are different people",
+    Action.EXCLUDE_ROW: "Exclude this row from the import",
+    Action.UPDATE_CUSTOMER: "Update that customer with this row",
+}
+
+
+def _file() -> str:
+    upload = state.upload()
+    return upload.sha256 if upload is not None else ""
+
+
+def decisions() -> list[Decision]:
+    """The decisions taken on this file's pairs, oldest first."""
+    stored = st.session_state.get(DECISIONS)
+    if not stored or stored[0] != _file():
+        return []
+    return [Decision.from_json(record) for record in stored[1]]
+
+
+def _remember(decision: Decision) -> None:
+    records = [d.to_json() for d in decisions()]
+    st.session_state[DECISIONS] = (_file(), [*records, decision.to_json()])
+
+
+def _search(engine: sa.Engine, checked: Checked) -> tuple[PossibleDuplicates, str | None]:
+    """The pairs of this upload version (cached in the session), and a note when the database was not read."""
+    kept = kept_pairs(decisions())
+    token = (state.version(), kept)
+    cached = st.session_state.get(PAIRS)
+    if cached is not None and cached[0] == token:
+        return cached[1], cached[2]
+    note = None
+    with heavy_step("duplicate search", checked.total), st.spinner("Looking for possible duplicates..."):
+        try:
+            found = find_possible_duplicates(checked.normalised, engine, kept=kept)
+        except DatabaseError as exc:
+            note = f"{exc} Only the rows of the file were compared with each other."
+            found = find_possible_duplicates(checked.normalised, kept=kept)
+    st.session_state[PAIRS] = (token, found, note)
+    return found, note
+
+
+def pair_label(row: int, other_row: object, customer_id: object, rule: str) -> str:
+    """`Row 12 and customer #40: same name, phone one digit apart`."""
+    other = f"row {other_row}" if pd.notna(other_row) else f"customer #{customer_id}"
+    return f"Row {row} and {other}: " + "; ".join(RULES[r] for r in rule.split(","))
+
+
+def _text(value: object) -> str:
+    return "" if value is None or (not isinstance(value, str) and pd.isna(value)) else str(value)
+
+
+def side_by_side(left: dict[str, object], right: dict[str, object], left_title: str, right_title: str) -> pd.DataFrame:
+    """The two records, one line per field either has, and whether the values are the same."""
+    lines = []
+    for f in FIELD_NAMES:
+        a, b = _text(left.get(f)), _text(right.get(f))
+        if a or b:
+            same = a.strip().casefold() == b.strip().casefold()
+            lines.append({"Field": label_of(f), left_title: a, right_title: b, "Compared": "same" if same else "differs"})
+    return pd.DataFrame(lines, columns=["Field", left_title, right_title, "Compared"])
+
+
+def show_possible_duplicates(engine: sa.Engine, checked: Checked, settings: Settings, *,
+                             existing: str = "skip") -> Checked | None:
+    """Render the section; return the upload after an exclude or update decision, else None.
+
+    `existing`: the import's mode for rows matching a customer ("skip" or "update"); "update that
+    customer" is offered only under "update", where the import applies it.
+    """
+    st.subheader("Possible duplicates")
+    found, note = _search(engine, checked)
+    if note:
+        st.warning(note, icon=":material/warning:")
+    st.caption(found.summary() + (" Same name with phones one digit apart, same name and company under "
+                                  "another shipping mark, or e-mails equal without dots and +tags."
+                                  if found.found else ""))
+    if found.pairs.empty:
+        return None
+    pairs = found.pairs
+    labels = {i: pair_label(r.row, r.other_row, r.customer_id, r.rule)
+              for i, r in enumerate(pairs.itertuples(index=False))}
+    if st.session_state.get(PICK) not in labels:
+        st.session_state[PICK] = 0  # the pair shown before was decided
+    pick = st.selectbox("Pair to compare", list(labels), key=PICK, format_func=labels.__getitem__)
+    pair = pairs.iloc[pick]
+    row = int(pair["row"])
+    on_file = pd.notna(pair["other_row"])
+    typed = checked.original.loc[row].to_dict()
+    if on_file:
+        other_row = int(pair["other_row"])
+        other_title = f"Row {other_row}"
+        other = checked.original.loc[other_row].to_dict() if other_row in checked.original.index else {}
+    else:
+        customer_id = int(pair["customer_id"])
+        other_title = f"Customer #{customer_id} in the database"
+        try:
+            other = stored_customers(engine, [customer_id]).get(customer_id, {})
+        except DatabaseError as exc:
+            st.error(str(exc), icon=":material/block:")
+            other = {}
+    st.dataframe(side_by_side(typed, other, f"Row {row} (this row)", other_title), hide_index=True, width="stretch")
+    st.caption(f"Similarity {pair['score']:.0f} of 100.")
+    choices = [Action.KEEP_BOTH, Action.EXCLUDE_ROW]
+    if not on_file and existing == "update":
+        choices.append(Action.UPDATE_CUSTOMER)
+    texts = {c: _CHOICE_TEXT[c] for c in choices}
+    choice = st.radio("What to do with this pair", choices, key=f"{CHOICE}_{row}_{pick}",
+                      format_func=texts.__getitem__)
+    if not on_file and existing != "update":
+        st.caption(f"To update customer #{int(pair['customer_id'])} with this row instead, import with "
+                   "existing customers updated (`--existing update`).")
+    if not st.button("Apply", key=APPLY, type="primary", icon=":material/done:"):
+        return None
+    try:
+        if choice == Action.UPDATE_CUSTOMER:
+            decision = update_decision(engine, row, int(pair["customer_id"]))
+        else:
+            decision = Decision(Action(choice), row, other_row=int(pair["other_row"]) if on_file else None,
+                                customer_id=None if on_file else int(pair["customer_id"]))
+        with heavy_step("duplicate decision", checked.total):
+            new = apply_decision(checked, decision, settings)
+    except (DatabaseError, UsageError) as exc:
+        st.error(str(exc), icon=":material/block:")
+        return None
+    _remember(decision)
+    if decision.action is Action.KEEP_BOTH:
+        state.notice(f"Row {row} and {'row ' if on_file else 'customer #'}"
+                     f"{pair['other_row'] if on_file else pair['customer_id']} are kept as different people.")
+        st.rerun()
+    if decision.action is Action.EXCLUDE_ROW:
+        state.notice(f"Excluded row {row}: it will not be imported.")
+    else:
+        state.notice(f"Row {row} now has customer #{decision.customer_id}'s shipping mark "
+                     f"({decision.shipping_mark}): the import updates that customer with it.")
+    return new
