@@ -5,12 +5,13 @@ from __future__ import annotations
 import io
 import json
 import time
-from collections.abc import Callable, Collection, Iterator
+from collections.abc import Callable, Collection, Iterator, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
+import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 
@@ -45,6 +46,7 @@ from importer.matching import (
 from importer.results import (
     ErrorCode,
     FailedRows,
+    ReportColumn,
     RowError,
     RunResult,
     RunStatus,
@@ -52,6 +54,7 @@ from importer.results import (
     UpdatedRows,
     changes_between,
     failed_rows_of,
+    values_by_row,
 )
 from importer.settings import Settings
 from schemas.customer import FIELD_NAMES
@@ -140,9 +143,11 @@ class _Loader:
                  dry_run: bool, batch_size: int, progress: Callable[[Progress], None] | None,
                  user_name: str | None, settings_json: dict, method: InsertMethod,
                  existing: ExistingMode = ExistingMode.SKIP, blank: BlankMode = BlankMode.KEEP,
-                 rejected: frozenset[int] = frozenset()) -> None:
+                 rejected: frozenset[int] = frozenset(), other_columns: pd.DataFrame | None = None,
+                 report_columns: Sequence[ReportColumn] | None = None, fixes_run_id: int | None = None) -> None:
         self.conn, self.checked, self.dry_run = conn, checked, dry_run
         self.rejected = rejected
+        self.other_columns, self.report_columns, self.fixes_run_id = other_columns, report_columns, fixes_run_id
         self.file_name, self.sha256, self.sheet = file_name, sha256, sheet
         self.batch_size, self.progress, self.user_name = batch_size, progress, user_name
         self.settings_json, self.method = settings_json, method
@@ -192,11 +197,15 @@ class _Loader:
                     return True
                 if self.pg:
                     conn.execute(sa.select(sa.func.pg_advisory_unlock(RUN_LOCK_CLASS, row.id)))
+            fixes = self.fixes_run_id
+            if fixes is not None and not (0 < fixes < 2**31 and conn.execute(
+                    sa.select(import_runs.c.id).where(import_runs.c.id == fixes)).first() is not None):
+                fixes = None  # the report of a run this database does not have
             self.run_id = conn.execute(
                 sa.insert(import_runs).values(
                     file_name=self.file_name, sha256=self.sha256, sheet=self.sheet, status=RunStatus.RUNNING,
                     total_attempted=total, started_at=runs.now(), heartbeat_at=runs.now(),
-                    owner=self.owner, user_name=self.user_name, settings=self.settings_json,
+                    owner=self.owner, user_name=self.user_name, settings=self.settings_json, fixes_run_id=fixes,
                 ).returning(import_runs.c.id)
             ).scalar_one()
             if self.pg:  # taken before the row is committed, so nobody sees it unlocked
@@ -255,9 +264,10 @@ class _Loader:
                     "created by another import at the same time"),)
         if failures:
             typed = self.customer_data(sorted(failures))
+            own = values_by_row(self.other_columns, sorted(failures))
             self.conn.execute(sa.insert(import_failures), [
                 {"run_id": self.run_id, "source_row_number": n, "errors": [e.to_dict() for e in errs],
-                 "customer_data": typed[n]}
+                 "customer_data": typed[n], "other_columns": own.get(n)}
                 for n, errs in sorted(failures.items())
             ])
         if updated:
@@ -428,11 +438,13 @@ class _Loader:
                 updated = held.freeze()
         if self.dry_run:
             # Rolled back with the dry run: the rows are the upload's own, looked up by row number.
-            original = self.checked.original
-            failed = FailedRows(len(errors), lambda: failed_rows_of(errors, original, FIELD_NAMES))
+            original, others = self.checked.original, self.other_columns
+            failed = FailedRows(len(errors), lambda: failed_rows_of(errors, original, FIELD_NAMES, others=others),
+                                columns=self.report_columns)
         else:
             engine = self.conn.engine
-            failed = FailedRows(len(errors), lambda: runs.iter_failures(engine, run_id))
+            failed = FailedRows(len(errors), lambda: runs.iter_failures(engine, run_id),
+                                columns=self.report_columns, run_id=run_id)
             updated = UpdatedRows(n_updated, lambda: runs.iter_updates(engine, run_id))
         return RunResult(
             run_id=None if self.dry_run else run_id, dry_run=self.dry_run, resumed=resumed,
@@ -460,13 +472,18 @@ def run_import(
     dry_run: bool = False, batch_size: int | None = None, progress: Callable[[Progress], None] | None = None,
     user_name: str | None = None, run_settings: dict | None = None, insert_method: InsertMethod | None = None,
     existing: ExistingMode | str = ExistingMode.SKIP, blank: BlankMode | str = BlankMode.KEEP,
-    rejected: Collection[int] = (),
+    rejected: Collection[int] = (), other_columns: pd.DataFrame | None = None,
+    report_columns: Sequence[ReportColumn] | None = None, fixes_run_id: int | None = None,
 ) -> RunResult:
     """Import checked rows: every row ends created, updated, unchanged or failed; see CONTRACT.md
     "Runs are crash-safe". `existing`: what a row matching a customer with other values does (skip: fails
     as already_exists; update: updates it); `blank`: whether a blank optional cell keeps (keep) or clears
     (clear) a matched customer's value; `rejected`: source rows whose change to a customer the analyst
     rejected in review: under update they fail as already_exists, as every changed row does under skip.
+    For the failure report that goes back to the branch: `other_columns` (the file's own columns that feed
+    no field, by report header, indexed by source row) are kept with each failed row, `report_columns`
+    is the report's layout, and `fixes_run_id` the run whose report this file is (recorded when that run
+    exists).
 
     A dry run executes the same path inside one transaction that is rolled back (the schema too, when the
     database has none yet: a dry run leaves the database as it found it); its run_id is None.
@@ -486,7 +503,8 @@ def run_import(
     loader = _Loader(conn, checked, file_name=file_name, sha256=sha256, sheet=sheet, dry_run=dry_run,
                      batch_size=size, progress=progress, user_name=user_name, settings_json=settings_json,
                      method=method, existing=existing, blank=blank,
-                     rejected=frozenset(int(n) for n in rejected))
+                     rejected=frozenset(int(n) for n in rejected), other_columns=other_columns,
+                     report_columns=report_columns, fixes_run_id=fixes_run_id)
     outer = conn.begin() if dry_run else None
     try:
         if dry_run:

@@ -6,15 +6,24 @@ The dashboard and the CLI call these; the steps inside run in the same order for
 from __future__ import annotations
 
 from collections.abc import Callable, Collection
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
+import pandas as pd
 import sqlalchemy as sa
 
 from importer.errors import FileMismatch, MissingColumns, RunError
 from importer.load import Progress, run_import
-from importer.mapping import ColumnMapping, apply_mapping, choose_sheet
+from importer.mapping import ColumnMapping, apply_mapping, choose_sheet, mapped_columns
 from importer.read import open_file
-from importer.results import RunResult, RunStatus
+from importer.results import ReportColumn, RunResult, RunStatus
+from importer.roundtrip import (
+    ReportUpload,
+    other_values,
+    renumber,
+    report_columns,
+    report_layout,
+    with_columns,
+)
 from importer.runs import get_run
 from importer.settings import Settings
 from importer.validate import Checked, check_frame
@@ -32,11 +41,22 @@ class Upload:
     sheet: str
     mapping: ColumnMapping
     checked: Checked
+    # For the failure report that goes back to the branch (importer.roundtrip): its columns in the file's
+    # order, the text of the file's own columns that feed no field (by report header, indexed by source
+    # row), and, when this file is one of our reports fixed and sent back, what it says about itself.
+    report_columns: tuple[ReportColumn, ...] | None = None
+    other_columns: pd.DataFrame | None = field(default=None, compare=False, repr=False)
+    report: ReportUpload | None = None
 
     @property
     def run_sheet(self) -> str | None:
         """The sheet a run records and resumes by: None for a CSV file, which has no sheets."""
         return None if self.format == "csv" else self.sheet
+
+    @property
+    def fixes_run_id(self) -> int | None:
+        """The run whose failure report this file is (its `Report of run` column), else None."""
+        return self.report.fixes_run_id if self.report else None
 
 
 def missing_columns_message(mapping: ColumnMapping) -> str:
@@ -57,14 +77,25 @@ def read_upload(
     sheet: str | None = None,
     mapping: ColumnMapping | None = None,
 ) -> Upload:
-    """Read, map and validate an uploaded file; raises a FileRefused subclass when it cannot be used."""
+    """Read, map and validate an uploaded file; raises a FileRefused subclass when it cannot be used.
+
+    The file's own columns that feed no field are kept for the failure report; a file that is one of our
+    failure reports is numbered by its Row column and linked to its run (importer.roundtrip).
+    """
     spreadsheet = open_file(data, file_name, settings)
     # choose_sheet's limit is the data-row limit: it reads title and header rows on top of it itself.
     sheet_name, rows, detected = choose_sheet(spreadsheet, sheet, settings.max_rows, mapping=mapping)
     mapping = mapping or detected
     if mapping.missing_required:
         raise MissingColumns(missing_columns_message(mapping), mapping=mapping, sheet=sheet_name)
+    ours = report_columns(mapping)
+    columns, kept = report_layout(mapping, skip=tuple(ours.values()) if ours else ())
+    rows = with_columns(rows, [*mapped_columns(mapping), *kept, *(ours.values() if ours else ())])
     frame = apply_mapping(rows, mapping, settings.max_rows)
+    others = other_values(rows, frame.index, kept, [c.header for c in columns if c.field is None])
+    report = None
+    if ours:
+        frame, others, report = renumber(frame, others, rows, ours)
     del rows
     return Upload(
         file_name=spreadsheet.file_name,
@@ -74,6 +105,9 @@ def read_upload(
         sheet=sheet_name,
         mapping=mapping,
         checked=check_frame(frame, settings),
+        report_columns=columns,
+        other_columns=others,
+        report=report,
     )
 
 
@@ -87,11 +121,15 @@ def import_upload(
     `existing` ("skip" or "update"), `blank` ("keep" or "clear") and `rejected` (rows whose change the
     analyst rejected): see run_import.
     """
+    run_settings: dict = {"mapping": upload.mapping.to_dict()}
+    if upload.report_columns is not None:
+        run_settings["report_columns"] = [c.to_json() for c in upload.report_columns]
     return run_import(
         engine, upload.checked, file_name=upload.file_name, sha256=upload.sha256, sheet=upload.run_sheet,
         settings=settings, dry_run=dry_run, batch_size=batch_size, progress=progress, user_name=user_name,
-        run_settings={"mapping": upload.mapping.to_dict()}, existing=existing, blank=blank,
-        rejected=rejected,
+        run_settings=run_settings, existing=existing, blank=blank, rejected=rejected,
+        other_columns=upload.other_columns, report_columns=upload.report_columns,
+        fixes_run_id=upload.fixes_run_id,
     )
 
 

@@ -1,7 +1,9 @@
 """Failure reports as CSV or XLSX: each failed row's original values, its row number and its errors.
 
-Reports are formula-safe (CONTRACT.md) and upload again as they are: the Row and Errors columns are
-unknown headers to the mapper, so they are ignored on reading.
+A report goes back to the branch that sent the file: its columns are the file's own, in their places
+(the fields under their labels, and the columns that feed no field, S/No or Remarks, as they were), then
+Errors and, for a run, `Report of run`. Reports are formula-safe (CONTRACT.md) and upload again as they
+are: importer.roundtrip reads Row as the branch's row numbers and Report of run as the run they fix.
 
 Reports stream: the failed rows are consumed once, in order (a generator from the database is fine),
 and written as they come, so a 100,000-row report takes no more memory than a 10,000-row one
@@ -24,11 +26,16 @@ from typing import IO, Any, Protocol
 from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
 
 from importer.clean import FORMULA_PREFIXES
-from importer.results import error_text
-from schemas.customer import FIELDS
+from importer.results import ReportColumn, error_text, field_columns
 
 ROW_HEADER = "Row"
 ERRORS_HEADER = "Errors"
+# The run whose report it is, in every row: a column survives Excel's editing, sorting and saving as CSV,
+# where a note above the header or in the Instructions sheet may not.
+RUN_HEADER = "Report of run"
+# A failing value whose field has no column of its own (other phones split off the phone cell) is
+# coloured in the column it came from.
+_SHOWN_IN = {"other_phones": "phone", "other_emails": "email"}
 REPORT_FORMATS = ("csv", "xlsx")
 FAILED_SHEET = "Failed rows"
 INSTRUCTIONS_SHEET = "Instructions"
@@ -93,22 +100,45 @@ def xlsx_text(value: object) -> str:
     return text
 
 
-def report_headers() -> list[str]:
-    return [ROW_HEADER, *(f.label for f in FIELDS), ERRORS_HEADER]
+def report_headers(columns: Sequence[ReportColumn] | None = None, run_id: int | None = None) -> list[str]:
+    """Row, the file's columns (every field when not known), Errors, and Report of run for a run's report."""
+    shown = field_columns() if columns is None else columns
+    return [ROW_HEADER, *(c.header for c in shown), ERRORS_HEADER, *([RUN_HEADER] if run_id is not None else [])]
 
 
-def _raw_values(row: ReportRow) -> list[str]:
-    """A row's field values as typed, then its one-line errors (no formula protection yet)."""
+def _raw_values(row: ReportRow, columns: Sequence[ReportColumn], run_id: int | None = None) -> list[str]:
+    """A row's values as typed in the file's columns, its one-line errors, and the run (no formula
+    protection yet)."""
     data = row.customer_data
-    return [*(str(data.get(f.name, "") or "") for f in FIELDS), error_text(row.errors)]
+    own: Mapping[str, str] = getattr(row, "other_columns", None) or {}
+    values = [str((data.get(c.field) if c.field else own.get(c.header)) or "") for c in columns]
+    return [*values, error_text(row.errors), *([str(run_id)] if run_id is not None else [])]
+
+
+class _Layout:
+    """What a report of some failed rows shows: their columns and the run (from the FailedRows, if it says)."""
+
+    def __init__(self, failed: Iterable[ReportRow], columns: Sequence[ReportColumn] | None, run_id: int | None):
+        known = getattr(failed, "columns", None)
+        self.columns: tuple[ReportColumn, ...] = tuple(
+            columns if columns is not None else known if known is not None else field_columns())
+        self.run_id: int | None = run_id if run_id is not None else getattr(failed, "run_id", None)
+        self.headers = report_headers(self.columns, self.run_id)
+        # 0-based positions in a report row (Row is 0) of each field's column.
+        self.position = {c.field: i for i, c in enumerate(self.columns, 1) if c.field is not None}
+        for field, shown_in in _SHOWN_IN.items():
+            if field not in self.position and shown_in in self.position:
+                self.position[field] = self.position[shown_in]
+        self.info = {0, len(self.columns) + 1, *([len(self.columns) + 2] if self.run_id is not None else [])}
 
 
 # -- CSV ----------------------------------------------------------------------------------------------
-def _write_csv(failed: Iterable[ReportRow], out: IO[bytes]) -> int:
+def _write_csv(failed: Iterable[ReportRow], out: IO[bytes], layout: _Layout) -> int:
     """UTF-8 CSV with a BOM (so Excel opens accents correctly), formula-like text defused with a `'`."""
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\r\n")
-    writer.writerow(report_headers())
+    writer.writerow([safe_cell(h) for h in layout.headers])
+    columns, run_id = layout.columns, layout.run_id
     count = 0
 
     def flush() -> None:
@@ -119,7 +149,7 @@ def _write_csv(failed: Iterable[ReportRow], out: IO[bytes]) -> int:
 
     out.write(b"\xef\xbb\xbf")
     for row in failed:
-        writer.writerow([str(row.source_row_number), *(safe_cell(v) for v in _raw_values(row))])
+        writer.writerow([str(row.source_row_number), *(safe_cell(v) for v in _raw_values(row, columns, run_id))])
         count += 1
         if count % _CSV_FLUSH_ROWS == 0:
             flush()
@@ -265,19 +295,19 @@ class _Comments:
             part.write(b"</xml>")
 
 
-def _failed_rows_sheet(part: IO[bytes], failed: Iterable[ReportRow], comments: _Comments) -> tuple[int, int, bool]:
+def _failed_rows_sheet(part: IO[bytes], failed: Iterable[ReportRow], comments: _Comments,
+                      layout: _Layout) -> tuple[int, int, bool]:
     """Stream the "Failed rows" sheet; (rows written, rows commented, comments capped)."""
-    headers = report_headers()
+    headers = layout.headers
     letters = _letters(len(headers))
-    columns = {f.name: i + 1 for i, f in enumerate(FIELDS)}
-    last = len(headers) - 1
+    columns, shown, run_id, info = layout.position, layout.columns, layout.run_id, layout.info
 
     # Widths must come before the rows: fit them to the first rows, held briefly.
     rows: Iterator[ReportRow] = iter(failed)
     sample = list(islice(rows, WIDTH_SAMPLE_ROWS))
     widths = [_width(h) + 1 for h in headers]
     for row in sample:
-        texts = [str(row.source_row_number), *_raw_values(row)]
+        texts = [str(row.source_row_number), *_raw_values(row, shown, run_id)]
         widths = [max(w, _width(t)) for w, t in zip(widths, texts, strict=True)]
     part.write((
         _XML_DECL + _SHEET_HEAD
@@ -288,7 +318,7 @@ def _failed_rows_sheet(part: IO[bytes], failed: Iterable[ReportRow], comments: _
         '<sheetFormatPr defaultRowHeight="15"/>' + _cols(widths) + "<sheetData>"
         + '<row r="1">'
         + "".join(
-            f'<c r="{letter}1" s="{_S_INFO_HEADER if i in (0, last) else _S_HEADER}" t="inlineStr"><is>{_t(h)}</is></c>'
+            f'<c r="{letter}1" s="{_S_INFO_HEADER if i in info else _S_HEADER}" t="inlineStr"><is>{_t(xlsx_text(h) or " ")}</is></c>'
             for i, (letter, h) in enumerate(zip(letters, headers, strict=True))
         )
         + "</row>"
@@ -299,7 +329,7 @@ def _failed_rows_sheet(part: IO[bytes], failed: Iterable[ReportRow], comments: _
     pending: list[str] = []
     for row in chain(sample, rows):
         r = count + 2
-        values = [xlsx_text(v) for v in _raw_values(row)]
+        values = [xlsx_text(v) for v in _raw_values(row, shown, run_id)]
         messages: dict[int, list[str]] = {}
         for error in row.errors:
             position = columns.get(error.field)
@@ -307,7 +337,7 @@ def _failed_rows_sheet(part: IO[bytes], failed: Iterable[ReportRow], comments: _
                 messages.setdefault(position, []).append(error.message)
         cells = [f'<row r="{r}"><c r="A{r}" s="{_S_INFO}"><v>{int(row.source_row_number)}</v></c>']
         for position, text in enumerate(values, 1):
-            style = _S_INFO if position == last else _S_BAD if position in messages else 0
+            style = _S_INFO if position in info else _S_BAD if position in messages else 0
             ref = f"{letters[position]}{r}"
             s = f' s="{style}"' if style else ""
             if text:
@@ -337,19 +367,30 @@ def _failed_rows_sheet(part: IO[bytes], failed: Iterable[ReportRow], comments: _
     return count, commented, capped
 
 
-def _instructions_sheet(count: int, commented: int, capped: bool) -> str:
+def _instructions_sheet(count: int, commented: int, capped: bool, layout: _Layout) -> str:
     """The second sheet: what the colours mean and what to do with the report."""
+    own = [c.header for c in layout.columns if c.field is None]
+    info = f"Row, Errors and {RUN_HEADER}" if layout.run_id is not None else "Row and Errors"
     lines: list[tuple[tuple[str, int] | None, tuple[str, int] | None]] = [
         (("How to use this report", _S_TITLE), None),
         (None, (f"The sheet '{FAILED_SHEET}' lists the {count:,} row(s) that failed to import, with their "
                 "values as they were in your file, their row number in it (Row) and why they failed (Errors).",
                 _S_WRAP)),
+    ]
+    if layout.run_id is not None:
+        lines.append((None, (f"It is the report of import run #{layout.run_id} ({RUN_HEADER} column).", _S_WRAP)))
+    lines += [
         (None, None),
         (("Colours", _S_HEADER), None),
-        (("", _S_BAD), ("A value that failed. Its comment (point at the cell) and the Errors column say why.",
-                        _S_WRAP)),
-        (("", _S_INFO), ("Row and Errors: for information only. They are ignored when you upload this file "
-                         "again.", _S_WRAP)),
+        (("", _S_BAD), ("Light red: a value that failed. Its comment (point at the cell) and the Errors column "
+                        "say why.", _S_WRAP)),
+        (("", _S_INFO), (f"Grey: {info}, for information. Keep them: when you upload this file again, Row keeps "
+                         "your file's own row numbers" + (f" and the new run is linked to run #{layout.run_id}"
+                                                          if layout.run_id is not None else "")
+                         + "; they are never imported.", _S_WRAP)),
+        (("", 0), ("No colour: a value that passed" + (f", or a column of your file that is not imported "
+                                                     f"({', '.join(own)}), kept as it was" if own else "")
+                   + ".", _S_WRAP)),
     ]
     if capped:
         lines.append((None, (f"Comments show the messages of the first {commented:,} failing rows; every "
@@ -357,12 +398,12 @@ def _instructions_sheet(count: int, commented: int, capped: bool) -> str:
     lines += [
         (None, None),
         (("What to do", _S_HEADER), None),
-        (("1.", 0), (f"Fix the coloured cells on the sheet '{FAILED_SHEET}'. You may delete the rows you do "
+        (("1.", 0), (f"Fix the light red cells on the sheet '{FAILED_SHEET}'. You may delete the rows you do "
                      "not want to import.", _S_WRAP)),
-        (("2.", 0), (f"Keep the header row, and keep '{FAILED_SHEET}' as the first sheet. Save the file as it "
-                     "is (.xlsx).", _S_WRAP)),
+        (("2.", 0), (f"Keep the header row and the grey columns, and keep '{FAILED_SHEET}' as the first sheet. "
+                     "Save the file as it is (.xlsx, or .csv).", _S_WRAP)),
         (("3.", 0), ("Upload it again. The importer reads the first sheet whose header names the required "
-                     "columns; the Row and Errors columns and this sheet are ignored.", _S_WRAP)),
+                     f"columns; the grey columns ({info}) and this sheet are not imported.", _S_WRAP)),
     ]
     rows = []
     for r, pair in enumerate(lines, 1):
@@ -431,7 +472,7 @@ def _package_parts() -> dict[str, str]:
     }
 
 
-def _write_xlsx(failed: Iterable[ReportRow], out: IO[bytes]) -> int:
+def _write_xlsx(failed: Iterable[ReportRow], out: IO[bytes], layout: _Layout) -> int:
     """The workbook: "Failed rows" (failing cells filled, the first rows' ones commented), "Instructions"."""
     parts = _package_parts()
     with (tempfile.TemporaryFile() as notes, tempfile.TemporaryFile() as shapes,
@@ -442,8 +483,8 @@ def _write_xlsx(failed: Iterable[ReportRow], out: IO[bytes]) -> int:
             archive.writestr(name, text)
         comments = _Comments(notes, shapes)
         with archive.open("xl/worksheets/sheet1.xml", "w", force_zip64=True) as part:
-            count, commented, capped = _failed_rows_sheet(part, failed, comments)
-        archive.writestr("xl/worksheets/sheet2.xml", _instructions_sheet(count, commented, capped))
+            count, commented, capped = _failed_rows_sheet(part, failed, comments, layout)
+        archive.writestr("xl/worksheets/sheet2.xml", _instructions_sheet(count, commented, capped, layout))
         if comments.count:
             comments.write(archive)
             archive.writestr("xl/worksheets/_rels/sheet1.xml.rels", _SHEET1_RELS)
@@ -452,15 +493,19 @@ def _write_xlsx(failed: Iterable[ReportRow], out: IO[bytes]) -> int:
 
 
 # -- the API ------------------------------------------------------------------------------------------
-def write_report(failed: Iterable[ReportRow], fmt: str, out: IO[bytes]) -> int:
+def write_report(failed: Iterable[ReportRow], fmt: str, out: IO[bytes], *,
+                 columns: Sequence[ReportColumn] | None = None, run_id: int | None = None) -> int:
     """Stream the report in `fmt` ("csv" or "xlsx") to the binary file `out`; the number of rows written.
 
-    `failed` is consumed once, in order. `out` is left open.
+    `failed` is consumed once, in order. Its columns (the file's layout) and run come from `columns` and
+    `run_id`, else from `failed` itself (results.FailedRows carries both), else every field and no run.
+    `out` is left open.
     """
+    layout = _Layout(failed, columns, run_id)
     if fmt == "csv":
-        return _write_csv(failed, out)
+        return _write_csv(failed, out, layout)
     if fmt == "xlsx":
-        return _write_xlsx(failed, out)
+        return _write_xlsx(failed, out, layout)
     raise ValueError(f"report format must be one of {', '.join(REPORT_FORMATS)}, not {fmt!r}")
 
 

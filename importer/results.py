@@ -9,7 +9,7 @@ a time when a report, the JSON or a page needs them.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, Protocol
@@ -279,12 +279,40 @@ def _field_names() -> tuple[str, ...]:
 
 
 @dataclass(frozen=True, slots=True)
+class ReportColumn:
+    """One column of a failure report between Row and Errors: a field (`field` set, `header` its label) or
+    one of the file's own columns that feed no field (`field` None; `header` keys FailedRow.other_columns)."""
+
+    header: str
+    field: str | None = None
+
+    def to_json(self) -> list[str | None]:
+        return [self.header, self.field]
+
+    @classmethod
+    def from_json(cls, data: Sequence[str | None]) -> ReportColumn:
+        return cls(str(data[0]), None if data[1] is None else str(data[1]))
+
+
+def field_columns() -> tuple[ReportColumn, ...]:
+    """Every field by its label, in FIELDS order: the report of rows whose file layout is not known."""
+    from schemas.customer import FIELDS
+
+    return tuple(ReportColumn(spec.label, spec.name) for spec in FIELDS)
+
+
+@dataclass(frozen=True, slots=True)
 class FailedRow:
-    """One failed row as a report or the JSON shows it: its errors and its values as typed."""
+    """One failed row as a report or the JSON shows it: its errors and its values as typed.
+
+    `other_columns` holds the file's own columns that feed no field (S/No, Remarks), by report header:
+    the report puts them back in their places; the JSON leaves them out (CONTRACT.md's customer_data).
+    """
 
     source_row_number: int
     errors: tuple[RowError, ...]
     customer_data: Mapping[str, str] = field(default_factory=dict)
+    other_columns: Mapping[str, str] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -298,17 +326,23 @@ class FailedRow:
 class FailedRows:
     """The failed rows of a run, made afresh on each iteration (from the database or the upload's frame).
 
-    It holds a count and a way to produce them, never the rows themselves.
+    It holds a count and a way to produce them, never the rows themselves; and what their report needs:
+    `columns` (the file's layout: fields and the file's own columns in their places; None = every field)
+    and `run_id` (the run whose report it is, written into the report so a fixed one links back to it).
     """
 
-    def __init__(self, count: int, produce: Callable[[], Iterator[FailedRow]]) -> None:
+    def __init__(self, count: int, produce: Callable[[], Iterator[FailedRow]], *,
+                 columns: Sequence[ReportColumn] | None = None, run_id: int | None = None) -> None:
         self._count, self._produce = count, produce
+        self.columns: tuple[ReportColumn, ...] | None = None if columns is None else tuple(columns)
+        self.run_id = run_id
 
     @classmethod
-    def of(cls, rows: Iterable[FailedRow]) -> FailedRows:
+    def of(cls, rows: Iterable[FailedRow], *, columns: Sequence[ReportColumn] | None = None,
+           run_id: int | None = None) -> FailedRows:
         """Rows already in hand (tests, small results)."""
         held = tuple(rows)
-        return cls(len(held), lambda: iter(held))
+        return cls(len(held), lambda: iter(held), columns=columns, run_id=run_id)
 
     def __iter__(self) -> Iterator[FailedRow]:
         return self._produce()
@@ -413,27 +447,38 @@ class UpdateColumns:
         return UpdatedRows(len(rows), produce)
 
 
+def values_by_row(frame: pd.DataFrame | None, rows: list[int], names: list[str] | None = None,
+                   ) -> dict[int, dict[str, str]]:
+    """{row: {column: text}} of some rows of a frame indexed by source row, blank cells left out."""
+    if frame is None or not rows:
+        return {}
+    found = [r for r in rows if r in frame.index]
+    if not found:
+        return {}
+    names = list(frame.columns) if names is None else names
+    part = frame.reindex(columns=names).loc[found].astype(object)
+    part = part.where(part.notna(), "")
+    return {int(number): {f: str(v) for f, v in zip(names, cells, strict=True) if str(v) != ""}
+            for number, *cells in part.itertuples(index=True, name=None)}
+
+
 def failed_rows_of(errors: ErrorTable, original: pd.DataFrame, columns: Iterable[str],
-                   chunk: int = 2_000) -> Iterator[FailedRow]:
+                   chunk: int = 2_000, others: pd.DataFrame | None = None) -> Iterator[FailedRow]:
     """FailedRow for each row of `errors`, its values looked up by row number in `original`.
 
     `original` holds the text as typed (index = source row); blank cells are left out of customer_data.
-    Rows are looked up a chunk at a time, so a report of 100,000 rows holds a chunk's values at once.
+    `others` (same index) holds the file's own columns that feed no field, by report header: each row's
+    non-blank ones become its other_columns. Rows are looked up a chunk at a time, so a report of 100,000
+    rows holds a chunk's values at once.
     """
     names = list(columns)
     rows = errors.rows()
-    present = original.index
     for start in range(0, len(rows), chunk):
         part_rows = [int(r) for r in rows[start:start + chunk]]
-        found = [r for r in part_rows if r in present]
-        part = original.reindex(columns=names).loc[found].astype(object) if found else None
-        values: dict[int, dict[str, str]] = {}
-        if part is not None:
-            part = part.where(part.notna(), "")
-            for number, *cells in part.itertuples(index=True, name=None):
-                values[int(number)] = {f: str(v) for f, v in zip(names, cells, strict=True) if str(v) != ""}
+        values = values_by_row(original, part_rows, names)
+        extra = values_by_row(others, part_rows)
         for row in part_rows:
-            yield FailedRow(row, errors[row], values.get(row, {}))
+            yield FailedRow(row, errors[row], values.get(row, {}), extra.get(row, {}))
 
 
 def _plural(count: int, word: str) -> str:

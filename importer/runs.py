@@ -29,6 +29,7 @@ from importer.results import (
     ErrorTable,
     FailedRow,
     FailedRows,
+    ReportColumn,
     RowError,
     RunStatus,
     UpdatedRow,
@@ -71,6 +72,7 @@ class RunRecord:
     settings: dict
     total_updated: int = 0
     total_unchanged: int = 0
+    fixes_run_id: int | None = None  # the run whose failure report this run's file was
 
     def to_json(self) -> dict[str, Any]:
         """JSON-ready dict (times as ISO 8601)."""
@@ -144,7 +146,7 @@ def _record(conn: sa.Connection, row: sa.Row) -> RunRecord:
         total_failed=row.total_failed, rows_done=row.rows_done, started_at=started, finished_at=finished,
         duration_seconds=(finished - started).total_seconds() if finished and started else None,
         user_name=row.user_name, settings=dict(row.settings or {}),
-        total_updated=row.total_updated, total_unchanged=row.total_unchanged,
+        total_updated=row.total_updated, total_unchanged=row.total_unchanged, fixes_run_id=row.fixes_run_id,
     )
 
 
@@ -237,18 +239,27 @@ def failed_count_on(conn: sa.Connection, run_id: int) -> int:
 
 def iter_failures(engine: sa.Engine, run_id: int) -> Iterator[FailedRow]:
     """A run's failed rows by source row number, streamed from the database one at a time."""
-    stmt = _failures_query(run_id, import_failures.c.errors, import_failures.c.customer_data)
+    stmt = _failures_query(run_id, import_failures.c.errors, import_failures.c.customer_data,
+                           import_failures.c.other_columns)
     with reading(engine) as conn:
-        for number, errors, data in _stream(conn, stmt):
-            yield FailedRow(number, tuple(RowError.from_dict(e) for e in errors), data)
+        for number, errors, data, own in _stream(conn, stmt):
+            yield FailedRow(number, tuple(RowError.from_dict(e) for e in errors), data, own or {})
+
+
+def report_columns_of(settings: dict) -> tuple[ReportColumn, ...] | None:
+    """The failure report's layout a run recorded (None for a run from before reports kept the file's columns)."""
+    recorded = settings.get("report_columns")
+    return None if not recorded else tuple(ReportColumn.from_json(c) for c in recorded)
 
 
 def run_failures(engine: sa.Engine, run_id: int) -> FailedRows:
-    """A run's failed rows, with their errors and original values, streamed each time they are read."""
+    """A run's failed rows, with their errors and original values, streamed each time they are read; with
+    the run's report layout (the file's own columns in their places) and its id, for the report."""
     with reading(engine) as conn:
-        _run_row(conn, run_id)
+        row = _run_row(conn, run_id)
         count = failed_count_on(conn, run_id)
-    return FailedRows(count, lambda: iter_failures(engine, run_id))
+    return FailedRows(count, lambda: iter_failures(engine, run_id),
+                      columns=report_columns_of(dict(row.settings or {})), run_id=run_id)
 
 
 def created_on(conn: sa.Connection, run_id: int) -> int:

@@ -90,8 +90,8 @@ def test_ordinary_text_is_unchanged(text: str) -> None:
 def test_csv_report_holds_row_values_and_errors() -> None:
     rows = list(csv.reader(io.StringIO(report_bytes(ROWS, "csv").decode("utf-8-sig"))))
     assert rows[0] == ["Row", "Shipping Mark", "First Name", "Last Name", "Email", "Phone", "Region",
-                       "Company Name", "Nickname", "User Type", "Errors"]
-    assert rows[1] == ["14", "PM10 ABENA", "Abena", "Owusu", "x@", "5412345", "", "", "", "",
+                       "Company Name", "Nickname", "User Type", "Other Phones", "Other Emails", "Errors"]
+    assert rows[1] == ["14", "PM10 ABENA", "Abena", "Owusu", "x@", "5412345", "", "", "", "", "", "",
                        "Phone: 5412345 is not a valid phone number; Email: x@ is not a valid email address"]
     assert rows[2][1] == "'=HYPERLINK(\"http://evil\")"
     for cell in rows[2]:
@@ -124,7 +124,7 @@ def test_xlsx_report_marks_failing_cells_with_comments() -> None:
     # A blank required cell is coloured and commented too.
     assert sheet["C3"].value is None and sheet["C3"].fill.fill_type == "solid"
     assert sheet["C3"].comment.text == "is blank"
-    assert sheet["K2"].value.startswith("Phone: 5412345")
+    assert sheet["M1"].value == "Errors" and sheet["M2"].value.startswith("Phone: 5412345")
 
 
 def test_xlsx_cells_are_text_never_formulas_and_carry_no_apostrophe() -> None:
@@ -147,21 +147,24 @@ def test_xlsx_columns_are_fitted_to_their_content() -> None:
     sheet = _book(rows).active
     assert sheet.column_dimensions["B"].width >= len(long_mark)
     assert sheet.column_dimensions["F"].width < 15  # "Phone", "1"
-    assert sheet.column_dimensions["K"].width <= report.MAX_COLUMN_WIDTH
+    assert sheet.column_dimensions["M"].width <= report.MAX_COLUMN_WIDTH
 
 
 def test_instructions_sheet_explains_colours_and_what_to_do() -> None:
     book = _book(ROWS)
     failing_colour = book.active["F2"].fill.fgColor.rgb
-    info_colour = book.active["K2"].fill.fgColor.rgb
+    info_colour = book.active["M2"].fill.fgColor.rgb
     sheet = book[INSTRUCTIONS_SHEET]
     text = " ".join(str(v) for r in sheet.iter_rows(values_only=True) for v in r if v)
-    assert "A value that failed" in text and "Upload it again" in text
-    assert "Row and Errors" in text and "ignored" in text
+    assert "a value that failed" in text and "Upload it again" in text
+    assert "Row and Errors" in text and "never imported" in text
     assert "Comments show" not in text  # nothing was left uncommented
+    assert "Report of run" not in text  # rows without a run (a dry run's)
     swatches = {c.fill.fgColor.rgb: sheet.cell(c.row, 2).value for c in sheet["A"] if c.fill.fill_type}
-    assert swatches[failing_colour].startswith("A value that failed")
-    assert swatches[info_colour].startswith("Row and Errors")
+    assert swatches[failing_colour].startswith("Light red: a value that failed")
+    assert swatches[info_colour].startswith("Grey: Row and Errors, for information")
+    assert len(swatches) == 2  # the third line (no colour) says what an uncoloured cell is
+    assert "No colour: a value that passed." in text
 
 
 def test_comments_stop_at_the_cap_but_every_failing_cell_is_coloured(monkeypatch) -> None:
@@ -171,7 +174,7 @@ def test_comments_stop_at_the_cap_but_every_failing_cell_is_coloured(monkeypatch
     phones = [sheet.cell(r, 6) for r in range(2, 7)]
     assert [c.comment is not None for c in phones] == [True, True, True, False, False]
     assert all(c.fill.fill_type == "solid" for c in phones)
-    assert all("is not a valid phone number" in sheet.cell(r, 11).value for r in range(2, 7))
+    assert all("is not a valid phone number" in sheet.cell(r, 13).value for r in range(2, 7))
     text = " ".join(str(v) for r in book[INSTRUCTIONS_SHEET].iter_rows(values_only=True) for v in r if v)
     assert ("Comments show the messages of the first 3 failing rows; every failing cell is coloured; "
             "the Errors column has every message.") in text
