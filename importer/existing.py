@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 
 from importer.db import customers, reading
-from importer.results import ErrorCode, ErrorTable, RowError
+from importer.results import ErrorCode, RowError
 from schemas.customer import FIELD_NAMES, UNIQUE_FIELDS, label_of
 
 # Under SQLite's 32,766 bound-variable limit and small enough for a quick index probe.
@@ -86,21 +86,6 @@ def records(frame: pd.DataFrame, columns: Sequence[str]) -> list[tuple[int, dict
     part = frame.reindex(columns=list(columns)).astype(object)
     part = part.where(part.notna(), None)
     return [(int(i), dict(zip(columns, vals, strict=True))) for i, *vals in part.itertuples(index=True, name=None)]
-
-
-def find_existing(engine: sa.Engine, normalised: pd.DataFrame, chunk: int = KEY_CHUNK) -> ErrorTable:
-    """The dashboard's pre-check: rows whose shipping mark, phone or email is already a customer.
-
-    A chunk of rows at a time, so a file whose every row exists holds one chunk's records and errors
-    as objects, and the rest as columns.
-    """
-    tables = []
-    with reading(engine) as conn:
-        for start in range(0, len(normalised), chunk):
-            found = conflicts(conn, records(normalised.iloc[start:start + chunk], UNIQUE_FIELDS))
-            tables.append(ErrorTable.from_pairs(((row, e) for row, errs in found.items() for e in errs),
-                                                field_order=False))
-    return ErrorTable.concat(tables, field_order=False)
 
 
 def existing_customers(engine: sa.Engine, field: str, values: list[str]) -> list[dict]:

@@ -129,14 +129,64 @@ def test_duplicate_in_file_side_by_side(monkeypatch, sqlite_url):
     assert "The first row wins: row 2 is imported; row 5 fails" in texts(at)
 
 
-def test_row_already_in_database_side_by_side(monkeypatch, sqlite_url):
+def _editor(at, key_prefix: str):
+    return next(e for e in at.data_editor if e.key.startswith(key_prefix))
+
+
+def test_row_changing_a_customer_shows_the_diff_and_the_customer(monkeypatch, sqlite_url):
     at = make_app(monkeypatch, sqlite_url)
     import_file(at, "customers.xlsx", good_xlsx())
     again = corpus.xlsx({"Customers": [HEADER, ["PM77 NEW", "New", "Person", "", GOOD_ROWS[0][4], ""]]})
     to_review(at, "again.xlsx", again)
     assert not at.exception
-    assert metrics(at)["Duplicates"] == "1"
-    assert at.data_editor[0].value["Errors"][0].startswith("Phone: a customer with this phone")
+    # Its only key that matches (the phone) is customer #1's: a change to that customer, rejected at first.
+    assert metrics(at) == {"Rows": "1", "Valid": "0", "Failing": "1", "Duplicates": "1", "New": "0",
+                           "Unchanged": "0", "Changed": "1", "Conflict": "0"}
+    changes = _editor(at, keys.CHANGES_GRID).value
+    assert changes["Row"].tolist() == [2] and changes["Customer"].tolist() == ["#1"]
+    assert changes["Accept"].tolist() == [False]
+    assert changes["Shipping Mark"][0] == f"{GOOD_ROWS[0][0].upper()} → PM77 NEW"
+    assert _editor(at, keys.GRID).value["Errors"][0].startswith("Shipping Mark: shipping mark differs: stored")
     table = at.dataframe[-1].value
-    assert table.columns[1].startswith("Customer #1 in the database (kept)")
-    assert "already in the database wins" in texts(at)
+    assert table.columns[1] == "Customer #1 in the database"
+    assert "would change customer #1" in texts(at)
+
+
+def test_accepting_a_change_updates_the_customer(monkeypatch, sqlite_url):
+    at = make_app(monkeypatch, sqlite_url)
+    import_file(at, "customers.xlsx", good_xlsx())
+    changed = [list(r) for r in GOOD_ROWS]
+    changed[0][5] = "Volta"  # a new region for the first customer; the other rows are unchanged
+    to_review(at, "again.xlsx", corpus.xlsx({"Customers": [HEADER, *changed]}))
+    counts = metrics(at)
+    assert (counts["Unchanged"], counts["Changed"], counts["Failing"]) == (str(len(GOOD_ROWS) - 1), "1", "1")
+    at.session_state[_editor(at, keys.CHANGES_GRID).key] = {
+        "edited_rows": {0: {"Accept": True}}, "added_rows": [], "deleted_rows": []}
+    at.run()
+    assert not at.exception
+    assert metrics(at)["Failing"] == "0" and "1 accepted" in texts(at)
+    at.switch_page("views/load.py").run()
+    assert "1 change to existing customers accepted, 0 rejected" in texts(at)
+    at.button(key=keys.DRY_RUN_BUTTON).click().run()
+    assert at.button(key=keys.IMPORT_BUTTON).label == "Import: create 0, update 1 customers"
+    at.button(key=keys.IMPORT_BUTTON).click().run()
+    assert not at.exception
+    result = at.session_state[keys.RESULT]
+    assert (result.total_created, result.total_updated, result.total_unchanged, result.total_failed) == (
+        0, 1, len(GOOD_ROWS) - 1, 0)
+
+
+def test_reject_all_after_accept_all(monkeypatch, sqlite_url):
+    at = make_app(monkeypatch, sqlite_url)
+    import_file(at, "customers.xlsx", good_xlsx())
+    changed = [[*r[:5], "Volta"] for r in GOOD_ROWS]
+    to_review(at, "again.xlsx", corpus.xlsx({"Customers": [HEADER, *changed]}))
+    at.button(key=keys.ACCEPT_ALL).click().run()
+    assert _editor(at, keys.CHANGES_GRID).value["Accept"].tolist() == [True] * len(GOOD_ROWS)
+    assert metrics(at)["Failing"] == "0"
+    at.button(key=keys.REJECT_ALL).click().run()
+    assert metrics(at)["Failing"] == str(len(GOOD_ROWS))
+    at.switch_page("views/load.py").run()
+    at.button(key=keys.DRY_RUN_BUTTON).click().run()
+    dry = at.session_state[keys.RESULT]
+    assert (dry.total_updated, dry.total_failed) == (0, len(GOOD_ROWS))

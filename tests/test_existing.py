@@ -1,14 +1,25 @@
-"""importer.existing: the pre-check against the database, by set queries."""
+"""importer.existing: which keys already belong to customers, by set queries."""
 
 from __future__ import annotations
 
-from importer.existing import existing_customers, find_existing
+from importer.db import reading
+from importer.existing import conflicts, existing_customers, records
 from importer.load import run_import
 from importer.results import ErrorCode
 from tests.support import SETTINGS, checked_of, person, ready_engine
 
 
-def test_find_existing_names_field_and_customer(database_url: str) -> None:
+def _existing(engine, upload, chunk: int = 5_000):
+    """Every row of the upload whose keys already belong to a customer (a chunk of rows per query)."""
+    found = {}
+    normalised = upload.normalised
+    with reading(engine) as conn:
+        for start in range(0, len(normalised), chunk):
+            found.update(conflicts(conn, records(normalised.iloc[start:start + chunk], ("shipping_mark", "phone", "email"))))
+    return found
+
+
+def test_conflicts_names_field_and_customer(database_url: str) -> None:
     engine = ready_engine(database_url)
     run_import(
         engine,
@@ -26,7 +37,7 @@ def test_find_existing_names_field_and_customer(database_url: str) -> None:
             person(9, email="KOFI0@example.com", shipping_mark="zz top"),
         ]
     )
-    found = find_existing(engine, upload.normalised)
+    found = _existing(engine, upload)
     assert set(found) == {2, 3, 5}
     assert [e.field for e in found[2]] == ["shipping_mark", "phone", "email"]
     assert found[3] == found[3][:1] and found[3][0].code is ErrorCode.ALREADY_EXISTS
@@ -37,12 +48,12 @@ def test_find_existing_names_field_and_customer(database_url: str) -> None:
     assert found[5][0].field == "email"
 
 
-def test_find_existing_many_keys_and_empty_db(database_url: str) -> None:
+def test_conflicts_many_keys_and_empty_db(database_url: str) -> None:
     engine = ready_engine(database_url)
     upload = checked_of([person(i) for i in range(6_000)])  # more than one key chunk
-    assert find_existing(engine, upload.normalised) == {}
+    assert _existing(engine, upload) == {}
     run_import(engine, upload, file_name="a.csv", sha256="a" * 64, sheet=None, settings=SETTINGS)
-    assert len(find_existing(engine, upload.normalised)) == 6_000
+    assert len(_existing(engine, upload)) == 6_000
 
 
 def test_existing_customers_rows(database_url: str) -> None:

@@ -7,7 +7,10 @@ REFUSAL = "upload_refusal"  # one-line reason the last file was refused
 DRAFT_MAPPING = "upload_draft_mapping"  # (file name, sheet, ColumnMapping) to fix missing columns
 PARSED_FILE_ID = "upload_parsed_file_id"  # uploader file id already parsed, so reruns do not re-read
 UPLOADER_NONCE = "upload_nonce"  # part of the uploader key: a new value empties the widget
-EXISTING = "review_existing"  # (version, {row: (RowError, ...)}) rows already in the database
+CLASSIFICATION = "review_classification"  # ((version, blank), Classification | why the database was not asked)
+BLANK_MODE = "existing_blank"  # "keep" or "clear": what a blank cell does to a matched customer
+CHANGE_DECISIONS = "existing_decisions"  # (sha256, accept by default, {row: accepted}) changes to customers
+CHANGES_NONCE = "existing_changes_nonce"  # part of the changes grid's key: Accept/Reject all redraw it
 FIX_COUNTS = "review_fix_counts"  # (version, options, {fix key: rows it would change})
 # The ONE run result a session keeps: the dry run of the current upload version, or the last real
 # import (after which the upload is dropped). Its failures are not copies: a dry run's stream from the
@@ -35,6 +38,11 @@ FIX_ONLY_FAILING = "review_fix_only_failing"
 FILL_REGION = "review_fill_region"
 FIX_APPLY = "review_fix_"  # + fix key
 DUPLICATE_PICK = "review_duplicate"
+BLANK_WIDGET = "existing_blank_choice"
+CHANGES_FIELD = "existing_changes_field"
+CHANGES_GRID = "existing_changes_grid"  # + version, field filter, nonce
+ACCEPT_ALL = "existing_accept_all"
+REJECT_ALL = "existing_reject_all"
 DRY_RUN_BUTTON = "import_dry_run"
 IMPORT_BUTTON = "import_start"
 IMPORT_CSV = "import_report_csv"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import itertools
 import re
 from collections.abc import Callable, Iterable, Mapping
@@ -48,6 +49,8 @@ def md_escape(text: object) -> str:
 
 
 ANY_REASON = "any"
+# Rows that clash with another row or a stored customer: the Duplicates metric and the side-by-side view.
+CLASH_CODES = (*DUPLICATE_CODES, ErrorCode.CONFLICT)
 
 
 # Widgets keep their format_func (and a download button its data callable) in the session's widget
@@ -119,7 +122,7 @@ def show_failure_chart(errors: ErrorTable) -> None:
 
 def metric_counts(checked: Checked, errors: ErrorTable) -> dict[str, int]:
     """Rows, valid, failing and duplicate rows (in the file or already in the database)."""
-    duplicates = len(np.union1d(*(errors.rows_with(code) for code in DUPLICATE_CODES)))
+    duplicates = len(functools.reduce(np.union1d, (errors.rows_with(code) for code in CLASH_CODES)))
     return {"rows": checked.total, "valid": checked.total - len(errors), "failing": len(errors),
             "duplicates": duplicates}
 
@@ -132,6 +135,19 @@ def show_metrics(counts: Mapping[str, int]) -> None:
     cols[2].metric("Failing", f"{failing:,}", border=True)
     cols[3].metric("Duplicates", f"{duplicates:,}", border=True,
                    help="Rows that repeat an earlier row of the file or a customer already in the database")
+
+
+def show_database_metrics(counts: Mapping[str, int]) -> None:
+    """The valid rows against the database: new, unchanged, changed (accepted of them), conflict."""
+    cols = st.columns(4)
+    cols[0].metric("New", f"{counts['new']:,}", border=True, help="Valid rows whose keys match no customer")
+    cols[1].metric("Unchanged", f"{counts['unchanged']:,}", border=True,
+                   help="Rows already stored exactly as they are: counted as unchanged, not as failures")
+    cols[2].metric("Changed", f"{counts['changed']:,}", border=True,
+                   delta=f"{counts['accepted']:,} accepted" if counts["changed"] else None, delta_color="off",
+                   help="Rows that match one customer and change some of its values")
+    cols[3].metric("Conflict", f"{counts['conflict']:,}", border=True,
+                   help="Rows whose keys belong to two or more different customers: they fail")
 
 
 def failing_rows(
@@ -181,8 +197,8 @@ def ticked_rows(edited: pd.DataFrame) -> list[int]:
 
 def duplicate_rows(errors: ErrorTable, limit: int) -> list[tuple[int, RowError]]:
     """(row, error) for the first `limit` duplicate errors, in row order."""
-    rows = np.union1d(*(errors.rows_with(code) for code in DUPLICATE_CODES))
-    found = ((int(row), e) for row in rows for e in errors[int(row)] if e.code in DUPLICATE_CODES)
+    rows = functools.reduce(np.union1d, (errors.rows_with(code) for code in CLASH_CODES))
+    found = ((int(row), e) for row in rows for e in errors[int(row)] if e.code in CLASH_CODES)
     return list(itertools.islice(found, limit))
 
 

@@ -36,7 +36,7 @@ def version() -> int:
 
 
 def _forget_derived() -> None:
-    for key in (keys.EXISTING, keys.FIX_COUNTS, keys.RESULT, keys.RESULT_FOR):
+    for key in (keys.CLASSIFICATION, keys.FIX_COUNTS, keys.RESULT, keys.RESULT_FOR):
         st.session_state.pop(key, None)
 
 
@@ -123,20 +123,21 @@ def free_uploaded_file() -> None:
         release_free_memory()
 
 
-def set_result(result: RunResult) -> None:
+def set_result(result: RunResult, choices: Any = None) -> None:
     """Keep a run's result as the session's one result; after a real import the upload is dropped
-    (its rows are in the database now)."""
+    (its rows are in the database now). `choices`: what else the dry run depended on (the import's
+    arguments: accepted changes, blank cells)."""
     if result.dry_run:
-        st.session_state[keys.RESULT_FOR] = version()
+        st.session_state[keys.RESULT_FOR] = (version(), choices)
     else:
         set_upload(None)
     st.session_state[keys.RESULT] = result
 
 
-def dry_run_result() -> RunResult | None:
-    """The dry run of the upload as it is now, if one was run since its last change."""
+def dry_run_result(choices: Any = None) -> RunResult | None:
+    """The dry run of the upload as it is now, under these choices, if one was run since they changed."""
     result = st.session_state.get(keys.RESULT)
-    if result is not None and result.dry_run and st.session_state.get(keys.RESULT_FOR) == version():
+    if result is not None and result.dry_run and st.session_state.get(keys.RESULT_FOR) == (version(), choices):
         return result
     return None
 

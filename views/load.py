@@ -11,7 +11,7 @@ from importer.pipeline import import_upload
 from importer.report import report_bytes
 from importer.results import RunResult
 from importer.runs import find_resumable
-from ui import auth, keys, render, state
+from ui import auth, existing, keys, render, state
 from ui.engine import engine
 from ui.heavy import heavy_step
 
@@ -26,16 +26,23 @@ if upload is None and result is None:
     st.page_link("views/upload.py", label="Upload a file", icon=":material/upload_file:")
     st.stop()
 
-
-
 if upload is not None:
     state.free_uploaded_file()
     checked = upload.checked
-    valid = len(checked.valid_index())
+    review = existing.against_database(upload)
+    if review.problem:
+        st.warning(review.problem, icon=":material/warning:")
+    failing = len(review.errors)
     sheet = upload.run_sheet
     st.write(f"**{render.md_escape(upload.file_name)}**: {checked.total:,} rows; "
-             f":material/check_circle: {valid:,} pass the checks, :material/cancel: {len(checked.errors):,} fail and "
-             "will be in the failure report.")
+             f":material/check_circle: {checked.total - failing:,} pass the checks, :material/cancel: {failing:,} "
+             "fail and will be in the failure report.")
+    arguments = review.import_arguments()
+    choices = (arguments["existing"], arguments["blank"], arguments["rejected"])
+    if review.classification is not None and (review.counts["unchanged"] or review.counts["changed"]):
+        blank = existing.BLANK_LABELS[arguments["blank"]].lower()
+        st.caption(f"Against the database: {existing.summary(review)}. A blank cell: {blank}.")
+        st.page_link("views/review.py", label="Accept or reject changes on Review", icon=":material/rule:")
     try:
         resumable = find_resumable(engine(), upload.sha256, sheet)
     except DatabaseError as exc:
@@ -46,17 +53,17 @@ if upload is not None:
                 "resumes it: rows already imported are not created twice.", icon=":material/resume:")
 
     user_name = auth.user_name(current)
-    dry = state.dry_run_result()
+    dry = state.dry_run_result(choices)
     if st.button("Dry run (saves nothing)", key=keys.DRY_RUN_BUTTON, icon=":material/science:",
                  type="secondary" if dry else "primary"):
         try:
             with (heavy_step("dry run", checked.total),
                   st.spinner(f"Dry run of {checked.total:,} rows against the database...")):
-                dry = import_upload(engine(), upload, current, dry_run=True, user_name=user_name)
+                dry = import_upload(engine(), upload, current, dry_run=True, user_name=user_name, **arguments)
         except DatabaseError as exc:
             st.error(f"{exc} Nothing was saved; check the database and try again.", icon=":material/block:")
             st.stop()
-        state.set_result(dry)
+        state.set_result(dry, choices)
     if dry is None:
         st.caption("Start with a dry run: it runs the whole import and rolls it back, so its counts are exact.")
     else:
@@ -64,12 +71,15 @@ if upload is not None:
         render.result_metrics(dry)
         if dry.total_failed:
             st.dataframe(render.reasons_table(dry), hide_index=True)
-        if st.button(f"Import {dry.total_created:,} customers", key=keys.IMPORT_BUTTON, type="primary",
+        label = (f"Import: create {dry.total_created:,}, update {dry.total_updated:,} customers"
+                 if dry.total_updated else f"Import {dry.total_created:,} customers")
+        if st.button(label, key=keys.IMPORT_BUTTON, type="primary",
                      icon=":material/database_upload:"):
             try:
                 with heavy_step("import", checked.total):
                     show = render.progress_bar(f"Importing {checked.total:,} rows...")
-                    result = import_upload(engine(), upload, current, progress=show, user_name=user_name)
+                    result = import_upload(engine(), upload, current, progress=show, user_name=user_name,
+                                           **arguments)
             except DatabaseError as exc:
                 st.error(f"{exc} The rows imported so far are saved: import the same file again (or use "
                          "History) to resume where it stopped.", icon=":material/block:")

@@ -5,13 +5,11 @@ from __future__ import annotations
 import streamlit as st
 
 from importer.errors import DatabaseError
-from importer.existing import existing_customers, find_existing
 from importer.fixes import apply_fix, available_fixes, changed_rows, fill_region_fix
-from importer.results import ErrorCode, ErrorTable
+from importer.results import ErrorCode
 from importer.validate import exclude, recheck
 from schemas.customer import REGIONS, label_of
-from ui import auth, keys, render, state
-from ui.engine import engine
+from ui import auth, existing, keys, render, state
 from ui.heavy import heavy_step
 
 current = auth.guard()
@@ -30,22 +28,17 @@ if notice := state.pop_notice():
 
 checked = upload.checked
 version = state.version()
-existing = state.cached(keys.EXISTING, version)
-if existing is None:
-    try:
-        with (
-            heavy_step("database check", checked.total),
-            st.spinner("Looking for customers that are already in the database..."),
-        ):
-            existing = find_existing(engine(), checked.normalised)
-    except DatabaseError as exc:
-        st.warning(f"{exc} Rows already in the database will be reported by the import instead.", icon=":material/warning:")
-        existing = ErrorTable.empty()
-    state.store(keys.EXISTING, version, existing)
-
-errors = checked.errors.with_rows(existing)
+review = existing.against_database(upload)
+if review.problem:
+    st.warning(review.problem, icon=":material/warning:")
+errors = review.errors
 st.caption(f"{render.md_escape(upload.file_name)}, sheet {render.md_escape(upload.sheet)}")
 render.show_metrics(render.metric_counts(checked, errors))
+if review.classification is not None and (review.counts["unchanged"] or review.counts["changed"]
+                                          or review.counts["conflict"]):
+    render.show_database_metrics(review.counts)
+    existing.choose_blank_mode()
+existing.show_changes(upload, review)
 
 if not errors:
     st.success("Every row is valid. Nothing to fix.", icon=":material/check_circle:")
@@ -125,7 +118,9 @@ if duplicates:
     labels = {
         i: f"Row {row}: same {label_of(error.field).lower()} as an earlier row"
         if error.code is ErrorCode.DUPLICATE_IN_FILE
-        else f"Row {row}: {label_of(error.field).lower()} already belongs to a customer"
+        else f"Row {row}: {label_of(error.field).lower()} belongs to another customer"
+        if error.code is ErrorCode.CONFLICT
+        else f"Row {row}: changes a customer (rejected)"
         for i, (row, error) in enumerate(duplicates)
     }
     pick = st.selectbox("Duplicate to compare", list(labels), key=keys.DUPLICATE_PICK, format_func=labels.__getitem__)
@@ -141,17 +136,20 @@ if duplicates:
                        f"{label_of(error.field).lower()} or exclude it.")
     else:
         try:
-            found = existing_customers(engine(), error.field, [checked.normalised.at[row, error.field]])
+            found = existing.stored_customers(review, row, error)
         except DatabaseError as exc:
             st.error(f"{exc}", icon=":material/block:")
             found = []
-        if found:
-            stored = found[0]
-            st.dataframe(render.side_by_side(stored, typed, f"Customer #{stored['id']} in the database (kept)",
+        for stored in found:
+            st.dataframe(render.side_by_side(stored, typed, f"Customer #{stored['id']} in the database",
                                              f"Row {row} (fails)", error.field),
                          hide_index=True, width="stretch")
-            st.caption(f"The customer already in the database wins: row {row} fails as already_exists unless "
-                       "you change it or exclude it.")
+        if error.code is ErrorCode.CONFLICT:
+            st.caption(f"Row {row}'s keys belong to {len(found)} different customers: it fails as conflict. "
+                       "Correct the key that is wrong, or exclude the row.")
+        elif found:
+            st.caption(f"Row {row} would change customer #{found[0]['id']}: accept the change above to update "
+                       "the customer, or leave it rejected and the row goes in the failure report.")
 
 st.divider()
 st.page_link("views/load.py", label="Continue to import", icon=":material/arrow_forward:")

@@ -1,0 +1,243 @@
+"""Existing customers, for Review and Import: the session's choices (accept or reject each change to a
+stored customer, keep or clear blanks), the upload's classification against the database, and the one
+set of failing rows both pages count, so that their numbers agree.
+
+A change is a valid row whose keys all point to one customer and some field differs. Rejected changes
+fail as `already_exists` with what differs (as every change does under `--existing skip`); accepted
+ones update the customer (`--existing update`). New changes start rejected, like the CLI's default: the
+analyst accepts them one by one or all at once. Decisions are kept per file (sha256) and source row,
+so they survive edits and fixes of other rows.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import streamlit as st
+
+from importer.customers import Classification, classify_upload, customer_detail
+from importer.errors import DatabaseError
+from importer.existing import existing_customers
+from importer.matching import BlankMode, ExistingMode
+from importer.pipeline import Upload
+from importer.results import ErrorCode, ErrorTable, RowError
+from schemas.customer import FIELD_NAMES, label_of
+from ui import keys, state
+from ui.engine import engine
+from ui.heavy import heavy_step
+
+ANY_FIELD = "any"
+CHANGES_SHOWN = 1_000
+BLANK_LABELS = {
+    BlankMode.KEEP.value: "Keep the stored value",
+    BlankMode.CLEAR.value: "Clear the stored value",
+}
+
+
+@dataclass(frozen=True)
+class AgainstDatabase:
+    """An upload's rows against the stored customers, under the session's choices.
+
+    `errors`: the rows that fail (the file's own errors, conflicts, rejected changes); `counts`: rows
+    new, unchanged, changed, accepted, rejected and conflict; `rejected`: the source rows whose change
+    fails; `problem`: why the database could not be asked (then only the file's own errors count).
+    """
+
+    classification: Classification | None
+    errors: ErrorTable
+    counts: dict[str, int]
+    rejected: tuple[int, ...]
+    problem: str | None = None
+
+    @property
+    def existing(self) -> str:
+        """--existing for the import: update when some change is accepted, else skip."""
+        return ExistingMode.UPDATE.value if self.counts["accepted"] else ExistingMode.SKIP.value
+
+    def import_arguments(self) -> dict[str, Any]:
+        """existing, blank and rejected, as importer.pipeline.import_upload takes them."""
+        return {"existing": self.existing, "blank": blank_mode(),
+                "rejected": self.rejected if self.existing == ExistingMode.UPDATE.value else ()}
+
+
+def blank_mode() -> str:
+    return state.get(keys.BLANK_MODE, BlankMode.KEEP.value)
+
+
+def _decisions(upload: Upload) -> tuple[bool, dict[int, bool]]:
+    """(accept by default, {row: accepted}) of this file."""
+    stored = state.get(keys.CHANGE_DECISIONS)
+    if stored is None or stored[0] != upload.sha256:
+        return False, {}
+    return stored[1], stored[2]
+
+
+def set_decisions(upload: Upload, default: bool, rows: dict[int, bool]) -> None:
+    st.session_state[keys.CHANGE_DECISIONS] = (upload.sha256, default, dict(rows))
+
+
+def classification_of(upload: Upload) -> Classification | str:
+    """The upload's classification under the blank choice (cached per upload version), or why the
+    database could not be asked."""
+    token = (state.version(), blank_mode())
+    found = state.cached(keys.CLASSIFICATION, token)
+    if found is None:
+        try:
+            with (heavy_step("database check", upload.checked.total),
+                  st.spinner("Comparing the rows with the customers already in the database...")):
+                found = classify_upload(engine(), upload.checked, blank_mode())
+        except DatabaseError as exc:
+            found = (f"{exc} Rows already in the database will be counted by the dry run and the import "
+                     "instead.")
+        state.store(keys.CLASSIFICATION, token, found)
+    return found
+
+
+def against_database(upload: Upload) -> AgainstDatabase:
+    """What Review and Import count for this upload, under the session's choices."""
+    checked = upload.checked
+    found = classification_of(upload)
+    if isinstance(found, str):
+        zero = dict.fromkeys(("new", "unchanged", "changed", "accepted", "rejected", "conflict"), 0)
+        return AgainstDatabase(None, checked.errors, zero, (), found)
+    default, rows = _decisions(upload)
+    outcome = found.rows["outcome"]
+    changed = found.rows.loc[outcome == "changed", "row"].to_numpy(dtype=np.int64)
+    explicit = {r: a for r, a in rows.items() if a != default}
+    flipped = np.fromiter(explicit, dtype=np.int64, count=len(explicit))
+    is_flipped = np.isin(changed, flipped)
+    accepted_mask = ~is_flipped if default else is_flipped
+    rejected = changed[~accepted_mask]
+    errors = checked.errors.with_rows(found.conflicts)
+    if len(rejected):
+        errors = errors.with_rows(found.skipped.without_rows(np.setdiff1d(found.skipped.rows(), rejected)))
+    counts = found.counts()
+    counts.update(accepted=int(accepted_mask.sum()), rejected=len(rejected))
+    return AgainstDatabase(found, errors, counts, tuple(int(r) for r in rejected))
+
+
+def stored_customers(review: AgainstDatabase, row: int, error: RowError) -> list[dict[str, Any]]:
+    """The stored customers a failing row clashes with: the one a rejected change would update, or
+    every customer a conflicting row's keys belong to."""
+    found = review.classification
+    if found is None:
+        return []
+    if error.code is ErrorCode.CONFLICT:
+        by_id = {c["id"]: c for e in review.errors[row] if e.code is ErrorCode.CONFLICT and e.value
+                 for c in existing_customers(engine(), e.field, [e.value])}
+        return [by_id[i] for i in sorted(by_id)]
+    ids = [int(i) for i in found.rows.loc[found.rows["row"] == row, "customer_id"] if i >= 0]
+    details = [customer_detail(engine(), i) for i in ids]
+    return [d["customer"] for d in details if d is not None]
+
+
+def choose_blank_mode() -> None:
+    """The radio for blank cells of rows that match a customer (kept across pages)."""
+    options = list(BLANK_LABELS)
+
+    def keep() -> None:
+        st.session_state[keys.BLANK_MODE] = st.session_state[keys.BLANK_WIDGET]
+
+    st.radio("A blank cell in a row that matches a customer", options, index=options.index(blank_mode()),
+             format_func=BLANK_LABELS.__getitem__, key=keys.BLANK_WIDGET, on_change=keep, horizontal=True,
+             help="Keep: a blank optional cell leaves the stored value as it is. Clear: it empties it.")
+
+
+def _shown(value: Any) -> str:
+    return "blank" if value is None or (isinstance(value, float) and np.isnan(value)) or value == "" else str(value)
+
+
+def changes_frame(found: Classification, accepted: set[int] | None, field: str | None,
+                  limit: int = CHANGES_SHOWN) -> tuple[pd.DataFrame, int]:
+    """One line per changed row: Row, Customer, Accept, then a column per changed field holding
+    "old -> new" (blank where that row did not change it). Optionally only rows changing `field`.
+    Returns the frame (at most `limit` rows) and how many rows matched."""
+    changes = found.changes
+    if field is not None:
+        changes = changes[changes["row"].isin(changes.loc[changes["field"] == field, "row"])]
+    rows = pd.unique(changes["row"])
+    shown = rows[:limit]
+    part = changes[changes["row"].isin(shown)]
+    fields = [f for f in FIELD_NAMES if (part["field"] == f).any()]
+    frame = pd.DataFrame({"Row": shown.astype(np.int64)})
+    ids = part.drop_duplicates("row").set_index("row")["customer_id"]
+    frame["Customer"] = [f"#{ids[r]}" for r in shown]
+    frame["Accept"] = [accepted is not None and int(r) in accepted for r in shown]
+    for f in fields:
+        one = part[part["field"] == f].set_index("row")
+        text = {int(r): f"{_shown(o)} → {_shown(n)}" for r, o, n in zip(one.index, one["old"], one["new"], strict=True)}
+        frame[label_of(f)] = [text.get(int(r), "") for r in shown]
+    return frame, len(rows)
+
+
+def _highlight(frame: pd.DataFrame) -> Any:
+    fields = [c for c in frame.columns if c not in ("Row", "Customer", "Accept")]
+    return frame.style.map(lambda v: "background-color: #fff3cd; color: #5c4400" if v else "", subset=fields)
+
+
+def show_changes(upload: Upload, review: AgainstDatabase) -> None:
+    """Review's "Changes to existing customers": old -> new per field, highlighted; a filter by field;
+    accept or reject each row, or all."""
+    found = review.classification
+    counts = review.counts
+    if found is None or not counts["changed"]:
+        return
+    st.subheader("Changes to existing customers")
+    st.caption(f"{counts['changed']:,} row{'' if counts['changed'] == 1 else 's'} match a customer already in "
+               "the database and change some of its values. **Accept** a change to update the customer; a "
+               "rejected change fails as already_exists and goes in the failure report with what differs.")
+    default, rows = _decisions(upload)
+    changed_rows = found.rows.loc[found.rows["outcome"] == "changed", "row"].astype(int).tolist()
+    accepted = {r for r in changed_rows if rows.get(r, default)}
+    left, middle, right = st.columns([3, 2, 2], vertical_alignment="bottom")
+    fields = [ANY_FIELD, *[f for f in FIELD_NAMES if (found.changes["field"] == f).any()]]
+    pick = left.selectbox("Show changes to", fields, key=keys.CHANGES_FIELD,
+                          format_func=lambda f: "any field" if f == ANY_FIELD else label_of(f))
+    if middle.button(f"Accept all {counts['changed']:,}", key=keys.ACCEPT_ALL, icon=":material/done_all:"):
+        set_decisions(upload, True, {})
+        _bump_grid()
+        st.rerun()
+    if right.button("Reject all", key=keys.REJECT_ALL, icon=":material/remove_done:"):
+        set_decisions(upload, False, {})
+        _bump_grid()
+        st.rerun()
+    frame, matched = changes_frame(found, accepted, None if pick == ANY_FIELD else pick)
+    if matched > len(frame):
+        st.caption(f"Showing the first {len(frame):,} of {matched:,} changed rows; Accept all and Reject all "
+                   "apply to every one.")
+    edited = st.data_editor(
+        _highlight(frame), key=f"{keys.CHANGES_GRID}_{state.version()}_{pick}_{state.get(keys.CHANGES_NONCE, 0)}",
+        hide_index=True, num_rows="fixed", width="stretch",
+        disabled=[c for c in frame.columns if c != "Accept"],
+        column_config={
+            "Row": st.column_config.NumberColumn("Row", format="%d", help="Row number in the file"),
+            "Accept": st.column_config.CheckboxColumn("Accept", help="Ticked: the import updates this customer"),
+        },
+    )
+    now = {int(r): bool(a) for r, a in zip(edited["Row"], edited["Accept"], strict=True)}
+    if any(now[r] != (r in accepted) for r in now):
+        set_decisions(upload, default, {r: a for r, a in {**rows, **now}.items() if a != default})
+        st.rerun()
+    st.caption(f"{counts['accepted']:,} accepted (the import updates these customers), "
+               f"{counts['rejected']:,} rejected.")
+
+
+def _bump_grid() -> None:
+    st.session_state[keys.CHANGES_NONCE] = state.get(keys.CHANGES_NONCE, 0) + 1
+
+
+def summary(review: AgainstDatabase) -> str:
+    """One sentence of what the import will do with rows that match the database."""
+    c = review.counts
+    parts = [f"{c['new']:,} new"]
+    if c["unchanged"]:
+        parts.append(f"{c['unchanged']:,} unchanged (already stored as they are; not failures)")
+    if c["changed"]:
+        parts.append(f"{c['accepted']:,} change{'' if c['accepted'] == 1 else 's'} to existing customers "
+                     f"accepted, {c['rejected']:,} rejected")
+    if c["conflict"]:
+        parts.append(f"{c['conflict']:,} conflicting with two or more customers")
+    return "; ".join(parts)
