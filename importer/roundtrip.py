@@ -70,8 +70,9 @@ def report_layout(mapping: ColumnMapping, skip: Sequence[int] = ()) -> tuple[tup
     Fields the file does not have are left out. A column whose header would feed a field, or repeats our
     own headers or an earlier column's, gets a header that will not (`Phone (not imported)`, `Notes (2)`).
     """
-    taken = {normalise(name) for name in _REPORT_HEADERS}
-    taken |= {normalise(label_of(f)) for f in mapping.fields if f is not None}
+    reserved = {normalise(name) for name in _REPORT_HEADERS}
+    reserved |= {normalise(label_of(f)) for f in mapping.fields if f is not None}
+    taken = set(reserved)
     columns: list[ReportColumn] = []
     kept: list[int] = []
     for index, (header, field) in enumerate(zip(mapping.headers, mapping.fields, strict=True)):
@@ -83,7 +84,7 @@ def report_layout(mapping: ColumnMapping, skip: Sequence[int] = ()) -> tuple[tup
         text = " ".join(str(header).split())
         if not text or len(kept) >= MAX_OTHER_COLUMNS:
             continue
-        if match_header(text) is not None or normalise(text) in taken:
+        if match_header(text) is not None or normalise(text) in reserved:
             text += NOT_IMPORTED
         name, copy = text, 1
         while normalise(name) in taken:

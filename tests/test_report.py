@@ -30,7 +30,7 @@ from importer.report import (
     safe_cell,
     write_report,
 )
-from importer.results import ErrorCode
+from importer.results import ErrorCode, FailedRows, ReportColumn
 from importer.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -274,3 +274,76 @@ def test_xlsx_report_memory_does_not_grow_with_rows() -> None:
     small, large = _growth_mb(5_000), _growth_mb(50_000)
     # Both are about 1 MB (bench/bench_report.py); 1 MB of slack absorbs the allocator's granularity.
     assert large < 2 * small + 1, (small, large)
+
+
+# -- the branch's own columns and the run (issue 11) ------------------------------------------------------
+@dataclass(frozen=True)
+class BranchRow(Row):
+    other_columns: Mapping[str, str] = field(default_factory=dict)
+
+
+BRANCH_COLUMNS = (ReportColumn("S/No", None), ReportColumn("Shipping Mark", "shipping_mark"),
+                  ReportColumn("Phone", "phone"), ReportColumn("Remarks", None))
+BRANCH_ROWS = (
+    BranchRow(5, (Err("phone", ErrorCode.INVALID_PHONE, "12345 is not a valid phone number"),),
+              {"shipping_mark": "PM3 YAW", "phone": "12345"}, {"S/No": "3", "Remarks": "=call back"}),
+    BranchRow(9, (Err("other_phones", ErrorCode.TOO_LONG, "is 600 characters long"),),
+              {"shipping_mark": "PM7 ESI", "phone": "+233241234567, ..."}, {"S/No": "7"}),
+)
+
+
+def test_csv_report_keeps_the_files_columns_in_place_and_names_its_run() -> None:
+    failed = FailedRows.of(BRANCH_ROWS, columns=BRANCH_COLUMNS, run_id=12)
+    rows = list(csv.reader(io.StringIO(report_bytes(failed, "csv").decode("utf-8-sig"))))
+    assert rows[0] == ["Row", "S/No", "Shipping Mark", "Phone", "Remarks", "Errors", "Report of run"]
+    # The branch's own text is defused like any other: a formula-like remark gets its apostrophe.
+    assert rows[1] == ["5", "3", "PM3 YAW", "12345", "'=call back",
+                       "Phone: 12345 is not a valid phone number", "12"]
+    assert rows[2][:5] == ["9", "7", "PM7 ESI", "'+233241234567, ...", ""]  # CSV protection kept
+    # Explicit arguments win over what the rows carry; without either, every field and no run.
+    plain = list(csv.reader(io.StringIO(report_bytes(BRANCH_ROWS, "csv").decode("utf-8-sig"))))
+    assert plain[0][-1] == "Errors" and "S/No" not in plain[0]
+
+
+def test_xlsx_report_keeps_the_files_columns_uncoloured_and_the_run_grey() -> None:
+    book = _book(FailedRows.of(BRANCH_ROWS, columns=BRANCH_COLUMNS, run_id=12))
+    sheet = book.active
+    assert [c.value for c in sheet[1]] == ["Row", "S/No", "Shipping Mark", "Phone", "Remarks", "Errors",
+                                           "Report of run"]
+    assert sheet["B2"].value == "3" and sheet["E2"].value == "=call back" and sheet["E2"].data_type == "s"
+    assert sheet["B2"].fill.fill_type is None and sheet["E2"].fill.fill_type is None
+    assert sheet["D2"].fill.fill_type == "solid" and sheet["D2"].comment.text.startswith("12345")
+    # An error of a field with no column (other phones split off the phone cell) marks the phone cell.
+    assert sheet["D3"].fill.fill_type == "solid" and sheet["D3"].comment.text == "is 600 characters long"
+    assert sheet["D3"].value == "+233241234567, ..."  # no apostrophe in an XLSX text cell
+    grey = sheet["F2"].fill.fgColor.rgb
+    assert sheet["G2"].value == "12" and sheet["G2"].fill.fgColor.rgb == grey == sheet["A2"].fill.fgColor.rgb
+    text = " ".join(str(v) for r in book[INSTRUCTIONS_SHEET].iter_rows(values_only=True) for v in r if v)
+    assert "It is the report of import run #12" in text
+    assert "Grey: Row, Errors and Report of run" in text and "linked to run #12" in text
+    assert "a column of your file that is not imported (S/No, Remarks), kept as it was" in text
+
+
+def test_column_widths_fit_the_files_columns_too() -> None:
+    remark = "called twice, no answer, try the other number"
+    rows = [BranchRow(2, (Err("phone", ErrorCode.INVALID_PHONE, "bad"),), {"phone": "1"}, {"Remarks": remark})]
+    sheet = _book(FailedRows.of(rows, columns=BRANCH_COLUMNS, run_id=3)).active
+    assert sheet.column_dimensions["E"].width >= len(remark)
+    assert sheet.column_dimensions["B"].width < 10  # "S/No"
+    assert all(sheet.column_dimensions[c].width <= report.MAX_COLUMN_WIDTH for c in "ABCDEFG")
+
+
+@pytest.mark.parametrize("fmt", ["csv", "xlsx"])
+def test_a_report_with_the_files_columns_still_streams(fmt: str) -> None:
+    pulled = 0
+
+    def rows() -> Iterator[BranchRow]:
+        nonlocal pulled
+        for n in range(WIDTH_SAMPLE_ROWS * 3):
+            pulled += 1
+            yield BranchRow(n + 2, (Err("phone", ErrorCode.INVALID_PHONE, "bad"),), {"phone": str(n)},
+                            {"S/No": str(n)})
+
+    generator = rows()
+    assert write_report(generator, fmt, io.BytesIO(), columns=BRANCH_COLUMNS, run_id=4) == WIDTH_SAMPLE_ROWS * 3
+    assert pulled == WIDTH_SAMPLE_ROWS * 3 and next(generator, None) is None

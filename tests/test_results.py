@@ -137,3 +137,32 @@ def test_update_columns_hold_diffs_and_give_them_back_by_row() -> None:
          "changes": {"email": ["a@example.com", None], "region": ["ASHANTI", "VOLTA"]}},
     ]
     assert len(held.freeze()) == 2 and list(held.freeze()) == rows_back  # re-iterable
+
+
+def test_failed_rows_of_carries_the_files_own_columns_by_row() -> None:
+    import pandas as pd
+
+    from importer.results import failed_rows_of
+
+    index = pd.Index([4, 7, 9], name="source_row_number")
+    original = pd.DataFrame({"shipping_mark": ["PM4", "PM7", "PM9"], "phone": ["1", "", "3"]}, index=index, dtype="str")
+    others = pd.DataFrame({"S/No": ["1", "2", ""], "Remarks": ["", "call", ""]}, index=index, dtype="str")
+    errors = ErrorTable.from_pairs([(9, RowError("phone", ErrorCode.INVALID_PHONE, "bad")),
+                                    (7, RowError("phone", ErrorCode.REQUIRED, "blank"))])
+    rows = list(failed_rows_of(errors, original, ["shipping_mark", "phone"], chunk=1, others=others))
+    assert [(r.source_row_number, dict(r.customer_data), dict(r.other_columns)) for r in rows] == [
+        (7, {"shipping_mark": "PM7"}, {"S/No": "2", "Remarks": "call"}),
+        (9, {"shipping_mark": "PM9", "phone": "3"}, {}),
+    ]
+    # The JSON of a failed row is the contract's: the file's own columns are for reports only.
+    assert set(rows[0].to_json()) == {"source_row_number", "error", "errors", "customer_data"}
+
+
+def test_failed_rows_say_their_report_layout_and_run() -> None:
+    from importer.results import FailedRows, ReportColumn, field_columns
+
+    failed = FailedRows.of([], columns=[ReportColumn("S/No"), ReportColumn("Phone", "phone")], run_id=3)
+    assert failed.columns == (ReportColumn("S/No", None), ReportColumn("Phone", "phone")) and failed.run_id == 3
+    assert FailedRows.of([]).columns is None and FailedRows.of([]).run_id is None
+    assert [c.field for c in field_columns()][-2:] == ["other_phones", "other_emails"]
+    assert ReportColumn.from_json(ReportColumn("S/No").to_json()) == ReportColumn("S/No")
