@@ -36,7 +36,7 @@ from importer.results import (
     UpdatedRows,
     changes_between,
 )
-from schemas.customer import FIELD_NAMES
+from schemas.customer import FIELD_NAMES, UNIQUE_FIELDS, label_of
 
 # A run on another host (SQLite on a shared disk) is presumed dead after this long without a beat.
 HEARTBEAT_TIMEOUT_SECONDS = 120
@@ -290,6 +290,27 @@ def _later_runs(conn: sa.Connection, run_id: int) -> list[int]:
     return [int(n) for n in conn.execute(stmt).scalars()]
 
 
+def _restore_clashes(conn: sa.Connection, batch: list[tuple[int, dict]], shown: int = 3) -> list[str]:
+    """Why restoring these before-images would break a unique key: another customer holds the value now
+    (a later run gave it to a new customer). At most `shown` reasons."""
+    from importer.existing import one_of
+
+    ids = {cid for cid, _ in batch}
+    out: list[str] = []
+    for f in UNIQUE_FIELDS:
+        wanted = {rec[f]: cid for cid, rec in batch if rec.get(f) is not None}
+        if not wanted:
+            continue
+        holders = conn.execute(sa.select(customers.c.id, customers.c[f], customers.c.import_run_id)
+                               .where(one_of(conn, customers.c[f], list(wanted))))
+        for other, value, other_run in holders:
+            if other not in ids and len(out) < shown:
+                by = f", created by run {other_run}" if other_run is not None else ""
+                out.append(f"customer #{wanted[value]}'s {label_of(f).lower()} would go back to {value}, which "
+                           f"customer #{other} now has{by}")
+    return out
+
+
 def _before_images(conn: sa.Connection, run_id: int) -> Iterator[list[tuple[int, dict]]]:
     """The record each customer had before this run first updated it, a few thousand customers at a time."""
     from importer.matching import UPDATE_CHUNK
@@ -351,10 +372,15 @@ def undo(engine: sa.Engine, run_id: int) -> UndoResult:
                     names = ", ".join(str(n) for n in later)
                     raise RunError(f"run {run_id} cannot be undone: later run(s) {names} changed customers it "
                                    f"created or updated; undo run(s) {names} first")
+                # Deleted first: a key the run's new customers hold is free again for a restored one.
+                deleted = conn.execute(sa.delete(customers).where(customers.c.import_run_id == run_id)).rowcount
                 restored = 0
                 for batch in _before_images(conn, run_id):
+                    clashes = _restore_clashes(conn, batch)
+                    if clashes:
+                        raise RunError(f"run {run_id} cannot be undone: {'; '.join(clashes)}. Change or undo "
+                                       "those customers first; nothing was undone")
                     restored += bulk_update(conn, batch)
-                deleted = conn.execute(sa.delete(customers).where(customers.c.import_run_id == run_id)).rowcount
                 conn.execute(
                     sa.update(import_runs).where(import_runs.c.id == run_id)
                     .values(status=RunStatus.UNDONE, undone_at=now(), total_created=deleted)

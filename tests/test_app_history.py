@@ -49,6 +49,41 @@ def test_undo_asks_with_the_count_then_deletes(monkeypatch, sqlite_url):
     assert keys.UNDO not in [b.key for b in at.button]
 
 
+def test_undo_of_updates_says_what_it_restores_and_which_runs_block_it(monkeypatch, sqlite_url):
+    from tests.app_support import GOOD_ROWS, HEADER, to_review
+    from tests.fixtures import corpus
+
+    at = make_app(monkeypatch, sqlite_url)
+    import_file(at, "customers.xlsx", good_xlsx())
+    to_review(at, "again.xlsx", corpus.xlsx({"Customers": [HEADER, *[[*r[:5], "Volta"] for r in GOOD_ROWS]]}))
+    at.button(key=keys.ACCEPT_ALL).click().run()
+    at.switch_page("views/load.py").run()
+    at.button(key=keys.DRY_RUN_BUTTON).click().run()
+    at.button(key=keys.IMPORT_BUTTON).click().run()
+    assert at.session_state[keys.RESULT].total_updated == len(GOOD_ROWS)
+    at.switch_page("views/history.py").run()
+    table = at.dataframe[0].value.set_index("Run")
+    assert table.loc[2, ["Created", "Updated", "Unchanged", "Failed"]].tolist() == [0, len(GOOD_ROWS), 0, 0]
+    at.selectbox(key=keys.HISTORY_RUN).set_value(next(r for r in at.selectbox(key=keys.HISTORY_RUN).options
+                                                      if r.startswith("#1"))).run()
+    at.button(key=keys.UNDO).click().run()
+    assert "later run(s) #2 changed customers it created or updated. Undo run(s) #2 first." in texts(at)
+    assert at.button(key=keys.UNDO_YES).disabled
+    at.button(key=keys.UNDO_NO).click().run()
+    at.selectbox(key=keys.HISTORY_RUN).set_value(next(r for r in at.selectbox(key=keys.HISTORY_RUN).options
+                                                      if r.startswith("#2"))).run()
+    at.button(key=keys.UNDO).click().run()
+    assert (f"Undo deletes the **0** customers that run #2 created and restores the **{len(GOOD_ROWS)}** "
+            "customers it updated to what they were before.") in texts(at)
+    at.button(key=keys.UNDO_YES).click().run()
+    assert f"Run #2 undone: deleted 0 customers, restored {len(GOOD_ROWS)}." in texts(at)
+    engine = sa.create_engine(sqlite_url)
+    with engine.connect() as conn:
+        regions = {r for (r,) in conn.execute(sa.text("select region from customers"))}
+    engine.dispose()
+    assert "VOLTA" not in regions
+
+
 def _interrupted_run(url: str, data: bytes) -> None:
     """A run of data cut off before its first chunk: status running, its owner long gone."""
     engine = sa.create_engine(url)

@@ -52,3 +52,25 @@ def test_rejected_changes_fail_and_accepted_ones_update(database_url: str) -> No
     stored = _regions(engine)
     assert [stored[person(i)["shipping_mark"].upper()] for i in (1, 2, 3, 4)] == [
         "VOLTA", "VOLTA", "ASHANTI", "ASHANTI"]
+
+
+def test_undo_refuses_to_restore_a_key_another_customer_took(database_url: str) -> None:
+    import pytest
+
+    from importer.errors import RunError
+    from importer.runs import undo
+
+    engine = ready_engine(database_url)
+    _import(engine, [person(1)], sha256="a" * 64)  # customer #1 with person(1)'s phone
+    moved = _import(engine, [person(1, phone="0209990001")], sha256="b" * 64, existing="update")
+    assert moved.total_updated == 1
+    taken = _import(engine, [person(2, phone=person(1)["phone"])], sha256="c" * 64)  # the old phone, reused
+    assert taken.total_created == 1
+    with pytest.raises(RunError, match=r"customer #1's phone would go back to \+233\d+, which customer #\d+ now "
+                                       rf"has, created by run {taken.run_id}"):
+        undo(engine, moved.run_id)
+    with engine.connect() as conn:  # nothing was undone
+        phones = dict(conn.execute(sa.select(customers.c.id, customers.c.phone)).all())
+    assert phones[1] == "+233209990001" and len(phones) == 2
+    undo(engine, taken.run_id)  # once the later customer is gone, the restore goes through
+    assert undo(engine, moved.run_id).restored == 1

@@ -234,7 +234,8 @@ def reasons_table(result: RunResult) -> pd.DataFrame:
 
 
 def runs_frame(runs: Iterable[RunRecord]) -> pd.DataFrame:
-    """The history table: when, who, file, rows, created, failed, duration, status."""
+    """The history table: when, who, file, rows, created, updated, unchanged, failed, duration, status, and
+    the run whose failure report the file was ("Fixes")."""
     records = [
         {
             "Run": run.id,
@@ -248,6 +249,7 @@ def runs_frame(runs: Iterable[RunRecord]) -> pd.DataFrame:
             "Failed": run.total_failed,
             "Duration (s)": round(run.duration_seconds, 1) if run.duration_seconds is not None else None,
             "Status": STATUS_TEXT.get(run.status, run.status),
+            "Fixes": f"fixes for run #{run.fixes_run_id}" if run.fixes_run_id is not None else "",
         }
         for run in runs
     ]

@@ -9,7 +9,7 @@ import streamlit as st
 from importer.errors import DatabaseError, FileRefused, RunError
 from importer.pipeline import import_upload, upload_for_resume
 from importer.results import RunStatus
-from importer.runs import RunRecord, customers_in_run, list_runs, undo_run
+from importer.runs import RunRecord, list_runs, undo, undo_preview
 from ui import auth, keys, render, state
 from ui.engine import engine
 from ui.heavy import heavy_rows_for_file, heavy_step
@@ -45,8 +45,10 @@ st.subheader("One run")
 run: RunRecord = st.selectbox("Run", runs, key=keys.HISTORY_RUN, format_func=render.run_label)
 existing = "".join(f"{count:,} {word}, " for count, word in
                    ((run.total_updated, "updated"), (run.total_unchanged, "unchanged")) if count)
+fixes = f" Its file was the failure report of run #{run.fixes_run_id} (fixes for run #{run.fixes_run_id})." if (
+    run.fixes_run_id is not None) else ""
 st.write(f"Run #{run.id}: {run.total_attempted:,} rows, {run.total_created:,} created, {existing}"
-         f"{run.total_failed:,} failed. Status: {render.STATUS_TEXT.get(run.status, run.status)}.")
+         f"{run.total_failed:,} failed. Status: {render.STATUS_TEXT.get(run.status, run.status)}.{fixes}")
 
 refusal = auth.write_refusal(current)
 if refusal:
@@ -72,21 +74,32 @@ if run.status in (RunStatus.COMPLETED, RunStatus.INTERRUPTED):
         st.session_state[keys.UNDO_CONFIRM] = run.id
     if state.get(keys.UNDO_CONFIRM) == run.id:
         try:
-            count = customers_in_run(engine(), run.id)
-        except DatabaseError as exc:
+            preview = undo_preview(engine(), run.id)
+        except (DatabaseError, RunError) as exc:
             st.error(f"{exc}", icon=":material/block:")
             st.stop()
-        st.warning(f"Undo deletes the **{count:,}** customer{'' if count == 1 else 's'} that run #{run.id} "
-                   "created. This cannot be reversed.", icon=":material/warning:")
+        if preview.blocking_runs:
+            names = ", ".join(f"#{n}" for n in preview.blocking_runs)
+            st.error(f"Run #{run.id} cannot be undone yet: later run(s) {names} changed customers it created or "
+                     f"updated. Undo run(s) {names} first.", icon=":material/block:")
+        else:
+            what = [f"deletes the **{preview.to_delete:,}** customer{'' if preview.to_delete == 1 else 's'} "
+                    f"that run #{run.id} created"]
+            if preview.to_restore:
+                what.append(f"restores the **{preview.to_restore:,}** customer{'' if preview.to_restore == 1 else 's'}"
+                            " it updated to what they were before")
+            st.warning(f"Undo {' and '.join(what)}. This cannot be reversed.", icon=":material/warning:")
         yes, no = st.columns([1, 4])
-        if yes.button(f"Yes, delete {count:,} customers", key=keys.UNDO_YES, type="primary"):
+        if yes.button("Yes, undo the run", key=keys.UNDO_YES, type="primary", disabled=bool(preview.blocking_runs)):
             try:
-                deleted = undo_run(engine(), run.id)
+                done = undo(engine(), run.id)
             except (DatabaseError, RunError) as exc:
                 st.error(f"{exc}", icon=":material/block:")
                 st.stop()
             st.session_state.pop(keys.UNDO_CONFIRM, None)
-            state.notice(f"Run #{run.id} undone: deleted {deleted:,} customer{'' if deleted == 1 else 's'}.")
+            restored = f", restored {done.restored:,}" if done.restored else ""
+            state.notice(f"Run #{run.id} undone: deleted {done.deleted:,} customer{'' if done.deleted == 1 else 's'}"
+                         f"{restored}.")
             st.rerun()
         if no.button("Cancel", key=keys.UNDO_NO):
             st.session_state.pop(keys.UNDO_CONFIRM, None)

@@ -227,7 +227,7 @@ def test_upload_fix_import_report_history_undo(page, server) -> None:
     # Undo, confirmed.
     page.get_by_role("button", name="Undo run #1").click()
     expect(page.get_by_text("Undo deletes the 47 customers that run #1 created.")).to_be_visible()
-    page.get_by_role("button", name="Yes, delete 47 customers").click()
+    page.get_by_role("button", name="Yes, undo the run").click()
     expect(page.get_by_text("Run #1 undone: deleted 47 customers.")).to_be_visible()
     expect(page.get_by_text("Status: Undone.")).to_be_visible()
     save_screenshot(page, "06-undo.png")
