@@ -29,6 +29,9 @@ from schemas.customer import FIELD_NAMES, UNIQUE_FIELDS
 
 _OUTCOMES = tuple(Outcome)
 CUSTOMER_COLUMNS = ("id", *FIELD_NAMES, "created_at", "import_run_id", "source_row_number")
+# A text search counts its matches up to this many, then says "more than" (a broad term such as "a"
+# matches most customers, and counting a million of them took 0.4-0.6 s: bench/bench_customers.py).
+SEARCH_COUNT_CAP = 10_000
 
 
 @dataclass(frozen=True)
@@ -281,5 +284,5 @@ def customer_detail(engine: sa.Engine, customer_id: int) -> dict[str, Any] | Non
     }
 
 
-__all__ = ["CUSTOMER_COLUMNS", "UNIQUE_FIELDS", "Classification", "CustomerPage", "classify_upload",
+__all__ = ["CUSTOMER_COLUMNS", "SEARCH_COUNT_CAP", "UNIQUE_FIELDS", "Classification", "CustomerPage", "classify_upload",
            "customer_detail", "iter_customers", "search_customers", "search_terms", "search_text"]

@@ -45,6 +45,8 @@ ROOT = Path(__file__).resolve().parent.parent
 # Every page file: a page added to views/ is covered by the gate tests without being listed here.
 PAGES = tuple(sorted(p.relative_to(ROOT).as_posix() for p in (ROOT / "views").glob("*.py")))
 WRITING_PAGES = ("views/upload.py", "views/review.py", "views/load.py")
+# Pages that show stored customers: without a gate on a shared database they show nothing but why.
+CUSTOMER_DATA_PAGES = ("views/customers.py",)
 UNREACHABLE_DATABASE = "postgresql://postgres@127.0.0.1:1/customers"  # nothing listens on port 1
 # Values of tests.app_support.MESSY_ROWS: if any shows up in the page, customer data leaked.
 SECRETS_OF_THE_FILE = ("PM1 KOFI", "Kofi", "Mensah", "0241234567", "kofi@example.com", "messy.xlsx")
@@ -273,6 +275,10 @@ def test_pages_refuse_to_write_to_a_shared_database_without_a_gate(monkeypatch, 
     if page in WRITING_PAGES:
         assert len(at.error) == 1 and "no login configured" in at.error[0].value
         assert data_elements(at) == []
+        assert not at.button and not at.selectbox and not at.text_input
+    elif page in CUSTOMER_DATA_PAGES:
+        assert len(at.warning) == 1 and "no login configured" in at.warning[0].value
+        assert data_elements(at) == [] and not at.get("download_button")
         assert not at.button and not at.selectbox and not at.text_input
     else:
         assert "no login configured" in at.warning[0].value

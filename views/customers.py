@@ -1,10 +1,163 @@
-"""The customers in the database: search, filter by region and run, page, a customer's history, export."""
+"""The customers in the database: search by mark, name, phone or email; filter by region and by run; pages
+read from the database one at a time; a customer's record, the run that created it and each update with its
+diff; the filtered set exported as CSV or Excel, built when its button is clicked."""
 
 from __future__ import annotations
 
+from functools import partial
+
+import pandas as pd
 import streamlit as st
 
-from ui import auth
+from importer.customers import SEARCH_COUNT_CAP, customer_detail, search_customers
+from importer.errors import DatabaseError
+from importer.export import MIME, export_bytes, export_file_name
+from importer.runs import list_runs
+from schemas.customer import FIELDS, REGIONS
+from ui import auth, keys, render, state
+from ui.engine import engine
+
+PAGE_SIZES = (25, 50, 100, 200)
+# Columns of the table, in order: (column of importer.customers.CUSTOMER_COLUMNS, heading).
+TABLE = (("id", "ID"), ("shipping_mark", "Shipping Mark"), ("first_name", "First Name"), ("last_name", "Last Name"),
+         ("phone", "Phone"), ("email", "Email"), ("region", "Region"), ("company_name", "Company"),
+         ("user_type", "Type"), ("created_at", "Created (UTC)"), ("import_run_id", "Run"))
 
 current = auth.guard()
 st.title("Customers")
+if auth.gate_kind(current) == "none" and not auth.is_sqlite(current):
+    st.warning("This dashboard reads a shared database but has no login configured, so its customers are not "
+               "shown. Set APP_PASSWORD (or configure [auth] in .streamlit/secrets.toml for single sign-on) and "
+               "restart the dashboard.", icon=":material/lock:")
+    st.stop()
+
+try:
+    runs = list_runs(engine())
+except DatabaseError as exc:
+    st.error(f"{exc}", icon=":material/block:")
+    st.stop()
+
+# Select boxes keep their format_func in the session: a dict's bound .get holds only the labels.
+search_col, region_col, run_col, size_col = st.columns([3, 2, 3, 1])
+text = search_col.text_input("Search", key=keys.CUSTOMERS_SEARCH, placeholder="Mark, name, phone or email",
+                             help="Finds the text anywhere in the shipping mark, first and last name, phone or "
+                                  "email, in any case. A phone number can be typed as on a form: 024 123 4567.")
+region = region_col.selectbox("Region", [None, *REGIONS], key=keys.CUSTOMERS_REGION,
+                              format_func={None: "All regions", **REGIONS}.get)
+run_labels: dict[int | None, str] = {None: "All runs", **{r.id: render.run_label(r) for r in runs}}
+run_id = run_col.selectbox("Created or updated by", list(run_labels), key=keys.CUSTOMERS_RUN,
+                           format_func=run_labels.get)
+size = size_col.selectbox("Per page", PAGE_SIZES, index=1, key=keys.CUSTOMERS_PAGE_SIZE)
+text = (text or "").strip()
+
+# Keyset paging: the session keeps the id each page starts after (first page: None), for these filters.
+query = (text, region, run_id, size)
+if state.get(keys.CUSTOMERS_QUERY) != query:
+    st.session_state[keys.CUSTOMERS_QUERY] = query
+    st.session_state[keys.CUSTOMERS_CURSOR] = [None]
+cursor: list[int | None] = st.session_state[keys.CUSTOMERS_CURSOR]
+try:
+    page = search_customers(engine(), text, region=region, run_id=run_id, limit=size, after_id=cursor[-1],
+                            count_cap=SEARCH_COUNT_CAP if text else None)
+except DatabaseError as exc:
+    st.error(f"{exc}", icon=":material/block:")
+    st.stop()
+
+first_row = (len(cursor) - 1) * size + 1
+last_row = first_row + len(page.rows) - 1
+of = f"more than {page.total:,}" if page.capped else f"{page.total:,}"
+if not page.rows and len(cursor) == 1:
+    st.info("No customer matches." if text or region or run_id is not None else "No customers yet.",
+            icon=":material/info:")
+    if not runs:
+        st.page_link("views/upload.py", label="Upload a file", icon=":material/upload_file:")
+    st.stop()
+if page.rows:
+    st.caption(f"Rows {first_row:,}-{last_row:,} of {of} customers")
+else:
+    st.caption(f"No more customers after row {first_row - 1:,}.")
+
+frame = pd.DataFrame([{heading: row[column] for column, heading in TABLE} for row in page.rows],
+                     columns=[heading for _, heading in TABLE])
+frame["Region"] = frame["Region"].map(REGIONS).fillna(frame["Region"])
+st.dataframe(frame, hide_index=True, width="stretch", key=keys.CUSTOMERS_TABLE, column_config={
+    "ID": st.column_config.NumberColumn(format="%d", width="small"),
+    "Run": st.column_config.NumberColumn(format="#%d", width="small"),
+    "Created (UTC)": st.column_config.DatetimeColumn(format="YYYY-MM-DD HH:mm"),
+})
+
+more = len(page.rows) == size and (page.capped or last_row < page.total)
+# The buttons change the cursor list itself (bound methods: nothing of this script is kept with them).
+back, forward, start, _ = st.columns([1, 1, 1, 5])
+back.button("Previous", key=keys.CUSTOMERS_PREVIOUS, icon=":material/chevron_left:", disabled=len(cursor) == 1,
+            on_click=cursor.pop, width="stretch")
+forward.button("Next", key=keys.CUSTOMERS_NEXT, icon=":material/chevron_right:", disabled=not more,
+               on_click=cursor.append, args=(page.last_id,), width="stretch")
+start.button("First page", key=keys.CUSTOMERS_FIRST, icon=":material/first_page:", disabled=len(cursor) == 1,
+             on_click=cursor.__delitem__, args=(slice(1, None),), width="stretch")
+
+# --- one customer --------------------------------------------------------------------------------------
+if page.rows:
+    st.subheader("One customer")
+    names = {row["id"]: f"{row['shipping_mark']} · {row['first_name']} {row['last_name']} (ID {row['id']})"
+             for row in page.rows}
+    chosen = st.selectbox("Customer on this page", list(names), index=None, key=keys.CUSTOMERS_DETAIL,
+                          format_func=names.get, placeholder="Choose one to see its record and history")
+    if chosen is not None:
+        try:
+            detail = customer_detail(engine(), chosen)
+        except DatabaseError as exc:
+            st.error(f"{exc}", icon=":material/block:")
+            st.stop()
+        if detail is None:
+            st.warning(f"Customer {chosen} is no longer in the database (an undo may have removed it).",
+                       icon=":material/warning:")
+        else:
+            record = detail["customer"]
+            values = []
+            for field in FIELDS:
+                value = record.get(field.name)
+                if field.name == "region" and value:
+                    value = REGIONS.get(value, value)
+                values.append({"Field": field.label, "Value": "" if value is None else str(value)})
+            left, right = st.columns([2, 3])
+            left.dataframe(pd.DataFrame(values), hide_index=True, width="stretch")
+            created = detail["created_by"]
+            with right:
+                if created is not None:
+                    row_text = f", row {record['source_row_number']:,}" if record["source_row_number"] else ""
+                    st.markdown(f":material/add_circle: Created by run **#{created['id']}** "
+                                f"({render.md_escape(created['file_name'])}{row_text}) on "
+                                f"{created['started_at']:%Y-%m-%d %H:%M} UTC.")
+                    st.page_link("views/history.py", label="See the runs in History", icon=":material/history:")
+                else:
+                    st.markdown(":material/add_circle: Not created by an import that is still on record.")
+                changes = [
+                    {"When (UTC)": change["changed_at"],
+                     "Run": f"#{change['run_id']}" + (" (undone)" if change["run_status"] == "undone" else ""),
+                     "File": change["file_name"], "Field": label, "Before": "" if old is None else str(old),
+                     "After": "" if new is None else str(new)}
+                    for change in detail["changes"]
+                    for label, (old, new) in ((next((f.label for f in FIELDS if f.name == name), name), pair)
+                                              for name, pair in change["changes"].items())
+                ]
+                if changes:
+                    updates = len(detail["changes"])
+                    st.markdown(f":material/edit: Updated by {updates} import{'' if updates == 1 else 's'}:")
+                    st.dataframe(pd.DataFrame(changes), hide_index=True, width="stretch", column_config={
+                        "When (UTC)": st.column_config.DatetimeColumn(format="YYYY-MM-DD HH:mm")})
+                else:
+                    st.caption("No import has changed this customer since.")
+
+# --- export --------------------------------------------------------------------------------------------
+st.subheader("Export")
+shown = "every customer" if not (text or region or run_id is not None) else "the customers these filters select"
+st.caption(f"Downloads {shown}, in the order of their ID. The file is built when you click, in one pass over "
+           "the database; the columns are those of the template, so it can be uploaded again.")
+left, right = st.columns(2)
+filters = {"text": text or None, "region": region, "run_id": run_id}
+for column, fmt, label, key in ((left, "csv", "Download as CSV", keys.CUSTOMERS_CSV),
+                                (right, "xlsx", "Download as Excel", keys.CUSTOMERS_XLSX)):
+    column.download_button(label, key=key, data=partial(export_bytes, engine(), fmt, **filters),
+                           file_name=export_file_name(fmt, **filters), mime=MIME[fmt], icon=":material/download:",
+                           on_click="ignore", width="stretch")
