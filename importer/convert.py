@@ -199,6 +199,13 @@ _NOT_MARK = re.compile(r"[^A-Za-z0-9 _-]+")
 _PHONE_LOOKALIKES = str.maketrans({"O": "0", "o": "0", "I": "1", "l": "1", "|": "1", "S": "5"})
 
 
+def user_type_for(text: str) -> str | None:
+    """The user type a word means (`Company` -> BUSINESS, `personal` -> INDIVIDUAL), or None."""
+    word = re.sub(r"[^a-z]", "", str(text).casefold())
+    code = word.upper() if word.upper() in USER_TYPES else _USER_TYPE_LOOKUP.get(word)
+    return code if code in USER_TYPES else None
+
+
 def _suggest(field: str, text: str, settings: Settings) -> tuple[str | None, str]:
     """A target for one failing text and why, before checking it passes."""
     stripped = text.strip()
@@ -211,10 +218,11 @@ def _suggest(field: str, text: str, settings: Settings) -> tuple[str | None, str
         if match.how == "fuzzy":
             return match.region, f"looks like {match.name} ({match.score:.0f}%)"
         verb = "is in" if match.kind == "town" else "means"
-        return match.region, f"{match.name} {verb} {REGIONS[match.region]}"
+        name = stripped if match.how == "exact" else match.name
+        return match.region, f"{name} {verb} {REGIONS[match.region]}"
     if field == "user_type":
-        code = _USER_TYPE_LOOKUP.get(re.sub(r"[^a-z]", "", stripped.casefold()))
-        return (code, f"{stripped} means {code.title()}") if code in USER_TYPES else (None, "")
+        code = user_type_for(stripped)
+        return (code, f"{stripped} means {code.title()}") if code else (None, "")
     if field == "phone":
         digits_like = stripped.translate(_PHONE_LOOKALIKES)
         if digits_like != stripped:
@@ -291,4 +299,5 @@ def apply_conversion(checked: Checked, conversion: Conversion, settings: Setting
 
 
 __all__ = ["VALUE_LIMIT", "Conversion", "Operation", "Preview", "Replace", "apply_conversion", "apply_operation",
-           "failing_fields", "failing_rows", "failing_values", "new_values", "operation_from_dict", "preview"]
+           "failing_fields", "failing_rows", "failing_values", "new_values", "operation_from_dict", "preview",
+           "user_type_for"]

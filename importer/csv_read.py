@@ -11,7 +11,10 @@ import codecs
 import csv
 import functools
 import io
+import re
+from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from importer.errors import LimitExceeded
@@ -91,6 +94,74 @@ def sniff_delimiter(data: bytes, encoding: str) -> str:
     return best
 
 
+# A row is kept aside as a possible footer or note (importer.mapping decides) when it has at most this
+# many non-blank cells, or when its first non-blank cell starts like one of these.
+NOTE_MAX_CELLS = 2
+NOTE_START = re.compile(
+    r"\s*(?:(?:grand|sub)[\s-]*total|totals?\b|(?:prepared|checked|approved|verified|authori[sz]ed|reviewed|"
+    r"compiled|signed|printed|generated|entered|submitted)\s+(?:by|on)\b|signature\b|sign\s*:|end\s+of\b|"
+    r"page\s+\d|(?:no\.?|number)\s+of\s+customers|notes?\s*:|n\.?\s?b\.?\s*:|remarks?\s*:|[-=_*~.#+|\s]+$)",
+    re.IGNORECASE,
+)
+# Columns left out of a read whose values are counted, over the first PROFILE_ROWS rows (at most
+# PROFILE_DISTINCT distinct values each): enough to say what an ignored column holds ("Location: towns").
+PROFILE_ROWS = 2_000
+PROFILE_COLUMNS = 50
+PROFILE_DISTINCT = 500
+
+
+_NUMBER = re.compile(r"[+-]?[\d,.\s]*\d[\d,.\s]*")
+_SEPARATORS = re.compile(r"[-=_*~.#+|\s]+")
+_PHONE_LIKE = re.compile(r"\+?[\d\s\-().]{7,25}")
+
+
+@dataclass(frozen=True)
+class SkippedRow:
+    """A row read but not taken as a customer: its Excel row (CSV line), its cells' text, and why."""
+
+    row: int
+    text: str
+    reason: str
+
+
+def _looks_like_phone(text: str) -> bool:
+    digits = sum(ch.isdigit() for ch in text)
+    return bool(_PHONE_LIKE.fullmatch(text)) and 7 <= digits <= 15
+
+
+def note_reason(
+    cells: Sequence[tuple[int, str]], phone_column: int | None, name_columns: Sequence[int], field_columns: Sequence[int]
+) -> str | None:
+    """Why a row with these non-blank (sheet column, text) cells is a footer or a note, or None: a customer.
+
+    A row with a phone-like value in the phone column and any name (or mark, company) is a customer
+    whatever else it says ("Total Petroleum Ltd"). Otherwise it is skipped when it is only separators
+    ("-----"), starts with a footer or note word ("TOTAL", "TOTAL CUSTOMERS: 1,300", "Prepared by",
+    "Checked by", "NB:"), holds only numbers (a count, a sum, a lone S/No), or holds at most two cells of
+    which none feeds a field (a note beside the table).
+    """
+    if not cells:
+        return None
+    texts = {column: text for column, text in cells}
+    phone = texts.get(phone_column, "") if phone_column is not None else ""
+    if _looks_like_phone(phone) and any(texts.get(c) for c in name_columns):
+        return None
+    if all(_SEPARATORS.fullmatch(t) for t in texts.values()):
+        return "only separators"
+    start = NOTE_START.match(cells[0][1])
+    if start and not _SEPARATORS.fullmatch(cells[0][1]):
+        return f"a footer or note (starts with {' '.join(start.group(0).split())!r})"
+    if all(_NUMBER.fullmatch(t) for t in texts.values()) and not (phone_column in texts and _looks_like_phone(phone)):
+        return "only a number" if len(texts) == 1 else "only numbers"
+    if len(texts) <= NOTE_MAX_CELLS and not set(texts) & set(field_columns):
+        return "a note outside the customer columns"
+    return None
+
+
+def _blank(value: object) -> bool:
+    return value is None or (value.strip() == "" if isinstance(value, str) else False)
+
+
 class SheetRows(list[list[str]]):
     """A sheet's rows as text cells: row i is Excel row (CSV line) i + 1; blank rows may be EMPTY_ROW.
 
@@ -99,6 +170,11 @@ class SheetRows(list[list[str]]):
     the rows that are blank in the kept columns but not in the others: they still count as data rows.
     `width` is the widest row read with `columns` set, in the sheet's own columns. `reread(columns)` reads the same sheet
     again keeping other columns (set by whoever knows the file: importer.mapping.choose_sheet).
+
+    `notes` holds, for rows that may be a footer or a note (few cells, or a first cell like "TOTAL",
+    "Prepared by", "-----"), every non-blank cell as (sheet column, text): importer.mapping decides which
+    are skipped. `profile` counts the values of the columns left out (first PROFILE_ROWS rows), and
+    `hidden_columns` (set by the reader) are the sheet's hidden columns.
     """
 
     def __init__(self, columns: Sequence[int] | None = None) -> None:
@@ -107,12 +183,20 @@ class SheetRows(list[list[str]]):
         self.filled: set[int] = set()
         self.width = 0
         self.reread: Callable[[tuple[int, ...]], SheetRows] | None = None
+        self.notes: dict[int, tuple[tuple[int, str], ...]] = {}
+        self.profile: dict[int, Counter[str]] = {}
+        self.hidden_columns: frozenset[int] = frozenset()
+        self.sheet_notes: object = None  # importer.mapping.SheetNotes, left by apply_mapping
+        self._profiled = 0
         self._position = None if columns is None else {c: j for j, c in enumerate(self.columns or ())}
 
     def put(self, index: int, cells: list[Any], text: Callable[[Any], str] | None = None) -> None:
         """Store a non-blank row at `index` (padding the rows above), keeping only `columns`."""
         pad_to(self, index)
         self.width = max(self.width, len(cells))
+        self._note(index, cells, text)
+        if self.columns is not None and self._profiled < PROFILE_ROWS:
+            self._profile(cells, text)
         if self.columns is None:
             kept = [text(v) for v in cells] if text else cells
         else:
@@ -123,6 +207,31 @@ class SheetRows(list[list[str]]):
             while kept and kept[-1] == "":
                 kept.pop()
         self.append(kept)
+
+    def _note(self, index: int, cells: list[Any], text: Callable[[Any], str] | None) -> None:
+        """Keep the cells of a row that may be a footer or a note (cheap for the other rows: two counts)."""
+        filled = len(cells) - cells.count("") - cells.count(None)
+        if filled > NOTE_MAX_CELLS:
+            first = next((v for v in cells if not _blank(v)), None)
+            if not isinstance(first, str) or not NOTE_START.match(first):
+                return
+        to_text = text or str
+        kept = tuple((c, to_text(v).strip()) for c, v in enumerate(cells) if not _blank(v))
+        self.notes[index] = tuple((c, t) for c, t in kept if t)
+
+    def _profile(self, cells: list[Any], text: Callable[[Any], str] | None) -> None:
+        """Count the values of the columns this read leaves out (bounded: see PROFILE_*)."""
+        self._profiled += 1
+        kept = set(self.columns or ())
+        to_text = text or str
+        for column in range(min(len(cells), PROFILE_COLUMNS + len(kept))):
+            value = cells[column]
+            if column in kept or _blank(value):
+                continue
+            counts = self.profile.setdefault(column, Counter())
+            label = to_text(value).strip()
+            if label in counts or len(counts) < PROFILE_DISTINCT:
+                counts[label] += 1
 
     def set_cell(self, index: int, column: int, value: str) -> None:
         """Overwrite one cell of a row already read (column: the sheet's own column index)."""
@@ -142,6 +251,7 @@ class SheetRows(list[list[str]]):
         """Insert `count` blank rows at the top (a reader that started at the first used row)."""
         self[:0] = [EMPTY_ROW] * count
         self.filled = {i + count for i in self.filled}
+        self.notes = {i + count: cells for i, cells in self.notes.items()}
 
 
 def _lines(data: bytes, encoding: str, max_chars: int, what: str) -> Iterator[str]:

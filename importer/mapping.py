@@ -1,20 +1,39 @@
-"""Header detection and header -> field mapping (synonyms, fuzzy), and the positional legacy layout."""
+"""Header detection and header -> field mapping (synonyms, fuzzy), and the positional legacy layout.
+
+Beyond the record's fields a column may feed FULL_NAME, split into first and last name (split_full_name);
+a visible column beats a hidden one for the same field; footer and note rows are skipped and listed
+(SheetNotes), and mapping_warnings says when an ignored column looks like a field left to its default.
+"""
 
 from __future__ import annotations
 
 import re
+from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from functools import lru_cache, partial
 from typing import Any
 
 import pandas as pd
 from rapidfuzz import fuzz
 
-from importer.csv_read import SheetRows, row_limit
+from importer.csv_read import PROFILE_ROWS, SheetRows, SkippedRow, note_reason, row_limit
 from importer.errors import LimitExceeded, NoHeader, UnreadableFile, UsageError
 from importer.read import SpreadsheetFile
-from schemas.customer import FIELD_NAMES, FIELDS, LEGACY_POSITIONAL_FIELDS, REQUIRED_FIELDS, label_of
+from schemas.customer import FIELD_NAMES, FIELDS, LEGACY_POSITIONAL_FIELDS, REGIONS, REQUIRED_FIELDS, label_of
+
+# A mapping choice beside the fields: one column holding "First Last", split into first_name and last_name.
+FULL_NAME = "full_name"
+NAME_PARTS = ("first_name", "last_name")
+# Header texts for choices the record's own synonyms (schemas.customer) do not cover: Location, City, Town
+# feed Region (their values then get suggestions from the gazetteer), Cust. Name feeds FULL_NAME.
+EXTRA_SYNONYMS: dict[str, tuple[str, ...]] = {
+    "region": ("location", "city", "town", "city town", "town city", "locality", "district", "hometown", "place",
+               "region state", "branch location", "customer location"),
+    FULL_NAME: ("name", "names", "full name", "fullname", "full names", "customer name", "customers name",
+                "customer s name", "cust name", "client name", "clients name", "customer full name", "name of customer",
+                "consignee", "consignee name", "account name", "contact name", "receiver name", "customer", "client"),
+}
 
 # The header is looked for in the first SCAN_ROWS rows (Excel rows, blank ones included).
 SCAN_ROWS = 30
@@ -37,11 +56,13 @@ def _vocabulary() -> tuple[dict[str, str], tuple[tuple[str, str], ...]]:
     """Exact keys (normalised, spaces removed) -> field, and (normalised text, field) pairs for fuzzy."""
     exact: dict[str, str] = {}
     pairs: list[tuple[str, str]] = []
-    for spec in FIELDS:
-        for text in (spec.name, spec.label, *spec.synonyms):
+    names = [(spec.name, (spec.name, spec.label, *spec.synonyms)) for spec in FIELDS]
+    names += [(name, (name, *texts)) for name, texts in EXTRA_SYNONYMS.items()]
+    for name, texts in names:
+        for text in texts:
             norm = normalise(text)
-            exact.setdefault(norm.replace(" ", ""), spec.name)
-            pairs.append((norm, spec.name))
+            exact.setdefault(norm.replace(" ", ""), name)
+            pairs.append((norm, name))
     return exact, tuple(pairs)
 
 
@@ -67,8 +88,29 @@ def _score(text: str) -> tuple[str | None, float]:
 
 
 def match_header(text: str) -> str | None:
-    """One header text -> field name, or None when it names no field."""
+    """One header text -> field name (or FULL_NAME), or None when it names no field."""
     return _score(text)[0]
+
+
+def mapping_choices() -> list[str | None]:
+    """What a column may feed, for a select box: None (ignore it), every field, then FULL_NAME."""
+    return [None, *FIELD_NAMES, FULL_NAME]
+
+
+def choice_label(choice: str | None) -> str:
+    """A mapping choice in words: `(ignore)`, `Phone`, `Full name → First Name + Last Name`."""
+    if choice is None:
+        return "(ignore)"
+    if choice == FULL_NAME:
+        return "Full name → First Name + Last Name"
+    return label_of(choice)
+
+
+def fed_fields(choice: str | None) -> tuple[str, ...]:
+    """The record's fields a mapping choice feeds: FULL_NAME -> (first_name, last_name); None -> ()."""
+    if choice is None:
+        return ()
+    return NAME_PARTS if choice == FULL_NAME else (choice,)
 
 
 @dataclass(frozen=True)
@@ -77,8 +119,9 @@ class ColumnMapping:
 
     header_row: int | None  # Excel row number (1-based) of the header; None when positional
     headers: tuple[str, ...]  # header cell texts; positional: ("Column A", "Column B", ...)
-    fields: tuple[str | None, ...]  # per column, the field it feeds, or None (ignored)
+    fields: tuple[str | None, ...]  # per column, the field it feeds (or FULL_NAME), or None (ignored)
     positional: bool
+    hidden_columns: tuple[int, ...] = field(default=(), compare=False)  # columns hidden in the sheet
 
     @property
     def unknown_columns(self) -> tuple[str, ...]:
@@ -87,12 +130,18 @@ class ColumnMapping:
 
     @property
     def missing_required(self) -> tuple[str, ...]:
-        """Required field names that no column feeds."""
-        return tuple(f for f in REQUIRED_FIELDS if f not in self.fields)
+        """Required field names that no column feeds (a FULL_NAME column feeds first and last name)."""
+        fed = {f for choice in self.fields for f in fed_fields(choice)}
+        return tuple(f for f in REQUIRED_FIELDS if f not in fed)
 
     def field_columns(self) -> dict[str, int]:
-        """Field name -> index of the column that feeds it."""
+        """Field name (or FULL_NAME) -> index of the column that feeds it."""
         return {f: i for i, f in enumerate(self.fields) if f is not None}
+
+    @property
+    def full_name_column(self) -> int | None:
+        """The column split into first and last name, if one is."""
+        return self.field_columns().get(FULL_NAME)
 
     def with_fields(self, fields: Sequence[str | None]) -> ColumnMapping:
         """The user's choice of field per column (None = ignore it).
@@ -102,13 +151,16 @@ class ColumnMapping:
         """
         if len(fields) != len(self.headers):
             raise UsageError(f"the mapping has {len(self.headers)} columns, not {len(fields)}")
-        unknown = sorted({f for f in fields if f is not None and f not in FIELD_NAMES})
+        unknown = sorted({f for f in fields if f is not None and f not in FIELD_NAMES and f != FULL_NAME})
         if unknown:
-            raise UsageError(f"unknown field(s) {', '.join(unknown)}; fields are: {', '.join(FIELD_NAMES)}")
-        chosen = [f for f in fields if f is not None]
+            raise UsageError(f"unknown field(s) {', '.join(unknown)}; fields are: {', '.join(FIELD_NAMES)}, {FULL_NAME}")
+        chosen = [f for choice in fields for f in fed_fields(choice)]
         twice = sorted({label_of(f) for f in chosen if chosen.count(f) > 1})
         if twice:
-            raise UsageError(f"Each field can come from one column only; pick one column for: {', '.join(twice)}.")
+            why = " (a full name column already gives first and last name)" if FULL_NAME in fields else ""
+            raise UsageError(
+                f"Each field can come from one column only; pick one column for: {', '.join(twice)}{why}."
+            )
         new = replace(self, fields=tuple(fields))
         if new.missing_required:
             missing = ", ".join(label_of(f) for f in new.missing_required)
@@ -122,6 +174,7 @@ class ColumnMapping:
             "headers": list(self.headers),
             "fields": list(self.fields),
             "positional": self.positional,
+            "hidden_columns": list(self.hidden_columns),
             "unknown_columns": list(self.unknown_columns),
             "missing_required": list(self.missing_required),
         }
@@ -134,18 +187,23 @@ class ColumnMapping:
             headers=tuple(data["headers"]),
             fields=tuple(data["fields"]),
             positional=bool(data["positional"]),
+            hidden_columns=tuple(int(c) for c in data.get("hidden_columns", ())),
         )
 
 
-def _map_row(cells: list[str]) -> tuple[str | None, ...]:
-    """Fields of one candidate header row; each field goes to its surest column (ties: leftmost)."""
+def _map_row(cells: list[str], hidden: frozenset[int] = frozenset()) -> tuple[str | None, ...]:
+    """Fields of one candidate header row; each field goes to its surest visible column, a hidden one only
+    when no visible column names it (ties: leftmost). A FULL_NAME column only when no column gives first
+    or last name."""
     scored = [(*_score(text), col) for col, text in enumerate(cells)]
     fields: list[str | None] = [None] * len(cells)
     taken: set[str] = set()
-    for field, _certainty, col in sorted(scored, key=lambda s: (-s[1], s[2])):
-        if field is not None and field not in taken:
-            fields[col] = field
-            taken.add(field)
+    for name, _certainty, col in sorted(scored, key=lambda s: (s[2] in hidden, -s[1], s[2])):
+        if name is not None and name not in taken:
+            fields[col] = name
+            taken.add(name)
+    if FULL_NAME in taken and taken & set(NAME_PARTS):
+        fields = [None if f == FULL_NAME else f for f in fields]
     return tuple(fields)
 
 
@@ -174,21 +232,26 @@ def _expected_headers() -> str:
 
 
 def detect_mapping(rows: list[list[str]], scan_rows: int = SCAN_ROWS) -> ColumnMapping:
-    """Find the header row among the first scan_rows rows (titles above it skipped) and map its columns."""
+    """Find the header row among the first scan_rows rows (titles above it skipped) and map its columns.
+
+    rows may be SheetRows: its hidden_columns lose ties to visible ones and are kept on the mapping.
+    """
+    hidden: frozenset[int] = getattr(rows, "hidden_columns", frozenset())
     best: tuple[int, int, tuple[str | None, ...]] | None = None  # (matched, row index, fields)
     for index, cells in enumerate(rows[:scan_rows]):
         if _is_blank(cells):
             continue
-        fields = _map_row(cells)
+        fields = _map_row(cells, hidden)
         matched = [f for f in fields if f]
-        qualifies = len(matched) >= 2 and any(f in REQUIRED_FIELDS for f in matched)
+        qualifies = len(matched) >= 2 and any(f in REQUIRED_FIELDS or f == FULL_NAME for f in matched)
         if qualifies and (best is None or len(matched) > best[0]):
             best = (len(matched), index, fields)
     if best is not None:
         _, index, fields = best
         headers = tuple(str(c) for c in rows[index])
         # Trailing blank header cells feed nothing; keep the tuple as wide as the header row.
-        return ColumnMapping(index + 1, headers, fields, positional=False)
+        return ColumnMapping(index + 1, headers, fields, positional=False,
+                             hidden_columns=tuple(sorted(c for c in hidden if c < len(headers))))
     first = next((cells for cells in rows if not _is_blank(cells)), None)
     if first is None:
         raise NoHeader("The sheet has no data: every row is blank.")
@@ -206,12 +269,98 @@ def mapped_columns(mapping: ColumnMapping) -> tuple[int, ...]:
     return tuple(sorted(mapping.field_columns().values()))
 
 
+@dataclass(frozen=True)
+class SheetNotes:
+    """What reading a sheet learned beside its customer rows, for the pages to show.
+
+    skipped_rows: footer and note rows left out (never failures, never attempted), in row order.
+    ignored_values: per column the file has but no field reads, its most common values and their counts
+    (from the first rows only: csv_read.PROFILE_ROWS), for mapping_warnings.
+    full_names: (row, text) of the first rows' full names, when a column was split (split_preview).
+    """
+
+    skipped_rows: tuple[SkippedRow, ...] = ()
+    ignored_values: tuple[tuple[int, tuple[tuple[str, int], ...]], ...] = ()
+    full_names: tuple[tuple[int, str], ...] = ()
+
+    def values_of(self, column: int) -> dict[str, int]:
+        """The counted values of one ignored column (empty when it was not counted)."""
+        return dict(dict(self.ignored_values).get(column, ()))
+
+
+EMPTY_NOTES = SheetNotes()
+FULL_NAME_SAMPLE = 10
+
+
+def sheet_notes(rows: object) -> SheetNotes:
+    """The notes apply_mapping left on the rows it read (EMPTY_NOTES for plain lists)."""
+    notes = getattr(rows, "sheet_notes", None)
+    return notes if isinstance(notes, SheetNotes) else EMPTY_NOTES
+
+
+def _skipped(rows: SheetRows, mapping: ColumnMapping, start: int) -> dict[int, SkippedRow]:
+    """The note rows (SheetRows.notes) under the header that are footers or notes, not customers."""
+    columns = mapping.field_columns()
+    names = [columns[f] for f in (*NAME_PARTS, FULL_NAME, "shipping_mark", "company_name") if f in columns]
+    skipped: dict[int, SkippedRow] = {}
+    for index, cells in rows.notes.items():
+        if index < start:
+            continue
+        reason = note_reason(cells, columns.get("phone"), names, list(columns.values()))
+        if reason is not None:
+            text = " | ".join(t for _, t in cells)
+            skipped[index] = SkippedRow(index + 1, text[:200] + ("…" if len(text) > 200 else ""), reason)
+    return skipped
+
+
+def _ignored_values(
+    rows: SheetRows, mapping: ColumnMapping, start: int, skipped: dict[int, SkippedRow]
+) -> tuple[tuple[int, tuple[tuple[str, int], ...]], ...]:
+    """The values of the named columns no field reads, counted over the first PROFILE_ROWS data rows.
+
+    A column the rows hold (kept for the report) is counted here, skipping footers; one they left out
+    was counted as it was read (SheetRows.profile), less the header, title rows and skipped rows.
+    """
+    position = {c: j for j, c in enumerate(rows.columns)} if rows.columns is not None else None
+    found = []
+    for column, (header, choice) in enumerate(zip(mapping.headers, mapping.fields, strict=True)):
+        if choice is not None or not header.strip():
+            continue
+        at = column if position is None else position.get(column)
+        if at is not None:
+            counts: Counter[str] = Counter()
+            taken = 0
+            for index in range(start, len(rows)):
+                if taken >= PROFILE_ROWS:
+                    break
+                cells = rows[index]
+                if index in skipped or _is_blank(cells):
+                    continue
+                taken += 1
+                text = str(cells[at]).strip() if at < len(cells) else ""
+                if text:
+                    counts[text] += 1
+        elif column in rows.profile:
+            counts = rows.profile[column].copy()
+            if start:
+                counts[header.strip()] -= 1
+            for index, noted in rows.notes.items():
+                if index < start or index in skipped:
+                    counts.subtract(text for c, text in noted if c == column)
+        else:
+            continue
+        found.append((column, tuple((v, n) for v, n in counts.most_common(50) if n > 0)))
+    return tuple(found)
+
+
 def apply_mapping(rows: list[list[str]], mapping: ColumnMapping, max_rows: int) -> pd.DataFrame:
     """Rows under the header as a frame of FIELD_NAMES (text, "" for blank), indexed by Excel row number.
 
     `rows` may hold only some columns (SheetRows from choose_sheet); a mapping that reads others (a
-    user's override) has the sheet read again for them.
+    user's override) has the sheet read again for them. Footer and note rows are left out and listed, with
+    the rest of what the read learned, in `sheet_notes(rows)`; a FULL_NAME column fills first and last name.
     """
+    given = rows
     columns = mapping.field_columns()
     if isinstance(rows, SheetRows) and rows.columns is not None:
         if not set(columns.values()) <= set(rows.columns):
@@ -219,23 +368,160 @@ def apply_mapping(rows: list[list[str]], mapping: ColumnMapping, max_rows: int) 
                 raise ValueError("these rows do not hold the columns the mapping reads")
             rows = rows.reread(mapped_columns(mapping))
         position = {c: j for j, c in enumerate(rows.columns or ())}
-        columns = {f: position[c] for f, c in columns.items()}
+        positions = {f: position[c] for f, c in columns.items()}
+    else:
+        positions = dict(columns)
     filled = rows.filled if isinstance(rows, SheetRows) else ()
     start = 0 if mapping.positional or mapping.header_row is None else mapping.header_row
-    data: dict[str, list[str]] = {f: [] for f in FIELD_NAMES}
+    skipped = _skipped(rows, mapping, start) if isinstance(rows, SheetRows) else {}
+    read = [*FIELD_NAMES, FULL_NAME] if FULL_NAME in positions else list(FIELD_NAMES)
+    data: dict[str, list[str]] = {f: [] for f in read}
     numbers: list[int] = []
     for index in range(start, len(rows)):
         cells = rows[index]
-        if _is_blank(cells) and index not in filled:
-            continue  # blank rows are skipped and not counted
+        if (_is_blank(cells) and index not in filled) or index in skipped:
+            continue  # blank rows are skipped and not counted; footers and notes are listed
         if len(numbers) >= max_rows:
             raise row_limit("The file", max_rows)
         numbers.append(index + 1)
-        for field in FIELD_NAMES:
-            col = columns.get(field)
-            data[field].append(str(cells[col]) if col is not None and col < len(cells) else "")
+        for name in read:
+            col = positions.get(name)
+            data[name].append(str(cells[col]) if col is not None and col < len(cells) else "")
     index = pd.Index(numbers, name="source_row_number", dtype="int64")
+    full_names: tuple[tuple[int, str], ...] = ()
+    if FULL_NAME in positions:
+        full = pd.Series(data.pop(FULL_NAME), index=index, dtype="str")
+        data["first_name"], data["last_name"] = (part.tolist() for part in split_full_name(full))
+        full_names = tuple(zip(numbers[:FULL_NAME_SAMPLE], full.iloc[:FULL_NAME_SAMPLE].tolist(), strict=True))
+    if isinstance(given, SheetRows):
+        given.sheet_notes = SheetNotes(
+            skipped_rows=tuple(skipped[i] for i in sorted(skipped)),
+            ignored_values=_ignored_values(rows, mapping, start, skipped) if isinstance(rows, SheetRows) else (),
+            full_names=full_names,
+        )
     return pd.DataFrame(data, index=index, columns=list(FIELD_NAMES), dtype="str")
+
+
+# Titles before a name are not part of it ("Mr. Kofi Mensah" -> Kofi, Mensah).
+_TITLES = r"(?:mr|mrs|ms|miss|mister|dr|prof|rev|revd|hon|sir|madam|mdm|eng)\.?"
+
+
+def split_full_name(full: pd.Series) -> tuple[pd.Series, pd.Series]:
+    """Split full names into (first names, last names), column-wise: all but the last word is the first name.
+
+    `Ama Serwaa Owusu` -> (`Ama Serwaa`, `Owusu`). Ghanaian names are written given names first and the
+    surname last; middle and day names ("Serwaa", "Atta") go with the given names, as the "Other names"
+    box of Ghanaian forms has them, and the surname stays one word, the one a branch looks a customer up
+    by. Taking only the first word as the first name would make "Serwaa Owusu" the surname.
+    Two layouts say the order themselves and are followed: a comma (`Mensah, Kofi Atta` -> Kofi Atta,
+    Mensah) and an all-capitals first word before mixed case (`MENSAH Kofi` -> Kofi, MENSAH), the official
+    surname-first style. Leading titles (Mr, Mrs, Dr, Rev, Madam...) are dropped. A single word becomes the
+    first name and leaves the last name blank, so the row fails asking for it (one_word_names says which).
+    """
+    text = full.fillna("").astype(str).str.replace(r"\s+", " ", regex=True).str.strip()
+    text = text.str.replace(rf"^(?:{_TITLES}\s+)+", "", case=False, regex=True)
+    plain = text.str.rsplit(" ", n=1, expand=True).reindex(columns=[0, 1])
+    two_words = plain[1].notna()
+    first, last = plain[0].where(two_words, text), plain[1].where(two_words, "")
+    caps = text.str.extract(r"^([A-Z][A-Z'\-]+) (.*[a-z].*)$")
+    surname_first = caps[0].notna()
+    comma = text.str.extract(r"^([^,]*[^,\s]),\s*(\S.*)$")
+    by_comma = comma[0].notna()
+    first = first.mask(surname_first, caps[1]).mask(by_comma, comma[1].str.strip())
+    last = last.mask(surname_first, caps[0]).mask(by_comma, comma[0].str.strip())
+    return first.fillna("").astype("str"), last.fillna("").astype("str")
+
+
+def split_preview(full_names: Sequence[tuple[int, str]]) -> pd.DataFrame:
+    """Rows, full names and how they split: columns Row, Full name, First name, Last name, Note."""
+    rows = [row for row, _ in full_names]
+    full = pd.Series([text for _, text in full_names], dtype="str")
+    first, last = split_full_name(full)
+    notes = [
+        "" if not text.strip() or surname else "one word: the last name is left blank; type it in Review"
+        for text, surname in zip(full.tolist(), last.tolist(), strict=True)
+    ]
+    return pd.DataFrame({"Row": rows, "Full name": full.tolist(), "First name": first.tolist(),
+                         "Last name": last.tolist(), "Note": notes})
+
+
+def one_word_names(original: pd.DataFrame, mapping: ColumnMapping) -> list[tuple[int, str]]:
+    """(row, message) for each row whose full name was one word, so its last name is blank (FULL_NAME only)."""
+    if mapping.full_name_column is None or original.empty:
+        return []
+    last_blank = original["last_name"].fillna("").str.strip() == ""
+    first = original["first_name"].fillna("").str.strip()
+    hit = last_blank & (first != "") & ~first.str.contains(" ", regex=False)
+    header = mapping.headers[mapping.full_name_column].strip() or "the name column"
+    return [
+        (int(row), f"Row {row}: {header} {name!r} is one word, so the last name is blank; type the customer's "
+                   "last name in the Last Name cell (or exclude the row)")
+        for row, name in zip(original.index[hit.to_numpy()], first[hit].tolist(), strict=True)
+    ]
+
+
+LOOKS_LIKE_SHARE = 0.5
+
+
+@dataclass(frozen=True)
+class MappingWarning:
+    """An optional field left to its default for `rows` rows, and the ignored column that looks like it."""
+
+    field: str
+    default: str
+    rows: int
+    column: int | None
+    header: str | None
+    share: float | None
+    message: str
+
+
+def _user_type_share(values: dict[str, int]) -> float:
+    from importer.convert import user_type_for
+
+    total = sum(n for v, n in values.items() if v.strip())
+    return sum(n for v, n in values.items() if v.strip() and user_type_for(v)) / total if total else 0.0
+
+
+def mapping_warnings(mapping: ColumnMapping, notes: SheetNotes, rows: int, default_region: str) -> tuple[MappingWarning, ...]:
+    """Optional fields with a default (region, user type) that no column feeds, for all `rows` rows.
+
+    Each says how many rows get the default and, when an ignored column looks like the field (at least
+    LOOKS_LIKE_SHARE of its counted values are regions or towns, or user types), which one:
+    `Location looks like regions: 96% of its values are towns or regions.` Region is warned about even
+    without such a column, since a branch list without regions is usually a mistake; user type is not.
+    """
+    from schemas.customer import USER_TYPES
+    from schemas.gazetteer import region_share
+
+    fed = {f for choice in mapping.fields for f in fed_fields(choice)}
+    found: list[MappingWarning] = []
+    checks = (("region", default_region, region_share, "regions", "towns or regions"),
+              ("user_type", USER_TYPES[0], _user_type_share, "user types", "user types"))
+    for name, default, share_of, kind, what in checks:
+        if name in fed or rows == 0:
+            continue
+        best: tuple[float, int] | None = None
+        for column, (header, choice) in enumerate(zip(mapping.headers, mapping.fields, strict=True)):
+            values = notes.values_of(column)
+            if choice is not None or not header.strip() or not values:
+                continue
+            share = share_of(values)
+            if share >= LOOKS_LIKE_SHARE and (best is None or share > best[0]):
+                best = (share, column)
+        shown = REGIONS.get(default, default) if name == "region" else default.title()
+        rows_text = f"all {rows:,} rows get" if rows != 1 else "the row gets"
+        if best is not None:
+            share, column = best
+            header = mapping.headers[column].strip()
+            message = (f"{header} looks like {kind}: {share:.0%} of its values are {what}. It is ignored, so "
+                       f"{rows_text} the default {label_of(name).lower()} {shown}. Map {header} to {label_of(name)}.")
+            found.append(MappingWarning(name, default, rows, column, header, share, message))
+        elif name == "region":
+            message = (f"No column is mapped to Region: {rows_text} the default region {shown}. "
+                       "If the file says where customers are, map that column to Region.")
+            found.append(MappingWarning(name, default, rows, None, None, None, message))
+    return tuple(found)
 
 
 def choose_sheet(

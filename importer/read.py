@@ -88,10 +88,16 @@ class SpreadsheetFile:
             else:
                 _xlrd_rows(self._data, sheet_name, rows, limit, what, head)
         part = self._zip.sheet_parts.get(sheet_name) if self._zip else None
+        rows.hidden_columns = self.hidden_columns(sheet_name)
         # calamine turns error cells (#N/A, #DIV/0!) into blanks; put back what Excel shows.
         for (row, col), text in (self._zip.error_cells.get(part, {}) if self._zip and part else {}).items():
             rows.set_cell(row - 1, col, text)
         return rows
+
+    def hidden_columns(self, sheet_name: str) -> frozenset[int]:
+        """The sheet's hidden columns (0-based; xlsx only: a CSV has none, and .xls is not looked into)."""
+        part = self._zip.sheet_parts.get(sheet_name) if self._zip else None
+        return self._zip.hidden_columns.get(part, frozenset()) if self._zip and part else frozenset()
 
     def _calamine(self) -> Any:
         """One parsed workbook per file, shared by every rows() call (choose_sheet reads several)."""

@@ -64,12 +64,40 @@ def bad_workbook(file_name: str, why: str = "it may be truncated or damaged") ->
     )
 
 
+# <col min="2" max="2" hidden="1"/> elements of <cols>, which comes before <sheetData>.
+_COL_TAG = re.compile(rb"<(?:[A-Za-z_][\w.-]{0,40}:)?col\b([^>]*)>")
+_COL_ATTR = re.compile(rb'\b(min|max|hidden|width)\s*=\s*"([^"]*)"')
+_DATA_START = re.compile(rb"<(?:[A-Za-z_][\w.-]{0,40}:)?sheetData[\s/>]")
+# Hidden columns are looked for in a sheet's first bytes only (the <cols> element is short), and only the
+# first HIDDEN_COLUMNS_MAX columns are recorded: headers further right are not matched anyway.
+COLS_SCAN_BYTES = 256 * 1024
+HIDDEN_COLUMNS_MAX = 1_024
+
+
 @dataclass
 class ZipReport:
-    """What the container check learned: sheet name -> XML part, and error cells per part."""
+    """What the container check learned: sheet name -> XML part, error cells per part, and the hidden
+    columns (0-based) per part."""
 
     sheet_parts: dict[str, str] = field(default_factory=dict)
     error_cells: dict[str, dict[tuple[int, int], str]] = field(default_factory=dict)
+    hidden_columns: dict[str, frozenset[int]] = field(default_factory=dict)
+
+
+def hidden_columns(head: bytes) -> frozenset[int]:
+    """The columns a sheet's <cols> hides (hidden="1", or a width of 0), from the XML before <sheetData>."""
+    end = _DATA_START.search(head)
+    hidden: set[int] = set()
+    for tag in _COL_TAG.finditer(head[: end.start()] if end else head):
+        attrs = {k.decode(): v.decode("ascii", "replace") for k, v in _COL_ATTR.findall(tag.group(1))}
+        try:
+            low, high = int(attrs.get("min", "0")), int(attrs.get("max", attrs.get("min", "0")))
+            zero_width = "width" in attrs and float(attrs["width"]) == 0
+        except ValueError:
+            continue
+        if attrs.get("hidden", "").lower() in ("1", "true") or zero_width:
+            hidden.update(range(max(low, 1) - 1, min(high, HIDDEN_COLUMNS_MAX)))
+    return frozenset(hidden)
 
 
 def check_zip(data: bytes, file_name: str, settings: Settings) -> ZipReport:
@@ -145,6 +173,7 @@ def _scan_member(
     is_sheet = sheet or (is_xml and "worksheets/" in info.filename)
     cap = min(budget, info.file_size)
     size, head, tail, crc = 0, b"", b"", 0
+    cols_head = b""
     extent = [0, 0]  # furthest row and column seen (1-based)
     counter = _CellCounter()
     errors: dict[tuple[int, int], str] = {}
@@ -165,6 +194,8 @@ def _scan_member(
         if is_xml and len(head) < XML_HEAD_BYTES:
             head += chunk[: XML_HEAD_BYTES - len(head)]
             _check_xml_head(head, info.filename, file_name)
+        if is_sheet and len(cols_head) < COLS_SCAN_BYTES:
+            cols_head += chunk[: COLS_SCAN_BYTES - len(cols_head)]
         if is_sheet:
             window = tail + chunk
             _track_extent(window, extent)
@@ -178,6 +209,8 @@ def _scan_member(
         raise bad_workbook(file_name)
     if errors:
         report.error_cells[info.filename] = errors
+    if is_sheet and (b"<col" in cols_head or b":col" in cols_head):
+        report.hidden_columns[info.filename] = hidden_columns(cols_head)
     return size
 
 

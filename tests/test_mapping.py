@@ -4,14 +4,32 @@ from __future__ import annotations
 
 import json
 
+import pandas as pd
 import pytest
 
+from importer.csv_read import SheetRows
 from importer.errors import FileRefused, LimitExceeded, NoHeader, UsageError
-from importer.mapping import ColumnMapping, apply_mapping, choose_sheet, detect_mapping, match_header
+from importer.mapping import (
+    FULL_NAME,
+    ColumnMapping,
+    apply_mapping,
+    choice_label,
+    choose_sheet,
+    detect_mapping,
+    fed_fields,
+    mapping_choices,
+    mapping_warnings,
+    match_header,
+    one_word_names,
+    sheet_notes,
+    split_full_name,
+    split_preview,
+)
+from importer.pipeline import read_upload
 from importer.read import open_file
 from importer.settings import Settings
 from schemas.customer import FIELD_NAMES, FIELDS
-from tests.fixtures import corpus
+from tests.fixtures import branch_files, corpus
 
 S = Settings()
 
@@ -30,9 +48,13 @@ S = Settings()
         ("Phone (required)", "phone"), ("First Name:", "first_name"), ("e.mail", "email"), ("TEL.", "phone"),
         # fuzzy: typos
         ("Shiping Mark", "shipping_mark"), ("Phone Numbr", "phone"), ("Frist Name", "first_name"),
+        # places feed Region, whole names the full-name split
+        ("Location", "region"), ("City", "region"), ("Town", "region"), ("Area", "region"), ("LOCATION:", "region"),
+        ("Full Name", "full_name"), ("Customer Name", "full_name"), ("Cust. Name", "full_name"),
+        ("Name", "full_name"), ("Customer's Name", "full_name"), ("NAMES", "full_name"),
         # nothing of ours
-        ("Date", None), ("Notes", None), ("Full Name", None), ("Address", None), ("", None), ("   ", None),
-        ("Customer Name", None), ("Amount", None),
+        ("Date", None), ("Notes", None), ("Address", None), ("", None), ("   ", None), ("Amount", None),
+        ("S/No", None), ("Remarks", None),
     ],
 )  # fmt: skip
 def test_match_header(text, field):
@@ -148,12 +170,14 @@ def test_empty_rows_have_no_header():
 def test_blank_rows_skipped_every_other_row_counts_with_its_excel_number():
     rows, m = _detect(corpus.blank_and_total_xlsx())
     frame = apply_mapping(rows, m, 100)
-    # Excel rows: 3 blank, 5 spaces only, 6 only an ignored column, 8-9 blank, 10 "Total".
-    assert list(frame.index) == [2, 4, 6, 7, 10]
+    # Excel rows: 3 blank, 5 spaces only, 8-9 blank; 6 a note in an ignored column and 10 "Total": listed.
+    assert list(frame.index) == [2, 4, 7]
     assert frame.index.name == "source_row_number"
     assert list(frame.columns) == list(FIELD_NAMES)
-    assert frame.loc[6].tolist() == [""] * len(FIELD_NAMES)
-    assert frame.loc[10, "shipping_mark"] == "Total" and frame.loc[10, "phone"] == "3"
+    skipped = sheet_notes(rows).skipped_rows
+    assert [(s.row, s.text) for s in skipped] == [(6, "only a note"), (10, "Total | 3")]
+    assert skipped[0].reason == "a note outside the customer columns"
+    assert skipped[1].reason == "a footer or note (starts with 'Total')"
     assert frame.loc[7, "region"] == ""  # short row: missing cells are ""
     assert frame.loc[2, "company_name"] == ""  # unmapped field
     assert all(isinstance(v, str) for v in frame.to_numpy().ravel())
@@ -291,7 +315,9 @@ def test_unmapped_columns_are_dropped_as_the_rows_are_read_and_still_listed():
     assert max(len(r) for r in rows) == 5  # 40 columns never kept
     assert m.unknown_columns == tuple(f"Extra {i}" for i in range(40))
     frame = apply_mapping(rows, m, 100)
-    assert frame.index.tolist() == [2, 3]  # the row with a value only in an ignored column still counts
+    # a row with one value, in an ignored column, is a note beside the table: listed, not counted
+    assert frame.index.tolist() == [2]
+    assert sheet_notes(rows).skipped_rows[0].row == 3
 
 
 def test_a_users_mapping_of_a_dropped_column_reads_it_again():
@@ -305,3 +331,160 @@ def test_a_users_mapping_of_a_dropped_column_reads_it_again():
     assert frame.loc[2, "phone"] == "0241234567" and frame.loc[2, "nickname"] == "hi"
     _, rows, _ = choose_sheet(f, None, 100, mapping=mine)  # or read once with the user's columns
     assert rows.columns == (0, 1, 2, 3, 4)
+
+
+# -- issue 11: hidden columns, full names, warnings ----------------------------------------------------------
+def test_a_visible_column_beats_a_hidden_one_with_the_same_field():
+    f = open_file(branch_files.hidden_phone_xlsx(), "h.xlsx", S)
+    _, rows, m = choose_sheet(f, None, 100)
+    assert m.hidden_columns == (3,)
+    assert m.fields == ("shipping_mark", "first_name", "last_name", None, "phone")
+    assert m.unknown_columns == ("Phone",)
+    frame = apply_mapping(rows, m, 100)
+    assert frame["phone"].tolist() == ["0241234567", "0241234568"]
+    assert ColumnMapping.from_dict(json.loads(json.dumps(m.to_dict()))).hidden_columns == (3,)
+
+
+def test_a_hidden_column_still_feeds_a_field_no_visible_column_gives():
+    assert detect_mapping([["Mark", "First Name", "Last Name", "Phone"]]).fields[3] == "phone"
+    sheet = SheetRows()
+    sheet.put(0, ["Mark", "First Name", "Last Name", "Phone", "Mobile"])
+    sheet.hidden_columns = frozenset({4})
+    assert detect_mapping(sheet).fields[3:] == ("phone", None)  # Phone visible wins over hidden Mobile
+    sheet.hidden_columns = frozenset({3, 4})
+    assert detect_mapping(sheet).fields[3:] == ("phone", None)  # both hidden: the surest, leftmost
+
+
+@pytest.mark.parametrize("header", ["Cust. Name", "Customer Name", "Full Name", "Name", "NAMES", "Client Name"])
+def test_a_whole_name_column_is_split_when_no_column_gives_first_or_last(header):
+    m = detect_mapping([["Mark", header, "Phone"]])
+    assert m.fields == ("shipping_mark", FULL_NAME, "phone")
+    assert m.missing_required == () and m.full_name_column == 1
+    with_last = detect_mapping([["Mark", header, "Surname", "Phone"]])
+    assert with_last.fields == ("shipping_mark", None, "last_name", "phone")
+    assert with_last.missing_required == ("first_name",)
+
+
+def test_full_name_choice_is_checked_and_round_trips():
+    m = detect_mapping([["Mark", "First Name", "Cust. Name", "Phone"]])
+    assert m.fields == ("shipping_mark", "first_name", None, "phone")
+    with pytest.raises(UsageError, match="First Name .a full name column already gives first and last name"):
+        m.with_fields(("shipping_mark", "first_name", FULL_NAME, "phone"))
+    moved = m.with_fields(("shipping_mark", None, FULL_NAME, "phone"))
+    assert moved.missing_required == ()
+    assert ColumnMapping.from_dict(json.loads(json.dumps(moved.to_dict()))) == moved
+    assert mapping_choices()[0] is None and mapping_choices()[-1] == FULL_NAME
+    assert choice_label(FULL_NAME) == "Full name → First Name + Last Name" and choice_label(None) == "(ignore)"
+    assert fed_fields(FULL_NAME) == ("first_name", "last_name") and fed_fields("phone") == ("phone",)
+
+
+@pytest.mark.parametrize(
+    ("full", "first", "last"),
+    [
+        ("Kofi Mensah", "Kofi", "Mensah"),
+        ("Ama Serwaa Owusu", "Ama Serwaa", "Owusu"),  # all but the last word
+        ("  Yaw \t Boateng  ", "Yaw", "Boateng"),
+        ("Mensah, Kofi Atta", "Kofi Atta", "Mensah"),  # comma: surname first
+        ("MENSAH Kofi", "Kofi", "MENSAH"),  # capitals first: surname first
+        ("KOFI MENSAH", "KOFI", "MENSAH"),  # all capitals: the usual order
+        ("Mr. Kofi Mensah", "Kofi", "Mensah"),
+        ("Dr Mrs Ama Owusu", "Ama", "Owusu"),
+        ("Mr Mensah", "Mensah", ""),  # a title and one name: one word
+        ("Kwame", "Kwame", ""),
+        ("", "", ""),
+        ("Kwabena O'Neil-Asante", "Kwabena", "O'Neil-Asante"),
+        ("Ádwoa Ñyarko", "Ádwoa", "Ñyarko"),
+        ("Mensah,", "Mensah,", ""),
+    ],
+)
+def test_split_full_name(full, first, last):
+    firsts, lasts = split_full_name(pd.Series([full, "Kofi Mensah"], dtype="str"))
+    assert (firsts.iloc[0], lasts.iloc[0]) == (first, last)
+    assert (firsts.iloc[1], lasts.iloc[1]) == ("Kofi", "Mensah")
+
+
+def test_split_full_name_of_nothing_but_single_words_and_missing_values():
+    firsts, lasts = split_full_name(pd.Series(["Kwame", None, "Ama"], dtype="str"))
+    assert firsts.tolist() == ["Kwame", "", "Ama"] and lasts.tolist() == ["", "", ""]
+    assert split_full_name(pd.Series([], dtype="str"))[0].empty
+
+
+@pytest.mark.parametrize("name", ["names.xlsx", "names.csv"])
+def test_a_full_name_file_is_read_split_and_its_one_word_names_named(name):
+    data = branch_files.full_name_xlsx() if name.endswith("xlsx") else branch_files.full_name_csv()
+    upload = read_upload(data, name, S)
+    original = upload.checked.original
+    assert list(zip(original["first_name"], original["last_name"], strict=True)) == list(branch_files.SPLITS)
+    assert sorted(upload.checked.errors) == [7]
+    assert [e.field for e in upload.checked.errors[7]] == ["last_name"]
+    assert one_word_names(original, upload.mapping) == [
+        (7, "Row 7: Customer Name 'Kwame' is one word, so the last name is blank; type the customer's last name "
+            "in the Last Name cell (or exclude the row)")]
+
+
+def test_split_preview_shows_the_first_rows():
+    f = open_file(branch_files.full_name_csv(), "n.csv", S)
+    _, rows, m = choose_sheet(f, None, 100)
+    apply_mapping(rows, m, 100)
+    notes = sheet_notes(rows)
+    assert notes.full_names[:2] == ((2, "Kofi Mensah"), (3, "Ama Serwaa Owusu"))
+    preview = split_preview(notes.full_names)
+    assert list(preview.columns) == ["Row", "Full name", "First name", "Last name", "Note"]
+    assert preview.iloc[5].tolist() == [7, "Kwame", "Kwame", "", "one word: the last name is left blank; type it in Review"]
+
+
+def _warnings(data: bytes, name: str, mapping=None):
+    f = open_file(data, name, S)
+    _, rows, detected = choose_sheet(f, None, 1000, mapping=mapping)
+    used = mapping or detected
+    frame = apply_mapping(rows, used, 1000)
+    return mapping_warnings(used, sheet_notes(rows), len(frame), "GREATER_ACCRA")
+
+
+def test_an_ignored_column_of_places_is_named_with_its_share():
+    data = branch_files.kumasi_csv(40)
+    detected = detect_mapping(corpus_rows(data))
+    assert detected.fields[4] == "region"  # Location feeds Region by itself
+    ignoring = detected.with_fields(tuple(None if f == "region" else f for f in detected.fields))
+    (warning,) = _warnings(data, "k.csv", ignoring)
+    assert (warning.field, warning.rows, warning.header, warning.column) == ("region", 40, "Location", 4)
+    # 7 of the 9 non-blank values are places or regions (the typo Kumassi does not count): 28 of 36 cells
+    assert warning.share == pytest.approx(28 / 36)
+    assert warning.message.startswith("Location looks like regions: 78% of its values are towns or regions. ")
+    assert "all 40 rows get the default region Greater Accra" in warning.message
+
+
+def test_no_region_column_is_warned_about_and_a_mapped_one_is_not():
+    data = corpus.csv_text([["Mark", "First", "Last", "Phone", "Notes"], ["PM1", "Kofi", "Mensah", "0241234567", "vip"]],
+                           ",").encode()
+    (warning,) = _warnings(data, "n.csv")
+    assert warning.column is None and warning.rows == 1
+    assert warning.message == ("No column is mapped to Region: the row gets the default region Greater Accra. "
+                               "If the file says where customers are, map that column to Region.")
+    assert _warnings(branch_files.kumasi_xlsx(), "k.xlsx") == ()
+
+
+def test_a_column_of_user_types_is_named():
+    rows = [["Mark", "First", "Last", "Phone", "Region", "Kind"]]
+    rows += [[f"PM{i}", "Kofi", "Mensah", f"024{i:07d}", "Ashanti", "Company" if i % 2 else "personal"] for i in range(6)]
+    data = corpus.csv_text(rows, ",").encode()
+    (warning,) = _warnings(data, "t.csv")
+    assert (warning.field, warning.header, warning.share) == ("user_type", "Kind", 1.0)
+    assert "Kind looks like user types: 100%" in warning.message and "default user type Individual" in warning.message
+
+
+def test_an_ignored_column_left_out_of_the_read_is_judged_from_what_was_counted():
+    rows = [["Mark", "First", "Last", "Phone", "Town"]] + [
+        [f"PM{i}", "Kofi", "Mensah", f"024{i:07d}", "Kumasi"] for i in range(5)] + [["TOTAL", "", "", "", "Tema"]]
+    data = corpus.csv_text(rows, ",").encode()
+    m = detect_mapping(corpus_rows(data))
+    ignoring = m.with_fields((*m.fields[:4], None))
+    f = open_file(data, "t.csv", S)
+    _, sheet, _ = choose_sheet(f, None, 100, mapping=ignoring)
+    assert 4 not in (sheet.columns or ())  # Town was left out of the read and counted as it went by
+    apply_mapping(sheet, ignoring, 100)
+    assert sheet_notes(sheet).values_of(4) == {"Kumasi": 5}  # header and the TOTAL row not counted
+
+
+def corpus_rows(data: bytes) -> list[list[str]]:
+    return [line.split(",") for line in data.decode().splitlines()[:1]]

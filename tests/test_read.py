@@ -524,3 +524,42 @@ def test_a_sheet_stored_outside_worksheets_is_measured_too():
     with pytest.raises(LimitExceeded, match="MAX_CELLS"):
         open_file(moved, "moved.xlsx", S.with_(max_cells=299))
     assert len(rows_of(moved, "moved.xlsx", settings=S.with_(max_cells=300))) == 30
+
+
+# -- hidden columns (issue 11: a hidden "Phone" column must not beat a visible "Mobile") -------------------
+@pytest.mark.parametrize(
+    ("cols", "hidden"),
+    [
+        (b'<cols><col min="4" max="4" width="9" hidden="1" customWidth="1"/></cols>', {3}),
+        (b'<cols><col min="2" max="3" hidden="true"/><col min="5" max="5" width="12"/></cols>', {1, 2}),
+        (b'<cols><col min="6" max="6" width="0" customWidth="1"/></cols>', {5}),  # zero width
+        (b'<x:cols><x:col min="1" max="1" hidden="1"/></x:cols>', {0}),  # a namespace prefix
+        (b'<cols><col min="7" max="16384" hidden="1"/></cols>', set(range(6, 1024))),  # "hide the rest"
+        (b'<cols><col min="a" max="2" hidden="1"/><col hidden="0" min="1" max="1"/></cols>', set()),
+        (b"", set()),
+    ],
+)
+def test_hidden_columns_are_read_from_the_sheet_xml(cols, hidden):
+    from importer.xlsx_guard import hidden_columns
+
+    xml = b'<worksheet><sheetViews/>' + cols + b'<sheetData><row r="1"><c r="A1"/></row></sheetData>' + \
+        b'<cols><col min="9" max="9" hidden="1"/></cols></worksheet>'  # after sheetData: not a column setting
+    assert hidden_columns(xml) == frozenset(hidden)
+
+
+def test_open_file_reports_the_hidden_columns_of_each_sheet():
+    import openpyxl
+
+    wb = openpyxl.Workbook()
+    wb.active.title = "A"
+    wb.active.append(["x", "y", "z"])
+    wb.active.column_dimensions["B"].hidden = True
+    wb.create_sheet("B").append(["x"])
+    buf = io.BytesIO()
+    wb.save(buf)
+    f = open_file(buf.getvalue(), "h.xlsx", S)
+    assert f.hidden_columns("A") == frozenset({1}) and f.hidden_columns("B") == frozenset()
+    assert f.rows("A", 10).hidden_columns == frozenset({1})
+    assert open_file(corpus.simple_xlsx(), "s.xlsx", S).hidden_columns("Customers") == frozenset()
+    csv_file = open_file(b"a,b\n1,2\n", "c.csv", S)
+    assert csv_file.hidden_columns("c") == frozenset()
