@@ -24,6 +24,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from collections.abc import Callable, Mapping
+from contextlib import closing
 from dataclasses import dataclass
 from enum import StrEnum
 from functools import lru_cache
@@ -34,7 +35,7 @@ import sqlalchemy as sa
 from rapidfuzz import fuzz
 from rapidfuzz.distance import OSA
 
-from importer.db import customers, reading
+from importer.db import customers, reading, to_database_error
 from importer.errors import UsageError
 from importer.settings import Settings
 from importer.validate import Checked, exclude, recheck
@@ -204,10 +205,10 @@ def _hashed_keys(texts: pd.Series, function: Callable[[str], str | None]) -> tup
     """(uint64 hash of function(text), has a key) per value; the function and the hash run once per
     distinct text (names and companies repeat a lot)."""
     codes, distinct = pd.factorize(texts, use_na_sentinel=True)
-    folded = [function(str(v)) for v in distinct]
-    hashes = pd.util.hash_array(np.array([k or "" for k in folded], dtype=object), categorize=False)
-    has = np.array([k is not None for k in folded] + [False], dtype=bool)
-    hashes = np.append(hashes, np.uint64(0))
+    keyed = [function(v) for v in np.asarray(distinct, dtype=object).tolist()]
+    has = np.array([k is not None for k in keyed] + [False], dtype=bool)
+    folded = np.array([k or "" for k in keyed], dtype=object)
+    hashes = np.append(pd.util.hash_array(folded, categorize=False), np.uint64(0))
     return hashes[codes], has[codes]  # code -1 (blank) takes the appended last entry
 
 
@@ -288,27 +289,41 @@ def _block_keys(frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
 # --- the stored customers, streamed ------------------------------------------------------------------
 
 
+# A page of customers by id (keyset), the columns in _SOURCE_FIELDS' order; tests check the two agree.
+_PAGE_SQL = {
+    "sqlite": "SELECT id, shipping_mark, first_name, last_name, email, phone, company_name FROM customers "
+              "WHERE id > ? ORDER BY id LIMIT ?",
+    "postgresql": "SELECT id, shipping_mark, first_name, last_name, email, phone, company_name FROM customers "
+                  "WHERE id > %s ORDER BY id LIMIT %s",
+}
+
+
 def _text_frame(columns: list[tuple[object, ...]]) -> pd.DataFrame:
     """A page of stored customers (_SOURCE_FIELDS columns, as read) as a frame of text like the upload's."""
     return pd.DataFrame({f: pd.array(list(values), dtype="str") for f, values in zip(_SOURCE_FIELDS, columns,
                                                                                           strict=True)})
 
 
-def _customer_hits(engine: sa.Engine, wanted: np.ndarray, page: int
+def _customer_hits(engine: sa.Engine, wanted: pd.Index, page: int
                    ) -> tuple[np.ndarray, np.ndarray, dict[int, Person]]:
-    """(key, customer id) for each stored customer's key that is in `wanted` (sorted), and the derived
+    """(key, customer id) for each stored customer's key that is in `wanted` (distinct), and the derived
     values of those customers, read a keyset page at a time (memory: one page, plus the hits)."""
     hit_keys: list[np.ndarray] = []
     hit_ids: list[np.ndarray] = []
     people: dict[int, Person] = {}
-    columns = (customers.c.id, *(customers.c[f] for f in _SOURCE_FIELDS))
     with reading(engine) as conn:
         if not len(wanted) or not sa.inspect(conn).has_table("customers"):
             return np.empty(0, dtype=np.uint64), np.empty(0, dtype=np.int64), people
+        # The driver's own cursor: SQLAlchemy's rows cost twice the query for 100,000 customers.
+        sql = _PAGE_SQL[conn.dialect.name]
         last = 0
         while True:
-            rows = conn.execute(sa.select(*columns).where(customers.c.id > last)
-                                .order_by(customers.c.id).limit(page)).all()
+            try:
+                with closing(conn.connection.cursor()) as cursor:
+                    cursor.execute(sql, (last, page))
+                    rows = cursor.fetchall()
+            except conn.dialect.loaded_dbapi.Error as exc:
+                raise to_database_error(exc, conn) from exc
             if not rows:
                 break
             values = list(zip(*rows, strict=True))
@@ -316,8 +331,7 @@ def _customer_hits(engine: sa.Engine, wanted: np.ndarray, page: int
             chunk = _text_frame(values[1:])
             del values, rows
             keys, positions = _block_keys(chunk)
-            at = np.minimum(np.searchsorted(wanted, keys), len(wanted) - 1)
-            hit = wanted[at] == keys
+            hit = wanted.get_indexer(keys) >= 0
             if hit.any():
                 hit_keys.append(keys[hit])
                 hit_ids.append(ids[positions[hit]])
@@ -392,7 +406,8 @@ def find_possible_duplicates(normalised: pd.DataFrame, engine: sa.Engine | None 
     order = np.argsort(keys, kind="stable")
     keys, member = keys[order], member[order].astype(np.int32)
     del order
-    stored_keys, stored_ids, people = (_customer_hits(engine, keys, page) if engine is not None
+    distinct = pd.Index(keys[np.r_[True, keys[1:] != keys[:-1]]] if len(keys) else keys)  # a hash table
+    stored_keys, stored_ids, people = (_customer_hits(engine, distinct, page) if engine is not None
                                        else (np.empty(0, np.uint64), np.empty(0, np.int64), {}))
     starts = np.flatnonzero(np.r_[True, keys[1:] != keys[:-1]]) if len(keys) else np.empty(0, np.int64)
     sizes = np.diff(np.r_[starts, len(keys)])

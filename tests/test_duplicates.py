@@ -306,3 +306,18 @@ def test_update_that_customer_makes_the_import_update_it(database_url):
     assert stored_customers(engine, [customer])[customer]["phone"] == "+233241234568"
     with pytest.raises(UsageError, match="customer #999 is not in the database any more"):
         update_decision(engine, 2, 999)
+
+
+def test_the_page_query_reads_the_columns_the_search_expects():
+    for sql in duplicates._PAGE_SQL.values():
+        columns = sql.split("SELECT ", 1)[1].split(" FROM", 1)[0].split(", ")
+        assert columns == ["id", *duplicates._SOURCE_FIELDS]
+
+
+def test_an_unreachable_database_is_one_line():
+    from importer.db import make_engine
+    from importer.errors import DatabaseError
+
+    checked = checked_of([person(1)])
+    with pytest.raises(DatabaseError, match="Cannot reach the database"):
+        find_possible_duplicates(checked.normalised, make_engine("postgresql+psycopg2://nobody@127.0.0.1:1/none"))
