@@ -7,6 +7,10 @@ before the report, so 0 rows measures the report's fixed cost.
 
     .venv/bin/python bench/bench_report.py              # 0, 10,000 and 100,000 rows
     .venv/bin/python bench/bench_report.py --rows 1000 50000
+    .venv/bin/python bench/bench_report.py --branch     # also: the branch's own columns and the run id
+
+`--branch` adds the layout a branch file gives (issue 11): two of the file's own columns (S/No before
+the fields, Remarks after them) in every row, and the `Report of run` column.
 """
 
 from __future__ import annotations
@@ -38,9 +42,17 @@ class FakeRow:
     source_row_number: int
     errors: tuple[FakeError, ...]
     customer_data: dict[str, str] = field(default_factory=dict)
+    other_columns: dict[str, str] = field(default_factory=dict)
 
 
-def failed_rows(count: int) -> Iterator[FakeRow]:
+def branch_columns() -> tuple:
+    """S/No, the fields, Remarks: the layout of a branch file with two columns of its own."""
+    from importer.results import ReportColumn, field_columns
+
+    return (ReportColumn("S/No"), *field_columns(), ReportColumn("Remarks"))
+
+
+def failed_rows(count: int, branch: bool = False) -> Iterator[FakeRow]:
     """`count` failed rows, each with 1-2 errors on cells of the report (so each is comment-worthy)."""
     for n in range(count):
         phone = f"54{n:07d}"
@@ -52,7 +64,8 @@ def failed_rows(count: int) -> Iterator[FakeRow]:
             errors.append(FakeError("email", "invalid_email", f"kofi{n}@example is not a valid email address"))
         if n % 50 == 0:
             data["nickname"] = "=HYPERLINK(\"http://example.com\")"
-        yield FakeRow(n + 2, tuple(errors), data)
+        own = {"S/No": str(n + 1), "Remarks": f"called {n % 7} times"} if branch else {}
+        yield FakeRow(n + 2, tuple(errors), data, own)
 
 
 def _status_kb(key: str) -> int:
@@ -60,7 +73,7 @@ def _status_kb(key: str) -> int:
         return int(status.read().split(f"{key}:")[1].split()[0])
 
 
-def child(rows: int, fmt: str, commented: int | None) -> dict[str, float]:
+def child(rows: int, fmt: str, commented: int | None, branch: bool = False) -> dict[str, float]:
     """Run in a fresh process: write one report, return seconds, size and memory."""
     import time
 
@@ -73,7 +86,8 @@ def child(rows: int, fmt: str, commented: int | None) -> dict[str, float]:
         path = Path(folder) / f"report.{fmt}"
         start, cpu = time.perf_counter(), time.process_time()
         with path.open("wb") as out:
-            written = report.write_report(failed_rows(rows), fmt, out)
+            layout = {"columns": branch_columns(), "run_id": 7} if branch else {}
+            written = report.write_report(failed_rows(rows, branch), fmt, out, **layout)
         seconds, cpu = time.perf_counter() - start, time.process_time() - cpu
         size = path.stat().st_size
     assert written == rows
@@ -82,9 +96,10 @@ def child(rows: int, fmt: str, commented: int | None) -> dict[str, float]:
             "rss_before_mb": before / 1024, "peak_mb": peak / 1024, "growth_mb": (peak - before) / 1024}
 
 
-def measure(rows: int, fmt: str, commented: int | None = None) -> dict[str, float]:
-    """One measurement in a fresh child process (`commented`: override report.COMMENTED_ROWS)."""
-    extra = [] if commented is None else [str(commented)]
+def measure(rows: int, fmt: str, commented: int | None = None, branch: bool = False) -> dict[str, float]:
+    """One measurement in a fresh child process (`commented`: override report.COMMENTED_ROWS; `branch`:
+    the file's own columns and the run id)."""
+    extra = ["-" if commented is None else str(commented), *(["branch"] if branch else [])]
     proc = subprocess.run([sys.executable, __file__, "--child", str(rows), fmt, *extra], capture_output=True,
                           text=True, check=True, cwd=ROOT)
     return json.loads(proc.stdout.strip().splitlines()[-1])
@@ -95,11 +110,14 @@ def main() -> None:
     parser.add_argument("--rows", type=int, nargs="+", default=[0, 10_000, 100_000])
     parser.add_argument("--all-comments", action="store_true",
                         help="also measure XLSX with a comment on every failing cell (no COMMENTED_ROWS cap)")
+    parser.add_argument("--branch", action="store_true",
+                        help="also measure reports with the branch's own columns (S/No, Remarks) and the run id")
     parser.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        commented = int(args.child[2]) if len(args.child) > 2 else None
-        print(json.dumps(child(int(args.child[0]), args.child[1], commented)))
+        commented = int(args.child[2]) if len(args.child) > 2 and args.child[2] != "-" else None
+        branch = len(args.child) > 3 and args.child[3] == "branch"
+        print(json.dumps(child(int(args.child[0]), args.child[1], commented, branch)))
         return
     from importer.report import COMMENTED_ROWS
 
@@ -108,12 +126,15 @@ def main() -> None:
     print("| format | failed rows | seconds | CPU seconds | file, MB | RSS before, MB | peak RSS (VmHWM), MB "
           "| growth, MB |")
     print("|---|---:|---:|---:|---:|---:|---:|---:|")
-    runs = [(fmt, rows, None) for fmt in ("csv", "xlsx") for rows in args.rows]
+    runs = [(fmt, rows, None, False) for fmt in ("csv", "xlsx") for rows in args.rows]
+    if args.branch:
+        runs += [(fmt, rows, None, True) for fmt in ("csv", "xlsx") for rows in args.rows]
     if args.all_comments:
-        runs += [("xlsx", rows, 10**9) for rows in args.rows]
-    for fmt, rows, commented in runs:
-        r = measure(rows, fmt, commented)
+        runs += [("xlsx", rows, 10**9, False) for rows in args.rows]
+    for fmt, rows, commented, branch in runs:
+        r = measure(rows, fmt, commented, branch)
         label = fmt if commented is None else f"{fmt}, every failing cell commented"
+        label += ", S/No + Remarks + run" if branch else ""
         print(f"| {label} | {rows:,} | {r['seconds']:.2f} | {r['cpu']:.2f} | {r['bytes'] / 1e6:.1f} "
               f"| {r['rss_before_mb']:.0f} | {r['peak_mb']:.0f} | {r['growth_mb']:.1f} |", flush=True)
 

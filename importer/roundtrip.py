@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import pandas as pd
 
 from importer.csv_read import SheetRows
-from importer.mapping import ColumnMapping, match_header, normalise
+from importer.mapping import ColumnMapping, fed_fields, match_header, normalise
 from importer.report import ERRORS_HEADER, ROW_HEADER, RUN_HEADER
 from importer.results import ReportColumn
 from schemas.customer import label_of
@@ -64,14 +64,15 @@ def report_columns(mapping: ColumnMapping) -> dict[str, int] | None:
 
 
 def report_layout(mapping: ColumnMapping, skip: Sequence[int] = ()) -> tuple[tuple[ReportColumn, ...], tuple[int, ...]]:
-    """The report's columns in the file's order (each mapped field by its label, each named column that
-    feeds no field by its header), and the indexes of those columns of the file's own.
+    """The report's columns in the file's order (each mapped field by its label, a full-name column as First
+    Name and Last Name, each named column that feeds no field by its header), and the indexes of those
+    columns of the file's own.
 
     Fields the file does not have are left out. A column whose header would feed a field, or repeats our
     own headers or an earlier column's, gets a header that will not (`Phone (not imported)`, `Notes (2)`).
     """
     reserved = {normalise(name) for name in _REPORT_HEADERS}
-    reserved |= {normalise(label_of(f)) for f in mapping.fields if f is not None}
+    reserved |= {normalise(label_of(f)) for choice in mapping.fields for f in fed_fields(choice)}
     taken = set(reserved)
     columns: list[ReportColumn] = []
     kept: list[int] = []
@@ -79,7 +80,8 @@ def report_layout(mapping: ColumnMapping, skip: Sequence[int] = ()) -> tuple[tup
         if index in skip:
             continue
         if field is not None:
-            columns.append(ReportColumn(label_of(field), field))
+            # A full-name column comes back as First Name and Last Name, as it was split.
+            columns.extend(ReportColumn(label_of(f), f) for f in fed_fields(field))
             continue
         text = " ".join(str(header).split())
         if not text or len(kept) >= MAX_OTHER_COLUMNS:

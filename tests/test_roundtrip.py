@@ -224,3 +224,39 @@ def test_a_report_keeps_its_layout_for_a_run_read_back_later(database_url: str) 
     assert failed.run_id == first.run_id
     assert failed.columns is not None and failed.columns[0] == ReportColumn("S/No", None)
     assert next(iter(failed)).other_columns == {"S/No": "3", "Remarks": "typo in phone"}
+
+
+def test_a_full_name_column_comes_back_as_first_and_last_name() -> None:
+    from importer.mapping import FULL_NAME
+
+    mapping = _mapping(["S/No", "Cust. Name", "Mark", "Mobile"], [None, FULL_NAME, "shipping_mark", "phone"])
+    columns, kept = report_layout(mapping)
+    assert [(c.header, c.field) for c in columns] == [
+        ("S/No", None), ("First Name", "first_name"), ("Last Name", "last_name"), ("Shipping Mark", "shipping_mark"),
+        ("Phone", "phone")]
+    assert kept == (0,)
+
+
+def test_the_kumasi_list_round_trip_keeps_s_no_remarks_and_the_split_names(database_url: str) -> None:
+    """The branch-shaped fixture (tests/fixtures/branch_files.py): S/No, Cust. Name, Location, Remarks and a
+    footer; the failing rows (Location values no region matches) come back with S/No and Remarks."""
+    from tests.fixtures.branch_files import kumasi_xlsx
+
+    engine = ready_engine(database_url)
+    upload = read_upload(kumasi_xlsx(), "kumasi.xlsx", SETTINGS)
+    first = import_upload(engine, upload, SETTINGS)
+    assert first.total_failed > 0
+    book = openpyxl.load_workbook(io.BytesIO(report_bytes(run_failures(engine, first.run_id), "xlsx")))
+    header = [c.value for c in book.active[1]]
+    assert header[:4] == ["Row", "S/No", "Shipping Mark", "First Name"] and "Last Name" in header
+    assert header[-3:] == ["Remarks", "Errors", "Report of run"]
+    again = read_upload(_xlsx_bytes(book), "kumasi-report.xlsx", SETTINGS)
+    assert again.fixes_run_id == first.run_id
+    assert again.checked.original.index.tolist() == [r.source_row_number for r in first.failed]
+    assert again.other_columns is not None and list(again.other_columns.columns) == ["S/No", "Remarks"]
+
+
+def _xlsx_bytes(book: openpyxl.Workbook) -> bytes:
+    buffer = io.BytesIO()
+    book.save(buffer)
+    return buffer.getvalue()
