@@ -131,6 +131,33 @@ def operation_from_dict(data: Mapping[str, Any]) -> Operation:
     raise UsageError(f"unknown operation kind {kind!r}; expected 'convert' or 'replace'")
 
 
+def operations_from_json(text: str, where: str = "the operations file") -> list[Operation]:
+    """Operations from JSON: one to_dict() object or a list of them (UsageError naming the bad one)."""
+    import json
+
+    try:
+        data = json.loads(text)
+    except ValueError as exc:
+        raise UsageError(f"{where} is not valid JSON ({exc})") from None
+    items = data if isinstance(data, list) else [data]
+    found: list[Operation] = []
+    for number, item in enumerate(items, start=1):
+        try:
+            if not isinstance(item, Mapping):
+                raise UsageError("expected an object with a 'kind'")
+            found.append(operation_from_dict(item))
+        except (UsageError, KeyError, TypeError) as exc:
+            raise UsageError(f"{where}, operation {number}: {exc}") from None
+    return found
+
+
+def apply_operations(checked: Checked, operations: list[Operation], settings: Settings) -> Checked:
+    """Each operation in turn (what a workspace replays, or the CLI applies from a file)."""
+    for operation in operations:
+        checked = apply_operation(checked, operation, settings)
+    return checked
+
+
 class Preview(NamedTuple):
     """What an operation would do: failing rows it fixes (they stop failing on its field) and rows it changes."""
 
@@ -299,5 +326,6 @@ def apply_conversion(checked: Checked, conversion: Conversion, settings: Setting
 
 
 __all__ = ["VALUE_LIMIT", "Conversion", "Operation", "Preview", "Replace", "apply_conversion", "apply_operation",
+           "apply_operations", "operations_from_json",
            "failing_fields", "failing_rows", "failing_values", "new_values", "operation_from_dict", "preview",
            "user_type_for"]

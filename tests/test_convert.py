@@ -13,11 +13,13 @@ from importer.convert import (
     Replace,
     apply_conversion,
     apply_operation,
+    apply_operations,
     failing_fields,
     failing_rows,
     failing_values,
     new_values,
     operation_from_dict,
+    operations_from_json,
     preview,
 )
 from importer.errors import UsageError
@@ -174,3 +176,29 @@ def test_replace_treats_find_and_replace_as_plain_text(text):
 def test_failing_fields_in_field_order():
     checked = _checked(["Kumasi", "Ashanti"], phone=["12", "0241234567"], first_name=["", "Ama"])
     assert failing_fields(checked) == {"first_name": 1, "phone": 1, "region": 1}
+
+
+def test_operations_from_json_and_applied_in_turn():
+    text = json.dumps([Conversion("region", {"Kumasi": "ASHANTI"}).to_dict(),
+                       Replace("region", "Atlantis", "Volta", whole_cell=True).to_dict()])
+    operations = operations_from_json(text)
+    assert [o.kind for o in operations] == ["convert", "replace"]
+    checked = apply_operations(_checked(["Kumasi", "Atlantis", "Mars"]), operations, S)
+    assert sorted(checked.errors) == [4]
+    assert operations_from_json(json.dumps(operations[0].to_dict())) == operations[:1]  # one object
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("{", "ops.json is not valid JSON"),
+        ("[1]", "ops.json, operation 1: expected an object with a 'kind'"),
+        ('[{"kind": "convert", "field": "region", "targets": {}}, {"kind": "convert"}]', "operation 2: 'field'"),
+        ('{"kind": "replace", "field": "postcode", "find": "a", "replace": "b"}', "operation 1: unknown field"),
+        ('{"kind": "explode"}', "operation 1: unknown operation kind 'explode'"),
+    ],
+)
+def test_bad_operations_json_is_named(text, message):
+    with pytest.raises(UsageError) as err:
+        operations_from_json(text, "ops.json")
+    assert message in str(err.value)
