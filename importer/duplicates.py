@@ -61,14 +61,16 @@ _FILE, _DB = 0, 1
 
 @dataclass(frozen=True)
 class OversizedBlock:
-    """A block too big to compare: which rule, who is in it (an example), and how many people."""
+    """Blocks too big to compare, by rule and who is in them (an example): how many, and the largest's size."""
 
     rule: str
     example: str
     size: int
+    blocks: int = 1
 
     def describe(self) -> str:
-        return f"{self.size:,} people with {self.example} ({RULES[self.rule]})"
+        groups = f"{self.blocks:,} groups, the largest of" if self.blocks > 1 else "a group of"
+        return f"{self.example} ({RULES[self.rule]}): {groups} {self.size:,} people"
 
 
 @dataclass(frozen=True)
@@ -78,13 +80,15 @@ class PossibleDuplicates:
     `pairs`: row (source row of the upload), other_row (an earlier row of the upload, or <NA>),
     customer_id (a stored customer, or <NA>), rule (the rules that matched, comma-separated, in RULES
     order), score (0-100, rapidfuzz's similarity of the two records). Ordered by row, then the other
-    row, then the customer. `oversized`: the blocks not compared, largest first.
+    row, then the customer. `oversized`: the blocks not compared, largest first; `skipped_rows`: how many
+    rows of the upload are in one or more of them.
     """
 
     pairs: pd.DataFrame
     found: int
     limit: int
     oversized: tuple[OversizedBlock, ...] = ()
+    skipped_rows: int = 0
 
     @property
     def truncated(self) -> bool:
@@ -98,10 +102,9 @@ class PossibleDuplicates:
             text = f"{self.found:,} possible duplicate pair{'' if self.found == 1 else 's'} found"
             text += f"; the first {len(self.pairs):,} are listed." if self.truncated else "."
         if self.oversized:
-            people = sum(b.size for b in self.oversized)
             shown = "; ".join(b.describe() for b in self.oversized[:3])
-            text += (f" {len(self.oversized):,} group{'' if len(self.oversized) == 1 else 's'} of more than "
-                     f"{BLOCK_LIMIT} people ({people:,} in all) were too common to compare: {shown}"
+            rows = f"{self.skipped_rows:,} row{' is' if self.skipped_rows == 1 else 's are'}"
+            text += (f" {rows} in groups of more than {BLOCK_LIMIT} people, too common to compare: {shown}"
                      f"{'; ...' if len(self.oversized) > 3 else ''}.")
         return text
 
@@ -382,7 +385,7 @@ def _example(normalised: pd.DataFrame, pos: int, rule: str) -> str:
         return f"the name {name} at {row['company_name']}"
     if rule == "email":
         return f"e-mails like {row['email']}"
-    return f"the name {name} and phones like {row['phone']}"
+    return f"the name {name}"
 
 
 def _empty_pairs() -> pd.DataFrame:
@@ -421,7 +424,8 @@ def find_possible_duplicates(normalised: pd.DataFrame, engine: sa.Engine | None 
     ends = np.searchsorted(keys, block_keys, side="right")
     stored_from = np.searchsorted(stored_keys, block_keys)
     stored_to = np.searchsorted(stored_keys, block_keys, side="right")
-    oversized: dict[tuple[str, str], int] = {}
+    oversized: dict[tuple[str, str], tuple[int, int]] = {}  # (rule, example) -> (largest, blocks)
+    skipped: set[int] = set()
     candidates: dict[tuple[int, int, int], set[str]] = {}  # (upload pos, side, other pos or id) -> rules
     for start, end, key, low, high in zip(blocks.tolist(), ends.tolist(), block_keys.tolist(), stored_from.tolist(),
                                           stored_to.tolist(), strict=True):
@@ -430,7 +434,9 @@ def find_possible_duplicates(normalised: pd.DataFrame, engine: sa.Engine | None 
         rule = _rule_of(key)
         if len(in_file) + len(stored) > block_limit:
             example = (rule, _example(frame, in_file[0], rule))
-            oversized[example] = max(len(in_file) + len(stored), oversized.get(example, 0))
+            largest, count = oversized.get(example, (0, 0))
+            oversized[example] = (max(largest, len(in_file) + len(stored)), count + 1)
+            skipped.update(in_file)
             continue
         for i, a in enumerate(in_file):
             for b in in_file[:i]:
@@ -461,9 +467,9 @@ def find_possible_duplicates(normalised: pd.DataFrame, engine: sa.Engine | None 
         "score": np.array([_score(upload[f[4]], upload[f[5]] if f[1] == _FILE else people[f[5]])
                            for f in shown], dtype=np.float64),
     })
-    big = sorted((OversizedBlock(rule, example, size) for (rule, example), size in oversized.items()),
-                    key=lambda b: (-b.size, b.rule, b.example))
-    return PossibleDuplicates(pairs, len(found), limit, tuple(big))
+    big = sorted((OversizedBlock(rule, example, size, count) for (rule, example), (size, count) in oversized.items()),
+                 key=lambda b: (-b.size, b.rule, b.example))
+    return PossibleDuplicates(pairs, len(found), limit, tuple(big), len(skipped))
 
 
 def stored_customers(engine: sa.Engine, ids: list[int]) -> dict[int, dict[str, object]]:

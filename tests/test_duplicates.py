@@ -194,7 +194,29 @@ def test_a_huge_block_is_counted_not_compared(monkeypatch):
     assert "the name John Mensah at Mensah Ltd" in found.oversized[0].example
     assert (5_003, 5_002, None, "email") in pairs_of(found)  # the real pair is still found
     assert len(compared) < 5_000  # never near 12.5 million
-    assert "1 group of more than 25 people (5,000 in all) were too common to compare" in found.summary()
+    assert found.skipped_rows == 5_000
+    assert found.summary() == (
+        "1 possible duplicate pair found. 5,000 rows are in groups of more than 25 people, too common to "
+        "compare: the name John Mensah at Mensah Ltd (same name and company, another shipping mark): a group "
+        "of 5,000 people.")
+
+
+def test_thousands_of_namesakes_with_close_phones_stay_linear(monkeypatch):
+    """5,000 John Mensahs with phones 0240000000..0240004999: every phone has dozens of one-digit
+    neighbours; each key's block is small (or capped), so the comparisons grow with the rows, not their square."""
+    compared = []
+    real = duplicates._confirmed
+    monkeypatch.setattr(duplicates, "_confirmed", lambda *a: compared.append(1) or real(*a))
+    checked = checked_of([person(i, first_name="John", last_name="Mensah", email="", phone=f"0240{i:06d}")
+                          for i in range(5_000)])
+    found = find_possible_duplicates(checked.normalised)
+    assert 0 < found.found <= len(compared) < 5_000 * 30
+    phones = checked.normalised["phone"]
+    for pair in found.pairs.itertuples():
+        a, b = phones[pair.row], phones[pair.other_row]
+        assert len(a) == len(b) and sum(x != y for x, y in zip(a, b, strict=True)) == 1
+    assert {b.rule for b in found.oversized} == {"name_phone"}
+    assert "too common to compare: the name John Mensah (same name, phone one digit apart): " in found.summary()
 
 
 # --- against the stored customers (real SQLite and PostgreSQL) --------------------------------------
@@ -223,6 +245,17 @@ def test_against_the_database(database_url):
     assert pairs_of(find_possible_duplicates(checked.normalised, engine, page=2)) == expected
     stored = stored_customers(engine, [ids["PM1 KOFI"]])
     assert stored[ids["PM1 KOFI"]]["phone"] == "+233241234567"
+
+
+def test_awkward_names_against_the_database(database_url):
+    engine = ready_engine(database_url)
+    ids = seed(engine, [person(1, first_name="王", last_name="伟", phone="0241234567", email=""),
+                        person(2, first_name="Émile", last_name="Zoë", phone="0501234567", email="")])
+    checked = checked_of([person(3, first_name="伟", last_name="王", phone="+233241234568", email=""),
+                          person(4, first_name="EMILE", last_name="ZOE", phone="0501234576", email=""),
+                          person(5, first_name="", last_name="", phone="0501234577", email="")])
+    assert pairs_of(find_possible_duplicates(checked.normalised, engine)) == [
+        (2, None, ids["PM1 KOFI"], "name_phone"), (3, None, ids["PM2 KOFI"], "name_phone")]
 
 
 def test_a_database_without_customers_has_no_pairs(database_url):
