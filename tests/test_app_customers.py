@@ -88,7 +88,7 @@ def test_region_and_run_filters(page):
     page.selectbox(key=keys.CUSTOMERS_REGION).set_value(None).run()
     page.selectbox(key=keys.CUSTOMERS_RUN).set_value(second).run()
     assert _marks(page) == ["KSI-00007", "KSI-00100"]  # updated by run 2, created by run 2
-    assert list(page.dataframe[0].value["Run"]) == [first, second]  # the run that created each
+    assert list(page.dataframe[0].value["Run"]) == [f"#{first}", f"#{second}"]  # the run that created each
     page.selectbox(key=keys.CUSTOMERS_REGION).set_value("VOLTA").run()
     assert _marks(page) == ["KSI-00100"]
 
@@ -124,9 +124,10 @@ def test_detail_shows_the_creating_run_and_the_update_with_its_diff(page):
     assert (record["Shipping Mark"], record["Phone"], record["Region"]) == ("KSI-00007", "+233559876543", "Ashanti")
     assert f"Created by run **#{first}** (october.xlsx, row 8)" in texts(page)
     assert "Updated by 1 import:" in texts(page)
+    assert f"- run **#{second}** (november.xlsx, row 8) on " in texts(page)
     changes = page.dataframe[2].value
-    assert changes[["Run", "File", "Field", "Before", "After"]].values.tolist() == [
-        [f"#{second}", "november.xlsx", "Phone", "+233240000007", "+233559876543"]]
+    assert changes[["Run", "Field", "Before", "After"]].values.tolist() == [
+        [f"#{second}", "Phone", "+233240000007", "+233559876543"]]
     page.text_input(key=keys.CUSTOMERS_SEARCH).input("KSI-00008").run()
     [other] = page.dataframe[0].value["ID"]
     page.selectbox(key=keys.CUSTOMERS_DETAIL).set_value(other).run()

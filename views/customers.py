@@ -20,8 +20,9 @@ from ui.engine import engine
 PAGE_SIZES = (25, 50, 100, 200)
 # Columns of the table, in order: (column of importer.customers.CUSTOMER_COLUMNS, heading).
 TABLE = (("id", "ID"), ("shipping_mark", "Shipping Mark"), ("first_name", "First Name"), ("last_name", "Last Name"),
-         ("phone", "Phone"), ("email", "Email"), ("region", "Region"), ("company_name", "Company"),
-         ("user_type", "Type"), ("created_at", "Created (UTC)"), ("import_run_id", "Run"))
+         ("phone", "Phone"), ("email", "Email"), ("region", "Region"), ("import_run_id", "Run"),
+         ("created_at", "Created (UTC)"))
+LABELS = {f.name: f.label for f in FIELDS}
 
 current = auth.guard()
 st.title("Customers")
@@ -80,21 +81,23 @@ else:
 frame = pd.DataFrame([{heading: row[column] for column, heading in TABLE} for row in page.rows],
                      columns=[heading for _, heading in TABLE])
 frame["Region"] = frame["Region"].map(REGIONS).fillna(frame["Region"])
+frame["Email"] = frame["Email"].fillna("")
+frame["Run"] = ["" if pd.isna(run) else f"#{int(run)}" for run in frame["Run"]]
 st.dataframe(frame, hide_index=True, width="stretch", key=keys.CUSTOMERS_TABLE, column_config={
     "ID": st.column_config.NumberColumn(format="%d", width="small"),
-    "Run": st.column_config.NumberColumn(format="#%d", width="small"),
+    "Run": st.column_config.TextColumn(width="small", help="The import that created the customer"),
     "Created (UTC)": st.column_config.DatetimeColumn(format="YYYY-MM-DD HH:mm"),
 })
 
 more = len(page.rows) == size and (page.capped or last_row < page.total)
 # The buttons change the cursor list itself (bound methods: nothing of this script is kept with them).
-back, forward, start, _ = st.columns([1, 1, 1, 5])
-back.button("Previous", key=keys.CUSTOMERS_PREVIOUS, icon=":material/chevron_left:", disabled=len(cursor) == 1,
-            on_click=cursor.pop, width="stretch")
-forward.button("Next", key=keys.CUSTOMERS_NEXT, icon=":material/chevron_right:", disabled=not more,
-               on_click=cursor.append, args=(page.last_id,), width="stretch")
-start.button("First page", key=keys.CUSTOMERS_FIRST, icon=":material/first_page:", disabled=len(cursor) == 1,
-             on_click=cursor.__delitem__, args=(slice(1, None),), width="stretch")
+with st.container(horizontal=True):
+    st.button("Previous", key=keys.CUSTOMERS_PREVIOUS, icon=":material/chevron_left:", disabled=len(cursor) == 1,
+              on_click=cursor.pop)
+    st.button("Next", key=keys.CUSTOMERS_NEXT, icon=":material/chevron_right:", disabled=not more,
+              on_click=cursor.append, args=(page.last_id,))
+    st.button("First page", key=keys.CUSTOMERS_FIRST, icon=":material/first_page:", disabled=len(cursor) == 1,
+              on_click=cursor.__delitem__, args=(slice(1, None),))
 
 # --- one customer --------------------------------------------------------------------------------------
 if page.rows:
@@ -120,8 +123,9 @@ if page.rows:
                 if field.name == "region" and value:
                     value = REGIONS.get(value, value)
                 values.append({"Field": field.label, "Value": "" if value is None else str(value)})
-            left, right = st.columns([2, 3])
-            left.dataframe(pd.DataFrame(values), hide_index=True, width="stretch")
+            left, right = st.columns([1, 1])
+            left.dataframe(pd.DataFrame(values), hide_index=True, width="stretch", height=35 * (len(values) + 1) + 3,
+                           column_config={"Field": st.column_config.TextColumn(width="small")})
             created = detail["created_by"]
             with right:
                 if created is not None:
@@ -129,25 +133,26 @@ if page.rows:
                     st.markdown(f":material/add_circle: Created by run **#{created['id']}** "
                                 f"({render.md_escape(created['file_name'])}{row_text}) on "
                                 f"{created['started_at']:%Y-%m-%d %H:%M} UTC.")
-                    st.page_link("views/history.py", label="See the runs in History", icon=":material/history:")
                 else:
                     st.markdown(":material/add_circle: Not created by an import that is still on record.")
-                changes = [
-                    {"When (UTC)": change["changed_at"],
-                     "Run": f"#{change['run_id']}" + (" (undone)" if change["run_status"] == "undone" else ""),
-                     "File": change["file_name"], "Field": label, "Before": "" if old is None else str(old),
-                     "After": "" if new is None else str(new)}
-                    for change in detail["changes"]
-                    for label, (old, new) in ((next((f.label for f in FIELDS if f.name == name), name), pair)
-                                              for name, pair in change["changes"].items())
-                ]
-                if changes:
-                    updates = len(detail["changes"])
-                    st.markdown(f":material/edit: Updated by {updates} import{'' if updates == 1 else 's'}:")
-                    st.dataframe(pd.DataFrame(changes), hide_index=True, width="stretch", column_config={
-                        "When (UTC)": st.column_config.DatetimeColumn(format="YYYY-MM-DD HH:mm")})
+                updates = detail["changes"]
+                if updates:
+                    st.markdown(f":material/edit: Updated by {len(updates)} import{'' if len(updates) == 1 else 's'}:")
+                    st.markdown("\n".join(
+                        f"- run **#{u['run_id']}** ({render.md_escape(u['file_name'])}, row "
+                        f"{u['source_row_number']:,}) on {u['changed_at']:%Y-%m-%d %H:%M} UTC"
+                        + (", since undone" if u["run_status"] == "undone" else "") for u in updates))
                 else:
                     st.caption("No import has changed this customer since.")
+                st.page_link("views/history.py", label="See the runs in History", icon=":material/history:")
+            changes = [
+                {"When (UTC)": u["changed_at"], "Run": f"#{u['run_id']}", "Field": LABELS.get(name, name),
+                 "Before": "" if old is None else str(old), "After": "" if new is None else str(new)}
+                for u in updates for name, (old, new) in u["changes"].items()
+            ]
+            if changes:
+                st.dataframe(pd.DataFrame(changes), hide_index=True, width="stretch", column_config={
+                    "When (UTC)": st.column_config.DatetimeColumn(format="YYYY-MM-DD HH:mm")})
 
 # --- export --------------------------------------------------------------------------------------------
 st.subheader("Export")
