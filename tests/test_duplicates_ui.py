@@ -60,6 +60,9 @@ def test_pairs_side_by_side(database_url):
     phone = table[table["Field"] == "Phone"].iloc[0]
     assert (phone["Row 3 (this row)"], phone["Customer #1 in the database"], phone["Compared"]) == (
         "0241234568", "+233241234567", "differs")
+    compared = dict(zip(table["Field"], table["Compared"], strict=True))
+    # Compared on the stored forms: a blank region is the default region the customer has.
+    assert (compared["First Name"], compared["Region"], compared["Shipping Mark"]) == ("same", "same", "differs")
     # Without updates, a stored customer's pair offers keep both and exclude, and says how to update.
     assert [o for o in at.radio[0].options] == ["Keep both: they are different people",
                                                 "Exclude this row from the import"]
@@ -107,3 +110,10 @@ def test_database_down_still_compares_the_file():
 def test_widget_keys_do_not_clash_with_the_pages():
     page_keys = {v for k, v in vars(keys).items() if k.isupper() and isinstance(v, str)}
     assert not page_keys & {section.PAIRS, section.DECISIONS, section.PICK, section.CHOICE, section.APPLY}
+
+
+def test_side_by_side_compares_stored_forms():
+    table = section.side_by_side({"phone": "024 123 4567", "email": ""}, {"phone": "+233241234567", "email": None},
+                                 "Row 2", "Customer #1", {"phone": "+233241234567"})
+    assert table.to_dict("records") == [
+        {"Field": "Phone", "Row 2": "024 123 4567", "Customer #1": "+233241234567", "Compared": "same"}]

@@ -92,13 +92,17 @@ def _text(value: object) -> str:
     return "" if value is None or (not isinstance(value, str) and pd.isna(value)) else str(value)
 
 
-def side_by_side(left: dict[str, object], right: dict[str, object], left_title: str, right_title: str) -> pd.DataFrame:
-    """The two records, one line per field either has, and whether the values are the same."""
+def side_by_side(left: dict[str, object], right: dict[str, object], left_title: str, right_title: str,
+                 left_stored: dict[str, object] | None = None,
+                 right_stored: dict[str, object] | None = None) -> pd.DataFrame:
+    """The two records as typed, one line per field either has, and whether their stored forms (the
+    normalised values, when given: `0241234567` and `+233241234567` are the same phone) are the same."""
+    left_stored, right_stored = left_stored or left, right_stored or right
     lines = []
     for f in FIELD_NAMES:
         a, b = _text(left.get(f)), _text(right.get(f))
         if a or b:
-            same = a.strip().casefold() == b.strip().casefold()
+            same = _text(left_stored.get(f)).strip().casefold() == _text(right_stored.get(f)).strip().casefold()
             lines.append({"Field": label_of(f), left_title: a, right_title: b, "Compared": "same" if same else "differs"})
     return pd.DataFrame(lines, columns=["Field", left_title, right_title, "Compared"])
 
@@ -129,10 +133,13 @@ def show_possible_duplicates(engine: sa.Engine, checked: Checked, settings: Sett
     row = int(pair["row"])
     on_file = pd.notna(pair["other_row"])
     typed = checked.original.loc[row].to_dict()
+    normalised = checked.normalised.loc[row].to_dict()
     if on_file:
         other_row = int(pair["other_row"])
         other_title = f"Row {other_row}"
-        other = checked.original.loc[other_row].to_dict() if other_row in checked.original.index else {}
+        present = other_row in checked.original.index
+        other = checked.original.loc[other_row].to_dict() if present else {}
+        other_stored = checked.normalised.loc[other_row].to_dict() if present else {}
     else:
         customer_id = int(pair["customer_id"])
         other_title = f"Customer #{customer_id} in the database"
@@ -141,7 +148,9 @@ def show_possible_duplicates(engine: sa.Engine, checked: Checked, settings: Sett
         except DatabaseError as exc:
             st.error(str(exc), icon=":material/block:")
             other = {}
-    st.dataframe(side_by_side(typed, other, f"Row {row} (this row)", other_title), hide_index=True, width="stretch")
+        other_stored = other
+    st.dataframe(side_by_side(typed, other, f"Row {row} (this row)", other_title, normalised, other_stored),
+                 hide_index=True, width="stretch")
     st.caption(f"Similarity {pair['score']:.0f} of 100.")
     choices = [Action.KEEP_BOTH, Action.EXCLUDE_ROW]
     if not on_file and existing == "update":
