@@ -48,6 +48,8 @@ class Settings:
     login_max_failures: int = 10
     login_lockout_minutes: int = 15
     login_server_max_failures: int = 50
+    # Days an untouched workspace (an upload and its review operations, importer.workspace) is kept.
+    workspace_days: int = 14
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -72,6 +74,7 @@ class Settings:
             login_max_failures=_int(env, "LOGIN_MAX_FAILURES", 10),
             login_lockout_minutes=_int(env, "LOGIN_LOCKOUT_MINUTES", 15),
             login_server_max_failures=_int(env, "LOGIN_SERVER_MAX_FAILURES", 50),
+            workspace_days=_int(env, "WORKSPACE_DAYS", 14),
         )
 
     def with_(self, **changes: Any) -> Settings:

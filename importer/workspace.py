@@ -1,0 +1,875 @@
+"""Workspaces: an upload kept in the database as its file plus an ordered, undoable list of operations.
+
+What the analyst sees is replay(file, operations) (OpenRefine's project model): deterministic, so a refresh,
+another tab, a restart or another dashboard instance against the same database rebuilds the same frame.
+A live operation is applied at once to the frame in hand (perform); replay folds all of them, with the text
+changes batched and the rows validated once at the end, so 1,000 operations cost about one read of the file.
+Also here: the database state a dry run saw (stale_reason), and resuming a run from its workspace.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import inspect
+import zlib
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+from typing import Any, ClassVar, NamedTuple, Protocol
+
+import pandas as pd
+import sqlalchemy as sa
+
+from importer.db import current_revision, db_errors, metadata, reading
+from importer.errors import FileMismatch, ImporterError, LimitExceeded, MissingColumns, RunError
+from importer.fixes import Fix, apply_fix, available_fixes, fill_region_fix
+from importer.mapping import ColumnMapping, apply_mapping, choose_sheet
+from importer.pipeline import Upload, missing_columns_message
+from importer.read import open_file
+from importer.results import ErrorTable, RunStatus
+from importer.runs import aware, get_run, now
+from importer.settings import Settings
+from importer.validate import TEXT, Checked, check_frame, exclude, recheck
+from importer.xlsx_guard import MB
+from schemas.customer import FIELD_NAMES, REGIONS, label_of
+
+workspaces = sa.Table(
+    "workspaces",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("owner", sa.String(255), nullable=False, index=True),
+    sa.Column("file_name", sa.String(255), nullable=False),
+    sa.Column("sha256", sa.String(64), nullable=False),
+    sa.Column("file_size", sa.Integer, nullable=False),
+    sa.Column("data", sa.LargeBinary, nullable=False),  # the file, zlib-compressed
+    sa.Column("sheet", sa.String(255)),
+    sa.Column("mapping", sa.JSON),
+    sa.Column("rows", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("discarded_at", sa.DateTime(timezone=True)),
+)
+
+# Active operations are a prefix of seq; the undone ones after them are the redo stack (a new operation
+# deletes them), so the last active seq names the state: it is the workspace's version.
+workspace_operations = sa.Table(
+    "workspace_operations",
+    metadata,
+    sa.Column("workspace_id", sa.Integer, sa.ForeignKey("workspaces.id", ondelete="CASCADE"), primary_key=True),
+    sa.Column("seq", sa.Integer, primary_key=True),
+    sa.Column("kind", sa.String(32), nullable=False),
+    sa.Column("payload", sa.JSON, nullable=False),
+    sa.Column("summary", sa.Text, nullable=False),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("undone", sa.Boolean, nullable=False, server_default=sa.false()),
+)
+
+# import_runs.workspace_id (migration 0004), named here so this module needs nothing new in importer.db.
+_runs = sa.table("import_runs", sa.column("id", sa.Integer), sa.column("status", sa.String),
+                 sa.column("workspace_id", sa.Integer), sa.column("file_name", sa.String),
+                 sa.column("sha256", sa.String), sa.column("user_name", sa.String),
+                 sa.column("rows_done", sa.Integer), sa.column("started_at", sa.DateTime(timezone=True)),
+                 sa.column("finished_at", sa.DateTime(timezone=True)),
+                 sa.column("undone_at", sa.DateTime(timezone=True)))
+_RESUMABLE = (RunStatus.RUNNING.value, RunStatus.INTERRUPTED.value)
+
+
+class WorkspaceError(ImporterError):
+    """A workspace cannot be acted on: unknown, expired, discarded, someone else's, or a bad operation."""
+
+
+class WorkspaceChanged(WorkspaceError):
+    """Another tab or instance changed the workspace since this frame was built."""
+
+
+# --- operations ------------------------------------------------------------------------------------------
+
+
+class Operation(Protocol):
+    """What every operation is: a kind, a JSON payload and a sentence for the history list."""
+
+    kind: ClassVar[str]
+
+    def to_dict(self) -> dict[str, Any]: ...
+
+
+REGISTRY: dict[str, Any] = {}
+
+
+def register(cls: Any) -> Any:
+    """Make an operation class replayable by its `kind` (other modules' operations plug in here)."""
+    REGISTRY[cls.kind] = cls
+    return cls
+
+
+def _plugins() -> None:
+    """importer.convert's operations (value conversion, find and replace), when that module exists."""
+    try:
+        convert = importlib.import_module("importer.convert")
+    except ImportError:
+        return
+    for name in ("Conversion", "Replace"):
+        cls = getattr(convert, name, None)
+        if cls is not None and all(hasattr(cls, a) for a in ("to_dict", "from_dict", "apply")):
+            REGISTRY.setdefault(getattr(cls, "kind", name.lower()), cls)
+
+
+def kind_of(op: Any) -> str:
+    """The registry key of an operation (registering a plug-in class the first time it is seen)."""
+    kind = getattr(type(op), "kind", type(op).__name__.lower())
+    if kind not in REGISTRY:
+        if not hasattr(type(op), "from_dict"):
+            raise WorkspaceError(f"{type(op).__name__} cannot be saved in a workspace: it has no from_dict")
+        REGISTRY[kind] = type(op)
+    return str(kind)
+
+
+def operation_from_dict(kind: str, payload: Mapping[str, Any]) -> Any:
+    """The operation a workspace stored; WorkspaceError for a kind this version does not know."""
+    if kind not in REGISTRY:
+        _plugins()
+    cls = REGISTRY.get(kind)
+    if cls is None:
+        raise WorkspaceError(f"this version cannot replay a {kind!r} operation; update the importer")
+    return cls.from_dict(dict(payload))
+
+
+def summary_of(op: Any, before: Checked | None = None, after: Checked | None = None) -> str:
+    """The history line of an operation: its describe(before, after), describe() or summary."""
+    for name in ("describe", "summary"):
+        attr = getattr(op, name, None)
+        if isinstance(attr, str):
+            return attr
+        if callable(attr):
+            wants = len(inspect.signature(attr).parameters)
+            return str(attr(before, after) if wants >= 2 else attr())
+    return f"{kind_of(op)} applied"
+
+
+def _plural(count: int, one: str, many: str | None = None) -> str:
+    return f"{count:,} {one if count == 1 else (many or one + 's')}"
+
+
+def _shown(text: str) -> str:
+    text = " ".join(text.split())
+    return "(blank)" if not text else text if len(text) <= 40 else text[:37] + "..."
+
+
+def _rows_text(rows: Sequence[int]) -> str:
+    head = ", ".join(str(r) for r in rows[:5])
+    return head + (f" and {len(rows) - 5:,} more" if len(rows) > 5 else "")
+
+
+def _text(value: object) -> str:
+    return "" if value is None or (not isinstance(value, str) and pd.isna(value)) else str(value)
+
+
+@register
+@dataclass(frozen=True)
+class CellEdit:
+    """Cells typed in the grid: (source row, field, text before, text after) each."""
+
+    kind: ClassVar[str] = "edit"
+    edits: tuple[tuple[int, str, str, str], ...]
+
+    @classmethod
+    def of(cls, checked: Checked, changes: Mapping[int, Mapping[str, object]]) -> CellEdit | None:
+        """The edit of `changes` ({row: {field: new text}}) against the frame; None when nothing changes."""
+        edits: list[tuple[int, str, str, str]] = []
+        for row, fields in changes.items():
+            if int(row) not in checked.original.index:
+                raise WorkspaceError(f"row {row} is not in this upload (not in the file, or excluded)")
+            for field, value in fields.items():
+                if field not in FIELD_NAMES:
+                    raise WorkspaceError(f"{field!r} is not a customer field; fields are: {', '.join(FIELD_NAMES)}")
+                before, after = str(checked.original.at[int(row), field]), _text(value)
+                if after != before:
+                    edits.append((int(row), field, before, after))
+        return cls(tuple(edits)) if edits else None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"edits": [list(edit) for edit in self.edits]}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> CellEdit:
+        return cls(tuple((int(r), str(f), str(b), str(a)) for r, f, b, a in data["edits"]))
+
+    def apply(self, checked: Checked, settings: Settings) -> Checked:
+        rows = [r for r in dict.fromkeys(edit[0] for edit in self.edits) if r in checked.original.index]
+        if not rows:
+            return checked
+        changed = checked.original.loc[rows].copy()
+        for row, field, _before, after in self.edits:
+            if row in changed.index:
+                changed.at[row, field] = after
+        return recheck(checked, changed, settings)
+
+    def describe(self, before: Checked | None = None, after: Checked | None = None) -> str:
+        if len(self.edits) == 1:
+            row, field, old, new = self.edits[0]
+            return f"Row {row}: {label_of(field).lower()} {_shown(old)} -> {_shown(new)}"
+        rows = sorted({edit[0] for edit in self.edits})
+        return f"Edited {_plural(len(self.edits), 'cell')} in {_plural(len(rows), 'row')}: {_rows_text(rows)}"
+
+
+_FIX_WORDS = {"trim": ("Trimmed spaces in", "row"), "phones": ("Normalised", "phone number"),
+              "emails": ("Lower-cased", "email"), "names": ("Title-cased the names of", "row")}
+
+
+@register
+@dataclass(frozen=True)
+class BulkFix:
+    """A bulk fix of importer.fixes by key ("region" takes the region code to fill blanks with)."""
+
+    kind: ClassVar[str] = "fix"
+    key: str
+    region: str | None = None
+    only_failing: bool = False
+
+    def __post_init__(self) -> None:
+        if self.key == "region" and self.region not in REGIONS:
+            raise WorkspaceError(f"{self.region!r} is not a region code; codes are: {', '.join(REGIONS)}")
+        if self.key != "region" and self.key not in _FIX_WORDS:
+            raise WorkspaceError(f"there is no bulk fix {self.key!r}; fixes are: region, {', '.join(_FIX_WORDS)}")
+
+    def fix(self, settings: Settings) -> Fix:
+        return fill_region_fix(str(self.region)) if self.key == "region" else available_fixes(settings)[self.key]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"key": self.key, "region": self.region, "only_failing": self.only_failing}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> BulkFix:
+        return cls(str(data["key"]), data.get("region"), bool(data.get("only_failing", False)))
+
+    def apply(self, checked: Checked, settings: Settings) -> Checked:
+        return apply_fix(checked, self.fix(settings), settings, self.only_failing)[0]
+
+    def describe(self, before: Checked | None = None, after: Checked | None = None) -> str:
+        count = None
+        if before is not None and after is not None:
+            columns = ["region"] if self.key == "region" else list(available_fixes(Settings())[self.key].columns)
+            rows = before.original.index.intersection(after.original.index)
+            count = int((before.original.loc[rows, columns] != after.original.loc[rows, columns]).any(axis=1).sum())
+        tail = " (failing rows only)" if self.only_failing else ""
+        if self.key == "region":
+            what = "blank regions" if count is None else _plural(count, "blank region")
+            return f"Filled {what} with {REGIONS[str(self.region)]}{tail}"
+        verb, noun = _FIX_WORDS[self.key]
+        return f"{verb} {noun + 's' if count is None else _plural(count, noun)}{tail}"
+
+
+@register
+@dataclass(frozen=True)
+class Exclude:
+    """Rows left out of the import (and of its counts); `reason` says why, for the history list."""
+
+    kind: ClassVar[str] = "exclude"
+    rows: tuple[int, ...]
+    reason: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"rows": list(self.rows), "reason": self.reason}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Exclude:
+        return cls(tuple(int(r) for r in data["rows"]), str(data.get("reason", "")))
+
+    def apply(self, checked: Checked, settings: Settings) -> Checked:
+        return exclude(checked, list(self.rows))
+
+    def describe(self, before: Checked | None = None, after: Checked | None = None) -> str:
+        what = f"row {self.rows[0]}" if len(self.rows) == 1 else _plural(len(self.rows), "row")
+        return f"Excluded {what}" + (f" ({self.reason})" if self.reason else "")
+
+
+@register
+@dataclass(frozen=True)
+class Include:
+    """Excluded rows taken back, with their text as it was when they were excluded (a replay: perform)."""
+
+    kind: ClassVar[str] = "include"
+    rebuild: ClassVar[bool] = True
+    rows: tuple[int, ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"rows": list(self.rows)}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Include:
+        return cls(tuple(int(r) for r in data["rows"]))
+
+    def describe(self, before: Checked | None = None, after: Checked | None = None) -> str:
+        what = f"row {self.rows[0]}" if len(self.rows) == 1 else _plural(len(self.rows), "row")
+        return f"Included {what} again"
+
+
+@register
+@dataclass(frozen=True)
+class MappingChange:
+    """A new column -> field mapping: the file is read again with it and every other operation replayed."""
+
+    kind: ClassVar[str] = "mapping"
+    rebuild: ClassVar[bool] = True
+    mapping: ColumnMapping
+    previous: tuple[str | None, ...] = ()
+
+    @classmethod
+    def of(cls, current: ColumnMapping, fields: Sequence[str | None]) -> MappingChange:
+        """The change from `current` to `fields` (one per column, None = ignored); UsageError if unusable."""
+        return cls(current.with_fields(fields), current.fields)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"mapping": self.mapping.to_dict(), "previous": list(self.previous)}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> MappingChange:
+        return cls(ColumnMapping.from_dict(data["mapping"]), tuple(data.get("previous", ())))
+
+    def describe(self, before: Checked | None = None, after: Checked | None = None) -> str:
+        previous = self.previous or (None,) * len(self.mapping.fields)
+        changes = [f"{header.strip() or f'column {i + 1}'} -> {label_of(new) if new else 'ignored'}"
+                   for i, (header, old, new) in enumerate(zip(self.mapping.headers, previous, self.mapping.fields,
+                                                              strict=False)) if old != new]
+        return "Mapping changed: " + "; ".join(changes) if changes else "Mapping confirmed"
+
+
+def include_again(checked: Checked, rows: pd.DataFrame, settings: Settings) -> Checked:
+    """The upload with excluded rows back (`rows`: their text, index = source row), validated again.
+
+    importer.validate has exclude() but not its inverse; this is it.
+    """
+    rows = rows[~rows.index.isin(checked.original.index)].reindex(columns=list(FIELD_NAMES)).fillna("").astype(TEXT)
+    if rows.empty:
+        return checked
+    blank = pd.DataFrame(pd.NA, index=rows.index, columns=list(FIELD_NAMES)).astype(TEXT)
+    widened = Checked(original=pd.concat([checked.original, rows]).sort_index(),
+                      normalised=pd.concat([checked.normalised, blank]).sort_index(), errors=checked.errors)
+    return recheck(widened, rows, settings)
+
+
+# --- replay ------------------------------------------------------------------------------------------------
+
+
+def _read_text(data: bytes, file_name: str, settings: Settings, sheet: str | None,
+               mapping: ColumnMapping | None) -> tuple[Upload, pd.DataFrame]:
+    """What read_upload reads, before validation: an Upload without rows, and the mapped text."""
+    spreadsheet = open_file(data, file_name, settings)
+    sheet_name, rows, detected = choose_sheet(spreadsheet, sheet, settings.max_rows, mapping=mapping)
+    mapping = mapping or detected
+    if mapping.missing_required:
+        raise MissingColumns(missing_columns_message(mapping), mapping=mapping, sheet=sheet_name)
+    frame = apply_mapping(rows, mapping, settings.max_rows)
+    del rows
+    text = frame.reindex(columns=list(FIELD_NAMES), fill_value="").fillna("").astype(TEXT)
+    empty = Checked(text.iloc[:0], text.iloc[:0], ErrorTable.empty())
+    return Upload(spreadsheet.file_name, spreadsheet.sha256, spreadsheet.format, spreadsheet.sheet_names,
+                  sheet_name, mapping, empty), text
+
+
+class _Replay:
+    """The fold of replay(): text changes are batched; rows are validated only when an operation needs
+    the errors (a fix of failing rows, a plug-in operation) and at the end, then only the changed rows."""
+
+    def __init__(self, text: pd.DataFrame, settings: Settings) -> None:
+        self.text, self.settings = text, settings
+        self.excluded: set[int] = set()
+        self.pending: dict[tuple[int, str], str] = {}
+        self.checked: Checked | None = None
+        self.excluded_then: set[int] = set()
+        self.dirty: set[int] = set()
+
+    def present(self) -> pd.Index:
+        return self.text.index[~self.text.index.isin(list(self.excluded))]
+
+    def flush(self) -> None:
+        """Write the batched cell edits into the text, one column at a time."""
+        by_field: dict[str, dict[int, str]] = {}
+        for (row, field), value in self.pending.items():
+            by_field.setdefault(field, {})[row] = value
+        for field, values in by_field.items():
+            self.text.loc[list(values), field] = list(values.values())
+        self.dirty.update(row for row, _ in self.pending)
+        self.pending.clear()
+
+    def validated(self) -> Checked:
+        """The Checked of the text as it stands: checked in full once, then only what changed since."""
+        self.flush()
+        if self.checked is None:
+            whole = not self.excluded  # then the text is checked as it is, with no copy of it
+            self.checked = check_frame(self.text if whole else self.text.loc[self.present()], self.settings)
+        else:
+            back, gone = self.excluded_then - self.excluded, self.excluded - self.excluded_then
+            if back:
+                self.checked = include_again(self.checked, self.text.loc[sorted(back)], self.settings)
+            if gone:
+                self.checked = exclude(self.checked, sorted(gone))
+            changed = sorted(self.dirty - self.excluded - back)
+            if changed:
+                self.checked = recheck(self.checked, self.text.loc[changed], self.settings)
+        self.excluded_then, self.dirty = set(self.excluded), set()
+        return self.checked
+
+    def edit(self, op: CellEdit) -> None:
+        for row, field, _before, after in op.edits:
+            if row not in self.excluded and row in self.text.index:
+                self.pending[(row, field)] = after
+
+    def fix(self, op: BulkFix) -> None:
+        if op.only_failing:
+            checked = self.validated()
+            rows = checked.original.index[checked.original.index.isin(checked.errors.rows())]
+        else:
+            self.flush()
+            rows = self.present()
+        fix = op.fix(self.settings)
+        for column in fix.columns:
+            old = self.text.loc[rows, column]
+            new = old.map({text: fix.change(str(text)) for text in pd.unique(old)})
+            changed = old.index[(new != old).to_numpy()]
+            if len(changed):
+                self.text.loc[changed, column] = new[changed]
+                self.dirty.update(changed.tolist())
+
+    def plug_in(self, op: Any) -> None:
+        """An operation known only by its apply(checked): applied to the validated rows, then taken back
+        into the text (rows it dropped count as excluded)."""
+        checked = op.apply(self.validated(), self.settings)
+        kept = checked.original.index
+        self.excluded |= set(self.present().difference(kept).tolist())
+        changed = [column for column in FIELD_NAMES
+                   if not self.text.loc[kept, column].equals(checked.original[column])]
+        for column in changed:
+            self.text.loc[kept, column] = checked.original[column]
+        self.checked, self.excluded_then, self.dirty = checked, set(self.excluded), set()
+
+    def apply(self, op: Any) -> None:
+        if isinstance(op, CellEdit):
+            self.edit(op)
+        elif isinstance(op, BulkFix):
+            self.fix(op)
+        elif isinstance(op, Exclude):
+            self.flush()
+            self.excluded.update(row for row in op.rows if row in self.text.index)
+        elif isinstance(op, Include):
+            self.flush()
+            self.excluded.difference_update(op.rows)
+        else:
+            self.plug_in(op)
+
+
+def replay_operations(data: bytes, file_name: str, settings: Settings, sheet: str | None,
+                      mapping: ColumnMapping | None, operations: Iterable[Any]) -> Upload:
+    """The upload that applying `operations` in order to the file gives: the same frame and errors as
+    applying them live one by one. The last mapping change decides how the file is read; every other
+    operation is applied after that read, in order."""
+    operations = list(operations)
+    for op in operations:
+        if isinstance(op, MappingChange):
+            mapping = op.mapping
+    upload, text = _read_text(data, file_name, settings, sheet, mapping)
+    fold = _Replay(text, settings)
+    del text
+    for op in operations:
+        if not isinstance(op, MappingChange):
+            fold.apply(op)
+    checked = fold.validated()
+    return replace(upload, checked=checked)
+
+
+# --- storage -------------------------------------------------------------------------------------------------
+
+
+class HistoryEntry(NamedTuple):
+    """One line of a workspace's history: undone entries are the ones redo would bring back."""
+
+    seq: int
+    summary: str
+    undone: bool
+
+
+@dataclass(frozen=True)
+class WorkspaceInfo:
+    """A workspace as the Upload page lists it."""
+
+    id: int
+    owner: str
+    file_name: str
+    sha256: str
+    file_size: int
+    sheet: str | None
+    rows: int
+    operations: int
+    created_at: datetime
+    updated_at: datetime
+
+
+@dataclass(frozen=True)
+class StoredWorkspace:
+    """A workspace as stored: its file and its active operations, (seq, operation) in order."""
+
+    info: WorkspaceInfo
+    data: bytes
+    mapping: ColumnMapping | None
+    operations: tuple[tuple[int, Any], ...]
+
+    @property
+    def version(self) -> int:
+        """The last active seq (0 for none): the same version means the same frame."""
+        return self.operations[-1][0] if self.operations else 0
+
+
+@dataclass(frozen=True)
+class Opened:
+    """A workspace's frame as replayed (or kept up to date by perform), and the version it shows."""
+
+    info: WorkspaceInfo
+    upload: Upload
+    version: int
+    seqs: tuple[int, ...]
+
+
+def _active_count() -> Any:
+    ops = workspace_operations
+    return (sa.select(sa.func.count()).where(ops.c.workspace_id == workspaces.c.id, ops.c.undone == sa.false())
+            .scalar_subquery())
+
+
+def _info(row: Any) -> WorkspaceInfo:
+    return WorkspaceInfo(row.id, row.owner, row.file_name, row.sha256, row.file_size, row.sheet, row.rows,
+                         row.operations, aware(row.created_at) or now(), aware(row.updated_at) or now())
+
+
+_INFO_COLUMNS = (workspaces.c.id, workspaces.c.owner, workspaces.c.file_name, workspaces.c.sha256,
+                 workspaces.c.file_size, workspaces.c.sheet, workspaces.c.rows, workspaces.c.created_at,
+                 workspaces.c.updated_at, _active_count().label("operations"))
+
+
+def create_workspace(engine: sa.Engine, owner: str, data: bytes, file_name: str, settings: Settings,
+                     sheet: str | None = None, mapping: ColumnMapping | None = None, *, rows: int = 0) -> int:
+    """Keep an upload (its bytes compressed, sheet and mapping) as a new workspace; returns its id.
+
+    Pass the sheet and mapping the upload was read with (upload.sheet, upload.mapping), so that a later
+    version of the header detection cannot read the file differently. Expired workspaces go at the same time.
+    """
+    if len(data) > settings.max_upload_mb * MB:
+        raise LimitExceeded(f"{file_name} is {len(data) / MB:.1f} MB; the limit is {settings.max_upload_mb} MB "
+                            "(MAX_UPLOAD_MB)", setting="MAX_UPLOAD_MB", limit=settings.max_upload_mb)
+    expire_workspaces(engine, settings.workspace_days)
+    stamp = now()
+    with db_errors(engine), engine.begin() as conn:
+        return int(conn.execute(workspaces.insert().returning(workspaces.c.id).values(
+            owner=owner[:255], file_name=file_name[:255], sha256=hashlib.sha256(data).hexdigest(),
+            file_size=len(data), data=zlib.compress(data, 6), sheet=sheet,
+            mapping=mapping.to_dict() if mapping else None, rows=rows, created_at=stamp, updated_at=stamp)).scalar_one())
+
+
+def list_workspaces(engine: sa.Engine, owner: str) -> list[WorkspaceInfo]:
+    """The owner's open workspaces, the most recently changed first."""
+    stmt = (sa.select(*_INFO_COLUMNS).where(workspaces.c.owner == owner, workspaces.c.discarded_at.is_(None))
+            .order_by(workspaces.c.updated_at.desc(), workspaces.c.id.desc()))
+    with reading(engine) as conn:
+        return [_info(row) for row in conn.execute(stmt).all()]
+
+
+def _decompress(blob: bytes, limit_mb: int) -> bytes:
+    inflater = zlib.decompressobj()
+    data = inflater.decompress(blob, limit_mb * MB + 1)
+    if len(data) > limit_mb * MB or inflater.unconsumed_tail:
+        raise WorkspaceError(f"the stored file is over {limit_mb} MB (MAX_UPLOAD_MB); upload it again")
+    return data
+
+
+def _operations(conn: sa.Connection, workspace_id: int, seqs: Sequence[int] | None = None) -> list[tuple[int, Any]]:
+    ops = workspace_operations
+    where = ops.c.undone == sa.false() if seqs is None else ops.c.seq.in_(list(seqs))
+    rows = conn.execute(sa.select(ops.c.seq, ops.c.kind, ops.c.payload)
+                        .where(ops.c.workspace_id == workspace_id, where).order_by(ops.c.seq)).all()
+    return [(row.seq, operation_from_dict(row.kind, row.payload)) for row in rows]
+
+
+def load_workspace(engine: sa.Engine, workspace_id: int, settings: Settings | None = None, *,
+                   seqs: Sequence[int] | None = None, discarded: bool = False) -> StoredWorkspace:
+    """A workspace's file and active operations (or the operations `seqs`); WorkspaceError if it is gone."""
+    settings = settings or Settings()
+    with reading(engine) as conn:
+        row = conn.execute(sa.select(*_INFO_COLUMNS, workspaces.c.data, workspaces.c.mapping,
+                                     workspaces.c.discarded_at).where(workspaces.c.id == workspace_id)).first()
+        if row is None or (row.discarded_at is not None and not discarded):
+            raise WorkspaceError(f"workspace {workspace_id} is gone: it was discarded, or expired after "
+                                 f"{settings.workspace_days} days untouched (WORKSPACE_DAYS); upload the file again")
+        operations = _operations(conn, workspace_id, seqs)
+    return StoredWorkspace(_info(row), _decompress(row.data, settings.max_upload_mb),
+                           ColumnMapping.from_dict(row.mapping) if row.mapping else None, tuple(operations))
+
+
+def replay(engine: sa.Engine, workspace_id: int, settings: Settings) -> Upload:
+    """The workspace's upload: its file read again and its active operations applied in order."""
+    return open_workspace(engine, workspace_id, settings).upload
+
+
+def open_workspace(engine: sa.Engine, workspace_id: int, settings: Settings) -> Opened:
+    """Replay a workspace: what a new session, a refresh or another instance shows."""
+    stored = load_workspace(engine, workspace_id, settings)
+    upload = replay_operations(stored.data, stored.info.file_name, settings, stored.info.sheet, stored.mapping,
+                               [op for _, op in stored.operations])
+    return Opened(stored.info, upload, stored.version, tuple(seq for seq, _ in stored.operations))
+
+
+def _lock(conn: sa.Connection, workspace_id: int) -> None:
+    """Serialise changes to one workspace (SQLite: the write lock BEGIN IMMEDIATE took already)."""
+    found = conn.execute(sa.select(workspaces.c.id).where(workspaces.c.id == workspace_id,
+                                                          workspaces.c.discarded_at.is_(None))
+                         .with_for_update()).first()
+    if found is None:
+        raise WorkspaceError(f"workspace {workspace_id} is gone: it was discarded or expired; upload the file again")
+
+
+def _versions(conn: sa.Connection, workspace_id: int) -> tuple[int, int]:
+    """(last active seq, last seq) of a workspace, 0 when none."""
+    ops = workspace_operations
+    active = sa.func.max(sa.case((ops.c.undone == sa.false(), ops.c.seq)))
+    row = conn.execute(sa.select(sa.func.coalesce(active, 0), sa.func.coalesce(sa.func.max(ops.c.seq), 0))
+                       .where(ops.c.workspace_id == workspace_id)).one()
+    return int(row[0]), int(row[1])
+
+
+def append_operation(engine: sa.Engine, workspace_id: int, op: Any, *, summary: str | None = None,
+                     expected_version: int | None = None, rows: int | None = None) -> int:
+    """Add an operation after the active ones (the redo stack is cleared); returns its seq.
+
+    WorkspaceChanged when `expected_version` is given and the workspace moved on since (another tab).
+    """
+    kind, payload = kind_of(op), op.to_dict()
+    with db_errors(engine), engine.begin() as conn:
+        _lock(conn, workspace_id)
+        version, last = _versions(conn, workspace_id)
+        if expected_version is not None and version != expected_version:
+            raise WorkspaceChanged(f"workspace {workspace_id} was changed in another tab or window; "
+                                   "it has been reloaded, so check the change and make it again")
+        ops = workspace_operations
+        conn.execute(ops.delete().where(ops.c.workspace_id == workspace_id, ops.c.undone == sa.true()))
+        stamp = now()
+        conn.execute(ops.insert().values(workspace_id=workspace_id, seq=last + 1, kind=kind, payload=payload,
+                                         summary=summary or summary_of(op), created_at=stamp, undone=False))
+        values: dict[str, Any] = {"updated_at": stamp} | ({} if rows is None else {"rows": rows})
+        conn.execute(workspaces.update().where(workspaces.c.id == workspace_id).values(**values))
+    return last + 1
+
+
+def perform(engine: sa.Engine, opened: Opened, op: Any, settings: Settings) -> Opened:
+    """Apply an operation to the frame in hand and save it, in that order, so the history line can say what
+    it did; a mapping change or an include-again replays the workspace. If another tab changed the
+    workspace meanwhile, its current state is replayed first and the operation applied to that."""
+    for attempt in range(2):
+        try:
+            if getattr(op, "rebuild", False):
+                append_operation(engine, opened.info.id, op, summary=summary_of(op), expected_version=opened.version)
+                rebuilt = open_workspace(engine, opened.info.id, settings)
+                if rebuilt.upload.checked.total != rebuilt.info.rows:
+                    with db_errors(engine), engine.begin() as conn:
+                        conn.execute(workspaces.update().where(workspaces.c.id == opened.info.id)
+                                     .values(rows=rebuilt.upload.checked.total))
+                    rebuilt = replace(rebuilt, info=replace(rebuilt.info, rows=rebuilt.upload.checked.total))
+                return rebuilt
+            before = opened.upload.checked
+            after = op.apply(before, settings)
+            seq = append_operation(engine, opened.info.id, op, summary=summary_of(op, before, after),
+                                   expected_version=opened.version, rows=after.total)
+            return replace(opened, upload=replace(opened.upload, checked=after), version=seq,
+                           seqs=(*opened.seqs, seq), info=replace(opened.info, rows=after.total, updated_at=now(),
+                                                                  operations=len(opened.seqs) + 1))
+        except WorkspaceChanged:
+            if attempt:
+                raise
+            opened = open_workspace(engine, opened.info.id, settings)
+    raise AssertionError("unreachable")
+
+
+def _go_to(engine: sa.Engine, workspace_id: int, pick: str) -> HistoryEntry | None:
+    ops = workspace_operations
+    with db_errors(engine), engine.begin() as conn:
+        _lock(conn, workspace_id)
+        undone = pick == "undo"
+        where = ops.c.undone == (sa.false() if undone else sa.true())
+        seq = conn.execute(sa.select((sa.func.max if undone else sa.func.min)(ops.c.seq))
+                           .where(ops.c.workspace_id == workspace_id, where)).scalar()
+        if seq is None:
+            return None
+        conn.execute(ops.update().where(ops.c.workspace_id == workspace_id, ops.c.seq == seq).values(undone=undone))
+        conn.execute(workspaces.update().where(workspaces.c.id == workspace_id).values(updated_at=now()))
+        summary = conn.execute(sa.select(ops.c.summary).where(ops.c.workspace_id == workspace_id,
+                                                              ops.c.seq == seq)).scalar_one()
+        return HistoryEntry(int(seq), summary, undone)
+
+
+def undo(engine: sa.Engine, workspace_id: int) -> HistoryEntry | None:
+    """Step back the last active operation (None when there is none); replay shows the result."""
+    return _go_to(engine, workspace_id, "undo")
+
+
+def redo(engine: sa.Engine, workspace_id: int) -> HistoryEntry | None:
+    """Bring back the first undone operation (None when there is none)."""
+    return _go_to(engine, workspace_id, "redo")
+
+
+def go_to(engine: sa.Engine, workspace_id: int, seq: int) -> None:
+    """Step back (or forward) to just after operation `seq` (0 = the file as read): a click in the history."""
+    ops = workspace_operations
+    with db_errors(engine), engine.begin() as conn:
+        _lock(conn, workspace_id)
+        conn.execute(ops.update().where(ops.c.workspace_id == workspace_id).values(undone=ops.c.seq > seq))
+        conn.execute(workspaces.update().where(workspaces.c.id == workspace_id).values(updated_at=now()))
+
+
+def history(engine: sa.Engine, workspace_id: int) -> list[HistoryEntry]:
+    """The workspace's operations in order: (seq, summary, undone)."""
+    ops = workspace_operations
+    with reading(engine) as conn:
+        rows = conn.execute(sa.select(ops.c.seq, ops.c.summary, ops.c.undone)
+                            .where(ops.c.workspace_id == workspace_id).order_by(ops.c.seq)).all()
+    return [HistoryEntry(int(row.seq), row.summary, bool(row.undone)) for row in rows]
+
+
+def _resumable_ids(conn: sa.Connection) -> set[int]:
+    """Workspaces a running or interrupted run imports from: kept until the run ends, for its resume."""
+    return set(conn.execute(sa.select(_runs.c.workspace_id).where(
+        _runs.c.workspace_id.is_not(None), _runs.c.status.in_(_RESUMABLE))).scalars())
+
+
+def _delete(conn: sa.Connection, ids: list[int]) -> None:
+    for start in range(0, len(ids), 500):
+        chunk = ids[start:start + 500]
+        conn.execute(workspace_operations.delete().where(workspace_operations.c.workspace_id.in_(chunk)))
+        conn.execute(workspaces.delete().where(workspaces.c.id.in_(chunk)))
+
+
+def discard_workspace(engine: sa.Engine, workspace_id: int, owner: str | None = None) -> None:
+    """Drop a workspace from its owner's list; deleted at once unless an interrupted run resumes from it."""
+    with db_errors(engine), engine.begin() as conn:
+        row = conn.execute(sa.select(workspaces.c.owner).where(workspaces.c.id == workspace_id)).first()
+        if row is None:
+            return
+        if owner is not None and row.owner != owner:
+            raise WorkspaceError(f"workspace {workspace_id} belongs to {row.owner}; only they can discard it")
+        if workspace_id in _resumable_ids(conn):
+            conn.execute(workspaces.update().where(workspaces.c.id == workspace_id).values(discarded_at=now()))
+        else:
+            _delete(conn, [workspace_id])
+
+
+def expire_workspaces(engine: sa.Engine, days: int) -> int:
+    """Delete workspaces untouched for `days` days (WORKSPACE_DAYS) and discarded ones, except those an
+    interrupted run still resumes from; returns how many went."""
+    if current_revision(engine) is None:
+        return 0
+    cutoff = now() - timedelta(days=days)
+    with db_errors(engine), engine.begin() as conn:
+        old = conn.execute(sa.select(workspaces.c.id).where(
+            sa.or_(workspaces.c.updated_at < cutoff, workspaces.c.discarded_at.is_not(None)))).scalars().all()
+        ids = sorted(set(old) - _resumable_ids(conn))
+        _delete(conn, ids)
+    return len(ids)
+
+
+# --- runs: what they import from, what a dry run saw -------------------------------------------------------
+
+
+def workspace_run_settings(opened: Opened) -> dict[str, Any]:
+    """What a run records (in import_runs.settings, beside the mapping) to resume from this workspace."""
+    return {"workspace_id": opened.info.id, "workspace_operations": list(opened.seqs)}
+
+
+def upload_for_workspace_resume(engine: sa.Engine, run_id: int, settings: Settings) -> Upload:
+    """The upload an interrupted run was importing, replayed from its workspace: no re-upload, fixes kept.
+
+    RunError when the run is not interrupted, has no workspace, or its workspace is gone or changed.
+    """
+    run = get_run(engine, run_id)
+    if run.status is not RunStatus.INTERRUPTED:
+        raise RunError(f"run {run_id} is {run.status.value}; only an interrupted run can be resumed")
+    with reading(engine) as conn:
+        workspace_id = conn.execute(sa.select(_runs.c.workspace_id).where(_runs.c.id == run_id)).scalar()
+    workspace_id = workspace_id or run.settings.get("workspace_id")
+    again = f"upload {run.file_name} again to resume it"
+    if workspace_id is None:
+        raise RunError(f"run #{run_id} was not imported from a saved workspace; {again}")
+    seqs = run.settings.get("workspace_operations")
+    try:
+        stored = load_workspace(engine, int(workspace_id), settings, seqs=seqs, discarded=True)
+    except WorkspaceError as exc:
+        raise RunError(f"run #{run_id} cannot be resumed from its workspace: {exc}") from exc
+    if seqs is not None and len(stored.operations) != len(seqs):
+        raise RunError(f"the workspace of run #{run_id} changed since the run started (operations it used were "
+                       f"undone and replaced); {again}")
+    upload = replay_operations(stored.data, stored.info.file_name, settings, stored.info.sheet, stored.mapping,
+                               [op for _, op in stored.operations])
+    if upload.sha256 != run.sha256:
+        raise FileMismatch(f"the workspace of run #{run_id} holds another file than {run.file_name}; {again}")
+    return upload
+
+
+@dataclass(frozen=True)
+class DatabaseState:
+    """A cheap fingerprint of the import history: any import, resume or undo changes it."""
+
+    runs: int = 0
+    last_run_id: int = 0
+    last_finished_at: datetime | None = None
+    last_undone_at: datetime | None = None
+    rows_done: int = 0
+
+
+def database_state(engine: sa.Engine) -> DatabaseState:
+    """The state a dry run saw (record it with the dry run's result; see stale_reason)."""
+    if current_revision(engine) is None:
+        return DatabaseState()
+    with reading(engine) as conn:
+        row = conn.execute(sa.select(sa.func.count(), sa.func.max(_runs.c.id), sa.func.max(_runs.c.finished_at),
+                                     sa.func.max(_runs.c.undone_at), sa.func.sum(_runs.c.rows_done))).one()
+    return DatabaseState(int(row[0]), int(row[1] or 0), aware(row[2]), aware(row[3]), int(row[4] or 0))
+
+
+def ago(when: datetime | None) -> str:
+    """`just now`, `2 minutes ago`, `3 hours ago`, `5 days ago`."""
+    seconds = max(0, int((now() - (aware(when) or now())).total_seconds()))
+    for size, unit in ((86_400, "day"), (3_600, "hour"), (60, "minute")):
+        if seconds >= size:
+            return f"{_plural(seconds // size, unit)} ago"
+    return "just now"
+
+
+def stale_reason(engine: sa.Engine, seen: DatabaseState, sha256: str) -> str | None:
+    """Why a dry run's counts are out of date, naming the run that changed the database since; None if not.
+
+    `Run #3 imported this file 2 minutes ago; run the dry run again.`
+    """
+    if database_state(engine) == seen:
+        return None
+    changed = sa.or_(_runs.c.id > seen.last_run_id, _runs.c.status == RunStatus.RUNNING.value,
+                     _runs.c.finished_at > seen.last_finished_at if seen.last_finished_at
+                     else _runs.c.finished_at.is_not(None),
+                     _runs.c.undone_at > seen.last_undone_at if seen.last_undone_at else _runs.c.undone_at.is_not(None))
+    with reading(engine) as conn:
+        rows = conn.execute(sa.select(_runs).where(changed)).all()
+    if not rows:
+        return "The import history changed since the dry run; run the dry run again."
+
+    def moment(row: Any) -> datetime:
+        return max(t for t in (aware(row.undone_at), aware(row.finished_at), aware(row.started_at)) if t)
+
+    row = max(rows, key=moment)
+    what = "this file" if row.sha256 == sha256 else row.file_name
+    who = f" ({row.user_name})" if row.user_name else ""
+    undone_at = aware(row.undone_at)
+    if undone_at is not None and (seen.last_undone_at is None or undone_at > seen.last_undone_at):
+        return f"Run #{row.id}{who} of {what} was undone {ago(row.undone_at)}; run the dry run again."
+    status = get_run(engine, row.id).status
+    if status is RunStatus.RUNNING:
+        return (f"Run #{row.id}{who} is importing {what} now ({_plural(row.rows_done, 'row')} so far); "
+                "wait for it to finish, then run the dry run again.")
+    if status is RunStatus.INTERRUPTED:
+        return (f"Run #{row.id}{who} imported {_plural(row.rows_done, 'row')} of {what} before it stopped "
+                f"{ago(row.finished_at or row.started_at)}; run the dry run again.")
+    return f"Run #{row.id}{who} imported {what} {ago(row.finished_at or row.started_at)}; run the dry run again."
