@@ -101,18 +101,19 @@ def xlsx_text(value: object) -> str:
 
 
 def report_headers(columns: Sequence[ReportColumn] | None = None, run_id: int | None = None) -> list[str]:
-    """Row, the file's columns (every field when not known), Errors, and Report of run for a run's report."""
+    """Row, the file's columns (every field when not known), Report of run for a run's report, and Errors
+    last (where scripts and people have always found it)."""
     shown = field_columns() if columns is None else columns
-    return [ROW_HEADER, *(c.header for c in shown), ERRORS_HEADER, *([RUN_HEADER] if run_id is not None else [])]
+    return [ROW_HEADER, *(c.header for c in shown), *([RUN_HEADER] if run_id is not None else []), ERRORS_HEADER]
 
 
 def _raw_values(row: ReportRow, columns: Sequence[ReportColumn], run_id: int | None = None) -> list[str]:
-    """A row's values as typed in the file's columns, its one-line errors, and the run (no formula
+    """A row's values as typed in the file's columns, the run, and its one-line errors (no formula
     protection yet)."""
     data = row.customer_data
     own: Mapping[str, str] = getattr(row, "other_columns", None) or {}
     values = [str((data.get(c.field) if c.field else own.get(c.header)) or "") for c in columns]
-    return [*values, error_text(row.errors), *([str(run_id)] if run_id is not None else [])]
+    return [*values, *([str(run_id)] if run_id is not None else []), error_text(row.errors)]
 
 
 class _Layout:
@@ -129,6 +130,7 @@ class _Layout:
         for field, shown_in in _SHOWN_IN.items():
             if field not in self.position and shown_in in self.position:
                 self.position[field] = self.position[shown_in]
+        # Row, Report of run and Errors: grey (0-based positions in a report row).
         self.info = {0, len(self.columns) + 1, *([len(self.columns) + 2] if self.run_id is not None else [])}
 
 
@@ -370,7 +372,7 @@ def _failed_rows_sheet(part: IO[bytes], failed: Iterable[ReportRow], comments: _
 def _instructions_sheet(count: int, commented: int, capped: bool, layout: _Layout) -> str:
     """The second sheet: what the colours mean and what to do with the report."""
     own = [c.header for c in layout.columns if c.field is None]
-    info = f"Row, Errors and {RUN_HEADER}" if layout.run_id is not None else "Row and Errors"
+    info = f"Row, {RUN_HEADER} and Errors" if layout.run_id is not None else "Row and Errors"
     lines: list[tuple[tuple[str, int] | None, tuple[str, int] | None]] = [
         (("How to use this report", _S_TITLE), None),
         (None, (f"The sheet '{FAILED_SHEET}' lists the {count:,} row(s) that failed to import, with their "

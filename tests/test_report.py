@@ -295,10 +295,10 @@ BRANCH_ROWS = (
 def test_csv_report_keeps_the_files_columns_in_place_and_names_its_run() -> None:
     failed = FailedRows.of(BRANCH_ROWS, columns=BRANCH_COLUMNS, run_id=12)
     rows = list(csv.reader(io.StringIO(report_bytes(failed, "csv").decode("utf-8-sig"))))
-    assert rows[0] == ["Row", "S/No", "Shipping Mark", "Phone", "Remarks", "Errors", "Report of run"]
+    assert rows[0] == ["Row", "S/No", "Shipping Mark", "Phone", "Remarks", "Report of run", "Errors"]
     # The branch's own text is defused like any other: a formula-like remark gets its apostrophe.
-    assert rows[1] == ["5", "3", "PM3 YAW", "12345", "'=call back",
-                       "Phone: 12345 is not a valid phone number", "12"]
+    assert rows[1] == ["5", "3", "PM3 YAW", "12345", "'=call back", "12",
+                       "Phone: 12345 is not a valid phone number"]
     assert rows[2][:5] == ["9", "7", "PM7 ESI", "'+233241234567, ...", ""]  # CSV protection kept
     # Explicit arguments win over what the rows carry; without either, every field and no run.
     plain = list(csv.reader(io.StringIO(report_bytes(BRANCH_ROWS, "csv").decode("utf-8-sig"))))
@@ -308,19 +308,19 @@ def test_csv_report_keeps_the_files_columns_in_place_and_names_its_run() -> None
 def test_xlsx_report_keeps_the_files_columns_uncoloured_and_the_run_grey() -> None:
     book = _book(FailedRows.of(BRANCH_ROWS, columns=BRANCH_COLUMNS, run_id=12))
     sheet = book.active
-    assert [c.value for c in sheet[1]] == ["Row", "S/No", "Shipping Mark", "Phone", "Remarks", "Errors",
-                                           "Report of run"]
+    assert [c.value for c in sheet[1]] == ["Row", "S/No", "Shipping Mark", "Phone", "Remarks", "Report of run",
+                                           "Errors"]
     assert sheet["B2"].value == "3" and sheet["E2"].value == "=call back" and sheet["E2"].data_type == "s"
     assert sheet["B2"].fill.fill_type is None and sheet["E2"].fill.fill_type is None
     assert sheet["D2"].fill.fill_type == "solid" and sheet["D2"].comment.text.startswith("12345")
     # An error of a field with no column (other phones split off the phone cell) marks the phone cell.
     assert sheet["D3"].fill.fill_type == "solid" and sheet["D3"].comment.text == "is 600 characters long"
     assert sheet["D3"].value == "+233241234567, ..."  # no apostrophe in an XLSX text cell
-    grey = sheet["F2"].fill.fgColor.rgb
-    assert sheet["G2"].value == "12" and sheet["G2"].fill.fgColor.rgb == grey == sheet["A2"].fill.fgColor.rgb
+    grey = sheet["G2"].fill.fgColor.rgb
+    assert sheet["F2"].value == "12" and sheet["F2"].fill.fgColor.rgb == grey == sheet["A2"].fill.fgColor.rgb
     text = " ".join(str(v) for r in book[INSTRUCTIONS_SHEET].iter_rows(values_only=True) for v in r if v)
     assert "It is the report of import run #12" in text
-    assert "Grey: Row, Errors and Report of run" in text and "linked to run #12" in text
+    assert "Grey: Row, Report of run and Errors" in text and "linked to run #12" in text
     assert "a column of your file that is not imported (S/No, Remarks), kept as it was" in text
 
 

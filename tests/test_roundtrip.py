@@ -149,9 +149,9 @@ def test_a_report_round_trip_keeps_the_branch_columns_rows_and_run(database_url:
         book = openpyxl.load_workbook(io.BytesIO(report))
         rows = [["" if v is None else str(v) for v in r] for r in book.active.iter_rows(values_only=True)]
     header = rows[0]
-    assert header == ["Row", "S/No", "Shipping Mark", "First Name", "Last Name", "Phone", "Remarks", "Errors",
-                      "Report of run"]
-    assert [(r[0], r[1], r[6], r[8]) for r in rows[1:]] == [
+    assert header == ["Row", "S/No", "Shipping Mark", "First Name", "Last Name", "Phone", "Remarks",
+                      "Report of run", "Errors"]
+    assert [(r[0], r[1], r[6], r[7]) for r in rows[1:]] == [
         ("5", "3", "typo in phone", str(first.run_id)), ("6", "4", "first name missing", str(first.run_id)),
         ("7", "5", "both numbers wrong", str(first.run_id))]
     # The branch fixes two rows (the third stays wrong) and sends the report back as it is.
@@ -182,7 +182,7 @@ def test_a_report_round_trip_keeps_the_branch_columns_rows_and_run(database_url:
     # The second report names the branch's row 7 and keeps its S/No and Remarks.
     again = _csv(report_bytes(run_failures(engine, second.run_id), "csv"))
     assert again[0] == header
-    assert again[1][:2] == ["7", "5"] and again[1][6] == "both numbers wrong" and again[1][8] == str(second.run_id)
+    assert again[1][:2] == ["7", "5"] and again[1][6] == "both numbers wrong" and again[1][7] == str(second.run_id)
 
 
 def test_a_dry_runs_report_has_the_branch_columns_but_no_run(database_url: str) -> None:
@@ -197,8 +197,8 @@ def test_a_dry_runs_report_has_the_branch_columns_but_no_run(database_url: str) 
 
 def test_a_report_of_a_run_this_database_does_not_have_links_to_nothing(database_url: str) -> None:
     engine = ready_engine(database_url)
-    report = ("Row,Shipping Mark,First Name,Last Name,Phone,Errors,Report of run\n"
-              "12,PM9 KOJO,Kojo,Asante,0241234567,Phone: bad,41\n")
+    report = ("Row,Shipping Mark,First Name,Last Name,Phone,Report of run,Errors\n"
+              "12,PM9 KOJO,Kojo,Asante,0241234567,41,Phone: bad\n")
     upload = read_upload(report.encode(), "old-report.csv", SETTINGS)
     assert upload.fixes_run_id == 41
     result = import_upload(engine, upload, SETTINGS)
@@ -249,7 +249,7 @@ def test_the_kumasi_list_round_trip_keeps_s_no_remarks_and_the_split_names(datab
     book = openpyxl.load_workbook(io.BytesIO(report_bytes(run_failures(engine, first.run_id), "xlsx")))
     header = [c.value for c in book.active[1]]
     assert header[:4] == ["Row", "S/No", "Shipping Mark", "First Name"] and "Last Name" in header
-    assert header[-3:] == ["Remarks", "Errors", "Report of run"]
+    assert header[-3:] == ["Remarks", "Report of run", "Errors"]
     again = read_upload(_xlsx_bytes(book), "kumasi-report.xlsx", SETTINGS)
     assert again.fixes_run_id == first.run_id
     assert again.checked.original.index.tolist() == [r.source_row_number for r in first.failed]
