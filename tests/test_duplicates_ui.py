@@ -96,6 +96,9 @@ def test_update_that_customer(database_url):
     assert not at.exception
     assert "Row 3 now has customer #1's shipping mark (PM1 KOFI)" in shown(at)
     assert at.session_state["checked"].original.at[3, "shipping_mark"] == "PM1 KOFI"
+    assert at.session_state[section.DECISIONS][1] == [
+        {"op": "possible_duplicate", "action": "update_customer", "row": 3, "other_row": None, "customer_id": 1,
+         "shipping_mark": "PM1 KOFI"}]
     assert at.selectbox(key=section.PICK).options == ["Row 4 and row 2: same name, phone one digit apart"]
 
 

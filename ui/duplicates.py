@@ -59,6 +59,13 @@ def decisions() -> list[Decision]:
     return [Decision.from_json(record) for record in stored[1]]
 
 
+def updated_rows() -> dict[int, int]:
+    """{row: customer id} of this file's "update that customer" decisions: the rows whose change to a
+    stored customer the analyst already accepted here (Review's accept/reject list can start them accepted)."""
+    return {d.row: int(d.customer_id) for d in decisions()
+            if d.action is Action.UPDATE_CUSTOMER and d.customer_id is not None}
+
+
 def _remember(decision: Decision) -> None:
     records = [d.to_json() for d in decisions()]
     st.session_state[DECISIONS] = (_file(), [*records, decision.to_json()])
