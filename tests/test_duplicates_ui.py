@@ -18,7 +18,7 @@ def page(url: str, existing: str = "skip") -> None:
     from importer.db import make_engine
     from tests.support import SETTINGS, checked_of, person
     from ui import keys, state
-    from ui.duplicates import show_possible_duplicates
+    from ui.duplicates import show_possible_duplicates, updated_rows
 
     if "checked" not in st.session_state:
         st.session_state["checked"] = checked_of([
@@ -29,6 +29,7 @@ def page(url: str, existing: str = "skip") -> None:
     if notice := state.pop_notice():
         st.success(notice)
     new = show_possible_duplicates(make_engine(url), st.session_state["checked"], SETTINGS, existing=existing)
+    st.text(f"updated rows: {updated_rows()}")
     if new is not None:
         st.session_state["checked"] = new
         st.session_state[keys.VERSION] = state.version() + 1  # what state.set_checked does
@@ -100,6 +101,7 @@ def test_update_that_customer(database_url):
         {"op": "possible_duplicate", "action": "update_customer", "row": 3, "other_row": None, "customer_id": 1,
          "shipping_mark": "PM1 KOFI"}]
     assert at.selectbox(key=section.PICK).options == ["Row 4 and row 2: same name, phone one digit apart"]
+    assert at.text[0].value == "updated rows: {3: 1}"
 
 
 def test_database_down_still_compares_the_file():
