@@ -18,11 +18,11 @@ from importer.read import open_file
 from importer.results import ReportColumn, RunResult, RunStatus
 from importer.roundtrip import (
     ReportUpload,
+    columns_to_read,
     other_values,
     renumber,
     report_columns,
     report_layout,
-    with_columns,
 )
 from importer.runs import get_run
 from importer.settings import Settings
@@ -90,7 +90,12 @@ def read_upload(
         raise MissingColumns(missing_columns_message(mapping), mapping=mapping, sheet=sheet_name)
     ours = report_columns(mapping)
     columns, kept = report_layout(mapping, skip=tuple(ours.values()) if ours else ())
-    rows = with_columns(rows, [*mapped_columns(mapping), *kept, *(ours.values() if ours else ())])
+    again = columns_to_read(rows, [*mapped_columns(mapping), *kept, *(ours.values() if ours else ())])
+    if again is not None:  # the first read kept only the mapped columns: read them and the file's own
+        reread = rows.reread
+        assert reread is not None  # columns_to_read said so
+        del rows
+        rows = reread(again)
     frame = apply_mapping(rows, mapping, settings.max_rows)
     others = other_values(rows, frame.index, kept, [c.header for c in columns if c.field is None])
     report = None
