@@ -1,4 +1,5 @@
-"""Customers out of the database as CSV or XLSX, streamed: the Customers page's export of a filtered set.
+"""Customers out of the database as CSV, XLSX or zipped CSV, streamed: the Customers page's export of a
+filtered set.
 
 The customers come one at a time (importer.customers.iter_customers reads them through a server-side
 cursor) and are written as they come, to a file: memory stays flat whether 100 or 1,000,000 customers
@@ -48,12 +49,18 @@ from importer.report import (
 )
 from schemas.customer import FIELDS, REGIONS
 
-EXPORT_FORMATS = ("csv", "xlsx")
+# "zip": the CSV inside a zip (customers.csv), a fifth of its size. A download button holds its whole file
+# in the server's memory while it is offered: 122 MB of CSV for 1,000,000 customers, 26 MB zipped.
+EXPORT_FORMATS = ("csv", "xlsx", "zip")
 SHEET = "Customers"
+ZIPPED_CSV = "customers.csv"
 EXTRA_HEADERS = ("Customer ID", "Created (UTC)", "Import Run", "Source Row")
-MIME = {"csv": "text/csv",
+MIME = {"csv": "text/csv", "zip": "application/zip",
         "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"}
+# Excel's sheet holds 1,048,576 rows, the header included.
+XLSX_MAX_CUSTOMERS = 1_048_575
 _FLUSH_ROWS = 1_000
+_CSV_ZIP_LEVEL = 6  # 6 rather than 1: 18% of the CSV instead of 22%, for a few seconds per million rows
 
 
 def export_headers() -> list[str]:
@@ -145,6 +152,9 @@ def _sheet(part: IO[bytes], customers: Iterable[Mapping[str, Any]]) -> int:
     count = 0
     pending: list[str] = []
     for customer in chain(sample, rows):
+        if count == XLSX_MAX_CUSTOMERS:
+            raise ValueError(f"an Excel sheet holds at most {XLSX_MAX_CUSTOMERS:,} customers: export these as "
+                             "CSV, or narrow the filters")
         r = count + 2
         texts, (cid, run, source_row) = export_values(customer)
         pending.append(
@@ -191,12 +201,18 @@ def _write_xlsx(customers: Iterable[Mapping[str, Any]], out: IO[bytes]) -> int:
 
 # -- the API ------------------------------------------------------------------------------------------
 def write_customers(customers: Iterable[Mapping[str, Any]], fmt: str, out: IO[bytes]) -> int:
-    """Stream customers (dicts of importer.customers.CUSTOMER_COLUMNS) in `fmt` ("csv" or "xlsx") to the
-    binary file `out`, left open; the number written."""
+    """Stream customers (dicts of importer.customers.CUSTOMER_COLUMNS) in `fmt` ("csv", "xlsx", or "zip":
+    the CSV as customers.csv in a zip) to the binary file `out`, left open; the number written.
+
+    More than XLSX_MAX_CUSTOMERS customers as "xlsx" is a ValueError (Excel could not open the sheet)."""
     if fmt == "csv":
         return _write_csv(customers, out)
     if fmt == "xlsx":
         return _write_xlsx(customers, out)
+    if fmt == "zip":
+        with (zipfile.ZipFile(out, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=_CSV_ZIP_LEVEL) as archive,
+              archive.open(ZIPPED_CSV, "w", force_zip64=True) as part):
+            return _write_csv(customers, part)
     raise ValueError(f"export format must be one of {', '.join(EXPORT_FORMATS)}, not {fmt!r}")
 
 
@@ -219,15 +235,16 @@ def export_bytes(engine: sa.Engine, fmt: str, text: str | None = None, *, region
 
 def export_file_name(fmt: str, text: str | None = None, region: str | None = None,
                      run_id: int | None = None) -> str:
-    """`customers.csv`, or with filters `customers-volta-run-3-kofi.xlsx` (letters, digits and '-' only)."""
+    """`customers.csv`, or with filters `customers-volta-run-3-kofi.xlsx` (letters, digits and '-' only);
+    the zipped CSV is `customers-csv.zip`."""
     parts = ["customers"]
     for piece in (region, f"run-{run_id}" if run_id is not None else None, text):
         if piece:
             slug = "".join(ch if ch.isascii() and ch.isalnum() else "-" for ch in str(piece).lower())
             if slug:
                 parts.append("-".join(filter(None, slug.split("-")))[:40])
-    return "-".join(parts) + f".{fmt}"
+    return "-".join(parts) + ("-csv.zip" if fmt == "zip" else f".{fmt}")
 
 
-__all__ = ["EXPORT_FORMATS", "EXTRA_HEADERS", "MIME", "export_bytes", "export_customers", "export_file_name",
+__all__ = ["EXPORT_FORMATS", "EXTRA_HEADERS", "MIME", "XLSX_MAX_CUSTOMERS", "ZIPPED_CSV", "export_bytes", "export_customers", "export_file_name",
            "export_headers", "export_values", "write_customers"]

@@ -137,8 +137,8 @@ def test_detail_shows_the_creating_run_and_the_update_with_its_diff(page):
 def test_export_holds_what_the_filters_select(page):
     first, second = page.runs
     page.selectbox(key=keys.CUSTOMERS_RUN).set_value(second).run()
-    assert page.download_button(key=keys.CUSTOMERS_CSV).label == "Download as CSV"
-    assert page.download_button(key=keys.CUSTOMERS_XLSX).label == "Download as Excel"
+    assert page.download_button(key=keys.CUSTOMERS_CSV).label == "Export as CSV"
+    assert page.download_button(key=keys.CUSTOMERS_XLSX).label == "Export as Excel"
     text, region, run_id, _ = page.session_state[keys.CUSTOMERS_QUERY]
     assert (text, region, run_id) == ("", None, second)
     engine = make_engine(page.url)

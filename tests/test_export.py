@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import csv
 import io
+import zipfile
 
 import openpyxl
 import pytest
 
+from importer import export
 from importer.customers import iter_customers
 from importer.export import (
     EXTRA_HEADERS,
@@ -94,12 +96,29 @@ def test_write_streams_as_it_reads() -> None:
 
 
 def test_unknown_format_is_refused() -> None:
-    with pytest.raises(ValueError, match="export format must be one of csv, xlsx, not 'pdf'"):
+    with pytest.raises(ValueError, match="export format must be one of csv, xlsx, zip, not 'pdf'"):
         write_customers([], "pdf", io.BytesIO())
+
+
+def test_zip_holds_the_csv() -> None:
+    plain, zipped = io.BytesIO(), io.BytesIO()
+    assert write_customers([_one(), _one(id=8, shipping_mark="PM8")], "csv", plain) == 2
+    assert write_customers([_one(), _one(id=8, shipping_mark="PM8")], "zip", zipped) == 2
+    with zipfile.ZipFile(io.BytesIO(zipped.getvalue())) as archive:
+        assert archive.namelist() == ["customers.csv"]
+        assert archive.read("customers.csv") == plain.getvalue()
+
+
+def test_more_customers_than_a_sheet_holds_is_refused(monkeypatch) -> None:
+    monkeypatch.setattr(export, "XLSX_MAX_CUSTOMERS", 3)
+    assert write_customers([_one(id=i) for i in range(3)], "xlsx", io.BytesIO()) == 3
+    with pytest.raises(ValueError, match="an Excel sheet holds at most 3 customers: export these as CSV"):
+        write_customers([_one(id=i) for i in range(4)], "xlsx", io.BytesIO())
 
 
 def test_file_names() -> None:
     assert export_file_name("csv") == "customers.csv"
+    assert export_file_name("zip", region="VOLTA") == "customers-volta-csv.zip"
     assert export_file_name("xlsx", "Kofi  Mensah/../", "VOLTA", 3) == "customers-volta-run-3-kofi-mensah.xlsx"
 
 

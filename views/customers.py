@@ -11,13 +11,15 @@ import streamlit as st
 
 from importer.customers import SEARCH_COUNT_CAP, customer_detail, search_customers
 from importer.errors import DatabaseError
-from importer.export import MIME, export_bytes, export_file_name
+from importer.export import MIME, XLSX_MAX_CUSTOMERS, export_bytes, export_file_name
 from importer.runs import list_runs
 from schemas.customer import FIELDS, REGIONS
 from ui import auth, keys, render, state
 from ui.engine import engine
 
 PAGE_SIZES = (25, 50, 100, 200)
+# Past this many customers the CSV export is zipped (1,000,000: 122 MB of CSV held by the server, 26 MB zipped).
+EXPORT_ZIP_CUSTOMERS = 100_000
 # Columns of the table, in order: (column of importer.customers.CUSTOMER_COLUMNS, heading).
 TABLE = (("id", "ID"), ("shipping_mark", "Shipping Mark"), ("first_name", "First Name"), ("last_name", "Last Name"),
          ("phone", "Phone"), ("email", "Email"), ("region", "Region"), ("import_run_id", "Run"),
@@ -157,12 +159,22 @@ if page.rows:
 # --- export --------------------------------------------------------------------------------------------
 st.subheader("Export")
 shown = "every customer" if not (text or region or run_id is not None) else "the customers these filters select"
-st.caption(f"Downloads {shown}, in the order of their ID. The file is built when you click, in one pass over "
-           "the database; the columns are those of the template, so it can be uploaded again.")
+# A download button keeps its file in the server's memory while it is offered: a big CSV goes zipped.
+big = page.capped or page.total > EXPORT_ZIP_CUSTOMERS
+csv_format = "zip" if big else "csv"
+too_many_for_excel = not page.capped and page.total > XLSX_MAX_CUSTOMERS
+notes = [f"Downloads {shown}, in the order of their ID. The file is built when you click, in one pass over the "
+         "database; its columns are the template's, so it can be uploaded again."]
+if big:
+    notes.append(f"More than {EXPORT_ZIP_CUSTOMERS:,} customers (or a search whose count stopped): the CSV comes "
+                 "zipped, a fifth of its size.")
+if too_many_for_excel:
+    notes.append(f"An Excel sheet holds at most {XLSX_MAX_CUSTOMERS:,} customers: narrow the filters, or use CSV.")
+st.caption(" ".join(notes))
 left, right = st.columns(2)
 filters = {"text": text or None, "region": region, "run_id": run_id}
-for column, fmt, label, key in ((left, "csv", "Download as CSV", keys.CUSTOMERS_CSV),
-                                (right, "xlsx", "Download as Excel", keys.CUSTOMERS_XLSX)):
+for column, fmt, label, key in ((left, csv_format, "Export as CSV" + (" (zipped)" if big else ""), keys.CUSTOMERS_CSV),
+                                (right, "xlsx", "Export as Excel", keys.CUSTOMERS_XLSX)):
     column.download_button(label, key=key, data=partial(export_bytes, engine(), fmt, **filters),
                            file_name=export_file_name(fmt, **filters), mime=MIME[fmt], icon=":material/download:",
-                           on_click="ignore", width="stretch")
+                           on_click="ignore", width="stretch", disabled=fmt == "xlsx" and too_many_for_excel)
