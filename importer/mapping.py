@@ -194,7 +194,7 @@ class ColumnMapping:
 def _map_row(cells: list[str], hidden: frozenset[int] = frozenset()) -> tuple[str | None, ...]:
     """Fields of one candidate header row; each field goes to its surest visible column, a hidden one only
     when no visible column names it (ties: leftmost). A FULL_NAME column only when no column gives first
-    or last name."""
+    or last name; a plain "Name" beside one of them gives the other (Name + Surname: the first name)."""
     scored = [(*_score(text), col) for col, text in enumerate(cells)]
     fields: list[str | None] = [None] * len(cells)
     taken: set[str] = set()
@@ -202,8 +202,12 @@ def _map_row(cells: list[str], hidden: frozenset[int] = frozenset()) -> tuple[st
         if name is not None and name not in taken:
             fields[col] = name
             taken.add(name)
-    if FULL_NAME in taken and taken & set(NAME_PARTS):
-        fields = [None if f == FULL_NAME else f for f in fields]
+    given = [part for part in NAME_PARTS if part in taken]
+    if FULL_NAME in taken and given:
+        # A plain "Name" beside "Surname" is the first name; "Full Name" beside a name part is left out.
+        col = fields.index(FULL_NAME)
+        plain = normalise(cells[col]) in ("name", "names") and len(given) == 1
+        fields[col] = next(p for p in NAME_PARTS if p not in given) if plain else None
     return tuple(fields)
 
 

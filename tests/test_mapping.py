@@ -360,9 +360,13 @@ def test_a_whole_name_column_is_split_when_no_column_gives_first_or_last(header)
     m = detect_mapping([["Mark", header, "Phone"]])
     assert m.fields == ("shipping_mark", FULL_NAME, "phone")
     assert m.missing_required == () and m.full_name_column == 1
+    plain = header.casefold() in ("name", "names")  # "Name" beside "Surname" is the first name
     with_last = detect_mapping([["Mark", header, "Surname", "Phone"]])
-    assert with_last.fields == ("shipping_mark", None, "last_name", "phone")
-    assert with_last.missing_required == ("first_name",)
+    assert with_last.fields == ("shipping_mark", "first_name" if plain else None, "last_name", "phone")
+    with_first = detect_mapping([["Mark", "Forename", header, "Phone"]])
+    assert with_first.fields == ("shipping_mark", "first_name", "last_name" if plain else None, "phone")
+    with_both = detect_mapping([["Mark", "First Name", header, "Last Name", "Phone"]])
+    assert with_both.fields == ("shipping_mark", "first_name", None, "last_name", "phone")
 
 
 def test_full_name_choice_is_checked_and_round_trips():
