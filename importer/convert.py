@@ -23,11 +23,12 @@ import pandas as pd
 
 from importer import clean
 from importer.errors import UsageError
+from importer.mapping import ColumnMapping, SheetNotes, fed_fields
 from importer.results import DUPLICATE_CODES, ErrorCode
 from importer.settings import Settings
 from importer.validate import Checked, check_frame, recheck
 from schemas.customer import FIELD_NAMES, REGIONS, USER_TYPES, label_of
-from schemas.gazetteer import match_region
+from schemas.gazetteer import match_region, region_share
 
 # Distinct values listed by failing_values unless asked for more: the most frequent first.
 VALUE_LIMIT = 1_000
@@ -325,7 +326,67 @@ def apply_conversion(checked: Checked, conversion: Conversion, settings: Setting
     return apply_operation(checked, conversion, settings)
 
 
+# -- mapping warnings: an ignored column that looks like a field left to its default ---------------------
+LOOKS_LIKE_SHARE = 0.5
+
+
+@dataclass(frozen=True)
+class MappingWarning:
+    """An optional field left to its default for `rows` rows, and the ignored column that looks like it."""
+
+    field: str
+    default: str
+    rows: int
+    column: int | None
+    header: str | None
+    share: float | None
+    message: str
+
+
+def _user_type_share(values: dict[str, int]) -> float:
+    total = sum(n for v, n in values.items() if v.strip())
+    return sum(n for v, n in values.items() if v.strip() and user_type_for(v)) / total if total else 0.0
+
+
+def mapping_warnings(mapping: ColumnMapping, notes: SheetNotes, rows: int, default_region: str) -> tuple[MappingWarning, ...]:
+    """Optional fields with a default (region, user type) that no column feeds, for all `rows` rows.
+
+    Each says how many rows get the default and, when an ignored column looks like the field (at least
+    LOOKS_LIKE_SHARE of its counted values are regions or towns, or user types), which one:
+    `Location looks like regions: 96% of its values are towns or regions.` Region is warned about even
+    without such a column, since a branch list without regions is usually a mistake; user type is not.
+    """
+    fed = {f for choice in mapping.fields for f in fed_fields(choice)}
+    found: list[MappingWarning] = []
+    checks = (("region", default_region, region_share, "regions", "towns or regions"),
+              ("user_type", USER_TYPES[0], _user_type_share, "user types", "user types"))
+    for name, default, share_of, kind, what in checks:
+        if name in fed or rows == 0:
+            continue
+        best: tuple[float, int] | None = None
+        for column, (header, choice) in enumerate(zip(mapping.headers, mapping.fields, strict=True)):
+            values = notes.values_of(column)
+            if choice is not None or not header.strip() or not values:
+                continue
+            share = share_of(values)
+            if share >= LOOKS_LIKE_SHARE and (best is None or share > best[0]):
+                best = (share, column)
+        shown = REGIONS.get(default, default) if name == "region" else default.title()
+        rows_text = f"all {rows:,} rows get" if rows != 1 else "the row gets"
+        if best is not None:
+            share, column = best
+            header = mapping.headers[column].strip()
+            message = (f"{header} looks like {kind}: {share:.0%} of its values are {what}. It is ignored, so "
+                       f"{rows_text} the default {label_of(name).lower()} {shown}. Map {header} to {label_of(name)}.")
+            found.append(MappingWarning(name, default, rows, column, header, share, message))
+        elif name == "region":
+            message = (f"No column is mapped to Region: {rows_text} the default region {shown}. "
+                       "If the file says where customers are, map that column to Region.")
+            found.append(MappingWarning(name, default, rows, None, None, None, message))
+    return tuple(found)
+
+
 __all__ = ["VALUE_LIMIT", "Conversion", "Operation", "Preview", "Replace", "apply_conversion", "apply_operation",
            "apply_operations", "operations_from_json",
-           "failing_fields", "failing_rows", "failing_values", "new_values", "operation_from_dict", "preview",
+           "LOOKS_LIKE_SHARE", "MappingWarning", "mapping_warnings", "failing_fields", "failing_rows", "failing_values", "new_values", "operation_from_dict", "preview",
            "user_type_for"]

@@ -2,7 +2,7 @@
 
 Beyond the record's fields a column may feed FULL_NAME, split into first and last name (split_full_name);
 a visible column beats a hidden one for the same field; footer and note rows are skipped and listed
-(SheetNotes), and mapping_warnings says when an ignored column looks like a field left to its default.
+(SheetNotes), whose ignored columns' values importer.convert.mapping_warnings judges.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from rapidfuzz import fuzz
 from importer.csv_read import PROFILE_ROWS, SheetRows, SkippedRow, note_reason, row_limit
 from importer.errors import LimitExceeded, NoHeader, UnreadableFile, UsageError
 from importer.read import SpreadsheetFile
-from schemas.customer import FIELD_NAMES, FIELDS, LEGACY_POSITIONAL_FIELDS, REGIONS, REQUIRED_FIELDS, label_of
+from schemas.customer import FIELD_NAMES, FIELDS, LEGACY_POSITIONAL_FIELDS, REQUIRED_FIELDS, label_of
 
 # A mapping choice beside the fields: one column holding "First Last", split into first_name and last_name.
 FULL_NAME = "full_name"
@@ -462,70 +462,6 @@ def one_word_names(original: pd.DataFrame, mapping: ColumnMapping) -> list[tuple
                    "last name in the Last Name cell (or exclude the row)")
         for row, name in zip(original.index[hit.to_numpy()], first[hit].tolist(), strict=True)
     ]
-
-
-LOOKS_LIKE_SHARE = 0.5
-
-
-@dataclass(frozen=True)
-class MappingWarning:
-    """An optional field left to its default for `rows` rows, and the ignored column that looks like it."""
-
-    field: str
-    default: str
-    rows: int
-    column: int | None
-    header: str | None
-    share: float | None
-    message: str
-
-
-def _user_type_share(values: dict[str, int]) -> float:
-    from importer.convert import user_type_for
-
-    total = sum(n for v, n in values.items() if v.strip())
-    return sum(n for v, n in values.items() if v.strip() and user_type_for(v)) / total if total else 0.0
-
-
-def mapping_warnings(mapping: ColumnMapping, notes: SheetNotes, rows: int, default_region: str) -> tuple[MappingWarning, ...]:
-    """Optional fields with a default (region, user type) that no column feeds, for all `rows` rows.
-
-    Each says how many rows get the default and, when an ignored column looks like the field (at least
-    LOOKS_LIKE_SHARE of its counted values are regions or towns, or user types), which one:
-    `Location looks like regions: 96% of its values are towns or regions.` Region is warned about even
-    without such a column, since a branch list without regions is usually a mistake; user type is not.
-    """
-    from schemas.customer import USER_TYPES
-    from schemas.gazetteer import region_share
-
-    fed = {f for choice in mapping.fields for f in fed_fields(choice)}
-    found: list[MappingWarning] = []
-    checks = (("region", default_region, region_share, "regions", "towns or regions"),
-              ("user_type", USER_TYPES[0], _user_type_share, "user types", "user types"))
-    for name, default, share_of, kind, what in checks:
-        if name in fed or rows == 0:
-            continue
-        best: tuple[float, int] | None = None
-        for column, (header, choice) in enumerate(zip(mapping.headers, mapping.fields, strict=True)):
-            values = notes.values_of(column)
-            if choice is not None or not header.strip() or not values:
-                continue
-            share = share_of(values)
-            if share >= LOOKS_LIKE_SHARE and (best is None or share > best[0]):
-                best = (share, column)
-        shown = REGIONS.get(default, default) if name == "region" else default.title()
-        rows_text = f"all {rows:,} rows get" if rows != 1 else "the row gets"
-        if best is not None:
-            share, column = best
-            header = mapping.headers[column].strip()
-            message = (f"{header} looks like {kind}: {share:.0%} of its values are {what}. It is ignored, so "
-                       f"{rows_text} the default {label_of(name).lower()} {shown}. Map {header} to {label_of(name)}.")
-            found.append(MappingWarning(name, default, rows, column, header, share, message))
-        elif name == "region":
-            message = (f"No column is mapped to Region: {rows_text} the default region {shown}. "
-                       "If the file says where customers are, map that column to Region.")
-            found.append(MappingWarning(name, default, rows, None, None, None, message))
-    return tuple(found)
 
 
 def choose_sheet(

@@ -7,6 +7,7 @@ import json
 import pandas as pd
 import pytest
 
+from importer.convert import mapping_warnings
 from importer.csv_read import SheetRows
 from importer.errors import FileRefused, LimitExceeded, NoHeader, UsageError
 from importer.mapping import (
@@ -18,7 +19,6 @@ from importer.mapping import (
     detect_mapping,
     fed_fields,
     mapping_choices,
-    mapping_warnings,
     match_header,
     one_word_names,
     sheet_notes,

@@ -28,6 +28,7 @@ from importer.convert import (
     apply_operation,
     failing_fields,
     failing_values,
+    mapping_warnings,
     preview,
 )
 from importer.csv_read import SkippedRow
@@ -37,7 +38,6 @@ from importer.mapping import (
     SheetNotes,
     choice_label,
     fed_fields,
-    mapping_warnings,
     one_word_names,
     split_preview,
 )
