@@ -11,6 +11,10 @@ before the report, so 0 rows measures the report's fixed cost.
 
 `--branch` adds the layout a branch file gives (issue 11): two of the file's own columns (S/No before
 the fields, Remarks after them) in every row, and the `Report of run` column.
+
+`--read-cost ROWS` measures what keeping the file's own columns costs when the file is read: read_upload
+of bench/workbook.py's workbook (its Notes column feeds no field) with them kept and with none kept
+(importer.roundtrip.MAX_OTHER_COLUMNS = 0), each in fresh processes, alternating.
 """
 
 from __future__ import annotations
@@ -96,6 +100,43 @@ def child(rows: int, fmt: str, commented: int | None, branch: bool = False) -> d
             "rss_before_mb": before / 1024, "peak_mb": peak / 1024, "growth_mb": (peak - before) / 1024}
 
 
+def read_child(rows: int, keep: bool) -> dict[str, float]:
+    """Run in a fresh process: read_upload of a `rows`-row workbook; seconds and peak RSS."""
+    import time
+
+    from bench.workbook import customer_workbook
+    from importer import roundtrip
+    from importer.pipeline import read_upload
+    from importer.settings import Settings
+
+    data = customer_workbook(rows)
+    if not keep:
+        roundtrip.MAX_OTHER_COLUMNS = 0
+    before = _status_kb("VmRSS")
+    start = time.perf_counter()
+    upload = read_upload(data, "customers.xlsx", Settings())
+    seconds = time.perf_counter() - start
+    assert upload.other_columns is not None and upload.other_columns.shape[1] == (1 if keep else 0)
+    return {"seconds": seconds, "growth_mb": (_status_kb("VmHWM") - before) / 1024}
+
+
+def read_cost(rows: int, repeats: int = 3) -> None:
+    print(f"\nread_upload of {rows:,} rows (bench/workbook.py, its Notes column kept or not), fresh processes\n")
+    print("| own columns | run | seconds | peak RSS growth, MB |")
+    print("|---|---:|---:|---:|")
+    times: dict[bool, list[float]] = {True: [], False: []}
+    for attempt in range(repeats):
+        for keep in (False, True):
+            proc = subprocess.run([sys.executable, __file__, "--read-child", str(rows), "1" if keep else "0"],
+                                  capture_output=True, text=True, check=True, cwd=ROOT)
+            r = json.loads(proc.stdout.strip().splitlines()[-1])
+            times[keep].append(r["seconds"])
+            print(f"| {'kept (Notes)' if keep else 'none'} | {attempt + 1} | {r['seconds']:.2f} "
+                  f"| {r['growth_mb']:.0f} |", flush=True)
+    ratio = sorted(times[True])[repeats // 2] / sorted(times[False])[repeats // 2]
+    print(f"\nmedian time, kept / none: {ratio:.2f}x")
+
+
 def measure(rows: int, fmt: str, commented: int | None = None, branch: bool = False) -> dict[str, float]:
     """One measurement in a fresh child process (`commented`: override report.COMMENTED_ROWS; `branch`:
     the file's own columns and the run id)."""
@@ -112,8 +153,17 @@ def main() -> None:
                         help="also measure XLSX with a comment on every failing cell (no COMMENTED_ROWS cap)")
     parser.add_argument("--branch", action="store_true",
                         help="also measure reports with the branch's own columns (S/No, Remarks) and the run id")
+    parser.add_argument("--read-cost", type=int, metavar="ROWS",
+                        help="only measure read_upload with and without the file's own columns kept")
     parser.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
+    parser.add_argument("--read-child", nargs=2, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.read_child:
+        print(json.dumps(read_child(int(args.read_child[0]), args.read_child[1] == "1")))
+        return
+    if args.read_cost:
+        read_cost(args.read_cost)
+        return
     if args.child:
         commented = int(args.child[2]) if len(args.child) > 2 and args.child[2] != "-" else None
         branch = len(args.child) > 3 and args.child[3] == "branch"
