@@ -52,6 +52,19 @@ class ReportUpload:
     columns: tuple[int, ...]
     renumbered: tuple[tuple[int, int], ...] = ()
 
+    def describe(self) -> str:
+        """What the pages say about it: `The failure report of run #1: each row keeps its Row, the row
+        number in the branch's file; the import will be linked to run #1.`"""
+        whose = f"The failure report of run #{self.fixes_run_id}" if self.fixes_run_id else "A failure report"
+        text = f"{whose}: each row keeps its Row, the row number in the branch's file"
+        text += f"; the import will be linked to run #{self.fixes_run_id}." if self.fixes_run_id else "."
+        if self.renumbered:
+            lines = ", ".join(str(line) for line, _ in self.renumbered[:5])
+            more = f" and {len(self.renumbered) - 5:,} more" if len(self.renumbered) > 5 else ""
+            text += (f" {len(self.renumbered):,} row(s) without a usable Row (line {lines}{more} of this file) "
+                     f"are numbered from {self.renumbered[0][1]:,} on.")
+        return text
+
 
 def report_columns(mapping: ColumnMapping) -> dict[str, int] | None:
     """{header: column index} of our report's own columns when the header row has Row and Errors, else None."""

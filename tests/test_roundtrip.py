@@ -260,3 +260,14 @@ def _xlsx_bytes(book: openpyxl.Workbook) -> bytes:
     buffer = io.BytesIO()
     book.save(buffer)
     return buffer.getvalue()
+
+
+def test_a_report_upload_says_what_it_is() -> None:
+    from importer.roundtrip import ReportUpload
+
+    assert ReportUpload(3, (0, 5)).describe() == (
+        "The failure report of run #3: each row keeps its Row, the row number in the branch's file; "
+        "the import will be linked to run #3.")
+    assert ReportUpload(None, (0, 5), ((4, 15), (9, 16))).describe() == (
+        "A failure report: each row keeps its Row, the row number in the branch's file. 2 row(s) without a "
+        "usable Row (line 4, 9 of this file) are numbered from 15 on.")
