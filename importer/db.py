@@ -177,7 +177,11 @@ def make_engine(url: str) -> sa.Engine:
     except Exception as exc:  # noqa: BLE001
         raise DatabaseError(f"DATABASE_URL is not a valid database URL: {one_line(exc)}") from exc
     if parsed.get_backend_name() == "sqlite":
-        engine = sa.create_engine(url, pool_pre_ping=True, connect_args={"timeout": 30})
+        # No statement cache: the sqlite3 module keeps up to 128 prepared statements per connection, and
+        # a bulk INSERT of a few thousand rows is a multi-megabyte program; the pool's connections held
+        # ~95 MB of them after one 100,000-row import (bench/RESULTS.md, "SQLite's statement cache").
+        # Preparing a statement again costs less than that memory: the import got faster, not slower.
+        engine = sa.create_engine(url, pool_pre_ping=True, connect_args={"timeout": 30, "cached_statements": 0})
         event.listen(engine, "connect", _sqlite_pragmas)
         event.listen(engine, "begin", _sqlite_begin)
         return engine

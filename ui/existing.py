@@ -186,8 +186,10 @@ def show_changes(upload: Upload, review: AgainstDatabase) -> None:
     if found is None or not counts["changed"]:
         return
     st.subheader("Changes to existing customers")
-    st.caption(f"{counts['changed']:,} row{'' if counts['changed'] == 1 else 's'} match a customer already in "
-               "the database and change some of its values. **Accept** a change to update the customer; a "
+    one = counts["changed"] == 1
+    st.caption(f"{counts['changed']:,} row{'' if one else 's'} match{'es' if one else ''} a customer already in "
+               f"the database and change{'s' if one else ''} some of its values. **Accept** a change to update the "
+               "customer; a "
                "rejected change fails as already_exists and goes in the failure report with what differs.")
     default, rows = _decisions(upload)
     changed_rows = found.rows.loc[found.rows["outcome"] == "changed", "row"].astype(int).tolist()

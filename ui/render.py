@@ -145,6 +145,7 @@ def show_database_metrics(counts: Mapping[str, int]) -> None:
                    help="Rows already stored exactly as they are: counted as unchanged, not as failures")
     cols[2].metric("Changed", f"{counts['changed']:,}", border=True,
                    delta=f"{counts['accepted']:,} accepted" if counts["changed"] else None, delta_color="off",
+                   delta_arrow="off",
                    help="Rows that match one customer and change some of its values")
     cols[3].metric("Conflict", f"{counts['conflict']:,}", border=True,
                    help="Rows whose keys belong to two or more different customers: they fail")
