@@ -120,20 +120,26 @@ def columns_to_read(rows: SheetRows, needed: Sequence[int]) -> tuple[int, ...] |
     return tuple(sorted(set(rows.columns) | set(needed)))
 
 
-def _cells(rows: SheetRows, number: int, columns: Sequence[int]) -> list[str]:
-    """The text of some columns (sheet indexes) of Excel row `number` ("" for a cell the row lacks)."""
+def _positions(rows: SheetRows, columns: Sequence[int]) -> list[int]:
+    """Where the sheet's `columns` sit in each of these rows (past the end for a column they lack)."""
+    if rows.columns is None:
+        return list(columns)
+    position = {c: j for j, c in enumerate(rows.columns)}
+    return [position.get(c, 1 << 30) for c in columns]
+
+
+def _cells(rows: SheetRows, number: int, positions: Sequence[int]) -> list[str]:
+    """The text at `positions` of Excel row `number` ("" for a cell the row lacks)."""
     cells = rows[number - 1] if number - 1 < len(rows) else []
-    if rows.columns is not None:
-        position = {c: j for j, c in enumerate(rows.columns)}
-        columns = [position.get(c, 1 << 30) for c in columns]
-    return [str(cells[c]) if c < len(cells) else "" for c in columns]
+    return [str(cells[c]) if c < len(cells) else "" for c in positions]
 
 
 def other_values(rows: SheetRows, numbers: pd.Index, columns: Sequence[int], headers: Sequence[str]) -> pd.DataFrame:
     """The text of the file's own columns for the rows `numbers` (Excel row numbers), by report header."""
     data: dict[str, list[str]] = {h: [] for h in headers}
+    positions = _positions(rows, columns)
     for number in numbers:
-        for header, text in zip(headers, _cells(rows, int(number), columns), strict=True):
+        for header, text in zip(headers, _cells(rows, int(number), positions), strict=True):
             data[header].append(text)
     return pd.DataFrame(data, index=numbers.copy(), columns=list(headers), dtype="str")
 
@@ -151,7 +157,7 @@ def renumber(frame: pd.DataFrame, others: pd.DataFrame, rows: SheetRows, found: 
     A row whose Row is blank, not a whole number, or repeats an earlier row's is numbered after the
     largest one, and listed in ReportUpload.renumbered.
     """
-    wanted = [found[ROW_HEADER], *([found[RUN_HEADER]] if RUN_HEADER in found else [])]
+    wanted = _positions(rows, [found[ROW_HEADER], *([found[RUN_HEADER]] if RUN_HEADER in found else [])])
     given: list[int | None] = []
     runs: Counter[int] = Counter()
     seen: set[int] = set()
