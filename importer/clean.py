@@ -182,6 +182,10 @@ def normalise_phone(value: object, region: str = "GH") -> str:
     text = clean_text(value)
     if text is None:
         raise InvalidValue(ErrorCode.REQUIRED, "is blank; every customer needs a phone number")
+    if _HARD_SEPARATOR.search(text):
+        # phonenumbers would read "0277229773;0248503716" as one number and drop the second; split_phones
+        # keeps both.
+        raise InvalidValue(ErrorCode.INVALID_PHONE, f"{text} holds several numbers; keep one phone per cell")
     digits = _phone_digits(text)
     fast = _fast_e164(digits, region)
     if fast is not None:

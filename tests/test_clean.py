@@ -202,9 +202,15 @@ def test_one_number_with_punctuation_is_not_split(typed: str) -> None:
     assert clean.split_phones(typed, "GH") == (GH, ())
 
 
-def test_phonenumbers_would_read_a_semicolon_list_as_one_number_so_it_is_split_first() -> None:
-    # phonenumbers parses "0277229773;0248503716" as one valid number with RFC 3966 parameters.
-    assert clean.normalise_phone("0277229773;0248503716", "GH") == "+233277229773"
+def test_a_list_of_numbers_is_never_read_as_one_number() -> None:
+    # phonenumbers parses "0277229773;0248503716" as one valid number with RFC 3966 parameters, dropping
+    # the second: normalise_phone (which a bulk fix also uses) refuses it, split_phones keeps both.
+    import phonenumbers
+
+    assert phonenumbers.is_valid_number(phonenumbers.parse("0277229773;0248503716", "GH"))
+    with pytest.raises(InvalidValue) as info:
+        clean.normalise_phone("0277229773;0248503716", "GH")
+    assert info.value.code is ErrorCode.INVALID_PHONE and "holds several numbers" in info.value.message
     assert clean.split_phones("0277229773;0248503716", "GH")[1] == ("+233248503716",)
 
 
