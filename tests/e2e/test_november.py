@@ -16,7 +16,7 @@ from openpyxl import Workbook
 from playwright.sync_api import expect
 
 from tests.e2e.conftest import goto_page, save_screenshot, sqlite_rows, upload_file, wait_idle
-from tests.e2e.test_flow import metric
+from tests.e2e.test_flow import choose, metric
 
 pytestmark = pytest.mark.e2e
 
@@ -90,9 +90,9 @@ def test_november_reimport_accept_change_customers_page_and_undo(page, server) -
     expect(changes.get_by_test_id("stDataFrame")).to_be_visible()
     save_screenshot(page, "07-changes.png", top=False)
     page.get_by_role("button", name="Accept all 1").click()
+    expect(page.get_by_text("1 accepted (the import updates these customers), 0 rejected.")).to_be_visible()
     wait_idle(page)
     expect(metric(page, "Failing")).to_have_text("0")
-    expect(page.get_by_text("1 accepted (the import updates these customers), 0 rejected.")).to_be_visible()
 
     # Import: the same counts, then the import creates the new rows and updates the one customer.
     goto_page(page, "3. Import")
@@ -108,6 +108,12 @@ def test_november_reimport_accept_change_customers_page_and_undo(page, server) -
     assert sqlite_rows(server.db_path, "select phone from customers where shipping_mark = ?",
                        (CHANGED_MARK,)) == [("+233551234101",)]
 
+    # Customers: KSI-00101 found by its mark, with the update in its history.
+    find_on_customers_page(page)
+    expect(page.get_by_text("Updated by 1 import:")).to_be_visible()
+    expect(page.get_by_text("run #2 (november.xlsx, row 102)", exact=False)).to_be_visible()
+    save_screenshot(page, "08-customer-history.png", top=False)
+
     # History: undo run #2 restores the old phone and deletes the new customers.
     goto_page(page, "History")
     expect(page.get_by_text("Run #2: 5,061 rows, 4,378 created, 1 updated, 682 unchanged, 0 failed.",
@@ -120,3 +126,15 @@ def test_november_reimport_accept_change_customers_page_and_undo(page, server) -
     assert sqlite_rows(server.db_path, "select phone from customers where shipping_mark = ?",
                        (CHANGED_MARK,)) == [("+233240000101",)]
     assert sqlite_rows(server.db_path, "select count(*) from customers") == [(OCTOBER,)]
+    find_on_customers_page(page)
+    expect(page.get_by_text(", since undone", exact=False)).to_be_visible()
+
+
+def find_on_customers_page(page) -> None:
+    goto_page(page, "Customers")
+    search = page.get_by_placeholder("Mark, name, phone or email")
+    search.fill(CHANGED_MARK)
+    search.press("Enter")
+    wait_idle(page)
+    expect(page.get_by_text("of 1 customer", exact=False)).to_be_visible()
+    choose(page, "Customer on this page", f"{CHANGED_MARK} · Ama Mensah101 (ID 101)")
