@@ -50,13 +50,21 @@ from importer.report import (
 from schemas.customer import FIELDS, REGIONS
 
 # "zip": the CSV inside a zip (customers.csv), a fifth of its size. A download button holds its whole file
-# in the server's memory while it is offered: 122 MB of CSV for 1,000,000 customers, 26 MB zipped.
+# in the server's memory while it is offered: 122 MB of CSV for 1,000,000 customers, 20 MB zipped.
 EXPORT_FORMATS = ("csv", "xlsx", "zip")
 SHEET = "Customers"
 ZIPPED_CSV = "customers.csv"
 EXTRA_HEADERS = ("Customer ID", "Created (UTC)", "Import Run", "Source Row")
-MIME = {"csv": "text/csv", "zip": "application/zip",
-        "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"}
+# The content type a download is served with. An XLSX is a zip package and goes as application/zip:
+# Streamlit's server gzips every download whose type is not known to be compressed, in memory, in one
+# piece; with the XLSX type, clicking the export of 1,000,000 customers (71 MB) took the dashboard from
+# 271 MB to 619 MB (bench/bench_customers.py --dashboard). The browser keeps the .xlsx file name.
+MIME = {"csv": "text/csv", "zip": "application/zip", "xlsx": "application/zip"}
+# A download in the dashboard: past ZIP_CSV_PAST customers the CSV goes zipped (1,000,000: 122 MB of CSV,
+# 20 MB zipped), and Excel, already a zip, is offered up to XLSX_DOWNLOAD_LIMIT (a 1,000,000-customer sheet,
+# 71 MB, took the server from 271 to 545 MB: bench/bench_customers.py --dashboard).
+ZIP_CSV_PAST = 100_000
+XLSX_DOWNLOAD_LIMIT = 250_000
 # Excel's sheet holds 1,048,576 rows, the header included.
 XLSX_MAX_CUSTOMERS = 1_048_575
 _FLUSH_ROWS = 1_000
@@ -233,6 +241,15 @@ def export_bytes(engine: sa.Engine, fmt: str, text: str | None = None, *, region
         return buffer.read()
 
 
+def download_formats(customers: int, more: bool = False) -> tuple[str, bool]:
+    """For a download button, which holds its whole file in the server's memory while it is offered (and
+    about three times its size at the peak of sending it): the CSV's format ("zip" past ZIP_CSV_PAST
+    customers, else "csv") and whether Excel is offered (up to XLSX_DOWNLOAD_LIMIT). `more`: the count
+    stopped at `customers`, and there are more."""
+    zipped = more or customers > ZIP_CSV_PAST
+    return ("zip" if zipped else "csv"), not (more or customers > XLSX_DOWNLOAD_LIMIT)
+
+
 def export_file_name(fmt: str, text: str | None = None, region: str | None = None,
                      run_id: int | None = None) -> str:
     """`customers.csv`, or with filters `customers-volta-run-3-kofi.xlsx` (letters, digits and '-' only);
@@ -246,5 +263,6 @@ def export_file_name(fmt: str, text: str | None = None, region: str | None = Non
     return "-".join(parts) + ("-csv.zip" if fmt == "zip" else f".{fmt}")
 
 
-__all__ = ["EXPORT_FORMATS", "EXTRA_HEADERS", "MIME", "XLSX_MAX_CUSTOMERS", "ZIPPED_CSV", "export_bytes", "export_customers", "export_file_name",
+__all__ = ["EXPORT_FORMATS", "EXTRA_HEADERS", "MIME", "XLSX_DOWNLOAD_LIMIT", "XLSX_MAX_CUSTOMERS", "ZIPPED_CSV",
+           "ZIP_CSV_PAST", "download_formats", "export_bytes", "export_customers", "export_file_name",
            "export_headers", "export_values", "write_customers"]

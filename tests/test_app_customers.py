@@ -9,6 +9,8 @@ import io
 
 import pytest
 
+from importer import customers as customers_engine
+from importer import export
 from importer.db import ensure_schema, make_engine
 from importer.export import export_bytes
 from importer.pipeline import import_upload, read_upload
@@ -74,7 +76,7 @@ def test_search_finds_a_customer_by_mark_name_phone_or_email(page):
     for typed in ("ksi-00042", "Ama Mensah42", "024 000 0042", "KOFI42@example"):
         page.text_input(key=keys.CUSTOMERS_SEARCH).input(typed).run()
         assert _marks(page) == ["KSI-00042"], typed
-        assert _caption(page) == "Rows 1-1 of 1 customers"
+        assert _caption(page) == "Rows 1-1 of 1 customer"
     page.text_input(key=keys.CUSTOMERS_SEARCH).input("nobody here").run()
     assert "No customer matches." in texts(page)
 
@@ -149,3 +151,23 @@ def test_export_holds_what_the_filters_select(page):
     assert [(r["Shipping Mark"], r["Phone"], r["Import Run"]) for r in rows] == [
         ("KSI-00007", "'+233559876543", str(first)), ("KSI-00100", "'+233240000100", str(second))]
     assert [r["Shipping Mark"] for r in rows] == _marks(page)
+
+
+def test_a_big_set_exports_as_zipped_csv_and_not_as_excel(page, monkeypatch):
+    """The limits made small: a search whose count stops is counted on for the export, up to the Excel limit."""
+    monkeypatch.setattr(customers_engine, "SEARCH_COUNT_CAP", 5)
+    monkeypatch.setattr(export, "ZIP_CSV_PAST", 10)
+    monkeypatch.setattr(export, "XLSX_DOWNLOAD_LIMIT", 30)
+    page.text_input(key=keys.CUSTOMERS_SEARCH).input("ksi-0000").run()  # KSI-00001..KSI-00009
+    assert _caption(page) == "Rows 1-9 of at least 9 customers"  # counting stopped at 5
+    assert page.download_button(key=keys.CUSTOMERS_CSV).label == "Export as CSV"
+    assert not page.download_button(key=keys.CUSTOMERS_XLSX).disabled
+    page.text_input(key=keys.CUSTOMERS_SEARCH).input("ksi").run()  # 61 customers
+    assert _caption(page) == "Rows 1-50 of at least 50 customers"
+    assert page.download_button(key=keys.CUSTOMERS_CSV).label == "Export as CSV (zipped)"
+    assert page.download_button(key=keys.CUSTOMERS_XLSX).disabled
+    assert "Excel takes up to 30 customers at a time here" in texts(page)
+    page.text_input(key=keys.CUSTOMERS_SEARCH).input("").run()
+    page.selectbox(key=keys.CUSTOMERS_REGION).set_value("VOLTA").run()  # 31, counted exactly
+    assert page.download_button(key=keys.CUSTOMERS_CSV).label == "Export as CSV (zipped)"
+    assert page.download_button(key=keys.CUSTOMERS_XLSX).disabled

@@ -14,6 +14,7 @@ from importer import export
 from importer.customers import iter_customers
 from importer.export import (
     EXTRA_HEADERS,
+    download_formats,
     export_bytes,
     export_customers,
     export_file_name,
@@ -114,6 +115,14 @@ def test_more_customers_than_a_sheet_holds_is_refused(monkeypatch) -> None:
     assert write_customers([_one(id=i) for i in range(3)], "xlsx", io.BytesIO()) == 3
     with pytest.raises(ValueError, match="an Excel sheet holds at most 3 customers: export these as CSV"):
         write_customers([_one(id=i) for i in range(4)], "xlsx", io.BytesIO())
+
+
+def test_download_formats_keep_a_download_small() -> None:
+    assert download_formats(100_000) == ("csv", True)
+    assert download_formats(100_001) == ("zip", True)
+    assert download_formats(250_000) == ("zip", True)
+    assert download_formats(250_001) == ("zip", False)
+    assert download_formats(10_000, more=True) == ("zip", False)  # a count that stopped: could be any size
 
 
 def test_file_names() -> None:

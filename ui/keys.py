@@ -59,7 +59,7 @@ RESUME_BUTTON = "history_resume"
 # --- the Customers page ---------------------------------------------------------------------------
 CUSTOMERS_QUERY = "customers_query"  # (text, region, run id, page size): the filters the cursor belongs to
 CUSTOMERS_CURSOR = "customers_cursor"  # list of page-start ids walked so far (keyset paging)
-CUSTOMERS_EXPORT = "customers_export"  # (query, format, path of the file written) ready for download
+CUSTOMERS_EXPORT = "customers_export"  # ((text, region, run id), count up to the Excel limit, capped)
 CUSTOMERS_SEARCH = "customers_search"
 CUSTOMERS_REGION = "customers_region"
 CUSTOMERS_RUN = "customers_run"

@@ -9,17 +9,16 @@ from functools import partial
 import pandas as pd
 import streamlit as st
 
+from importer import export
 from importer.customers import SEARCH_COUNT_CAP, customer_detail, search_customers
 from importer.errors import DatabaseError
-from importer.export import MIME, XLSX_MAX_CUSTOMERS, export_bytes, export_file_name
+from importer.export import MIME, export_bytes, export_file_name
 from importer.runs import list_runs
 from schemas.customer import FIELDS, REGIONS
 from ui import auth, keys, render, state
 from ui.engine import engine
 
 PAGE_SIZES = (25, 50, 100, 200)
-# Past this many customers the CSV export is zipped (1,000,000: 122 MB of CSV held by the server, 26 MB zipped).
-EXPORT_ZIP_CUSTOMERS = 100_000
 # Columns of the table, in order: (column of importer.customers.CUSTOMER_COLUMNS, heading).
 TABLE = (("id", "ID"), ("shipping_mark", "Shipping Mark"), ("first_name", "First Name"), ("last_name", "Last Name"),
          ("phone", "Phone"), ("email", "Email"), ("region", "Region"), ("import_run_id", "Run"),
@@ -68,7 +67,9 @@ except DatabaseError as exc:
 
 first_row = (len(cursor) - 1) * size + 1
 last_row = first_row + len(page.rows) - 1
-of = f"more than {page.total:,}" if page.capped else f"{page.total:,}"
+# A capped count is a floor: "of more than 10,000", or past it on a later page, "of at least 10,050".
+of = (f"at least {last_row:,}" if last_row > page.total else f"more than {page.total:,}") if page.capped \
+    else f"{page.total:,}"
 if not page.rows and len(cursor) == 1:
     st.info("No customer matches." if text or region or run_id is not None else "No customers yet.",
             icon=":material/info:")
@@ -76,7 +77,7 @@ if not page.rows and len(cursor) == 1:
         st.page_link("views/upload.py", label="Upload a file", icon=":material/upload_file:")
     st.stop()
 if page.rows:
-    st.caption(f"Rows {first_row:,}-{last_row:,} of {of} customers")
+    st.caption(f"Rows {first_row:,}-{last_row:,} of {of} customer{'' if page.total == 1 else 's'}")
 else:
     st.caption(f"No more customers after row {first_row - 1:,}.")
 
@@ -157,24 +158,37 @@ if page.rows:
                     "When (UTC)": st.column_config.DatetimeColumn(format="YYYY-MM-DD HH:mm")})
 
 # --- export --------------------------------------------------------------------------------------------
+# A download button keeps its file in the server's memory: a big CSV goes zipped, and Excel has a limit
+# (importer.export.download_formats). A text search's count stopped at SEARCH_COUNT_CAP, so it is counted
+# on, up to that limit, once per set of filters.
 st.subheader("Export")
 shown = "every customer" if not (text or region or run_id is not None) else "the customers these filters select"
-# A download button keeps its file in the server's memory while it is offered: a big CSV goes zipped.
-big = page.capped or page.total > EXPORT_ZIP_CUSTOMERS
-csv_format = "zip" if big else "csv"
-too_many_for_excel = not page.capped and page.total > XLSX_MAX_CUSTOMERS
+matching, more_than = page.total, page.capped
+if page.capped:
+    counted = state.get(keys.CUSTOMERS_EXPORT)
+    if counted is None or counted[0] != query[:3]:
+        try:
+            probe = search_customers(engine(), text, region=region, run_id=run_id, limit=1,
+                                     count_cap=export.XLSX_DOWNLOAD_LIMIT)
+        except DatabaseError as exc:
+            st.error(f"{exc}", icon=":material/block:")
+            st.stop()
+        counted = st.session_state[keys.CUSTOMERS_EXPORT] = (query[:3], probe.total, probe.capped)
+    matching, more_than = counted[1], counted[2]
+csv_format, excel = export.download_formats(matching, more_than)
 notes = [f"Downloads {shown}, in the order of their ID. The file is built when you click, in one pass over the "
          "database; its columns are the template's, so it can be uploaded again."]
-if big:
-    notes.append(f"More than {EXPORT_ZIP_CUSTOMERS:,} customers (or a search whose count stopped): the CSV comes "
-                 "zipped, a fifth of its size.")
-if too_many_for_excel:
-    notes.append(f"An Excel sheet holds at most {XLSX_MAX_CUSTOMERS:,} customers: narrow the filters, or use CSV.")
+if csv_format == "zip":
+    notes.append(f"More than {export.ZIP_CSV_PAST:,} customers: the CSV comes zipped, a fifth of its size.")
+if not excel:
+    notes.append(f"Excel takes up to {export.XLSX_DOWNLOAD_LIMIT:,} customers at a time here: narrow the filters, "
+                 "or use CSV.")
 st.caption(" ".join(notes))
 left, right = st.columns(2)
 filters = {"text": text or None, "region": region, "run_id": run_id}
-for column, fmt, label, key in ((left, csv_format, "Export as CSV" + (" (zipped)" if big else ""), keys.CUSTOMERS_CSV),
+for column, fmt, label, key in ((left, csv_format, "Export as CSV" + (" (zipped)" if csv_format == "zip" else ""),
+                                 keys.CUSTOMERS_CSV),
                                 (right, "xlsx", "Export as Excel", keys.CUSTOMERS_XLSX)):
     column.download_button(label, key=key, data=partial(export_bytes, engine(), fmt, **filters),
                            file_name=export_file_name(fmt, **filters), mime=MIME[fmt], icon=":material/download:",
-                           on_click="ignore", width="stretch", disabled=fmt == "xlsx" and too_many_for_excel)
+                           on_click="ignore", width="stretch", disabled=fmt == "xlsx" and not excel)
