@@ -190,3 +190,14 @@ def test_reject_all_after_accept_all(monkeypatch, sqlite_url):
     at.button(key=keys.DRY_RUN_BUTTON).click().run()
     dry = at.session_state[keys.RESULT]
     assert (dry.total_updated, dry.total_failed) == (0, len(GOOD_ROWS))
+
+
+def test_a_change_from_a_blank_value_reads_blank(monkeypatch, sqlite_url):
+    at = make_app(monkeypatch, sqlite_url)
+    rows = [list(r) for r in GOOD_ROWS]
+    rows[0][3] = ""  # stored without an email
+    import_file(at, "customers.xlsx", corpus.xlsx({"Customers": [HEADER, *rows]}))
+    rows[0][3] = "new.address@example.com"
+    to_review(at, "again.xlsx", corpus.xlsx({"Customers": [HEADER, *rows]}))
+    assert not at.exception
+    assert _editor(at, keys.CHANGES_GRID).value["Email"].tolist() == ["blank → new.address@example.com"]

@@ -11,6 +11,7 @@ so they survive edits and fixes of other rows.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -77,6 +78,12 @@ def _decisions(upload: Upload) -> tuple[bool, dict[int, bool]]:
 
 def set_decisions(upload: Upload, default: bool, rows: dict[int, bool]) -> None:
     st.session_state[keys.CHANGE_DECISIONS] = (upload.sha256, default, dict(rows))
+
+
+def accept_rows(upload: Upload, rows: Iterable[int]) -> None:
+    """Accept the changes of these rows (the analyst chose to update a customer with them elsewhere)."""
+    default, decided = _decisions(upload)
+    set_decisions(upload, default, {**decided, **dict.fromkeys((int(r) for r in rows), True)})
 
 
 def classification_of(upload: Upload) -> Classification | str:
@@ -147,7 +154,7 @@ def choose_blank_mode() -> None:
 
 
 def _shown(value: Any) -> str:
-    return "blank" if value is None or (isinstance(value, float) and np.isnan(value)) or value == "" else str(value)
+    return "blank" if value is None or pd.isna(value) or value == "" else str(value)
 
 
 def changes_frame(found: Classification, accepted: set[int] | None, field: str | None,

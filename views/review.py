@@ -10,6 +10,8 @@ from importer.results import ErrorCode
 from importer.validate import exclude, recheck
 from schemas.customer import REGIONS, label_of
 from ui import auth, existing, keys, render, state
+from ui.duplicates import show_possible_duplicates, updated_rows
+from ui.engine import engine
 from ui.heavy import heavy_step
 
 current = auth.guard()
@@ -150,6 +152,12 @@ if duplicates:
         elif found:
             st.caption(f"Row {row} would change customer #{found[0]['id']}: accept the change above to update "
                        "the customer, or leave it rejected and the row goes in the failure report.")
+
+found = show_possible_duplicates(engine(), checked, current, existing="update")
+if found is not None:
+    state.set_checked(found)
+    existing.accept_rows(upload, updated_rows())  # "update that customer": its change starts accepted
+    st.rerun()
 
 st.divider()
 st.page_link("views/load.py", label="Continue to import", icon=":material/arrow_forward:")
