@@ -13,7 +13,7 @@ import hashlib
 import importlib
 import inspect
 import zlib
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any, ClassVar, NamedTuple, Protocol
@@ -95,11 +95,18 @@ class Operation(Protocol):
 
 
 REGISTRY: dict[str, Any] = {}
+# Plug-in kinds without an apply method: kind -> (apply(checked, op, settings), new_values(checked, op) or
+# None). new_values, when a kind has it, gives the new text of the rows it changes from the text alone.
+_APPLIERS: dict[str, tuple[Callable[..., Checked], Callable[..., pd.Series] | None]] = {}
 
 
-def register(cls: Any) -> Any:
-    """Make an operation class replayable by its `kind` (other modules' operations plug in here)."""
+def register(cls: Any, apply: Callable[..., Checked] | None = None,
+             new_values: Callable[..., pd.Series] | None = None) -> Any:
+    """Make an operation class replayable by its `kind` (other modules' operations plug in here); a class
+    without an apply(checked, settings) method names a function apply(checked, op, settings) instead."""
     REGISTRY[cls.kind] = cls
+    if apply is not None:
+        _APPLIERS[cls.kind] = (apply, new_values)
     return cls
 
 
@@ -111,13 +118,27 @@ def _plugins() -> None:
         return
     for name in ("Conversion", "Replace"):
         cls = getattr(convert, name, None)
-        if cls is not None and all(hasattr(cls, a) for a in ("to_dict", "from_dict", "apply")):
-            REGISTRY.setdefault(getattr(cls, "kind", name.lower()), cls)
+        if cls is not None and hasattr(cls, "from_dict") and REGISTRY.get(str(getattr(cls, "kind", ""))) in (None, cls):
+            register(cls, getattr(convert, "apply_operation", None), getattr(convert, "new_values", None))
+
+
+def applier(op: Any) -> Callable[[Checked, Settings], Checked]:
+    """apply(checked, settings) of an operation, its own or its plug-in module's."""
+    if hasattr(op, "apply"):
+        return op.apply
+    if kind_of(op) not in _APPLIERS:
+        _plugins()
+    found = _APPLIERS.get(kind_of(op))
+    if found is None:
+        raise WorkspaceError(f"{type(op).__name__} cannot be applied: it has no apply method")
+    return lambda checked, settings: found[0](checked, op, settings)
 
 
 def kind_of(op: Any) -> str:
     """The registry key of an operation (registering a plug-in class the first time it is seen)."""
     kind = getattr(type(op), "kind", type(op).__name__.lower())
+    if kind not in REGISTRY:
+        _plugins()
     if kind not in REGISTRY:
         if not hasattr(type(op), "from_dict"):
             raise WorkspaceError(f"{type(op).__name__} cannot be saved in a workspace: it has no from_dict")
@@ -432,10 +453,24 @@ class _Replay:
                 self.text.loc[changed, column] = new[changed]
                 self.dirty.update(changed.tolist())
 
+    def text_change(self, op: Any, new_values: Callable[..., pd.Series]) -> None:
+        """A plug-in whose new text depends on the text alone (find and replace, value conversion)."""
+        self.flush()
+        field = op.field
+        column = self.text.loc[self.present(), [field]]
+        new = new_values(Checked(column, column, ErrorTable.empty()), op)
+        if len(new):
+            self.text.loc[new.index, field] = new.astype(str)
+            self.dirty.update(new.index.tolist())
+
     def plug_in(self, op: Any) -> None:
         """An operation known only by its apply(checked): applied to the validated rows, then taken back
         into the text (rows it dropped count as excluded)."""
-        checked = op.apply(self.validated(), self.settings)
+        new_values = _APPLIERS.get(kind_of(op), (None, None))[1]
+        if new_values is not None and isinstance(getattr(op, "field", None), str):
+            self.text_change(op, new_values)
+            return
+        checked = applier(op)(self.validated(), self.settings)
         kept = checked.original.index
         self.excluded |= set(self.present().difference(kept).tolist())
         changed = [column for column in FIELD_NAMES
@@ -674,7 +709,7 @@ def perform(engine: sa.Engine, opened: Opened, op: Any, settings: Settings) -> O
                     rebuilt = replace(rebuilt, info=replace(rebuilt.info, rows=rebuilt.upload.checked.total))
                 return rebuilt
             before = opened.upload.checked
-            after = op.apply(before, settings)
+            after = applier(op)(before, settings)
             seq = append_operation(engine, opened.info.id, op, summary=summary_of(op, before, after),
                                    expected_version=opened.version, rows=after.total)
             return replace(opened, upload=replace(opened.upload, checked=after), version=seq,

@@ -248,12 +248,13 @@ def live_fold(data: bytes, initial_mapping: Any, ops: list[Any]) -> Checked:
             excluded.update({r: checked.original.loc[r] for r in op.rows if r in checked.original.index})
             checked = op.apply(checked, SETTINGS)
         elif not isinstance(op, ws.MappingChange):
-            checked = op.apply(checked, SETTINGS)
+            checked = ws.applier(op)(checked, SETTINGS)
     return checked
 
 
 def draw_operation(data: st.DataObject, checked: Checked, excluded: list[int], mapping: Any) -> Any:
-    kind = data.draw(st.sampled_from(["edit", "edit", "fix", "exclude", "include", "include", "mapping", "plug-in"]))
+    kind = data.draw(st.sampled_from(["edit", "edit", "fix", "exclude", "include", "include", "mapping", "plug-in",
+                                      "convert"]))
     rows = checked.original.index.tolist()
     if kind == "include" and not excluded:
         kind = "exclude"  # an include needs excluded rows: exclude some first
@@ -280,6 +281,13 @@ def draw_operation(data: st.DataObject, checked: Checked, excluded: list[int], m
         return ws.MappingChange.of(mapping, fields)
     if kind == "plug-in":
         return Shout(data.draw(st.sampled_from(["first_name", "email", "region"])))
+    if kind == "convert":
+        from importer.convert import Conversion, Replace
+
+        return data.draw(st.sampled_from([
+            Conversion("region", {"Ashanti": "VOLTA", "": "Kumasi", "kumasi": "ASHANTI"}),
+            Replace("first_name", "KOFI", "Kwame", match_case=False), Replace("region", "", "Tema", whole_cell=True),
+            Replace("phone", "24", "54"), Conversion("email", {"": "new@example.com"})]))
     return None
 
 
@@ -411,3 +419,17 @@ def test_ago_words() -> None:
     assert ws.ago(ws.now() - timedelta(minutes=2, seconds=5)) == "2 minutes ago"
     assert ws.ago(ws.now() - timedelta(hours=1)) == "1 hour ago"
     assert ws.ago(ws.now() - timedelta(days=3)) == "3 days ago"
+
+
+def test_value_conversions_of_importer_convert_are_replayed(database_url: str) -> None:
+    from importer.convert import Conversion, Replace
+
+    engine = ready_engine(database_url)
+    data = csv_file()
+    opened = new_workspace(engine, data)
+    opened = ws.perform(engine, opened, Conversion("region", {"": "Kumasi"}), SETTINGS)
+    opened = ws.perform(engine, opened, Replace("first_name", "kofi", "Kwame"), SETTINGS)
+    assert [e.summary for e in ws.history(engine, opened.info.id)] == [
+        "Region: (blank) → Kumasi", "First Name: text 'kofi' → 'Kwame'"]
+    assert_same(ws.replay(engine, opened.info.id, SETTINGS).checked, opened.upload.checked)
+    assert set(opened.upload.checked.original["first_name"]) <= {"Kwame", ""}
