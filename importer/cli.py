@@ -57,6 +57,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     imp.add_argument("file", help="the spreadsheet or CSV file to import")
     imp.add_argument("--sheet", metavar="NAME", help="sheet to read (default: the first with a usable header)")
+    imp.add_argument("--mapping", metavar="NAME|FILE.json",
+                     help="map columns to fields with a mapping saved in the dashboard (by its name), or with a JSON "
+                          'file of header -> field, e.g. {"Location": "region", "Mobile": "phone", "S/No": null}; '
+                          "columns it does not name keep the field detected for them")
     imp.add_argument("--dry-run", action="store_true", help="run everything, then roll back: counts are exact")
     imp.add_argument("--report", metavar="PATH", help="write the failed rows to PATH (.csv or .xlsx)")
     imp.add_argument("--json", action="store_true", help="print the result as one JSON object on stdout")
@@ -140,9 +144,19 @@ def _import(args: argparse.Namespace, settings: Settings) -> int:
     if args.batch_size is not None and args.batch_size < 1:
         raise UsageError("--batch-size must be a whole number of at least 1")
     data = _read_file(args.file, settings)
-    upload = read_upload(data, Path(args.file).name, settings, sheet=args.sheet)
+    engine = _engine(args, settings, schema=False)  # no connection yet: the file is judged first
+    if args.mapping:
+        from importer.profiles import read_with_mapping, resolve_mapping
+
+        sheet, mapping = resolve_mapping(engine, args.mapping, data, Path(args.file).name, settings, args.sheet)
+        upload = read_with_mapping(data, Path(args.file).name, settings, sheet, mapping)
+    else:
+        upload = read_upload(data, Path(args.file).name, settings, sheet=args.sheet)
     del data
-    engine = _engine(args, settings, schema=not args.dry_run)
+    if not args.dry_run:  # a dry run creates the schema inside its own rolled-back transaction instead
+        from importer.db import ensure_schema
+
+        ensure_schema(engine)
     show = _progress_printer() if sys.stderr.isatty() and not args.json else None
     result = import_upload(engine, upload, settings, dry_run=args.dry_run, batch_size=args.batch_size,
                            progress=show, user_name=os.environ.get("USER"), existing=args.existing,

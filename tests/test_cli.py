@@ -367,3 +367,65 @@ def test_history_reads_while_a_dry_run_holds_sqlite_s_write_lock(upload: Path, t
         with reading(other) as conn:
             assert conn.exec_driver_sql("SELECT count(*) FROM import_runs").scalar_one() == 0
         writer.rollback()
+
+
+# --- --mapping NAME | FILE.json (importer.profiles) -------------------------------------------------------
+
+BRANCH_HEADERS = ["S/No", "Shipping Mark", "Given", "Family", "Phone", "Zone"]
+BRANCH_ROWS = [[1, "PM1 KOFI", "Kofi", "Mensah", "0241234567", "Ashanti"],
+               [2, "PM2 AMA", "Ama", "", "0241234568", "Volta"]]
+
+
+@pytest.fixture
+def branch(tmp_path: Path) -> Path:
+    path = tmp_path / "kumasi-nov.xlsx"
+    path.write_bytes(corpus.xlsx({"Customers": [["Kumasi branch"], [], BRANCH_HEADERS, *BRANCH_ROWS]}))
+    return path
+
+
+def test_mapping_by_saved_name(capsys, branch: Path, database_url: str) -> None:
+    from importer.mapping import ColumnMapping
+    from importer.profiles import save_profile
+    from tests.support import ready_engine
+
+    code, _, err = run(capsys, "import", str(branch), "--json", "--database-url", database_url)
+    assert code == 2 and err.startswith("error: Missing required column(s): First Name, Last Name")
+    mapping = ColumnMapping(3, tuple(BRANCH_HEADERS), (None, "shipping_mark", "first_name", "last_name", "phone",
+                                                        "region"), positional=False)
+    save_profile(ready_engine(database_url), mapping, name="kumasi", file_name="kumasi-oct.xlsx", user="ama")
+    code, out, err = run(capsys, "import", str(branch), "--json", "--mapping", "kumasi", "--database-url",
+                         database_url)
+    assert code == 0, err
+    result = json.loads(out)
+    assert (result["total_created"], result["total_failed"]) == (1, 1)
+    assert result["failed_customers"][0]["source_row_number"] == 5
+    assert result["failed_customers"][0]["customer_data"]["region"] == "Volta"
+    code, out, err = run(capsys, "import", str(branch), "--mapping", "tema", "--database-url", database_url)
+    assert (code, out) == (2, "")
+    assert err == ("error: there is no saved mapping named 'tema' (saved mappings: kumasi); or give a .json file, "
+                   'e.g. {"Location": "region", "Mobile": "phone", "S/No": null}\n')
+
+
+def test_mapping_by_name_on_a_dry_run_of_an_empty_database(capsys, branch: Path, sqlite_url: str) -> None:
+    code, out, err = run(capsys, "import", str(branch), "--dry-run", "--mapping", "kumasi", "--database-url",
+                         sqlite_url)
+    assert (code, out) == (2, "")
+    assert err.startswith("error: there is no saved mapping named 'kumasi' (no mapping has been saved yet)")
+    assert err.count("\n") == 1
+
+
+def test_mapping_from_a_json_file(capsys, branch: Path, tmp_path: Path, sqlite_url: str) -> None:
+    spec = tmp_path / "kumasi.json"
+    spec.write_text(json.dumps({"Given": "first_name", "Family": "last_name", "Zone": "region"}))
+    code, out, err = run(capsys, "import", str(branch), "--json", "--dry-run", "--mapping", str(spec),
+                         "--database-url", sqlite_url)
+    assert code == 0, err
+    assert (json.loads(out)["total_created"], json.loads(out)["total_failed"]) == (1, 1)
+    spec.write_text('{"Given": "first_name",}')
+    code, out, err = run(capsys, "import", str(branch), "--mapping", str(spec), "--database-url", sqlite_url)
+    assert (code, out) == (2, "")
+    assert err == (f"error: the mapping file {spec} is not valid JSON: Expecting property name enclosed in double "
+                   "quotes at line 1 column 24\n")
+    code, _, err = run(capsys, "import", str(branch), "--mapping", str(tmp_path / "none.json"), "--database-url",
+                       sqlite_url)
+    assert (code, err) == (2, f"error: the mapping file {tmp_path / 'none.json'} does not exist\n")
