@@ -79,6 +79,10 @@ class Conversion:
     def to_dict(self) -> dict[str, Any]:
         return {"kind": self.kind, "field": self.field, "targets": self.mapping}
 
+    def apply(self, checked: Checked, settings: Settings) -> Checked:
+        """apply_operation(checked, self, settings): the method a workspace replays."""
+        return apply_operation(checked, self, settings)
+
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Conversion:
         return cls(data["field"], dict(data["targets"]))
@@ -112,6 +116,10 @@ class Replace:
     def to_dict(self) -> dict[str, Any]:
         return {"kind": self.kind, "field": self.field, "find": self.find, "replace": self.replace,
                 "whole_cell": self.whole_cell, "match_case": self.match_case}
+
+    def apply(self, checked: Checked, settings: Settings) -> Checked:
+        """apply_operation(checked, self, settings): the method a workspace replays."""
+        return apply_operation(checked, self, settings)
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Replace:

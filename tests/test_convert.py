@@ -186,6 +186,7 @@ def test_operations_from_json_and_applied_in_turn():
     checked = apply_operations(_checked(["Kumasi", "Atlantis", "Mars"]), operations, S)
     assert sorted(checked.errors) == [4]
     assert operations_from_json(json.dumps(operations[0].to_dict())) == operations[:1]  # one object
+    assert sorted(operations[0].apply(_checked(["Kumasi", "Mars"]), S).errors) == [3]  # the workspace's method
 
 
 @pytest.mark.parametrize(
