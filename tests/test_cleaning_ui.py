@@ -38,7 +38,7 @@ def conversion_page(kind: str) -> None:
     if kind == "convert":
         new = cleaning.show_value_conversion(checked, settings, version=state.version())
     elif kind == "replace":
-        new = cleaning.show_find_replace(checked, settings)
+        new = cleaning.show_find_replace(checked, settings, version=state.version())
     elif kind == "skipped":
         cleaning.show_skipped_rows(st.session_state["notes"])
         new = None

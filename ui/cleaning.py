@@ -61,6 +61,7 @@ REPLACE_APPLY = "clean_replace_apply"
 MAP_SUGGESTED = "clean_map_"  # + field: "Map Location to Region"
 # Session values.
 VALUES_CACHE = "clean_values_cache"  # ((version, field), failing_values table)
+PREVIEW_CACHE = "clean_preview_cache"  # ((version, operation), Preview)
 LAST_OPERATION = "clean_last_operation"  # to_dict() of the operation applied last
 
 VALUE = "Value"
@@ -92,6 +93,18 @@ def _values(checked: Checked, field: str, settings: Settings, version: int | Non
     if version is not None:
         st.session_state[VALUES_CACHE] = (token, table)
     return table
+
+
+def _preview(checked: Checked, operation: Operation, settings: Settings, version: int | None) -> tuple[int, int]:
+    """preview() of the operation, kept for this upload version (a rerun with the same grid costs nothing)."""
+    token = (version, operation)
+    cached = st.session_state.get(PREVIEW_CACHE)
+    if version is not None and cached is not None and cached[0] == token:
+        return cached[1]
+    found = preview(checked, operation, settings)
+    if version is not None:
+        st.session_state[PREVIEW_CACHE] = (token, found)
+    return found
 
 
 def _target_column(field: str) -> Any:
@@ -149,7 +162,7 @@ def show_value_conversion(checked: Checked, settings: Settings, version: int | N
         disabled=[VALUE, ROWS, WHY], column_config={TARGET: _target_column(field)},
     )
     conversion = Conversion.from_table(field, edited.rename(columns={VALUE: "value"}), target=TARGET)
-    fixes, changes = preview(checked, conversion, settings)
+    fixes, changes = _preview(checked, conversion, settings, version)
     left, right = st.columns([3, 1], vertical_alignment="center")
     left.markdown(_preview_line(fixes, changes))
     if right.button("Apply conversion", key=CONVERT_APPLY, type="primary", disabled=changes == 0,
@@ -158,8 +171,11 @@ def show_value_conversion(checked: Checked, settings: Settings, version: int | N
     return None
 
 
-def show_find_replace(checked: Checked, settings: Settings) -> Checked | None:
-    """Find and replace text in any column, with the same preview; returns the new Checked on Apply."""
+def show_find_replace(checked: Checked, settings: Settings, version: int | None = None) -> Checked | None:
+    """Find and replace text in any column, with the same preview; returns the new Checked on Apply.
+
+    version: the upload's version (ui.state.version()), so a preview is computed once per version and text.
+    """
     left, right = st.columns(2)
     field = left.selectbox("Column", list(FIELD_NAMES), key=REPLACE_FIELD, format_func=_field_label)
     whole = right.checkbox("Whole cell (the cell must equal it; empty finds blank cells)", key=REPLACE_WHOLE)
@@ -174,7 +190,7 @@ def show_find_replace(checked: Checked, settings: Settings) -> Checked | None:
     except UsageError as exc:
         st.error(str(exc), icon=":material/block:")
         return None
-    fixes, changes = preview(checked, operation, settings)
+    fixes, changes = _preview(checked, operation, settings, version)
     text, action = st.columns([3, 1], vertical_alignment="center")
     text.markdown(_preview_line(fixes, changes))
     if action.button("Replace", key=REPLACE_APPLY, disabled=changes == 0, icon=":material/find_replace:"):
