@@ -417,16 +417,18 @@ class _Replay:
     def validated(self) -> Checked:
         """The Checked of the text as it stands: checked in full once, then only what changed since."""
         self.flush()
+        back, gone = self.excluded_then - self.excluded, self.excluded - self.excluded_then
+        changed = sorted(self.dirty - self.excluded - back)
+        if self.checked is not None and (len(back) + len(changed)) * 2 >= len(self.text) - len(self.excluded):
+            self.checked = None  # most rows changed: check afresh (as recheck would), the old frames let go first
         if self.checked is None:
             whole = not self.excluded  # then the text is checked as it is, with no copy of it
             self.checked = check_frame(self.text if whole else self.text.loc[self.present()], self.settings)
         else:
-            back, gone = self.excluded_then - self.excluded, self.excluded - self.excluded_then
             if back:
                 self.checked = include_again(self.checked, self.text.loc[sorted(back)], self.settings)
             if gone:
                 self.checked = exclude(self.checked, sorted(gone))
-            changed = sorted(self.dirty - self.excluded - back)
             if changed:
                 self.checked = recheck(self.checked, self.text.loc[changed], self.settings)
         self.excluded_then, self.dirty = set(self.excluded), set()
@@ -484,11 +486,9 @@ class _Replay:
             self.edit(op)
         elif isinstance(op, BulkFix):
             self.fix(op)
-        elif isinstance(op, Exclude):
-            self.flush()
+        elif isinstance(op, Exclude):  # pending edits stay pending: an excluded row keeps its text
             self.excluded.update(row for row in op.rows if row in self.text.index)
         elif isinstance(op, Include):
-            self.flush()
             self.excluded.difference_update(op.rows)
         else:
             self.plug_in(op)

@@ -1,0 +1,254 @@
+"""Benchmark: what a workspace costs (issue 10). Replay of 100,000 rows with 1,000 operations of mixed kinds,
+its stored size, and its peak memory, beside a plain read_upload of the same file in the same run.
+
+Usage: .venv/bin/python bench/bench_workspace.py [--rows 100000] [--operations 1000] [--pg-admin-url URL]
+                                                 [--databases postgresql sqlite] [--no-write]
+
+For each database: the workbook of bench/workbook.py is saved as a workspace with 1,000 operations (cell edits,
+exclusions, include-again, bulk fixes, value conversions, find and replace, a mapping change). Then two fresh
+child processes, run alternately (--repeat times each): one does read_upload of the file (the baseline: what
+an upload costs today), the other open_workspace (load the file and operations from the database, replay
+them). Each reports its seconds and peak RSS (VmHWM). Targets: replay <= 3 s; memory <= the upload's.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+import sqlalchemy as sa
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from bench.results import write_section  # noqa: E402
+from bench.workbook import customer_workbook  # noqa: E402
+from importer.settings import Settings  # noqa: E402
+
+SETTINGS = Settings()
+PHONES = ["0541234567", "0201234567", "0551234567", "0271234567"]
+
+
+def vmhwm_mb() -> float:
+    """Peak resident memory of this process so far (VmHWM), in MB."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    raise RuntimeError("no VmHWM in /proc/self/status")
+
+
+def operations(upload, count: int, seed: int = 7) -> list:
+    """`count` operations in the mix an analyst's review makes: mostly single-cell edits, then exclusions,
+    a few bulk fixes, value conversions and replaces, an include-again now and then, one mapping change."""
+    from importer.convert import Conversion, Replace
+    from importer.workspace import BulkFix, CellEdit, Exclude, Include, MappingChange
+
+    rnd = random.Random(seed)
+    checked = upload.checked
+    rows = checked.original.index.to_numpy()
+    failing = sorted(set(checked.errors.rows().tolist()))
+    # Review's bulk fixes change only failing rows unless the analyst unticks that; one here changes every row.
+    rare = [BulkFix("region", "ASHANTI", only_failing=True), BulkFix("phones", only_failing=True),
+            BulkFix("emails", only_failing=True), BulkFix("names", only_failing=True), BulkFix("trim"),
+            Conversion("region", {"volta": "VOLTA", "Central": "CENTRAL"}),
+            Replace("last_name", "Mensah", "Mensah-Owusu"), Replace("email", "@example.com", "@example.org"),
+            BulkFix("region", "VOLTA", only_failing=True)]
+    mapping_at = count // 2
+    ops: list = []
+    excluded: list[int] = []
+    fields = list(upload.mapping.fields)
+    company = fields.index("company_name")
+    for i in range(count):
+        if i == mapping_at:
+            fields[company] = None
+            ops.append(MappingChange.of(upload.mapping, fields))
+        elif i % 100 == 50 and rare:
+            ops.append(rare.pop(0))
+        elif i % 12 == 0:
+            picked = [int(r) for r in rnd.sample(failing, 2)]
+            excluded.extend(picked)
+            ops.append(Exclude(tuple(picked), "bench"))
+        elif i % 97 == 0 and excluded:
+            ops.append(Include((excluded.pop(),)))
+        else:
+            row = int(rows[rnd.randrange(len(rows))])
+            field = rnd.choice(["phone", "phone", "first_name", "last_name", "email", "region"])
+            new = {"phone": rnd.choice(PHONES), "first_name": "Ama", "last_name": "Owusu",
+                   "email": f"bench{i}@example.com", "region": "Ashanti"}[field]
+            ops.append(CellEdit(((row, field, str(checked.original.at[row, field]), new),)))
+    return ops
+
+
+def child(kind: str, url: str, path: str, workspace_id: int) -> None:
+    """One measurement in a fresh process: prints {"seconds", "peak_mb", "rows", "failing"} as JSON."""
+    import gc
+
+    from importer.db import make_engine
+
+    before = vmhwm_mb()
+    started = time.perf_counter()
+    if kind == "read":
+        from importer.pipeline import read_upload
+
+        upload = read_upload(Path(path).read_bytes(), Path(path).name, SETTINGS)
+    else:
+        from importer.workspace import open_workspace
+
+        upload = open_workspace(make_engine(url), workspace_id, SETTINGS).upload
+    seconds = time.perf_counter() - started
+    gc.collect()
+    print(json.dumps({"seconds": seconds, "peak_mb": vmhwm_mb(), "start_mb": before, "rows": upload.checked.total,
+                      "failing": len(upload.checked.errors)}))
+
+
+def measure(kind: str, url: str, path: Path, workspace_id: int) -> dict:
+    done = subprocess.run([sys.executable, __file__, "--child", kind, url, str(path), str(workspace_id)],
+                          cwd=ROOT, capture_output=True, text=True)
+    if done.returncode != 0:
+        raise SystemExit(f"{kind} child failed: {done.stderr[-2000:]}")
+    return json.loads(done.stdout)
+
+
+def prepare(url: str, data: bytes, path: Path, count: int) -> tuple[int, dict]:
+    """A workspace of the file with `count` operations; (its id, sizes and the cost of a live operation)."""
+    from importer.db import ensure_schema, make_engine
+    from importer.pipeline import read_upload
+    from importer.workspace import (
+        append_operation,
+        create_workspace,
+        open_workspace,
+        perform,
+        summary_of,
+        workspace_operations,
+        workspaces,
+    )
+
+    engine = make_engine(url)
+    ensure_schema(engine)
+    upload = read_upload(data, path.name, SETTINGS)
+    wid = create_workspace(engine, "bench", data, path.name, SETTINGS, upload.sheet, upload.mapping,
+                           rows=upload.checked.total)
+    ops = operations(upload, count)
+    started = time.perf_counter()
+    for op in ops:
+        append_operation(engine, wid, op, summary=summary_of(op))
+    appended = time.perf_counter() - started
+    opened = open_workspace(engine, wid, SETTINGS)  # then a few operations as the page makes them, live
+    from importer.workspace import CellEdit
+
+    live = []
+    for row in opened.upload.checked.original.index[:5]:
+        edit = CellEdit.of(opened.upload.checked, {int(row): {"phone": "0541234599"}})
+        started = time.perf_counter()
+        opened = perform(engine, opened, edit, SETTINGS)
+        live.append(time.perf_counter() - started)
+    with engine.connect() as conn:
+        stored = conn.execute(sa.select(sa.func.length(workspaces.c.data)).where(workspaces.c.id == wid)).scalar_one()
+        payloads = conn.execute(sa.select(workspace_operations.c.payload, workspace_operations.c.summary)
+                                .where(workspace_operations.c.workspace_id == wid)).all()
+    engine.dispose()
+    operation_bytes = sum(len(json.dumps(p)) + len(s.encode()) for p, s in payloads)
+    kinds: dict[str, int] = {}
+    for op in ops:
+        kinds[type(op).__name__] = kinds.get(type(op).__name__, 0) + 1
+    return wid, {"kinds": kinds, "file_bytes": len(data), "stored_file_bytes": int(stored), "operation_bytes": operation_bytes,
+                 "operations": len(payloads), "append_seconds": appended,
+                 "live_edit_seconds": sorted(live)[len(live) // 2]}
+
+
+class Databases:
+    def __init__(self, admin_url: str, folder: Path) -> None:
+        self.admin = sa.create_engine(admin_url, isolation_level="AUTOCOMMIT")
+        self.folder, self.made = folder, []
+
+    def fresh(self, kind: str) -> str:
+        if kind == "sqlite":
+            return f"sqlite:///{self.folder / f'{uuid.uuid4().hex[:8]}.db'}"
+        name = f"bench_{uuid.uuid4().hex[:10]}"
+        with self.admin.connect() as conn:
+            conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+        self.made.append(name)
+        return self.admin.url.set(database=name).render_as_string(hide_password=False)
+
+    def drop(self) -> None:
+        with self.admin.connect() as conn:
+            for name in self.made:
+                conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        self.admin.dispose()
+
+
+def main() -> None:
+    if len(sys.argv) > 1 and sys.argv[1] == "--child":
+        child(sys.argv[2], sys.argv[3], sys.argv[4], int(sys.argv[5]))
+        return
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, default=100_000)
+    parser.add_argument("--operations", type=int, default=1_000)
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--pg-admin-url", default=os.environ.get(
+        "TEST_PG_ADMIN_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres"))
+    parser.add_argument("--databases", nargs="+", default=["postgresql", "sqlite"])
+    parser.add_argument("--no-write", action="store_true", help="print only; leave bench/RESULTS.md alone")
+    args = parser.parse_args()
+    lines = []
+    kinds: dict[str, int] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        path = folder / f"customers_{args.rows}.xlsx"
+        data = customer_workbook(args.rows)
+        path.write_bytes(data)
+        dbs = Databases(args.pg_admin_url, folder)
+        try:
+            for kind in args.databases:
+                url = dbs.fresh(kind)
+                wid, sizes = prepare(url, data, path, args.operations)
+                kinds = sizes["kinds"]
+                reads, replays = [], []
+                for _ in range(args.repeat):  # alternately, so both see the same machine load
+                    reads.append(measure("read", url, path, wid))
+                    replays.append(measure("replay", url, path, wid))
+                read = min(reads, key=lambda r: r["seconds"])
+                replay = min(replays, key=lambda r: r["seconds"])
+                peak_read = max(r["peak_mb"] for r in reads)
+                peak_replay = max(r["peak_mb"] for r in replays)
+                row = (f"| {kind} | {read['seconds']:.2f} | {replay['seconds']:.2f} | "
+                       f"{replay['seconds'] / read['seconds']:.2f}x | {peak_read:.0f} | {peak_replay:.0f} | "
+                       f"{peak_replay / peak_read:.2f}x | {sizes['file_bytes'] / 1e6:.2f} | "
+                       f"{sizes['stored_file_bytes'] / 1e6:.2f} | {sizes['operation_bytes'] / 1e3:.0f} | "
+                       f"{sizes['live_edit_seconds']:.2f} | {replay['rows']:,} | {replay['failing']:,} |")
+                print(row, json.dumps({"reads": reads, "replays": replays, **sizes}), flush=True)
+                lines.append(row)
+        finally:
+            dbs.drop()
+    load = os.getloadavg()[0]
+    body = (
+        f"{args.rows:,} rows (the {len(data) / 1e6:.1f} MB workbook of bench/workbook.py), {args.operations:,} "
+        f"operations, {time.strftime('%Y-%m-%d')}; `bench/bench_workspace.py`, load average {load:.1f} on 2 cores. "
+        "Each figure is a fresh child process: read = `read_upload` of the file (today's upload), replay = "
+        "`open_workspace` (the file and operations loaded from the database, then replayed); best time and "
+        f"highest peak RSS (VmHWM) of {args.repeat} alternating runs. The operations: "
+        + ", ".join(f"{n:,} {k}" for k, n in sorted(kinds.items(), key=lambda kv: -kv[1]))
+        + " (one-cell edits; exclusions of two failing rows; bulk fixes on failing rows only, as Review does by "
+        "default, and one trim over every row; a value conversion and two replaces of importer.convert, one "
+        "changing 75% of the rows; the Company column ignored). Live edit = one cell edit through "
+        "`perform` (applied to the frame in hand and saved), median of 5. Targets: replay <= 3 s, memory <= the "
+        "upload's.\n\n"
+        "| database | read s | replay s | replay / read | read MB | replay MB | MB ratio | file MB | stored MB "
+        "| operations KB | live edit s | rows | failing |\n"
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n" + "\n".join(lines)
+    )
+    print(body)
+    if not args.no_write:
+        write_section("Workspace (issue 10, bench/bench_workspace.py)", body)
+
+
+if __name__ == "__main__":
+    main()
