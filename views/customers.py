@@ -41,7 +41,7 @@ except DatabaseError as exc:
 
 # Select boxes keep their format_func in the session: a dict's bound .get holds only the labels.
 search_col, region_col, run_col, size_col = st.columns([3, 2, 3, 1])
-text = search_col.text_input("Search", key=keys.CUSTOMERS_SEARCH, placeholder="Mark, name, phone or email",
+text = search_col.text_input("Search", key=keys.CUSTOMERS_SEARCH, placeholder="Mark, name, phone or email", max_chars=200,
                              help="Finds the text anywhere in the shipping mark, first and last name, phone or "
                                   "email, in any case. A phone number can be typed as on a form: 024 123 4567.")
 region = region_col.selectbox("Region", [None, *REGIONS], key=keys.CUSTOMERS_REGION,
