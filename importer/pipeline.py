@@ -13,7 +13,15 @@ import sqlalchemy as sa
 
 from importer.errors import FileMismatch, MissingColumns, RunError
 from importer.load import Progress, run_import
-from importer.mapping import ColumnMapping, apply_mapping, choose_sheet, mapped_columns
+from importer.mapping import (
+    EMPTY_NOTES,
+    ColumnMapping,
+    SheetNotes,
+    apply_mapping,
+    choose_sheet,
+    mapped_columns,
+    sheet_notes,
+)
 from importer.read import open_file
 from importer.results import ReportColumn, RunResult, RunStatus
 from importer.roundtrip import (
@@ -47,6 +55,8 @@ class Upload:
     report_columns: tuple[ReportColumn, ...] | None = None
     other_columns: pd.DataFrame | None = field(default=None, compare=False, repr=False)
     report: ReportUpload | None = None
+    # Footer and note rows skipped while reading (TOTAL, Prepared by...), and the full names split.
+    notes: SheetNotes = field(default=EMPTY_NOTES, compare=False, repr=False)
 
     @property
     def run_sheet(self) -> str | None:
@@ -97,6 +107,7 @@ def read_upload(
         del rows
         rows = reread(again)
     frame = apply_mapping(rows, mapping, settings.max_rows)
+    notes = sheet_notes(rows)
     others = other_values(rows, frame.index, kept, [c.header for c in columns if c.field is None])
     report = None
     if ours:
@@ -113,6 +124,7 @@ def read_upload(
         report_columns=columns,
         other_columns=others,
         report=report,
+        notes=notes,
     )
 
 

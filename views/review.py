@@ -9,7 +9,7 @@ from importer.fixes import apply_fix, available_fixes, changed_rows, fill_region
 from importer.results import ErrorCode
 from importer.validate import exclude, recheck
 from schemas.customer import REGIONS, label_of
-from ui import auth, existing, keys, render, state
+from ui import auth, cleaning, existing, keys, render, state
 from ui.duplicates import show_possible_duplicates, updated_rows
 from ui.engine import engine
 from ui.heavy import heavy_step
@@ -86,6 +86,14 @@ else:
             state.notice(f"Excluded {len(rows):,} row(s): they will not be imported or reported. "
                          f"Rows {', '.join(str(r) for r in rows[:10])}{'...' if len(rows) > 10 else ''}.")
             st.rerun()
+
+converted = cleaning.show_value_conversion(checked, current, version=version)
+if converted is None:
+    with st.expander("Find and replace in a column"):
+        converted = cleaning.show_find_replace(checked, current, version=version)
+if converted is not None:
+    state.set_checked(converted)
+    st.rerun()
 
 st.subheader("Bulk fixes")
 only_failing = st.checkbox("Only change failing rows", value=True, key=keys.FIX_ONLY_FAILING)

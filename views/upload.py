@@ -5,10 +5,10 @@ from __future__ import annotations
 import streamlit as st
 
 from importer.errors import UsageError
-from importer.mapping import ColumnMapping
+from importer.mapping import ColumnMapping, choice_label, mapping_choices
 from importer.template import template_xlsx
-from schemas.customer import FIELD_NAMES, label_of
-from ui import auth, keys, render, state
+from schemas.customer import label_of
+from ui import auth, cleaning, keys, state
 from ui.heavy import heavy_rows_for_file, heavy_step
 from ui.render import md_escape
 
@@ -52,7 +52,7 @@ if uploaded is not None and uploaded.file_id != state.get(keys.PARSED_FILE_ID):
 
 def _mapping_form(mapping: ColumnMapping, sheet: str, submit_label: str) -> None:
     """One select box per column of the header: which field it feeds, or ignore it."""
-    options: list[str | None] = [None, *FIELD_NAMES]
+    options = mapping_choices()
     with st.form(keys.MAPPING_FORM):
         where = "read by position (no header row)" if mapping.positional else f"header in row {mapping.header_row}"
         st.caption(f"Sheet {md_escape(repr(sheet))}, {where}. "
@@ -64,7 +64,7 @@ def _mapping_form(mapping: ColumnMapping, sheet: str, submit_label: str) -> None
             columns[index % 3].selectbox(
                 f"{md_escape(header.strip() or '(blank header)')} (column {index + 1})", options,
                 index=options.index(mapping.fields[index]), key=f"{keys.MAP_COLUMN}{index}",
-                format_func=render.field_option,
+                format_func=choice_label,
             )
         submitted = st.form_submit_button(submit_label, type="primary")
     if not submitted or uploaded is None:
@@ -127,7 +127,7 @@ elif len(upload.sheet_names) > 1:
 mapping = upload.mapping
 st.markdown("#### Columns")
 lines = [
-    f"- **{md_escape(header.strip() or '(blank)')}** → {label_of(field)}"
+    f"- **{md_escape(header.strip() or '(blank)')}** → {choice_label(field)}"
     for header, field in zip(mapping.headers, mapping.fields, strict=True) if field is not None
 ]
 st.markdown(
@@ -136,6 +136,17 @@ st.markdown(
 )
 if mapping.unknown_columns:
     st.caption("Ignored columns (not customer fields): " + md_escape(", ".join(mapping.unknown_columns)))
+if upload.report is not None:
+    st.info(md_escape(upload.report.describe()), icon=":material/assignment_return:")
+suggested = cleaning.show_mapping_warnings(mapping, upload.notes, checked, current)
+if suggested is not None and uploaded is not None:
+    with (
+        heavy_step("upload", heavy_rows_for_file(uploaded.size, uploaded.name)),
+        st.spinner("Reading the file with that column mapped..."),
+    ):
+        state.read_file(uploaded.getvalue(), uploaded.name, current, sheet=upload.sheet, mapping=suggested)
+    st.rerun()
+cleaning.show_skipped_rows(upload.notes)
 if uploaded is not None:
     with st.expander("Change the column mapping"):
         _mapping_form(mapping, upload.sheet, "Apply mapping")
