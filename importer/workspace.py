@@ -22,17 +22,19 @@ import pandas as pd
 import sqlalchemy as sa
 
 from importer.db import current_revision, db_errors, metadata, reading
+from importer.dedupe import find_duplicates_in_file
 from importer.errors import FileMismatch, ImporterError, LimitExceeded, MissingColumns, RunError
 from importer.fixes import Fix, apply_fix, available_fixes, fill_region_fix
 from importer.mapping import ColumnMapping, apply_mapping, choose_sheet
+from importer.memory import release_free_memory
 from importer.pipeline import Upload, missing_columns_message
 from importer.read import open_file
-from importer.results import ErrorTable, RunStatus
+from importer.results import ErrorCode, ErrorTable, RunStatus
 from importer.runs import aware, get_run, now
 from importer.settings import Settings
 from importer.validate import TEXT, Checked, check_frame, exclude, recheck
 from importer.xlsx_guard import MB
-from schemas.customer import FIELD_NAMES, REGIONS, label_of
+from schemas.customer import FIELD_NAMES, REGIONS, UNIQUE_FIELDS, label_of
 
 workspaces = sa.Table(
     "workspaces",
@@ -384,21 +386,28 @@ def _read_text(data: bytes, file_name: str, settings: Settings, sheet: str | Non
     frame = apply_mapping(rows, mapping, settings.max_rows)
     del rows
     text = frame.reindex(columns=list(FIELD_NAMES), fill_value="").fillna("").astype(TEXT)
-    empty = Checked(text.iloc[:0], text.iloc[:0], ErrorTable.empty())
+    none = pd.DataFrame(columns=list(FIELD_NAMES), dtype=TEXT)  # a placeholder that holds none of the text
+    empty = Checked(none, none, ErrorTable.empty())
     return Upload(spreadsheet.file_name, spreadsheet.sha256, spreadsheet.format, spreadsheet.sheet_names,
                   sheet_name, mapping, empty), text
 
 
+_DUPLICATE = ErrorCode.DUPLICATE_IN_FILE
+
+
 class _Replay:
-    """The fold of replay(): text changes are batched; rows are validated only when an operation needs
-    the errors (a fix of failing rows, a plug-in operation) and at the end, then only the changed rows."""
+    """The fold of replay(). Every row read stays in `text` (excluded ones too: an include-again is then only
+    a set operation) with its normalised values and its own errors (`normalised`, `errors`, duplicates
+    aside). Cell edits are batched; rows are validated when an operation needs the errors (a fix of failing
+    rows, a plug-in) and at the end, and then only the rows changed since; duplicates are found over the
+    rows not excluded. No step copies the whole frame but the last, and only when rows were excluded."""
 
     def __init__(self, text: pd.DataFrame, settings: Settings) -> None:
         self.text, self.settings = text, settings
         self.excluded: set[int] = set()
         self.pending: dict[tuple[int, str], str] = {}
-        self.checked: Checked | None = None
-        self.excluded_then: set[int] = set()
+        self.normalised: pd.DataFrame | None = None
+        self.errors = ErrorTable.empty()
         self.dirty: set[int] = set()
 
     def present(self) -> pd.Index:
@@ -414,72 +423,83 @@ class _Replay:
         self.dirty.update(row for row, _ in self.pending)
         self.pending.clear()
 
-    def validated(self) -> Checked:
-        """The Checked of the text as it stands: checked in full once, then only what changed since."""
+    def update(self) -> pd.DataFrame:
+        """Normalised values and own errors of every row, brought up to date with the text."""
         self.flush()
-        back, gone = self.excluded_then - self.excluded, self.excluded - self.excluded_then
-        changed = sorted(self.dirty - self.excluded - back)
-        if self.checked is not None and (len(back) + len(changed)) * 2 >= len(self.text) - len(self.excluded):
-            self.checked = None  # most rows changed: check afresh (as recheck would), the old frames let go first
-        if self.checked is None:
-            whole = not self.excluded  # then the text is checked as it is, with no copy of it
-            self.checked = check_frame(self.text if whole else self.text.loc[self.present()], self.settings)
+        if self.normalised is None or len(self.dirty) * 2 >= len(self.text):
+            self.normalised = None  # most rows changed: check afresh, the old frame let go first
+            release_free_memory()  # and what the text changes freed handed back, so the check does not add to it
+            fresh = check_frame(self.text, self.settings)
+            self.normalised, self.errors = fresh.normalised, fresh.errors.without_code(_DUPLICATE)
+        elif self.dirty:
+            part = self.text.loc[sorted(self.dirty)]
+            fresh = check_frame(part, self.settings)
+            for column in FIELD_NAMES:  # written into the one frame, not into a copy of it
+                self.normalised.loc[part.index, column] = fresh.normalised[column]
+            self.errors = (self.errors.without_rows(part.index.tolist())
+                           .with_rows(fresh.errors.without_code(_DUPLICATE)))
+        self.dirty = set()
+        return self.normalised
+
+    def failing(self) -> pd.Index:
+        """Rows not excluded that fail, as Checked.errors.rows() would list them."""
+        normalised = self.update()
+        present = self.present()
+        keys = normalised.loc[present, list(UNIQUE_FIELDS)] if self.excluded else normalised[list(UNIQUE_FIELDS)]
+        failing = set(self.errors.rows().tolist()) | set(find_duplicates_in_file(keys).rows().tolist())
+        return present[present.isin(list(failing))]
+
+    def validated(self, final: bool = False) -> Checked:
+        """The Checked of the rows not excluded (final: the text is let go as soon as it is sliced)."""
+        normalised = self.update()
+        if self.excluded:
+            if final:
+                release_free_memory()  # the copies below come on top of what is held, not of what was freed
+            present = self.present()
+            original, normalised = self.text.loc[present], normalised.loc[present]
+            errors = self.errors.without_rows(self.excluded)
         else:
-            if back:
-                self.checked = include_again(self.checked, self.text.loc[sorted(back)], self.settings)
-            if gone:
-                self.checked = exclude(self.checked, sorted(gone))
-            if changed:
-                self.checked = recheck(self.checked, self.text.loc[changed], self.settings)
-        self.excluded_then, self.dirty = set(self.excluded), set()
-        return self.checked
+            original, errors = self.text, self.errors
+        if final:
+            del self.text
+            self.normalised = None
+        return Checked(original, normalised, errors.with_rows(find_duplicates_in_file(normalised)))
 
     def edit(self, op: CellEdit) -> None:
         for row, field, _before, after in op.edits:
             if row not in self.excluded and row in self.text.index:
                 self.pending[(row, field)] = after
 
+    def change(self, column: str, new: pd.Series) -> None:
+        """New text for some rows of a column (index: source rows)."""
+        old = self.text.loc[new.index, column]
+        changed = new.index[(new.astype(str).to_numpy() != old.to_numpy())]
+        if len(changed):
+            self.text.loc[changed, column] = new[changed].astype(str)
+            self.dirty.update(changed.tolist())
+
     def fix(self, op: BulkFix) -> None:
-        if op.only_failing:
-            checked = self.validated()
-            rows = checked.original.index[checked.original.index.isin(checked.errors.rows())]
-        else:
-            self.flush()
-            rows = self.present()
+        self.flush()
+        rows = self.failing() if op.only_failing else self.present()
         fix = op.fix(self.settings)
         for column in fix.columns:
             old = self.text.loc[rows, column]
-            new = old.map({text: fix.change(str(text)) for text in pd.unique(old)})
-            changed = old.index[(new != old).to_numpy()]
-            if len(changed):
-                self.text.loc[changed, column] = new[changed]
-                self.dirty.update(changed.tolist())
-
-    def text_change(self, op: Any, new_values: Callable[..., pd.Series]) -> None:
-        """A plug-in whose new text depends on the text alone (find and replace, value conversion)."""
-        self.flush()
-        field = op.field
-        column = self.text.loc[self.present(), [field]]
-        new = new_values(Checked(column, column, ErrorTable.empty()), op)
-        if len(new):
-            self.text.loc[new.index, field] = new.astype(str)
-            self.dirty.update(new.index.tolist())
+            self.change(column, old.map({text: fix.change(str(text)) for text in pd.unique(old)}))
 
     def plug_in(self, op: Any) -> None:
-        """An operation known only by its apply(checked): applied to the validated rows, then taken back
-        into the text (rows it dropped count as excluded)."""
+        """An operation of another module: a text change when the module says how (new_values), else applied
+        to the validated rows and taken back into the text (rows it dropped count as excluded)."""
         new_values = _APPLIERS.get(kind_of(op), (None, None))[1]
         if new_values is not None and isinstance(getattr(op, "field", None), str):
-            self.text_change(op, new_values)
+            self.flush()
+            column = self.text.loc[self.present(), [op.field]]
+            self.change(op.field, new_values(Checked(column, column, ErrorTable.empty()), op))
             return
         checked = applier(op)(self.validated(), self.settings)
         kept = checked.original.index
         self.excluded |= set(self.present().difference(kept).tolist())
-        changed = [column for column in FIELD_NAMES
-                   if not self.text.loc[kept, column].equals(checked.original[column])]
-        for column in changed:
-            self.text.loc[kept, column] = checked.original[column]
-        self.checked, self.excluded_then, self.dirty = checked, set(self.excluded), set()
+        for column in FIELD_NAMES:
+            self.change(column, checked.original[column])
 
     def apply(self, op: Any) -> None:
         if isinstance(op, CellEdit):
@@ -509,7 +529,7 @@ def replay_operations(data: bytes, file_name: str, settings: Settings, sheet: st
     for op in operations:
         if not isinstance(op, MappingChange):
             fold.apply(op)
-    checked = fold.validated()
+    checked = fold.validated(final=True)
     return replace(upload, checked=checked)
 
 
