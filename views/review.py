@@ -87,6 +87,7 @@ else:
                          f"Rows {', '.join(str(r) for r in rows[:10])}{'...' if len(rows) > 10 else ''}.")
             st.rerun()
 
+st.subheader("Convert values")
 converted = cleaning.show_value_conversion(checked, current, version=version)
 if converted is None:
     with st.expander("Find and replace in a column"):
