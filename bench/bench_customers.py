@@ -234,6 +234,45 @@ def dashboard_exports(url: str, folder: Path, rows: int) -> list[dict]:
     return out
 
 
+def sqlite_queries(rows: int) -> list[tuple[str, float, float, str]]:
+    """The text searches and pages on SQLite (no trigram index there: a search reads the table)."""
+    from importer.db import customers, import_runs
+
+    columns = ("id", "shipping_mark", "first_name", "last_name", "email", "phone", "region", "company_name",
+               "nickname", "user_type")
+    out = []
+    with tempfile.TemporaryDirectory() as tmp:
+        engine = make_engine(f"sqlite:///{tmp}/customers.db")
+        ensure_schema(engine)
+        with engine.begin() as conn:
+            conn.execute(import_runs.insert(), [{"id": 1, "file_name": "a.xlsx", "sha256": "a" * 64,
+                                                 "status": "completed", "started_at": dt.datetime.now(dt.UTC)}])
+            for start in range(0, rows, 50_000):
+                conn.execute(customers.insert(), [dict(zip(columns, customer(i), strict=True), import_run_id=1,
+                                                       source_row_number=i + 2)
+                                                  for i in range(start, min(rows, start + 50_000))])
+        some = rows // 3 + 5
+        cap = {"count_cap": SEARCH_COUNT_CAP}
+        cases: list[tuple[str, Callable[[], object]]] = [
+            (f"search a mark `{customer(some)[1].split()[0]}`",
+             lambda: search_customers(engine, customer(some)[1].split()[0], **cap)),
+            ("search a full name `Kofi Owusu`", lambda: search_customers(engine, "Kofi Owusu", **cap)),
+            ("search a broad term `ma` (count stops at 10,000)", lambda: search_customers(engine, "ma", **cap)),
+            ("search with no match `zzqx`", lambda: search_customers(engine, "zzqx", **cap)),
+            ("first page, exact count of all", lambda: search_customers(engine)),
+            ("deep page (keyset, three quarters in)", lambda: search_customers(engine, after_id=rows * 3 // 4)),
+            ("region filter (Volta), exact count", lambda: search_customers(engine, region="VOLTA")),
+        ]
+        for what, call in cases:
+            median, slowest, result = timed(call)
+            assert isinstance(result, CustomerPage)
+            shown = f"{'more than ' if result.capped else ''}{result.total:,} match"
+            print(f"SQLite {what}: {median:.1f} ms (slowest {slowest:.1f}) {shown}", flush=True)
+            out.append((f"SQLite, {rows:,}: {what}", median, slowest, shown))
+        engine.dispose()
+    return out
+
+
 def import_cost(admin: sa.Engine, rows: int, rounds: int) -> list[tuple[bool, float]]:
     """What the trigram index costs a load: a clean import of `rows` rows (bench_reimport's file, the CLI in
     a fresh process) into a fresh database with the index and one without it, alternating, `rounds` times."""
@@ -319,6 +358,8 @@ def main() -> None:
                         help="also click the page's export buttons in Chromium and measure the server")
     parser.add_argument("--import-cost", type=int, default=0, metavar="ROUNDS",
                         help="also time a clean 100,000-row import with and without the trigram index")
+    parser.add_argument("--sqlite-rows", type=int, default=0, metavar="N",
+                        help="also time the searches on a SQLite file of N customers")
     parser.add_argument("--export-child", nargs=3, metavar=("URL", "FORMAT", "PATH"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.export_child:
@@ -347,6 +388,7 @@ def main() -> None:
                 print(f"export {fmt}: {e}", flush=True)
             clicked = dashboard_exports(url, Path(tmp), args.rows) if args.dashboard else []
         loads = import_cost(admin, 100_000, args.import_cost) if args.import_cost else []
+        lite = sqlite_queries(args.sqlite_rows) if args.sqlite_rows else []
     finally:
         if not args.keep:
             with admin.connect() as conn:
@@ -364,6 +406,10 @@ def main() -> None:
                   "peak since start (VmHWM), MB | RSS after, MB |", "|---|---:|---:|---:|---:|---:|"]
         lines += [f"| {c['what']} | {c['seconds']:.1f} | {c['bytes'] / 2**20:.0f} | {c['before_mb']:.0f} | "
                   f"{c['peak_mb']:.0f} | {c['after_mb']:.0f} |" for c in clicked]
+    if lite:
+        lines += ["", "| on SQLite (the embedded default; no trigram index) | median ms | slowest ms | result |",
+                  "|---|---:|---:|---|"]
+        lines += [f"| {what} | {median:.1f} | {slowest:.1f} | {shown} |" for what, median, slowest, shown in lite]
     if loads:
         on = [t for index, t in loads if index]
         off = [t for index, t in loads if not index]
