@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from functools import lru_cache, partial
 from typing import Any
@@ -465,14 +465,16 @@ def one_word_names(original: pd.DataFrame, mapping: ColumnMapping) -> list[tuple
 
 
 def choose_sheet(
-    file: SpreadsheetFile, sheet: str | None, limit: int, mapping: ColumnMapping | None = None
+    file: SpreadsheetFile, sheet: str | None, limit: int, mapping: ColumnMapping | None = None,
+    also: Callable[[ColumnMapping], Iterable[int]] | None = None,
 ) -> tuple[str, SheetRows, ColumnMapping]:
     """The named sheet, else the first whose header maps the required fields, else the first with a header.
 
     Only the first rows of each sheet are read to find its header; then the chosen sheet alone is read
     in full, so the row limit applies to it and not to a long sheet of notes before it, and only the
-    columns that feed a field are kept (those of `mapping` when given: a user's override). The mapping
-    returned is the detected one, with every header, for the list of ignored columns.
+    columns that feed a field are kept (those of `mapping` when given: a user's override), and the ones
+    `also` names for that mapping (the file's own columns a failure report gives back), so the sheet is
+    read once. The mapping returned is the detected one, with every header, for the list of ignored columns.
     """
     if sheet is not None:
         if sheet not in file.sheet_names:
@@ -501,7 +503,8 @@ def choose_sheet(
             )
     assert chosen is not None  # the named sheet, or one with a header, or NoHeader above
     name, detected = chosen
-    rows = _read(file, name, limit, mapped_columns(mapping or detected))
+    used = mapping or detected
+    rows = _read(file, name, limit, tuple(sorted({*mapped_columns(used), *(also(used) if also else ())})))
     if detected.positional and rows.width > len(detected.headers):
         detected = _positional(rows.width)  # wider rows below the first ones
     return name, rows, detected

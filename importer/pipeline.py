@@ -80,6 +80,13 @@ def missing_columns_message(mapping: ColumnMapping) -> str:
     )
 
 
+def report_reads(mapping: ColumnMapping) -> tuple[int, ...]:
+    """The columns a failure report needs beside the mapped ones: the file's own, and ours in a report."""
+    ours = report_columns(mapping)
+    _, kept = report_layout(mapping, skip=tuple(ours.values()) if ours else ())
+    return (*kept, *(ours.values() if ours else ()))
+
+
 def read_upload(
     data: bytes,
     file_name: str,
@@ -94,7 +101,8 @@ def read_upload(
     """
     spreadsheet = open_file(data, file_name, settings)
     # choose_sheet's limit is the data-row limit: it reads title and header rows on top of it itself.
-    sheet_name, rows, detected = choose_sheet(spreadsheet, sheet, settings.max_rows, mapping=mapping)
+    sheet_name, rows, detected = choose_sheet(spreadsheet, sheet, settings.max_rows, mapping=mapping,
+                                              also=report_reads)
     mapping = mapping or detected
     if mapping.missing_required:
         raise MissingColumns(missing_columns_message(mapping), mapping=mapping, sheet=sheet_name)
