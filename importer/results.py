@@ -32,6 +32,8 @@ class ErrorCode(StrEnum):
     ALREADY_EXISTS = "already_exists"
     CONFLICT = "conflict"
     DATABASE_ERROR = "database_error"
+    # Only in a report the analyst asks for (importer.exclusions): a row she left out; never stored by a run.
+    EXCLUDED = "excluded"
 
     @property
     def meaning(self) -> str:
@@ -51,6 +53,7 @@ _MEANINGS = {
     ErrorCode.ALREADY_EXISTS: "Already a customer in the database",
     ErrorCode.CONFLICT: "Matches two or more different customers",
     ErrorCode.DATABASE_ERROR: "Refused by the database",
+    ErrorCode.EXCLUDED: "Excluded by the analyst",
 }
 # Codes that mean "this row's key is taken", in the file or in the database.
 DUPLICATE_CODES = (ErrorCode.DUPLICATE_IN_FILE, ErrorCode.ALREADY_EXISTS)
