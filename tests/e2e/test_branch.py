@@ -89,3 +89,29 @@ def test_kumasi_list_converted_imported_and_its_report_round_trip(page, server) 
     assert sqlite_rows(server.db_path, "select fixes_run_id from import_runs where id = 2") == [(1,)]
     goto_page(page, "History")
     expect(page.get_by_text("(fixes for run #1)", exact=False)).to_be_visible()
+
+
+def test_a_possible_duplicate_of_a_stored_customer_is_excluded(page, server) -> None:
+    from tests.e2e.test_november import import_october_rows
+
+    import_october_rows(server, [["PM1 KOFI", "Kofi", "Mensah", "kofi@example.com", "0241234567", "Ashanti"]])
+    rows = [["Shipping Mark", "First Name", "Last Name", "Email", "Phone", "Region"],
+            ["PM9 NEW", "Kofi", "Mensah", "", "0241234568", "Ashanti"],  # one digit from customer #1's phone
+            ["PM10 AMA", "Ama", "Owusu", "", "0201112233", "Volta"]]
+    page.reload()
+    wait_idle(page)
+    upload_file(page, "december.xlsx", corpus.xlsx({"Customers": rows}))
+    page.get_by_role("button", name="Continue to review 2 rows").click()
+    expect(page.get_by_role("heading", name="Possible duplicates")).to_be_visible()
+    expect(page.get_by_text("Similarity", exact=False)).to_be_visible()
+    page.get_by_text("Exclude this row from the import").click()
+    wait_idle(page)
+    page.locator('[class*="st-key-possible_duplicate_apply"]').get_by_role("button", name="Apply").click()
+    expect(page.get_by_text("Excluded row 2: it will not be imported.")).to_be_visible()
+    wait_idle(page)
+    expect(metric(page, "Rows")).to_have_text("1")
+    goto_page(page, "3. Import")
+    page.get_by_role("button", name="Dry run (saves nothing)").click()
+    page.get_by_role("button", name="Import 1 customers").click()
+    expect(page.get_by_text(re.compile(r"^Run #2: "))).to_be_visible()
+    assert sqlite_rows(server.db_path, "select shipping_mark from customers order by id") == [("PM1 KOFI",), ("PM10 AMA",)]

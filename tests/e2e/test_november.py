@@ -45,8 +45,8 @@ def workbook(rows: list[list[str]]) -> bytes:
     return buffer.getvalue()
 
 
-def import_october(server) -> None:
-    """October's list, through the same engine the dashboard uses (the CLI's import)."""
+def import_october_rows(server, rows: list[list[str]]) -> None:
+    """Customers stored before the test, through the same engine the dashboard uses (the CLI's import)."""
     from importer.db import make_engine
     from importer.pipeline import import_upload, read_upload
     from importer.settings import Settings
@@ -54,11 +54,15 @@ def import_october(server) -> None:
     settings = Settings.from_env({"DATABASE_URL": f"sqlite:///{server.db_path}"})
     engine = make_engine(settings.database_url)
     try:
-        upload = read_upload(workbook([customer(i) for i in range(1, OCTOBER + 1)]), "october.xlsx", settings)
-        result = import_upload(engine, upload, settings, user_name="october")
+        result = import_upload(engine, read_upload(workbook(rows), "october.xlsx", settings), settings,
+                               user_name="october")
     finally:
         engine.dispose()
-    assert result.total_created == OCTOBER
+    assert result.total_created == len(rows)
+
+
+def import_october(server) -> None:
+    import_october_rows(server, [customer(i) for i in range(1, OCTOBER + 1)])
 
 
 def november() -> bytes:
