@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from importer.fixes import apply_fix, available_fixes, changed_rows, fill_region_fix
+from importer.fixes import Fix, apply_fix, available_fixes, changed_rows, fill_region_fix, fix_preview
 from importer.settings import Settings
 from importer.validate import check_frame
 from tests.support import customer, frame
@@ -58,3 +58,51 @@ def test_fill_blank_region_only_fills_blanks_and_only_failing_rows_when_asked() 
 def test_unknown_region_code_is_refused() -> None:
     with pytest.raises(ValueError):
         fill_region_fix("LAGOS")
+
+
+# --- fix_preview: "fixes N failing rows" apart from "changes M rows" ------------------------------------------
+
+
+def test_phone_fix_that_rewrites_every_valid_number_fixes_none():
+    """The issue's case: "Normalise phone numbers ... would change 4,776 rows" fixed none of them."""
+    rows = [customer(n, phone=f"024 {n:03d} {n:04d}") for n in range(1, 301)]
+    for n in range(0, 300, 15):
+        rows[n]["region"] = "Mars"  # 20 rows fail on region
+    for n in range(7, 300, 30):
+        rows[n]["phone"] = "5412345"  # 10 rows fail on phone, and no fix makes a number of them
+    checked = check_frame(frame(rows), SETTINGS)
+    assert len(checked.errors) == 30
+    assert fix_preview(checked, FIXES["phones"], SETTINGS) == (0, 290)
+    assert fix_preview(checked, FIXES["phones"], SETTINGS, only_failing=True) == (0, 20)
+    assert len(changed_rows(checked, FIXES["phones"])) == 290  # the old count, kept: it is "changes"
+
+
+def test_a_fix_of_the_failing_value_counts_as_fixed_and_a_row_still_failing_does_not():
+    checked = check_frame(frame(customer(1, region="Mars"), customer(2, region="Mars", phone="1"),
+                                customer(3, region="Volta")), SETTINGS)
+    mars = Fix("mars", "Mars is Volta", ("region",), lambda text: "Volta" if text == "Mars" else text)
+    assert fix_preview(checked, mars, SETTINGS) == (1, 2)  # row 3 still fails on its phone
+    after, changed = apply_fix(checked, mars, SETTINGS)
+    assert changed == 2 and list(after.errors) == [3]
+
+
+def test_a_change_to_a_valid_row_that_frees_a_duplicate_counts_as_fixing_that_row():
+    checked = check_frame(frame(customer(1, email="Same@x.com"), customer(2, email="same@x.com"),
+                                customer(3, phone="1")), SETTINGS)
+    assert list(checked.errors) == [3, 4]  # row 3 has row 2's e-mail; row 4's phone is wrong
+    other = Fix("other", "Row 2's e-mail", ("email",), lambda text: "other@x.com" if text == "Same@x.com" else text)
+    assert fix_preview(checked, other, SETTINGS) == (1, 1)  # only valid row 2 changes; row 3 is fixed
+    assert list(apply_fix(checked, other, SETTINGS)[0].errors) == [4]
+    mark = Fix("mark", "Another mark", ("shipping_mark",), lambda text: "PM9 KOFI" if text == "PM1 KOFI" else text)
+    assert fix_preview(checked, mark, SETTINGS) == (0, 1)
+
+
+def test_a_fix_that_makes_rows_fail_fixes_none_and_is_not_a_negative_count():
+    checked = check_frame(frame(customer(1), customer(2, phone="1")), SETTINGS)
+    breaks = Fix("break", "Blank every e-mail of row 2", ("email",), lambda text: "x" if text == "kofi1@example.com" else text)
+    assert fix_preview(checked, breaks, SETTINGS) == (0, 1)
+
+
+def test_a_fix_that_changes_nothing_previews_nothing():
+    checked = check_frame(frame(customer(1, phone="1")), SETTINGS)
+    assert fix_preview(checked, FIXES["names"], SETTINGS) == (0, 0)
