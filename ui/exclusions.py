@@ -1,0 +1,206 @@
+"""Review's exclusions and bulk-fix preview line, and Import's choice to report the excluded rows.
+
+- `show_exclude_by_reason(checked, errors)`: a select of the reasons rows fail with (with row counts) and
+  "Exclude all 204 rows failing on phone"; returns the upload without them, or None.
+- `show_excluded(upload, settings)`: the rows excluded so far, each with why, and "Include again" for the
+  ticked ones or all; returns the upload with them back, or None.
+- `remember_excluded(upload, checked_before, rows, why)`: what the page calls when it excludes rows itself
+  ("Exclude ticked rows"), so they are listed and can come back.
+- `include_excluded_in_report(upload)` and `report_with_excluded(failed, upload)`: the Import page's
+  checkbox and the failure report with the excluded rows appended, marked "excluded by the analyst".
+- `show_fix_preview_line(fixes, changes)`: "fixes **N** failing rows · changes **M** rows".
+
+The excluded rows live in the session per file (its sha256), as importer.exclusions.Excluded records with
+their text as it was: they survive the real import (which drops the upload) so its report can carry them.
+A page that gets a Checked back keeps it (`state.set_checked`) and reruns.
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+import streamlit as st
+
+from importer.exclusions import (
+    EXCLUDED_BY_ANALYST,
+    Excluded,
+    excluded_rows,
+    include_again,
+    reason_text,
+    reasons,
+    rows_failing_with,
+    why_excluded,
+    with_excluded,
+    without,
+)
+from importer.pipeline import Upload
+from importer.results import ErrorTable, FailedRows
+from importer.settings import Settings
+from importer.validate import Checked, exclude
+from schemas.customer import FIELD_NAMES, label_of
+from ui import state
+from ui.heavy import heavy_step
+
+# Session values and widget keys of this section (ui/keys.py holds the pages' own).
+EXCLUDED = "excluded_rows"  # (file sha256, (Excluded, ...)) the rows left out of this file, oldest first
+REASON_PICK = "exclude_reason_pick"
+EXCLUDE_REASON = "exclude_reason_apply"
+EXCLUDED_GRID = "excluded_grid"  # + "_" + upload version
+INCLUDE_TICKED = "excluded_include_ticked"
+INCLUDE_ALL = "excluded_include_all"
+IN_REPORT = "excluded_in_report"
+SESSION_KEYS = (EXCLUDED, REASON_PICK, EXCLUDE_REASON, EXCLUDED_GRID, INCLUDE_TICKED, INCLUDE_ALL, IN_REPORT)
+
+INCLUDE_COLUMN = "Include again"
+ROW = "Row"
+WHY = "Why"
+GRID_LIMIT = 2_000  # rows the excluded list shows; "Include all again" takes every one
+REPORT_LABEL = "Add the rows I excluded to the report, marked 'excluded by the analyst'"
+
+
+def _plural(count: int, word: str) -> str:
+    return f"{count:,} {word}{'' if count == 1 else 's'}"
+
+
+def show_fix_preview_line(fixes: int, changes: int) -> str:
+    """`fixes **3** failing rows · changes **4,776** rows`: the Bulk fixes preview of one fix (Markdown)."""
+    return (f"fixes **{fixes:,}** failing row{'' if fixes == 1 else 's'} · "
+            f"changes **{changes:,}** row{'' if changes == 1 else 's'}")
+
+
+# --- the excluded rows in the session ---------------------------------------------------------------------
+
+
+def excluded_of(upload: Upload | None) -> list[Excluded]:
+    """The rows excluded from this file and not back in it; None: those of the last file (after an import,
+    which drops the upload). Another file's list is forgotten."""
+    stored = st.session_state.get(EXCLUDED)
+    if not stored:
+        return []
+    sha, records = stored
+    if upload is None:
+        return list(records)
+    if sha != upload.sha256:
+        st.session_state.pop(EXCLUDED, None)
+        return []
+    present = upload.checked.original.index
+    return [e for e in records if e.source_row not in present]
+
+
+def _keep(upload: Upload, records: list[Excluded]) -> None:
+    st.session_state[EXCLUDED] = (upload.sha256, tuple(records))
+
+
+def remember_excluded(upload: Upload, checked_before: Checked, rows: list[int], why: str = EXCLUDED_BY_ANALYST,
+                      errors: ErrorTable | None = None) -> list[Excluded]:
+    """Keep these rows (of `checked_before`, the upload before they were excluded) as excluded, with why;
+    `errors`: the errors shown with them (Review's, the database's included; default the file's)."""
+    records = excluded_rows(checked_before, rows, why, upload.other_columns, errors)
+    known = {e.source_row for e in records}
+    _keep(upload, [*(e for e in excluded_of(upload) if e.source_row not in known), *records])
+    return records
+
+
+# --- Review -----------------------------------------------------------------------------------------------
+
+
+def _reason_label(choice: tuple[str, str, int]) -> str:
+    code, field, rows = choice
+    return f"{reason_text(code, field)} ({code}): {_plural(rows, 'row')}"
+
+
+def show_exclude_by_reason(checked: Checked, errors: ErrorTable) -> Checked | None:
+    """A select of the reasons rows fail with and a button that excludes every row failing with the chosen
+    one; the upload without them, or None. `errors`: Review's errors (the database's reasons included)."""
+    choices = reasons(errors)
+    if not choices:
+        return None
+    options = list(range(len(choices)))
+    if st.session_state.get(REASON_PICK) not in options:
+        st.session_state[REASON_PICK] = 0  # the reason picked before has no rows left
+    pick = st.selectbox("Exclude by reason", options, key=REASON_PICK, format_func=lambda i: _reason_label(choices[i]),
+                        help="Every row failing with this reason is left out of the import. Excluded rows are "
+                             "listed below, where you can include them again.")
+    code, field, count = choices[pick]
+    label = (f"Exclude the {_plural(count, 'row')} failing on {label_of(field).lower()}" if count == 1
+             else f"Exclude all {count:,} rows failing on {label_of(field).lower()}")
+    if not st.button(label, key=EXCLUDE_REASON, icon=":material/block:"):
+        return None
+    upload = state.upload()
+    rows = rows_failing_with(errors, code, field)
+    with heavy_step("exclusion", checked.total):
+        new = exclude(checked, rows)
+    if upload is not None:
+        remember_excluded(upload, checked, rows, why_excluded(code, field), errors)
+    state.notice(f"Excluded {_plural(len(rows), 'row')} failing with {reason_text(code, field).lower()}: "
+                 "they will not be imported. They are listed under Excluded rows, where you can include them again.")
+    return new
+
+
+def excluded_frame(records: list[Excluded], limit: int = GRID_LIMIT) -> pd.DataFrame:
+    """The excluded list's grid: Include again (unticked), Row, Why, then each field's text as excluded."""
+    shown = records[:limit]
+    frame = pd.DataFrame({
+        INCLUDE_COLUMN: [False] * len(shown),
+        ROW: pd.array([e.source_row for e in shown], dtype="int64"),
+        WHY: [e.why for e in shown],
+        **{label_of(f): [e.text.get(f, "") for e in shown] for f in FIELD_NAMES},
+    })
+    return frame
+
+
+def show_excluded(upload: Upload, settings: Settings) -> Checked | None:
+    """The rows excluded from this file, with "Include again" for the ticked ones and for all; the upload
+    with them back (validated again), or None."""
+    records = excluded_of(upload)
+    if not records:
+        return None
+    st.subheader("Excluded rows")
+    st.caption(f"{_plural(len(records), 'row')} left out of the import, with the text they had when excluded. "
+               "Tick **Include again** to put rows back; they are checked again.")
+    if len(records) > GRID_LIMIT:
+        st.caption(f"Showing the first {GRID_LIMIT:,} of {len(records):,} excluded rows.")
+    shown = excluded_frame(records)
+    edited = st.data_editor(
+        shown, key=f"{EXCLUDED_GRID}_{state.version()}", hide_index=True, num_rows="fixed", width="stretch",
+        disabled=[c for c in shown.columns if c != INCLUDE_COLUMN],
+        column_config={ROW: st.column_config.NumberColumn(ROW, format="%d", pinned=True),
+                       WHY: st.column_config.TextColumn(WHY, width="medium")},
+    )
+    left, right = st.columns(2)
+    chosen: list[Excluded] = []
+    if left.button("Include ticked rows again", key=INCLUDE_TICKED, icon=":material/undo:"):
+        ticked = {int(r) for r in edited.loc[edited[INCLUDE_COLUMN].fillna(False).astype(bool), ROW]}
+        if not ticked:
+            st.info("No rows are ticked. Tick the Include again box of the rows to put back.", icon=":material/info:")
+            return None
+        chosen = [e for e in records if e.source_row in ticked]
+    if right.button(f"Include all {_plural(len(records), 'row')} again", key=INCLUDE_ALL, icon=":material/undo:"):
+        chosen = records
+    if not chosen:
+        return None
+    with heavy_step("inclusion", upload.checked.total + len(chosen)):
+        new = include_again(upload.checked, chosen, settings)
+    rows = [e.source_row for e in chosen]
+    _keep(upload, without(records, rows))
+    still = sum(1 for r in rows if r in new.errors)
+    state.notice(f"Included {_plural(len(rows), 'row')} again: {len(rows) - still:,} valid, {still:,} failing.")
+    return new
+
+
+# --- Import -----------------------------------------------------------------------------------------------
+
+
+def include_excluded_in_report(upload: Upload | None = None) -> bool:
+    """The checkbox "Add the rows I excluded to the report"; False (and no checkbox) when none were excluded."""
+    count = len(excluded_of(upload))
+    if not count:
+        return False
+    return st.checkbox(REPORT_LABEL, key=IN_REPORT, value=False,
+                       help=f"{_plural(count, 'row')} you excluded on Review. The branch sees why each was "
+                            "left out and can send them back fixed.")
+
+
+def report_with_excluded(failed: FailedRows, upload: Upload | None) -> FailedRows:
+    """The failed rows, then this file's excluded rows marked "excluded by the analyst" (same report layout
+    and run); None: the last file's (after its import)."""
+    return with_excluded(failed, excluded_of(upload))
