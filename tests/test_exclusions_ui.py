@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import csv
 import io
+from pathlib import Path
 
+import pytest
 from streamlit.testing.v1 import AppTest
 
 from ui import exclusions as section
@@ -156,3 +158,45 @@ def test_keys_do_not_clash_with_the_pages():
 def test_the_preview_line_says_fixes_apart_from_changes():
     assert section.show_fix_preview_line(0, 4776) == "fixes **0** failing rows · changes **4,776** rows"
     assert section.show_fix_preview_line(1, 1) == "fixes **1** failing row · changes **1** row"
+
+
+# --- the dashboard itself, once views/review.py and views/load.py call this module ----------------------------
+
+_VIEWS = Path(__file__).resolve().parent.parent / "views"
+_wired = pytest.mark.skipif(
+    "show_excluded" not in (_VIEWS / "review.py").read_text() or "report_with_excluded" not in (_VIEWS / "load.py").read_text(),
+    reason="views/review.py and views/load.py do not call ui/exclusions.py yet")
+
+
+@_wired
+def test_the_dashboard_excludes_by_reason_lists_includes_and_reports(monkeypatch, sqlite_url):
+    from tests.app_support import make_app, messy_xlsx, texts, to_review
+
+    at = make_app(monkeypatch, sqlite_url)
+    to_review(at, "messy.xlsx", messy_xlsx())
+    labels = at.selectbox(key=section.REASON_PICK).options
+    at.selectbox(key=section.REASON_PICK).set_value(
+        next(i for i, label in enumerate(labels) if label.startswith("Phone: Not a valid phone number"))).run()
+    assert at.button(key=section.EXCLUDE_REASON).label == "Exclude the 1 row failing on phone"
+    at.button(key=section.EXCLUDE_REASON).click().run()
+    assert not at.exception
+    assert "Excluded 1 row failing with phone: not a valid phone number" in texts(at)
+    grid = next(e for e in at.data_editor if e.key.startswith(section.EXCLUDED_GRID))
+    assert grid.value["Row"].tolist() == [3]
+    assert "fixes **0** failing rows · changes **" in texts(at)
+
+    at.button(key=section.INCLUDE_ALL).click().run()
+    assert "Included 1 row again: 0 valid, 1 failing." in texts(at)
+    assert not any(e.key.startswith(section.EXCLUDED_GRID) for e in at.data_editor)
+    at.button(key=section.EXCLUDE_REASON).click().run()  # the same reason, picked still
+
+    at.switch_page("views/load.py").run()
+    assert "1 row(s) you excluded on Review are not imported." in texts(at)
+    at.button(key=keys.DRY_RUN_BUTTON).click().run()
+    at.button(key=keys.IMPORT_BUTTON).click().run()
+    assert not at.exception
+    assert "Run #1: Created 2 customers; 3 rows failed." in texts(at)
+    box = at.checkbox(key=section.IN_REPORT)
+    assert box.label == section.REPORT_LABEL and not box.value
+    box.check().run()
+    assert not at.exception and at.download_button(key=keys.IMPORT_CSV) is not None
