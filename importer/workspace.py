@@ -432,8 +432,6 @@ class _Replay:
             fresh = check_frame(self.text, self.settings)
             self.normalised, self.errors = fresh.normalised, fresh.errors.without_code(_DUPLICATE)
         elif self.dirty:
-            if len(self.dirty) * 10 >= len(self.text):
-                release_free_memory()  # what rewriting those columns freed, before the check adds its own
             part = self.text.loc[sorted(self.dirty)]
             fresh = check_frame(part, self.settings)
             for column in FIELD_NAMES:  # written into the one frame, not into a copy of it
@@ -449,8 +447,6 @@ class _Replay:
         present = self.present()
         keys = normalised.loc[present, list(UNIQUE_FIELDS)] if self.excluded else normalised[list(UNIQUE_FIELDS)]
         failing = set(self.errors.rows().tolist()) | set(find_duplicates_in_file(keys).rows().tolist())
-        del keys
-        release_free_memory()  # the copies the search for duplicates made, so checkpoints do not pile up
         return present[present.isin(list(failing))]
 
     def validated(self, final: bool = False) -> Checked:
