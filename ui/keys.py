@@ -11,7 +11,7 @@ CLASSIFICATION = "review_classification"  # ((version, blank), Classification | 
 BLANK_MODE = "existing_blank"  # "keep" or "clear": what a blank cell does to a matched customer
 CHANGE_DECISIONS = "existing_decisions"  # (sha256, accept by default, {row: accepted}) changes to customers
 CHANGES_NONCE = "existing_changes_nonce"  # part of the changes grid's key: Accept/Reject all redraw it
-FIX_COUNTS = "review_fix_counts"  # (version, options, {fix key: rows it would change})
+FIX_COUNTS = "review_fix_counts"  # (version, options, {fix key: (failing rows it fixes, rows it changes)})
 # The ONE run result a session keeps: the dry run of the current upload version, or the last real
 # import (after which the upload is dropped). Its failures are not copies: a dry run's stream from the
 # upload's own frame, a real run's from the database.

@@ -13,6 +13,7 @@ from importer.results import RunResult
 from importer.runs import find_resumable
 from ui import auth, existing, keys, render, state
 from ui.engine import engine
+from ui.exclusions import excluded_of, include_excluded_in_report, report_with_excluded
 from ui.heavy import heavy_step
 
 current = auth.guard()
@@ -37,6 +38,9 @@ if upload is not None:
     st.write(f"**{render.md_escape(upload.file_name)}**: {checked.total:,} rows; "
              f":material/check_circle: {checked.total - failing:,} pass the checks, :material/cancel: {failing:,} "
              "fail and will be in the failure report.")
+    if left_out := excluded_of(upload):
+        st.caption(f"{len(left_out):,} row(s) you excluded on Review are not imported. After the import you can "
+                   "add them to the failure report, marked 'excluded by the analyst'.")
     arguments = review.import_arguments()
     choices = (arguments["existing"], arguments["blank"], arguments["rejected"])
     if review.classification is not None and (review.counts["unchanged"] or review.counts["changed"]):
@@ -91,14 +95,17 @@ else:
     st.success(f"Run #{result.run_id}: {result.message}{' (resumed run)' if result.resumed else ''}.",
                icon=":material/check_circle:")
     render.result_metrics(result)
-    if result.total_failed:
+    if result.total_failed or excluded_of(None):
         st.subheader("Failed rows")
-        st.dataframe(render.reasons_table(result), hide_index=True)
+        if result.total_failed:
+            st.dataframe(render.reasons_table(result), hide_index=True)
         st.write("Download the failed rows, fix them in Excel (each row says what is wrong), and upload the "
                  "fixed file again. The Row and Errors columns are ignored when you upload it.")
         left, right = st.columns(2)
         stem = f"failed-rows-run-{result.run_id}"
         failed = result.failed
+        if include_excluded_in_report(upload):
+            failed = report_with_excluded(failed, upload)
         left.download_button("Download failure report (CSV)", data=partial(report_bytes, failed, "csv"),
                              file_name=f"{stem}.csv", mime="text/csv", key=keys.IMPORT_CSV,
                              icon=":material/download:", on_click="ignore")

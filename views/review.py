@@ -5,13 +5,14 @@ from __future__ import annotations
 import streamlit as st
 
 from importer.errors import DatabaseError
-from importer.fixes import apply_fix, available_fixes, changed_rows, fill_region_fix
+from importer.fixes import apply_fix, available_fixes, fill_region_fix, fix_preview
 from importer.results import ErrorCode
 from importer.validate import exclude, recheck
 from schemas.customer import REGIONS, label_of
 from ui import auth, cleaning, existing, keys, render, state
 from ui.duplicates import show_possible_duplicates, updated_rows
 from ui.engine import engine
+from ui.exclusions import remember_excluded, show_exclude_by_reason, show_excluded, show_fix_preview_line
 from ui.heavy import heavy_step
 
 current = auth.guard()
@@ -81,11 +82,21 @@ else:
         if not rows:
             st.info("No rows are ticked. Tick the Exclude box of the rows to leave out.", icon=":material/info:")
         else:
+            remember_excluded(upload, checked, rows, errors=errors)
             with heavy_step("exclusion", checked.total):
                 state.set_checked(exclude(checked, rows))
-            state.notice(f"Excluded {len(rows):,} row(s): they will not be imported or reported. "
+            state.notice(f"Excluded {len(rows):,} row(s): they will not be imported; they are listed under Excluded rows. "
                          f"Rows {', '.join(str(r) for r in rows[:10])}{'...' if len(rows) > 10 else ''}.")
             st.rerun()
+    by_reason = show_exclude_by_reason(checked, errors)
+    if by_reason is not None:
+        state.set_checked(by_reason)
+        st.rerun()
+
+included = show_excluded(upload, current)
+if included is not None:
+    state.set_checked(included)
+    st.rerun()
 
 st.subheader("Convert values")
 converted = cleaning.show_value_conversion(checked, current, version=version)
@@ -107,14 +118,15 @@ fixes = [*available_fixes(current).values(), fill_region_fix(region)]
 token = (version, only_failing, region)
 counts = state.cached(keys.FIX_COUNTS, token)
 if counts is None:
-    with heavy_step("bulk fix preview", checked.total), st.spinner("Counting the rows each fix would change..."):
-        counts = {fix.key: len(changed_rows(checked, fix, only_failing)) for fix in fixes}
+    with heavy_step("bulk fix preview", checked.total), st.spinner("Counting the rows each fix would fix and change..."):
+        counts = {fix.key: fix_preview(checked, fix, current, only_failing) for fix in fixes}
     state.store(keys.FIX_COUNTS, token, counts)
 for fix in fixes:
     text, count, action = st.columns([5, 2, 2], vertical_alignment="center")
     text.markdown(fix.label)
-    count.markdown(f"would change **{counts[fix.key]:,}** row{'' if counts[fix.key] == 1 else 's'}")
-    if action.button("Apply", key=f"{keys.FIX_APPLY}{fix.key}", disabled=counts[fix.key] == 0,
+    fixed, changes = counts[fix.key]
+    count.markdown(show_fix_preview_line(fixed, changes))
+    if action.button("Apply", key=f"{keys.FIX_APPLY}{fix.key}", disabled=changes == 0,
                      help=f"Apply: {fix.label}"):
         with heavy_step("bulk fix", checked.total), st.spinner(f"Applying: {fix.label}..."):
             new, changed = apply_fix(checked, fix, current, only_failing)
