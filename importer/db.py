@@ -41,6 +41,9 @@ customers = sa.Table(
                        name="ck_customers_user_type"),
     sa.CheckConstraint(f"length(shipping_mark) >= {SPECS['shipping_mark'].min_length}",
                        name="ck_customers_shipping_mark_len"),
+    # The Customers page's filters (migration 0006; its trigram search index is PostgreSQL's alone).
+    sa.Index("ix_customers_region", "region"),
+    sa.Index("ix_customers_run_id", "import_run_id", "id"),
 )
 
 import_runs = sa.Table(
@@ -66,6 +69,7 @@ import_runs = sa.Table(
     sa.Column("undone_at", sa.DateTime(timezone=True)),
     # The run whose failure report this run's file was (a fixed report uploaded again).
     sa.Column("fixes_run_id", sa.Integer),
+    sa.Column("workspace_id", sa.Integer),  # the saved workspace the run imported (0004; importer.workspace)
     sa.CheckConstraint(
         "status IN ('running', 'completed', 'interrupted', 'undone')", name="ck_import_runs_status"
     ),

@@ -92,10 +92,17 @@ def test_tables_declared_in_code_match_what_the_migrations_create(database_url: 
     from alembic.autogenerate import compare_metadata
     from alembic.runtime.migration import MigrationContext
 
+    import importer.profiles
+    import importer.workspace  # noqa: F401 - their tables are declared on importer.db.metadata
+
+    def declared_anywhere(name: str | None, kind: str, _parent: object) -> bool:
+        # The search's trigram index exists only on PostgreSQL with pg_trgm (migration 0006 skips it otherwise).
+        return not (kind == "index" and name == "ix_customers_search_trgm")
+
     engine = ready_engine(database_url)
     try:
         with engine.connect() as conn:
-            context = MigrationContext.configure(conn, opts={"compare_type": True})
+            context = MigrationContext.configure(conn, opts={"compare_type": True, "include_name": declared_anywhere})
             assert compare_metadata(context, metadata) == []
             migrated = {c["name"]: (getattr(c["type"], "length", None), c["nullable"])
                         for c in sa.inspect(conn).get_columns("customers")}
@@ -108,7 +115,7 @@ def test_tables_declared_in_code_match_what_the_migrations_create(database_url: 
     assert {f.name: migrated[f.name] for f in FIELDS} == {
         "shipping_mark": (100, False), "first_name": (50, False), "last_name": (50, False), "email": (254, True),
         "phone": (20, False), "region": (32, False), "company_name": (100, True), "nickname": (50, True),
-        "user_type": (16, False)}
+        "user_type": (16, False), "other_phones": (500, True), "other_emails": (500, True)}
     assert checks == {"ck_customers_user_type", "ck_customers_shipping_mark_len"}
     assert uniques == {f"uq_customers_{name}": [name] for name in UNIQUE_FIELDS} | {
         "uq_customers_run_row": ["import_run_id", "source_row_number"]}
