@@ -249,7 +249,7 @@ def one_flow(server: Server, browser, sampler: Sampler, run: Run, data: bytes, f
          page.get_by_role("heading", name="Bulk fixes"))
     step("bulk fix preview over every row",
          lambda: page.locator(".st-key-review_fix_only_failing label").click(),
-         page.get_by_text(f"would change {rows:,} rows"))
+         page.get_by_text(f"changes {rows:,} rows"))
     step("bulk fix applied (trim spaces, every row)",
          lambda: page.locator(".st-key-review_fix_trim button").first.click(),
          page.get_by_text("Trim and collapse spaces in every column: changed"))
