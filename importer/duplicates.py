@@ -51,6 +51,9 @@ _MIX = np.uint64(0x9E37_79B9_7F4A_7C15)
 _RULE_BITS = np.uint64(3)  # a key's low two bits say its rule: 1 + its place in RULES
 BLOCK_LIMIT = 25  # people (upload rows + customers) in one block, beyond which it is not compared
 PAIR_LIMIT = 1_000  # pairs returned; `found` says how many there were
+# Candidate pairs compared, at most: a file of many namesakes under small blocks (the name + phone rule)
+# yielded 1.1 million candidates, held as a dict of sets: 1.4 GB. Past the limit they are only counted.
+CANDIDATE_LIMIT = 20_000
 CUSTOMER_PAGE = 20_000  # customers read per keyset page
 _SOURCE_FIELDS = ("shipping_mark", "first_name", "last_name", "email", "phone", "company_name")
 FIELD_COLUMNS = _SOURCE_FIELDS
@@ -89,10 +92,11 @@ class PossibleDuplicates:
     limit: int
     oversized: tuple[OversizedBlock, ...] = ()
     skipped_rows: int = 0
+    unexamined: int = 0  # candidate pairs past CANDIDATE_LIMIT, counted but not compared
 
     @property
     def truncated(self) -> bool:
-        return self.found > len(self.pairs)
+        return self.found > len(self.pairs) or self.unexamined > 0
 
     def summary(self) -> str:
         """One sentence for people: how many pairs, how many shown, which blocks were left out."""
@@ -100,7 +104,10 @@ class PossibleDuplicates:
             text = "No possible duplicates found."
         else:
             text = f"{self.found:,} possible duplicate pair{'' if self.found == 1 else 's'} found"
-            text += f"; the first {len(self.pairs):,} are listed." if self.truncated else "."
+            text += f"; the first {len(self.pairs):,} are listed." if self.found > len(self.pairs) else "."
+        if self.unexamined:
+            text += (f" The comparison stopped after {CANDIDATE_LIMIT:,} candidate pairs (to keep within the "
+                     f"server's memory): {self.unexamined:,} more were not compared; resolve these and look again.")
         if self.oversized:
             shown = "; ".join(b.describe() for b in self.oversized[:3])
             rows = f"{self.skipped_rows:,} row{' is' if self.skipped_rows == 1 else 's are'}"
@@ -427,6 +434,17 @@ def find_possible_duplicates(normalised: pd.DataFrame, engine: sa.Engine | None 
     oversized: dict[tuple[str, str], tuple[int, int]] = {}  # (rule, example) -> (largest, blocks)
     skipped: set[int] = set()
     candidates: dict[tuple[int, int, int], set[str]] = {}  # (upload pos, side, other pos or id) -> rules
+    unexamined = 0
+
+    def candidate(pair: tuple[int, int, int], rule: str) -> None:
+        nonlocal unexamined
+        found_rules = candidates.get(pair)
+        if found_rules is not None:
+            found_rules.add(rule)
+        elif len(candidates) < CANDIDATE_LIMIT:
+            candidates[pair] = {rule}
+        else:
+            unexamined += 1
     for start, end, key, low, high in zip(blocks.tolist(), ends.tolist(), block_keys.tolist(), stored_from.tolist(),
                                           stored_to.tolist(), strict=True):
         in_file = sorted(member[start:end].tolist())
@@ -441,9 +459,9 @@ def find_possible_duplicates(normalised: pd.DataFrame, engine: sa.Engine | None 
         for i, a in enumerate(in_file):
             for b in in_file[:i]:
                 later, earlier = (a, b) if rows[a] > rows[b] else (b, a)
-                candidates.setdefault((later, _FILE, earlier), set()).add(rule)
+                candidate((later, _FILE, earlier), rule)
             for customer_id in stored:
-                candidates.setdefault((a, _DB, customer_id), set()).add(rule)
+                candidate((a, _DB, customer_id), rule)
     involved = sorted({pos for pos, _, _ in candidates} | {o for _, s, o in candidates if s == _FILE})
     upload = dict(zip(involved, _people(frame.iloc[involved]), strict=True)) if involved else {}
     found: list[tuple[int, int, int, str, int, int]] = []  # row, side, other row or id, rules, pos, other
@@ -469,7 +487,7 @@ def find_possible_duplicates(normalised: pd.DataFrame, engine: sa.Engine | None 
     })
     big = sorted((OversizedBlock(rule, example, size, count) for (rule, example), (size, count) in oversized.items()),
                  key=lambda b: (-b.size, b.rule, b.example))
-    return PossibleDuplicates(pairs, len(found), limit, tuple(big), len(skipped))
+    return PossibleDuplicates(pairs, len(found), limit, tuple(big), len(skipped), unexamined)
 
 
 def stored_customers(engine: sa.Engine, ids: list[int]) -> dict[int, dict[str, object]]:

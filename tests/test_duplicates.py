@@ -219,6 +219,18 @@ def test_thousands_of_namesakes_with_close_phones_stay_linear(monkeypatch):
     assert "too common to compare: the name John Mensah (same name, phone one digit apart): " in found.summary()
 
 
+def test_candidates_past_the_limit_are_counted_not_held(monkeypatch):
+    """A file of namesakes with close phones gave 1.1 million candidate pairs (1.4 GB held in a dict):
+    past CANDIDATE_LIMIT they are counted, and the summary says the comparison stopped."""
+    monkeypatch.setattr(duplicates, "CANDIDATE_LIMIT", 100)
+    checked = checked_of([person(i, first_name="John", last_name="Mensah", email="", phone=f"0240{i:06d}")
+                          for i in range(2_000)])
+    found = find_possible_duplicates(checked.normalised)
+    assert 0 < found.found <= 100 and found.unexamined > 0 and found.truncated
+    assert f"stopped after 100 candidate pairs (to keep within the server's memory): {found.unexamined:,} more" in (
+        found.summary())
+
+
 # --- against the stored customers (real SQLite and PostgreSQL) --------------------------------------
 
 
