@@ -18,14 +18,12 @@ import subprocess
 import sys
 import tempfile
 import time
-import uuid
 from pathlib import Path
-
-import sqlalchemy as sa
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.databases import Databases  # noqa: E402
 from bench.results import write_section  # noqa: E402
 
 HEADER = ["Shipping Mark", "First Name", "Last Name", "Email", "Phone", "Region"]
@@ -70,27 +68,6 @@ def run_cli(path: Path, url: str, *extra: str) -> tuple[float, float, dict]:
     summary.pop("failed_customers")
     summary.pop("updated_customers")
     return seconds, usage.ru_maxrss / 1024, summary
-
-
-class Databases:
-    def __init__(self, admin_url: str, folder: Path) -> None:
-        self.admin = sa.create_engine(admin_url, isolation_level="AUTOCOMMIT")
-        self.folder, self.made = folder, []
-
-    def fresh(self, kind: str) -> str:
-        if kind == "sqlite":
-            return f"sqlite:///{self.folder / f'{uuid.uuid4().hex[:8]}.db'}"
-        name = f"bench_{uuid.uuid4().hex[:10]}"
-        with self.admin.connect() as conn:
-            conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-        self.made.append(name)
-        return self.admin.url.set(database=name).render_as_string(hide_password=False)
-
-    def drop(self) -> None:
-        with self.admin.connect() as conn:
-            for name in self.made:
-                conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        self.admin.dispose()
 
 
 def main() -> None:

@@ -21,7 +21,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import uuid
 from pathlib import Path
 
 import sqlalchemy as sa
@@ -29,6 +28,7 @@ import sqlalchemy as sa
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.databases import Databases  # noqa: E402
 from bench.results import write_section  # noqa: E402
 from bench.workbook import customer_workbook  # noqa: E402
 from importer.settings import Settings  # noqa: E402
@@ -168,27 +168,6 @@ def prepare(url: str, data: bytes, path: Path, count: int, wide: bool) -> tuple[
     return wid, {"kinds": kinds, "file_bytes": len(data), "stored_file_bytes": int(stored), "operation_bytes": operation_bytes,
                  "operations": len(payloads), "append_seconds": appended,
                  "live_edit_seconds": sorted(live)[len(live) // 2]}
-
-
-class Databases:
-    def __init__(self, admin_url: str, folder: Path) -> None:
-        self.admin = sa.create_engine(admin_url, isolation_level="AUTOCOMMIT")
-        self.folder, self.made = folder, []
-
-    def fresh(self, kind: str) -> str:
-        if kind == "sqlite":
-            return f"sqlite:///{self.folder / f'{uuid.uuid4().hex[:8]}.db'}"
-        name = f"bench_{uuid.uuid4().hex[:10]}"
-        with self.admin.connect() as conn:
-            conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-        self.made.append(name)
-        return self.admin.url.set(database=name).render_as_string(hide_password=False)
-
-    def drop(self) -> None:
-        with self.admin.connect() as conn:
-            for name in self.made:
-                conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        self.admin.dispose()
 
 
 def main() -> None:
