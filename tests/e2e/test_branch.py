@@ -17,7 +17,7 @@ import re
 import pytest
 from playwright.sync_api import expect
 
-from tests.e2e.conftest import goto_page, sqlite_rows, upload_file, wait_idle
+from tests.e2e.conftest import goto_page, save_screenshot, sqlite_rows, upload_file, wait_idle
 from tests.e2e.test_flow import download, metric
 from tests.fixtures import corpus
 from tests.fixtures.branch_files import TOTAL_ROW, kumasi_rows
@@ -40,11 +40,14 @@ def test_kumasi_list_converted_imported_and_its_report_round_trip(page, server) 
     expect(page.get_by_role("listitem").filter(has_text="Cust. Name → Full name → First Name + Last Name")).to_be_visible()
     expect(page.get_by_role("listitem").filter(has_text="Location → Region")).to_be_visible()
     expect(page.get_by_text("2 rows skipped as footers or notes", exact=False)).to_be_visible()
+    save_screenshot(page, "09-branch-upload.png")
     page.get_by_role("button", name=f"Continue to review {COUNT} rows").click()
     expect(page.get_by_role("heading", name="Review and fix")).to_be_visible()
 
     # Convert the failing Location values with the gazetteer's suggestions: only the unknown place stays.
     expect(page.get_by_role("heading", name="Convert values")).to_be_visible()
+    page.get_by_role("heading", name="Convert values").scroll_into_view_if_needed()
+    save_screenshot(page, "10-convert-values.png", top=False)
     unknown = sum(1 for row in kumasi_rows(COUNT)[1:COUNT + 1] if row[4] == UNKNOWN)
     assert unknown == 4
     page.get_by_role("button", name="Apply conversion").click()
