@@ -61,6 +61,10 @@ def build_parser() -> argparse.ArgumentParser:
                      help="map columns to fields with a mapping saved in the dashboard (by its name), or with a JSON "
                           'file of header -> field, e.g. {"Location": "region", "Mobile": "phone", "S/No": null}; '
                           "columns it does not name keep the field detected for them")
+    imp.add_argument("--operations", metavar="FILE.json",
+                     help="value conversions and find-and-replace to apply before importing: a JSON list of "
+                          '{"kind": "convert", "field": "region", "targets": {"Gt. Accra": "GREATER_ACCRA"}} or '
+                          '{"kind": "replace", "field": ..., "find": ..., "replace": ...} objects')
     imp.add_argument("--dry-run", action="store_true", help="run everything, then roll back: counts are exact")
     imp.add_argument("--report", metavar="PATH", help="write the failed rows to PATH (.csv or .xlsx)")
     imp.add_argument("--json", action="store_true", help="print the result as one JSON object on stdout")
@@ -130,6 +134,17 @@ def _read_file(path: str, settings: Settings) -> bytes:
     return read_path(path, settings)
 
 
+def _operations(path: str) -> list:
+    """The operations of an --operations file (UsageError with one line when it cannot be used)."""
+    from importer.convert import operations_from_json
+
+    try:
+        text = Path(path).read_text(encoding="utf-8-sig")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UsageError(f"cannot read the operations file {path}: {exc.__class__.__name__}: {exc}") from None
+    return operations_from_json(text, path)
+
+
 def _import(args: argparse.Namespace, settings: Settings) -> int:
     from importer.pipeline import import_upload, read_upload
     from importer.report import report_format_for, write_report
@@ -143,6 +158,7 @@ def _import(args: argparse.Namespace, settings: Settings) -> int:
         _check_writable(args.report)
     if args.batch_size is not None and args.batch_size < 1:
         raise UsageError("--batch-size must be a whole number of at least 1")
+    operations = _operations(args.operations) if args.operations else []
     data = _read_file(args.file, settings)
     engine = _engine(args, settings, schema=False)  # no connection yet: the file is judged first
     if args.mapping:
@@ -153,6 +169,12 @@ def _import(args: argparse.Namespace, settings: Settings) -> int:
     else:
         upload = read_upload(data, Path(args.file).name, settings, sheet=args.sheet)
     del data
+    if operations:
+        from dataclasses import replace
+
+        from importer.convert import apply_operations
+
+        upload = replace(upload, checked=apply_operations(upload.checked, operations, settings))
     if not args.dry_run:  # a dry run creates the schema inside its own rolled-back transaction instead
         from importer.db import ensure_schema
 

@@ -429,3 +429,41 @@ def test_mapping_from_a_json_file(capsys, branch: Path, tmp_path: Path, sqlite_u
     code, _, err = run(capsys, "import", str(branch), "--mapping", str(tmp_path / "none.json"), "--database-url",
                        sqlite_url)
     assert (code, err) == (2, f"error: the mapping file {tmp_path / 'none.json'} does not exist\n")
+
+
+def test_operations_file_converts_values_before_the_import(capsys, tmp_path: Path, sqlite_url: str) -> None:
+    from tests.fixtures.branch_files import kumasi_csv
+
+    source = tmp_path / "kumasi.csv"
+    source.write_bytes(kumasi_csv(20))
+    before = run(capsys, "import", str(source), "--dry-run", "--json", "--database-url", sqlite_url)
+    assert before[0] == 0 and json.loads(before[1])["total_failed"] == 16  # Gt. Accra, G/A, Tema, Kumasi...
+    operations = tmp_path / "ops.json"
+    operations.write_text(json.dumps([
+        {"kind": "convert", "field": "region", "targets": {"Gt. Accra": "GREATER_ACCRA", "G/A": "GREATER_ACCRA",
+                                                            "Accra": "GREATER_ACCRA", "Tema": "GREATER_ACCRA",
+                                                            "Kumasi": "ASHANTI", "Kumassi": "ASHANTI",
+                                                            "B/A": "BRONG_AHAFO"}},
+        {"kind": "replace", "field": "region", "find": "Somewhere Else", "replace": "Volta", "whole_cell": True},
+    ]))
+    code, out, _ = run(capsys, "import", str(source), "--operations", str(operations), "--json",
+                       "--database-url", sqlite_url)
+    result = json.loads(out)
+    assert code == 0 and (result["total_created"], result["total_failed"]) == (20, 0)
+    engine = sa.create_engine(sqlite_url)
+    with engine.connect() as conn:
+        regions = dict(conn.execute(sa.text("select shipping_mark, region from customers")).all())
+    engine.dispose()
+    assert (regions["KSI-1"], regions["KSI-5"], regions["KSI-10"]) == ("GREATER_ACCRA", "ASHANTI", "VOLTA")
+
+
+@pytest.mark.parametrize("content, needle", [
+    ("{not json", "ops.json"),
+    ('[{"kind": "convert", "field": "colour", "targets": {}}]', "colour"),
+])
+def test_a_bad_operations_file_exits_2_with_one_line(capsys, tmp_path: Path, upload: Path, content: str,
+                                                      needle: str, sqlite_url: str) -> None:
+    operations = tmp_path / "ops.json"
+    operations.write_text(content)
+    code, out, err = run(capsys, "import", str(upload), "--operations", str(operations), "--database-url", sqlite_url)
+    assert code == 2 and err.count("\n") == 1 and needle in err and out == ""
