@@ -124,5 +124,13 @@ def fix_preview(checked: Checked, fix: Fix, settings: Settings, only_failing: bo
     touched = rows.index.isin(failing).any()
     if not touched and not len(checked.errors.rows_with(ErrorCode.DUPLICATE_IN_FILE)):
         return 0, len(rows)  # no failing row changes, and no duplicate claim another row's change could free
-    after = recheck(checked, rows, settings)
+    # Only a failing row can be fixed, and a valid row's change matters only when it holds a key a later
+    # row is refused for (the first row of a duplicate): re-check those, not every changed row (a trim of
+    # 100,000 rows re-checked them all, 65 MB and 2 s per fix on the Review page).
+    holders = {e.other_row for row in checked.errors.rows_with(ErrorCode.DUPLICATE_IN_FILE)
+               for e in checked.errors[int(row)] if e.code is ErrorCode.DUPLICATE_IN_FILE and e.other_row is not None}
+    check = rows.index.isin(failing) | rows.index.isin(list(holders))
+    if not check.any():
+        return 0, len(rows)
+    after = recheck(checked, rows[check], settings)
     return int(len(np.setdiff1d(failing, after.errors.rows()))), len(rows)
