@@ -38,6 +38,7 @@ FIX_ONLY_FAILING = "review_fix_only_failing"
 FILL_REGION = "review_fill_region"
 FIX_APPLY = "review_fix_"  # + fix key
 DUPLICATE_PICK = "review_duplicate"
+DUPLICATES_ON = "review_possible_duplicates"  # the toggle that runs the possible-duplicates search
 BLANK_WIDGET = "existing_blank_choice"
 CHANGES_FIELD = "existing_changes_field"
 CHANGES_GRID = "existing_changes_grid"  # + version, field filter, nonce

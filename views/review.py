@@ -174,7 +174,12 @@ if duplicates:
             st.caption(f"Row {row} would change customer #{found[0]['id']}: accept the change above to update "
                        "the customer, or leave it rejected and the row goes in the failure report.")
 
-found = show_possible_duplicates(engine(), checked, current, existing="update")
+# On request: the search compares every row with its look-alikes in the file and the database, and
+# holds its pairs; run on every change it cost each analyst's session memory for nothing.
+found = None
+if st.toggle("Look for possible duplicates: the same person under another mark, phone or email",
+             key=keys.DUPLICATES_ON):
+    found = show_possible_duplicates(engine(), checked, current, existing="update")
 if found is not None:
     state.set_checked(found)
     existing.accept_rows(upload, updated_rows())  # "update that customer": its change starts accepted

@@ -105,6 +105,7 @@ def test_a_possible_duplicate_of_a_stored_customer_is_excluded(page, server) -> 
     wait_idle(page)
     upload_file(page, "december.xlsx", corpus.xlsx({"Customers": rows}))
     page.get_by_role("button", name="Continue to review 2 rows").click()
+    page.get_by_text("Look for possible duplicates", exact=False).click()
     expect(page.get_by_role("heading", name="Possible duplicates")).to_be_visible()
     expect(page.get_by_text("Similarity", exact=False)).to_be_visible()
     page.get_by_text("Exclude this row from the import").click()
