@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from collections.abc import Callable
 from decimal import Decimal
 from functools import lru_cache
 
@@ -282,6 +283,35 @@ def _unique(values: list[str], without: str | None) -> tuple[str, ...]:
     return tuple(v for v in dict.fromkeys(values) if v != without)
 
 
+def _each(parts: list[str], normalise: Callable[[str], str]) -> tuple[str, ...]:
+    """Each part normalised when valid, else as typed, once each, in order; never an error."""
+    found = []
+    for part in parts:
+        try:
+            found.append(normalise(part))
+        except InvalidValue:
+            found.append(part)
+    return _unique(found, None)
+
+
+def _first_valid(parts: list[str], normalise: Callable[[str], str], code: ErrorCode, plural: str,
+                 singular: str) -> tuple[str, tuple[str, ...]]:
+    """(the first part that normalises, the others: normalised when valid, else as typed); every part
+    invalid raises `code` naming each reason."""
+    outcomes: list[str | InvalidValue] = []
+    for part in parts:
+        try:
+            outcomes.append(normalise(part))
+        except InvalidValue as exc:
+            outcomes.append(exc)
+    first = next((o for o in outcomes if isinstance(o, str)), None)
+    if first is None:
+        reasons = "; ".join(o.message for o in outcomes if isinstance(o, InvalidValue))
+        raise InvalidValue(code, f"holds {len(parts)} {plural} and none is a valid {singular}: {reasons}")
+    others = [o if isinstance(o, str) else part for o, part in zip(outcomes, parts, strict=True)]
+    return first, _unique(others, first)
+
+
 def split_phones(value: object, region: str = "GH") -> tuple[str, tuple[str, ...]]:
     """(phone, other numbers) of a cell that may hold several numbers; the first valid one is the phone.
 
@@ -302,32 +332,15 @@ def split_phones(value: object, region: str = "GH") -> tuple[str, tuple[str, ...
     parts = _phone_parts(text)
     if len(parts) < 2:
         return normalise_phone(parts[0] if parts else None, region), ()
-    outcomes: list[str | InvalidValue] = []
-    for part in parts:
-        try:
-            outcomes.append(normalise_phone(part, region))
-        except InvalidValue as exc:
-            outcomes.append(exc)
-    first = next((o for o in outcomes if isinstance(o, str)), None)
-    if first is None:
-        reasons = "; ".join(o.message for o in outcomes if isinstance(o, InvalidValue))
-        raise InvalidValue(ErrorCode.INVALID_PHONE,
-                           f"holds {len(parts)} numbers and none is a valid phone number: {reasons}")
-    others = [o if isinstance(o, str) else part for o, part in zip(outcomes, parts, strict=True)]
-    return first, _unique(others, first)
+    return _first_valid(parts, lambda part: normalise_phone(part, region), ErrorCode.INVALID_PHONE,
+                        "numbers", "phone number")
 
 
 def phone_list(value: object, region: str = "GH") -> tuple[str, ...]:
     """The numbers of an Other Phones cell: E.164 when valid, else as typed; never an error."""
     if clean_text(value) is None:
         return ()
-    found = []
-    for part in _phone_parts(value):
-        try:
-            found.append(normalise_phone(part, region))
-        except InvalidValue:
-            found.append(part)
-    return _unique(found, None)
+    return _each(_phone_parts(value), lambda part: normalise_phone(part, region))
 
 
 def _email_parts(value: object) -> list[str]:
@@ -346,30 +359,13 @@ def split_emails(value: object) -> tuple[str | None, tuple[str, ...]]:
         parts = _email_parts(value)
         if len(parts) < 2:
             raise
-    outcomes: list[str | InvalidValue] = []
-    for part in parts:
-        try:
-            outcomes.append(normalise_email(part) or part)
-        except InvalidValue as exc:
-            outcomes.append(exc)
-    first = next((o for o in outcomes if isinstance(o, str)), None)
-    if first is None:
-        reasons = "; ".join(o.message for o in outcomes if isinstance(o, InvalidValue))
-        raise InvalidValue(ErrorCode.INVALID_EMAIL,
-                           f"holds {len(parts)} addresses and none is a valid email address: {reasons}")
-    others = [o if isinstance(o, str) else part for o, part in zip(outcomes, parts, strict=True)]
-    return first, _unique(others, first)
+    return _first_valid(parts, lambda part: normalise_email(part) or part, ErrorCode.INVALID_EMAIL,
+                        "addresses", "email address")
 
 
 def email_list(value: object) -> tuple[str, ...]:
     """The addresses of an Other Emails cell: lower case when valid, else as typed; never an error."""
-    found = []
-    for part in _email_parts(value):
-        try:
-            found.append(normalise_email(part) or part)
-        except InvalidValue:
-            found.append(part)
-    return _unique(found, None)
+    return _each(_email_parts(value), lambda part: normalise_email(part) or part)
 
 
 def join_others(*groups: tuple[str, ...], without: str | None = None) -> str | None:
