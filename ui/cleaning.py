@@ -15,7 +15,7 @@ to_dict()) to whoever records a workspace's operations.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import pandas as pd
@@ -83,28 +83,22 @@ def last_operation() -> dict[str, Any] | None:
     return st.session_state.pop(LAST_OPERATION, None)
 
 
+def _kept(key: str, token: tuple[Any, ...], compute: Callable[[], Any]) -> Any:
+    """compute(), kept in the session under key for token (ui.state.cached); token[0] None: not kept."""
+    if token[0] is None:
+        return compute()
+    found = state.cached(key, token)
+    return found if found is not None else state.store(key, token, compute())
+
+
 def _values(checked: Checked, field: str, settings: Settings, version: int | None) -> pd.DataFrame:
     """failing_values for the field, kept in the session for this upload version (None: not kept)."""
-    token = (version, field)
-    cached = st.session_state.get(VALUES_CACHE)
-    if version is not None and cached is not None and cached[0] == token:
-        return cached[1]
-    table = failing_values(checked, field, settings)
-    if version is not None:
-        st.session_state[VALUES_CACHE] = (token, table)
-    return table
+    return _kept(VALUES_CACHE, (version, field), lambda: failing_values(checked, field, settings))
 
 
 def _preview(checked: Checked, operation: Operation, settings: Settings, version: int | None) -> tuple[int, int]:
     """preview() of the operation, kept for this upload version (a rerun with the same grid costs nothing)."""
-    token = (version, operation)
-    cached = st.session_state.get(PREVIEW_CACHE)
-    if version is not None and cached is not None and cached[0] == token:
-        return cached[1]
-    found = preview(checked, operation, settings)
-    if version is not None:
-        st.session_state[PREVIEW_CACHE] = (token, found)
-    return found
+    return _kept(PREVIEW_CACHE, (version, operation), lambda: preview(checked, operation, settings))
 
 
 def _target_column(field: str) -> Any:
