@@ -43,8 +43,9 @@ class AgainstDatabase:
     """An upload's rows against the stored customers, under the session's choices.
 
     `errors`: the rows that fail (the file's own errors, conflicts, rejected changes); `counts`: rows
-    new, unchanged, changed, accepted, rejected and conflict; `rejected`: the source rows whose change
-    fails; `problem`: why the database could not be asked (then only the file's own errors count).
+    new, unchanged, changed, accepted, rejected and conflict; `accepted` and `rejected`: the source rows
+    whose change updates its customer or fails; `problem`: why the database could not be asked (then only
+    the file's own errors count).
     """
 
     classification: Classification | None
@@ -52,6 +53,7 @@ class AgainstDatabase:
     counts: dict[str, int]
     rejected: tuple[int, ...]
     problem: str | None = None
+    accepted: frozenset[int] = frozenset()
 
     @property
     def existing(self) -> str:
@@ -123,7 +125,8 @@ def against_database(upload: Upload) -> AgainstDatabase:
         errors = errors.with_rows(found.skipped.without_rows(np.setdiff1d(found.skipped.rows(), rejected)))
     counts = found.counts()
     counts.update(accepted=int(accepted_mask.sum()), rejected=len(rejected))
-    return AgainstDatabase(found, errors, counts, tuple(int(r) for r in rejected))
+    return AgainstDatabase(found, errors, counts, tuple(int(r) for r in rejected),
+                           accepted=frozenset(int(r) for r in changed[accepted_mask]))
 
 
 def stored_customers(review: AgainstDatabase, row: int, error: RowError) -> list[dict[str, Any]]:
@@ -199,8 +202,7 @@ def show_changes(upload: Upload, review: AgainstDatabase) -> None:
                "customer; a "
                "rejected change fails as already_exists and goes in the failure report with what differs.")
     default, rows = _decisions(upload)
-    changed_rows = found.rows.loc[found.rows["outcome"] == "changed", "row"].astype(int).tolist()
-    accepted = {r for r in changed_rows if rows.get(r, default)}
+    accepted = review.accepted
     left, middle, right = st.columns([3, 2, 2], vertical_alignment="bottom")
     fields = [ANY_FIELD, *[f for f in FIELD_NAMES if (found.changes["field"] == f).any()]]
     pick = left.selectbox("Show changes to", fields, key=keys.CHANGES_FIELD,
