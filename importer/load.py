@@ -64,6 +64,9 @@ if TYPE_CHECKING:
 
 Record = tuple[int, dict[str, Any]]
 InsertMethod = Literal["values", "copy"]
+# The key of import_runs.settings that asks a running run to stop (importer.jobs.request_cancel); a run
+# that is claimed again (resumed) drops it, so the request stops one execution, not every later one.
+CANCEL_REQUEST = "cancel_requested"
 # Bound-parameter ceilings per statement: a chunk must fit in one multi-row INSERT.
 PARAM_LIMITS = {"sqlite": 32_766, "postgresql": 65_535}
 _INSERT_COLUMNS = (*FIELD_NAMES, "import_run_id", "source_row_number")
@@ -144,8 +147,10 @@ class _Loader:
                  user_name: str | None, settings_json: dict, method: InsertMethod,
                  existing: ExistingMode = ExistingMode.SKIP, blank: BlankMode = BlankMode.KEEP,
                  rejected: frozenset[int] = frozenset(), other_columns: pd.DataFrame | None = None,
-                 report_columns: Sequence[ReportColumn] | None = None, fixes_run_id: int | None = None) -> None:
+                 report_columns: Sequence[ReportColumn] | None = None, fixes_run_id: int | None = None,
+                 on_run: Callable[[int], None] | None = None) -> None:
         self.conn, self.checked, self.dry_run = conn, checked, dry_run
+        self.on_run = on_run
         self.rejected = rejected
         self.other_columns, self.report_columns, self.fixes_run_id = other_columns, report_columns, fixes_run_id
         self.file_name, self.sha256, self.sheet = file_name, sha256, sheet
@@ -180,16 +185,20 @@ class _Loader:
                         sa.select(sa.func.pg_try_advisory_lock(RUN_LOCK_CLASS, row.id))).scalar():
                     continue
                 owner_match = import_runs.c.owner.is_(None) if row.owner is None else import_runs.c.owner == row.owner
+                recorded = dict(row.settings or {})
+                # A cancel request stopped the execution it was made for; this one starts without it.
+                kept = {"settings": {k: v for k, v in recorded.items() if k != CANCEL_REQUEST}} \
+                    if CANCEL_REQUEST in recorded else {}
                 claimed = conn.execute(
                     sa.update(import_runs)
                     .where(import_runs.c.id == row.id, owner_match, import_runs.c.status.in_(runs.OPEN_STATUSES))
-                    .values(owner=self.owner, status=RunStatus.RUNNING, heartbeat_at=runs.now(), finished_at=None)
+                    .values(owner=self.owner, status=RunStatus.RUNNING, heartbeat_at=runs.now(), finished_at=None,
+                            **kept)
                 ).rowcount
                 if claimed == 1:
                     self.run_id = row.id
                     # A resume finishes the run as it began: same --existing and --blank (a resume from
                     # the dashboard, or a CLI call without the flags, must not turn updates into failures).
-                    recorded = dict(row.settings or {})
                     self.existing = ExistingMode(recorded.get("existing", self.existing))
                     self.blank = BlankMode(recorded.get("blank", self.blank))
                     self.rejected = frozenset(int(n) for n in recorded.get("rejected", self.rejected))
@@ -206,6 +215,7 @@ class _Loader:
                     file_name=self.file_name, sha256=self.sha256, sheet=self.sheet, status=RunStatus.RUNNING,
                     total_attempted=total, started_at=runs.now(), heartbeat_at=runs.now(),
                     owner=self.owner, user_name=self.user_name, settings=self.settings_json, fixes_run_id=fixes,
+                    workspace_id=self.settings_json.get("workspace_id"),
                 ).returning(import_runs.c.id)
             ).scalar_one()
             if self.pg:  # taken before the row is committed, so nobody sees it unlocked
@@ -392,6 +402,9 @@ class _Loader:
     def run(self) -> RunResult:
         """Start or resume, load every pending chunk, finish, and summarise the whole file."""
         resumed = self.start()
+        if self.on_run is not None:
+            assert self.run_id is not None  # start() claimed or created it
+            self.on_run(self.run_id)
         done = self.done_rows() if resumed else set()
         pending, chunks = _pending_chunks(self.checked, self.batch_size, done)
         # The rows settled by earlier attempts (even ones excluded from the upload since) plus those
@@ -476,6 +489,7 @@ def run_import(
     existing: ExistingMode | str = ExistingMode.SKIP, blank: BlankMode | str = BlankMode.KEEP,
     rejected: Collection[int] = (), other_columns: pd.DataFrame | None = None,
     report_columns: Sequence[ReportColumn] | None = None, fixes_run_id: int | None = None,
+    on_run: Callable[[int], None] | None = None,
 ) -> RunResult:
     """Import checked rows: every row ends created, updated, unchanged or failed; see CONTRACT.md
     "Runs are crash-safe". `existing`: what a row matching a customer with other values does (skip: fails
@@ -485,7 +499,8 @@ def run_import(
     For the failure report that goes back to the branch: `other_columns` (the file's own columns that feed
     no field, by report header, indexed by source row) are kept with each failed row, `report_columns`
     is the report's layout, and `fixes_run_id` the run whose report this file is (recorded when that run
-    exists).
+    exists). `on_run(run_id)` is called once the run is created or claimed, before its first chunk.
+    A run_settings "workspace_id" is also written to import_runs.workspace_id.
 
     A dry run executes the same path inside one transaction that is rolled back (the schema too, when the
     database has none yet: a dry run leaves the database as it found it); its run_id is None.
@@ -506,7 +521,7 @@ def run_import(
                      batch_size=size, progress=progress, user_name=user_name, settings_json=settings_json,
                      method=method, existing=existing, blank=blank,
                      rejected=frozenset(int(n) for n in rejected), other_columns=other_columns,
-                     report_columns=report_columns, fixes_run_id=fixes_run_id)
+                     report_columns=report_columns, fixes_run_id=fixes_run_id, on_run=on_run)
     outer = conn.begin() if dry_run else None
     try:
         if dry_run:
@@ -540,4 +555,4 @@ def _release(conn: sa.Connection, outer: sa.RootTransaction | None, run_id: int 
         conn.close()
 
 
-__all__ = ["InsertMethod", "Progress", "effective_batch_size", "run_import"]
+__all__ = ["CANCEL_REQUEST", "InsertMethod", "Progress", "effective_batch_size", "run_import"]

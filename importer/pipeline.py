@@ -5,7 +5,7 @@ The dashboard and the CLI call these; the steps inside run in the same order for
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 
 import pandas as pd
@@ -140,21 +140,27 @@ def import_upload(
     engine: sa.Engine, upload: Upload, settings: Settings, *, dry_run: bool = False, batch_size: int | None = None,
     progress: Callable[[Progress], None] | None = None, user_name: str | None = None,
     existing: str = "skip", blank: str = "keep", rejected: Collection[int] = (),
+    workspace: tuple[int, Sequence[int]] | None = None, on_run: Callable[[int], None] | None = None,
 ) -> RunResult:
     """Import an upload (or dry-run it); an interrupted run of the same file and sheet is resumed.
 
     `existing` ("skip" or "update"), `blank` ("keep" or "clear") and `rejected` (rows whose change the
-    analyst rejected): see run_import.
+    analyst rejected): see run_import. `workspace`: (workspace id, its active operation seqs) when the
+    upload is a saved workspace's replay; the run records them, so importer.workspace can resume it without
+    the file. `on_run(run_id)`: called once the run is created or claimed.
     """
     run_settings: dict = {"mapping": upload.mapping.to_dict()}
     if upload.report_columns is not None:
         run_settings["report_columns"] = [c.to_json() for c in upload.report_columns]
+    if workspace is not None:  # the keys importer.workspace.workspace_run_settings names
+        workspace_id, seqs = workspace
+        run_settings |= {"workspace_id": int(workspace_id), "workspace_operations": [int(n) for n in seqs]}
     return run_import(
         engine, upload.checked, file_name=upload.file_name, sha256=upload.sha256, sheet=upload.run_sheet,
         settings=settings, dry_run=dry_run, batch_size=batch_size, progress=progress, user_name=user_name,
         run_settings=run_settings, existing=existing, blank=blank, rejected=rejected,
         other_columns=upload.other_columns, report_columns=upload.report_columns,
-        fixes_run_id=upload.fixes_run_id,
+        fixes_run_id=upload.fixes_run_id, on_run=on_run,
     )
 
 
