@@ -1,0 +1,168 @@
+"""The dashboard's side of background imports (importer.jobs): start one, show every running run, hand
+the result to the page.
+
+    job_id = jobs.start(upload, review.import_arguments(), workspace)   # views/load.py's Import button
+    with st.sidebar:
+        jobs.show_progress()                                            # app.py, on every page
+
+The import runs in a server thread, so the analyst may change page or close the tab. `show_progress`
+redraws itself every second from the run ledger (so every tab and server instance sees every run) and,
+when this session's job ends, hands its RunResult to the page (ui.state.set_result) with one rerun.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from typing import Any
+
+import streamlit as st
+
+from importer import jobs
+from importer.errors import DatabaseError
+from importer.jobs import Job, JobState, RunningRun
+from importer.pipeline import Upload
+from ui import auth, state
+from ui.engine import engine, settings
+from ui.render import md_escape, progress_text
+
+# Session values (ui/keys.py may take them over).
+JOB = "import_job"  # id of this session's current importer.jobs.Job
+OWNER = "import_job_owner"  # this session's owner token for importer.jobs
+OUTCOME = "import_job_outcome"  # (icon, text) of the job that just ended: shown once, as a toast
+FAILURE = "import_job_failure"  # why this session's last job failed (one line), until the next starts
+# Widget keys.
+CANCEL_RUN = "jobs_cancel_run_"  # + run id
+CANCEL_WAITING = "jobs_cancel_waiting"
+REFRESH_SECONDS = 1.0
+
+
+# --- words (pure: tests/test_ui_jobs.py) ---------------------------------------------------------------
+
+
+def run_line(run: RunningRun) -> str:
+    """`Run #7 · kumasi.xlsx · 36,000 of 100,000 rows · 5,100 rows/s · about 13 s left` (Markdown-safe)."""
+    line = f"Run #{run.run_id} · {md_escape(run.file_name)} · " + progress_text(
+        run.rows_done, run.total, run.rows_per_second, run.seconds_left)
+    return line + " · stopping..." if run.cancel_requested else line
+
+
+def run_share(run: RunningRun) -> float:
+    """How much of the run is done, for st.progress (0 to 1)."""
+    return min(1.0, run.rows_done / run.total) if run.total else 1.0
+
+
+def waiting_line(job: Job) -> str:
+    """`Waiting for another import to finish (1 ahead of you)`, or that it is about to start."""
+    if job.state is JobState.WAITING and job.waiting is not None:
+        return job.waiting.message()
+    if job.state is JobState.WAITING:
+        return "Waiting for a turn to import"
+    return f"Starting the import of {md_escape(job.file_name)}"
+
+
+def outcome(job: Job) -> tuple[str, str]:
+    """(icon, sentence) for a job that ended: what to tell the analyst, wherever they are."""
+    if job.state is JobState.DONE and job.result is not None:
+        return ":material/check_circle:", f"Run #{job.result.run_id} of {job.file_name}: {job.result.message}."
+    if job.state is JobState.CANCELLED:
+        if job.run_id is None:
+            return ":material/cancel:", f"The import of {job.file_name} was cancelled before it started."
+        return ":material/cancel:", (f"Run #{job.run_id} of {job.file_name} was cancelled; the rows imported so far "
+                                     "are saved. Import the same file again (or use History) to resume it.")
+    return ":material/error:", job.error or f"The import of {job.file_name} failed."
+
+
+# --- the session's job ---------------------------------------------------------------------------------
+
+
+def _owner() -> str:
+    if OWNER not in st.session_state:
+        st.session_state[OWNER] = uuid.uuid4().hex
+    return str(st.session_state[OWNER])
+
+
+def my_job() -> Job | None:
+    """This session's current job (waiting, running, or ended and not yet handed over), if any."""
+    job_id = st.session_state.get(JOB)
+    return None if job_id is None else jobs.get(job_id)
+
+
+def failure() -> str | None:
+    """Why this session's last import failed (one line), until another starts."""
+    return st.session_state.get(FAILURE)
+
+
+def start(upload: Upload, arguments: dict[str, Any], workspace: tuple[int, Sequence[int]] | None = None) -> str:
+    """Start importing `upload` in the background for this session; its job id. `arguments`: the rest of
+    import_upload's (existing, blank, rejected); `workspace`: (workspace id, active operation seqs) when the
+    upload is a saved workspace's. While this session's job is still going, that job's id (a double click
+    starts one import)."""
+    current = my_job()
+    if current is not None and not current.finished:
+        return current.id
+    config = settings()
+    job = jobs.start_import(engine(), upload, config, user_name=auth.user_name(config), workspace=workspace,
+                            budget_mb=max(1, config.memory_budget_mb), owner_token=_owner(), **arguments)
+    st.session_state[JOB] = job.id
+    st.session_state.pop(FAILURE, None)
+    return job.id
+
+
+def _hand_over(job: Job) -> None:
+    """The session's job ended: its result becomes the page's, once, and the whole app reruns."""
+    st.session_state.pop(JOB, None)
+    jobs.forget(job.id)
+    st.session_state[OUTCOME] = outcome(job)
+    if job.state is JobState.DONE and job.result is not None:
+        state.set_result(job.result)
+    elif job.state is JobState.FAILED:
+        st.session_state[FAILURE] = job.error
+    st.rerun(scope="app")
+
+
+def _cancel_waiting(job_id: str) -> None:
+    jobs.cancel(job_id)
+
+
+def _cancel_run(run_id: int) -> None:
+    try:
+        jobs.request_cancel(engine(), run_id, by=auth.user_name(settings()))
+    except DatabaseError as exc:
+        st.toast(f"{exc}", icon=":material/error:")
+
+
+def _show_run(run: RunningRun, can_cancel: bool) -> None:
+    st.progress(run_share(run), text=run_line(run))
+    if run.user_name:
+        st.caption(f"Imported by {md_escape(run.user_name)}")
+    if can_cancel and not run.cancel_requested:
+        st.button("Cancel", key=f"{CANCEL_RUN}{run.run_id}", icon=":material/stop_circle:",
+                  on_click=_cancel_run, args=(run.run_id,),
+                  help="Stops the import after its current batch. The rows imported so far stay; importing the "
+                       "same file again resumes it.")
+
+
+@st.fragment(run_every=REFRESH_SECONDS)
+def show_progress() -> None:
+    """The imports running now (any tab, any instance), each with Cancel, and this session's waiting job;
+    nothing when none runs. Meant for the sidebar of every page; one small query a second."""
+    if (told := st.session_state.pop(OUTCOME, None)) is not None:
+        icon, text = told
+        st.toast(text, icon=icon)
+    mine = my_job()
+    if mine is not None and mine.finished:
+        _hand_over(mine)
+    try:
+        running = jobs.running_runs(engine())
+    except DatabaseError:
+        running = []  # the sidebar's database status says why
+    can_cancel = auth.write_refusal(settings()) is None
+    for run in running:
+        _show_run(run, can_cancel)
+    if mine is None or (mine.run_id is not None and any(r.run_id == mine.run_id for r in running)):
+        return
+    st.info(waiting_line(mine), icon=":material/hourglass_top:")
+    if mine.state is JobState.WAITING and not mine.cancel_requested:
+        st.button("Cancel", key=CANCEL_WAITING, icon=":material/stop_circle:", on_click=_cancel_waiting,
+                  args=(mine.id,), help="Leaves the queue; nothing is imported.")
