@@ -281,6 +281,7 @@ class RunningRun:
 
     run_id: int
     file_name: str
+    sha256: str
     sheet: str | None
     user_name: str | None
     rows_done: int
@@ -304,7 +305,7 @@ def running_runs(engine: sa.Engine) -> list[RunningRun]:
     """The runs running now, on any instance, oldest first: one query (and, on PostgreSQL, one lock probe a
     running run). A run whose owner died is interrupted, so not listed. A resumed run's pace counts from
     its first start, so it reads slow."""
-    columns = (import_runs.c.id, import_runs.c.file_name, import_runs.c.sheet, import_runs.c.user_name,
+    columns = (import_runs.c.id, import_runs.c.file_name, import_runs.c.sha256, import_runs.c.sheet, import_runs.c.user_name,
                import_runs.c.rows_done, import_runs.c.total_attempted, import_runs.c.started_at,
                import_runs.c.owner, import_runs.c.heartbeat_at, import_runs.c.workspace_id, import_runs.c.settings)
     stmt = sa.select(*columns).where(import_runs.c.status == RunStatus.RUNNING).order_by(import_runs.c.id)
@@ -316,7 +317,7 @@ def running_runs(engine: sa.Engine) -> list[RunningRun]:
             started = aware(row.started_at)
             assert started is not None  # NOT NULL
             rate, left = pace(row.rows_done, row.total_attempted, (now() - started).total_seconds())
-            out.append(RunningRun(row.id, row.file_name, row.sheet, row.user_name, row.rows_done,
+            out.append(RunningRun(row.id, row.file_name, row.sha256, row.sheet, row.user_name, row.rows_done,
                                   row.total_attempted, started, rate, left, row.workspace_id,
                                   bool((row.settings or {}).get(CANCEL_REQUEST))))
     return out

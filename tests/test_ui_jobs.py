@@ -22,7 +22,7 @@ STARTED = datetime(2026, 11, 29, 9, 0, tzinfo=UTC)
 
 
 def running(**over) -> RunningRun:
-    values = {"run_id": 7, "file_name": "kumasi.xlsx", "sheet": "Customers", "user_name": "ama", "rows_done": 36_000,
+    values = {"run_id": 7, "file_name": "kumasi.xlsx", "sha256": "ab" * 32, "sheet": "Customers", "user_name": "ama", "rows_done": 36_000,
               "total": 100_000, "started_at": STARTED, "rows_per_second": 5_100.0, "seconds_left": 13.0,
               "workspace_id": None, "cancel_requested": False}
     return RunningRun(**(values | over))
