@@ -13,7 +13,8 @@ from importer.db import describe_url
 from importer.errors import DatabaseError
 from importer.memory import release_free_memory, tune_allocators_for_a_server
 from importer.runs import count_customers
-from ui import auth
+from ui import auth, workspace
+from ui import jobs as background
 from ui.engine import engine, settings
 from ui.heavy import watch_session
 
@@ -46,9 +47,12 @@ with st.sidebar:
         st.error(f"{exc}", icon=":material/error:")
     else:
         st.markdown(f"**{total:,}** customer{'' if total == 1 else 's'} in the database")
+    background.show_progress()  # every import running now, in any tab or instance, with Cancel
     auth.logout(current)
 
 try:
+    workspace.restore()  # a refresh (a new session) reopens the workspace its address names: nothing is lost
+    workspace.apply_pending_edits()  # cells typed just before a filter or page change: saved before the page
     page.run()
 finally:
     # A rerun may have replaced 100,000-row frames: hand freed heap back so the next step starts low.

@@ -6,7 +6,7 @@ The dashboard and the CLI call these; the steps inside run in the same order for
 from __future__ import annotations
 
 from collections.abc import Callable, Collection, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import pandas as pd
 import sqlalchemy as sa
@@ -23,7 +23,7 @@ from importer.mapping import (
     sheet_notes,
 )
 from importer.read import open_file
-from importer.results import ReportColumn, RunResult, RunStatus
+from importer.results import ErrorTable, ReportColumn, RunResult, RunStatus
 from importer.roundtrip import (
     ReportUpload,
     columns_to_read,
@@ -99,6 +99,18 @@ def read_upload(
     The file's own columns that feed no field are kept for the failure report; a file that is one of our
     failure reports is numbered by its Row column and linked to its run (importer.roundtrip).
     """
+    upload, frame = read_unchecked(data, file_name, settings, sheet, mapping)
+    return replace(upload, checked=check_frame(frame, settings))
+
+
+_UNCHECKED = Checked(pd.DataFrame(), pd.DataFrame(), ErrorTable.empty())
+
+
+def read_unchecked(
+    data: bytes, file_name: str, settings: Settings, sheet: str | None = None, mapping: ColumnMapping | None = None,
+) -> tuple[Upload, pd.DataFrame]:
+    """What read_upload reads before validation: the Upload without rows (its `checked` holds none) and the
+    mapped text, indexed by source row. A workspace's replay starts from it, so it numbers rows the same."""
     spreadsheet = open_file(data, file_name, settings)
     # choose_sheet's limit is the data-row limit: it reads title and header rows on top of it itself.
     sheet_name, rows, detected = choose_sheet(spreadsheet, sheet, settings.max_rows, mapping=mapping,
@@ -128,12 +140,12 @@ def read_upload(
         sheet_names=spreadsheet.sheet_names,
         sheet=sheet_name,
         mapping=mapping,
-        checked=check_frame(frame, settings),
+        checked=_UNCHECKED,
         report_columns=columns,
         other_columns=others,
         report=report,
         notes=notes,
-    )
+    ), frame
 
 
 def import_upload(

@@ -23,12 +23,11 @@ import sqlalchemy as sa
 
 from importer.db import current_revision, db_errors, metadata, reading
 from importer.dedupe import find_duplicates_in_file
-from importer.errors import FileMismatch, ImporterError, LimitExceeded, MissingColumns, RunError
+from importer.errors import FileMismatch, ImporterError, LimitExceeded, RunError
 from importer.fixes import Fix, apply_fix, available_fixes, fill_region_fix
-from importer.mapping import ColumnMapping, apply_mapping, choose_sheet
+from importer.mapping import ColumnMapping
 from importer.memory import release_free_memory
-from importer.pipeline import Upload, missing_columns_message
-from importer.read import open_file
+from importer.pipeline import Upload, read_unchecked
 from importer.results import ErrorCode, ErrorTable, RunStatus
 from importer.runs import aware, get_run, now
 from importer.settings import Settings
@@ -377,19 +376,12 @@ def include_again(checked: Checked, rows: pd.DataFrame, settings: Settings) -> C
 
 def _read_text(data: bytes, file_name: str, settings: Settings, sheet: str | None,
                mapping: ColumnMapping | None) -> tuple[Upload, pd.DataFrame]:
-    """What read_upload reads, before validation: an Upload without rows, and the mapped text."""
-    spreadsheet = open_file(data, file_name, settings)
-    sheet_name, rows, detected = choose_sheet(spreadsheet, sheet, settings.max_rows, mapping=mapping)
-    mapping = mapping or detected
-    if mapping.missing_required:
-        raise MissingColumns(missing_columns_message(mapping), mapping=mapping, sheet=sheet_name)
-    frame = apply_mapping(rows, mapping, settings.max_rows)
-    del rows
+    """What read_upload reads, before validation: an Upload without rows (with the report's columns, the
+    skipped rows and a report's own numbering, as read_upload has them), and the mapped text."""
+    upload, frame = read_unchecked(data, file_name, settings, sheet, mapping)
     text = frame.reindex(columns=list(FIELD_NAMES), fill_value="").fillna("").astype(TEXT)
-    none = pd.DataFrame(columns=list(FIELD_NAMES), dtype=TEXT)  # a placeholder that holds none of the text
-    empty = Checked(none, none, ErrorTable.empty())
-    return Upload(spreadsheet.file_name, spreadsheet.sha256, spreadsheet.format, spreadsheet.sheet_names,
-                  sheet_name, mapping, empty), text
+    del frame
+    return upload, text
 
 
 _DUPLICATE = ErrorCode.DUPLICATE_IN_FILE
@@ -515,10 +507,12 @@ class _Replay:
 
 
 def replay_operations(data: bytes, file_name: str, settings: Settings, sheet: str | None,
-                      mapping: ColumnMapping | None, operations: Iterable[Any]) -> Upload:
+                      mapping: ColumnMapping | None, operations: Iterable[Any],
+                      excluded: list[Any] | None = None) -> Upload:
     """The upload that applying `operations` in order to the file gives: the same frame and errors as
     applying them live one by one. The last mapping change decides how the file is read; every other
-    operation is applied after that read, in order."""
+    operation is applied after that read, in order. `excluded`, when given, receives the excluded rows as
+    importer.exclusions.Excluded records (their text as excluded, why, their errors), for Review's list."""
     operations = list(operations)
     for op in operations:
         if isinstance(op, MappingChange):
@@ -527,11 +521,29 @@ def replay_operations(data: bytes, file_name: str, settings: Settings, sheet: st
     fold = _Replay(text, settings)
     del text, data
     release_free_memory()  # the reader's buffers, before the rows are validated
+    why: dict[int, str] = {}
     for op in operations:
         if not isinstance(op, MappingChange):
             fold.apply(op)
+        if isinstance(op, Exclude):
+            why.update(dict.fromkeys(op.rows, op.reason))
+    if excluded is not None and fold.excluded:
+        excluded.extend(_excluded_records(fold, upload, why))
     checked = fold.validated(final=True)
     return replace(upload, checked=checked)
+
+
+def _excluded_records(fold: _Replay, upload: Upload, why: Mapping[int, str]) -> list[Any]:
+    from importer.exclusions import EXCLUDED_BY_ANALYST, Excluded  # importer.exclusions imports this module
+
+    fold.update()
+    rows = sorted(fold.excluded)
+    texts = fold.text.loc[rows, list(FIELD_NAMES)].to_dict("index")
+    others = (upload.other_columns.reindex(rows).fillna("").astype(str).to_dict("index")
+              if upload.other_columns is not None else {})
+    return [Excluded(row, {f: str(v) for f, v in texts[row].items()}, why.get(row) or EXCLUDED_BY_ANALYST,
+                     tuple(fold.errors[row]) if row in fold.errors else (), others.get(row, {}))
+            for row in rows]
 
 
 # --- storage -------------------------------------------------------------------------------------------------
@@ -584,6 +596,7 @@ class Opened:
     upload: Upload
     version: int
     seqs: tuple[int, ...]
+    excluded: tuple[Any, ...] = ()  # importer.exclusions.Excluded records of the rows left out
 
 
 def _active_count() -> Any:
@@ -668,9 +681,10 @@ def replay(engine: sa.Engine, workspace_id: int, settings: Settings) -> Upload:
 def open_workspace(engine: sa.Engine, workspace_id: int, settings: Settings) -> Opened:
     """Replay a workspace: what a new session, a refresh or another instance shows."""
     stored = load_workspace(engine, workspace_id, settings)
+    excluded: list[Any] = []
     upload = replay_operations(stored.data, stored.info.file_name, settings, stored.info.sheet, stored.mapping,
-                               [op for _, op in stored.operations])
-    return Opened(stored.info, upload, stored.version, tuple(seq for seq, _ in stored.operations))
+                               [op for _, op in stored.operations], excluded)
+    return Opened(stored.info, upload, stored.version, tuple(seq for seq, _ in stored.operations), tuple(excluded))
 
 
 def _lock(conn: sa.Connection, workspace_id: int) -> None:
@@ -712,6 +726,29 @@ def append_operation(engine: sa.Engine, workspace_id: int, op: Any, *, summary: 
         values: dict[str, Any] = {"updated_at": stamp} | ({} if rows is None else {"rows": rows})
         conn.execute(workspaces.update().where(workspaces.c.id == workspace_id).values(**values))
     return last + 1
+
+
+def record(engine: sa.Engine, opened: Opened, op: Any, after: Checked, settings: Settings) -> Opened:
+    """Save an operation the page already applied live (`after`: the frame it gave). If another tab changed
+    the workspace meanwhile, its state is replayed and the operation applied to that instead."""
+    try:
+        seq = append_operation(engine, opened.info.id, op, summary=summary_of(op, opened.upload.checked, after),
+                               expected_version=opened.version, rows=after.total)
+    except WorkspaceChanged:
+        return perform(engine, open_workspace(engine, opened.info.id, settings), op, settings)
+    return replace(opened, upload=replace(opened.upload, checked=after), version=seq, seqs=(*opened.seqs, seq),
+                   info=replace(opened.info, rows=after.total, updated_at=now(), operations=len(opened.seqs) + 1))
+
+
+def restart_workspace(engine: sa.Engine, workspace_id: int, sheet: str | None, mapping: ColumnMapping | None,
+                      rows: int) -> None:
+    """The file read again with another sheet or mapping on the Upload page: what was done on the old read
+    is dropped (its row numbers may not hold), as the page drops it."""
+    with db_errors(engine), engine.begin() as conn:
+        _lock(conn, workspace_id)
+        conn.execute(workspace_operations.delete().where(workspace_operations.c.workspace_id == workspace_id))
+        conn.execute(workspaces.update().where(workspaces.c.id == workspace_id).values(
+            sheet=sheet, mapping=mapping.to_dict() if mapping else None, rows=rows, updated_at=now()))
 
 
 def perform(engine: sa.Engine, opened: Opened, op: Any, settings: Settings) -> Opened:

@@ -70,7 +70,21 @@ def import_file(at: AppTest, name: str, data: bytes) -> AppTest:
     at.switch_page("views/load.py").run()
     at.button(key=keys.DRY_RUN_BUTTON).click().run()
     at.button(key=keys.IMPORT_BUTTON).click()
-    return at.run()
+    return finish_import(at.run())
+
+
+def finish_import(at: AppTest, timeout: float = 120) -> AppTest:
+    """The import runs on the server (importer.jobs): wait for the session's job, then run the page once more,
+    as the sidebar's progress fragment would, so the result comes back to the session."""
+    from importer import jobs
+    from ui import jobs as ui_jobs
+
+    job_id = at.session_state[ui_jobs.JOB] if ui_jobs.JOB in at.session_state else None  # noqa: SIM401 - AppTest's state has no get
+    job = jobs.get(job_id) if job_id else None
+    if job is not None:
+        assert job.wait(timeout), f"the import job did not finish in {timeout} s"
+        at.run()
+    return at
 
 
 def texts(at: AppTest) -> str:

@@ -7,7 +7,7 @@ import hashlib
 
 import sqlalchemy as sa
 
-from tests.app_support import customers, good_xlsx, import_file, make_app, messy_xlsx, texts
+from tests.app_support import customers, finish_import, good_xlsx, import_file, make_app, messy_xlsx, texts
 from ui import keys
 
 
@@ -111,6 +111,8 @@ def test_resume_an_interrupted_run(monkeypatch, sqlite_url):
     at.run()
     at.button(key=keys.RESUME_BUTTON).click().run()
     assert not at.exception
-    assert "Run #1 resumed: Created 3 customers." in texts(at)
+    assert "Run #1 resumes on the server" in texts(at)
+    finish_import(at)
+    assert [t.value for t in at.toast] == ["Run #1 of customers.xlsx: Created 3 customers."]
     assert customers(sqlite_url) == 3
     assert at.dataframe[0].value.loc[0, "Status"] == "Completed"

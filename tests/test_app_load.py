@@ -94,3 +94,25 @@ def test_a_re_import_counts_unchanged_rows_in_the_boxes_and_in_history(monkeypat
     table = at.dataframe[0].value
     assert table[["Created", "Unchanged", "Failed"]].values.tolist() == [[0, 2, 4], [2, 0, 4]]
     assert "6 rows, 0 created, 2 unchanged, 4 failed" in texts(at)
+
+
+def test_a_dry_run_made_stale_by_another_tabs_import_is_named(monkeypatch, sqlite_url):
+    """Two tabs on one file: the second tab's dry run is out of date once the first imports; it says which
+    run changed the database and the Import button waits for a new dry run."""
+    first = make_app(monkeypatch, sqlite_url)
+    second = make_app(monkeypatch, sqlite_url)
+    data = messy_xlsx()
+    to_review(second, "messy.xlsx", data)
+    second.switch_page("views/load.py").run()
+    second.button(key=keys.DRY_RUN_BUTTON).click().run()
+    assert not second.button(key=keys.IMPORT_BUTTON).disabled
+    import_file(first, "messy.xlsx", data)
+    assert customers(sqlite_url) == 2
+    second.run()
+    assert not second.exception
+    assert "These counts are out of date. Run \\#1 (" in texts(second)
+    assert "imported this file just now; run the dry run again." in texts(second)
+    assert second.button(key=keys.IMPORT_BUTTON).disabled
+    second.button(key=keys.DRY_RUN_BUTTON).click().run()
+    assert "out of date" not in texts(second)
+    assert metrics(second)["Would create"] == "0"

@@ -5,6 +5,7 @@ from __future__ import annotations
 from tests.app_support import (
     GOOD_ROWS,
     HEADER,
+    finish_import,
     good_xlsx,
     grid_key,
     import_file,
@@ -51,7 +52,7 @@ def test_failing_rows_in_grid_with_errors_column(monkeypatch, sqlite_url):
     assert errors[6].startswith("Region: ")
 
 
-def test_edit_a_cell_and_revalidate(monkeypatch, sqlite_url):
+def test_an_edited_cell_is_checked_and_saved_at_once(monkeypatch, sqlite_url):
     at = make_app(monkeypatch, sqlite_url)
     to_review(at, "messy.xlsx", messy_xlsx())
     # Row 3 (first in the grid) gets a valid phone; row 4 (second) a first name.
@@ -59,18 +60,34 @@ def test_edit_a_cell_and_revalidate(monkeypatch, sqlite_url):
         "edited_rows": {0: {"phone": "0209998888"}, 1: {"first_name": "Yaw"}}, "added_rows": [], "deleted_rows": [],
     }
     at.run()
-    at.button(key=keys.REVALIDATE).click().run()
     assert not at.exception
-    assert "Re-validated 2 edited row(s): 2 now valid, 0 still failing." in texts(at)
+    assert "Saved and checked 2 edited row(s): 2 now valid, 0 still failing." in texts(at)
     assert metrics(at)["Valid"] == "4"
     assert at.data_editor[0].value["Row"].tolist() == [5, 6]
+    assert "Edited 2 cells in 2 rows: 3, 4" in texts(at)  # the list of what was done
 
 
-def test_revalidate_without_edits_says_so(monkeypatch, sqlite_url):
+def test_a_refresh_reopens_the_workspace_with_every_edit(monkeypatch, sqlite_url):
+    """A refresh is a new session with the same address (?ws=N): the saved workspace is replayed."""
     at = make_app(monkeypatch, sqlite_url)
     to_review(at, "messy.xlsx", messy_xlsx())
-    at.button(key=keys.REVALIDATE).click().run()
-    assert "No cells were changed" in texts(at)
+    at.session_state[grid_key(at)] = {"edited_rows": {0: {"phone": "0209998888"}}, "added_rows": [],
+                                      "deleted_rows": []}
+    at.run()
+    assert metrics(at)["Valid"] == "3"
+    wid = at.query_params["ws"]
+    again = make_app(monkeypatch, sqlite_url)
+    again.query_params["ws"] = wid
+    again.switch_page("views/review.py").run()
+    assert not again.exception
+    assert "Your work on this file was restored" in texts(again)
+    assert metrics(again)["Valid"] == "3"
+    assert again.data_editor[0].value["Row"].tolist() == [4, 5, 6]
+    # Undo brings row 3's old phone back, and redo the fix.
+    again.button(key=keys.WORKSPACE_UNDO).click().run()
+    assert metrics(again)["Valid"] == "2"
+    again.button(key=keys.WORKSPACE_REDO).click().run()
+    assert metrics(again)["Valid"] == "3"
 
 
 def test_filter_by_reason(monkeypatch, sqlite_url):
@@ -82,7 +99,6 @@ def test_filter_by_reason(monkeypatch, sqlite_url):
     at.session_state[grid_key(at, "invalid_region")] = {
         "edited_rows": {0: {"region": "Volta"}}, "added_rows": [], "deleted_rows": []}
     at.run()
-    at.button(key=keys.REVALIDATE).click().run()
     assert not at.exception
     assert at.selectbox(key=keys.REASON_FILTER).value == "any"
     assert at.data_editor[0].value["Row"].tolist() == [3, 4, 5]
@@ -169,7 +185,7 @@ def test_accepting_a_change_updates_the_customer(monkeypatch, sqlite_url):
     assert "1 change to existing customers accepted, 0 rejected" in texts(at)
     at.button(key=keys.DRY_RUN_BUTTON).click().run()
     assert at.button(key=keys.IMPORT_BUTTON).label == "Import: create 0, update 1 customers"
-    at.button(key=keys.IMPORT_BUTTON).click().run()
+    finish_import(at.button(key=keys.IMPORT_BUTTON).click().run())
     assert not at.exception
     result = at.session_state[keys.RESULT]
     assert (result.total_created, result.total_updated, result.total_unchanged, result.total_failed) == (

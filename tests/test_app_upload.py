@@ -92,3 +92,24 @@ def test_continue_frees_the_uploaded_file(monkeypatch, sqlite_url):
     assert at.session_state[keys.UPLOADER_NONCE] == 1
     at.switch_page("views/upload.py").run()
     assert "**3** rows read" in texts(at)
+
+
+def test_a_mapping_fixed_by_hand_is_remembered_for_the_next_file_with_those_headers(monkeypatch, sqlite_url):
+    header = ["Shipping Mark", "First Name", "Last Name", "Email", "Numero", "Region"]
+    at = make_app(monkeypatch, sqlite_url).run()
+    upload(at, "kumasi-oct.xlsx", corpus.xlsx({"Customers": [header, *GOOD_ROWS]}))
+    at.selectbox(key=f"{keys.MAP_COLUMN}4").set_value("phone")
+    at.text_input(key="upload_profile_name").set_value("Kumasi branch")
+    at.get("form_submit_button")[0].click()
+    at.run()
+    assert "Mapping remembered as 'Kumasi branch'" in texts(at)
+    # Next month, another analyst session, a new file with the same headers: no refusal, the notice.
+    nov = make_app(monkeypatch, sqlite_url).run()
+    upload(nov, "kumasi-nov.xlsx", corpus.xlsx({"Customers": [header, *GOOD_ROWS[:2]]}))
+    assert not nov.exception
+    assert not nov.error
+    assert nov.session_state[keys.UPLOAD].mapping.fields[4] == "phone"
+    assert "Mapping 'Kumasi branch' (from kumasi-oct.xlsx), saved" in texts(nov)
+    # Dropping it reads the file with the detected mapping, which lacks the phone column.
+    nov.button(key="profile_drop").click().run()
+    assert "Missing required column(s): Phone" in nov.error[0].value

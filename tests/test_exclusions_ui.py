@@ -170,7 +170,7 @@ _wired = pytest.mark.skipif(
 
 @_wired
 def test_the_dashboard_excludes_by_reason_lists_includes_and_reports(monkeypatch, sqlite_url):
-    from tests.app_support import make_app, messy_xlsx, texts, to_review
+    from tests.app_support import finish_import, make_app, messy_xlsx, texts, to_review
 
     at = make_app(monkeypatch, sqlite_url)
     to_review(at, "messy.xlsx", messy_xlsx())
@@ -193,7 +193,7 @@ def test_the_dashboard_excludes_by_reason_lists_includes_and_reports(monkeypatch
     at.switch_page("views/load.py").run()
     assert "1 row(s) you excluded on Review are not imported." in texts(at)
     at.button(key=keys.DRY_RUN_BUTTON).click().run()
-    at.button(key=keys.IMPORT_BUTTON).click().run()
+    finish_import(at.button(key=keys.IMPORT_BUTTON).click().run())
     assert not at.exception
     assert "Run #1: Created 2 customers; 3 rows failed." in texts(at)
     box = at.checkbox(key=section.IN_REPORT)

@@ -271,3 +271,21 @@ def test_a_report_upload_says_what_it_is() -> None:
     assert ReportUpload(None, (0, 5), ((4, 15), (9, 16))).describe() == (
         "A failure report: each row keeps its Row, the row number in the branch's file. 2 row(s) without a "
         "usable Row (line 4, 9 of this file) are numbered from 15 on.")
+
+
+def test_a_report_kept_as_a_workspace_replays_with_the_branchs_rows_and_columns(database_url: str) -> None:
+    """Replay reads a report like read_upload does: numbered by its Row column, its own columns kept, so a
+    refresh or a resume from the workspace sees the same rows as the upload did."""
+    from importer import workspace
+
+    engine = ready_engine(database_url)
+    first = import_upload(engine, read_upload(BRANCH.encode(), "kumasi.csv", SETTINGS), SETTINGS)
+    data = report_bytes(run_failures(engine, first.run_id), "csv")
+    upload = read_upload(data, "fixed.csv", SETTINGS)
+    wid = workspace.create_workspace(engine, "ama", data, "fixed.csv", SETTINGS, upload.sheet, upload.mapping,
+                                     rows=upload.checked.total)
+    replayed = workspace.open_workspace(engine, wid, SETTINGS).upload
+    assert replayed.checked.original.index.tolist() == [5, 6, 7]
+    assert replayed.fixes_run_id == first.run_id
+    assert replayed.other_columns is not None and replayed.other_columns.equals(upload.other_columns)
+    assert replayed.report_columns == upload.report_columns

@@ -118,6 +118,7 @@ def _apply(checked: Checked, operation: Operation, settings: Settings, what: str
         found = preview(checked, operation, settings)
         new = apply_operation(checked, operation, settings)
     st.session_state[LAST_OPERATION] = operation.to_dict()
+    state.operation(operation)
     state.notice(f"{operation.describe()}: fixed {found.fixes:,} failing row{'' if found.fixes == 1 else 's'}, "
                  f"changed {found.changes:,}; {len(new.errors):,} rows still fail (were {before:,}).")
     return new

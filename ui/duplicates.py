@@ -28,6 +28,7 @@ from importer.duplicates import (
 from importer.errors import DatabaseError, UsageError
 from importer.settings import Settings
 from importer.validate import Checked
+from importer.workspace import CellEdit, Exclude
 from schemas.customer import FIELD_NAMES, label_of
 from ui import state
 from ui.heavy import heavy_step
@@ -187,8 +188,11 @@ def show_possible_duplicates(engine: sa.Engine, checked: Checked, settings: Sett
                      f"{pair['other_row'] if on_file else pair['customer_id']} are kept as different people.")
         st.rerun()
     if decision.action is Action.EXCLUDE_ROW:
+        state.operation(Exclude((row,), f"possible duplicate of {'row ' if on_file else 'customer #'}"
+                                        f"{pair['other_row'] if on_file else pair['customer_id']}"))
         state.notice(f"Excluded row {row}: it will not be imported.")
     else:
+        state.operation(CellEdit.of(checked, {row: {"shipping_mark": decision.shipping_mark}}))
         state.notice(f"Row {row} now has customer #{decision.customer_id}'s shipping mark "
                      f"({decision.shipping_mark}): the import updates that customer with it.")
     return new

@@ -36,6 +36,7 @@ from importer.pipeline import Upload
 from importer.results import ErrorTable, FailedRows
 from importer.settings import Settings
 from importer.validate import Checked, exclude
+from importer.workspace import Exclude, Include
 from schemas.customer import FIELD_NAMES, label_of
 from ui import state
 from ui.heavy import heavy_step
@@ -90,6 +91,14 @@ def _keep(upload: Upload, records: list[Excluded]) -> None:
     st.session_state[EXCLUDED] = (upload.sha256, tuple(records))
 
 
+def restore_excluded(upload: Upload, records: list[Excluded]) -> None:
+    """The excluded list of a workspace just reopened (its records come from the replay)."""
+    if records:
+        _keep(upload, records)
+    else:
+        st.session_state.pop(EXCLUDED, None)
+
+
 def remember_excluded(upload: Upload, checked_before: Checked, rows: list[int], why: str = EXCLUDED_BY_ANALYST,
                       errors: ErrorTable | None = None) -> list[Excluded]:
     """Keep these rows (of `checked_before`, the upload before they were excluded) as excluded, with why;
@@ -131,6 +140,7 @@ def show_exclude_by_reason(checked: Checked, errors: ErrorTable) -> Checked | No
         new = exclude(checked, rows)
     if upload is not None:
         remember_excluded(upload, checked, rows, why_excluded(code, field), errors)
+    state.operation(Exclude(tuple(rows), why_excluded(code, field)))
     state.notice(f"Excluded {_plural(len(rows), 'row')} failing with {reason_text(code, field).lower()}: "
                  "they will not be imported. They are listed under Excluded rows, where you can include them again.")
     return new
@@ -182,6 +192,7 @@ def show_excluded(upload: Upload, settings: Settings) -> Checked | None:
         new = include_again(upload.checked, chosen, settings)
     rows = [e.source_row for e in chosen]
     _keep(upload, without(records, rows))
+    state.operation(Include(tuple(rows)))
     still = sum(1 for r in rows if r in new.errors)
     state.notice(f"Included {_plural(len(rows), 'row')} again: {len(rows) - still:,} valid, {still:,} failing.")
     return new

@@ -12,6 +12,7 @@ when this session's job ends, hands its RunResult to the page (ui.state.set_resu
 
 from __future__ import annotations
 
+import contextlib
 import uuid
 from collections.abc import Sequence
 from typing import Any
@@ -19,9 +20,10 @@ from typing import Any
 import streamlit as st
 
 from importer import jobs
-from importer.errors import DatabaseError
+from importer.errors import DatabaseError, ImporterError
 from importer.jobs import Job, JobState, RunningRun
 from importer.pipeline import Upload
+from importer.workspace import discard_workspace
 from ui import auth, state
 from ui.engine import engine, settings
 from ui.render import md_escape, progress_text
@@ -29,6 +31,7 @@ from ui.render import md_escape, progress_text
 # Session values (ui/keys.py may take them over).
 JOB = "import_job"  # id of this session's current importer.jobs.Job
 OWNER = "import_job_owner"  # this session's owner token for importer.jobs
+JOB_FOR = "import_job_for"  # (upload version, workspace) the session's job imports
 OUTCOME = "import_job_outcome"  # (icon, text) of the job that just ended: shown once, as a toast
 FAILURE = "import_job_failure"  # why this session's last job failed (one line), until the next starts
 # Widget keys.
@@ -63,14 +66,15 @@ def waiting_line(job: Job) -> str:
 
 def outcome(job: Job) -> tuple[str, str]:
     """(icon, sentence) for a job that ended: what to tell the analyst, wherever they are."""
+    name = md_escape(job.file_name)  # the analyst's file name: shown as text, never as Markdown
     if job.state is JobState.DONE and job.result is not None:
-        return ":material/check_circle:", f"Run #{job.result.run_id} of {job.file_name}: {job.result.message}."
+        return ":material/check_circle:", f"Run #{job.result.run_id} of {name}: {job.result.message}."
     if job.state is JobState.CANCELLED:
         if job.run_id is None:
-            return ":material/cancel:", f"The import of {job.file_name} was cancelled before it started."
-        return ":material/cancel:", (f"Run #{job.run_id} of {job.file_name} was cancelled; the rows imported so far "
+            return ":material/cancel:", f"The import of {name} was cancelled before it started."
+        return ":material/cancel:", (f"Run #{job.run_id} of {name} was cancelled; the rows imported so far "
                                      "are saved. Import the same file again (or use History) to resume it.")
-    return ":material/error:", job.error or f"The import of {job.file_name} failed."
+    return ":material/error:", md_escape(job.error) if job.error else f"The import of {name} failed."
 
 
 # --- the session's job ---------------------------------------------------------------------------------
@@ -105,6 +109,7 @@ def start(upload: Upload, arguments: dict[str, Any], workspace: tuple[int, Seque
     job = jobs.start_import(engine(), upload, config, user_name=auth.user_name(config), workspace=workspace,
                             budget_mb=max(1, config.memory_budget_mb), owner_token=_owner(), **arguments)
     st.session_state[JOB] = job.id
+    st.session_state[JOB_FOR] = (state.version(), workspace)
     st.session_state.pop(FAILURE, None)
     return job.id
 
@@ -114,8 +119,12 @@ def _hand_over(job: Job) -> None:
     st.session_state.pop(JOB, None)
     jobs.forget(job.id)
     st.session_state[OUTCOME] = outcome(job)
-    if job.state is JobState.DONE and job.result is not None:
-        state.set_result(job.result)
+    version, workspace = st.session_state.pop(JOB_FOR, (None, None))
+    if job.state is JobState.DONE and workspace is not None:
+        with contextlib.suppress(DatabaseError, ImporterError):  # done with: kept only while a run resumes from it
+            discard_workspace(engine(), workspace[0])
+    if job.state is JobState.DONE and job.result is not None and version == state.version():
+        state.set_result(job.result)  # the upload imported is dropped (not one opened since)
     elif job.state is JobState.FAILED:
         st.session_state[FAILURE] = job.error
     st.rerun(scope="app")

@@ -16,7 +16,12 @@ FIX_COUNTS = "review_fix_counts"  # (version, options, {fix key: (failing rows i
 # import (after which the upload is dropped). Its failures are not copies: a dry run's stream from the
 # upload's own frame, a real run's from the database.
 RESULT = "run_result"
+DRY_RUN_SAW = "run_result_database"  # importer.workspace.DatabaseState the dry run saw (stale_reason)
 RESULT_FOR = "run_result_version"  # upload version a dry-run RESULT was computed for
+WORKSPACE_PARAM = "ws"  # the address's query parameter naming the open workspace: ?ws=12
+WORKSPACE = "workspace"  # (workspace id, version, active seqs, excluded records) of the UPLOAD, saved in the database
+LAST_OPERATION = "workspace_last_operation"  # the operation a section applied, saved by state.set_checked
+PENDING_EDITS = "review_pending_edits"  # [{row: {field: text}}] typed in the grid, recorded on the next run
 NOTICE = "notice"  # one message shown once on the next run (what an action just did)
 PASSWORD_OK = "auth_password_ok"
 USER_NAME = "auth_user_name"
@@ -32,12 +37,16 @@ MAP_COLUMN = "upload_map_"  # + column index
 CONTINUE = "upload_continue"
 REASON_FILTER = "review_reason"
 GRID = "review_grid"
-REVALIDATE = "review_revalidate"
 EXCLUDE = "review_exclude"
 FIX_ONLY_FAILING = "review_fix_only_failing"
 FILL_REGION = "review_fill_region"
 FIX_APPLY = "review_fix_"  # + fix key
 DUPLICATE_PICK = "review_duplicate"
+WORKSPACE_UNDO = "workspace_undo"
+WORKSPACE_REDO = "workspace_redo"
+WORKSPACE_GO_TO = "workspace_go_to"  # + seq: step back to just after that operation
+WORKSPACE_OPEN = "workspace_open_"  # + workspace id
+WORKSPACE_DISCARD = "workspace_discard_"  # + workspace id
 DUPLICATES_ON = "review_possible_duplicates"  # the toggle that runs the possible-duplicates search
 BLANK_WIDGET = "existing_blank_choice"
 CHANGES_FIELD = "existing_changes_field"

@@ -40,10 +40,16 @@ def _forget_derived() -> None:
         st.session_state.pop(key, None)
 
 
-def set_upload(new: Upload | None) -> None:
-    """Replace the upload (None drops it); results derived from the old one are forgotten."""
+def set_upload(new: Upload | None, *, keep_workspace: bool = False) -> None:
+    """Replace the upload (None drops it); results derived from the old one are forgotten, and so is the
+    saved workspace it came from unless `keep_workspace` (the same file, changed: ui.workspace)."""
     st.session_state[keys.VERSION] = version() + 1
     _forget_derived()
+    if not keep_workspace and st.session_state.pop(keys.WORKSPACE, None) is not None:
+        try:  # the address named that workspace: a refresh must not reopen what was just replaced
+            st.query_params.pop(keys.WORKSPACE_PARAM, None)
+        except Exception:  # noqa: BLE001, S110 - bare mode has no address bar
+            pass
     if new is None:
         st.session_state.pop(keys.UPLOAD, None)
     else:
@@ -53,11 +59,25 @@ def set_upload(new: Upload | None) -> None:
     release_free_memory()
 
 
-def set_checked(checked: Checked) -> None:
-    """The same upload after edits, fixes or exclusions."""
+def operation(op: Any) -> None:
+    """What a section just did, as an importer.workspace operation: the next set_checked saves it (the
+    sections return the new Checked; the page keeps it)."""
+    st.session_state[keys.LAST_OPERATION] = op
+
+
+def set_checked(checked: Checked, op: Any = None) -> None:
+    """The same upload after edits, fixes or exclusions; `op` (an importer.workspace operation) is what was
+    done, saved at once in the session's workspace so that a refresh or a closed tab loses nothing."""
     current = upload()
-    if current is not None:
-        set_upload(replace(current, checked=checked))
+    if current is None:
+        return
+    op = op if op is not None else st.session_state.pop(keys.LAST_OPERATION, None)
+    if op is not None:
+        from ui import workspace  # ui.workspace uses this module
+
+        if workspace.record(op, checked):
+            return
+    set_upload(replace(current, checked=checked), keep_workspace=True)
 
 
 def cached(key: str, token: Any) -> Any:

@@ -7,10 +7,12 @@ from functools import partial
 import streamlit as st
 
 from importer.errors import DatabaseError, FileRefused, RunError
-from importer.pipeline import import_upload, upload_for_resume
+from importer.pipeline import upload_for_resume
 from importer.results import RunStatus
 from importer.runs import RunRecord, list_runs, undo, undo_preview
+from importer.workspace import upload_for_workspace_resume
 from ui import auth, keys, render, state
+from ui import jobs as background
 from ui.engine import engine
 from ui.heavy import heavy_rows_for_file, heavy_step
 
@@ -107,7 +109,24 @@ if run.status in (RunStatus.COMPLETED, RunStatus.INTERRUPTED):
 elif run.status is RunStatus.RUNNING:
     st.caption(":material/hourglass_top: This run is still running; undo becomes available when it ends.")
 
-if run.status is RunStatus.INTERRUPTED:
+if run.status is RunStatus.INTERRUPTED and run.settings.get("workspace_id") is not None:
+    st.subheader(f"Resume run #{run.id}")
+    st.write(f"It stopped after {run.rows_done:,} rows. It was imported from your saved work on "
+             f"**{render.md_escape(run.file_name)}**: resuming replays it, with every fix you made, and carries on "
+             "from where it stopped. Nothing is created twice, and there is nothing to upload.")
+    if st.button(f"Resume run #{run.id}", key=keys.RESUME_BUTTON, type="primary", icon=":material/play_arrow:"):
+        try:
+            with (heavy_step("reopen", run.total_attempted or run.rows_done),
+                  st.spinner(f"Replaying your work on {render.md_escape(run.file_name)}...")):
+                upload = upload_for_workspace_resume(engine(), run.id, current)
+        except (FileRefused, RunError, DatabaseError) as exc:
+            st.error(render.md_escape(exc), icon=":material/block:")
+            st.stop()
+        # A resumed run keeps its own settings (existing, blank, rejected rows) and its workspace.
+        background.start(upload, {}, None)
+        state.notice(f"Run #{run.id} resumes on the server with your fixes: the sidebar shows its progress.")
+        st.rerun()
+elif run.status is RunStatus.INTERRUPTED:
     st.subheader(f"Resume run #{run.id}")
     st.write(f"It stopped after {run.rows_done:,} rows. Upload **{render.md_escape(run.file_name)}** again, "
              "unchanged: the import carries on from where it stopped and nothing is created twice.")
@@ -122,13 +141,6 @@ if run.status is RunStatus.INTERRUPTED:
             st.error(render.md_escape(exc), icon=":material/block:")
             st.stop()
         if st.button(f"Resume run #{run.id}", key=keys.RESUME_BUTTON, type="primary", icon=":material/play_arrow:"):
-            try:
-                with heavy_step("import", upload.checked.total):
-                    show = render.progress_bar("Resuming...")
-                    result = import_upload(engine(), upload, current, progress=show, user_name=auth.user_name(current))
-            except DatabaseError as exc:
-                st.error(f"{exc} Try again when the database is back; the run stays resumable.", icon=":material/block:")
-                st.stop()
-            state.set_result(result)
-            state.notice(f"Run #{result.run_id} resumed: {result.message}.")
+            background.start(upload, {}, None)
+            state.notice(f"Run #{run.id} resumes on the server: the sidebar shows its progress.")
             st.rerun()

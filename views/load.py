@@ -11,7 +11,9 @@ from importer.pipeline import import_upload
 from importer.report import report_bytes
 from importer.results import RunResult
 from importer.runs import find_resumable
-from ui import auth, existing, keys, render, state
+from importer.workspace import DatabaseState, database_state, stale_reason
+from ui import auth, existing, keys, render, state, workspace
+from ui import jobs as background
 from ui.engine import engine
 from ui.exclusions import excluded_of, include_excluded_in_report, report_with_excluded
 from ui.heavy import heavy_step
@@ -26,6 +28,15 @@ if upload is None and result is None:
     st.info("There is nothing to import yet.", icon=":material/info:")
     st.page_link("views/upload.py", label="Upload a file", icon=":material/upload_file:")
     st.stop()
+
+mine = background.my_job()
+if mine is not None and not mine.finished:
+    st.info(f"Importing **{render.md_escape(mine.file_name)}** ({mine.rows:,} rows) on the server: you can go to "
+            "another page or close this tab, and the import goes on. The sidebar shows its progress, with Cancel; "
+            "the result comes back here, and History keeps it.", icon=":material/hourglass_top:")
+    st.stop()
+if failed := background.failure():
+    st.error(render.md_escape(failed), icon=":material/block:")
 
 if upload is not None:
     state.free_uploaded_file()
@@ -58,16 +69,25 @@ if upload is not None:
 
     user_name = auth.user_name(current)
     dry = state.dry_run_result(choices)
+    stale = None
+    if dry is not None:
+        try:
+            stale = stale_reason(engine(), state.get(keys.DRY_RUN_SAW, DatabaseState()), upload.sha256)
+        except DatabaseError as exc:
+            stale = f"The database could not be asked whether the dry run is still current ({exc})."
     if st.button("Dry run (saves nothing)", key=keys.DRY_RUN_BUTTON, icon=":material/science:",
-                 type="secondary" if dry else "primary"):
+                 type="secondary" if dry and not stale else "primary"):
         try:
             with (heavy_step("dry run", checked.total),
                   st.spinner(f"Dry run of {checked.total:,} rows against the database...")):
+                saw = database_state(engine())
                 dry = import_upload(engine(), upload, current, dry_run=True, user_name=user_name, **arguments)
         except DatabaseError as exc:
             st.error(f"{exc} Nothing was saved; check the database and try again.", icon=":material/block:")
             st.stop()
         state.set_result(dry, choices)
+        st.session_state[keys.DRY_RUN_SAW] = saw
+        stale = None
     if dry is None:
         st.caption("Start with a dry run: it runs the whole import and rolls it back, so its counts are exact.")
     else:
@@ -77,18 +97,11 @@ if upload is not None:
             st.dataframe(render.reasons_table(dry), hide_index=True)
         label = (f"Import: create {dry.total_created:,}, update {dry.total_updated:,} customers"
                  if dry.total_updated else f"Import {dry.total_created:,} customers")
-        if st.button(label, key=keys.IMPORT_BUTTON, type="primary",
+        if stale:
+            st.warning(f"These counts are out of date. {render.md_escape(stale)}", icon=":material/update:")
+        if st.button(label, key=keys.IMPORT_BUTTON, type="primary", disabled=bool(stale),
                      icon=":material/database_upload:"):
-            try:
-                with heavy_step("import", checked.total):
-                    show = render.progress_bar(f"Importing {checked.total:,} rows...")
-                    result = import_upload(engine(), upload, current, progress=show, user_name=user_name,
-                                           **arguments)
-            except DatabaseError as exc:
-                st.error(f"{exc} The rows imported so far are saved: import the same file again (or use "
-                         "History) to resume where it stopped.", icon=":material/block:")
-                st.stop()
-            state.set_result(result)
+            background.start(upload, arguments, workspace.resume_arguments().get("workspace"))
             st.rerun()
 else:
     assert result is not None

@@ -5,11 +5,13 @@ from __future__ import annotations
 import streamlit as st
 
 from importer.errors import DatabaseError
+from importer.exclusions import EXCLUDED_BY_ANALYST
 from importer.fixes import apply_fix, available_fixes, fill_region_fix, fix_preview
 from importer.results import ErrorCode
-from importer.validate import exclude, recheck
+from importer.validate import exclude
+from importer.workspace import BulkFix, Exclude
 from schemas.customer import REGIONS, label_of
-from ui import auth, cleaning, existing, keys, render, state
+from ui import auth, cleaning, existing, keys, render, state, workspace
 from ui.duplicates import show_possible_duplicates, updated_rows
 from ui.engine import engine
 from ui.exclusions import remember_excluded, show_exclude_by_reason, show_excluded, show_fix_preview_line
@@ -36,6 +38,7 @@ if review.problem:
     st.warning(review.problem, icon=":material/warning:")
 errors = review.errors
 st.caption(f"{render.md_escape(upload.file_name)}, sheet {render.md_escape(upload.sheet)}")
+workspace.show_history()
 render.show_metrics(render.metric_counts(checked, errors))
 if review.classification is not None and (review.counts["unchanged"] or review.counts["changed"]
                                           or review.counts["conflict"]):
@@ -58,33 +61,26 @@ else:
     if matched > len(shown):
         st.caption(f"Showing the first {len(shown):,} of {matched:,} failing rows. Fix these, or pick a reason "
                    "above, or use a bulk fix below.")
-    st.caption("Edit cells, then press **Re-validate**: fixed rows join the valid ones. "
+    st.caption("Edit a cell: the row is checked and saved at once, and fixed rows join the valid ones. "
                "Tick **Exclude** to leave a row out of the import.")
+    grid_key = f"{keys.GRID}_{version}_{code}"
     edited = st.data_editor(
-        shown, key=f"{keys.GRID}_{version}_{code}", hide_index=True, num_rows="fixed",
+        shown, key=grid_key, hide_index=True, num_rows="fixed", on_change=workspace.stash_grid_edits,
+        args=(grid_key, shown[render.ROW].astype(int).tolist()),
         column_config=render.grid_column_config(), disabled=[render.ROW, render.ERRORS], width="stretch",
     )
-    left, right = st.columns(2)
-    if left.button("Re-validate edited rows", key=keys.REVALIDATE, type="primary", icon=":material/refresh:"):
-        changes = render.edited_rows(shown, edited)
-        if changes.empty:
-            st.info("No cells were changed. Edit a cell in the grid first.", icon=":material/info:")
-        else:
-            with heavy_step("re-validation", checked.total), st.spinner(f"Checking {len(changes):,} edited rows..."):
-                new = recheck(checked, changes, current)
-            still = sum(1 for row in changes.index if row in new.errors)
-            state.set_checked(new)
-            state.notice(f"Re-validated {len(changes):,} edited row(s): {len(changes) - still:,} now valid, "
-                         f"{still:,} still failing.")
-            st.rerun()
-    if right.button("Exclude ticked rows", key=keys.EXCLUDE, icon=":material/block:"):
+    changes = render.edited_rows(shown, edited)
+    if not changes.empty:  # typed but not yet saved (the on_change stash is saved before the page runs)
+        workspace.apply_edits({int(r): dict(v) for r, v in changes.to_dict("index").items()})
+        st.rerun()
+    if st.button("Exclude ticked rows", key=keys.EXCLUDE, icon=":material/block:"):
         rows = render.ticked_rows(edited)
         if not rows:
             st.info("No rows are ticked. Tick the Exclude box of the rows to leave out.", icon=":material/info:")
         else:
             remember_excluded(upload, checked, rows, errors=errors)
             with heavy_step("exclusion", checked.total):
-                state.set_checked(exclude(checked, rows))
+                state.set_checked(exclude(checked, rows), Exclude(tuple(rows), EXCLUDED_BY_ANALYST))
             state.notice(f"Excluded {len(rows):,} row(s): they will not be imported; they are listed under Excluded rows. "
                          f"Rows {', '.join(str(r) for r in rows[:10])}{'...' if len(rows) > 10 else ''}.")
             st.rerun()
@@ -130,7 +126,7 @@ for fix in fixes:
                      help=f"Apply: {fix.label}"):
         with heavy_step("bulk fix", checked.total), st.spinner(f"Applying: {fix.label}..."):
             new, changed = apply_fix(checked, fix, current, only_failing)
-        state.set_checked(new)
+        state.set_checked(new, BulkFix(fix.key, region if fix.key == "region" else None, only_failing))
         state.notice(f"{fix.label}: changed {changed:,} row(s); {len(new.errors):,} rows still fail in the file.")
         st.rerun()
 

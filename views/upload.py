@@ -8,7 +8,7 @@ from importer.errors import UsageError
 from importer.mapping import ColumnMapping, choice_label, mapping_choices
 from importer.template import template_xlsx
 from schemas.customer import label_of
-from ui import auth, cleaning, keys, state
+from ui import auth, cleaning, keys, profiles, state, workspace
 from ui.heavy import heavy_rows_for_file, heavy_step
 from ui.render import md_escape
 
@@ -42,12 +42,47 @@ def _forget_choices() -> None:
 
 if uploaded is not None and uploaded.file_id != state.get(keys.PARSED_FILE_ID):
     _forget_choices()
+    data = uploaded.getvalue()
     with (
         heavy_step("upload", heavy_rows_for_file(uploaded.size, uploaded.name)),
         st.spinner(f"Reading and checking {md_escape(uploaded.name)}..."),
     ):
-        state.read_file(uploaded.getvalue(), uploaded.name, current)
+        first = state.read_file(data, uploaded.name, current)
+        first = profiles.remembered(data, uploaded.name, first)  # a mapping saved for these headers
+    if first is not None:
+        workspace.start(data, first)
+    del data
     st.session_state[keys.PARSED_FILE_ID] = uploaded.file_id
+
+
+def _read_again(label: str, sheet: str | None, mapping: ColumnMapping | None = None, *,
+                remember: bool = False) -> None:
+    """Read the same file again with another sheet or mapping: from the uploader, or from the saved
+    workspace (after a refresh or once the uploader was emptied); what was done on Review starts over."""
+    kept = workspace.meta()
+    upload_now = state.upload()
+    data = uploaded.getvalue() if uploaded is not None else workspace.stored_bytes()
+    name = uploaded.name if uploaded is not None else upload_now.file_name if upload_now else None
+    if data is None or name is None:
+        st.error("The file is no longer here: upload it again to read it differently.", icon=":material/block:")
+        return
+    rows = heavy_rows_for_file(len(data), name)
+    with heavy_step("upload", rows), st.spinner(label):
+        new = state.read_file(data, name, current, sheet=sheet, mapping=mapping)
+    if new is not None and kept is not None:
+        st.session_state[keys.WORKSPACE] = kept
+        workspace.restart(new)
+    elif new is not None:
+        workspace.start(data, new)
+    if new is not None and remember and mapping is not None:
+        said = profiles.remember(new.mapping, name, st.session_state.get(profiles.SOURCE_NAME) or None)
+        if said:
+            state.notice(said)
+    st.rerun()
+
+
+def _can_read_again() -> bool:
+    return uploaded is not None or workspace.meta() is not None
 
 
 def _mapping_form(mapping: ColumnMapping, sheet: str, submit_label: str) -> None:
@@ -66,8 +101,12 @@ def _mapping_form(mapping: ColumnMapping, sheet: str, submit_label: str) -> None
                 index=options.index(mapping.fields[index]), key=f"{keys.MAP_COLUMN}{index}",
                 format_func=choice_label,
             )
+        st.text_input("Remember this mapping as (optional: a source name, e.g. Kumasi branch)",
+                      key=profiles.SOURCE_NAME, max_chars=100,
+                      help="The mapping is remembered for files with the same headers either way; a name "
+                           "lets the command line use it too (import --mapping NAME)")
         submitted = st.form_submit_button(submit_label, type="primary")
-    if not submitted or uploaded is None:
+    if not submitted or not _can_read_again():
         return
     fields = tuple(st.session_state.get(f"{keys.MAP_COLUMN}{i}", f) for i, f in enumerate(mapping.fields))
     try:
@@ -75,12 +114,7 @@ def _mapping_form(mapping: ColumnMapping, sheet: str, submit_label: str) -> None
     except UsageError as exc:
         st.error(str(exc), icon=":material/block:")
         return
-    with (
-        heavy_step("upload", heavy_rows_for_file(uploaded.size, uploaded.name)),
-        st.spinner("Reading the file with your mapping..."),
-    ):
-        state.read_file(uploaded.getvalue(), uploaded.name, current, sheet=sheet, mapping=new)
-    st.rerun()
+    _read_again("Reading the file with your mapping...", sheet, new, remember=True)
 
 
 refusal = state.get(keys.REFUSAL)
@@ -99,6 +133,7 @@ if upload is None:
     if result is not None:
         st.info(f"Last import: {result.message}. See the Import page for its failure report.", icon=":material/info:")
     st.info("Choose a file above to begin. Not sure of the layout? Start from the template.", icon=":material/info:")
+    workspace.show_open_workspaces()
     st.stop()
 
 checked = upload.checked
@@ -109,23 +144,19 @@ st.write(
     f":material/check_circle: {checked.total - failing:,} valid, :material/cancel: {failing:,} failing so far."
 )
 
-if uploaded is not None and len(upload.sheet_names) > 1:
+if _can_read_again() and len(upload.sheet_names) > 1:
     if st.session_state.get(keys.SHEET) not in upload.sheet_names:
         st.session_state[keys.SHEET] = upload.sheet
     chosen = st.selectbox("Sheet", upload.sheet_names, key=keys.SHEET,
                           help="The first sheet whose header has the required columns was picked for you")
     if chosen != upload.sheet:
-        with (
-            heavy_step("upload", heavy_rows_for_file(uploaded.size, uploaded.name)),
-            st.spinner(f"Reading sheet {md_escape(chosen)}..."),
-        ):
-            state.read_file(uploaded.getvalue(), uploaded.name, current, sheet=chosen)
-        st.rerun()
+        _read_again(f"Reading sheet {md_escape(chosen)}...", chosen)
 elif len(upload.sheet_names) > 1:
     st.caption(f"Sheets in the file: {md_escape(', '.join(upload.sheet_names))}. Upload it again to pick another one.")
 
 mapping = upload.mapping
 st.markdown("#### Columns")
+profiles.show_notice(upload, _read_again)
 lines = [
     f"- **{md_escape(header.strip() or '(blank)')}** → {choice_label(field)}"
     for header, field in zip(mapping.headers, mapping.fields, strict=True) if field is not None
@@ -139,15 +170,10 @@ if mapping.unknown_columns:
 if upload.report is not None:
     st.info(md_escape(upload.report.describe()), icon=":material/assignment_return:")
 suggested = cleaning.show_mapping_warnings(mapping, upload.notes, checked, current)
-if suggested is not None and uploaded is not None:
-    with (
-        heavy_step("upload", heavy_rows_for_file(uploaded.size, uploaded.name)),
-        st.spinner("Reading the file with that column mapped..."),
-    ):
-        state.read_file(uploaded.getvalue(), uploaded.name, current, sheet=upload.sheet, mapping=suggested)
-    st.rerun()
+if suggested is not None and _can_read_again():
+    _read_again("Reading the file with that column mapped...", upload.sheet, suggested, remember=True)
 cleaning.show_skipped_rows(upload.notes)
-if uploaded is not None:
+if _can_read_again():
     with st.expander("Change the column mapping"):
         _mapping_form(mapping, upload.sheet, "Apply mapping")
 

@@ -1,0 +1,338 @@
+"""The session's upload as a saved workspace (importer.workspace): nothing the analyst does is lost.
+
+- `start(data, upload)`: a file just read on Upload is kept in the database as a workspace, and the
+  page's address carries its id (`?ws=12`), so a refresh (a new browser session) reopens it: `restore()`,
+  which app.py calls on every run.
+- `record(op, after)`: every change on Review (cell edits, bulk fixes, conversions, exclusions) is saved as
+  an operation as it is made; ui.state.set_checked calls it.
+- `show_history()`: Review's list of what was done, with Undo, Redo and "go back to here".
+- `show_open_workspaces()`: Upload's "Continue where you left off" list, with Open and Discard.
+- `resume_arguments()`: what an import records so History can resume it from the workspace, no re-upload.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import replace
+from typing import Any
+
+import streamlit as st
+
+from importer import workspace as ws
+from importer.errors import DatabaseError, FileRefused, ImporterError
+from importer.pipeline import Upload
+from schemas.customer import FIELD_NAMES
+from ui import auth, keys, state
+from ui.engine import engine, settings
+from ui.heavy import heavy_step
+from ui.render import md_escape
+
+PARAM = keys.WORKSPACE_PARAM
+HISTORY_SHOWN = 12  # history lines shown; older ones fold into "and N earlier"
+
+
+def owner() -> str:
+    return auth.user_name(settings()) or "analyst"
+
+
+def meta() -> tuple[ws.WorkspaceInfo, int, tuple[int, ...]] | None:
+    """(info, version, active seqs) of the session's workspace, when its upload is saved as one."""
+    return st.session_state.get(keys.WORKSPACE)
+
+
+def workspace_id() -> int | None:
+    found = meta()
+    return None if found is None else found[0].id
+
+
+def _keep(opened: ws.Opened) -> None:
+    st.session_state[keys.WORKSPACE] = (opened.info, opened.version, opened.seqs)
+    _set_param(opened.info.id)
+
+
+def _set_param(workspace: int | None) -> None:
+    try:
+        if workspace is None:
+            if PARAM in st.query_params:
+                del st.query_params[PARAM]
+        elif st.query_params.get(PARAM) != str(workspace):
+            st.query_params[PARAM] = str(workspace)
+    except Exception:  # noqa: BLE001, S110 - AppTest and bare mode have no address bar
+        pass
+
+
+def start(data: bytes, upload: Upload) -> None:
+    """Keep a file just read (and how it was read) as a new workspace; a failure only costs the saving."""
+    try:
+        wid = ws.create_workspace(engine(), owner(), data, upload.file_name, settings(), upload.sheet,
+                                  upload.mapping, rows=upload.checked.total)
+        info = ws.load_workspace(engine(), wid, settings(), seqs=()).info
+    except (DatabaseError, ImporterError) as exc:
+        st.session_state.pop(keys.WORKSPACE, None)
+        _set_param(None)
+        st.warning(f"Your work on this file is not saved as you go ({exc}); it is kept only in this tab.",
+                   icon=":material/cloud_off:")
+        return
+    _keep(ws.Opened(info, upload, 0, ()))
+
+
+def restart(upload: Upload) -> None:
+    """The Upload page read the same file again (another sheet or mapping): the workspace starts over."""
+    found = meta()
+    if found is None:
+        return
+    try:
+        ws.restart_workspace(engine(), found[0].id, upload.sheet, upload.mapping, upload.checked.total)
+    except (DatabaseError, ImporterError):
+        st.session_state.pop(keys.WORKSPACE, None)
+        _set_param(None)
+        return
+    st.session_state[keys.WORKSPACE] = (replace(found[0], sheet=upload.sheet, rows=upload.checked.total), 0, ())
+
+
+def stored_bytes() -> bytes | None:
+    """The file of the session's workspace (for reading it again with another sheet or mapping)."""
+    found = meta()
+    if found is None:
+        return None
+    try:
+        return ws.load_workspace(engine(), found[0].id, settings(), seqs=()).data
+    except (DatabaseError, ImporterError):
+        return None
+
+
+def record(op: Any, after: Any) -> bool:
+    """Save an operation the page applied (`after`: the new Checked) and keep the result as the upload.
+
+    False when the session has no workspace (the caller keeps `after` unsaved)."""
+    found = meta()
+    current = state.upload()
+    if found is None or current is None:
+        return False
+    info, version, seqs = found
+    opened = ws.Opened(info, current, version, seqs)
+    try:
+        new = ws.record(engine(), opened, op, after, settings())
+    except (DatabaseError, ImporterError) as exc:
+        st.session_state.pop(keys.WORKSPACE, None)
+        _set_param(None)
+        state.notice(f"This change is kept in this tab only: it could not be saved ({exc}).")
+        return False
+    if new.seqs[:-1] != seqs:
+        state.notice("Another tab changed this file's work meanwhile: it was reloaded and your change applied "
+                     "to it. Check the list of what was done.")
+    state.set_upload(new.upload, keep_workspace=True)
+    _keep(new)
+    return True
+
+
+def stash_grid_edits(grid_key: str, rows: list[int]) -> None:
+    """The grid's on_change: keep what was typed ({source row: {field: text}}) before anything else runs, so
+    a filter change or a page change in the same click cannot lose it; apply_pending_edits saves it."""
+    edited = (st.session_state.get(grid_key) or {}).get("edited_rows") or {}
+    changes: dict[int, dict[str, str]] = {}
+    for position, cells in edited.items():
+        fields = {f: "" if v is None else str(v) for f, v in cells.items() if f in FIELD_NAMES}
+        if fields and 0 <= int(position) < len(rows):
+            changes.setdefault(int(rows[int(position)]), {}).update(fields)
+    if changes:
+        st.session_state.setdefault(keys.PENDING_EDITS, []).append(changes)
+
+
+def apply_pending_edits() -> None:
+    """Save and check the cells typed since the last run (app.py, before the page)."""
+    pending = st.session_state.pop(keys.PENDING_EDITS, None)
+    if not pending or state.upload() is None:
+        return
+    merged: dict[int, dict[str, str]] = {}
+    for changes in pending:
+        for row, fields in changes.items():
+            merged.setdefault(row, {}).update(fields)
+    apply_edits(merged)
+
+
+def apply_edits(changes: dict[int, dict[str, str]]) -> None:
+    """Cells typed in the grid ({source row: {field: text}}): checked at once and saved as one operation."""
+    current = state.upload()
+    if current is None:
+        return
+    checked = current.checked
+    try:
+        op = ws.CellEdit.of(checked, {r: f for r, f in changes.items() if r in checked.original.index})
+    except ImporterError as exc:
+        state.notice(f"Your edit was not applied: {exc}.")
+        return
+    if op is None:
+        return
+    rows = sorted({edit[0] for edit in op.edits})
+    with heavy_step("re-validation", checked.total), st.spinner(f"Checking {len(rows):,} edited row(s)..."):
+        new = op.apply(checked, settings())
+    still = sum(1 for row in rows if row in new.errors)
+    state.set_checked(new, op)
+    state.notice(f"Saved and checked {len(rows):,} edited row(s): {len(rows) - still:,} now valid, "
+                 f"{still:,} still failing.")
+
+
+def _reopen(workspace: int, *, why: str) -> bool:
+    """Replay a workspace into the session (a refresh, Open, undo or redo); False with a message if gone."""
+    try:
+        stored = ws.load_workspace(engine(), workspace, settings(), seqs=())
+        if stored.info.owner != owner():
+            st.error(f"Workspace {workspace} belongs to {md_escape(stored.info.owner)}; open your own from the "
+                     "Upload page.", icon=":material/block:")
+            _set_param(None)
+            return False
+        with heavy_step("reopen", stored.info.rows), st.spinner(f"{why} {md_escape(stored.info.file_name)}..."):
+            del stored
+            opened = ws.open_workspace(engine(), workspace, settings())
+    except (DatabaseError, FileRefused, ImporterError) as exc:
+        st.warning(md_escape(exc), icon=":material/warning:")
+        st.session_state.pop(keys.WORKSPACE, None)
+        _set_param(None)
+        return False
+    state.set_upload(opened.upload, keep_workspace=True)
+    _keep(opened)
+    from ui.exclusions import restore_excluded
+
+    restore_excluded(opened.upload, list(opened.excluded))
+    return True
+
+
+def restore() -> None:
+    """On every run (app.py): a new session whose address names a workspace reopens it (a refresh or a
+    link); a session with a workspace keeps its id in the address."""
+    found = meta()
+    if found is not None:
+        if state.upload() is None:  # imported or dropped: the address no longer names it
+            st.session_state.pop(keys.WORKSPACE, None)
+            _set_param(None)
+        else:
+            _set_param(found[0].id)
+        return
+    wanted = st.query_params.get(PARAM)
+    if not wanted or state.upload() is not None or state.import_result() is not None:
+        if wanted and state.import_result() is not None:
+            _set_param(None)
+        return
+    try:
+        workspace = int(wanted)
+    except ValueError:
+        _set_param(None)
+        return
+    if _reopen(workspace, why="Reopening"):
+        state.notice("Your work on this file was restored: every change you made is back.")
+
+
+def undo_redo(step: str) -> None:
+    found = meta()
+    if found is None:
+        return
+    try:
+        entry = ws.undo(engine(), found[0].id) if step == "undo" else ws.redo(engine(), found[0].id)
+    except (DatabaseError, ImporterError) as exc:
+        st.error(md_escape(exc), icon=":material/block:")
+        return
+    if entry is not None and _reopen(found[0].id, why="Undoing" if step == "undo" else "Redoing"):
+        state.notice(f"{'Undone' if step == 'undo' else 'Redone'}: {entry.summary}.")
+
+
+def go_to(seq: int) -> None:
+    found = meta()
+    if found is None:
+        return
+    try:
+        ws.go_to(engine(), found[0].id, seq)
+    except (DatabaseError, ImporterError) as exc:
+        st.error(md_escape(exc), icon=":material/block:")
+        return
+    if _reopen(found[0].id, why="Going back in"):
+        state.notice("Stepped back: the changes after that point are undone (Redo brings them back).")
+
+
+def show_history() -> None:
+    """What was done to this file, newest first, with Undo, Redo and "go back to here" (Review)."""
+    found = meta()
+    if found is None:
+        return
+    try:
+        entries = ws.history(engine(), found[0].id)
+    except DatabaseError as exc:
+        st.caption(f"The list of what was done is not available: {exc}")
+        return
+    active = [e for e in entries if not e.undone]
+    undone = [e for e in entries if e.undone]
+    with st.expander(f"What you did ({len(active):,} change{'' if len(active) == 1 else 's'}"
+                     f"{f', {len(undone):,} undone' if undone else ''}) · saved as you go",
+                     expanded=bool(entries)):
+        left, right, _ = st.columns([1, 1, 4])
+        if left.button("Undo", key=keys.WORKSPACE_UNDO, icon=":material/undo:", disabled=not active,
+                       help=f"Undo: {active[-1].summary}" if active else "Nothing to undo"):
+            undo_redo("undo")
+            st.rerun()
+        if right.button("Redo", key=keys.WORKSPACE_REDO, icon=":material/redo:", disabled=not undone,
+                        help=f"Redo: {undone[0].summary}" if undone else "Nothing to redo"):
+            undo_redo("redo")
+            st.rerun()
+        if not entries:
+            st.caption("Nothing yet. Every edit, fix, conversion and exclusion is listed here and saved at once: "
+                       "a refresh or a closed tab loses nothing (reopen the file from the Upload page).")
+            return
+        for entry in list(reversed(entries))[:HISTORY_SHOWN]:
+            text, action = st.columns([6, 1], vertical_alignment="center")
+            mark = ":gray[~~" + md_escape(entry.summary) + "~~ (undone)]" if entry.undone else md_escape(entry.summary)
+            text.markdown(f"{entry.seq}. {mark}")
+            if not entry.undone and entry is not active[-1] and action.button(
+                    "Back to here", key=f"{keys.WORKSPACE_GO_TO}{entry.seq}",
+                    help="Undo every change after this one"):
+                go_to(entry.seq)
+                st.rerun()
+        if len(entries) > HISTORY_SHOWN:
+            st.caption(f"and {len(entries) - HISTORY_SHOWN:,} earlier")
+
+
+def show_open_workspaces() -> None:
+    """Upload's list of the analyst's saved files, with Open (replayed) and Discard."""
+    try:
+        found = ws.list_workspaces(engine(), owner())
+    except DatabaseError:
+        return
+    current = workspace_id()
+    found = [w for w in found if w.id != current]
+    if not found:
+        return
+    st.subheader("Continue where you left off")
+    st.caption(f"Files you started reviewing, with every change you made. Unused ones go after "
+               f"{settings().workspace_days} days (WORKSPACE_DAYS).")
+    for info in found[:10]:
+        text, open_button, discard = st.columns([6, 1, 1], vertical_alignment="center")
+        text.markdown(f"**{md_escape(info.file_name)}** · {info.rows:,} rows · {info.operations:,} "
+                      f"change{'' if info.operations == 1 else 's'} · {ws.ago(info.updated_at)}")
+        if open_button.button("Open", key=f"{keys.WORKSPACE_OPEN}{info.id}", icon=":material/folder_open:"):
+            state.set_upload(None)
+            if _reopen(info.id, why="Opening"):
+                state.notice(f"Reopened {info.file_name} with your {info.operations:,} change(s).")
+                st.switch_page("views/review.py")
+        if discard.button("Discard", key=f"{keys.WORKSPACE_DISCARD}{info.id}", icon=":material/delete:"):
+            try:
+                ws.discard_workspace(engine(), info.id, owner())
+            except (DatabaseError, ImporterError) as exc:
+                st.error(md_escape(exc), icon=":material/block:")
+            else:
+                state.notice(f"Discarded {info.file_name}.")
+                st.rerun()
+
+
+def resume_arguments() -> dict[str, Any]:
+    """import_upload's `workspace` argument for the session's upload: (id, active seqs), or nothing."""
+    found = meta()
+    return {} if found is None else {"workspace": (found[0].id, found[2])}
+
+
+def finished(completed: bool) -> None:
+    """After a real import: a completed one's workspace is done (kept only while a run can resume from it)."""
+    found = meta()
+    st.session_state.pop(keys.WORKSPACE, None)
+    _set_param(None)
+    if found is not None and completed:
+        with contextlib.suppress(DatabaseError, ImporterError):
+            ws.discard_workspace(engine(), found[0].id)
