@@ -73,35 +73,50 @@ def run_state(db: Path | str, run_id: int = 1) -> tuple[int, str] | None:
     return next(((done, status) for found, done, status in rows if found == run_id), None)
 
 
-def wait_for_rows(db: Path | str, timeout: float = 180, more_than: int = 0) -> tuple[int, str]:
-    """Poll until run 1 has committed more than `more_than` rows; returns (rows_done, status)."""
+def wait_for_rows(db: Path | str, timeout: float = 180, more_than: int = 0, run_id: int = 1) -> tuple[int, str]:
+    """Poll until the run has committed more than `more_than` rows; returns (rows_done, status)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        state = run_state(db)
+        state = run_state(db, run_id)
         if state and state[0] > more_than:
             return state
         time.sleep(0.02)
-    raise AssertionError(f"run 1 did not commit more than {more_than:,} rows in {timeout:.0f} s: {run_state(db)}")
+    raise AssertionError(f"run {run_id} did not commit more than {more_than:,} rows in {timeout:.0f} s: "
+                         f"{run_state(db, run_id)}")
 
 
-def wait_for_status(db: Path | str, wanted: str, timeout: float = 300) -> tuple[int, str]:
-    """Poll until run 1's status is `wanted`; returns (rows_done, status)."""
+def wait_for_status(db: Path | str, wanted: str, timeout: float = 300, run_id: int = 1) -> tuple[int, str]:
+    """Poll until the run's status is `wanted`; returns (rows_done, status)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        state = run_state(db)
+        state = run_state(db, run_id)
         if state and state[1] == wanted:
             return state
         time.sleep(0.1)
-    raise AssertionError(f"run 1 was not {wanted} after {timeout:.0f} s: {run_state(db)}")
+    raise AssertionError(f"run {run_id} was not {wanted} after {timeout:.0f} s: {run_state(db, run_id)}")
 
 
-def assert_exactly_valid_rows_once(db: Path | str, valid: int, total: int = ROWS) -> None:
+def wait_for_run(db: Path | str, timeout: float = 180) -> int:
+    """Poll until the ledger has a run; its id (on PostgreSQL a dry run before it may have used id 1)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            found = query(db, "select id from import_runs")
+        except Exception:  # noqa: BLE001 - the table may not exist yet, or the file be locked a moment
+            found = []
+        if found:
+            return int(found[0][0])
+        time.sleep(0.02)
+    raise AssertionError(f"no run started in {timeout:.0f} s")
+
+
+def assert_exactly_valid_rows_once(db: Path | str, valid: int, total: int = ROWS, run_id: int = 1) -> None:
     assert query(db, "select count(*) from customers") == [(valid,)]
     assert query(db, "select count(distinct source_row_number), count(distinct phone), "
                      "count(distinct shipping_mark) from customers") == [(valid, valid, valid)]
-    assert query(db, "select distinct import_run_id from customers") == [(1,)]
+    assert query(db, "select distinct import_run_id from customers") == [(run_id,)]
     assert query(db, "select id, status, total_attempted, total_created, total_failed "
-                     "from import_runs") == [(1, "completed", total, valid, total - valid)]
+                     "from import_runs") == [(run_id, "completed", total, valid, total - valid)]
 
 
 def test_server_killed_mid_import_resumes_by_uploading_again(browser, start_server, db_path) -> None:
