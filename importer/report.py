@@ -94,7 +94,9 @@ def xlsx_text(value: object) -> str:
     A cut value ends in `…`, so the cut is visible.
     """
     text = "" if value is None else str(value)
-    text = _NOT_XML.sub(REPLACEMENT, text)
+    # Printable ASCII (most cells) holds nothing XML forbids: the search is skipped.
+    if not (text.isascii() and text.isprintable()):
+        text = _NOT_XML.sub(REPLACEMENT, text)
     if len(text) > XLSX_CELL_LIMIT:
         text = text[:XLSX_CELL_LIMIT - 1] + _TRUNCATED
     return text
@@ -113,7 +115,10 @@ def _raw_values(row: ReportRow, columns: Sequence[ReportColumn], run_id: int | N
     data = row.customer_data
     own: Mapping[str, str] = getattr(row, "other_columns", None) or {}
     values = [str((data.get(c.field) if c.field else own.get(c.header)) or "") for c in columns]
-    return [*values, *([str(run_id)] if run_id is not None else []), error_text(row.errors)]
+    if run_id is not None:
+        values.append(str(run_id))
+    values.append(error_text(row.errors))
+    return values
 
 
 class _Layout:
@@ -151,7 +156,9 @@ def _write_csv(failed: Iterable[ReportRow], out: IO[bytes], layout: _Layout) -> 
 
     out.write(b"\xef\xbb\xbf")
     for row in failed:
-        writer.writerow([str(row.source_row_number), *(safe_cell(v) for v in _raw_values(row, columns, run_id))])
+        # safe_cell, inline: the values are text already.
+        writer.writerow([str(row.source_row_number), *["'" + v if v.startswith(FORMULA_PREFIXES) else v
+                                                       for v in _raw_values(row, columns, run_id)]])
         count += 1
         if count % _CSV_FLUSH_ROWS == 0:
             flush()
@@ -329,6 +336,11 @@ def _failed_rows_sheet(part: IO[bytes], failed: Iterable[ReportRow], comments: _
     count = commented = 0
     capped = False
     pending: list[str] = []
+    # Per column, made once: the start of its cells' tag, and their style attribute when the value passed
+    # and when it failed (Row, Report of run and Errors are grey either way).
+    starts = [f'<c r="{letter}' for letter in letters]
+    passed = [f' s="{_S_INFO}"' if i in info else "" for i in range(len(headers))]
+    failed_style = [f' s="{_S_INFO}"' if i in info else f' s="{_S_BAD}"' for i in range(len(headers))]
     for row in chain(sample, rows):
         r = count + 2
         values = [xlsx_text(v) for v in _raw_values(row, shown, run_id)]
@@ -339,13 +351,11 @@ def _failed_rows_sheet(part: IO[bytes], failed: Iterable[ReportRow], comments: _
                 messages.setdefault(position, []).append(error.message)
         cells = [f'<row r="{r}"><c r="A{r}" s="{_S_INFO}"><v>{int(row.source_row_number)}</v></c>']
         for position, text in enumerate(values, 1):
-            style = _S_INFO if position in info else _S_BAD if position in messages else 0
-            ref = f"{letters[position]}{r}"
-            s = f' s="{style}"' if style else ""
+            s = failed_style[position] if position in messages else passed[position]
             if text:
-                cells.append(f'<c r="{ref}"{s} t="inlineStr"><is>{_t(text)}</is></c>')
-            elif style:
-                cells.append(f'<c r="{ref}"{s}/>')
+                cells.append(f'{starts[position]}{r}"{s} t="inlineStr"><is>{_t(text)}</is></c>')
+            elif s:
+                cells.append(f'{starts[position]}{r}"{s}/>')
         cells.append("</row>")
         pending.append("".join(cells))
         if messages:

@@ -9,13 +9,19 @@ a time when a report, the JSON or a page needs them.
 from __future__ import annotations
 
 import json
+from array import array
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
+from itertools import islice
 from typing import Any, Protocol
 
 import numpy as np
 import pandas as pd
+
+# At module level: `from schemas.customer import ...` inside a function costs a failed `__path__` lookup
+# through that module's __getattr__ on every call, which was most of a per-row ErrorTable lookup.
+from schemas.customer import FIELD_NAMES, FIELDS, label_of
 
 
 class ErrorCode(StrEnum):
@@ -55,6 +61,8 @@ _MEANINGS = {
     ErrorCode.DATABASE_ERROR: "Refused by the database",
     ErrorCode.EXCLUDED: "Excluded by the analyst",
 }
+# A stored code's member by its text: a dict lookup, not the Enum call (100,000 failures are read back).
+_CODE_OF: dict[str, ErrorCode] = {code.value: code for code in ErrorCode}
 # Codes that mean "this row's key is taken", in the file or in the database.
 DUPLICATE_CODES = (ErrorCode.DUPLICATE_IN_FILE, ErrorCode.ALREADY_EXISTS)
 
@@ -88,7 +96,8 @@ class RowError:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> RowError:
-        return cls(data["field"], ErrorCode(data["code"]), data["message"])
+        code = data["code"]
+        return cls(data["field"], _CODE_OF.get(code) or ErrorCode(code), data["message"])
 
 
 class _Described(Protocol):
@@ -100,8 +109,6 @@ class _Described(Protocol):
 
 def error_text(errors: Iterable[_Described]) -> str:
     """The one-line `error` of a failed row: `Phone: 5412345 is not a valid phone number`."""
-    from schemas.customer import label_of
-
     return "; ".join(f"{label_of(e.field)}: {e.message}" for e in errors)
 
 
@@ -109,10 +116,18 @@ _CODES = tuple(ErrorCode)
 _CODE_INDEX = {code: i for i, code in enumerate(_CODES)}
 
 
-def _field_order() -> dict[str, int]:
-    from schemas.customer import FIELD_NAMES
+def _numbers(values: array, dtype: type) -> np.ndarray:
+    """A typed array's numbers seen as a numpy array (no copy; ErrorTable._sorted makes its own)."""
+    return np.frombuffer(values, dtype=dtype)
 
-    return {name: i for i, name in enumerate(FIELD_NAMES)}
+
+_FIELD_ORDER = {name: i for i, name in enumerate(FIELD_NAMES)}
+# What ErrorTable's field numbers stand for: the fields in order, then "row" (an error of the whole row).
+FIELD_CODES: tuple[str, ...] = (*FIELD_NAMES, "row")
+
+
+def _field_order() -> dict[str, int]:
+    return _FIELD_ORDER
 
 
 class ErrorTable(Mapping[int, tuple[RowError, ...]]):
@@ -137,29 +152,52 @@ class ErrorTable(Mapping[int, tuple[RowError, ...]]):
     @classmethod
     def from_pairs(cls, pairs: Iterable[tuple[int, RowError]], field_order: bool = True) -> ErrorTable:
         """From (source row, error) pairs in any order; a row's errors in field order (else as given)."""
-        order = _field_order()
+        order, whole_row = _FIELD_ORDER, len(_FIELD_ORDER)
         texts: dict[str | None, int] = {None: 0}
-        rows: list[int] = []
-        fields: list[int] = []
-        codes: list[int] = []
-        messages: list[int] = []
-        values: list[int] = []
-        others: list[int] = []
+        intern = texts.setdefault
+        # Typed arrays, not lists: 100,000 errors read back from a run cost 8 bytes a number, not 36.
+        rows, fields, codes = array("q"), array("h"), array("b")
+        messages, values, others = array("i"), array("i"), array("q")
         for row, error in pairs:
             rows.append(int(row))
-            fields.append(order.get(error.field, len(order)) if error.field != "row" else len(order))
+            fields.append(order.get(error.field, whole_row))
             codes.append(_CODE_INDEX[error.code])
-            messages.append(texts.setdefault(error.message, len(texts)))
-            values.append(texts.setdefault(error.value, len(texts)))
+            messages.append(intern(error.message, len(texts)))
+            values.append(intern(error.value, len(texts)))
             others.append(-1 if error.other_row is None else int(error.other_row))
-        row_array = np.asarray(rows, dtype=np.int64)
-        field_array = np.asarray(fields, dtype=np.int16)
+        return cls._sorted(_numbers(rows, np.int64), _numbers(fields, np.int16), _numbers(codes, np.int8),
+                           _numbers(messages, np.int32), _numbers(values, np.int32), _numbers(others, np.int64),
+                           tuple(texts), field_order)
+
+    @classmethod
+    def from_distinct(cls, rows: np.ndarray, which: np.ndarray, errors: Sequence[RowError],
+                      field_order: bool = True) -> ErrorTable:
+        """The table of the pairs (rows[i], errors[which[i]]): many rows sharing a few distinct errors.
+
+        Equal to `from_pairs(zip(rows, (errors[k] for k in which)))`, without an object per row: an
+        upload whose 100,000 rows fail on the same few values costs a few arrays.
+        """
+        order, whole_row = _FIELD_ORDER, len(_FIELD_ORDER)
+        texts: dict[str | None, int] = {None: 0}
+        intern = texts.setdefault
+        fields = np.fromiter((order.get(e.field, whole_row) for e in errors), dtype=np.int16, count=len(errors))
+        codes = np.fromiter((_CODE_INDEX[e.code] for e in errors), dtype=np.int8, count=len(errors))
+        messages = np.fromiter((intern(e.message, len(texts)) for e in errors), dtype=np.int32, count=len(errors))
+        values = np.fromiter((intern(e.value, len(texts)) for e in errors), dtype=np.int32, count=len(errors))
+        others = np.fromiter((-1 if e.other_row is None else int(e.other_row) for e in errors), dtype=np.int64,
+                             count=len(errors))
+        which = np.asarray(which, dtype=np.intp)
+        return cls._sorted(np.asarray(rows, dtype=np.int64), fields[which], codes[which], messages[which],
+                           values[which], others[which], tuple(texts), field_order)
+
+    @classmethod
+    def _sorted(cls, rows: np.ndarray, fields: np.ndarray, codes: np.ndarray, messages: np.ndarray,
+                values: np.ndarray, others: np.ndarray, texts: tuple[str | None, ...],
+                field_order: bool) -> ErrorTable:
         # Stable: a row's errors of one field keep the order they were found in.
-        keys = (field_array, row_array) if field_order else (row_array,)
-        sort = np.lexsort(keys) if rows else np.arange(0)
-        return cls(row_array[sort], field_array[sort], np.asarray(codes, dtype=np.int8)[sort],
-                   np.asarray(messages, dtype=np.int32)[sort], np.asarray(values, dtype=np.int32)[sort],
-                   np.asarray(others, dtype=np.int64)[sort], tuple(texts))
+        keys = (fields, rows) if field_order else (rows,)
+        sort = np.lexsort(keys) if len(rows) else np.arange(0)
+        return cls(rows[sort], fields[sort], codes[sort], messages[sort], values[sort], others[sort], texts)
 
     @classmethod
     def empty(cls) -> ErrorTable:
@@ -167,23 +205,43 @@ class ErrorTable(Mapping[int, tuple[RowError, ...]]):
 
     # -- the mapping ---------------------------------------------------------------------------
     def _span(self, row: int) -> tuple[int, int] | None:
-        i = int(np.searchsorted(self._keys, row))
-        if i >= len(self._keys) or self._keys[i] != row:
+        keys = self._keys
+        i = int(keys.searchsorted(row))
+        if i >= len(keys) or keys[i] != row:
             return None
-        end = int(self._starts[i + 1]) if i + 1 < len(self._starts) else len(self._rows)
-        return int(self._starts[i]), end
+        starts = self._starts
+        end = int(starts[i + 1]) if i + 1 < len(starts) else len(self._rows)
+        return int(starts[i]), end
 
     def _error(self, i: int) -> RowError:
-        names = _field_names()
         other = int(self._others[i])
-        return RowError(names[self._fields[i]], _CODES[self._codes[i]], self._texts[self._messages[i]],
+        return RowError(FIELD_CODES[self._fields[i]], _CODES[self._codes[i]], self._texts[self._messages[i]],
                         self._texts[self._values[i]], None if other < 0 else other)
 
     def __getitem__(self, row: int) -> tuple[RowError, ...]:
         span = self._span(row) if isinstance(row, int | np.integer) else None
         if span is None:
             raise KeyError(row)
-        return tuple(self._error(i) for i in range(*span))
+        start, end = span
+        if end - start == 1:  # most failing rows have one error
+            return (self._error(start),)
+        return tuple(self._error(i) for i in range(start, end))
+
+    def errors_of_rows(self, first: int, last: int) -> list[tuple[RowError, ...]]:
+        """The errors of the failing rows `rows()[first:last]`, in order: a chunk at a time, for streaming
+        every failing row without a lookup per row."""
+        last = min(last, len(self._keys))
+        if first >= last:
+            return []
+        begin = int(self._starts[first])
+        end = int(self._starts[last]) if last < len(self._starts) else len(self._rows)
+        texts = self._texts
+        errors = [RowError(FIELD_CODES[f], _CODES[c], texts[m], texts[v], None if o < 0 else o)
+                  for f, c, m, v, o in zip(self._fields[begin:end].tolist(), self._codes[begin:end].tolist(),
+                                           self._messages[begin:end].tolist(), self._values[begin:end].tolist(),
+                                           self._others[begin:end].tolist(), strict=True)]
+        bounds = [*(self._starts[first:last] - begin).tolist(), end - begin]
+        return [tuple(errors[a:b]) for a, b in zip(bounds, bounds[1:], strict=False)]
 
     def __contains__(self, row: object) -> bool:
         return isinstance(row, int | np.integer) and self._span(int(row)) is not None
@@ -249,6 +307,17 @@ class ErrorTable(Mapping[int, tuple[RowError, ...]]):
             return cls.empty()
         if len(parts) == 1:
             return parts[0]
+        return cls._joined(parts, field_order)
+
+    @classmethod
+    def combine(cls, tables: Iterable[ErrorTable]) -> ErrorTable:
+        """Several tables as one, rows ascending, a row's errors in field order and, within a field, in
+        the order of the tables given; unlike `concat`, a single table is sorted too."""
+        parts = [t for t in tables if len(t._rows)]
+        return cls._joined(parts, True) if parts else cls.empty()
+
+    @classmethod
+    def _joined(cls, parts: list[ErrorTable], field_order: bool) -> ErrorTable:
         texts: list[str | None] = []
         messages, values = [], []
         for part in parts:
@@ -266,9 +335,16 @@ class ErrorTable(Mapping[int, tuple[RowError, ...]]):
         """The table less some rows."""
         return self._where(~np.isin(self._rows, np.fromiter(rows, dtype=np.int64)))
 
-    def without_code(self, code: ErrorCode) -> ErrorTable:
-        """The table less every error with this code (rows left with none drop out)."""
-        return self._where(self._codes != _CODE_INDEX[code])
+    def without_code(self, code: ErrorCode, rows: Iterable[int] | None = None, field: str | None = None,
+                     ) -> ErrorTable:
+        """The table less every error with this code (only of these rows, only of this field, when given);
+        rows left with none drop out."""
+        drop = self._codes == _CODE_INDEX[code]
+        if field is not None:
+            drop &= self._fields == _FIELD_ORDER.get(field, len(_FIELD_ORDER))
+        if rows is not None:
+            drop &= np.isin(self._rows, np.fromiter(rows, dtype=np.int64))
+        return self._where(~drop)
 
     def _where(self, keep: np.ndarray) -> ErrorTable:
         return ErrorTable(self._rows[keep], self._fields[keep], self._codes[keep], self._messages[keep],
@@ -276,9 +352,7 @@ class ErrorTable(Mapping[int, tuple[RowError, ...]]):
 
 
 def _field_names() -> tuple[str, ...]:
-    from schemas.customer import FIELD_NAMES
-
-    return (*FIELD_NAMES, "row")
+    return FIELD_CODES
 
 
 @dataclass(frozen=True, slots=True)
@@ -299,8 +373,6 @@ class ReportColumn:
 
 def field_columns() -> tuple[ReportColumn, ...]:
     """Every field by its label, in FIELDS order: the report of rows whose file layout is not known."""
-    from schemas.customer import FIELDS
-
     return tuple(ReportColumn(spec.label, spec.name) for spec in FIELDS)
 
 
@@ -378,8 +450,6 @@ class UpdatedRow:
 
 def changes_between(before: Mapping[str, Any], after: Mapping[str, Any]) -> dict[str, tuple[Any, Any]]:
     """field -> (before, after) for the fields that differ, in field order."""
-    from schemas.customer import FIELD_NAMES
-
     return {f: (before.get(f), after.get(f)) for f in FIELD_NAMES if before.get(f) != after.get(f)}
 
 
@@ -421,8 +491,6 @@ class UpdateColumns:
         self._texts: dict[Any, int] = {}
 
     def add(self, row: int, customer_id: int, changes: Mapping[str, tuple[Any, Any]]) -> None:
-        from schemas.customer import FIELD_NAMES
-
         self._rows.append(int(row))
         self._ids.append(int(customer_id))
         self._starts.append(len(self._fields))
@@ -432,8 +500,6 @@ class UpdateColumns:
             self._new.append(self._texts.setdefault(new, len(self._texts)))
 
     def freeze(self) -> UpdatedRows:
-        from schemas.customer import FIELD_NAMES
-
         rows, ids = np.asarray(self._rows, dtype=np.int64), np.asarray(self._ids, dtype=np.int64)
         starts = np.asarray([*self._starts, len(self._fields)], dtype=np.int64)
         fields = np.asarray(self._fields, dtype=np.int8)
@@ -450,19 +516,32 @@ class UpdateColumns:
         return UpdatedRows(len(rows), produce)
 
 
+def _texts_of(column: pd.Series) -> list[str]:
+    """A column's cells as text, a missing one as ""."""
+    if isinstance(column.dtype, pd.StringDtype) or column.dtype == object:
+        filled = column.astype(object).where(column.notna(), "")
+        values = filled.tolist()
+        if column.dtype == object:
+            return [v if type(v) is str else str(v) for v in values]
+        return values
+    return ["" if missing else str(v) for v, missing in zip(column.tolist(), column.isna().tolist(), strict=True)]
+
+
 def values_by_row(frame: pd.DataFrame | None, rows: list[int], names: list[str] | None = None,
                    ) -> dict[int, dict[str, str]]:
     """{row: {column: text}} of some rows of a frame indexed by source row, blank cells left out."""
     if frame is None or not rows:
         return {}
-    found = [r for r in rows if r in frame.index]
-    if not found:
+    wanted = pd.Index(rows)
+    found = wanted[wanted.isin(frame.index)]
+    if not len(found):
         return {}
     names = list(frame.columns) if names is None else names
-    part = frame.reindex(columns=names).loc[found].astype(object)
-    part = part.where(part.notna(), "")
-    return {int(number): {f: str(v) for f, v in zip(names, cells, strict=True) if str(v) != ""}
-            for number, *cells in part.itertuples(index=True, name=None)}
+    part = frame.reindex(columns=names).loc[found]
+    # Column by column, not row by row: a cell is read as text once, then each row keeps its non-blank ones.
+    columns = [_texts_of(part.iloc[:, i]) for i in range(len(names))]
+    return {int(number): {f: v for f, v in zip(names, cells, strict=True) if v}
+            for number, *cells in zip(found.tolist(), *columns, strict=True)}
 
 
 def failed_rows_of(errors: ErrorTable, original: pd.DataFrame, columns: Iterable[str],
@@ -477,11 +556,11 @@ def failed_rows_of(errors: ErrorTable, original: pd.DataFrame, columns: Iterable
     names = list(columns)
     rows = errors.rows()
     for start in range(0, len(rows), chunk):
-        part_rows = [int(r) for r in rows[start:start + chunk]]
+        part_rows = rows[start:start + chunk].tolist()
         values = values_by_row(original, part_rows, names)
         extra = values_by_row(others, part_rows)
-        for row in part_rows:
-            yield FailedRow(row, errors[row], values.get(row, {}), extra.get(row, {}))
+        for row, row_errors in zip(part_rows, errors.errors_of_rows(start, start + chunk), strict=True):
+            yield FailedRow(row, row_errors, values.get(row, {}), extra.get(row, {}))
 
 
 def _plural(count: int, word: str) -> str:
@@ -567,9 +646,21 @@ class RunResult:
         """The same JSON text as `json.dumps(self.to_json(), ensure_ascii=False)`, a row at a time."""
         head = json.dumps(self.summary_json(), ensure_ascii=False)
         yield head[:-1] + ', "failed_customers": ['
-        for i, row in enumerate(self.failed):
-            yield (", " if i else "") + json.dumps(row.to_json(), ensure_ascii=False)
+        yield from _json_items(row.to_json() for row in self.failed)
         yield '], "updated_customers": ['
-        for i, updated in enumerate(self.updated):
-            yield (", " if i else "") + json.dumps(updated.to_json(), ensure_ascii=False)
+        yield from _json_items(updated.to_json() for updated in self.updated)
         yield "]}"
+
+
+_JSON_BATCH = 500
+
+
+def _json_items(items: Iterable[Any]) -> Iterator[str]:
+    """The items of a JSON array, `, `-separated, without its brackets: `json.dumps` of a batch of items
+    at a time (the same text as one call per item, without the cost of a call per item)."""
+    items = iter(items)
+    first = True
+    while batch := list(islice(items, _JSON_BATCH)):
+        text = json.dumps(batch, ensure_ascii=False)[1:-1]
+        yield text if first else ", " + text
+        first = False

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import cast
 
+import numpy as np
 import pandas as pd
 import pandera.pandas as pa
 from pandera.errors import SchemaErrors
@@ -14,7 +15,7 @@ from importer import clean
 from importer.dedupe import find_duplicates_in_file
 from importer.results import ErrorCode, ErrorTable, RowError
 from importer.settings import Settings
-from schemas.customer import FIELD_NAMES, SPECS, CustomerFrame, label_of
+from schemas.customer import FIELD_NAMES, SPECS, UNIQUE_FIELDS, CustomerFrame, label_of
 
 TEXT = "str"
 
@@ -72,9 +73,6 @@ def _required_message(field: str) -> str:
     return f"is blank; every customer needs a {label_of(field).lower()}"
 
 
-_UNSEEN = object()
-
-
 def _normalise_value(field: str, text: str, normaliser: Callable[[object], object]) -> object | RowError:
     """One cell's stored value, or the error that refuses it."""
     if text.strip() in clean.EXCEL_ERRORS:
@@ -87,43 +85,117 @@ def _normalise_value(field: str, text: str, normaliser: Callable[[object], objec
         return RowError(field, exc.code, exc.message, value=text)
 
 
-Pairs = list[tuple[int, RowError]]
+@dataclass
+class _Found:
+    """Errors as columns: entry i is (rows[i], distinct[which[i]]). A failing value repeated on 100,000 rows
+    is one RowError and two numbers a row, never an object per row."""
+
+    rows: list[np.ndarray] = field(default_factory=list)
+    which: list[np.ndarray] = field(default_factory=list)
+    distinct: list[RowError] = field(default_factory=list)
+
+    def add(self, rows: np.ndarray, which: np.ndarray, distinct: list[RowError]) -> None:
+        """Entries (rows[i], distinct[which[i]]) after those already found."""
+        if len(rows):
+            self.rows.append(rows)
+            self.which.append(which + len(self.distinct))
+        self.distinct.extend(distinct)
+
+    def entries(self) -> tuple[np.ndarray, np.ndarray]:
+        if not self.rows:
+            return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.intp)
+        return np.concatenate(self.rows), np.concatenate(self.which)
+
+    def keys(self) -> np.ndarray:
+        """(row, field) of each entry as one number, to find the same cell in another _Found."""
+        rows, which = self.entries()
+        fields = np.fromiter((_FIELD_NUMBER[e.field] for e in self.distinct), dtype=np.int64,
+                             count=len(self.distinct))
+        return rows * _FIELD_SLOTS + fields[which]
+
+    def without(self, keys: np.ndarray) -> _Found:
+        """The entries whose (row, field) is not among `keys` (see `keys`)."""
+        rows, which = self.entries()
+        kept = ~np.isin(self.keys(), keys)
+        found = _Found()
+        found.add(rows[kept], which[kept], self.distinct)
+        return found
+
+    def table(self) -> ErrorTable:
+        rows, which = self.entries()
+        return ErrorTable.from_distinct(rows, which, self.distinct)
 
 
-def _normalise(original: pd.DataFrame, settings: Settings) -> tuple[pd.DataFrame, Pairs]:
-    """Apply each field's normaliser; values it refuses become missing and an error of their own."""
-    errors: Pairs = []
-    columns: dict[str, list[object]] = {}
+_FIELD_NUMBER = {name: i for i, name in enumerate(FIELD_NAMES)}
+_FIELD_SLOTS = len(FIELD_NAMES) + 1
+
+
+def _distinct_texts(column: pd.Series) -> tuple[np.ndarray, list[str]]:
+    """(for each cell, the number of its text; the distinct texts): a missing cell reads as ""."""
+    codes, uniques = pd.factorize(column, use_na_sentinel=False)
+    missing = pd.isna(uniques)
+    texts = ["" if gone else str(value) for value, gone in zip(uniques.tolist(), missing.tolist(), strict=True)]
+    return codes, texts
+
+
+def _objects(values: list[object], codes: np.ndarray) -> np.ndarray:
+    """values[codes[i]] for each i, as an object array (values are text or None, never sequences)."""
+    distinct = np.empty(len(values), dtype=object)
+    distinct[:] = values
+    return distinct[codes]
+
+
+def _normalise(original: pd.DataFrame, settings: Settings) -> tuple[pd.DataFrame, _Found]:
+    """Apply each field's normaliser; values it refuses become missing and an error of their own.
+
+    Each distinct text of a column is normalised once (names, regions, types and failing values repeat a
+    lot), and the outcomes are spread to the rows by number: no Python work per row and field, except
+    for the rare cells holding several phones or e-mails.
+    """
+    found = _Found()
+    columns: dict[str, np.ndarray] = {}
     spilled: dict[str, dict[int, tuple[str, ...]]] = {}  # other field -> {position: values from the main cell}
-    rows = original.index.tolist()
-    for field, normaliser in _normalisers(settings).items():
-        # Names, regions and types repeat a lot: each distinct text is normalised once.
+    rows = original.index.to_numpy().astype(np.int64, copy=False)
+    for field_name, normaliser in _normalisers(settings).items():
+        codes, texts = _distinct_texts(original[field_name])
         seen: dict[str, object | RowError] = {}
-        values: list[object] = []
-        spill = spilled.setdefault(OTHERS_OF[field], {}) if field in OTHERS_OF else None
-        for position, (row, raw) in enumerate(zip(rows, original[field].tolist(), strict=True)):
-            text = "" if raw is None or pd.isna(raw) else str(raw)
-            outcome = seen.get(text, _UNSEEN)
-            if outcome is _UNSEEN:
-                outcome = seen[text] = _normalise_value(field, text, normaliser)
-            if isinstance(outcome, RowError):
-                values.append(None)
-                errors.append((row, outcome))
-            elif spill is not None:
-                value, others = cast(tuple[object, tuple[str, ...]], outcome)
-                values.append(value)
-                if others:
-                    spill[position] = others
-            elif field in _MAIN_OF:  # the main cell's other values first, then this cell's own
-                main = cast(str | None, columns[_MAIN_OF[field]][position])
-                own = cast(tuple[str, ...], outcome)
-                values.append(clean.join_others(spilled[field].get(position, ()), own, without=main))
-            else:
-                values.append(outcome)
-        columns[field] = values
+        outcomes = [seen[t] if t in seen else seen.setdefault(t, _normalise_value(field_name, t, normaliser))
+                    for t in texts]
+        refused = [isinstance(o, RowError) for o in outcomes]
+        failing = np.asarray(refused, dtype=bool)[codes] if any(refused) else None
+        if failing is not None:
+            number = np.cumsum(refused) - 1  # a distinct text's number among the refused ones
+            hit = np.flatnonzero(failing)
+            found.add(rows[hit], number[codes[hit]], [o for o in outcomes if isinstance(o, RowError)])
+        kept = [None if bad else o for o, bad in zip(outcomes, refused, strict=True)]
+        if field_name in OTHERS_OF:
+            pairs = cast(list[tuple[object, tuple[str, ...]] | None], kept)
+            columns[field_name] = _objects([None if p is None else p[0] for p in pairs], codes)
+            others = [() if p is None else p[1] for p in pairs]
+            spill = spilled.setdefault(OTHERS_OF[field_name], {})
+            if any(others):
+                for position in np.flatnonzero(np.asarray([bool(o) for o in others], dtype=bool)[codes]).tolist():
+                    spill[position] = others[codes[position]]
+        elif field_name in _MAIN_OF:  # the main cell's other values first, then this cell's own
+            owns = cast(list[tuple[str, ...] | None], kept)
+            spill = spilled.get(field_name, {})
+            main = columns[_MAIN_OF[field_name]]
+            values = np.full(len(codes), None, dtype=object)
+            busy = np.asarray([bool(own) for own in owns], dtype=bool)[codes]
+            if spill:
+                busy[np.fromiter(spill, dtype=np.intp, count=len(spill))] = True
+            if failing is not None:
+                busy &= ~failing  # a refused cell stores nothing, not even the main cell's other values
+            for position in np.flatnonzero(busy).tolist():
+                own = owns[codes[position]] or ()
+                values[position] = clean.join_others(spill.get(position, ()), own,
+                                                     without=cast(str | None, main[position]))
+            columns[field_name] = values
+        else:
+            columns[field_name] = _objects(kept, codes)
     # pandas' compact string dtype (missing = NaN) keeps a 100,000-row upload small in a 512 MB session.
     normalised = pd.DataFrame(columns, index=original.index, dtype=TEXT)
-    return normalised, errors
+    return normalised, found
 
 
 def _check_code(check: str) -> ErrorCode:
@@ -151,33 +223,48 @@ def _schema_message(field: str, code: ErrorCode, value: object) -> str:
     return f"{value} is not allowed"
 
 
-def _schema_errors(normalised: pd.DataFrame) -> Pairs:
-    """Run the pandera model lazily and turn its failure cases into row errors."""
-    errors: Pairs = []
+def _schema_errors(normalised: pd.DataFrame) -> _Found:
+    """Run the pandera model lazily and turn its failure cases into row errors.
+
+    A message is made once per distinct (column, check, failing value), then given to each of its rows.
+    """
+    found = _Found()
     schema: pa.DataFrameSchema = CustomerFrame.to_schema()
     try:
         schema.validate(normalised, lazy=True)
     except SchemaErrors as exc:
         cases = exc.failure_cases
         cases = cases[cases["index"].notna() & cases["column"].isin(FIELD_NAMES)]
-        for column, check, value, row in zip(
-            cases["column"], cases["check"].astype(str), cases["failure_case"], cases["index"], strict=True
-        ):
+        if cases.empty:
+            return found
+        keys = pd.DataFrame({"column": cases["column"].astype(object), "check": cases["check"].astype(str),
+                             "value": cases["failure_case"].astype(object)})
+        group = keys.groupby(["column", "check", "value"], sort=False, dropna=False).ngroup().to_numpy()
+        firsts = np.unique(group, return_index=True)[1]
+        distinct: list[RowError | None] = []
+        for column, check, value in keys.iloc[firsts].itertuples(index=False, name=None):
             code = _check_code(check)
             if code is not ErrorCode.REQUIRED and pd.isna(value):
+                distinct.append(None)  # a missing value fails only "required"
                 continue
-            errors.append((int(row), RowError(column, code, _schema_message(column, code, value),
-                                              value=None if pd.isna(value) else str(value))))
-    return errors
+            distinct.append(RowError(column, code, _schema_message(column, code, value),
+                                     value=None if pd.isna(value) else str(value)))
+        wanted = np.asarray([e is not None for e in distinct], dtype=bool)
+        number = np.cumsum(wanted) - 1
+        use = wanted[group]
+        found.add(cases["index"].to_numpy()[use].astype(np.int64), number[group[use]],
+                  [e for e in distinct if e is not None])
+    return found
 
 
-def _checked_errors(normalised: pd.DataFrame, normaliser_errors: Pairs) -> Pairs:
-    """Normaliser errors plus the schema's, skipping a field a normaliser already refused.
+def _checked_errors(normalised: pd.DataFrame, normaliser_errors: _Found) -> ErrorTable:
+    """Normaliser errors plus the schema's, skipping a field a normaliser already refused, and the in-file
+    duplicates: for each row, in field order (a field's normaliser or schema error before its duplicate).
 
     A refused value is stored as missing; its own error says more than "required".
     """
-    refused = {(row, e.field) for row, e in normaliser_errors}
-    return normaliser_errors + [(row, e) for row, e in _schema_errors(normalised) if (row, e.field) not in refused]
+    schema = _schema_errors(normalised).without(normaliser_errors.keys())
+    return ErrorTable.combine([normaliser_errors.table(), schema.table(), find_duplicates_in_file(normalised)])
 
 
 def check_frame(original: pd.DataFrame, settings: Settings) -> Checked:
@@ -187,9 +274,7 @@ def check_frame(original: pd.DataFrame, settings: Settings) -> Checked:
     """
     original = original.reindex(columns=list(FIELD_NAMES), fill_value="").fillna("").astype(TEXT)
     normalised, errors = _normalise(original, settings)
-    pairs = _checked_errors(normalised, errors)
-    pairs.extend(find_duplicates_in_file(normalised).pairs())
-    return Checked(original=original, normalised=normalised, errors=ErrorTable.from_pairs(pairs))
+    return Checked(original=original, normalised=normalised, errors=_checked_errors(normalised, errors))
 
 
 def _merged(frame: pd.DataFrame, rows: pd.DataFrame) -> pd.DataFrame:
@@ -200,11 +285,34 @@ def _merged(frame: pd.DataFrame, rows: pd.DataFrame) -> pd.DataFrame:
     return merged
 
 
+def _duplicates_again(before: pd.DataFrame, after: pd.DataFrame, changed: pd.Index,
+                      errors: ErrorTable) -> tuple[ErrorTable, ErrorTable]:
+    """(errors less the duplicate claims an edit may have changed, those claims found again).
+
+    Only rows holding a key that a changed row held before or holds now can gain or lose a duplicate
+    error: the others keep theirs. So duplicates are looked for among those rows only, not all 100,000
+    (a cell edit in the dashboard re-checks one row).
+    """
+    found: list[ErrorTable] = []
+    for name in UNIQUE_FIELDS:
+        keys = pd.concat([before.loc[changed, name], after.loc[changed, name]]).dropna().unique()
+        if not len(keys):
+            continue
+        touched = after.index[after[name].isin(keys).to_numpy(dtype=bool, na_value=False)]
+        errors = errors.without_code(ErrorCode.DUPLICATE_IN_FILE, touched.tolist(), name)
+        # The other key columns blank: only this field's duplicates are looked for among these rows.
+        keys_only = pd.DataFrame({other: after.loc[touched, name] if other == name
+                                  else pd.Series(None, index=touched, dtype=TEXT) for other in UNIQUE_FIELDS})
+        found.append(find_duplicates_in_file(keys_only))
+    return errors, ErrorTable.combine(found)
+
+
 def recheck(checked: Checked, changed: pd.DataFrame, settings: Settings) -> Checked:
     """Checked again after some rows' text changed (edits in the grid, a bulk fix).
 
-    Only the changed rows are normalised and validated again; duplicates are found again over all rows,
-    since fixing one row can free or take another row's key.
+    Only the changed rows are normalised and validated again; duplicates are looked for again among the
+    rows that share a key with a changed row, before or after the change, since fixing one row can free
+    or take another row's key.
     """
     changed = changed.reindex(columns=list(FIELD_NAMES)).fillna("").astype(TEXT)
     changed = changed[changed.index.isin(checked.original.index)]
@@ -215,11 +323,12 @@ def recheck(checked: Checked, changed: pd.DataFrame, settings: Settings) -> Chec
         # Most rows changed (a bulk fix): checking the new text afresh holds fewer copies at once.
         return check_frame(original, settings)
     normalised_part, errors = _normalise(changed, settings)
-    pairs = _checked_errors(normalised_part, errors)
+    schema = _schema_errors(normalised_part).without(errors.keys())
     normalised = _merged(checked.normalised, normalised_part)
-    kept = checked.errors.without_rows(changed.index.tolist()).without_code(ErrorCode.DUPLICATE_IN_FILE)
-    pairs.extend(find_duplicates_in_file(normalised).pairs())
-    return Checked(original=original, normalised=normalised, errors=kept.with_rows(ErrorTable.from_pairs(pairs)))
+    kept, duplicates = _duplicates_again(checked.normalised, normalised, changed.index,
+                                         checked.errors.without_rows(changed.index.tolist()))
+    found = ErrorTable.combine([errors.table(), schema.table(), duplicates])
+    return Checked(original=original, normalised=normalised, errors=kept.with_rows(found))
 
 
 def exclude(checked: Checked, rows: list[int]) -> Checked:

@@ -166,3 +166,68 @@ def test_failed_rows_say_their_report_layout_and_run() -> None:
     assert FailedRows.of([]).columns is None and FailedRows.of([]).run_id is None
     assert [c.field for c in field_columns()][-2:] == ["other_phones", "other_emails"]
     assert ReportColumn.from_json(ReportColumn("S/No").to_json()) == ReportColumn("S/No")
+
+
+def test_streamed_json_of_many_rows_crosses_batches_byte_for_byte() -> None:
+    many = [failed(n, PHONE, RowError("email", ErrorCode.INVALID_EMAIL, f"é {n}"), phone=str(n)) for n in range(1, 1_203)]
+    result = RunResult(None, True, False, "f.csv", None, len(many), 0, rows(*many))
+    assert "".join(result.json_chunks()) == json.dumps(result.to_json(), ensure_ascii=False)
+
+
+def _messy_pairs() -> list[tuple[int, RowError]]:
+    name = RowError("first_name", ErrorCode.REQUIRED, "is blank; every customer needs a first name")
+    dup = RowError("phone", ErrorCode.DUPLICATE_IN_FILE, "same phone as row 3", value="+233241234567", other_row=3)
+    whole = RowError("row", ErrorCode.DATABASE_ERROR, "refused")
+    odd = RowError("not_a_field", ErrorCode.CONFLICT, "two customers", value="x")
+    return [(9, PHONE), (3, dup), (9, name), (4, whole), (3, PHONE), (7, odd), (4, name), (9, dup), (12, PHONE)]
+
+
+@pytest.mark.parametrize("field_order", [True, False])
+def test_error_table_from_distinct_errors_equals_from_pairs(field_order: bool) -> None:
+    import numpy as np
+
+    pairs = _messy_pairs()
+    distinct = list(dict.fromkeys(e for _, e in pairs))
+    table = ErrorTable.from_distinct(np.array([r for r, _ in pairs]), np.array([distinct.index(e) for _, e in pairs]),
+                                     distinct, field_order=field_order)
+    expected = ErrorTable.from_pairs(pairs, field_order=field_order)
+    assert list(table.pairs()) == list(expected.pairs()) and dict(table) == dict(expected)
+    assert list(ErrorTable.from_distinct(np.zeros(0), np.zeros(0), []).pairs()) == []
+
+
+def test_errors_of_rows_in_chunks_equal_lookups_by_row() -> None:
+    table = ErrorTable.from_pairs(_messy_pairs())
+    keys = table.rows().tolist()
+    for size in (1, 2, 3, 100):
+        chunked = [e for start in range(0, len(keys), size) for e in table.errors_of_rows(start, start + size)]
+        assert chunked == [table[k] for k in keys]
+    assert table.errors_of_rows(5, 9) == [] and ErrorTable.empty().errors_of_rows(0, 10) == []
+
+
+def test_combine_sorts_even_one_table_and_without_code_can_narrow() -> None:
+    dup_phone = RowError("phone", ErrorCode.DUPLICATE_IN_FILE, "p", other_row=2)
+    dup_email = RowError("email", ErrorCode.DUPLICATE_IN_FILE, "e", other_row=2)
+    by_row = ErrorTable.from_pairs([(5, dup_phone), (5, dup_email), (6, dup_phone)], field_order=False)
+    assert [e.field for e in by_row[5]] == ["phone", "email"]
+    assert [e.field for e in ErrorTable.combine([by_row])[5]] == ["email", "phone"]
+    narrowed = by_row.without_code(ErrorCode.DUPLICATE_IN_FILE, [5], "phone")
+    assert dict(narrowed) == {5: (dup_email,), 6: (dup_phone,)}
+    assert dict(by_row.without_code(ErrorCode.DUPLICATE_IN_FILE, field="email")) == {5: (dup_phone,), 6: (dup_phone,)}
+    assert len(by_row.without_code(ErrorCode.DUPLICATE_IN_FILE)) == 0
+
+
+def test_values_by_row_reads_every_kind_of_column_as_text() -> None:
+    import numpy as np
+    import pandas as pd
+
+    from importer.results import values_by_row
+
+    index = pd.Index([10, 11, 12], name="source_row_number")
+    frame = pd.DataFrame({"text": pd.array(["a", None, ""], dtype="str"), "objects": [1, None, "x"],
+                          "floats": [1.5, np.nan, 2.0], "ints": [1, 2, 3]}, index=index)
+    assert values_by_row(frame, [12, 10, 99]) == {
+        12: {"objects": "x", "floats": "2.0", "ints": "3"},
+        10: {"text": "a", "objects": "1", "floats": "1.5", "ints": "1"},
+    }
+    assert values_by_row(frame, [11], ["text", "missing", "ints"]) == {11: {"ints": "2"}}
+    assert values_by_row(frame, [99]) == {} and values_by_row(None, [10]) == {}
