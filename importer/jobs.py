@@ -37,6 +37,7 @@ from importer.pipeline import Upload, import_upload
 from importer.results import RunResult, RunStatus
 from importer.runs import aware, now, owner_alive
 from importer.settings import Settings
+from importer.workspace import discard_workspace
 
 _LOG = logging.getLogger(__name__)
 
@@ -182,6 +183,7 @@ def _work(job: Job, engine: sa.Engine, upload: Upload, settings: Settings, argum
             job.waiting, job.started_at = None, now()
             job.state = JobState.RUNNING
             result = import_upload(engine, upload, settings, progress=progress, on_run=on_run, **arguments)
+        _done_with_workspaces(engine, result.run_id, arguments["workspace"])
         job._finish(JobState.DONE, result=result)
     except (Cancelled, GaveUp):
         job._finish(JobState.CANCELLED)
@@ -194,6 +196,25 @@ def _work(job: Job, engine: sa.Engine, upload: Upload, settings: Settings, argum
         job._finish(JobState.FAILED, error=f"The import of {job.file_name} stopped on an unexpected error "
                                            f"({type(exc).__name__}). The rows imported so far are saved: import "
                                            "the same file again to resume; tell the administrator if it recurs.")
+
+
+def _done_with_workspaces(engine: sa.Engine, run_id: int | None, workspace: tuple[int, Sequence[int]] | None) -> None:
+    """A completed run's workspaces are done with: the one it imported, and the one the ledger names (a run
+    resumed from History imports its workspace's replay without naming it). Here, not in the page: no tab
+    may be left to see the import end (closed, or the run resumed after a restart). A failure only leaves
+    the workspace on the analyst's list."""
+    ids = {int(workspace[0])} if workspace is not None else set()
+    try:
+        if run_id is not None:
+            with reading(engine) as conn:
+                recorded = conn.execute(sa.select(import_runs.c.workspace_id)
+                                        .where(import_runs.c.id == run_id)).scalar()
+            if recorded is not None:
+                ids.add(int(recorded))
+        for workspace_id in sorted(ids):
+            discard_workspace(engine, workspace_id)
+    except ImporterError as exc:
+        _LOG.warning("the workspace(s) %s of completed run %s were not discarded: %s", sorted(ids), run_id, exc)
 
 
 def get(job_id: str) -> Job | None:

@@ -112,6 +112,12 @@ def assert_regions(db, total: int = ROWS, run_id: int = 1) -> None:
     assert stored == expected
 
 
+def assert_workspace_done(db) -> None:
+    """A completed import's workspace is done with: off the analyst's "Continue where you left off" list
+    (whether or not a tab was there to see the import end)."""
+    assert query(db, "select id from workspaces where discarded_at is null") == []
+
+
 def test_killed_server_resumes_from_history_without_upload_with_fixes(browser, start_server, db_path) -> None:
     data, _ = big_file()
     blank, expected = region_fixed()
@@ -146,6 +152,7 @@ def test_killed_server_resumes_from_history_without_upload_with_fixes(browser, s
     finally:
         page.context.close()
     assert_regions(db_path)
+    assert_workspace_done(db_path)
     stored = dict(query(db_path, "select source_row_number, region from customers"))
     assert not [row for row in blank if stored.get(row) == "GREATER_ACCRA"]  # not the default region
 
@@ -168,6 +175,7 @@ def test_import_goes_on_after_its_tab_is_closed(browser, start_server, db_path) 
     wait_for_status(db_path, "completed")
     print(f"imported the rest in {time.monotonic() - closed:.1f} s after the tab closed (at {at_close})")
     assert_exactly_valid_rows_once(db_path, valid)
+    assert_workspace_done(db_path)
 
     page = new_page(browser, server)
     try:
@@ -203,6 +211,7 @@ def test_cancel_in_the_sidebar_interrupts_and_history_resumes(browser, start_ser
     finally:
         page.context.close()
     assert_exactly_valid_rows_once(db_path, valid)
+    assert_workspace_done(db_path)
 
 
 def test_two_servers_on_one_postgresql_share_the_workspace_and_the_import(browser, start_server, pg_url) -> None:
@@ -252,3 +261,4 @@ def test_two_servers_on_one_postgresql_share_the_workspace_and_the_import(browse
             page_b.context.close()
     assert query(pg_url, "select workspace_id from import_runs") == [(workspace,)]
     assert_regions(pg_url, total, run)
+    assert_workspace_done(pg_url)
