@@ -214,7 +214,7 @@ def test_cancel_in_the_sidebar_interrupts_and_history_resumes(browser, start_ser
     assert_workspace_done(db_path)
 
 
-def test_two_servers_on_one_postgresql_share_the_workspace_and_the_import(browser, start_server, pg_url) -> None:
+def test_two_servers_on_one_postgresql_share_the_workspace_and_the_import(browser, pg_url, start_server) -> None:
     """Server A: upload, fill blank regions. Server B, same ?ws=<id> address: the fix is there; exclude the
     rows failing on one reason, import. A's sidebar shows B's run (from the ledger) while it runs."""
     data, _ = big_file()
@@ -259,6 +259,8 @@ def test_two_servers_on_one_postgresql_share_the_workspace_and_the_import(browse
         page_a.context.close()
         if page_b is not None:
             page_b.context.close()
+    (took,), = query(pg_url, "select extract(epoch from finished_at - started_at) from import_runs")
+    print(f"server B imported {total:,} rows in {float(took):.1f} s (batches of {PG_BATCH})")
     assert query(pg_url, "select workspace_id from import_runs") == [(workspace,)]
     assert_regions(pg_url, total, run)
     assert_workspace_done(pg_url)

@@ -156,3 +156,5 @@ def test_server_killed_mid_import_resumes_by_uploading_again(browser, start_serv
     finally:
         page.context.close()
     assert_exactly_valid_rows_once(db_path, valid)
+    # Both workspaces (the killed import's, and the new upload's that resumed it) are done with.
+    assert query(db_path, "select id from workspaces where discarded_at is null") == []
