@@ -264,3 +264,42 @@ def test_two_servers_on_one_postgresql_share_the_workspace_and_the_import(browse
     assert query(pg_url, "select workspace_id from import_runs") == [(workspace,)]
     assert_regions(pg_url, total, run)
     assert_workspace_done(pg_url)
+
+
+def test_cancel_on_one_server_stops_the_other_servers_import_and_either_resumes_it(browser, pg_url,
+                                                                                    start_server) -> None:
+    """B imports; A's sidebar shows the run and its Cancel, which A can only pass on through the ledger (the
+    worker is B's): B's worker stops, its page says so; A resumes the run from History in its own worker."""
+    data, valid = big_file()
+    env = pg_env(pg_url, BATCH_SIZE=str(PG_BATCH))
+    server_a, server_b = start_server(env=env), start_server(env=env)
+    page_a, page_b = new_page(browser, server_a), new_page(browser, server_b)
+    try:
+        sign_in(page_a)
+        sign_in(page_b)
+        upload_and_review(page_b, data)
+        press_import(page_b)
+        run = wait_for_run(pg_url)
+        line_a = sidebar_run(page_a, run)
+        expect(line_a).to_be_visible()
+        wait_for_rows(pg_url, run_id=run)
+        page_a.get_by_test_id("stSidebar").get_by_role("button", name="Cancel").click()
+        rows_done, _ = wait_for_status(pg_url, "interrupted", timeout=120, run_id=run)
+        assert 0 < rows_done < ROWS, rows_done
+        expect(page_b.get_by_text(f"Run #{run} of {FILE} was cancelled; the rows imported so far are saved.")
+               ).to_be_visible()
+        expect(line_a).to_have_count(0)
+        expect(sidebar_run(page_b, run)).to_have_count(0)
+        assert query(pg_url, "select count(*) from customers")[0][0] <= rows_done
+
+        goto_page(page_a, "History")
+        expect(page_a.get_by_text("Status: Interrupted (can resume).")).to_be_visible()
+        page_a.get_by_role("button", name=f"Resume run #{run}").click()
+        expect(page_a.get_by_text(f"Run #{run} resumes on the server with your fixes")).to_be_visible()
+        expect(sidebar_run(page_b, run)).to_be_visible()  # now A's worker, seen by B
+        wait_for_status(pg_url, "completed", run_id=run)
+    finally:
+        page_a.context.close()
+        page_b.context.close()
+    assert_exactly_valid_rows_once(pg_url, valid, run_id=run)
+    assert_workspace_done(pg_url)
