@@ -109,7 +109,11 @@ def start(upload: Upload, arguments: dict[str, Any], workspace: tuple[int, Seque
     job = jobs.start_import(engine(), upload, config, user_name=auth.user_name(config), workspace=workspace,
                             budget_mb=max(1, config.memory_budget_mb), owner_token=_owner(), **arguments)
     st.session_state[JOB] = job.id
-    st.session_state[JOB_FOR] = (state.version(), workspace)
+    # The session's upload goes when the import ends only if it is the file imported (History resumes a run
+    # from its own replay while another file may be open here: that one stays).
+    mine = state.upload()
+    imports_mine = mine is None or mine is upload or mine.sha256 == upload.sha256
+    st.session_state[JOB_FOR] = (state.version() if imports_mine else None, workspace)
     st.session_state.pop(FAILURE, None)
     return job.id
 

@@ -21,6 +21,7 @@ from urllib.parse import parse_qs, urlparse
 import pytest
 from playwright.sync_api import expect
 
+from bench.workbook import customer_workbook
 from importer.fixes import apply_fix, fill_region_fix
 from importer.pipeline import read_upload
 from importer.settings import Settings
@@ -44,6 +45,7 @@ pytestmark = pytest.mark.e2e
 
 REGION, REGION_NAME = "ASHANTI", "Ashanti"
 PG_BATCH = 100  # 300 chunks: the other server's sidebar has time to show the run
+OTHER, OTHER_ROWS = "other-customers.xlsx", 500  # a second file, open while run #1 resumes
 SLOW_BATCH = 25  # 1,200 chunks: time to look at the running import (a screenshot, Cancel, a closed session)
 
 
@@ -206,12 +208,21 @@ def test_cancel_in_the_sidebar_interrupts_and_history_resumes(browser, start_ser
         assert query(db_path, "select count(*) from customers")[0][0] <= rows_done
         assert run_state(db_path) == (rows_done, "interrupted"), "the run went on after it was cancelled"
 
+        # The analyst moves on to another file, then resumes the cancelled run from History: when the run
+        # ends, the file open in this tab is still there (the result goes to the toast and History).
+        goto_page(page, "1. Upload")
+        upload_and_review(page, customer_workbook(OTHER_ROWS, seed=3, start=ROWS), OTHER_ROWS, OTHER)
+        other = int(parse_qs(urlparse(page.url).query)["ws"][0])
         resume_from_history(page, rows_done)
         wait_for_status(db_path, "completed")
+        expect(page.get_by_text(re.compile(rf"^Run #1 of {re.escape(FILE)}: Created "))).to_be_visible()
+        goto_page(page, "2. Review and fix")
+        expect(page.get_by_text(f"{OTHER}, sheet Customers")).to_be_visible()
+        assert parse_qs(urlparse(page.url).query)["ws"] == [str(other)]
     finally:
         page.context.close()
     assert_exactly_valid_rows_once(db_path, valid)
-    assert_workspace_done(db_path)
+    assert query(db_path, "select id from workspaces where discarded_at is null") == [(other,)]
 
 
 def test_two_servers_on_one_postgresql_share_the_workspace_and_the_import(browser, pg_url, start_server) -> None:
