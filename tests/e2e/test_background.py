@@ -225,6 +225,7 @@ def test_cancel_in_the_sidebar_interrupts_and_history_resumes(browser, start_ser
     assert query(db_path, "select id from workspaces where discarded_at is null") == [(other,)]
 
 
+@pytest.mark.postgres
 def test_two_servers_on_one_postgresql_share_the_workspace_and_the_import(browser, pg_url, start_server) -> None:
     """Server A: upload, fill blank regions. Server B, same ?ws=<id> address: the fix is there; exclude the
     rows failing on one reason, import. A's sidebar shows B's run (from the ledger) while it runs."""
@@ -277,6 +278,7 @@ def test_two_servers_on_one_postgresql_share_the_workspace_and_the_import(browse
     assert_workspace_done(pg_url)
 
 
+@pytest.mark.postgres
 def test_cancel_on_one_server_stops_the_other_servers_import_and_either_resumes_it(browser, pg_url,
                                                                                     start_server) -> None:
     """B imports; A's sidebar shows the run and its Cancel, which A can only pass on through the ledger (the
