@@ -23,6 +23,7 @@ from importer import jobs
 from importer.errors import DatabaseError, ImporterError
 from importer.jobs import Job, JobState, RunningRun
 from importer.pipeline import Upload
+from importer.runs import count_customers
 from importer.workspace import discard_workspace
 from ui import auth, state
 from ui.engine import engine, settings
@@ -173,6 +174,9 @@ def show_progress() -> None:
     can_cancel = auth.write_refusal(settings()) is None
     for run in running:
         _show_run(run, can_cancel)
+    if running:  # the frame's count above is read once per page run: say how many there are now
+        with contextlib.suppress(DatabaseError):
+            st.caption(f"{count_customers(engine()):,} customers in the database now")
     if mine is None or (mine.run_id is not None and any(r.run_id == mine.run_id for r in running)):
         return
     st.info(waiting_line(mine), icon=":material/hourglass_top:")
