@@ -7,6 +7,7 @@ The keys it stores them under are in ui/keys.py.
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import replace
 from typing import Any
 
@@ -46,10 +47,10 @@ def set_upload(new: Upload | None, *, keep_workspace: bool = False) -> None:
     st.session_state[keys.VERSION] = version() + 1
     _forget_derived()
     if not keep_workspace and st.session_state.pop(keys.WORKSPACE, None) is not None:
-        try:  # the address named that workspace: a refresh must not reopen what was just replaced
+        # The address named that workspace: a refresh must not reopen what was just replaced (bare mode
+        # has no address bar).
+        with contextlib.suppress(Exception):
             st.query_params.pop(keys.WORKSPACE_PARAM, None)
-        except Exception:  # noqa: BLE001, S110 - bare mode has no address bar
-            pass
     if new is None:
         st.session_state.pop(keys.UPLOAD, None)
     else:
