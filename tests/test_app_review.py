@@ -217,3 +217,23 @@ def test_a_change_from_a_blank_value_reads_blank(monkeypatch, sqlite_url):
     to_review(at, "again.xlsx", corpus.xlsx({"Customers": [HEADER, *rows]}))
     assert not at.exception
     assert _editor(at, keys.CHANGES_GRID).value["Email"].tolist() == ["blank → new.address@example.com"]
+
+
+def test_a_mapping_changed_after_review_keeps_the_edits(monkeypatch, sqlite_url):
+    """Back on Upload after editing: a new mapping is an operation of the workspace, replayed with the edits."""
+    at = make_app(monkeypatch, sqlite_url)
+    to_review(at, "messy.xlsx", messy_xlsx())
+    at.session_state[grid_key(at)] = {"edited_rows": {0: {"phone": "0209998888"}}, "added_rows": [],
+                                      "deleted_rows": []}
+    at.run()
+    assert metrics(at)["Valid"] == "3"
+    at.switch_page("views/upload.py").run()
+    at.selectbox(key=f"{keys.MAP_COLUMN}5").set_value("company_name")  # no region read: the default applies
+    at.get("form_submit_button")[0].click()
+    at.run()
+    assert not at.exception
+    assert at.session_state[keys.UPLOAD].mapping.fields[5] == "company_name"
+    at.switch_page("views/review.py").run()
+    assert metrics(at)["Valid"] == "4"  # row 3's phone edit kept, row 6's bad region no longer read
+    shown = texts(at).replace("\\", "")  # Markdown escapes (the arrow's ">")
+    assert "1. Row 3: phone" in shown and "2. Mapping changed: Region -> Company Name" in shown

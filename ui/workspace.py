@@ -90,6 +90,30 @@ def restart(upload: Upload) -> None:
     st.session_state[keys.WORKSPACE] = (replace(found[0], sheet=upload.sheet, rows=upload.checked.total), 0, ())
 
 
+def change_mapping(mapping: Any) -> bool:
+    """A new mapping for a file already worked on: saved as an operation and the workspace replayed with it,
+    so the changes made on Review are kept (they apply to the same rows). False when there is nothing to
+    keep (no workspace, or no change made yet): the caller reads the file again."""
+    found = meta()
+    current = state.upload()
+    if found is None or current is None or not found[2]:
+        return False
+    info, version, seqs = found
+    op = ws.MappingChange(mapping, current.mapping.fields)
+    try:
+        with heavy_step("upload", current.checked.total), st.spinner("Reading the file with your mapping..."):
+            new = ws.perform(engine(), ws.Opened(info, current, version, seqs), op, settings())
+    except (DatabaseError, FileRefused, ImporterError) as exc:
+        st.error(md_escape(exc), icon=":material/block:")
+        return True
+    state.set_upload(new.upload, keep_workspace=True)
+    _keep(new)
+    from ui.exclusions import restore_excluded
+
+    restore_excluded(new.upload, list(new.excluded))
+    return True
+
+
 def stored_bytes() -> bytes | None:
     """The file of the session's workspace (for reading it again with another sheet or mapping)."""
     found = meta()

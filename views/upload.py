@@ -61,6 +61,12 @@ def _read_again(label: str, sheet: str | None, mapping: ColumnMapping | None = N
     workspace (after a refresh or once the uploader was emptied); what was done on Review starts over."""
     kept = workspace.meta()
     upload_now = state.upload()
+    if (mapping is not None and upload_now is not None and sheet == upload_now.sheet
+            and workspace.change_mapping(mapping)):  # changes made on Review are kept: replayed with it
+        if remember and (said := profiles.remember(mapping, upload_now.file_name,
+                                                   st.session_state.get(profiles.SOURCE_NAME) or None)):
+            state.notice(said)
+        st.rerun()
     data = uploaded.getvalue() if uploaded is not None else workspace.stored_bytes()
     name = uploaded.name if uploaded is not None else upload_now.file_name if upload_now else None
     if data is None or name is None:
