@@ -92,13 +92,13 @@ if upload is not None:
         st.caption("Start with a dry run: it runs the whole import and rolls it back, so its counts are exact.")
     else:
         st.subheader("Dry run: what the import would do")
+        if stale:
+            st.warning(f"These counts are out of date. {render.md_escape(stale)}", icon=":material/update:")
         render.result_metrics(dry)
         if dry.total_failed:
             st.dataframe(render.reasons_table(dry), hide_index=True)
         label = (f"Import: create {dry.total_created:,}, update {dry.total_updated:,} customers"
                  if dry.total_updated else f"Import {dry.total_created:,} customers")
-        if stale:
-            st.warning(f"These counts are out of date. {render.md_escape(stale)}", icon=":material/update:")
         if st.button(label, key=keys.IMPORT_BUTTON, type="primary", disabled=bool(stale),
                      icon=":material/database_upload:"):
             background.start(upload, arguments, workspace.resume_arguments().get("workspace"))
