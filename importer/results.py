@@ -203,6 +203,25 @@ class ErrorTable(Mapping[int, tuple[RowError, ...]]):
     def empty(cls) -> ErrorTable:
         return cls.from_pairs(())
 
+    _ARRAYS = ("rows", "fields", "codes", "messages", "values", "others")
+    _DTYPES = (np.int64, np.int16, np.int8, np.int32, np.int32, np.int64)
+
+    def to_arrays(self) -> tuple[dict[str, np.ndarray], list[str | None]]:
+        """The table as plain arrays and its distinct texts (a workspace's snapshot stores them)."""
+        arrays = (self._rows, self._fields, self._codes, self._messages, self._values, self._others)
+        return dict(zip(self._ARRAYS, arrays, strict=True)), list(self._texts)
+
+    @classmethod
+    def from_arrays(cls, arrays: Mapping[str, np.ndarray], texts: Sequence[str | None]) -> ErrorTable:
+        """The table to_arrays gave (already in order); ValueError when the arrays do not fit together."""
+        parts = [np.asarray(arrays[name], dtype=dtype) for name, dtype in zip(cls._ARRAYS, cls._DTYPES, strict=True)]
+        if len({len(p) for p in parts}) > 1:
+            raise ValueError("the error arrays differ in length")
+        if len(parts[0]) and max(int(parts[3].max()), int(parts[4].max())) >= len(texts):
+            raise ValueError("an error names a text the table does not have")
+        rows, fields, codes, messages, values, others = parts
+        return cls(rows, fields, codes, messages, values, others, tuple(texts))
+
     # -- the mapping ---------------------------------------------------------------------------
     def _span(self, row: int) -> tuple[int, int] | None:
         keys = self._keys

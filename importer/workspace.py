@@ -9,14 +9,19 @@ Also here: the database state a dry run saw (stale_reason), and resuming a run f
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import importlib
 import inspect
+import io
+import json
+import logging
+import zipfile
 import zlib
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
-from typing import Any, ClassVar, NamedTuple, Protocol
+from typing import Any, ClassVar, NamedTuple, Protocol, cast
 
 import numpy as np
 import pandas as pd
@@ -51,6 +56,7 @@ workspaces = sa.Table(
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
     sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
     sa.Column("discarded_at", sa.DateTime(timezone=True)),
+    sa.Column("snapshot", sa.LargeBinary),  # the file as read and checked (snapshot_bytes; migration 0007)
 )
 
 # Active operations are a prefix of seq; the undone ones after them are the redo stack (a new operation
@@ -399,6 +405,17 @@ def _read_text(data: bytes, file_name: str, settings: Settings, sheet: str | Non
 _DUPLICATE = ErrorCode.DUPLICATE_IN_FILE
 
 
+def _take_rows(frame: pd.DataFrame, rows: pd.Index) -> pd.DataFrame:
+    """frame.loc[rows], built a column at a time while `frame` gives its columns up (it is left empty)."""
+    positions = frame.index.get_indexer(rows)
+    taken: dict[str, pd.Series] = {}
+    for column in list(frame.columns):
+        taken[column] = frame.pop(column).take(positions)
+    out = pd.DataFrame(taken, copy=False)
+    out.index = rows
+    return out
+
+
 class _Replay:
     """The fold of replay(). Every row read stays in `text` (excluded ones too: an include-again is then only
     a set operation) with its normalised values and its own errors (`normalised`, `errors`, duplicates
@@ -460,7 +477,11 @@ class _Replay:
             if final:
                 release_free_memory()  # the copies below come on top of what is held, not of what was freed
             present = self.present()
-            original, normalised = self.text.loc[present], normalised.loc[present]
+            if final:  # a column at a time, each let go once taken: one column on top, not a second frame
+                self.normalised = None
+                original, normalised = _take_rows(self.text, present), _take_rows(normalised, present)
+            else:
+                original, normalised = self.text.loc[present], normalised.loc[present]
             errors = self.errors.without_rows(self.excluded)
         else:
             original, errors = self.text, self.errors
@@ -520,7 +541,7 @@ class _Replay:
 
 def replay_operations(data: bytes, file_name: str, settings: Settings, sheet: str | None,
                       mapping: ColumnMapping | None, operations: Iterable[Any],
-                      excluded: list[Any] | None = None) -> Upload:
+                      excluded: list[Any] | None = None, *, snapshot: bytes | None = None) -> Upload:
     """The upload that applying `operations` in order to the file gives: the same frame and errors as
     applying them live one by one. The last mapping change decides how the file is read; every other
     operation is applied after that read, in order. `excluded`, when given, receives the excluded rows as
@@ -529,8 +550,17 @@ def replay_operations(data: bytes, file_name: str, settings: Settings, sheet: st
     for op in operations:
         if isinstance(op, MappingChange):
             mapping = op.mapping
-    upload, text = _read_text(data, file_name, settings, sheet, mapping)
-    fold = _Replay(text, settings)
+    # The snapshot is the file as read with the workspace's own mapping: a mapping change reads it again.
+    start = None if snapshot is None or any(isinstance(op, MappingChange) for op in operations) else (
+        load_snapshot(snapshot, settings))
+    if start is not None:
+        upload, text = start.upload, start.text
+        fold = _Replay(text, settings)
+        fold.normalised, fold.errors = start.normalised, start.errors.without_code(_DUPLICATE)
+        del start
+    else:
+        upload, text = _read_text(data, file_name, settings, sheet, mapping)
+        fold = _Replay(text, settings)
     del text, data
     release_free_memory()  # the reader's buffers, before the rows are validated
     why: dict[int, str] = {}
@@ -556,6 +586,100 @@ def _excluded_records(fold: _Replay, upload: Upload, why: Mapping[int, str]) -> 
     return [Excluded(row, {f: str(v) for f, v in texts[row].items()}, why.get(row) or EXCLUDED_BY_ANALYST,
                      tuple(fold.errors[row]) if row in fold.errors else (), others.get(row, {}))
             for row in rows]
+
+
+# --- the snapshot: the file as read and checked ------------------------------------------------------------
+
+_SNAPSHOT_VERSION = 1
+_LOG = logging.getLogger(__name__)
+
+
+def _parquet(frame: pd.DataFrame) -> bytes:
+    buffer = io.BytesIO()
+    frame.to_parquet(buffer, compression="zstd")
+    return buffer.getvalue()
+
+
+def snapshot_bytes(upload: Upload) -> bytes:
+    """The upload as read and checked (before any operation): its text and normalised frames (Parquet), its
+    errors (arrays) and what the reading learned (JSON). A replay starts from it instead of reading and
+    validating the file again. Store it with create_workspace(snapshot=...)."""
+    checked = upload.checked
+    arrays, texts = checked.errors.to_arrays()
+    notes = upload.notes
+    meta = {
+        "version": _SNAPSHOT_VERSION, "file_name": upload.file_name, "sha256": upload.sha256,
+        "format": upload.format, "sheet_names": list(upload.sheet_names), "sheet": upload.sheet,
+        "mapping": upload.mapping.to_dict(), "texts": texts,
+        "report_columns": None if upload.report_columns is None else [c.to_json() for c in upload.report_columns],
+        "report": None if upload.report is None else dataclasses.asdict(upload.report),
+        "notes": {"skipped_rows": [dataclasses.asdict(r) for r in notes.skipped_rows],
+                  "ignored_values": notes.ignored_values, "full_names": notes.full_names},
+    }
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_STORED) as archive:
+        archive.writestr("meta.json", json.dumps(meta))
+        archive.writestr("original.parquet", _parquet(checked.original))
+        archive.writestr("normalised.parquet", _parquet(checked.normalised))
+        if upload.other_columns is not None:
+            archive.writestr("other.parquet", _parquet(upload.other_columns))
+        errors = io.BytesIO()
+        np.savez(errors, **cast(dict[str, Any], arrays))
+        archive.writestr("errors.npz", errors.getvalue())
+    return buffer.getvalue()
+
+
+class _Start(NamedTuple):
+    upload: Upload
+    text: pd.DataFrame
+    normalised: pd.DataFrame
+    errors: ErrorTable
+
+
+def _frame(archive: zipfile.ZipFile, name: str) -> pd.DataFrame:
+    frame = pd.read_parquet(io.BytesIO(archive.read(name)))
+    return frame.astype(TEXT) if name != "other.parquet" else frame
+
+
+def load_snapshot(blob: bytes, settings: Settings) -> _Start | None:
+    """The upload a snapshot holds, ready for the replay's fold; None (and a log line) when it cannot be
+    read, and the replay reads the file instead."""
+    from importer.csv_read import SkippedRow
+    from importer.mapping import SheetNotes
+    from importer.results import ReportColumn
+    from importer.roundtrip import ReportUpload
+
+    try:
+        with zipfile.ZipFile(io.BytesIO(blob)) as archive:
+            meta = json.loads(archive.read("meta.json"))
+            if meta.get("version") != _SNAPSHOT_VERSION:
+                return None
+            text = _frame(archive, "original.parquet")
+            normalised = _frame(archive, "normalised.parquet")
+            others = _frame(archive, "other.parquet") if "other.parquet" in archive.namelist() else None
+            with np.load(io.BytesIO(archive.read("errors.npz")), allow_pickle=False) as arrays:
+                errors = ErrorTable.from_arrays({k: arrays[k] for k in arrays.files}, meta["texts"])
+        notes = meta["notes"]
+        report = meta["report"]
+        upload = Upload(
+            meta["file_name"], meta["sha256"], meta["format"], tuple(meta["sheet_names"]), meta["sheet"],
+            ColumnMapping.from_dict(meta["mapping"]), Checked(text.iloc[:0], normalised.iloc[:0], ErrorTable.empty()),
+            report_columns=None if meta["report_columns"] is None else tuple(
+                ReportColumn.from_json(c) for c in meta["report_columns"]),
+            other_columns=others,
+            report=None if report is None else ReportUpload(
+                report["fixes_run_id"], tuple(report["columns"]), tuple(tuple(p) for p in report["renumbered"])),
+            notes=SheetNotes(tuple(SkippedRow(**r) for r in notes["skipped_rows"]),
+                             tuple((int(i), tuple((str(v), int(n)) for v, n in values))
+                                   for i, values in notes["ignored_values"]),
+                             tuple((int(r), str(t)) for r, t in notes["full_names"])),
+        )
+        if len(text) > settings.max_rows or not text.index.equals(normalised.index):
+            return None
+    except Exception:  # noqa: BLE001 - a snapshot is a cache: any fault means reading the file instead
+        _LOG.warning("a workspace snapshot could not be read; the file is read instead", exc_info=True)
+        return None
+    return _Start(upload, text, normalised, errors)
 
 
 # --- storage -------------------------------------------------------------------------------------------------
@@ -593,6 +717,7 @@ class StoredWorkspace:
     data: bytes
     mapping: ColumnMapping | None
     operations: tuple[tuple[int, Any], ...]
+    snapshot: bytes | None = None
 
     @property
     def version(self) -> int:
@@ -628,7 +753,8 @@ _INFO_COLUMNS = (workspaces.c.id, workspaces.c.owner, workspaces.c.file_name, wo
 
 
 def create_workspace(engine: sa.Engine, owner: str, data: bytes, file_name: str, settings: Settings,
-                     sheet: str | None = None, mapping: ColumnMapping | None = None, *, rows: int = 0) -> int:
+                     sheet: str | None = None, mapping: ColumnMapping | None = None, *, rows: int = 0,
+                     snapshot: bytes | None = None) -> int:
     """Keep an upload (its bytes compressed, sheet and mapping) as a new workspace; returns its id.
 
     Pass the sheet and mapping the upload was read with (upload.sheet, upload.mapping), so that a later
@@ -642,7 +768,7 @@ def create_workspace(engine: sa.Engine, owner: str, data: bytes, file_name: str,
     with db_errors(engine), engine.begin() as conn:
         return int(conn.execute(workspaces.insert().returning(workspaces.c.id).values(
             owner=owner[:255], file_name=file_name[:255], sha256=hashlib.sha256(data).hexdigest(),
-            file_size=len(data), data=zlib.compress(data, 6), sheet=sheet,
+            file_size=len(data), data=zlib.compress(data, 6), sheet=sheet, snapshot=snapshot,
             mapping=mapping.to_dict() if mapping else None, rows=rows, created_at=stamp, updated_at=stamp)).scalar_one())
 
 
@@ -675,14 +801,15 @@ def load_workspace(engine: sa.Engine, workspace_id: int, settings: Settings | No
     """A workspace's file and active operations (or the operations `seqs`); WorkspaceError if it is gone."""
     settings = settings or Settings()
     with reading(engine) as conn:
-        row = conn.execute(sa.select(*_INFO_COLUMNS, workspaces.c.data, workspaces.c.mapping,
+        row = conn.execute(sa.select(*_INFO_COLUMNS, workspaces.c.data, workspaces.c.mapping, workspaces.c.snapshot,
                                      workspaces.c.discarded_at).where(workspaces.c.id == workspace_id)).first()
         if row is None or (row.discarded_at is not None and not discarded):
             raise WorkspaceError(f"workspace {workspace_id} is gone: it was discarded, or expired after "
                                  f"{settings.workspace_days} days untouched (WORKSPACE_DAYS); upload the file again")
         operations = _operations(conn, workspace_id, seqs)
     return StoredWorkspace(_info(row), _decompress(row.data, settings.max_upload_mb),
-                           ColumnMapping.from_dict(row.mapping) if row.mapping else None, tuple(operations))
+                           ColumnMapping.from_dict(row.mapping) if row.mapping else None, tuple(operations),
+                           row.snapshot)
 
 
 def replay(engine: sa.Engine, workspace_id: int, settings: Settings) -> Upload:
@@ -695,7 +822,7 @@ def open_workspace(engine: sa.Engine, workspace_id: int, settings: Settings) -> 
     stored = load_workspace(engine, workspace_id, settings)
     excluded: list[Any] = []
     upload = replay_operations(stored.data, stored.info.file_name, settings, stored.info.sheet, stored.mapping,
-                               [op for _, op in stored.operations], excluded)
+                               [op for _, op in stored.operations], excluded, snapshot=stored.snapshot)
     return Opened(stored.info, upload, stored.version, tuple(seq for seq, _ in stored.operations), tuple(excluded))
 
 
@@ -753,14 +880,15 @@ def record(engine: sa.Engine, opened: Opened, op: Any, after: Checked, settings:
 
 
 def restart_workspace(engine: sa.Engine, workspace_id: int, sheet: str | None, mapping: ColumnMapping | None,
-                      rows: int) -> None:
+                      rows: int, snapshot: bytes | None = None) -> None:
     """The file read again with another sheet or mapping on the Upload page: what was done on the old read
     is dropped (its row numbers may not hold), as the page drops it."""
     with db_errors(engine), engine.begin() as conn:
         _lock(conn, workspace_id)
         conn.execute(workspace_operations.delete().where(workspace_operations.c.workspace_id == workspace_id))
         conn.execute(workspaces.update().where(workspaces.c.id == workspace_id).values(
-            sheet=sheet, mapping=mapping.to_dict() if mapping else None, rows=rows, updated_at=now()))
+            sheet=sheet, mapping=mapping.to_dict() if mapping else None, rows=rows, updated_at=now(),
+            snapshot=snapshot))
 
 
 def perform(engine: sa.Engine, opened: Opened, op: Any, settings: Settings) -> Opened:
@@ -909,7 +1037,7 @@ def upload_for_workspace_resume(engine: sa.Engine, run_id: int, settings: Settin
         raise RunError(f"the workspace of run #{run_id} changed since the run started (operations it used were "
                        f"undone and replaced); {again}")
     upload = replay_operations(stored.data, stored.info.file_name, settings, stored.info.sheet, stored.mapping,
-                               [op for _, op in stored.operations])
+                               [op for _, op in stored.operations], snapshot=stored.snapshot)
     if upload.sha256 != run.sha256:
         raise FileMismatch(f"the workspace of run #{run_id} holds another file than {run.file_name}; {again}")
     return upload

@@ -56,10 +56,12 @@ def assert_same(a: Checked, b: Checked) -> None:
     assert error_list(a) == error_list(b)
 
 
-def new_workspace(engine: sa.Engine, data: bytes, owner: str = "ama", name: str = "kumasi.csv") -> ws.Opened:
+def new_workspace(engine: sa.Engine, data: bytes, owner: str = "ama", name: str = "kumasi.csv",
+                  snapshot: bool = True) -> ws.Opened:
+    """A workspace as the dashboard makes one: with its snapshot (the file as read and checked), unless not."""
     upload = read_upload(data, name, SETTINGS)
     wid = ws.create_workspace(engine, owner, data, name, SETTINGS, upload.sheet, upload.mapping,
-                              rows=upload.checked.total)
+                              rows=upload.checked.total, snapshot=ws.snapshot_bytes(upload) if snapshot else None)
     return ws.open_workspace(engine, wid, SETTINGS)
 
 
@@ -291,8 +293,11 @@ def draw_operation(data: st.DataObject, checked: Checked, excluded: list[int], m
     return None
 
 
-@pytest.mark.parametrize("backend", ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
-def test_replaying_saved_operations_equals_applying_them_live(backend: str, request: pytest.FixtureRequest) -> None:
+@pytest.mark.parametrize(("backend", "snapshot"), [("sqlite", True), ("sqlite", False),
+                                                   pytest.param("postgresql", True, marks=pytest.mark.postgres)])
+def test_replaying_saved_operations_equals_applying_them_live(backend: str, snapshot: bool,
+                                                               request: pytest.FixtureRequest) -> None:
+    """Replay from the snapshot (the file as read and checked) or from the file: the same as applied live."""
     engine = ready_engine(request.getfixturevalue(f"{backend}_url" if backend == "sqlite" else "pg_url"))
     data = csv_file(14)
     initial = read_upload(data, "kumasi.csv", SETTINGS).mapping
@@ -301,7 +306,7 @@ def test_replaying_saved_operations_equals_applying_them_live(backend: str, requ
                   suppress_health_check=[HealthCheck.too_slow])
     @given(st.data())
     def check(draw: st.DataObject) -> None:
-        opened = new_workspace(engine, data)
+        opened = new_workspace(engine, data, snapshot=snapshot)
         wid = opened.info.id
         done: list[Any] = []  # every operation saved, in order, with the active ones flagged via history
         for _ in range(draw.draw(st.integers(1, 9))):

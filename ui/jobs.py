@@ -157,10 +157,27 @@ def _show_run(run: RunningRun, can_cancel: bool) -> None:
                        "same file again resumes it.")
 
 
-@st.fragment(run_every=REFRESH_SECONDS)
 def show_progress() -> None:
     """The imports running now (any tab, any instance), each with Cancel, and this session's waiting job;
-    nothing when none runs. Meant for the sidebar of every page; one small query a second."""
+    nothing when none runs. Meant for the sidebar of every page. It redraws itself every second only while
+    an import runs or this session's job waits: a timed redraw started on one page and landing after a
+    page change can blank the new page's main area (seen in Chromium), so pages without imports have none."""
+    try:
+        busy = my_job() is not None or bool(jobs.running_runs(engine()))
+    except DatabaseError:
+        busy = my_job() is not None
+    if busy:
+        _live_progress()
+    else:
+        _progress()
+
+
+@st.fragment(run_every=REFRESH_SECONDS)
+def _live_progress() -> None:
+    _progress()
+
+
+def _progress() -> None:
     if (told := st.session_state.pop(OUTCOME, None)) is not None:
         icon, text = told
         st.toast(text, icon=icon)

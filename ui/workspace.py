@@ -64,8 +64,11 @@ def _set_param(workspace: int | None) -> None:
 def start(data: bytes, upload: Upload) -> None:
     """Keep a file just read (and how it was read) as a new workspace; a failure only costs the saving."""
     try:
+        with heavy_step("upload", upload.checked.total):  # the snapshot: Parquet of the checked frames
+            snapshot = ws.snapshot_bytes(upload)
         wid = ws.create_workspace(engine(), owner(), data, upload.file_name, settings(), upload.sheet,
-                                  upload.mapping, rows=upload.checked.total)
+                                  upload.mapping, rows=upload.checked.total, snapshot=snapshot)
+        del snapshot
         info = ws.load_workspace(engine(), wid, settings(), seqs=()).info
     except (DatabaseError, ImporterError) as exc:
         st.session_state.pop(keys.WORKSPACE, None)
@@ -82,7 +85,9 @@ def restart(upload: Upload) -> None:
     if found is None:
         return
     try:
-        ws.restart_workspace(engine(), found[0].id, upload.sheet, upload.mapping, upload.checked.total)
+        with heavy_step("upload", upload.checked.total):
+            snapshot = ws.snapshot_bytes(upload)
+        ws.restart_workspace(engine(), found[0].id, upload.sheet, upload.mapping, upload.checked.total, snapshot)
     except (DatabaseError, ImporterError):
         st.session_state.pop(keys.WORKSPACE, None)
         _set_param(None)
