@@ -78,6 +78,35 @@ def test_a_workspace_is_kept_listed_and_replayed_as_read(database_url: str) -> N
     assert stored.data == data and stored.mapping == opened.upload.mapping
 
 
+def test_a_snapshot_replays_what_the_file_gives_and_a_broken_one_falls_back_to_the_file(
+        sqlite_url: str, caplog: pytest.LogCaptureFixture) -> None:
+    """The snapshot is a cache of the file as read and checked: the same upload either way (notes, report
+    columns, errors), and a snapshot that cannot be read costs only the time of reading the file."""
+    engine = ready_engine(sqlite_url)
+    data = csv_file(30)
+    upload = read_upload(data, "kumasi.csv", SETTINGS)
+    start = ws.load_snapshot(ws.snapshot_bytes(upload), SETTINGS)
+    assert start is not None
+    assert (start.upload.file_name, start.upload.sha256, start.upload.mapping, start.upload.notes,
+            start.upload.report_columns) == (upload.file_name, upload.sha256, upload.mapping, upload.notes,
+                                             upload.report_columns)
+    assert_same(Checked(start.text, start.normalised, start.errors), upload.checked)
+    opened = new_workspace(engine, data)
+    ops = [ws.CellEdit.of(opened.upload.checked, {3: {"phone": "0241234567"}}), ws.BulkFix("region", "ASHANTI"),
+           ws.Exclude((5,), "test")]
+    for op in ops:
+        opened = ws.perform(engine, opened, op, SETTINGS)
+    from_snapshot = ws.open_workspace(engine, opened.info.id, SETTINGS)
+    with engine.begin() as conn:
+        conn.execute(ws.workspaces.update().values(snapshot=b"PK\x03\x04 not a zip"))
+    with caplog.at_level("WARNING"):
+        from_file = ws.open_workspace(engine, opened.info.id, SETTINGS)
+    assert "snapshot could not be read" in caplog.text
+    assert_same(from_snapshot.upload.checked, from_file.upload.checked)
+    assert_same(from_file.upload.checked, opened.upload.checked)
+    assert [e.source_row for e in from_snapshot.excluded] == [5] == [e.source_row for e in from_file.excluded]
+
+
 def test_operations_are_summarised_in_the_users_words(database_url: str) -> None:
     engine = ready_engine(database_url)
     opened = new_workspace(engine, csv_file())
