@@ -93,13 +93,14 @@ def choose(page, label: str, option: str, attempts: int = 3, exact: bool = False
     wait_idle(page)
 
 
-def edit_grid_cell(page, reason: str, row: int, column: int, old: str, new: str) -> None:
+def edit_grid_cell(page, reason: str, row: int, column: int, old: str, new: str, *, settle: bool = True) -> None:
     """Replace `old` by `new` in the data_editor cell at (row, column), 0-based, of the grid filtered by `reason`.
 
     The grid is a canvas: click the row's first cell, walk to the column with the arrow keys (the grid
     scrolls itself), open the cell editor with Enter (a real textarea), check it holds `old`, type `new`,
     commit with Enter. The page can still shift while charts draw, so the click is retried until the
-    editor opens on the expected value.
+    editor opens on the expected value. settle=False returns as soon as the editor has committed, without
+    waiting for the rerun the edit starts: the next click races it, as an analyst's quick click does.
     """
     # The grid's key is review_grid_<version>_<reason>: wait for the one of this filter, not a stale one.
     grid = page.locator(f'[class*="st-key-review_grid_"][class*="_{reason} "]').get_by_test_id("stDataFrame")
@@ -121,8 +122,9 @@ def edit_grid_cell(page, reason: str, row: int, column: int, old: str, new: str)
             editor.fill(new)
             editor.press("Enter")
             expect(editor).to_have_count(0)
-            page.wait_for_timeout(500)  # the edit reruns the script; let that run start and end
-            wait_idle(page)
+            if settle:
+                page.wait_for_timeout(500)  # the edit reruns the script; let that run start and end
+                wait_idle(page)
             return
         editor.press("Escape")
     raise AssertionError(f"could not open the grid cell ({row}, {column}) holding {old!r}")
