@@ -165,44 +165,36 @@ def show_progress() -> None:
     redrawn every second. Idle pages have no timed redraw: one landing just after a page change blanked the
     new page's main area in Chromium (1 to 3 page changes in 10), and a slower timer did not fire at all."""
     _tell_outcome()
-    if _busy():
+    running = _running()
+    if my_job() is not None or running:
         _live_progress()
     else:
-        _idle_progress()
+        _progress(running)  # drawn once: an import started elsewhere shows from this page's next run on
 
 
 def _tell_outcome() -> None:
-    """The session's job that just ended, once, as a toast."""
+    """The session's job that just ended, once, as a toast (its hand-over reran the whole app)."""
     if (told := st.session_state.pop(OUTCOME, None)) is not None:
         icon, text = told
         st.toast(text, icon=icon)
 
 
-def _busy() -> bool:
+def _running() -> list[RunningRun]:
     try:
-        return my_job() is not None or bool(jobs.running_runs(engine()))
+        return jobs.running_runs(engine())
     except DatabaseError:
-        return my_job() is not None
+        return []  # the sidebar's database status says why
 
 
 @st.fragment(run_every=REFRESH_SECONDS)
 def _live_progress() -> None:
-    _progress()
+    _progress(_running())
 
 
-def _idle_progress() -> None:
-    _progress()  # drawn once: an import started elsewhere shows from this page's next run on
-
-
-def _progress() -> None:
-    _tell_outcome()
+def _progress(running: list[RunningRun]) -> None:
     mine = my_job()
     if mine is not None and mine.finished:
         _hand_over(mine)
-    try:
-        running = jobs.running_runs(engine())
-    except DatabaseError:
-        running = []  # the sidebar's database status says why
     can_cancel = auth.write_refusal(settings()) is None
     for run in running:
         _show_run(run, can_cancel)

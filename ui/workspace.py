@@ -24,6 +24,7 @@ from importer.pipeline import Upload
 from schemas.customer import FIELD_NAMES
 from ui import auth, keys, state
 from ui.engine import engine, settings
+from ui.exclusions import restore_excluded
 from ui.heavy import heavy_step
 from ui.render import md_escape
 
@@ -48,6 +49,13 @@ def workspace_id() -> int | None:
 def _keep(opened: ws.Opened) -> None:
     st.session_state[keys.WORKSPACE] = (opened.info, opened.version, opened.seqs)
     _set_param(opened.info.id)
+
+
+def _show(opened: ws.Opened) -> None:
+    """A replayed workspace becomes the session's upload, with its excluded rows listed on Review."""
+    state.set_upload(opened.upload, keep_workspace=True)
+    _keep(opened)
+    restore_excluded(opened.upload, list(opened.excluded))
 
 
 def _set_param(workspace: int | None) -> None:
@@ -111,11 +119,7 @@ def change_mapping(mapping: Any) -> bool:
     except (DatabaseError, FileRefused, ImporterError) as exc:
         st.error(md_escape(exc), icon=":material/block:")
         return True
-    state.set_upload(new.upload, keep_workspace=True)
-    _keep(new)
-    from ui.exclusions import restore_excluded
-
-    restore_excluded(new.upload, list(new.excluded))
+    _show(new)
     return True
 
 
@@ -219,11 +223,7 @@ def _reopen(workspace: int, *, why: str) -> bool:
         st.session_state.pop(keys.WORKSPACE, None)
         _set_param(None)
         return False
-    state.set_upload(opened.upload, keep_workspace=True)
-    _keep(opened)
-    from ui.exclusions import restore_excluded
-
-    restore_excluded(opened.upload, list(opened.excluded))
+    _show(opened)
     return True
 
 

@@ -58,14 +58,15 @@ if uploaded is not None and uploaded.file_id != state.get(keys.PARSED_FILE_ID):
 def _read_again(label: str, sheet: str | None, mapping: ColumnMapping | None = None, *,
                 remember: bool = False) -> None:
     """Read the same file again with another sheet or mapping: from the uploader, or from the saved
-    workspace (after a refresh or once the uploader was emptied); what was done on Review starts over."""
+    workspace (after a refresh or once the uploader was emptied). A new mapping of a file already changed
+    on Review is a workspace operation, replayed with those changes; otherwise Review starts over.
+    `remember`: the analyst confirmed the mapping, so it is saved for files with the same headers."""
     kept = workspace.meta()
     upload_now = state.upload()
     if (mapping is not None and upload_now is not None and sheet == upload_now.sheet
             and workspace.change_mapping(mapping)):  # changes made on Review are kept: replayed with it
-        if remember and (said := profiles.remember(mapping, upload_now.file_name,
-                                                   st.session_state.get(profiles.SOURCE_NAME) or None)):
-            state.notice(said)
+        if remember:
+            _remember(mapping, upload_now.file_name)
         st.rerun()
     data = uploaded.getvalue() if uploaded is not None else workspace.stored_bytes()
     name = uploaded.name if uploaded is not None else upload_now.file_name if upload_now else None
@@ -81,10 +82,14 @@ def _read_again(label: str, sheet: str | None, mapping: ColumnMapping | None = N
     elif new is not None:
         workspace.start(data, new)
     if new is not None and remember and mapping is not None:
-        said = profiles.remember(new.mapping, name, st.session_state.get(profiles.SOURCE_NAME) or None)
-        if said:
-            state.notice(said)
+        _remember(new.mapping, name)
     st.rerun()
+
+
+def _remember(mapping: ColumnMapping, file_name: str) -> None:
+    """Save a confirmed mapping (under the source name typed in the form, if any) and say so."""
+    if said := profiles.remember(mapping, file_name, st.session_state.get(profiles.SOURCE_NAME) or None):
+        state.notice(said)
 
 
 def _can_read_again() -> bool:
