@@ -7,7 +7,8 @@ import itertools
 import json
 import os
 import sys
-from collections.abc import Callable, Sequence
+import tempfile
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
 from sqlalchemy.exc import SQLAlchemyError
@@ -183,14 +184,26 @@ def _import(args: argparse.Namespace, settings: Settings) -> int:
     result = import_upload(engine, upload, settings, dry_run=args.dry_run, batch_size=args.batch_size,
                            progress=show, user_name=os.environ.get("USER"), existing=args.existing,
                            blank=args.blank)
+    if report_format is not None and args.json:
+        from importer.results import FailedJson
+
+        # The failed rows are read once for both: each row's JSON is spooled to a temporary file as the
+        # report takes it, and printed once the report is written (as before: no JSON if it fails).
+        with tempfile.TemporaryFile("w+", encoding="utf-8", errors="surrogatepass", newline="") as spool:
+            spooled = FailedJson(spool)
+            with open(args.report, "wb") as out:
+                passing = spooled.passing(result.failed)
+                write_report(passing, report_format, out, columns=result.failed.columns,
+                             run_id=result.failed.run_id)
+                for _ in passing:  # what the report did not take (nothing): the JSON still has every row
+                    pass
+            _print_json(result.json_chunks(spooled.items()))
+        return EXIT_OK
     if report_format is not None:
         with open(args.report, "wb") as out:
             write_report(result.failed, report_format, out)
     if args.json:
-        # Streamed: 100,000 failed rows are written one at a time, never built as one string.
-        for chunk in result.json_chunks():
-            sys.stdout.write(chunk)
-        sys.stdout.write("\n")
+        _print_json(result.json_chunks())
         return EXIT_OK
     print(f"{result.message} (run {result.run_id}{', resumed' if result.resumed else ''}"
           f"{', dry run: nothing was saved' if result.dry_run else ''})")
@@ -201,6 +214,13 @@ def _import(args: argparse.Namespace, settings: Settings) -> int:
     if args.report:
         print(f"Failure report written to {args.report}")
     return EXIT_OK
+
+
+def _print_json(chunks: Iterable[str]) -> None:
+    # Streamed: 100,000 failed rows are written a batch at a time, never built as one string.
+    for chunk in chunks:
+        sys.stdout.write(chunk)
+    sys.stdout.write("\n")
 
 
 def _template(args: argparse.Namespace, settings: Settings) -> int:

@@ -45,6 +45,7 @@ from importer.matching import (
 )
 from importer.results import (
     ErrorCode,
+    ErrorTable,
     FailedRows,
     ReportColumn,
     RowError,
@@ -53,8 +54,9 @@ from importer.results import (
     UpdateColumns,
     UpdatedRows,
     changes_between,
+    errors_json,
     failed_rows_of,
-    values_by_row,
+    values_json_by_row,
 )
 from importer.settings import Settings
 from schemas.customer import FIELD_NAMES
@@ -165,6 +167,13 @@ class _Loader:
         self.pg = is_postgres(conn)
         self.run_id: int | None = None
         self.owner = runs.this_owner()
+        # This execution's failures, as its committed chunks settled them: the rows that failed validation
+        # (their errors are checked.errors') and the loader's own failures (already_exists, conflict,
+        # database_error) as small tables. The run's summary is made from them, not read back, unless
+        # earlier attempts settled rows too. A chunk's part is kept only once its transaction committed.
+        self.invalid_parts: list[np.ndarray] = []
+        self.own_parts: list[ErrorTable] = []
+        self.settled: tuple[np.ndarray, ErrorTable] | None = None
 
     def unit(self) -> AbstractContextManager:
         """A chunk's transaction: committed in a real run, a savepoint inside a dry run's outer one."""
@@ -235,10 +244,11 @@ class _Loader:
     # -- one chunk ----------------------------------------------------------------------------
     def chunk(self, rows: list[Record]) -> tuple[int, int]:
         """Settle every row of a chunk in one transaction; returns (created, failed)."""
-        errors = self.checked.errors
         numbers = np.fromiter((n for n, _ in rows), dtype=np.int64, count=len(rows))
-        bad = {int(n) for n in numbers[np.isin(numbers, self.error_rows)]}
-        failures: dict[int, tuple[RowError, ...]] = {n: errors[n] for n in sorted(bad)}
+        invalid = np.sort(numbers[np.isin(numbers, self.error_rows)])
+        bad = set(invalid.tolist())
+        # The loader's own failures; the rows that failed validation keep their errors in checked.errors.
+        failures: dict[int, tuple[RowError, ...]] = {}
         candidates = [(n, rec) for n, rec in rows if n not in bad]
         matches = match_rows(self.conn, candidates, self.blanks.of([n for n, _ in candidates]),
                              clear=self.blank is BlankMode.CLEAR,
@@ -272,16 +282,8 @@ class _Loader:
                     "shipping_mark", ErrorCode.ALREADY_EXISTS,
                     f"a customer with this shipping mark ({rec['shipping_mark']}), phone or email was "
                     "created by another import at the same time"),)
-        if failures:
-            typed = self.customer_data(sorted(failures))
-            own = values_by_row(self.other_columns, sorted(failures))
-            # Multi-row INSERTs of JSON text, like the audit trail below: SQLAlchemy's executemany with
-            # its JSON processors took a quarter of a 100%-invalid import on PostgreSQL.
-            insert_many(self.conn, import_failures.name,
-                        ("run_id", "source_row_number", "errors", "customer_data", "other_columns"),
-                        [(self.run_id, n, json.dumps([e.to_dict() for e in errs]), json.dumps(typed[n]),
-                          None if own.get(n) is None else json.dumps(own[n]))
-                         for n, errs in sorted(failures.items())])
+        if failures or len(invalid):
+            self.insert_failures(invalid, failures)
         if updated:
             insert_many(self.conn, customer_changes.name,
                         ("customer_id", "run_id", "source_row_number", "before", "after"),
@@ -296,11 +298,30 @@ class _Loader:
                 total_created=import_runs.c.total_created + len(inserted),
                 total_updated=import_runs.c.total_updated + len(updated),
                 total_unchanged=import_runs.c.total_unchanged + len(unchanged),
-                total_failed=import_runs.c.total_failed + len(failures),
+                total_failed=import_runs.c.total_failed + len(invalid) + len(failures),
                 heartbeat_at=runs.now(),
             )
         )
-        return len(inserted), len(failures)
+        self.settled = (invalid, ErrorTable.from_pairs(
+            ((n, e) for n, errs in sorted(failures.items()) for e in errs), field_order=False))
+        return len(inserted), len(invalid) + len(failures)
+
+    def insert_failures(self, invalid: np.ndarray, failures: dict[int, tuple[RowError, ...]]) -> None:
+        """Write a chunk's failed rows: those that failed validation (`invalid`, ascending) and the loader's
+        own `failures`, each with its errors, its values as typed and the file's other columns, as JSON."""
+        errors = self.checked.errors
+        texts = dict(zip(invalid.tolist(), errors.errors_json(invalid), strict=True)) \
+            if isinstance(errors, ErrorTable) else {n: errors_json(errors[n]) for n in invalid.tolist()}
+        texts.update((n, errors_json(errs)) for n, errs in failures.items())
+        numbers = sorted(texts)
+        typed = values_json_by_row(self.checked.original, numbers, list(FIELD_NAMES))
+        own = values_json_by_row(self.other_columns, numbers)
+        # Multi-row INSERTs of JSON text, like the audit trail below: SQLAlchemy's executemany with
+        # its JSON processors took a quarter of a 100%-invalid import on PostgreSQL. The text is
+        # json.dumps' own, put together column by column (results.errors_json, values_json_by_row).
+        insert_many(self.conn, import_failures.name,
+                    ("run_id", "source_row_number", "errors", "customer_data", "other_columns"),
+                    [(self.run_id, n, texts[n], typed[n], own.get(n)) for n in numbers])
 
     def update_rows(self, rows: list[tuple[int, Match]]) -> tuple[set[int], dict[int, tuple[RowError, ...]]]:
         """Apply changed rows in one bulk UPDATE; a refused batch is halved until each refused row is alone."""
@@ -315,13 +336,6 @@ class _Loader:
                             f"the database refused this update of customer #{match.customer_id}: {message}")
 
         return self.halving(rows, apply, apply, refusal)
-
-    def customer_data(self, numbers: list[int]) -> dict[int, dict[str, str]]:
-        """Each row's non-blank values exactly as typed in the file (one frame lookup per chunk)."""
-        part = self.checked.original.reindex(columns=list(FIELD_NAMES)).loc[numbers].astype(object)
-        part = part.where(part.notna(), "")
-        return {int(n): {f: str(v) for f, v in zip(FIELD_NAMES, vals, strict=True) if str(v) != ""}
-                for n, *vals in part.itertuples(index=True, name=None)}
 
     def insert_rows(self, rows: list[Record], first: bool = False) -> tuple[set[int], dict[int, tuple[RowError, ...]]]:
         """Insert rows; a refused batch is halved until each refused row is alone (database_error)."""
@@ -415,6 +429,7 @@ class _Loader:
         for rows in chunks:
             for attempt in range(_RETRIES + 1):
                 try:
+                    self.settled = None
                     with self.unit():
                         self.chunk(rows)
                     break
@@ -422,6 +437,9 @@ class _Loader:
                     if not _retryable(exc) or attempt == _RETRIES:
                         raise
                     time.sleep(0.05 * (attempt + 1))
+            assert self.settled is not None  # chunk() settled the rows and its transaction committed
+            self.invalid_parts.append(self.settled[0])
+            self.own_parts.append(self.settled[1])
             processed += len(rows)
             rows_done += len(rows)
             if self.progress is not None:
@@ -432,7 +450,11 @@ class _Loader:
         assert run_id is not None  # start() claimed or created it
         with self.unit():
             # Counted in the database, so a resumed run's summary covers the chunks of earlier attempts.
-            errors = runs.error_table_on(self.conn, run_id)
+            n_failed = runs.failed_count_on(self.conn, run_id)
+            errors = self.failures() if not done else None
+            if errors is None or len(errors) != n_failed:
+                # Earlier attempts settled rows too: their failures are read back.
+                errors = runs.error_table_on(self.conn, run_id)
             created = runs.created_on(self.conn, run_id)
             n_updated = runs.updated_on(self.conn, run_id)
             n_unchanged = runs.unchanged_on(self.conn, run_id)
@@ -466,6 +488,17 @@ class _Loader:
             file=self.file_name, sheet=self.sheet, total_attempted=total, total_created=created,
             failed=failed, failure_codes=errors.by_code(), updated=updated, total_unchanged=n_unchanged,
         )
+
+    def failures(self) -> ErrorTable:
+        """This execution's failures as the run stores them (field, code, message of each error, a row's
+        errors in their stored order), put together from its chunks' parts, not read back."""
+        errors = self.checked.errors
+        invalid = np.concatenate(self.invalid_parts) if self.invalid_parts else np.zeros(0, dtype=np.int64)
+        if isinstance(errors, ErrorTable):
+            checked = errors.only_rows(invalid)
+        else:
+            checked = ErrorTable.from_pairs(((n, e) for n in invalid.tolist() for e in errors[n]), field_order=False)
+        return ErrorTable.concat([checked, *self.own_parts], field_order=False).as_stored()
 
     def give_up(self) -> None:
         """After a non-database exception: mark the run interrupted so a retry resumes it at once."""

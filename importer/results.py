@@ -14,7 +14,8 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from itertools import islice
-from typing import Any, Protocol
+from json.encoder import encode_basestring, encode_basestring_ascii
+from typing import IO, Any, Protocol
 
 import numpy as np
 import pandas as pd
@@ -110,6 +111,20 @@ class _Described(Protocol):
 def error_text(errors: Iterable[_Described]) -> str:
     """The one-line `error` of a failed row: `Phone: 5412345 is not a valid phone number`."""
     return "; ".join(f"{label_of(e.field)}: {e.message}" for e in errors)
+
+
+# json.dumps' own text, piece by piece (its separators ", " and ": "): the JSON a run stores of a row's
+# errors and values, and the CLI's JSON of a failed row, without a dict and a json.dumps call per row.
+def _error_head(field: str, ascii_only: bool) -> str:
+    enc = encode_basestring_ascii if ascii_only else encode_basestring
+    return '{"field": ' + enc(field) + ', "code": '
+
+
+def errors_json(errors: Iterable[RowError]) -> str:
+    """`json.dumps([e.to_dict() for e in errors])`: the text import_failures.errors stores."""
+    enc = encode_basestring_ascii
+    return "[" + ", ".join('{"field": ' + enc(e.field) + ', "code": ' + enc(e.code.value) + ', "message": '
+                           + enc(e.message) + "}" for e in errors) + "]"
 
 
 _CODES = tuple(ErrorCode)
@@ -278,6 +293,43 @@ class ErrorTable(Mapping[int, tuple[RowError, ...]]):
     def rows(self) -> np.ndarray:
         """The failing source rows, ascending."""
         return self._keys
+
+    def only_rows(self, rows: np.ndarray) -> ErrorTable:
+        """The table of these rows' errors only (rows the table lacks are ignored)."""
+        return self._where(np.isin(self._rows, np.asarray(rows, dtype=np.int64)))
+
+    def as_stored(self) -> ErrorTable:
+        """The table as a run reads it back from import_failures: field, code and message of each error,
+        without the offending value or the other row."""
+        return ErrorTable(self._rows, self._fields, self._codes, self._messages, np.zeros_like(self._values),
+                          np.full_like(self._others, -1), self._texts)
+
+    def errors_json(self, rows: np.ndarray) -> list[str]:
+        """`errors_json(self[row])` of each of these rows (ascending, each in the table), a chunk at a time:
+        the text import_failures.errors stores, without a RowError per error."""
+        rows = np.asarray(rows, dtype=np.int64)
+        if not len(rows):
+            return []
+        at = self._keys.searchsorted(rows)
+        if at[-1] >= len(self._keys) or not np.array_equal(self._keys[at], rows):
+            raise KeyError("a row without errors")
+        bounds = np.append(self._starts, len(self._rows))
+        begin, end = bounds[at], bounds[at + 1]
+        first, last = int(begin[0]), int(end[-1])
+        fields = self._fields[first:last].tolist()
+        codes = self._codes[first:last].tolist()
+        messages = self._messages[first:last].tolist()
+        heads = [_error_head(name, True) for name in FIELD_CODES]
+        tails = [encode_basestring_ascii(code.value) + ', "message": ' for code in _CODES]
+        enc, texts = encode_basestring_ascii, self._texts
+        out = []
+        for b, e in zip((begin - first).tolist(), (end - first).tolist(), strict=True):
+            if e - b == 1:
+                out.append("[" + heads[fields[b]] + tails[codes[b]] + enc(texts[messages[b]]) + "}]")
+            else:
+                out.append("[" + ", ".join(heads[fields[i]] + tails[codes[i]] + enc(texts[messages[i]]) + "}"
+                                           for i in range(b, e)) + "]")
+        return out
 
     def pairs(self) -> Iterator[tuple[int, RowError]]:
         """Every (row, error), in order."""
@@ -563,6 +615,27 @@ def values_by_row(frame: pd.DataFrame | None, rows: list[int], names: list[str] 
             for number, *cells in zip(found.tolist(), *columns, strict=True)}
 
 
+def values_json_by_row(frame: pd.DataFrame | None, rows: list[int], names: list[str] | None = None,
+                       ) -> dict[int, str]:
+    """`json.dumps(values)` of each row of `values_by_row(frame, rows, names)`: the text a run stores,
+    made column by column without a dict per row."""
+    if frame is None or not rows:
+        return {}
+    names = list(frame.columns) if names is None else names
+    if not all(isinstance(name, str) for name in names):
+        return {n: json.dumps(v) for n, v in values_by_row(frame, rows, names).items()}
+    wanted = pd.Index(rows)
+    found = wanted[wanted.isin(frame.index)]
+    if not len(found):
+        return {}
+    part = frame.reindex(columns=names).loc[found]
+    columns = [_texts_of(part.iloc[:, i]) for i in range(len(names))]
+    enc = encode_basestring_ascii
+    keys = [enc(name) + ": " for name in names]
+    return {int(number): "{" + ", ".join([k + enc(v) for k, v in zip(keys, cells, strict=True) if v]) + "}"
+            for number, *cells in zip(found.tolist(), *columns, strict=True)}
+
+
 def failed_rows_of(errors: ErrorTable, original: pd.DataFrame, columns: Iterable[str],
                    chunk: int = 2_000, others: pd.DataFrame | None = None) -> Iterator[FailedRow]:
     """FailedRow for each row of `errors`, its values looked up by row number in `original`.
@@ -661,11 +734,14 @@ class RunResult:
         return {**self.summary_json(), "failed_customers": [row.to_json() for row in self.failed],
                 "updated_customers": [row.to_json() for row in self.updated]}
 
-    def json_chunks(self) -> Iterator[str]:
-        """The same JSON text as `json.dumps(self.to_json(), ensure_ascii=False)`, a row at a time."""
+    def json_chunks(self, failed_items: Iterable[str] | None = None) -> Iterator[str]:
+        """The same JSON text as `json.dumps(self.to_json(), ensure_ascii=False)`, a row at a time.
+
+        `failed_items`: the text of the failed_customers items when it was made already (FailedJson,
+        while the failed rows went to a report), so the failed rows are not read again."""
         head = json.dumps(self.summary_json(), ensure_ascii=False)
         yield head[:-1] + ', "failed_customers": ['
-        yield from _json_items(row.to_json() for row in self.failed)
+        yield from _failed_json_items(self.failed) if failed_items is None else failed_items
         yield '], "updated_customers": ['
         yield from _json_items(updated.to_json() for updated in self.updated)
         yield "]}"
@@ -683,3 +759,67 @@ def _json_items(items: Iterable[Any]) -> Iterator[str]:
         text = json.dumps(batch, ensure_ascii=False)[1:-1]
         yield text if first else ", " + text
         first = False
+
+
+def failed_row_json(row: FailedRow) -> str:
+    """`json.dumps(row.to_json(), ensure_ascii=False)`, put together from its pieces (a row's dicts and
+    json.dumps call were most of the CLI's JSON of 100,000 failed rows)."""
+    enc = encode_basestring
+    try:
+        number = row.source_row_number
+        if type(number) is not int:
+            raise TypeError(number)
+        errors = row.errors
+        return ('{"source_row_number": ' + str(number) + ', "error": ' + enc(error_text(errors)) + ', "errors": ['
+                + ", ".join([_error_head(e.field, False) + enc(e.code.value) + ', "message": ' + enc(e.message) + "}"
+                             for e in errors])
+                + '], "customer_data": {'
+                + ", ".join([enc(k) + ": " + enc(v) for k, v in row.customer_data.items()]) + "}}")
+    except (TypeError, AttributeError):  # not text where text is expected: json.dumps says what it makes of it
+        return json.dumps(row.to_json(), ensure_ascii=False)
+
+
+def _failed_json_items(rows: Iterable[FailedRow]) -> Iterator[str]:
+    """The failed_customers items, `, `-separated, without the brackets, a batch of rows at a time."""
+    rows = iter(rows)
+    first = True
+    while batch := [failed_row_json(row) for row in islice(rows, _JSON_BATCH)]:
+        text = ", ".join(batch)
+        yield text if first else ", " + text
+        first = False
+
+
+class FailedJson:
+    """The JSON items of failed rows, written to a text file as the rows pass on to a report: the CLI's
+    --report and --json then read the failed rows once (a 100,000-row run's rows come from the database
+    or the upload a chunk at a time; the spool holds their JSON text, not objects)."""
+
+    def __init__(self, spool: IO[str]) -> None:
+        self._spool = spool
+        self._first = True
+        self.complete = False
+
+    def passing(self, rows: Iterable[FailedRow]) -> Iterator[FailedRow]:
+        """The rows, unchanged; each one's JSON is written once it has been handed on."""
+        batch: list[str] = []
+        for row in rows:
+            yield row
+            batch.append(failed_row_json(row))
+            if len(batch) >= _JSON_BATCH:
+                self._write(batch)
+                batch = []
+        self._write(batch)
+        self.complete = True
+
+    def _write(self, batch: list[str]) -> None:
+        if batch:
+            self._spool.write(("" if self._first else ", ") + ", ".join(batch))
+            self._first = False
+
+    def items(self, block: int = 1 << 20) -> Iterator[str]:
+        """The items' text (for RunResult.json_chunks), once every row has passed."""
+        if not self.complete:
+            raise RuntimeError("the failed rows have not all passed yet")
+        self._spool.seek(0)
+        while text := self._spool.read(block):
+            yield text

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -172,7 +173,7 @@ def get_run(engine: sa.Engine, run_id: int) -> RunRecord:
         return _record(conn, _run_row(conn, run_id))
 
 
-def _failures_query(run_id: int, *columns: sa.Column) -> sa.Select:
+def _failures_query(run_id: int, *columns: sa.ColumnElement) -> sa.Select:
     return (sa.select(import_failures.c.source_row_number, *columns)
             .where(import_failures.c.run_id == run_id).order_by(import_failures.c.source_row_number))
 
@@ -223,13 +224,48 @@ def unchanged_on(conn: sa.Connection, run_id: int) -> int:
     return _count(conn, import_unchanged.c.run_id, run_id)
 
 
+def _as_text(column: sa.Column) -> sa.ColumnElement:
+    """A JSON column as its stored text: decoded a batch of rows at a time by `_decoded`, not a value at
+    a time by the driver (PostgreSQL) or SQLAlchemy's result processor (SQLite)."""
+    return sa.cast(column, sa.Text).label(column.name)
+
+
+def _decoded(texts: Sequence[str | None]) -> list[Any]:
+    """json.loads of each text (None stays None), in one call for the batch."""
+    return json.loads("[" + ",".join(["null" if t is None else t for t in texts]) + "]")
+
+
+def _batches(conn: sa.Connection, stmt: sa.Select) -> Iterator[Sequence[sa.Row]]:
+    """A streamed query's rows, STREAM_ROWS at a time."""
+    return _stream(conn, stmt).partitions()
+
+
+def _row_errors(batch: list[Any]) -> Iterator[tuple[RowError, ...]]:
+    """Each row's stored errors as RowErrors; equal errors (one message for many rows) are one object."""
+    made: dict[tuple[str, str, str], RowError] = {}
+    for errors in batch:
+        out = []
+        for error in errors:
+            key = (error["field"], error["code"], error["message"])
+            found = made.get(key)
+            if found is None:
+                found = made[key] = RowError.from_dict(error)
+            out.append(found)
+        yield tuple(out)
+
+
 def error_table_on(conn: sa.Connection, run_id: int) -> ErrorTable:
     """A run's errors as columns, streamed from import_failures on an open connection."""
-    stmt = _failures_query(run_id, import_failures.c.errors)
-    return ErrorTable.from_pairs(
-        ((number, RowError.from_dict(error)) for number, errors in _stream(conn, stmt) for error in errors),
-        field_order=False,  # as stored
-    )
+    stmt = _failures_query(run_id, _as_text(import_failures.c.errors))
+
+    def pairs() -> Iterator[tuple[int, RowError]]:
+        for batch in _batches(conn, stmt):
+            numbers = [row[0] for row in batch]
+            for number, errors in zip(numbers, _row_errors(_decoded([row[1] for row in batch])), strict=True):
+                for error in errors:
+                    yield number, error
+
+    return ErrorTable.from_pairs(pairs(), field_order=False)  # as stored
 
 
 def failed_count_on(conn: sa.Connection, run_id: int) -> int:
@@ -239,11 +275,14 @@ def failed_count_on(conn: sa.Connection, run_id: int) -> int:
 
 def iter_failures(engine: sa.Engine, run_id: int) -> Iterator[FailedRow]:
     """A run's failed rows by source row number, streamed from the database one at a time."""
-    stmt = _failures_query(run_id, import_failures.c.errors, import_failures.c.customer_data,
-                           import_failures.c.other_columns)
+    stmt = _failures_query(run_id, _as_text(import_failures.c.errors), _as_text(import_failures.c.customer_data),
+                           _as_text(import_failures.c.other_columns))
     with reading(engine) as conn:
-        for number, errors, data, own in _stream(conn, stmt):
-            yield FailedRow(number, tuple(RowError.from_dict(e) for e in errors), data, own or {})
+        for batch in _batches(conn, stmt):
+            numbers, errors, data, own = zip(*batch, strict=True)
+            for number, row_errors, values, others in zip(numbers, _row_errors(_decoded(errors)), _decoded(data),
+                                                          _decoded(own), strict=True):
+                yield FailedRow(number, row_errors, values, others or {})
 
 
 def report_columns_of(settings: dict) -> tuple[ReportColumn, ...] | None:
