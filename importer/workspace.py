@@ -28,7 +28,7 @@ import pandas as pd
 import sqlalchemy as sa
 
 from importer.db import current_revision, db_errors, metadata, reading
-from importer.dedupe import find_duplicates_in_file
+from importer.dedupe import duplicate_rows, find_duplicates_in_file
 from importer.errors import FileMismatch, ImporterError, LimitExceeded, RunError
 from importer.fixes import Fix, apply_fix, available_fixes, fill_region_fix
 from importer.mapping import ColumnMapping
@@ -416,6 +416,15 @@ def _take_rows(frame: pd.DataFrame, rows: pd.Index) -> pd.DataFrame:
     return out
 
 
+def _write(frame: pd.DataFrame, column: str, new: pd.Series) -> None:
+    """frame.loc[new.index, column] = new, for the rows whose value differs only. Each write of an Arrow
+    string column makes the whole column anew, so columns an operation left as they were are not written."""
+    old = frame.loc[new.index, column]
+    differs = ~((old.to_numpy() == new.to_numpy()) | (old.isna().to_numpy() & new.isna().to_numpy()))
+    if differs.any():
+        frame.loc[new.index[differs], column] = new[differs]
+
+
 class _Replay:
     """The fold of replay(). Every row read stays in `text` (excluded ones too: an include-again is then only
     a set operation) with its normalised values and its own errors (`normalised`, `errors`, duplicates
@@ -456,7 +465,7 @@ class _Replay:
             part = self.text.loc[sorted(self.dirty)]
             fresh = check_frame(part, self.settings)
             for column in FIELD_NAMES:  # written into the one frame, not into a copy of it
-                self.normalised.loc[part.index, column] = fresh.normalised[column]
+                _write(self.normalised, column, fresh.normalised[column])
             self.errors = (self.errors.without_rows(part.index.tolist())
                            .with_rows(fresh.errors.without_code(_DUPLICATE)))
         self.dirty = set()
@@ -467,7 +476,7 @@ class _Replay:
         normalised = self.update()
         present = self.present()
         keys = normalised.loc[present, list(UNIQUE_FIELDS)] if self.excluded else normalised[list(UNIQUE_FIELDS)]
-        failing = set(self.errors.rows().tolist()) | set(find_duplicates_in_file(keys).rows().tolist())
+        failing = set(self.errors.rows().tolist()) | set(duplicate_rows(keys).tolist())
         return present[present.isin(list(failing))]
 
     def validated(self, final: bool = False) -> Checked:
@@ -641,6 +650,13 @@ def _frame(archive: zipfile.ZipFile, name: str) -> pd.DataFrame:
     return frame.astype(TEXT) if name != "other.parquet" else frame
 
 
+def _no_rows(frame: pd.DataFrame) -> pd.DataFrame:
+    """frame's columns with no rows, sharing no memory with it: a slice such as frame.iloc[:0] keeps every
+    column's whole Arrow buffer alive, so the fold's rewritten columns could not free the snapshot's."""
+    return pd.DataFrame({column: pd.Series([], dtype=frame[column].dtype) for column in frame.columns},
+                        index=frame.index[:0].copy())
+
+
 def load_snapshot(blob: bytes, settings: Settings) -> _Start | None:
     """The upload a snapshot holds, ready for the replay's fold; None (and a log line) when it cannot be
     read, and the replay reads the file instead."""
@@ -663,7 +679,7 @@ def load_snapshot(blob: bytes, settings: Settings) -> _Start | None:
         report = meta["report"]
         upload = Upload(
             meta["file_name"], meta["sha256"], meta["format"], tuple(meta["sheet_names"]), meta["sheet"],
-            ColumnMapping.from_dict(meta["mapping"]), Checked(text.iloc[:0], normalised.iloc[:0], ErrorTable.empty()),
+            ColumnMapping.from_dict(meta["mapping"]), Checked(_no_rows(text), _no_rows(normalised), ErrorTable.empty()),
             report_columns=None if meta["report_columns"] is None else tuple(
                 ReportColumn.from_json(c) for c in meta["report_columns"]),
             other_columns=others,

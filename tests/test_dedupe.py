@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import pandas as pd
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from importer.dedupe import find_duplicates_in_file
+from importer.dedupe import duplicate_rows, find_duplicates_in_file
 from importer.results import ErrorCode
 
 
@@ -34,3 +36,31 @@ def test_rows_are_compared_in_source_order_whatever_the_frame_order() -> None:
 
 def test_missing_keys_never_collide() -> None:
     assert find_duplicates_in_file(normalised({2: (None, None, None), 3: (None, None, None)})) == {}
+
+
+def _reference(frame: pd.DataFrame) -> dict[int, list[tuple[str, str, int]]]:
+    """Row by row: for each key, the first row (in source order) that had it wins."""
+    found: dict[int, list[tuple[str, str, int]]] = {}
+    for field in ["shipping_mark", "phone", "email"]:
+        first: dict[str, int] = {}
+        for row in sorted(frame.index):
+            value = frame.at[row, field]
+            if value is None or (isinstance(value, float) and pd.isna(value)):
+                continue
+            if value in first:
+                found.setdefault(int(row), []).append((field, str(value), first[value]))
+            else:
+                first[value] = int(row)
+    return found
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.dictionaries(st.integers(1, 60), st.tuples(*[st.one_of(st.none(), st.sampled_from(["", "a", "b", "c"]))] * 3),
+                       max_size=40),
+       st.sampled_from([object, "str"]))
+def test_duplicates_match_a_row_by_row_reference(rows: dict, dtype: object) -> None:
+    frame = normalised(rows).astype(dtype) if rows else normalised(rows)
+    expected = _reference(normalised(rows))
+    errors = find_duplicates_in_file(frame)
+    assert {row: [(e.field, e.value, e.other_row) for e in errors[row]] for row in errors} == expected
+    assert duplicate_rows(frame).tolist() == sorted(expected)
