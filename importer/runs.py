@@ -274,7 +274,7 @@ def failed_count_on(conn: sa.Connection, run_id: int) -> int:
 
 
 def iter_failures(engine: sa.Engine, run_id: int) -> Iterator[FailedRow]:
-    """A run's failed rows by source row number, streamed from the database one at a time."""
+    """A run's failed rows by source row number, streamed from the database (decoded a batch at a time)."""
     stmt = _failures_query(run_id, _as_text(import_failures.c.errors), _as_text(import_failures.c.customer_data),
                            _as_text(import_failures.c.other_columns))
     with reading(engine) as conn:
