@@ -21,6 +21,7 @@ import zlib
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
+from functools import partial
 from typing import Any, ClassVar, NamedTuple, Protocol, cast
 
 import numpy as np
@@ -550,18 +551,22 @@ class _Replay:
 
 def replay_operations(data: bytes, file_name: str, settings: Settings, sheet: str | None,
                       mapping: ColumnMapping | None, operations: Iterable[Any],
-                      excluded: list[Any] | None = None, *, snapshot: bytes | None = None) -> Upload:
+                      excluded: list[Any] | None = None, *, snapshot: bytes | None = None,
+                      on_snapshot: Callable[[bytes], None] | None = None) -> Upload:
     """The upload that applying `operations` in order to the file gives: the same frame and errors as
     applying them live one by one. The last mapping change decides how the file is read; every other
     operation is applied after that read, in order. `excluded`, when given, receives the excluded rows as
-    importer.exclusions.Excluded records (their text as excluded, why, their errors), for Review's list."""
+    importer.exclusions.Excluded records (their text as excluded, why, their errors), for Review's list.
+
+    `snapshot` (snapshot_bytes) is the file as read and checked with some mapping: the replay starts from it
+    when that is the mapping in force, else it reads the file, and then hands `on_snapshot` the snapshot of
+    that reading, so the next replay with this mapping starts from it (a mapping change reads the file once)."""
     operations = list(operations)
+    remapped = None
     for op in operations:
         if isinstance(op, MappingChange):
-            mapping = op.mapping
-    # The snapshot is the file as read with the workspace's own mapping: a mapping change reads it again.
-    start = None if snapshot is None or any(isinstance(op, MappingChange) for op in operations) else (
-        load_snapshot(snapshot, settings))
+            mapping = remapped = op.mapping
+    start = None if snapshot is None else load_snapshot(snapshot, settings, remapped=remapped, sheet=sheet)
     if start is not None:
         upload, text = start.upload, start.text
         fold = _Replay(text, settings)
@@ -569,7 +574,16 @@ def replay_operations(data: bytes, file_name: str, settings: Settings, sheet: st
         del start
     else:
         upload, text = _read_text(data, file_name, settings, sheet, mapping)
-        fold = _Replay(text, settings)
+        if on_snapshot is not None:  # checked now (the fold would check every row anyway) and stored
+            fresh = check_frame(text, settings)
+            del text
+            _offer(on_snapshot, snapshot_bytes(replace(upload, checked=fresh), remapped=remapped is not None))
+            text = fresh.original
+            fold = _Replay(text, settings)
+            fold.normalised, fold.errors = fresh.normalised, fresh.errors.without_code(_DUPLICATE)
+            del fresh
+        else:
+            fold = _Replay(text, settings)
     del text, data
     release_free_memory()  # the reader's buffers, before the rows are validated
     why: dict[int, str] = {}
@@ -609,15 +623,16 @@ def _parquet(frame: pd.DataFrame) -> bytes:
     return buffer.getvalue()
 
 
-def snapshot_bytes(upload: Upload) -> bytes:
+def snapshot_bytes(upload: Upload, *, remapped: bool = False) -> bytes:
     """The upload as read and checked (before any operation): its text and normalised frames (Parquet), its
     errors (arrays) and what the reading learned (JSON). A replay starts from it instead of reading and
-    validating the file again. Store it with create_workspace(snapshot=...)."""
+    validating the file again. Store it with create_workspace(snapshot=...). remapped: read with a mapping
+    change's mapping (a replay uses it only while that mapping change is in force), not the workspace's."""
     checked = upload.checked
     arrays, texts = checked.errors.to_arrays()
     notes = upload.notes
     meta = {
-        "version": _SNAPSHOT_VERSION, "file_name": upload.file_name, "sha256": upload.sha256,
+        "version": _SNAPSHOT_VERSION, "remapped": remapped, "file_name": upload.file_name, "sha256": upload.sha256,
         "format": upload.format, "sheet_names": list(upload.sheet_names), "sheet": upload.sheet,
         "mapping": upload.mapping.to_dict(), "texts": texts,
         "report_columns": None if upload.report_columns is None else [c.to_json() for c in upload.report_columns],
@@ -657,9 +672,26 @@ def _no_rows(frame: pd.DataFrame) -> pd.DataFrame:
                         index=frame.index[:0].copy())
 
 
-def load_snapshot(blob: bytes, settings: Settings) -> _Start | None:
-    """The upload a snapshot holds, ready for the replay's fold; None (and a log line) when it cannot be
-    read, and the replay reads the file instead."""
+def _offer(store: Callable[[bytes], None], blob: bytes) -> None:
+    try:
+        store(blob)
+    except Exception:  # noqa: BLE001 - a snapshot is a cache: the replay goes on without storing it
+        _LOG.warning("a workspace snapshot could not be stored", exc_info=True)
+
+
+def _same_mapping(meta: Mapping[str, Any], remapped: ColumnMapping | None) -> bool:
+    """Whether a snapshot was read with the mapping in force: the workspace's own (no mapping change), or
+    the last mapping change's."""
+    if remapped is None:
+        return not meta.get("remapped")
+    return bool(meta.get("remapped")) and meta.get("mapping") == json.loads(json.dumps(remapped.to_dict()))
+
+
+def load_snapshot(blob: bytes, settings: Settings, *, remapped: ColumnMapping | None = None,
+                  sheet: str | None = None) -> _Start | None:
+    """The upload a snapshot holds, ready for the replay's fold; None when it was read with another mapping
+    than the one in force (`remapped`: the last mapping change's, None for the workspace's own) or when it
+    cannot be read (and a log line), and the replay reads the file instead."""
     from importer.csv_read import SkippedRow
     from importer.mapping import SheetNotes
     from importer.results import ReportColumn
@@ -668,7 +700,8 @@ def load_snapshot(blob: bytes, settings: Settings) -> _Start | None:
     try:
         with zipfile.ZipFile(io.BytesIO(blob)) as archive:
             meta = json.loads(archive.read("meta.json"))
-            if meta.get("version") != _SNAPSHOT_VERSION:
+            if (meta.get("version") != _SNAPSHOT_VERSION or not _same_mapping(meta, remapped)
+                    or (sheet is not None and meta.get("sheet") != sheet)):
                 return None
             text = _frame(archive, "original.parquet")
             normalised = _frame(archive, "normalised.parquet")
@@ -828,6 +861,14 @@ def load_workspace(engine: sa.Engine, workspace_id: int, settings: Settings | No
                            row.snapshot)
 
 
+def store_snapshot(engine: sa.Engine, workspace_id: int, sha256: str, blob: bytes) -> None:
+    """Keep a replay's snapshot of the file as read (after a mapping change: with that mapping), so the
+    next replay starts from it. load_snapshot checks what it was read with, so a stale one is only unused."""
+    with db_errors(engine), engine.begin() as conn:
+        conn.execute(workspaces.update().where(workspaces.c.id == workspace_id, workspaces.c.sha256 == sha256)
+                     .values(snapshot=blob))
+
+
 def replay(engine: sa.Engine, workspace_id: int, settings: Settings) -> Upload:
     """The workspace's upload: its file read again and its active operations applied in order."""
     return open_workspace(engine, workspace_id, settings).upload
@@ -838,7 +879,8 @@ def open_workspace(engine: sa.Engine, workspace_id: int, settings: Settings) -> 
     stored = load_workspace(engine, workspace_id, settings)
     excluded: list[Any] = []
     upload = replay_operations(stored.data, stored.info.file_name, settings, stored.info.sheet, stored.mapping,
-                               [op for _, op in stored.operations], excluded, snapshot=stored.snapshot)
+                               [op for _, op in stored.operations], excluded, snapshot=stored.snapshot,
+                               on_snapshot=partial(store_snapshot, engine, workspace_id, stored.info.sha256))
     return Opened(stored.info, upload, stored.version, tuple(seq for seq, _ in stored.operations), tuple(excluded))
 
 

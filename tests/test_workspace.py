@@ -484,3 +484,47 @@ def test_excluded_rows_keep_their_text_through_fixes_and_come_back_as_they_were(
     assert_same(ws.replay(engine, opened.info.id, SETTINGS).checked, live)
     assert live.original.at[3, "shipping_mark"] == "pm1  kofi"  # untrimmed: it was excluded during the trim
     assert live.original.at[4, "phone"] == "0201234567"
+
+
+def _snapshot_meta(engine: sa.Engine, workspace_id: int) -> dict[str, Any]:
+    import json
+    import zipfile
+
+    with engine.connect() as conn:
+        blob = conn.execute(sa.select(ws.workspaces.c.snapshot).where(ws.workspaces.c.id == workspace_id)).scalar_one()
+    with zipfile.ZipFile(io.BytesIO(blob)) as archive:
+        return dict(json.loads(archive.read("meta.json")))
+
+
+def test_a_mapping_change_reads_the_file_once_and_later_replays_start_from_its_snapshot(
+        database_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The first replay with a new mapping reads the file and stores its snapshot; a refresh then starts
+    from it (no read), with the same frame as reading the file; undoing the change brings the workspace's
+    own reading back the same way."""
+    engine = ready_engine(database_url)
+    opened = new_workspace(engine, csv_file(30))
+    wid = opened.info.id
+    opened = ws.perform(engine, opened, ws.BulkFix("region", "ASHANTI"), SETTINGS)
+    fields = [None if f == "company_name" else f for f in opened.upload.mapping.fields]
+    reads: list[str] = []
+    real_read = ws._read_text
+    monkeypatch.setattr(ws, "_read_text", lambda *a, **k: (reads.append("read"), real_read(*a, **k))[1])
+    changed = ws.perform(engine, opened, ws.MappingChange.of(opened.upload.mapping, fields), SETTINGS)
+    assert reads == ["read"] and _snapshot_meta(engine, wid)["remapped"] is True
+    edit = ws.CellEdit.of(changed.upload.checked, {3: {"phone": "0241234567"}})
+    changed = ws.perform(engine, changed, edit, SETTINGS)
+    refreshed = ws.open_workspace(engine, wid, SETTINGS)
+    assert reads == ["read"]  # from the stored snapshot
+    assert set(refreshed.upload.checked.original["company_name"]) == {""}
+    assert_same(refreshed.upload.checked, changed.upload.checked)
+    with engine.begin() as conn:  # the same frame as reading the file with the mapping change again
+        conn.execute(ws.workspaces.update().where(ws.workspaces.c.id == wid).values(snapshot=None))
+    assert_same(ws.open_workspace(engine, wid, SETTINGS).upload.checked, changed.upload.checked)
+    assert reads == ["read", "read"]
+    ws.undo(engine, wid)
+    ws.undo(engine, wid)  # the edit, then the mapping change: the workspace's own mapping again
+    back = ws.open_workspace(engine, wid, SETTINGS)
+    assert reads == ["read", "read", "read"] and not _snapshot_meta(engine, wid)["remapped"]
+    assert "Trading Ltd" in set(back.upload.checked.original["company_name"])
+    assert_same(ws.open_workspace(engine, wid, SETTINGS).upload.checked, back.upload.checked)
+    assert reads == ["read", "read", "read"]
