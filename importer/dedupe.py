@@ -28,32 +28,44 @@ def _codes(keys: pd.Series) -> np.ndarray:
 
 def _repeats(keys: pd.Series) -> tuple[np.ndarray, np.ndarray]:
     """(positions, first positions): each position whose value an earlier position has, and that earlier
-    one's. Blank (NA) values repeat nothing. The values are compared as integer codes (pd.factorize: Arrow's
-    dictionary encoding for string columns), so no Python object is made per row."""
+    one's. Blank (NA) values repeat nothing. The values are compared as integer codes numbered in order of
+    first appearance (Arrow's dictionary encoding, pd.factorize), so a value is new exactly where its code
+    is above every code before it: no Python object and no sort per row."""
     codes = _codes(keys)
-    positions = np.flatnonzero(codes >= 0)
-    if not len(positions):
-        return positions, positions
-    valued = codes[positions]
-    first_of_code = np.empty(int(valued.max()) + 1, dtype=np.int64)
-    unique, first_index = np.unique(valued, return_index=True)  # the first position of each code
-    first_of_code[unique] = positions[first_index]
-    first = first_of_code[valued]
-    repeated = first != positions
-    return positions[repeated], first[repeated]
+    if not len(codes):
+        return codes, codes
+    seen = np.maximum.accumulate(codes)
+    new = np.empty(len(codes), dtype=bool)
+    new[0] = True
+    np.greater(codes[1:], seen[:-1], out=new[1:])
+    del seen
+    first_of_code = np.flatnonzero(new & (codes >= 0))  # code k first appears at first_of_code[k]
+    repeated = np.flatnonzero(~new & (codes >= 0))
+    return repeated, first_of_code[codes[repeated]]
 
 
-def _in_row_order(normalised: pd.DataFrame) -> pd.DataFrame:
-    # Only the key columns, sorted only when they are not in order already: a copy of the whole frame
-    # (every column of 100,000 rows) was the largest allocation of a workspace replay.
-    frame = normalised[list(UNIQUE_FIELDS)]
-    return frame if frame.index.is_monotonic_increasing else frame.sort_index()
+def _key_columns(normalised: pd.DataFrame, keep: np.ndarray | None = None) -> tuple[np.ndarray, dict[str, pd.Series]]:
+    """(source rows, each key column) in source row order, of the rows `keep` marks (all when None). Only
+    the key columns, one at a time, and sorted only when the rows are not in order already: a copy of the
+    whole frame (every column of 100,000 rows) was once the largest allocation of a workspace replay."""
+    index = normalised.index
+    order = None if index.is_monotonic_increasing else np.argsort(index.to_numpy(), kind="stable")
+    if keep is not None:
+        order = np.flatnonzero(keep) if order is None else order[keep[order]]
+    rows = index.to_numpy() if order is None else index.to_numpy()[order]
+
+    def column(field: str) -> pd.Series:
+        values = normalised[field]
+        return values if order is None else values.take(order)
+
+    return rows, {field: column(field) for field in UNIQUE_FIELDS}
 
 
-def duplicate_rows(normalised: pd.DataFrame) -> np.ndarray:
-    """The rows find_duplicates_in_file names (sorted, each once), without making its messages."""
-    frame = _in_row_order(normalised)
-    found = [frame.index.to_numpy()[_repeats(frame[field])[0]] for field in UNIQUE_FIELDS]
+def duplicate_rows(normalised: pd.DataFrame, keep: np.ndarray | None = None) -> np.ndarray:
+    """The rows find_duplicates_in_file names (sorted, each once), without making its messages; among the
+    rows `keep` marks (a boolean array over normalised's rows) when given."""
+    rows, columns = _key_columns(normalised, keep)
+    found = [rows[_repeats(column)[0]] for column in columns.values()]
     return np.unique(np.concatenate(found)).astype(np.int64) if found else np.empty(0, dtype=np.int64)
 
 
@@ -63,10 +75,8 @@ def find_duplicates_in_file(normalised: pd.DataFrame) -> ErrorTable:
     The index of `normalised` is the source row number; rows are compared in that order.
     """
     errors: list[tuple[int, RowError]] = []  # (row, error), made into columns at the end
-    frame = _in_row_order(normalised)
-    rows = frame.index.to_numpy()
-    for field in UNIQUE_FIELDS:
-        column = frame[field]
+    rows, columns = _key_columns(normalised)
+    for field, column in columns.items():
         repeated, first = _repeats(column)
         if not len(repeated):
             continue

@@ -43,6 +43,16 @@ def tune_allocators_for_a_server() -> bool:
     return bool(libc.mallopt(M_ARENA_MAX, SERVER_ARENAS))
 
 
+def trim_heap() -> bool:
+    """Give glibc's free heap pages back to the OS (malloc_trim), without a garbage collection: cheap
+    enough between the steps of a long computation. False where malloc_trim is unavailable."""
+    libc = _libc()
+    if libc is None:
+        return False
+    libc.malloc_trim(0)
+    return True
+
+
 def release_free_memory() -> bool:
     """Collect garbage, then return free pages to the OS: Arrow's pool, then glibc's heap (malloc_trim).
 

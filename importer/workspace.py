@@ -33,14 +33,14 @@ from importer.dedupe import duplicate_rows, find_duplicates_in_file
 from importer.errors import FileMismatch, ImporterError, LimitExceeded, RunError
 from importer.fixes import Fix, apply_fix, available_fixes, fill_region_fix
 from importer.mapping import ColumnMapping
-from importer.memory import release_free_memory
+from importer.memory import release_free_memory, trim_heap
 from importer.pipeline import Upload, read_unchecked
 from importer.results import ErrorCode, ErrorTable, RunStatus
 from importer.runs import aware, get_run, now
 from importer.settings import Settings
 from importer.validate import TEXT, Checked, check_frame, exclude, recheck
 from importer.xlsx_guard import MB
-from schemas.customer import FIELD_NAMES, REGIONS, UNIQUE_FIELDS, label_of
+from schemas.customer import FIELD_NAMES, REGIONS, label_of
 
 workspaces = sa.Table(
     "workspaces",
@@ -476,8 +476,8 @@ class _Replay:
         """Rows not excluded that fail, as Checked.errors.rows() would list them."""
         normalised = self.update()
         present = self.present()
-        keys = normalised.loc[present, list(UNIQUE_FIELDS)] if self.excluded else normalised[list(UNIQUE_FIELDS)]
-        failing = set(self.errors.rows().tolist()) | set(duplicate_rows(keys).tolist())
+        keep = ~normalised.index.isin(list(self.excluded)) if self.excluded else None
+        failing = set(self.errors.rows().tolist()) | set(duplicate_rows(normalised, keep).tolist())
         return present[present.isin(list(failing))]
 
     def validated(self, final: bool = False) -> Checked:
@@ -541,12 +541,14 @@ class _Replay:
             self.edit(op)
         elif isinstance(op, BulkFix):
             self.fix(op)
+            trim_heap()  # a check's and a column write's freed memory, before the next operation adds to it
         elif isinstance(op, Exclude):  # pending edits stay pending: an excluded row keeps its text
             self.excluded.update(row for row in op.rows if row in self.text.index)
         elif isinstance(op, Include):
             self.excluded.difference_update(op.rows)
         else:
             self.plug_in(op)
+            trim_heap()
 
 
 def replay_operations(data: bytes, file_name: str, settings: Settings, sheet: str | None,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -64,3 +65,5 @@ def test_duplicates_match_a_row_by_row_reference(rows: dict, dtype: object) -> N
     errors = find_duplicates_in_file(frame)
     assert {row: [(e.field, e.value, e.other_row) for e in errors[row]] for row in errors} == expected
     assert duplicate_rows(frame).tolist() == sorted(expected)
+    keep = np.asarray([row % 3 != 0 for row in frame.index], dtype=bool)  # some rows excluded
+    assert duplicate_rows(frame, keep).tolist() == sorted(_reference(normalised(rows)[keep]))
