@@ -406,6 +406,12 @@ class ErrorTable(Mapping[int, tuple[RowError, ...]]):
         """The table less some rows."""
         return self._where(~np.isin(self._rows, np.fromiter(rows, dtype=np.int64)))
 
+    def without_cells(self, rows: Iterable[int], fields: Iterable[str]) -> ErrorTable:
+        """The table less the errors of these fields in these rows (rows left with none drop out)."""
+        numbers = np.fromiter((_FIELD_ORDER.get(f, len(_FIELD_ORDER)) for f in fields), dtype=self._fields.dtype)
+        drop = np.isin(self._rows, np.fromiter(rows, dtype=np.int64)) & np.isin(self._fields, numbers)
+        return self._where(~drop)
+
     def without_code(self, code: ErrorCode, rows: Iterable[int] | None = None, field: str | None = None,
                      ) -> ErrorTable:
         """The table less every error with this code (only of these rows, only of this field, when given);

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import cast
 
@@ -145,7 +145,8 @@ def _objects(values: list[object], codes: np.ndarray) -> np.ndarray:
     return distinct[codes]
 
 
-def _normalise(original: pd.DataFrame, settings: Settings) -> tuple[pd.DataFrame, _Found]:
+def _normalise(original: pd.DataFrame, settings: Settings,
+               fields: Collection[str] | None = None) -> tuple[pd.DataFrame, _Found]:
     """Apply each field's normaliser; values it refuses become missing and an error of their own.
 
     Each distinct text of a column is normalised once (names, regions, types and failing values repeat a
@@ -157,6 +158,8 @@ def _normalise(original: pd.DataFrame, settings: Settings) -> tuple[pd.DataFrame
     spilled: dict[str, dict[int, tuple[str, ...]]] = {}  # other field -> {position: values from the main cell}
     rows = original.index.to_numpy().astype(np.int64, copy=False)
     for field_name, normaliser in _normalisers(settings).items():
+        if fields is not None and field_name not in fields:
+            continue
         codes, texts = _distinct_texts(original[field_name])
         seen: dict[str, object | RowError] = {}
         outcomes = [seen[t] if t in seen else seen.setdefault(t, _normalise_value(field_name, t, normaliser))
@@ -223,13 +226,16 @@ def _schema_message(field: str, code: ErrorCode, value: object) -> str:
     return f"{value} is not allowed"
 
 
-def _schema_errors(normalised: pd.DataFrame) -> _Found:
-    """Run the pandera model lazily and turn its failure cases into row errors.
+def _schema_errors(normalised: pd.DataFrame, fields: Sequence[str] | None = None) -> _Found:
+    """Run the pandera model lazily (only its columns `fields` when given: every check is a column's own)
+    and turn its failure cases into row errors.
 
     A message is made once per distinct (column, check, failing value), then given to each of its rows.
     """
     found = _Found()
     schema: pa.DataFrameSchema = CustomerFrame.to_schema()
+    if fields is not None:
+        schema = schema.select_columns(list(fields))
     try:
         schema.validate(normalised, lazy=True)
     except SchemaErrors as exc:
@@ -275,6 +281,52 @@ def check_frame(original: pd.DataFrame, settings: Settings) -> Checked:
     original = original.reindex(columns=list(FIELD_NAMES), fill_value="").fillna("").astype(TEXT)
     normalised, errors = _normalise(original, settings)
     return Checked(original=original, normalised=normalised, errors=_checked_errors(normalised, errors))
+
+
+def coupled_fields(fields: Collection[str]) -> list[str]:
+    """`fields` and the fields whose normalising goes with theirs (a Phone cell's other phones go to Other
+    Phones, so the two are normalised together; the same for e-mails), in field order."""
+    wanted = set(fields)
+    for main, other in OTHERS_OF.items():
+        if main in wanted or other in wanted:
+            wanted |= {main, other}
+    return [name for name in FIELD_NAMES if name in wanted]
+
+
+def check_cells(text: pd.DataFrame, normalised: pd.DataFrame, cells: Mapping[str, Collection[int]],
+                settings: Settings) -> tuple[dict[str, pd.Series], ErrorTable]:
+    """Normalised values and own errors (no duplicates) of some cells whose text changed: `cells` maps a
+    field to its changed rows; `text` and `normalised` hold those rows (at least) and the fields of
+    coupled_fields(cells) (at least), `normalised` as it was before the change. Returns each field's new
+    values (by row: the rows changed in it or in its coupled field) and the errors of exactly those cells.
+    Each cell's value and errors depend on that cell (and its coupled field's) alone, so they are what
+    check_frame gives for them; the schema runs once, over the rows and fields given."""
+    fields = coupled_fields(cells)
+    normalised = normalised[fields]  # the changed cells are written into it, a column at a time
+    found = _Found()
+    values: dict[str, pd.Series] = {}
+    changed: list[np.ndarray] = []  # (row, field) keys of the changed cells, as _Found.keys numbers them
+    done: set[str] = set()
+    for name in fields:
+        if name in done:
+            continue
+        group = coupled_fields([name])
+        done.update(group)
+        rows = sorted(set().union(*(cells.get(f, ()) for f in group)))
+        if not rows:
+            continue
+        fresh, errors = _normalise(text[group] if len(rows) == len(text) else text.loc[rows, group], settings, group)
+        found.add(*errors.entries(), errors.distinct)
+        for field_name in group:
+            values[field_name] = fresh[field_name]
+            normalised.loc[rows, field_name] = fresh[field_name]
+            changed.append(np.asarray(rows, dtype=np.int64) * _FIELD_SLOTS + _FIELD_NUMBER[field_name])
+    schema = _schema_errors(normalised, fields).without(found.keys())
+    failing, which = schema.entries()
+    keep = np.isin(schema.keys(), np.concatenate(changed)) if changed else np.zeros(len(failing), dtype=bool)
+    mine = _Found()
+    mine.add(failing[keep], which[keep], schema.distinct)
+    return values, ErrorTable.combine([found.table(), mine.table()])
 
 
 def _merged(frame: pd.DataFrame, rows: pd.DataFrame) -> pd.DataFrame:

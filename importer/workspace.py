@@ -38,7 +38,7 @@ from importer.pipeline import Upload, read_unchecked
 from importer.results import ErrorCode, ErrorTable, RunStatus
 from importer.runs import aware, get_run, now
 from importer.settings import Settings
-from importer.validate import TEXT, Checked, check_frame, exclude, recheck
+from importer.validate import TEXT, Checked, check_cells, check_frame, coupled_fields, exclude, recheck
 from importer.xlsx_guard import MB
 from schemas.customer import FIELD_NAMES, REGIONS, label_of
 
@@ -439,7 +439,8 @@ class _Replay:
         self.pending: dict[tuple[int, str], str] = {}
         self.normalised: pd.DataFrame | None = None
         self.errors = ErrorTable.empty()
-        self.dirty: set[int] = set()
+        self.dirty: set[int] = set()  # rows whose text changed since the last check, by field:
+        self.dirty_fields: dict[str, set[int]] = {}
 
     def present(self) -> pd.Index:
         return self.text.index[~self.text.index.isin(list(self.excluded))]
@@ -452,24 +453,34 @@ class _Replay:
         for field, values in by_field.items():
             self.text.loc[list(values), field] = list(values.values())
         self.dirty.update(row for row, _ in self.pending)
+        for field, values in by_field.items():
+            self.dirty_fields.setdefault(field, set()).update(values)
         self.pending.clear()
 
     def update(self) -> pd.DataFrame:
         """Normalised values and own errors of every row, brought up to date with the text."""
         self.flush()
-        if self.normalised is None or len(self.dirty) * 2 >= len(self.text):
-            self.normalised = None  # most rows changed: check afresh, the old frame let go first
+        if self.normalised is None or (len(self.dirty) * 2 >= len(self.text)
+                                       and len(coupled_fields(self.dirty_fields)) == len(FIELD_NAMES)):
+            self.normalised = None  # most rows and every field changed: check afresh, the old frame let go first
             release_free_memory()  # and what the text changes freed handed back, so the check does not add to it
             fresh = check_frame(self.text, self.settings)
             self.normalised, self.errors = fresh.normalised, fresh.errors.without_code(_DUPLICATE)
         elif self.dirty:
-            part = self.text.loc[sorted(self.dirty)]
-            fresh = check_frame(part, self.settings)
-            for column in FIELD_NAMES:  # written into the one frame, not into a copy of it
-                _write(self.normalised, column, fresh.normalised[column])
-            self.errors = (self.errors.without_rows(part.index.tolist())
-                           .with_rows(fresh.errors.without_code(_DUPLICATE)))
-        self.dirty = set()
+            # Only the cells whose text changed (each field's value and errors are its own cell's): a trim
+            # of every row's names normalises no phone again.
+            rows, fields = sorted(self.dirty), coupled_fields(self.dirty_fields)
+            if len(rows) * 2 >= len(self.text):  # most rows: the frames themselves, not copies of their rows
+                text, normalised = self.text, self.normalised
+            else:
+                text, normalised = self.text.loc[rows, fields], self.normalised.loc[rows, fields]
+            values, errors = check_cells(text, normalised, self.dirty_fields, self.settings)
+            del text, normalised
+            for column, new in values.items():  # written into the one frame, not into a copy of it
+                _write(self.normalised, column, new)
+                self.errors = self.errors.without_cells(new.index.tolist(), [column])
+            self.errors = self.errors.with_rows(errors)
+        self.dirty, self.dirty_fields = set(), {}
         return self.normalised
 
     def failing(self) -> pd.Index:
@@ -512,6 +523,7 @@ class _Replay:
         if len(changed):
             self.text.loc[changed, column] = new[changed].astype(str)
             self.dirty.update(changed.tolist())
+            self.dirty_fields.setdefault(column, set()).update(changed.tolist())
 
     def fix(self, op: BulkFix) -> None:
         self.flush()

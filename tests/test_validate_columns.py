@@ -22,7 +22,7 @@ from pandera.errors import SchemaErrors
 
 from importer import clean
 from importer.dedupe import find_duplicates_in_file
-from importer.results import ErrorTable, RowError
+from importer.results import ErrorCode, ErrorTable, RowError
 from importer.validate import (
     _MAIN_OF,
     OTHERS_OF,
@@ -31,6 +31,7 @@ from importer.validate import (
     _normalise_value,
     _normalisers,
     _schema_message,
+    check_cells,
     check_frame,
     recheck,
 )
@@ -170,6 +171,31 @@ def test_recheck_equals_checking_the_edited_table_afresh(mapped: pd.DataFrame, d
         normalised, errors = _reference_check(whole)
         pd.testing.assert_frame_equal(checked.normalised, normalised, check_names=False)
         _same(checked.errors, errors)
+
+
+@PROFILE
+@given(_tables(), st.data())
+def test_check_cells_gives_what_check_frame_gives_for_those_cells(mapped: pd.DataFrame, data: st.DataObject) -> None:
+    """A workspace replay checks again only the cells an operation changed: each one's value and errors
+    must be exactly check_frame's for the edited table (duplicates aside), whatever the other cells hold."""
+    before = check_frame(mapped, SETTINGS)
+    edited = mapped.astype(object).copy()
+    other = data.draw(_tables())
+    cells: dict[str, set[int]] = {}
+    for name in data.draw(st.sets(st.sampled_from(list(FIELD_NAMES)), min_size=1)):
+        rows = data.draw(st.sets(st.sampled_from(list(mapped.index)), min_size=1))
+        cells[name] = rows
+        for i, row in enumerate(sorted(rows)):
+            edited.at[row, name] = other[name].iloc[i % len(other)]
+    values, errors = check_cells(edited, before.normalised, cells, SETTINGS)
+    after = check_frame(edited, SETTINGS)
+    touched = {(row, name) for name, new in values.items() for row in new.index}
+    assert touched >= {(row, name) for name, rows in cells.items() for row in rows}
+    for name, new in values.items():
+        pd.testing.assert_series_equal(new, after.normalised.loc[new.index, name], check_names=False)
+    expected = [(row, e) for row, e in after.errors.without_code(ErrorCode.DUPLICATE_IN_FILE).pairs()
+                if (row, e.field) in touched]
+    assert list(errors.pairs()) == expected
 
 
 def test_a_value_failing_on_many_rows_is_one_message_for_each() -> None:
