@@ -563,7 +563,7 @@ class _Replay:
             trim_heap()
 
 
-def replay_operations(data: bytes, file_name: str, settings: Settings, sheet: str | None,
+def replay_operations(data: bytes | Callable[[], bytes], file_name: str, settings: Settings, sheet: str | None,
                       mapping: ColumnMapping | None, operations: Iterable[Any],
                       excluded: list[Any] | None = None, *, snapshot: bytes | None = None,
                       on_snapshot: Callable[[bytes], None] | None = None) -> Upload:
@@ -571,6 +571,7 @@ def replay_operations(data: bytes, file_name: str, settings: Settings, sheet: st
     applying them live one by one. The last mapping change decides how the file is read; every other
     operation is applied after that read, in order. `excluded`, when given, receives the excluded rows as
     importer.exclusions.Excluded records (their text as excluded, why, their errors), for Review's list.
+    `data` may be a function that gives the file: it is called only when the file must be read.
 
     `snapshot` (snapshot_bytes) is the file as read and checked with some mapping: the replay starts from it
     when that is the mapping in force, else it reads the file, and then hands `on_snapshot` the snapshot of
@@ -587,7 +588,7 @@ def replay_operations(data: bytes, file_name: str, settings: Settings, sheet: st
         fold.normalised, fold.errors = start.normalised, start.errors.without_code(_DUPLICATE)
         del start
     else:
-        upload, text = _read_text(data, file_name, settings, sheet, mapping)
+        upload, text = _read_text(data() if callable(data) else data, file_name, settings, sheet, mapping)
         if on_snapshot is not None:  # checked now (the fold would check every row anyway) and stored
             fresh = check_frame(text, settings)
             del text
@@ -859,20 +860,35 @@ def _operations(conn: sa.Connection, workspace_id: int, seqs: Sequence[int] | No
     return [(row.seq, operation_from_dict(row.kind, row.payload)) for row in rows]
 
 
+def _gone(workspace_id: int, settings: Settings) -> WorkspaceError:
+    return WorkspaceError(f"workspace {workspace_id} is gone: it was discarded, or expired after "
+                          f"{settings.workspace_days} days untouched (WORKSPACE_DAYS); upload the file again")
+
+
 def load_workspace(engine: sa.Engine, workspace_id: int, settings: Settings | None = None, *,
-                   seqs: Sequence[int] | None = None, discarded: bool = False) -> StoredWorkspace:
-    """A workspace's file and active operations (or the operations `seqs`); WorkspaceError if it is gone."""
+                   seqs: Sequence[int] | None = None, discarded: bool = False, file: bool = True) -> StoredWorkspace:
+    """A workspace's file and active operations (or the operations `seqs`); WorkspaceError if it is gone.
+    file=False: without the file (`data` is empty; stored_file reads it when it is needed)."""
     settings = settings or Settings()
     with reading(engine) as conn:
-        row = conn.execute(sa.select(*_INFO_COLUMNS, workspaces.c.data, workspaces.c.mapping, workspaces.c.snapshot,
+        data = (workspaces.c.data,) if file else ()
+        row = conn.execute(sa.select(*_INFO_COLUMNS, *data, workspaces.c.mapping, workspaces.c.snapshot,
                                      workspaces.c.discarded_at).where(workspaces.c.id == workspace_id)).first()
         if row is None or (row.discarded_at is not None and not discarded):
-            raise WorkspaceError(f"workspace {workspace_id} is gone: it was discarded, or expired after "
-                                 f"{settings.workspace_days} days untouched (WORKSPACE_DAYS); upload the file again")
+            raise _gone(workspace_id, settings)
         operations = _operations(conn, workspace_id, seqs)
-    return StoredWorkspace(_info(row), _decompress(row.data, settings.max_upload_mb),
+    return StoredWorkspace(_info(row), _decompress(row.data, settings.max_upload_mb) if file else b"",
                            ColumnMapping.from_dict(row.mapping) if row.mapping else None, tuple(operations),
                            row.snapshot)
+
+
+def stored_file(engine: sa.Engine, workspace_id: int, settings: Settings) -> bytes:
+    """A workspace's file, alone (a replay that starts from the snapshot never reads it)."""
+    with reading(engine) as conn:
+        blob = conn.execute(sa.select(workspaces.c.data).where(workspaces.c.id == workspace_id)).scalar()
+    if blob is None:
+        raise _gone(workspace_id, settings)
+    return _decompress(blob, settings.max_upload_mb)
 
 
 def store_snapshot(engine: sa.Engine, workspace_id: int, sha256: str, blob: bytes) -> None:
@@ -890,9 +906,9 @@ def replay(engine: sa.Engine, workspace_id: int, settings: Settings) -> Upload:
 
 def open_workspace(engine: sa.Engine, workspace_id: int, settings: Settings) -> Opened:
     """Replay a workspace: what a new session, a refresh or another instance shows."""
-    stored = load_workspace(engine, workspace_id, settings)
+    stored = load_workspace(engine, workspace_id, settings, file=False)
     excluded: list[Any] = []
-    upload = replay_operations(stored.data, stored.info.file_name, settings, stored.info.sheet, stored.mapping,
+    upload = replay_operations(partial(stored_file, engine, workspace_id, settings), stored.info.file_name, settings, stored.info.sheet, stored.mapping,
                                [op for _, op in stored.operations], excluded, snapshot=stored.snapshot,
                                on_snapshot=partial(store_snapshot, engine, workspace_id, stored.info.sha256))
     return Opened(stored.info, upload, stored.version, tuple(seq for seq, _ in stored.operations), tuple(excluded))
