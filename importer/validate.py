@@ -372,8 +372,9 @@ def recheck(checked: Checked, changed: pd.DataFrame, settings: Settings) -> Chec
         return checked
     original = _merged(checked.original, changed)
     if len(changed) * 2 >= len(original):
-        # Most rows changed (a bulk fix): checking the new text afresh holds fewer copies at once.
-        return check_frame(original, settings)
+        # Most rows changed (a bulk fix): only the cells whose text differs are checked again (a trim of
+        # every row leaves most phones as they were), then duplicates over every row.
+        return _recheck_cells(checked, original, changed, settings)
     normalised_part, errors = _normalise(changed, settings)
     schema = _schema_errors(normalised_part).without(errors.keys())
     normalised = _merged(checked.normalised, normalised_part)
@@ -381,6 +382,24 @@ def recheck(checked: Checked, changed: pd.DataFrame, settings: Settings) -> Chec
                                          checked.errors.without_rows(changed.index.tolist()))
     found = ErrorTable.combine([errors.table(), schema.table(), duplicates])
     return Checked(original=original, normalised=normalised, errors=kept.with_rows(found))
+
+
+def _recheck_cells(checked: Checked, original: pd.DataFrame, changed: pd.DataFrame, settings: Settings) -> Checked:
+    """recheck's answer for many changed rows: check_cells on the cells whose text differs, the other
+    cells' values and errors kept, in-file duplicates found again over every row."""
+    cells: dict[str, pd.Index] = {}
+    for column in FIELD_NAMES:
+        differs = changed[column].to_numpy() != checked.original.loc[changed.index, column].to_numpy()
+        if differs.any():
+            cells[column] = changed.index[differs]
+    values, found = check_cells(original, checked.normalised, cells, settings) if cells else ({}, ErrorTable.empty())
+    normalised = checked.normalised.copy(deep=False)  # a column is copied only when it is written
+    errors = checked.errors.without_code(ErrorCode.DUPLICATE_IN_FILE)
+    for column, new in values.items():
+        normalised.loc[new.index, column] = new
+        errors = errors.without_cells(new.index.tolist(), [column])
+    return Checked(original=original, normalised=normalised,
+                   errors=errors.with_rows(found).with_rows(find_duplicates_in_file(normalised)))
 
 
 def exclude(checked: Checked, rows: list[int]) -> Checked:

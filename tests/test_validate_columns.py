@@ -162,10 +162,17 @@ def test_recheck_equals_checking_the_edited_table_afresh(mapped: pd.DataFrame, d
     checked = check_frame(mapped, SETTINGS)
     whole = mapped.astype(object).copy()
     for _ in range(data.draw(st.integers(1, 2))):
-        edited = data.draw(st.lists(st.sampled_from(list(mapped.index)), unique=True, min_size=1,
-                                    max_size=max(1, (len(mapped) - 1) // 2)))
-        changed = data.draw(_tables()).iloc[:len(edited)]
-        changed = changed.set_axis(pd.Index(edited[:len(changed)], name="source_row_number"))
+        many = data.draw(st.booleans())  # at least half the rows (a bulk fix: only changed cells checked)
+        edited = data.draw(st.lists(st.sampled_from(list(mapped.index)), unique=True,
+                                    min_size=(len(mapped) + 1) // 2 if many else 1,
+                                    max_size=len(mapped) if many else max(1, (len(mapped) - 1) // 2)))
+        if many and data.draw(st.booleans()):  # a few columns changed, the others as they were
+            changed = whole.loc[edited].copy()
+            for name in data.draw(st.sets(st.sampled_from(list(FIELD_NAMES)), max_size=3)):
+                changed[name] = [data.draw(st.one_of(st.none(), _CELLS[name])) for _ in range(len(changed))]
+        else:
+            changed = data.draw(_tables()).iloc[:len(edited)]
+            changed = changed.set_axis(pd.Index(edited[:len(changed)], name="source_row_number"))
         checked = recheck(checked, changed, SETTINGS)
         whole.loc[changed.index] = changed.astype(object).to_numpy()
         normalised, errors = _reference_check(whole)
