@@ -92,3 +92,28 @@ def raw_checked(normalised_rows: list[dict], errors: dict[int, tuple[RowError, .
     norm.index = pd.Index(range(start, start + len(norm)), name="source_row_number")
     original = norm.astype(object).where(norm.notna(), "").astype(str)
     return SimpleNamespace(original=original, normalised=norm, errors=dict(errors or {}))
+
+
+def import_cut_off(engine: sa.Engine, checked, rows_done: int = 20, batch_size: int = 10, **kw) -> int:
+    """An import of `checked` cut off once `rows_done` rows are settled (chunks of `batch_size`), left as
+    a dead process leaves it (running, owned by a dead pid on this host); returns its run id."""
+    import socket
+
+    import pytest
+
+    from importer.db import import_runs
+    from importer.load import Progress, run_import
+
+    def die(p: Progress) -> None:
+        if p.rows_done >= rows_done:
+            raise KeyboardInterrupt
+
+    kw.setdefault("file_name", "customers.xlsx")
+    kw.setdefault("sheet", "Customers")
+    with pytest.raises(KeyboardInterrupt):
+        run_import(engine, checked, settings=SETTINGS, batch_size=batch_size, progress=die, **kw)
+    with engine.begin() as conn:
+        run_id = int(conn.execute(sa.select(sa.func.max(import_runs.c.id))).scalar_one())
+        conn.execute(sa.update(import_runs).where(import_runs.c.id == run_id)
+                     .values(status="running", owner=f"{socket.gethostname()}:999999"))
+    return run_id

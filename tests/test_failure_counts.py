@@ -5,7 +5,6 @@ the CLI reads the failed rows once for --report and --json, with the same output
 from __future__ import annotations
 
 import json
-import socket
 import zipfile
 from collections import Counter
 from pathlib import Path
@@ -16,8 +15,8 @@ import pytest
 import sqlalchemy as sa
 
 from importer.cli import main
-from importer.db import import_failures, import_runs
-from importer.load import Progress, run_import
+from importer.db import import_failures
+from importer.load import run_import
 from importer.results import (
     ErrorCode,
     ErrorTable,
@@ -30,7 +29,7 @@ from importer.results import (
 )
 from importer.runs import get_run, run_failures
 from tests.fixtures import corpus
-from tests.support import SETTINGS, checked_of, person, ready_engine
+from tests.support import SETTINGS, checked_of, import_cut_off, person, ready_engine
 
 
 def _import(engine, checked, **kw):
@@ -76,17 +75,7 @@ def test_counts_after_a_resume_cover_the_failures_of_earlier_attempts(database_u
     engine = ready_engine(database_url)
     _existing(engine)
     checked = checked_of(_file_rows())
-
-    def die_after_two(p: Progress) -> None:
-        if p.rows_done >= 20:
-            raise KeyboardInterrupt
-
-    with pytest.raises(KeyboardInterrupt):
-        _import(engine, checked, batch_size=10, progress=die_after_two)
-    with engine.begin() as conn:  # as if that process had died: owner is a dead pid on this host
-        run_id = conn.execute(sa.select(sa.func.max(import_runs.c.id))).scalar_one()
-        conn.execute(sa.update(import_runs).where(import_runs.c.id == run_id)
-                     .values(status="running", owner=f"{socket.gethostname()}:999999"))
+    run_id = import_cut_off(engine, checked, sha256="f" * 64)  # after two chunks, as a dead process leaves it
     earlier, earlier_codes = _stored_codes(engine, run_id)
     assert earlier > 0 and {"already_exists", "invalid_phone", "required"} <= set(earlier_codes)
 

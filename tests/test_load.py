@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -19,7 +18,7 @@ from importer.load import Progress, effective_batch_size, run_import
 from importer.results import ErrorCode
 from importer.runs import count_customers
 from schemas.customer import FIELD_NAMES
-from tests.support import SETTINGS, checked_of, norm_row, person, raw_checked, ready_engine
+from tests.support import SETTINGS, checked_of, import_cut_off, norm_row, person, raw_checked, ready_engine
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -178,16 +177,7 @@ def test_resume_after_interruption_between_chunks(database_url: str) -> None:
     engine = ready_engine(database_url)
     rows = [person(i) for i in range(50)] + [person(99, phone="5")]
     checked = checked_of(rows)
-
-    def die_after_two(p: Progress) -> None:
-        if p.rows_done >= 20:
-            raise KeyboardInterrupt
-
-    with pytest.raises(KeyboardInterrupt):
-        _import(engine, checked, batch_size=10, progress=die_after_two)
-    with engine.begin() as conn:  # as if that process had died: owner is a dead pid on this host
-        conn.execute(sa.update(import_runs).values(status="running", owner=f"{socket.gethostname()}:999999"))
-        run_id = conn.execute(sa.select(import_runs.c.id)).scalar_one()
+    run_id = import_cut_off(engine, checked, sha256="f" * 64)  # after two chunks, as a dead process leaves it
     assert count_customers(engine) == 20
     result = _import(engine, checked, batch_size=10)
     assert result.resumed and result.run_id == run_id
