@@ -21,9 +21,10 @@ def _codes(keys: pd.Series) -> np.ndarray:
         if isinstance(array, pa.ChunkedArray):
             array = array.combine_chunks()
         encoded = pc.dictionary_encode(array)
-        return np.asarray(encoded.indices.fill_null(-1).to_numpy(zero_copy_only=False), dtype=np.int64)
-    codes, _ = pd.factorize(keys, use_na_sentinel=True)
-    return np.asarray(codes, dtype=np.int64)
+        codes = np.asarray(encoded.indices.fill_null(-1).to_numpy(zero_copy_only=False), dtype=np.int64)
+    else:
+        codes = np.asarray(pd.factorize(keys, use_na_sentinel=True)[0], dtype=np.int64)
+    return codes if codes.flags.writeable else codes.copy()  # callers may blank some
 
 
 def _repeats(keys: pd.Series) -> tuple[np.ndarray, np.ndarray]:
@@ -31,7 +32,11 @@ def _repeats(keys: pd.Series) -> tuple[np.ndarray, np.ndarray]:
     one's. Blank (NA) values repeat nothing. The values are compared as integer codes numbered in order of
     first appearance (Arrow's dictionary encoding, pd.factorize), so a value is new exactly where its code
     is above every code before it: no Python object and no sort per row."""
-    codes = _codes(keys)
+    return _repeated_codes(_codes(keys))
+
+
+def _repeated_codes(codes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """_repeats of values given as codes (numbered in order of first appearance, -1 for none)."""
     if not len(codes):
         return codes, codes
     seen = np.maximum.accumulate(codes)
@@ -64,8 +69,16 @@ def _key_columns(normalised: pd.DataFrame, keep: np.ndarray | None = None) -> tu
 def duplicate_rows(normalised: pd.DataFrame, keep: np.ndarray | None = None) -> np.ndarray:
     """The rows find_duplicates_in_file names (sorted, each once), without making its messages; among the
     rows `keep` marks (a boolean array over normalised's rows) when given."""
-    rows, columns = _key_columns(normalised, keep)
-    found = [rows[_repeats(column)[0]] for column in columns.values()]
+    if not normalised.index.is_monotonic_increasing:
+        rows, columns = _key_columns(normalised, keep)
+        found = [rows[_repeats(column)[0]] for column in columns.values()]
+    else:  # a column at a time, the rows not kept read as blank: no copy of any column
+        rows, found = normalised.index.to_numpy(), []
+        for field in UNIQUE_FIELDS:
+            codes = _codes(normalised[field])
+            if keep is not None:
+                codes[~keep] = -1
+            found.append(rows[_repeated_codes(codes)[0]])
     return np.unique(np.concatenate(found)).astype(np.int64) if found else np.empty(0, dtype=np.int64)
 
 
