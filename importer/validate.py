@@ -359,12 +359,13 @@ def _duplicates_again(before: pd.DataFrame, after: pd.DataFrame, changed: pd.Ind
     return errors, ErrorTable.combine(found)
 
 
-def recheck(checked: Checked, changed: pd.DataFrame, settings: Settings) -> Checked:
+def recheck(checked: Checked, changed: pd.DataFrame, settings: Settings, *, every_field: bool = False) -> Checked:
     """Checked again after some rows' text changed (edits in the grid, a bulk fix).
 
     Only the changed rows are normalised and validated again; duplicates are looked for again among the
     rows that share a key with a changed row, before or after the change, since fixing one row can free
-    or take another row's key.
+    or take another row's key. When most rows change, only the cells whose text differs are checked again;
+    every_field: the changed rows' checked values in `checked` are not theirs (rows put back), check all.
     """
     changed = changed.reindex(columns=list(FIELD_NAMES)).fillna("").astype(TEXT)
     changed = changed[changed.index.isin(checked.original.index)]
@@ -374,7 +375,7 @@ def recheck(checked: Checked, changed: pd.DataFrame, settings: Settings) -> Chec
     if len(changed) * 2 >= len(original):
         # Most rows changed (a bulk fix): only the cells whose text differs are checked again (a trim of
         # every row leaves most phones as they were), then duplicates over every row.
-        return _recheck_cells(checked, original, changed, settings)
+        return _recheck_cells(checked, original, changed, settings, every_field)
     normalised_part, errors = _normalise(changed, settings)
     schema = _schema_errors(normalised_part).without(errors.keys())
     normalised = _merged(checked.normalised, normalised_part)
@@ -384,11 +385,16 @@ def recheck(checked: Checked, changed: pd.DataFrame, settings: Settings) -> Chec
     return Checked(original=original, normalised=normalised, errors=kept.with_rows(found))
 
 
-def _recheck_cells(checked: Checked, original: pd.DataFrame, changed: pd.DataFrame, settings: Settings) -> Checked:
-    """recheck's answer for many changed rows: check_cells on the cells whose text differs, the other
-    cells' values and errors kept, in-file duplicates found again over every row."""
+def _recheck_cells(checked: Checked, original: pd.DataFrame, changed: pd.DataFrame, settings: Settings,
+                   every_field: bool = False) -> Checked:
+    """recheck's answer for many changed rows: check_cells on the cells whose text differs (every cell of
+    the changed rows when `every_field`: rows whose checked values are not known yet), the other cells'
+    values and errors kept, in-file duplicates found again over every row."""
     cells: dict[str, pd.Index] = {}
     for column in FIELD_NAMES:
+        if every_field:
+            cells[column] = changed.index
+            continue
         differs = changed[column].to_numpy() != checked.original.loc[changed.index, column].to_numpy()
         if differs.any():
             cells[column] = changed.index[differs]

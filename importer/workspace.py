@@ -387,7 +387,7 @@ def include_again(checked: Checked, rows: pd.DataFrame, settings: Settings) -> C
     blank = pd.DataFrame(pd.NA, index=rows.index, columns=list(FIELD_NAMES)).astype(TEXT)
     widened = Checked(original=pd.concat([checked.original, rows]).sort_index(),
                       normalised=pd.concat([checked.normalised, blank]).sort_index(), errors=checked.errors)
-    return recheck(widened, rows, settings)
+    return recheck(widened, rows, settings, every_field=True)  # their blank checked values are not theirs
 
 
 # --- replay ------------------------------------------------------------------------------------------------
