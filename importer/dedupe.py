@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import numpy as np
 import pandas as pd
 import pyarrow as pa
@@ -27,59 +29,47 @@ def _codes(keys: pd.Series) -> np.ndarray:
     return codes if codes.flags.writeable else codes.copy()  # callers may blank some
 
 
-def _repeats(keys: pd.Series) -> tuple[np.ndarray, np.ndarray]:
-    """(positions, first positions): each position whose value an earlier position has, and that earlier
-    one's. Blank (NA) values repeat nothing. The values are compared as integer codes numbered in order of
-    first appearance (Arrow's dictionary encoding, pd.factorize), so a value is new exactly where its code
-    is above every code before it: no Python object and no sort per row."""
-    return _repeated_codes(_codes(keys))
-
-
 def _repeated_codes(codes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """_repeats of values given as codes (numbered in order of first appearance, -1 for none)."""
-    if not len(codes):
-        return codes, codes
-    seen = np.maximum.accumulate(codes)
-    new = np.empty(len(codes), dtype=bool)
-    new[0] = True
-    np.greater(codes[1:], seen[:-1], out=new[1:])
-    del seen
-    first_of_code = np.flatnonzero(new & (codes >= 0))  # code k first appears at first_of_code[k]
-    repeated = np.flatnonzero(~new & (codes >= 0))
-    return repeated, first_of_code[codes[repeated]]
+    """(positions, first positions): each position whose value an earlier position has, and that earlier
+    one's, for values given as integer codes (-1: blank, repeats nothing). The first position of each code
+    comes from one sort of the codes: no Python object per row. (Reading it off the codes' running
+    maximum instead relied on codes numbered by first appearance, which blanking rows breaks.)"""
+    valid = np.flatnonzero(codes >= 0)
+    if not len(valid):
+        return valid, valid
+    values = codes[valid]
+    unique, first_index = np.unique(values, return_index=True)
+    first_of_code = np.empty(int(unique[-1]) + 1, dtype=np.int64)
+    first_of_code[unique] = valid[first_index]
+    first = first_of_code[values]
+    repeated = first != valid
+    return valid[repeated], first[repeated]
 
 
-def _key_columns(normalised: pd.DataFrame, keep: np.ndarray | None = None) -> tuple[np.ndarray, dict[str, pd.Series]]:
-    """(source rows, each key column) in source row order, of the rows `keep` marks (all when None). Only
-    the key columns, one at a time, and sorted only when the rows are not in order already: a copy of the
-    whole frame (every column of 100,000 rows) was once the largest allocation of a workspace replay."""
-    index = normalised.index
-    order = None if index.is_monotonic_increasing else np.argsort(index.to_numpy(), kind="stable")
-    if keep is not None:
-        order = np.flatnonzero(keep) if order is None else order[keep[order]]
-    rows = index.to_numpy() if order is None else index.to_numpy()[order]
-
-    def column(field: str) -> pd.Series:
-        values = normalised[field]
-        return values if order is None else values.take(order)
-
-    return rows, {field: column(field) for field in UNIQUE_FIELDS}
+def _key_columns(normalised: pd.DataFrame) -> tuple[np.ndarray | None, np.ndarray, Iterator[tuple[str, pd.Series]]]:
+    """(order, rows, key columns): the positions that put the rows in source row order (None when they are
+    in order already), those rows, and each key column in that order, made one at a time as it is asked
+    for. Only the key columns: a copy of the whole frame (every column of 100,000 rows) was once the
+    largest allocation of a workspace replay."""
+    index = normalised.index.to_numpy()
+    order = None if normalised.index.is_monotonic_increasing else np.argsort(index, kind="stable")
+    columns = ((field, normalised[field] if order is None else normalised[field].take(order))
+               for field in UNIQUE_FIELDS)
+    return order, index if order is None else index[order], columns
 
 
 def duplicate_rows(normalised: pd.DataFrame, keep: np.ndarray | None = None) -> np.ndarray:
     """The rows find_duplicates_in_file names (sorted, each once), without making its messages; among the
-    rows `keep` marks (a boolean array over normalised's rows) when given."""
-    if not normalised.index.is_monotonic_increasing:
-        rows, columns = _key_columns(normalised, keep)
-        found = [rows[_repeats(column)[0]] for column in columns.values()]
-    else:  # a column at a time, the rows not kept read as blank: no copy of any column
-        rows, found = normalised.index.to_numpy(), []
-        for field in UNIQUE_FIELDS:
-            codes = _codes(normalised[field])
-            if keep is not None:
-                codes[~keep] = -1
-            found.append(rows[_repeated_codes(codes)[0]])
-    return np.unique(np.concatenate(found)).astype(np.int64) if found else np.empty(0, dtype=np.int64)
+    rows `keep` marks (a boolean array over normalised's rows) when given: the others read as blank."""
+    order, rows, columns = _key_columns(normalised)
+    blank = None if keep is None else ~(keep if order is None else keep[order])
+    found = []
+    for _, column in columns:
+        codes = _codes(column)
+        if blank is not None:
+            codes[blank] = -1
+        found.append(rows[_repeated_codes(codes)[0]])
+    return np.unique(np.concatenate(found)).astype(np.int64)
 
 
 def find_duplicates_in_file(normalised: pd.DataFrame) -> ErrorTable:
@@ -88,9 +78,9 @@ def find_duplicates_in_file(normalised: pd.DataFrame) -> ErrorTable:
     The index of `normalised` is the source row number; rows are compared in that order.
     """
     errors: list[tuple[int, RowError]] = []  # (row, error), made into columns at the end
-    rows, columns = _key_columns(normalised)
-    for field, column in columns.items():
-        repeated, first = _repeats(column)
+    _, rows, columns = _key_columns(normalised)
+    for field, column in columns:
+        repeated, first = _repeated_codes(_codes(column))
         if not len(repeated):
             continue
         label = label_of(field).lower()

@@ -67,3 +67,10 @@ def test_duplicates_match_a_row_by_row_reference(rows: dict, dtype: object) -> N
     assert duplicate_rows(frame).tolist() == sorted(expected)
     keep = np.asarray([row % 3 != 0 for row in frame.index], dtype=bool)  # some rows excluded
     assert duplicate_rows(frame, keep).tolist() == sorted(_reference(normalised(rows)[keep]))
+
+
+def test_an_excluded_first_holder_of_a_key_leaves_the_next_one_unrepeated() -> None:
+    """The rows not kept read as blank: the row after an excluded first holder is the first one now."""
+    frame = normalised({2: ("PM1", None, None), 3: ("PM2", None, None), 4: ("PM1", None, None)}).astype("str")
+    assert duplicate_rows(frame).tolist() == [4]
+    assert duplicate_rows(frame, np.array([False, True, True])).tolist() == []
