@@ -406,10 +406,12 @@ class ErrorTable(Mapping[int, tuple[RowError, ...]]):
         """The table less some rows."""
         return self._where(~np.isin(self._rows, np.fromiter(rows, dtype=np.int64)))
 
-    def without_cells(self, rows: Iterable[int], fields: Iterable[str]) -> ErrorTable:
-        """The table less the errors of these fields in these rows (rows left with none drop out)."""
-        numbers = np.fromiter((_FIELD_ORDER.get(f, len(_FIELD_ORDER)) for f in fields), dtype=self._fields.dtype)
-        drop = np.isin(self._rows, np.fromiter(rows, dtype=np.int64)) & np.isin(self._fields, numbers)
+    def without_cells(self, cells: Mapping[str, Iterable[int]]) -> ErrorTable:
+        """The table less the errors of these cells (`cells`: field -> rows); rows left with none drop out."""
+        drop = np.zeros(len(self._rows), dtype=bool)
+        for field_name, rows in cells.items():
+            drop |= ((self._fields == _FIELD_ORDER.get(field_name, len(_FIELD_ORDER)))
+                     & np.isin(self._rows, np.fromiter(rows, dtype=np.int64)))
         return self._where(~drop)
 
     def without_code(self, code: ErrorCode, rows: Iterable[int] | None = None, field: str | None = None,

@@ -400,10 +400,10 @@ def _recheck_cells(checked: Checked, original: pd.DataFrame, changed: pd.DataFra
             cells[column] = changed.index[differs]
     values, found = check_cells(original, checked.normalised, cells, settings) if cells else ({}, ErrorTable.empty())
     normalised = checked.normalised.copy(deep=False)  # a column is copied only when it is written
-    errors = checked.errors.without_code(ErrorCode.DUPLICATE_IN_FILE)
     for column, new in values.items():
         normalised.loc[new.index, column] = new
-        errors = errors.without_cells(new.index.tolist(), [column])
+    errors = (checked.errors.without_code(ErrorCode.DUPLICATE_IN_FILE)
+              .without_cells({column: new.index for column, new in values.items()}))
     return Checked(original=original, normalised=normalised,
                    errors=errors.with_rows(found).with_rows(find_duplicates_in_file(normalised)))
 

@@ -433,14 +433,14 @@ class _Replay:
     rows, a plug-in) and at the end, and then only the rows changed since; duplicates are found over the
     rows not excluded. No step copies the whole frame but the last, and only when rows were excluded."""
 
-    def __init__(self, text: pd.DataFrame, settings: Settings) -> None:
+    def __init__(self, text: pd.DataFrame, settings: Settings, checked: Checked | None = None) -> None:
+        """checked: the text's normalised values and errors when they are known (a snapshot)."""
         self.text, self.settings = text, settings
         self.excluded: set[int] = set()
         self.pending: dict[tuple[int, str], str] = {}
-        self.normalised: pd.DataFrame | None = None
-        self.errors = ErrorTable.empty()
-        self.dirty: set[int] = set()  # rows whose text changed since the last check, by field:
-        self.dirty_fields: dict[str, set[int]] = {}
+        self.normalised: pd.DataFrame | None = None if checked is None else checked.normalised
+        self.errors = ErrorTable.empty() if checked is None else checked.errors.without_code(_DUPLICATE)
+        self.dirty: dict[str, set[int]] = {}  # field -> rows whose text changed since the last check
 
     def present(self) -> pd.Index:
         return self.text.index[~self.text.index.isin(list(self.excluded))]
@@ -452,35 +452,34 @@ class _Replay:
             by_field.setdefault(field, {})[row] = value
         for field, values in by_field.items():
             self.text.loc[list(values), field] = list(values.values())
-        self.dirty.update(row for row, _ in self.pending)
-        for field, values in by_field.items():
-            self.dirty_fields.setdefault(field, set()).update(values)
+            self.dirty.setdefault(field, set()).update(values)
         self.pending.clear()
 
     def update(self) -> pd.DataFrame:
         """Normalised values and own errors of every row, brought up to date with the text."""
         self.flush()
-        if self.normalised is None or (len(self.dirty) * 2 >= len(self.text)
-                                       and len(coupled_fields(self.dirty_fields)) == len(FIELD_NAMES)):
+        rows = sorted(set().union(*self.dirty.values()))
+        if self.normalised is None or (len(rows) * 2 >= len(self.text)
+                                       and len(coupled_fields(self.dirty)) == len(FIELD_NAMES)):
             self.normalised = None  # most rows and every field changed: check afresh, the old frame let go first
             release_free_memory()  # and what the text changes freed handed back, so the check does not add to it
             fresh = check_frame(self.text, self.settings)
             self.normalised, self.errors = fresh.normalised, fresh.errors.without_code(_DUPLICATE)
-        elif self.dirty:
+        elif rows:
             # Only the cells whose text changed (each field's value and errors are its own cell's): a trim
             # of every row's names normalises no phone again.
-            rows, fields = sorted(self.dirty), coupled_fields(self.dirty_fields)
+            fields = coupled_fields(self.dirty)
             if len(rows) * 2 >= len(self.text):  # most rows: the frames themselves, not copies of their rows
                 text, normalised = self.text, self.normalised
             else:
                 text, normalised = self.text.loc[rows, fields], self.normalised.loc[rows, fields]
-            values, errors = check_cells(text, normalised, self.dirty_fields, self.settings)
+            values, errors = check_cells(text, normalised, self.dirty, self.settings)
             del text, normalised
             for column, new in values.items():  # written into the one frame, not into a copy of it
                 _write(self.normalised, column, new)
-                self.errors = self.errors.without_cells(new.index.tolist(), [column])
-            self.errors = self.errors.with_rows(errors)
-        self.dirty, self.dirty_fields = set(), {}
+            self.errors = (self.errors.without_cells({column: new.index for column, new in values.items()})
+                           .with_rows(errors))
+        self.dirty = {}
         return self.normalised
 
     def failing(self) -> pd.Index:
@@ -522,8 +521,7 @@ class _Replay:
         changed = new.index[(new.astype(str).to_numpy() != old.to_numpy())]
         if len(changed):
             self.text.loc[changed, column] = new[changed].astype(str)
-            self.dirty.update(changed.tolist())
-            self.dirty_fields.setdefault(column, set()).update(changed.tolist())
+            self.dirty.setdefault(column, set()).update(changed.tolist())
 
     def fix(self, op: BulkFix) -> None:
         self.flush()
@@ -582,24 +580,18 @@ def replay_operations(data: bytes | Callable[[], bytes], file_name: str, setting
         if isinstance(op, MappingChange):
             mapping = remapped = op.mapping
     start = None if snapshot is None else load_snapshot(snapshot, settings, remapped=remapped, sheet=sheet)
+    checked: Checked | None = None
     if start is not None:
-        upload, text = start.upload, start.text
-        fold = _Replay(text, settings)
-        fold.normalised, fold.errors = start.normalised, start.errors.without_code(_DUPLICATE)
+        upload, text, checked = start.upload, start.text, Checked(start.text, start.normalised, start.errors)
         del start
     else:
         upload, text = _read_text(data() if callable(data) else data, file_name, settings, sheet, mapping)
         if on_snapshot is not None:  # checked now (the fold would check every row anyway) and stored
-            fresh = check_frame(text, settings)
-            del text
-            _offer(on_snapshot, snapshot_bytes(replace(upload, checked=fresh), remapped=remapped is not None))
-            text = fresh.original
-            fold = _Replay(text, settings)
-            fold.normalised, fold.errors = fresh.normalised, fresh.errors.without_code(_DUPLICATE)
-            del fresh
-        else:
-            fold = _Replay(text, settings)
-    del text, data
+            checked = check_frame(text, settings)
+            text = checked.original  # the text as read let go before the snapshot is made
+            _offer(on_snapshot, snapshot_bytes(replace(upload, checked=checked), remapped=remapped is not None))
+    fold = _Replay(text, settings, checked)
+    del text, data, checked
     release_free_memory()  # the reader's buffers, before the rows are validated
     why: dict[int, str] = {}
     for op in operations:
