@@ -123,8 +123,8 @@ def _error_head(field: str, ascii_only: bool) -> str:
 def errors_json(errors: Iterable[RowError]) -> str:
     """`json.dumps([e.to_dict() for e in errors])`: the text import_failures.errors stores."""
     enc = encode_basestring_ascii
-    return "[" + ", ".join('{"field": ' + enc(e.field) + ', "code": ' + enc(e.code.value) + ', "message": '
-                           + enc(e.message) + "}" for e in errors) + "]"
+    return "[" + ", ".join(_error_head(e.field, True) + enc(e.code.value) + ', "message": ' + enc(e.message) + "}"
+                           for e in errors) + "]"
 
 
 _CODES = tuple(ErrorCode)
@@ -606,42 +606,46 @@ def _texts_of(column: pd.Series) -> list[str]:
     return ["" if missing else str(v) for v, missing in zip(column.tolist(), column.isna().tolist(), strict=True)]
 
 
-def values_by_row(frame: pd.DataFrame | None, rows: list[int], names: list[str] | None = None,
-                   ) -> dict[int, dict[str, str]]:
-    """{row: {column: text}} of some rows of a frame indexed by source row, blank cells left out."""
+def _row_cells(frame: pd.DataFrame | None, rows: list[int], names: list[str] | None,
+               ) -> tuple[list[str], list[int], list[list[str]]] | None:
+    """(column names, the rows the frame has, each column's text of those rows), read column by column,
+    not row by row: a cell is read as text once. None when there is nothing to read."""
     if frame is None or not rows:
-        return {}
+        return None
     wanted = pd.Index(rows)
     found = wanted[wanted.isin(frame.index)]
     if not len(found):
-        return {}
+        return None
     names = list(frame.columns) if names is None else names
     part = frame.reindex(columns=names).loc[found]
-    # Column by column, not row by row: a cell is read as text once, then each row keeps its non-blank ones.
-    columns = [_texts_of(part.iloc[:, i]) for i in range(len(names))]
+    return names, found.tolist(), [_texts_of(part.iloc[:, i]) for i in range(len(names))]
+
+
+def values_by_row(frame: pd.DataFrame | None, rows: list[int], names: list[str] | None = None,
+                  ) -> dict[int, dict[str, str]]:
+    """{row: {column: text}} of some rows of a frame indexed by source row, blank cells left out."""
+    read = _row_cells(frame, rows, names)
+    if read is None:
+        return {}
+    names, found, columns = read
     return {int(number): {f: v for f, v in zip(names, cells, strict=True) if v}
-            for number, *cells in zip(found.tolist(), *columns, strict=True)}
+            for number, *cells in zip(found, *columns, strict=True)}
 
 
 def values_json_by_row(frame: pd.DataFrame | None, rows: list[int], names: list[str] | None = None,
                        ) -> dict[int, str]:
     """`json.dumps(values)` of each row of `values_by_row(frame, rows, names)`: the text a run stores,
     made column by column without a dict per row."""
-    if frame is None or not rows:
-        return {}
-    names = list(frame.columns) if names is None else names
-    if not all(isinstance(name, str) for name in names):
+    if frame is not None and not all(isinstance(name, str) for name in (frame.columns if names is None else names)):
         return {n: json.dumps(v) for n, v in values_by_row(frame, rows, names).items()}
-    wanted = pd.Index(rows)
-    found = wanted[wanted.isin(frame.index)]
-    if not len(found):
+    read = _row_cells(frame, rows, names)
+    if read is None:
         return {}
-    part = frame.reindex(columns=names).loc[found]
-    columns = [_texts_of(part.iloc[:, i]) for i in range(len(names))]
+    names, found, columns = read
     enc = encode_basestring_ascii
     keys = [enc(name) + ": " for name in names]
     return {int(number): "{" + ", ".join([k + enc(v) for k, v in zip(keys, cells, strict=True) if v]) + "}"
-            for number, *cells in zip(found.tolist(), *columns, strict=True)}
+            for number, *cells in zip(found, *columns, strict=True)}
 
 
 def failed_rows_of(errors: ErrorTable, original: pd.DataFrame, columns: Iterable[str],
