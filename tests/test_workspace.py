@@ -528,3 +528,32 @@ def test_a_mapping_change_reads_the_file_once_and_later_replays_start_from_its_s
     assert "Trading Ltd" in set(back.upload.checked.original["company_name"])
     assert_same(ws.open_workspace(engine, wid, SETTINGS).upload.checked, back.upload.checked)
     assert reads == ["read", "read", "read"]
+
+
+def test_a_snapshot_of_an_older_format_is_read_again_from_the_file_and_stored_anew(
+        sqlite_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Snapshots stored before the format changed (version 1 held Parquet frames) are not used: the first
+    replay reads the file and stores a snapshot of the current format, which later replays start from."""
+    import json
+    import zipfile
+
+    engine = ready_engine(sqlite_url)
+    opened = new_workspace(engine, csv_file(30))
+    wid = opened.info.id
+    opened = ws.perform(engine, opened, ws.BulkFix("region", "ASHANTI"), SETTINGS)
+    with engine.connect() as conn:
+        blob = conn.execute(sa.select(ws.workspaces.c.snapshot).where(ws.workspaces.c.id == wid)).scalar_one()
+    old = io.BytesIO()
+    with zipfile.ZipFile(io.BytesIO(blob)) as current, zipfile.ZipFile(old, "w") as archive:
+        for name in current.namelist():
+            member = current.read(name)
+            archive.writestr(name, json.dumps({**json.loads(member), "version": 1}) if name == "meta.json" else member)
+    with engine.begin() as conn:
+        conn.execute(ws.workspaces.update().where(ws.workspaces.c.id == wid).values(snapshot=old.getvalue()))
+    reads: list[str] = []
+    real_read = ws._read_text
+    monkeypatch.setattr(ws, "_read_text", lambda *a, **k: (reads.append("read"), real_read(*a, **k))[1])
+    assert_same(ws.open_workspace(engine, wid, SETTINGS).upload.checked, opened.upload.checked)
+    assert reads == ["read"] and _snapshot_meta(engine, wid)["version"] == 2
+    assert_same(ws.open_workspace(engine, wid, SETTINGS).upload.checked, opened.upload.checked)
+    assert reads == ["read"]
