@@ -293,6 +293,18 @@ def coupled_fields(fields: Collection[str]) -> list[str]:
     return [name for name in FIELD_NAMES if name in wanted]
 
 
+CHUNK_ROWS = 16_384
+"""Rows whose cells check_cells normalises at once (and a replay's bulk fix changes at once): normalising
+makes Python objects for each distinct text, and 75,000 e-mails at once held 30 MB of them."""
+
+
+def row_numbers(rows: Collection[int]) -> np.ndarray:
+    """Row numbers (a set, a list, an Index or an array) as a sorted int64 array without repeats."""
+    if isinstance(rows, (set, frozenset)):
+        return np.unique(np.fromiter(rows, dtype=np.int64, count=len(rows)))
+    return np.unique(np.asarray(rows, dtype=np.int64))
+
+
 def check_cells(text: pd.DataFrame, normalised: pd.DataFrame, cells: Mapping[str, Collection[int]],
                 settings: Settings) -> tuple[dict[str, pd.Series], ErrorTable]:
     """Normalised values and own errors (no duplicates) of some cells whose text changed: `cells` maps a
@@ -312,11 +324,16 @@ def check_cells(text: pd.DataFrame, normalised: pd.DataFrame, cells: Mapping[str
             continue
         group = coupled_fields([name])
         done.update(group)
-        rows = sorted(set().union(*(cells.get(f, ()) for f in group)))
-        if not rows:
+        rows = np.unique(np.concatenate([row_numbers(cells.get(f, ())) for f in group]))
+        if not len(rows):
             continue
-        fresh, errors = _normalise(text[group] if len(rows) == len(text) else text.loc[rows, group], settings, group)
-        found.add(*errors.entries(), errors.distinct)
+        parts = []
+        for start in range(0, len(rows), CHUNK_ROWS):  # a chunk of rows at a time: see CHUNK_ROWS
+            fresh, errors = _normalise(text.loc[rows[start:start + CHUNK_ROWS], group], settings, group)
+            found.add(*errors.entries(), errors.distinct)
+            parts.append(fresh)
+        fresh = parts[0] if len(parts) == 1 else pd.concat(parts)
+        del parts
         for field_name in group:
             values[field_name] = fresh[field_name]
             normalised.loc[rows, field_name] = fresh[field_name]

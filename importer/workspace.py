@@ -27,6 +27,7 @@ from typing import Any, ClassVar, NamedTuple, Protocol, cast
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import sqlalchemy as sa
 
 from importer.db import current_revision, db_errors, metadata, reading
@@ -39,7 +40,17 @@ from importer.pipeline import Upload, read_unchecked
 from importer.results import ErrorCode, ErrorTable, RunStatus
 from importer.runs import aware, get_run, now
 from importer.settings import Settings
-from importer.validate import TEXT, Checked, check_cells, check_frame, coupled_fields, exclude, recheck
+from importer.validate import (
+    CHUNK_ROWS,
+    TEXT,
+    Checked,
+    check_cells,
+    check_frame,
+    coupled_fields,
+    exclude,
+    recheck,
+    row_numbers,
+)
 from importer.xlsx_guard import MB
 from schemas.customer import FIELD_NAMES, REGIONS, label_of
 
@@ -418,13 +429,46 @@ def _take_rows(frame: pd.DataFrame, rows: pd.Index) -> pd.DataFrame:
     return out
 
 
+def _arrow_text(values: pd.Series) -> pa.Array:
+    """A column of text as one Arrow large_string array (without a copy when it is Arrow already)."""
+    arrow = getattr(values.array, "__arrow_array__", None)
+    array = arrow() if arrow is not None else pa.array(values.to_numpy(dtype=object), from_pandas=True)
+    if isinstance(array, pa.ChunkedArray):
+        array = array.combine_chunks()
+    return array.cast(pa.large_string())
+
+
+def _differs(old: pd.Series, new: pd.Series) -> np.ndarray:
+    """Where two text columns of the same rows differ (a missing value equals a missing one), compared in
+    Arrow: comparing object arrays made a Python string of every cell on both sides."""
+    a, b = _arrow_text(old), _arrow_text(new)
+    same = pc.or_(pc.fill_null(pc.equal(a, b), False), pc.and_(pc.is_null(a), pc.is_null(b)))
+    return ~np.asarray(same.to_numpy(zero_copy_only=False), dtype=bool)
+
+
 def _write(frame: pd.DataFrame, column: str, new: pd.Series) -> None:
     """frame.loc[new.index, column] = new, for the rows whose value differs only. Each write of an Arrow
     string column makes the whole column anew, so columns an operation left as they were are not written."""
-    old = frame.loc[new.index, column]
-    differs = ~((old.to_numpy() == new.to_numpy()) | (old.isna().to_numpy() & new.isna().to_numpy()))
+    differs = _differs(frame.loc[new.index, column], new)
     if differs.any():
         frame.loc[new.index[differs], column] = new[differs]
+
+
+def _changed_by(old: pd.Series, change: Callable[[str], str]) -> pd.Series:
+    """The cells of `old` (text, no missing values) that `change` changes, with their new text. `change`
+    runs once per distinct text, and no Python object is made per row: the rows are found from Arrow's
+    dictionary codes of the column."""
+    encoded = pc.dictionary_encode(_arrow_text(old))
+    distinct = encoded.dictionary.to_pylist()
+    after = [change(str(text)) for text in distinct]
+    differs = np.fromiter((a != b for a, b in zip(after, distinct, strict=True)), dtype=bool, count=len(distinct))
+    if not differs.any():
+        return pd.Series([], dtype=object, index=old.index[:0])
+    codes = np.asarray(encoded.indices.fill_null(0).to_numpy(zero_copy_only=False), dtype=np.intp)
+    hit = np.flatnonzero(differs[codes])
+    texts = np.empty(len(after), dtype=object)
+    texts[:] = after
+    return pd.Series(texts[codes[hit]], index=old.index[hit], dtype=object)
 
 
 class _Replay:
@@ -441,7 +485,7 @@ class _Replay:
         self.pending: dict[tuple[int, str], str] = {}
         self.normalised: pd.DataFrame | None = None if checked is None else checked.normalised
         self.errors = ErrorTable.empty() if checked is None else checked.errors.without_code(_DUPLICATE)
-        self.dirty: dict[str, set[int]] = {}  # field -> rows whose text changed since the last check
+        self.dirty: dict[str, np.ndarray] = {}  # field -> rows whose text changed since the last check
 
     def present(self) -> pd.Index:
         return self.text.index[~self.text.index.isin(list(self.excluded))]
@@ -453,20 +497,25 @@ class _Replay:
             by_field.setdefault(field, {})[row] = value
         for field, values in by_field.items():
             self.text.loc[list(values), field] = list(values.values())
-            self.dirty.setdefault(field, set()).update(values)
+            self.mark(field, np.fromiter(values, dtype=np.int64, count=len(values)))
         self.pending.clear()
+
+    def mark(self, field: str, rows: np.ndarray) -> None:
+        """Note that some rows' text of a field changed (they are checked again at the next update)."""
+        held = self.dirty.get(field)
+        self.dirty[field] = row_numbers(rows if held is None else np.concatenate([held, rows]))
 
     def update(self) -> pd.DataFrame:
         """Normalised values and own errors of every row, brought up to date with the text."""
         self.flush()
-        rows = sorted(set().union(*self.dirty.values()))
+        rows = row_numbers(np.concatenate(list(self.dirty.values()))) if self.dirty else np.zeros(0, np.int64)
         if self.normalised is None or (len(rows) * 2 >= len(self.text)
                                        and len(coupled_fields(self.dirty)) == len(FIELD_NAMES)):
             self.normalised = None  # most rows and every field changed: check afresh, the old frame let go first
             release_free_memory()  # and what the text changes freed handed back, so the check does not add to it
             fresh = check_frame(self.text, self.settings)
             self.normalised, self.errors = fresh.normalised, fresh.errors.without_code(_DUPLICATE)
-        elif rows:
+        elif len(rows):
             # Only the cells whose text changed (each field's value and errors are its own cell's): a trim
             # of every row's names normalises no phone again.
             fields = coupled_fields(self.dirty)
@@ -518,19 +567,22 @@ class _Replay:
 
     def change(self, column: str, new: pd.Series) -> None:
         """New text for some rows of a column (index: source rows)."""
-        old = self.text.loc[new.index, column]
-        changed = new.index[(new.astype(str).to_numpy() != old.to_numpy())]
+        changed = new.index[_differs(self.text.loc[new.index, column], new)]
         if len(changed):
-            self.text.loc[changed, column] = new[changed].astype(str)
-            self.dirty.setdefault(column, set()).update(changed.tolist())
+            self.text.loc[changed, column] = new[changed].astype(TEXT)
+            self.mark(column, changed.to_numpy(dtype=np.int64))
 
     def fix(self, op: BulkFix) -> None:
+        """A bulk fix, a column and a chunk of rows at a time (see CHUNK_ROWS); each column written once."""
         self.flush()
         rows = self.failing() if op.only_failing else self.present()
         fix = op.fix(self.settings)
         for column in fix.columns:
-            old = self.text.loc[rows, column]
-            self.change(column, old.map({text: fix.change(str(text)) for text in pd.unique(old)}))
+            parts = [_changed_by(self.text.loc[rows[start:start + CHUNK_ROWS], column], fix.change)
+                     for start in range(0, len(rows), CHUNK_ROWS)]
+            parts = [part for part in parts if len(part)]
+            if parts:
+                self.change(column, parts[0] if len(parts) == 1 else pd.concat(parts))
 
     def plug_in(self, op: Any) -> None:
         """An operation of another module: a text change when the module says how (new_values), else applied
