@@ -72,15 +72,21 @@ def duplicate_rows(normalised: pd.DataFrame, keep: np.ndarray | None = None) -> 
     return np.unique(np.concatenate(found)).astype(np.int64)
 
 
-def find_duplicates_in_file(normalised: pd.DataFrame) -> ErrorTable:
+def find_duplicates_in_file(normalised: pd.DataFrame, keep: np.ndarray | None = None) -> ErrorTable:
     """(row, error) for every row that repeats a key of an earlier row, naming the row it repeats.
 
-    The index of `normalised` is the source row number; rows are compared in that order.
+    The index of `normalised` is the source row number; rows are compared in that order. `keep`, when
+    given, marks the rows to compare (a boolean array over normalised's rows): the others read as blank,
+    as if they were not in the frame (a replay's excluded rows, without copying the frame without them).
     """
     errors: list[tuple[int, RowError]] = []  # (row, error), made into columns at the end
-    _, rows, columns = _key_columns(normalised)
+    order, rows, columns = _key_columns(normalised)
+    blank = None if keep is None else ~(keep if order is None else keep[order])
     for field, column in columns:
-        repeated, first = _repeated_codes(_codes(column))
+        codes = _codes(column)
+        if blank is not None:
+            codes[blank] = -1
+        repeated, first = _repeated_codes(codes)
         if not len(repeated):
             continue
         label = label_of(field).lower()

@@ -66,7 +66,10 @@ def test_duplicates_match_a_row_by_row_reference(rows: dict, dtype: object) -> N
     assert {row: [(e.field, e.value, e.other_row) for e in errors[row]] for row in errors} == expected
     assert duplicate_rows(frame).tolist() == sorted(expected)
     keep = np.asarray([row % 3 != 0 for row in frame.index], dtype=bool)  # some rows excluded
-    assert duplicate_rows(frame, keep).tolist() == sorted(_reference(normalised(rows)[keep]))
+    kept = _reference(normalised(rows)[keep])
+    assert duplicate_rows(frame, keep).tolist() == sorted(kept)
+    errors = find_duplicates_in_file(frame, keep)  # as if the rows not kept were not in the frame
+    assert {row: [(e.field, e.value, e.other_row) for e in errors[row]] for row in errors} == kept
 
 
 def test_an_excluded_first_holder_of_a_key_leaves_the_next_one_unrepeated() -> None:
@@ -74,3 +77,4 @@ def test_an_excluded_first_holder_of_a_key_leaves_the_next_one_unrepeated() -> N
     frame = normalised({2: ("PM1", None, None), 3: ("PM2", None, None), 4: ("PM1", None, None)}).astype("str")
     assert duplicate_rows(frame).tolist() == [4]
     assert duplicate_rows(frame, np.array([False, True, True])).tolist() == []
+    assert find_duplicates_in_file(frame, np.array([False, True, True])) == {}
