@@ -52,7 +52,7 @@ from importer.validate import (
     row_numbers,
 )
 from importer.xlsx_guard import MB
-from schemas.customer import FIELD_NAMES, REGIONS, label_of
+from schemas.customer import FIELD_NAMES, REGIONS, UNIQUE_FIELDS, label_of
 
 workspaces = sa.Table(
     "workspaces",
@@ -418,16 +418,6 @@ def _read_text(data: bytes, file_name: str, settings: Settings, sheet: str | Non
 _DUPLICATE = ErrorCode.DUPLICATE_IN_FILE
 
 
-def _take_rows(frame: pd.DataFrame, rows: pd.Index) -> pd.DataFrame:
-    """frame.loc[rows], built a column at a time while `frame` gives its columns up (it is left empty). The
-    columns' arrays are taken, not the Series: each Series' take copied the index too (800 KB a column)."""
-    positions = frame.index.get_indexer(rows)
-    taken: dict[str, Any] = {}
-    for column in list(frame.columns):
-        taken[column] = frame.pop(column).array.take(positions)
-    return pd.DataFrame(taken, index=rows, copy=False)
-
-
 def _arrow_text(values: pd.Series) -> pa.Array:
     """A column of text as one Arrow large_string array (without a copy when it is Arrow already)."""
     arrow = getattr(values.array, "__arrow_array__", None)
@@ -470,33 +460,133 @@ def _changed_by(old: pd.Series, change: Callable[[str], str]) -> pd.Series:
     return pd.Series(texts[codes[hit]], index=old.index[hit], dtype=object)
 
 
+class _Patched:
+    """Text columns (index: source rows) and the cells operations changed in them, kept beside the columns.
+
+    The columns are not written while a replay runs: each write of an Arrow string column makes the column
+    anew, and glibc seldom reuses the freed one (Arrow asks for aligned blocks a little larger than the
+    ones it gave back), so a replay's memory grew with each of its hundred column writes. The changed cells
+    are kept by column, as sorted row numbers and their values, and written in when a column has many
+    (a quarter of its rows) or at the end, once. The columns come from a frame, or from a snapshot
+    (`source`), read one at a time when an operation needs one and let go after it, so a replay holds
+    only the cells it changed and the columns it rewrote."""
+
+    def __init__(self, frame: pd.DataFrame | None = None, source: ArrowColumns | None = None) -> None:
+        self.source = source
+        if frame is not None:
+            self.index, self.columns = frame.index, list(frame.columns)
+            self.held: dict[str, pd.Series] = {column: frame[column] for column in self.columns}
+        else:
+            assert source is not None
+            self.index, self.columns, self.held = source.index, list(source.columns), {}
+        self.rows: dict[str, np.ndarray] = {}
+        self.values: dict[str, np.ndarray] = {}  # object arrays: text, or None/NaN for a missing value
+
+    def base(self, column: str) -> pd.Series:
+        """A column as the frame or the snapshot has it, before the changes kept beside it."""
+        held = self.held.get(column)
+        if held is not None:
+            return held
+        return cast(ArrowColumns, self.source).column(column)
+
+    def set(self, column: str, new: pd.Series) -> None:
+        """Some cells of a column take new values (new: index = source rows, each once)."""
+        if not len(new):
+            return
+        held = self.rows.get(column)
+        if (len(new) + (0 if held is None else len(held))) * 4 > len(self.index):
+            # Many cells: written into the column now (in Arrow: no Python object per cell).
+            current = self.column(column)
+            positions = self.index.get_indexer(new.index)
+            order = np.argsort(positions, kind="stable")
+            mask = np.zeros(len(self.index), dtype=bool)
+            mask[positions] = True
+            array = pc.replace_with_mask(_arrow_text(current), pa.array(mask),
+                                         _arrow_text(new).take(pa.array(order)))
+            self.held[column] = pd.Series(array, index=self.index, dtype=current.dtype, copy=False)
+            self.rows.pop(column, None)
+            self.values.pop(column, None)
+            return
+        rows, values = new.index.to_numpy(dtype=np.int64), new.to_numpy(dtype=object)
+        if held is not None:  # the new value of a cell changed before wins
+            rows = np.concatenate([held, rows])
+            values = np.concatenate([self.values[column], values])
+        order = np.argsort(rows, kind="stable")
+        rows, values = rows[order], values[order]
+        last = np.ones(len(rows), dtype=bool)
+        last[:-1] = rows[1:] != rows[:-1]
+        self.rows[column], self.values[column] = rows[last], values[last]
+
+    def column(self, column: str, rows: Sequence[int] | pd.Index | np.ndarray | None = None) -> pd.Series:
+        """A column as it is now: all rows, or `rows` in their order (rows of the frame)."""
+        base = self.base(column)
+        array = _arrow_text(base)
+        if rows is None:
+            index = self.index
+        else:
+            index = pd.Index(np.asarray(rows, dtype=np.int64), name=self.index.name)
+            array = array.take(pa.array(self.index.get_indexer(index), type=pa.int64()))
+        held = self.rows.get(column)
+        if held is not None:
+            labels = index.to_numpy(dtype=np.int64)
+            at = np.searchsorted(held, labels)
+            at[at == len(held)] = 0
+            hit = held[at] == labels
+            if hit.any():
+                new = pa.array(self.values[column][at[hit]], type=pa.large_string(), from_pandas=True)
+                array = pc.replace_with_mask(array, pa.array(hit), new)
+        return pd.Series(array, index=index, dtype=base.dtype, copy=False)
+
+    def take(self, columns: Sequence[str], rows: Sequence[int] | pd.Index | np.ndarray | None = None) -> pd.DataFrame:
+        """Some columns as they are now, for all rows or `rows` (in their order)."""
+        taken = {column: self.column(column, rows).array for column in columns}
+        index = self.index if rows is None else pd.Index(np.asarray(rows, dtype=np.int64), name=self.index.name)
+        return pd.DataFrame(taken, index=index, copy=False)
+
+    def give_up(self, rows: pd.Index | None) -> pd.DataFrame:
+        """The frame as it is now, for all rows or `rows`, made a column at a time while this one lets
+        each column go once it is made: one column on top of what is held, not a second frame."""
+        taken: dict[str, Any] = {}
+        for column in self.columns:
+            taken[column] = self.column(column, rows).array
+            self.held.pop(column, None)
+            self.rows.pop(column, None)
+            self.values.pop(column, None)
+        self.source = None
+        return pd.DataFrame(taken, index=self.index if rows is None else rows, copy=False)
+
+
 class _Replay:
     """The fold of replay(). Every row read stays in `text` (excluded ones too: an include-again is then only
     a set operation) with its normalised values and its own errors (`normalised`, `errors`, duplicates
-    aside). Cell edits are batched; rows are validated when an operation needs the errors (a fix of failing
-    rows, a plug-in) and at the end, and then only the rows changed since; duplicates are found over the
-    rows not excluded. No step copies the whole frame but the last, and only when rows were excluded."""
+    aside). Neither frame is written while operations run: the cells they change are kept beside them
+    (_Patched). Cell edits are batched; rows are validated when an operation needs the errors (a fix of
+    failing rows, a plug-in) and at the end, and then only the cells changed since; duplicates are found
+    over the rows not excluded. The last step makes the frames, a column at a time."""
 
-    def __init__(self, text: pd.DataFrame, settings: Settings, checked: Checked | None = None) -> None:
-        """checked: the text's normalised values and errors when they are known (a snapshot)."""
+    def __init__(self, text: _Patched, settings: Settings, normalised: _Patched | None = None,
+                 errors: ErrorTable | None = None) -> None:
+        """normalised, errors: the text's normalised values and errors when they are known (a snapshot, or
+        the file checked as read); else the first update checks every row."""
         self.text, self.settings = text, settings
         self.excluded: set[int] = set()
         self.pending: dict[tuple[int, str], str] = {}
-        self.normalised: pd.DataFrame | None = None if checked is None else checked.normalised
-        self.errors = ErrorTable.empty() if checked is None else checked.errors.without_code(_DUPLICATE)
+        self.normalised = normalised
+        self.errors = ErrorTable.empty() if errors is None else errors.without_code(_DUPLICATE)
         self.dirty: dict[str, np.ndarray] = {}  # field -> rows whose text changed since the last check
 
     def present(self) -> pd.Index:
         return self.text.index[~self.text.index.isin(list(self.excluded))]
 
     def flush(self) -> None:
-        """Write the batched cell edits into the text, one column at a time."""
+        """Take the batched cell edits into the text, a column at a time."""
         by_field: dict[str, dict[int, str]] = {}
         for (row, field), value in self.pending.items():
             by_field.setdefault(field, {})[row] = value
         for field, values in by_field.items():
-            self.text.loc[list(values), field] = list(values.values())
-            self.mark(field, np.fromiter(values, dtype=np.int64, count=len(values)))
+            rows = np.fromiter(values, dtype=np.int64, count=len(values))
+            self.text.set(field, pd.Series(list(values.values()), index=rows, dtype=object))
+            self.mark(field, rows)
         self.pending.clear()
 
     def mark(self, field: str, rows: np.ndarray) -> None:
@@ -504,89 +594,103 @@ class _Replay:
         held = self.dirty.get(field)
         self.dirty[field] = row_numbers(rows if held is None else np.concatenate([held, rows]))
 
-    def update(self) -> pd.DataFrame:
+    def update(self) -> _Patched:
         """Normalised values and own errors of every row, brought up to date with the text."""
         self.flush()
         rows = row_numbers(np.concatenate(list(self.dirty.values()))) if self.dirty else np.zeros(0, np.int64)
-        if self.normalised is None or (len(rows) * 2 >= len(self.text)
+        if self.normalised is None or (len(rows) * 2 >= len(self.text.index)
                                        and len(coupled_fields(self.dirty)) == len(FIELD_NAMES)):
             self.normalised = None  # most rows and every field changed: check afresh, the old frame let go first
+            text = self.text.give_up(None)
             release_free_memory()  # and what the text changes freed handed back, so the check does not add to it
-            fresh = check_frame(self.text, self.settings)
-            self.normalised, self.errors = fresh.normalised, fresh.errors.without_code(_DUPLICATE)
-        elif len(rows):
-            # Only the cells whose text changed (each field's value and errors are its own cell's): a trim
-            # of every row's names normalises no phone again.
-            fields = coupled_fields(self.dirty)
-            if len(rows) * 2 >= len(self.text):  # most rows: the frames themselves, not copies of their rows
-                text, normalised = self.text, self.normalised
-            else:
-                text, normalised = self.text.loc[rows, fields], self.normalised.loc[rows, fields]
-            values, errors = check_cells(text, normalised, self.dirty, self.settings)
-            del text, normalised
-            for column, new in values.items():  # written into the one frame, not into a copy of it
-                _write(self.normalised, column, new)
-            self.errors = (self.errors.without_cells({column: new.index for column, new in values.items()})
-                           .with_rows(errors))
+            fresh = check_frame(text, self.settings)
+            self.text = _Patched(fresh.original)
+            self.normalised, self.errors = _Patched(fresh.normalised), fresh.errors.without_code(_DUPLICATE)
+        elif len(rows) * 2 < len(self.text.index):
+            # Only the cells whose text changed (each field's value and errors are its own cell's), of the
+            # changed rows only: a few rows' cells looked up in each column.
+            self.check(coupled_fields(self.dirty), rows)
+        else:
+            # Most rows: a field (and its coupled one) at a time, whole columns, so that only one field's
+            # columns are made at once; a trim of every row's names normalises no phone again.
+            done: set[str] = set()
+            for name in coupled_fields(self.dirty):
+                if name not in done:
+                    group = coupled_fields([name])
+                    done.update(group)
+                    self.check(group, None)
         self.dirty = {}
         return self.normalised
 
+    def check(self, fields: list[str], rows: np.ndarray | None) -> None:
+        """check_cells for the changed cells of some fields (rows: those to look up, None: whole columns),
+        their new values and errors kept in place of the old ones."""
+        normalised = cast(_Patched, self.normalised)
+        cells = {field: self.dirty[field] for field in fields if field in self.dirty}
+        values, errors = check_cells(self.text.take(fields, rows), normalised.take(fields, rows), cells,
+                                     self.settings)
+        for column, new in values.items():
+            normalised.set(column, new)
+        self.errors = (self.errors.without_cells({column: new.index for column, new in values.items()})
+                       .with_rows(errors))
+
+    def keys(self) -> pd.DataFrame:
+        """The normalised key columns of every row, as they are now (importer.dedupe reads only these)."""
+        return self.update().take(UNIQUE_FIELDS)
+
+    def kept(self) -> np.ndarray | None:
+        """Which rows are not excluded (None: all)."""
+        return ~self.text.index.isin(list(self.excluded)) if self.excluded else None
+
     def failing(self) -> pd.Index:
         """Rows not excluded that fail, as Checked.errors.rows() would list them."""
-        normalised = self.update()
+        keys = self.keys()
         present = self.present()
-        keep = ~normalised.index.isin(list(self.excluded)) if self.excluded else None
-        failing = set(self.errors.rows().tolist()) | set(duplicate_rows(normalised, keep).tolist())
+        failing = set(self.errors.rows().tolist()) | set(duplicate_rows(keys, self.kept()).tolist())
         return present[present.isin(list(failing))]
 
     def validated(self, final: bool = False) -> Checked:
-        """The Checked of the rows not excluded (final: the text is let go as soon as it is sliced)."""
-        normalised = self.update()
-        if not self.excluded:
-            original, errors = self.text, self.errors.with_rows(find_duplicates_in_file(normalised))
-        elif not final:
-            present = self.present()
-            original, normalised = self.text.loc[present], normalised.loc[present]
-            errors = self.errors.without_rows(self.excluded).with_rows(find_duplicates_in_file(normalised))
-        else:
-            # The duplicates first, among the rows kept, while the frames are as they are; then the rows
-            # kept, a column at a time, each column let go once taken: one column on top, not a second frame.
-            keep = ~self.text.index.isin(list(self.excluded))
-            errors = self.errors.without_rows(self.excluded).with_rows(find_duplicates_in_file(normalised, keep))
-            present = self.text.index[keep]
-            self.normalised = None
-            release_free_memory()  # the copies below come on top of what is held, not of what was freed
-            original = _take_rows(self.text, present)
-            trim_heap()
-            normalised = _take_rows(normalised, present)
-        if final:
-            del self.text
-            self.normalised = None
-        return Checked(original, normalised, errors)
+        """The Checked of the rows not excluded (final: the fold gives its frames up to make it)."""
+        keys, keep = self.keys(), self.kept()
+        errors = (self.errors.without_rows(self.excluded) if self.excluded else self.errors).with_rows(
+            find_duplicates_in_file(keys, keep))  # the duplicates among the rows kept, before any copy
+        del keys
+        normalised = cast(_Patched, self.normalised)
+        rows = None if keep is None else self.text.index[keep]
+        if not final:
+            return Checked(self.text.take(self.text.columns, rows), normalised.take(normalised.columns, rows), errors)
+        release_free_memory()  # the columns made below come on top of what is held, not of what was freed
+        original = self.text.give_up(rows)
+        trim_heap()
+        self.normalised = None
+        return Checked(original, normalised.give_up(rows), errors)
 
     def edit(self, op: CellEdit) -> None:
         for row, field, _before, after in op.edits:
             if row not in self.excluded and row in self.text.index:
                 self.pending[(row, field)] = after
 
-    def change(self, column: str, new: pd.Series) -> None:
-        """New text for some rows of a column (index: source rows)."""
-        changed = new.index[_differs(self.text.loc[new.index, column], new)]
-        if len(changed):
-            self.text.loc[changed, column] = new[changed].astype(TEXT)
-            self.mark(column, changed.to_numpy(dtype=np.int64))
+    def change(self, column: str, new: pd.Series, compared: bool = False) -> None:
+        """New text for some rows of a column (index: source rows); compared: all of it differs from the
+        text as it is (else the rows whose text is the same are left out)."""
+        changed = np.ones(len(new), dtype=bool) if compared else _differs(self.text.column(column, new.index), new)
+        if changed.any():
+            self.text.set(column, new[changed].astype(str))
+            self.mark(column, new.index.to_numpy(dtype=np.int64)[changed])
 
     def fix(self, op: BulkFix) -> None:
-        """A bulk fix, a column and a chunk of rows at a time (see CHUNK_ROWS); each column written once."""
+        """A bulk fix, a column and a chunk of rows at a time (see CHUNK_ROWS)."""
         self.flush()
         rows = self.failing() if op.only_failing else self.present()
         fix = op.fix(self.settings)
         for column in fix.columns:
-            parts = [_changed_by(self.text.loc[rows[start:start + CHUNK_ROWS], column], fix.change)
-                     for start in range(0, len(rows), CHUNK_ROWS)]
+            current = self.text.column(column, rows)
+            parts = [_changed_by(current.iloc[start:start + CHUNK_ROWS], fix.change)
+                     for start in range(0, len(current), CHUNK_ROWS)]
+            del current
             parts = [part for part in parts if len(part)]
-            if parts:
-                self.change(column, parts[0] if len(parts) == 1 else pd.concat(parts))
+            if parts:  # each part's cells are changed ones
+                self.change(column, parts[0] if len(parts) == 1 else pd.concat(parts), compared=True)
 
     def plug_in(self, op: Any) -> None:
         """An operation of another module: a text change when the module says how (new_values), else applied
@@ -594,9 +698,10 @@ class _Replay:
         new_values = _APPLIERS.get(kind_of(op), (None, None))[1]
         if new_values is not None and isinstance(getattr(op, "field", None), str):
             self.flush()
-            column = self.text.loc[self.present(), [op.field]]
+            column = self.text.take([op.field], self.present())
             self.change(op.field, new_values(Checked(column, column, ErrorTable.empty()), op))
             return
+        self.flush()
         checked = applier(op)(self.validated(), self.settings)
         kept = checked.original.index
         self.excluded |= set(self.present().difference(kept).tolist())
@@ -608,7 +713,7 @@ class _Replay:
             self.edit(op)
         elif isinstance(op, BulkFix):
             self.fix(op)
-            trim_heap()  # a check's and a column write's freed memory, before the next operation adds to it
+            trim_heap()  # a check's freed memory, before the next operation adds to it
         elif isinstance(op, Exclude):  # pending edits stay pending: an excluded row keeps its text
             self.excluded.update(row for row in op.rows if row in self.text.index)
         elif isinstance(op, Include):
@@ -636,19 +741,22 @@ def replay_operations(data: bytes | Callable[[], bytes], file_name: str, setting
     for op in operations:
         if isinstance(op, MappingChange):
             mapping = remapped = op.mapping
-    start = None if snapshot is None else load_snapshot(snapshot, settings, remapped=remapped, sheet=sheet)
-    checked: Checked | None = None
-    if start is not None:
-        upload, text, checked = start.upload, start.text, Checked(start.text, start.normalised, start.errors)
+    start = None if snapshot is None else load_snapshot(snapshot, settings, remapped=remapped, sheet=sheet, lazy=True)
+    if start is not None:  # the columns read from the snapshot as the operations need them
+        upload = start.upload
+        fold = _Replay(_Patched(source=start.text), settings, _Patched(source=start.normalised), start.errors)
         del start
     else:
         upload, text = _read_text(data() if callable(data) else data, file_name, settings, sheet, mapping)
+        checked: Checked | None = None
         if on_snapshot is not None:  # checked now (the fold would check every row anyway) and stored
             checked = check_frame(text, settings)
             text = checked.original  # the text as read let go before the snapshot is made
             _offer(on_snapshot, snapshot_bytes(replace(upload, checked=checked), remapped=remapped is not None))
-    fold = _Replay(text, settings, checked)
-    del text, data, checked
+        fold = _Replay(_Patched(text), settings, None if checked is None else _Patched(checked.normalised),
+                       None if checked is None else checked.errors)
+        del text, checked
+    del data
     release_free_memory()  # the reader's buffers, before the rows are validated
     why: dict[int, str] = {}
     for op in operations:
@@ -667,7 +775,7 @@ def _excluded_records(fold: _Replay, upload: Upload, why: Mapping[int, str]) -> 
 
     fold.update()
     rows = sorted(fold.excluded)
-    texts = fold.text.loc[rows, list(FIELD_NAMES)].to_dict("index")
+    texts = fold.text.take(list(FIELD_NAMES), rows).to_dict("index")
     others = (upload.other_columns.reindex(rows).fillna("").astype(str).to_dict("index")
               if upload.other_columns is not None else {})
     return [Excluded(row, {f: str(v) for f, v in texts[row].items()}, why.get(row) or EXCLUDED_BY_ANALYST,
@@ -721,10 +829,38 @@ def snapshot_bytes(upload: Upload, *, remapped: bool = False) -> bytes:
     return buffer.getvalue()
 
 
+class ArrowColumns:
+    """The text columns of a frame stored as an Arrow IPC file (a snapshot's), read one at a time when
+    asked for: the file is held (compressed: 1 MB for 100,000 rows), its columns are not."""
+
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+        with pa.ipc.open_file(pa.BufferReader(data)) as reader:
+            schema = reader.schema
+        index_field = (schema.pandas_metadata or {}).get("index_columns", [None])[0]
+        if not isinstance(index_field, str):
+            raise ValueError("the snapshot's frame has no stored index")
+        self._fields = {name: i for i, name in enumerate(schema.names)}
+        self.columns = [name for name in schema.names if name != index_field]
+        rows = self._read(index_field).to_numpy(zero_copy_only=False).astype(np.int64, copy=False)
+        self.index = pd.Index(rows, name=None if index_field.startswith("__index_level_") else index_field)
+
+    def _read(self, name: str) -> pa.Array:
+        options = pa.ipc.IpcReadOptions(included_fields=[self._fields[name]], use_threads=False)
+        with pa.ipc.open_file(pa.BufferReader(self.data), options=options) as reader:
+            return reader.read_all().column(0).combine_chunks()
+
+    def column(self, name: str) -> pd.Series:
+        return pd.Series(self._read(name).cast(pa.large_string()), index=self.index, dtype=TEXT, copy=False)
+
+    def frame(self) -> pd.DataFrame:
+        return pd.DataFrame({name: self.column(name).array for name in self.columns}, index=self.index, copy=False)
+
+
 class _Start(NamedTuple):
     upload: Upload
-    text: pd.DataFrame
-    normalised: pd.DataFrame
+    text: Any  # pd.DataFrame, or ArrowColumns when loaded lazily
+    normalised: Any
     errors: ErrorTable
 
 
@@ -734,10 +870,10 @@ def _frame(archive: zipfile.ZipFile, name: str) -> pd.DataFrame:
     return frame.astype(TEXT) if name != "other.arrow" else frame
 
 
-def _no_rows(frame: pd.DataFrame) -> pd.DataFrame:
-    """frame's columns with no rows, sharing no memory with it: a slice such as frame.iloc[:0] keeps every
-    column's whole Arrow buffer alive, so the fold's rewritten columns could not free the snapshot's."""
-    return pd.DataFrame({column: pd.Series([], dtype=frame[column].dtype) for column in frame.columns},
+def _no_rows(frame: ArrowColumns) -> pd.DataFrame:
+    """A snapshot frame's text columns with no rows, sharing no memory with it (a slice such as
+    frame.iloc[:0] keeps every column's whole Arrow buffer alive)."""
+    return pd.DataFrame({column: pd.Series([], dtype=TEXT) for column in frame.columns},
                         index=frame.index[:0].copy())
 
 
@@ -757,10 +893,11 @@ def _same_mapping(meta: Mapping[str, Any], remapped: ColumnMapping | None) -> bo
 
 
 def load_snapshot(blob: bytes, settings: Settings, *, remapped: ColumnMapping | None = None,
-                  sheet: str | None = None) -> _Start | None:
+                  sheet: str | None = None, lazy: bool = False) -> _Start | None:
     """The upload a snapshot holds, ready for the replay's fold; None when it was read with another mapping
     than the one in force (`remapped`: the last mapping change's, None for the workspace's own) or when it
-    cannot be read (and a log line), and the replay reads the file instead."""
+    cannot be read (and a log line), and the replay reads the file instead. lazy: its text and normalised
+    frames as ArrowColumns, read a column at a time when asked for."""
     from importer.csv_read import SkippedRow
     from importer.mapping import SheetNotes
     from importer.results import ReportColumn
@@ -772,8 +909,8 @@ def load_snapshot(blob: bytes, settings: Settings, *, remapped: ColumnMapping | 
             if (meta.get("version") != _SNAPSHOT_VERSION or not _same_mapping(meta, remapped)
                     or (sheet is not None and meta.get("sheet") != sheet)):
                 return None
-            text = _frame(archive, "original.arrow")
-            normalised = _frame(archive, "normalised.arrow")
+            text = ArrowColumns(archive.read("original.arrow"))
+            normalised = ArrowColumns(archive.read("normalised.arrow"))
             others = _frame(archive, "other.arrow") if "other.arrow" in archive.namelist() else None
             with np.load(io.BytesIO(archive.read("errors.npz")), allow_pickle=False) as arrays:
                 errors = ErrorTable.from_arrays({k: arrays[k] for k in arrays.files}, meta["texts"])
@@ -792,8 +929,10 @@ def load_snapshot(blob: bytes, settings: Settings, *, remapped: ColumnMapping | 
                                    for i, values in notes["ignored_values"]),
                              tuple((int(r), str(t)) for r, t in notes["full_names"])),
         )
-        if len(text) > settings.max_rows or not text.index.equals(normalised.index):
+        if len(text.index) > settings.max_rows or not text.index.equals(normalised.index):
             return None
+        if not lazy:
+            text, normalised = text.frame(), normalised.frame()
     except Exception:  # noqa: BLE001 - a snapshot is a cache: any fault means reading the file instead
         _LOG.warning("a workspace snapshot could not be read; the file is read instead", exc_info=True)
         return None
