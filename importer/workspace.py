@@ -435,14 +435,6 @@ def _differs(old: pd.Series, new: pd.Series) -> np.ndarray:
     return ~np.asarray(same.to_numpy(zero_copy_only=False), dtype=bool)
 
 
-def _write(frame: pd.DataFrame, column: str, new: pd.Series) -> None:
-    """frame.loc[new.index, column] = new, for the rows whose value differs only. Each write of an Arrow
-    string column makes the whole column anew, so columns an operation left as they were are not written."""
-    differs = _differs(frame.loc[new.index, column], new)
-    if differs.any():
-        frame.loc[new.index[differs], column] = new[differs]
-
-
 def _changed_by(old: pd.Series, change: Callable[[str], str]) -> pd.Series:
     """The cells of `old` (text, no missing values) that `change` changes, with their new text. `change`
     runs once per distinct text, and no Python object is made per row: the rows are found from Arrow's
@@ -742,20 +734,26 @@ def replay_operations(data: bytes | Callable[[], bytes], file_name: str, setting
         if isinstance(op, MappingChange):
             mapping = remapped = op.mapping
     start = None if snapshot is None else load_snapshot(snapshot, settings, remapped=remapped, sheet=sheet, lazy=True)
-    if start is not None:  # the columns read from the snapshot as the operations need them
-        upload = start.upload
-        fold = _Replay(_Patched(source=start.text), settings, _Patched(source=start.normalised), start.errors)
-        del start
-    else:
+    upload = None if start is None else start.upload
+    text: pd.DataFrame | None = None
+    checked: Checked | None = None
+    if upload is None:
         upload, text = _read_text(data() if callable(data) else data, file_name, settings, sheet, mapping)
-        checked: Checked | None = None
         if on_snapshot is not None:  # checked now (the fold would check every row anyway) and stored
             checked = check_frame(text, settings)
             text = checked.original  # the text as read let go before the snapshot is made
-            _offer(on_snapshot, snapshot_bytes(replace(upload, checked=checked), remapped=remapped is not None))
-        fold = _Replay(_Patched(text), settings, None if checked is None else _Patched(checked.normalised),
+            blob = snapshot_bytes(replace(upload, checked=checked), remapped=remapped is not None)
+            _offer(on_snapshot, blob)
+            # and the fold starts from it, as the next replay will: the checked frames are let go
+            start = load_snapshot(blob, settings, remapped=remapped, sheet=sheet, lazy=True)
+            del blob
+    if start is not None:  # the columns read from the snapshot as the operations need them
+        fold = _Replay(_Patched(source=start.text), settings, _Patched(source=start.normalised), start.errors)
+    else:
+        fold = _Replay(_Patched(cast(pd.DataFrame, text)), settings,
+                       None if checked is None else _Patched(checked.normalised),
                        None if checked is None else checked.errors)
-        del text, checked
+    del start, text, checked
     del data
     release_free_memory()  # the reader's buffers, before the rows are validated
     why: dict[int, str] = {}
@@ -864,10 +862,12 @@ class _Start(NamedTuple):
     errors: ErrorTable
 
 
-def _frame(archive: zipfile.ZipFile, name: str) -> pd.DataFrame:
-    with pa.ipc.open_file(pa.BufferReader(archive.read(name))) as reader:
-        frame = reader.read_all().to_pandas()
-    return frame.astype(TEXT) if name != "other.arrow" else frame
+def _other_columns(archive: zipfile.ZipFile) -> pd.DataFrame | None:
+    """The columns the mapping left out (as read: any types), when the snapshot has them."""
+    if "other.arrow" not in archive.namelist():
+        return None
+    with pa.ipc.open_file(pa.BufferReader(archive.read("other.arrow"))) as reader:
+        return cast(pd.DataFrame, reader.read_all().to_pandas())
 
 
 def _no_rows(frame: ArrowColumns) -> pd.DataFrame:
@@ -911,7 +911,7 @@ def load_snapshot(blob: bytes, settings: Settings, *, remapped: ColumnMapping | 
                 return None
             text = ArrowColumns(archive.read("original.arrow"))
             normalised = ArrowColumns(archive.read("normalised.arrow"))
-            others = _frame(archive, "other.arrow") if "other.arrow" in archive.namelist() else None
+            others = _other_columns(archive)
             with np.load(io.BytesIO(archive.read("errors.npz")), allow_pickle=False) as arrays:
                 errors = ErrorTable.from_arrays({k: arrays[k] for k in arrays.files}, meta["texts"])
         notes = meta["notes"]
