@@ -251,8 +251,9 @@ def main() -> None:
         + ", ".join(f"{n:,} {k}" for k, n in sorted(kinds.items(), key=lambda kv: -kv[1]))
         + " (one-cell edits; exclusions of two failing rows; bulk fixes on failing rows only, as Review does by "
         "default; a value conversion and two replaces of importer.convert). The workspace is stored as the "
-        "dashboard stores it: the file and its snapshot (the file as read and checked: Parquet frames and the "
-        "errors' arrays), so a replay starts from the checked rows and validates only what operations change. "
+        "dashboard stores it: the file and its snapshot (the file as read and checked: Arrow IPC frames, zstd, "
+        "and the errors' arrays), so a replay starts from the checked rows, reads their columns one at a time as "
+        "operations need them, keeps the cells they change beside the columns, and validates only those. "
         "Mix `review`: every operation changes few rows. Mix `wide`: the same, but the trim is over every row "
         "and one replace changes 75% of the e-mails. Mix `mapping`: `review` plus one mapping change (the "
         "Company column ignored): the replay that follows a mapping change reads the file with the new "
