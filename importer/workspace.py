@@ -565,7 +565,8 @@ class _Replay:
         self.pending: dict[tuple[int, str], str] = {}
         self.normalised = normalised
         self.errors = ErrorTable.empty() if errors is None else errors.without_code(_DUPLICATE)
-        self.dirty: dict[str, np.ndarray] = {}  # field -> rows whose text changed since the last check
+        self.marked: dict[str, list[np.ndarray]] = {}  # field -> rows whose text changed since the last check
+        self.dirty: dict[str, np.ndarray] = {}  # the same, each field's rows made one sorted array by update
 
     def present(self) -> pd.Index:
         return self.text.index[~self.text.index.isin(list(self.excluded))]
@@ -583,12 +584,13 @@ class _Replay:
 
     def mark(self, field: str, rows: np.ndarray) -> None:
         """Note that some rows' text of a field changed (they are checked again at the next update)."""
-        held = self.dirty.get(field)
-        self.dirty[field] = row_numbers(rows if held is None else np.concatenate([held, rows]))
+        self.marked.setdefault(field, []).append(rows)
 
     def update(self) -> _Patched:
         """Normalised values and own errors of every row, brought up to date with the text."""
         self.flush()
+        self.dirty = {field: row_numbers(np.concatenate(parts)) for field, parts in self.marked.items()}
+        self.marked = {}
         rows = row_numbers(np.concatenate(list(self.dirty.values()))) if self.dirty else np.zeros(0, np.int64)
         if self.normalised is None or (len(rows) * 2 >= len(self.text.index)
                                        and len(coupled_fields(self.dirty)) == len(FIELD_NAMES)):
@@ -598,19 +600,22 @@ class _Replay:
             fresh = check_frame(text, self.settings)
             self.text = _Patched(fresh.original)
             self.normalised, self.errors = _Patched(fresh.normalised), fresh.errors.without_code(_DUPLICATE)
-        elif len(rows) * 2 < len(self.text.index):
+        elif len(rows) and len(rows) * 2 < len(self.text.index):
             # Only the cells whose text changed (each field's value and errors are its own cell's), of the
             # changed rows only: a few rows' cells looked up in each column.
             self.check(coupled_fields(self.dirty), rows)
-        else:
-            # Most rows: a field (and its coupled one) at a time, whole columns, so that only one field's
-            # columns are made at once; a trim of every row's names normalises no phone again.
+        elif len(rows):
+            # Most rows: a field (and its coupled one) at a time, so that only one field's columns are made
+            # at once (whole columns when most of its rows changed); a trim of every row's names
+            # normalises no phone again.
             done: set[str] = set()
             for name in coupled_fields(self.dirty):
                 if name not in done:
                     group = coupled_fields([name])
                     done.update(group)
-                    self.check(group, None)
+                    changed = row_numbers(np.concatenate([self.dirty.get(field, np.zeros(0, np.int64))
+                                                          for field in group]))
+                    self.check(group, None if len(changed) * 2 >= len(self.text.index) else changed)
         self.dirty = {}
         return self.normalised
 
