@@ -359,7 +359,13 @@ def test_replaying_saved_operations_equals_applying_them_live(backend: str, snap
             assert_same(opened.upload.checked, live_fold(data, initial, [done[s - 1] for s in opened.seqs]))
         replayed = ws.replay(engine, wid, SETTINGS)
         active = [e.seq for e in ws.history(engine, wid) if not e.undone]
-        assert_same(replayed.checked, live_fold(data, initial, [done[s - 1] for s in active]))
+        expected = live_fold(data, initial, [done[s - 1] for s in active])
+        assert_same(replayed.checked, expected)
+        # and without a snapshot to start from or to store (a resume's replay): the columns held in memory
+        stored = ws.load_workspace(engine, wid, SETTINGS)
+        bare = ws.replay_operations(stored.data, stored.info.file_name, SETTINGS, stored.info.sheet, stored.mapping,
+                                    [op for _, op in stored.operations])
+        assert_same(bare.checked, expected)
 
     check()
 
