@@ -771,9 +771,13 @@ def replay_operations(data: bytes | Callable[[], bytes], file_name: str, setting
             checked = check_frame(text, settings)
             text = checked.original  # the text as read let go before the snapshot is made
             blob = snapshot_bytes(replace(upload, checked=checked), remapped=remapped is not None)
-            _offer(on_snapshot, blob)
-            # and the fold starts from it, as the next replay will: the checked frames are let go
+            # The fold starts from it, as the next replay will: the checked frames are let go, before the
+            # snapshot is stored (PostgreSQL's driver writes it out as hex text in its statement).
             start = load_snapshot(blob, settings, remapped=remapped, sheet=sheet, lazy=True)
+            if start is not None:
+                text = checked = None
+                release_free_memory()
+            _offer(on_snapshot, blob)
             del blob
     if start is not None:  # the columns read from the snapshot as the operations need them
         fold = _Replay(_Patched(source=start.text), settings, _Patched(source=start.normalised), start.errors)
