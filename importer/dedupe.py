@@ -46,29 +46,31 @@ def _repeated_codes(codes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return valid[repeated], first[repeated]
 
 
-def _key_columns(normalised: pd.DataFrame) -> tuple[np.ndarray | None, np.ndarray, Iterator[tuple[str, pd.Series]]]:
-    """(order, rows, key columns): the positions that put the rows in source row order (None when they are
-    in order already), those rows, and each key column in that order, made one at a time as it is asked
-    for. Only the key columns: a copy of the whole frame (every column of 100,000 rows) was once the
-    largest allocation of a workspace replay."""
+def _key_codes(normalised: pd.DataFrame, keep: np.ndarray | None = None,
+               ) -> tuple[np.ndarray, Iterator[tuple[str, pd.Series, np.ndarray]]]:
+    """(rows, key columns): the source rows in source row order, and for each key field its column in that
+    order with its codes (_codes; -1 for the rows `keep` leaves out, a boolean array over normalised's
+    rows: they read as blank), made one field at a time as they are asked for. Only the key columns: a
+    copy of the whole frame (every column of 100,000 rows) was once the largest allocation of a replay."""
     index = normalised.index.to_numpy()
     order = None if normalised.index.is_monotonic_increasing else np.argsort(index, kind="stable")
-    columns = ((field, normalised[field] if order is None else normalised[field].take(order))
-               for field in UNIQUE_FIELDS)
-    return order, index if order is None else index[order], columns
+    blank = None if keep is None else ~(keep if order is None else keep[order])
+
+    def column(field: str) -> tuple[str, pd.Series, np.ndarray]:
+        values = normalised[field] if order is None else normalised[field].take(order)
+        codes = _codes(values)
+        if blank is not None:
+            codes[blank] = -1
+        return field, values, codes
+
+    return index if order is None else index[order], (column(field) for field in UNIQUE_FIELDS)
 
 
 def duplicate_rows(normalised: pd.DataFrame, keep: np.ndarray | None = None) -> np.ndarray:
     """The rows find_duplicates_in_file names (sorted, each once), without making its messages; among the
     rows `keep` marks (a boolean array over normalised's rows) when given: the others read as blank."""
-    order, rows, columns = _key_columns(normalised)
-    blank = None if keep is None else ~(keep if order is None else keep[order])
-    found = []
-    for _, column in columns:
-        codes = _codes(column)
-        if blank is not None:
-            codes[blank] = -1
-        found.append(rows[_repeated_codes(codes)[0]])
+    rows, columns = _key_codes(normalised, keep)
+    found = [rows[_repeated_codes(codes)[0]] for _, _, codes in columns]
     return np.unique(np.concatenate(found)).astype(np.int64)
 
 
@@ -80,12 +82,8 @@ def find_duplicates_in_file(normalised: pd.DataFrame, keep: np.ndarray | None = 
     as if they were not in the frame (a replay's excluded rows, without copying the frame without them).
     """
     errors: list[tuple[int, RowError]] = []  # (row, error), made into columns at the end
-    order, rows, columns = _key_columns(normalised)
-    blank = None if keep is None else ~(keep if order is None else keep[order])
-    for field, column in columns:
-        codes = _codes(column)
-        if blank is not None:
-            codes[blank] = -1
+    rows, columns = _key_codes(normalised, keep)
+    for field, column, codes in columns:
         repeated, first = _repeated_codes(codes)
         if not len(repeated):
             continue

@@ -293,6 +293,18 @@ def coupled_fields(fields: Collection[str]) -> list[str]:
     return [name for name in FIELD_NAMES if name in wanted]
 
 
+def coupled_groups(fields: Collection[str]) -> list[list[str]]:
+    """coupled_fields(fields) split into the groups normalised together, in field order: each field alone,
+    but a main field with its other one (Phone with Other Phones, E-mail with Other E-mails)."""
+    groups: list[list[str]] = []
+    done: set[str] = set()
+    for name in coupled_fields(fields):
+        if name not in done:
+            groups.append(coupled_fields([name]))
+            done.update(groups[-1])
+    return groups
+
+
 CHUNK_ROWS = 16_384
 """Rows whose cells check_cells normalises at once (and a replay's bulk fix changes at once): normalising
 makes Python objects for each distinct text, and 75,000 e-mails at once held 30 MB of them."""
@@ -318,12 +330,7 @@ def check_cells(text: pd.DataFrame, normalised: pd.DataFrame, cells: Mapping[str
     found = _Found()
     values: dict[str, pd.Series] = {}
     changed: list[np.ndarray] = []  # (row, field) keys of the changed cells, as _Found.keys numbers them
-    done: set[str] = set()
-    for name in fields:
-        if name in done:
-            continue
-        group = coupled_fields([name])
-        done.update(group)
+    for group in coupled_groups(cells):
         rows = np.unique(np.concatenate([row_numbers(cells.get(f, ())) for f in group]))
         if not len(rows):
             continue
@@ -337,7 +344,7 @@ def check_cells(text: pd.DataFrame, normalised: pd.DataFrame, cells: Mapping[str
         for field_name in group:
             values[field_name] = fresh[field_name]
             normalised.loc[rows, field_name] = fresh[field_name]
-            changed.append(np.asarray(rows, dtype=np.int64) * _FIELD_SLOTS + _FIELD_NUMBER[field_name])
+            changed.append(rows * _FIELD_SLOTS + _FIELD_NUMBER[field_name])
     schema = _schema_errors(normalised, fields).without(found.keys())
     failing, which = schema.entries()
     keep = np.isin(schema.keys(), np.concatenate(changed)) if changed else np.zeros(len(failing), dtype=bool)

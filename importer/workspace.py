@@ -47,6 +47,7 @@ from importer.validate import (
     check_cells,
     check_frame,
     coupled_fields,
+    coupled_groups,
     exclude,
     recheck,
     row_numbers,
@@ -589,10 +590,10 @@ class _Replay:
         self.normalised = normalised
         self.errors = ErrorTable.empty() if errors is None else errors.without_code(_DUPLICATE)
         self.marked: dict[str, list[np.ndarray]] = {}  # field -> rows whose text changed since the last check
-        self.dirty: dict[str, np.ndarray] = {}  # the same, each field's rows made one sorted array by update
 
     def present(self) -> pd.Index:
-        return self.text.index[~self.text.index.isin(list(self.excluded))]
+        keep = self.kept()
+        return self.text.index if keep is None else self.text.index[keep]
 
     def flush(self) -> None:
         """Take the batched cell edits into the text, a column at a time."""
@@ -612,11 +613,11 @@ class _Replay:
     def update(self) -> _Patched:
         """Normalised values and own errors of every row, brought up to date with the text."""
         self.flush()
-        self.dirty = {field: row_numbers(np.concatenate(parts)) for field, parts in self.marked.items()}
+        dirty = {field: row_numbers(np.concatenate(parts)) for field, parts in self.marked.items()}
         self.marked = {}
-        rows = row_numbers(np.concatenate(list(self.dirty.values()))) if self.dirty else np.zeros(0, np.int64)
+        rows = row_numbers(np.concatenate(list(dirty.values()))) if dirty else np.zeros(0, np.int64)
         if self.normalised is None or (len(rows) * 2 >= len(self.text.index)
-                                       and len(coupled_fields(self.dirty)) == len(FIELD_NAMES)):
+                                       and len(coupled_fields(dirty)) == len(FIELD_NAMES)):
             self.normalised = None  # most rows and every field changed: check afresh, the old frame let go first
             text = self.text.give_up(None)
             release_free_memory()  # and what the text changes freed handed back, so the check does not add to it
@@ -626,27 +627,21 @@ class _Replay:
         elif len(rows) and len(rows) * 2 < len(self.text.index):
             # Only the cells whose text changed (each field's value and errors are its own cell's), of the
             # changed rows only: a few rows' cells looked up in each column.
-            self.check(coupled_fields(self.dirty), rows)
+            self.check(coupled_fields(dirty), dirty, rows)
         elif len(rows):
             # Most rows: a field (and its coupled one) at a time, so that only one field's columns are made
             # at once (whole columns when most of its rows changed); a trim of every row's names
             # normalises no phone again.
-            done: set[str] = set()
-            for name in coupled_fields(self.dirty):
-                if name not in done:
-                    group = coupled_fields([name])
-                    done.update(group)
-                    changed = row_numbers(np.concatenate([self.dirty.get(field, np.zeros(0, np.int64))
-                                                          for field in group]))
-                    self.check(group, None if len(changed) * 2 >= len(self.text.index) else changed)
-        self.dirty = {}
+            for group in coupled_groups(dirty):
+                cells = {field: dirty[field] for field in group if field in dirty}
+                changed = row_numbers(np.concatenate(list(cells.values())))
+                self.check(group, cells, None if len(changed) * 2 >= len(self.text.index) else changed)
         return self.normalised
 
-    def check(self, fields: list[str], rows: np.ndarray | None) -> None:
-        """check_cells for the changed cells of some fields (rows: those to look up, None: whole columns),
-        their new values and errors kept in place of the old ones."""
+    def check(self, fields: list[str], cells: Mapping[str, np.ndarray], rows: np.ndarray | None) -> None:
+        """check_cells for the changed cells of some fields (`cells`: field -> rows; rows: those to look up,
+        None: whole columns), their new values and errors kept in place of the old ones."""
         normalised = cast(_Patched, self.normalised)
-        cells = {field: self.dirty[field] for field in fields if field in self.dirty}
         values, errors = check_cells(self.text.take(fields, rows), normalised.take(fields, rows), cells,
                                      self.settings)
         for column, new in values.items():
