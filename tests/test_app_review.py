@@ -67,6 +67,38 @@ def test_an_edited_cell_is_checked_and_saved_at_once(monkeypatch, sqlite_url):
     assert "Edited 2 cells in 2 rows: 3, 4" in texts(at)  # the list of what was done
 
 
+def test_an_edit_interrupted_while_it_is_checked_is_saved_by_the_next_run(monkeypatch, sqlite_url):
+    """A click (a filter or page change) that comes while typed cells are checked stops that run at its next
+    redraw: the cells must still be pending for the next run, which saves them (CI once lost such an edit)."""
+    import contextlib
+
+    import streamlit as st
+
+    import ui.workspace
+
+    at = make_app(monkeypatch, sqlite_url)
+    to_review(at, "messy.xlsx", messy_xlsx())
+    real_step = ui.workspace.heavy_step
+
+    @contextlib.contextmanager
+    def stopped_after_the_check(label, rows):
+        with real_step(label, rows):
+            yield
+        st.stop()  # what the spinner's redraw does when another click is waiting
+
+    monkeypatch.setattr(ui.workspace, "heavy_step", stopped_after_the_check)
+    at.session_state[keys.PENDING_EDITS] = [{3: {"phone": "0209998888"}}]  # as the grid's on_change stashes it
+    at.run()
+    assert not at.exception
+    assert at.session_state[keys.PENDING_EDITS] == [{3: {"phone": "0209998888"}}]
+    monkeypatch.setattr(ui.workspace, "heavy_step", real_step)
+    at.run()
+    assert not at.exception
+    assert keys.PENDING_EDITS not in at.session_state
+    assert metrics(at)["Valid"] == "3"
+    assert "Row 3: phone 5412345 -\\> 0209998888" in texts(at)  # in the list of what was done
+
+
 def test_a_refresh_reopens_the_workspace_with_every_edit(monkeypatch, sqlite_url):
     """A refresh is a new session with the same address (?ws=N): the saved workspace is replayed."""
     at = make_app(monkeypatch, sqlite_url)

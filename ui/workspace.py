@@ -173,15 +173,21 @@ def stash_grid_edits(grid_key: str, rows: list[int]) -> None:
 
 
 def apply_pending_edits() -> None:
-    """Save and check the cells typed since the last run (app.py, before the page)."""
-    pending = st.session_state.pop(keys.PENDING_EDITS, None)
+    """Save and check the cells typed since the last run (app.py, before the page).
+
+    The typed cells leave the session only once they are saved: a click that comes while they are being
+    checked (a filter or page change) stops this run at its next redraw (the spinner), and the next run
+    must find them still pending. Applying them twice changes nothing: the second time no cell differs."""
+    pending = st.session_state.get(keys.PENDING_EDITS)
     if not pending or state.upload() is None:
+        st.session_state.pop(keys.PENDING_EDITS, None)
         return
     merged: dict[int, dict[str, str]] = {}
     for changes in pending:
         for row, fields in changes.items():
             merged.setdefault(row, {}).update(fields)
     apply_edits(merged)
+    st.session_state.pop(keys.PENDING_EDITS, None)
 
 
 def apply_edits(changes: dict[int, dict[str, str]]) -> None:
