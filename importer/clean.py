@@ -111,8 +111,9 @@ _NUMBER_TYPES = ("fixed_line", "mobile", "toll_free", "premium_rate", "shared_co
 
 
 @lru_cache(maxsize=8)
-def _region_patterns(region: str) -> tuple[str, str, tuple[re.Pattern[str], ...]] | None:
-    """The default region's country code, trunk prefix and number-type patterns, from phonenumbers' metadata."""
+def _region_patterns(region: str) -> tuple[str, str, re.Pattern[str]] | None:
+    """The default region's country code, trunk prefix and valid national numbers (every number type's
+    pattern in one), from phonenumbers' metadata."""
     metadata = PhoneMetadata.metadata_for_region(region)
     if metadata is None or metadata.national_prefix_for_parsing not in (None, metadata.national_prefix):
         return None
@@ -126,10 +127,10 @@ def _region_patterns(region: str) -> tuple[str, str, tuple[re.Pattern[str], ...]
             patterns.append((re.compile(f"(?:{desc.national_number_pattern})"), frozenset(lengths or ())))
     assert metadata.general_desc is not None
     general = re.compile(f"(?:{metadata.general_desc.national_number_pattern})")
-    compiled = tuple(
-        re.compile(f"(?=(?:{general.pattern})$)(?:{p.pattern})$") for p, lengths in patterns if lengths
-    )
-    return str(metadata.country_code), metadata.national_prefix or "", compiled
+    # One pattern for every number type: a national number is valid when any type's pattern matches it.
+    valid = re.compile("|".join(f"(?:(?=(?:{general.pattern})$)(?:{p.pattern})$)" for p, lengths in patterns
+                                if lengths) or "(?!)")
+    return str(metadata.country_code), metadata.national_prefix or "", valid
 
 
 def _fast_e164(digits: str, region: str) -> str | None:
@@ -141,7 +142,7 @@ def _fast_e164(digits: str, region: str) -> str | None:
     known = _region_patterns(region)
     if known is None:
         return None
-    country_code, trunk, patterns = known
+    country_code, trunk, valid = known
     number = digits[1:] if digits.startswith("+") else digits
     if not number.isdigit() or not number.isascii():
         return None
@@ -153,8 +154,25 @@ def _fast_e164(digits: str, region: str) -> str | None:
         national = number[len(trunk):]
     else:
         national = number
-    if any(pattern.match(national) for pattern in patterns):
+    if valid.match(national):
         return f"+{country_code}{national}"
+    return None
+
+
+def _as_e164(value: object, region: str) -> str | None:
+    """`value` itself when it is already a valid number of the default region in E.164 (`+233241234567`),
+    else None: what normalise_phone would give it, without cleaning or parsing it (a replay checks again
+    every phone a bulk fix has just normalised)."""
+    if type(value) is not str or not value.startswith("+"):
+        return None
+    known = _region_patterns(region)
+    if known is None:
+        return None
+    country_code, _trunk, valid = known
+    number = value[1:]
+    if (number.startswith(country_code) and number.isdigit() and number.isascii()
+            and valid.match(number, len(country_code))):
+        return value
     return None
 
 
@@ -180,6 +198,9 @@ def normalise_phone(value: object, region: str = "GH") -> str:
 
     Raises InvalidValue(required) when blank and InvalidValue(invalid_phone) when not a valid number.
     """
+    done = _as_e164(value, region)
+    if done is not None:
+        return done
     text = clean_text(value)
     if text is None:
         raise InvalidValue(ErrorCode.REQUIRED, "is blank; every customer needs a phone number")
@@ -322,6 +343,9 @@ def split_phones(value: object, region: str = "GH") -> tuple[str, tuple[str, ...
     >>> split_phones("0277229773 / 0248503716")
     ('+233277229773', ('+233248503716',))
     """
+    done = _as_e164(value, region)
+    if done is not None:
+        return done, ()
     text = "" if value is None else str(value)
     if _PLAIN_PHONE.match(text) and not _HARD_SEPARATOR.search(text):
         try:

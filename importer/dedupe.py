@@ -9,7 +9,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from importer.results import ErrorCode, ErrorTable, RowError
+from importer.results import ErrorCode, ErrorTable
 from schemas.customer import UNIQUE_FIELDS, label_of
 
 
@@ -81,19 +81,18 @@ def find_duplicates_in_file(normalised: pd.DataFrame, keep: np.ndarray | None = 
     given, marks the rows to compare (a boolean array over normalised's rows): the others read as blank,
     as if they were not in the frame (a replay's excluded rows, without copying the frame without them).
     """
-    errors: list[tuple[int, RowError]] = []  # (row, error), made into columns at the end
     rows, columns = _key_codes(normalised, keep)
+    found = []
     for field, column, codes in columns:
         repeated, first = _repeated_codes(codes)
         if not len(repeated):
             continue
         label = label_of(field).lower()
-        for row, key, first_row in zip(rows[repeated], column.take(repeated), rows[first], strict=True):
-            errors.append((int(row), RowError(
-                field,
-                ErrorCode.DUPLICATE_IN_FILE,
-                f"same {label} ({key}) as row {int(first_row)}; row {int(first_row)} is kept, "
-                "so remove this row or correct its value",
-                value=str(key), other_row=int(first_row),
-            )))
-    return ErrorTable.from_pairs(errors, field_order=False)
+        keys = [str(key) for key in column.take(repeated).tolist()]
+        firsts = rows[first]
+        found.append(ErrorTable.of_one_kind(
+            field, ErrorCode.DUPLICATE_IN_FILE, rows[repeated],
+            [f"same {label} ({key}) as row {first_row}; row {first_row} is kept, so remove this row or correct "
+             "its value" for key, first_row in zip(keys, firsts.tolist(), strict=True)],
+            keys, firsts))
+    return ErrorTable.concat(found, field_order=False)

@@ -568,6 +568,7 @@ class _Patched:
             self.packed.pop(column, None)
             self.rows.pop(column, None)
             self.values.pop(column, None)
+            trim_heap()  # the column's transient copies, before the next column's come on top of them
         self.source = None
         return pd.DataFrame(taken, index=self.index if rows is None else rows, copy=False)
 
@@ -647,7 +648,7 @@ class _Replay:
         for column, new in values.items():
             normalised.set(column, new)
         self.errors = (self.errors.without_cells({column: new.index for column, new in values.items()})
-                       .with_rows(errors))
+                       .with_rows(errors).compacted())
 
     def keys(self) -> pd.DataFrame:
         """The normalised key columns of every row, as they are now (importer.dedupe reads only these)."""

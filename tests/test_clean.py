@@ -178,6 +178,25 @@ def test_fast_phone_path_agrees_with_phonenumbers(prefix: str, digits: str, regi
         assert clean._library_e164(candidate, region) == fast
 
 
+@given(
+    st.sampled_from(["+", "+233", "+2332", "+44", "+234", "+1", "233", "+233 ", "＋233"]),
+    st.text(alphabet="0123456789", min_size=0, max_size=12),
+    st.sampled_from(["GH", "GB", "NG", "US"]),
+)
+def test_a_phone_already_in_e164_is_taken_as_it_is_only_when_valid(prefix: str, digits: str, region: str) -> None:
+    candidate = prefix + digits
+    kept = clean._as_e164(candidate, region)
+    if kept is not None:
+        assert kept == candidate
+        assert clean._library_e164(candidate, region) == candidate
+    for normalise in (clean.normalise_phone, lambda v, r: clean.split_phones(v, r)[0]):
+        try:
+            assert normalise(candidate, region) == (clean._fast_e164(clean._phone_digits(candidate), region)
+                                                    or clean._library_e164(clean._phone_digits(candidate), region))
+        except InvalidValue:
+            assert kept is None
+
+
 def test_fast_phone_path_is_taken_for_common_ghana_numbers() -> None:
     for typed in ("0241234567", "241234567", "233241234567", "+233241234567", "0551234567"):
         assert clean._fast_e164(typed, "GH") == clean._library_e164(typed, "GH")

@@ -195,6 +195,33 @@ def test_error_table_from_distinct_errors_equals_from_pairs(field_order: bool) -
     assert list(ErrorTable.from_distinct(np.zeros(0), np.zeros(0), []).pairs()) == []
 
 
+def test_a_table_filtered_and_joined_again_and_again_compacts_to_the_texts_it_names() -> None:
+    table = ErrorTable.from_pairs(_messy_pairs())
+    for _ in range(5):  # as a replay's checks do: drop some cells' errors, add the new ones
+        table = table.without_cells({"phone": [9, 3, 12]}).with_rows(ErrorTable.from_pairs(
+            [(r, e) for r, e in _messy_pairs() if e.field == "phone"]))
+    assert len(table.to_arrays()[1]) > 3 * len(table.to_arrays()[0]["rows"])
+    compact = table.compacted()
+    assert list(compact.pairs()) == list(table.pairs()) and list(compact.pairs()) == list(
+        ErrorTable.from_pairs(_messy_pairs()).pairs())
+    texts = compact.to_arrays()[1]
+    assert texts[0] is None and len(texts) == len(set(texts))
+    assert set(texts) == {None} | {t for _, e in _messy_pairs() for t in (e.message, e.value)}
+    assert compact.compacted() is compact  # nothing to drop: the same table
+
+
+@pytest.mark.parametrize("others", [None, [1, 1, 2]])
+def test_errors_of_one_kind_as_columns_equal_from_pairs(others) -> None:
+    import numpy as np
+
+    made = ErrorTable.of_one_kind("phone", ErrorCode.DUPLICATE_IN_FILE, np.array([4, 6, 9]), ["m4", "m6", "m4"],
+                                  ["v", "v", None], None if others is None else np.array(others))
+    other = [None, None, None] if others is None else others
+    assert list(made.pairs()) == [(r, RowError("phone", ErrorCode.DUPLICATE_IN_FILE, m, v, o)) for r, m, v, o in
+                                  zip([4, 6, 9], ["m4", "m6", "m4"], ["v", "v", None], other, strict=True)]
+    assert len(made.to_arrays()[1]) == 4  # None, "m4", "v", "m6": each text once
+
+
 def test_errors_of_rows_in_chunks_equal_lookups_by_row() -> None:
     table = ErrorTable.from_pairs(_messy_pairs())
     keys = table.rows().tolist()
