@@ -9,7 +9,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from importer.results import ErrorCode, ErrorTable
+from importer.results import ErrorCode, ErrorTable, sorted_unique
 from schemas.customer import UNIQUE_FIELDS, label_of
 
 
@@ -71,7 +71,7 @@ def duplicate_rows(normalised: pd.DataFrame, keep: np.ndarray | None = None) -> 
     rows `keep` marks (a boolean array over normalised's rows) when given: the others read as blank."""
     rows, columns = _key_codes(normalised, keep)
     found = [rows[_repeated_codes(codes)[0]] for _, _, codes in columns]
-    return np.unique(np.concatenate(found)).astype(np.int64)
+    return sorted_unique(np.concatenate(found).astype(np.int64))
 
 
 def find_duplicates_in_file(normalised: pd.DataFrame, keep: np.ndarray | None = None) -> ErrorTable:

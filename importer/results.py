@@ -131,6 +131,22 @@ _CODES = tuple(ErrorCode)
 _CODE_INDEX = {code: i for i, code in enumerate(_CODES)}
 
 
+def sorted_unique(values: np.ndarray) -> np.ndarray:
+    """np.unique of integers, by one sort (none when already increasing). numpy 2's np.unique of integers
+    hashes them: 25 ms for 150,000 row numbers, against 2 ms sorted (0.05 ms when already in order), and a
+    replay makes sets of rows hundreds of times."""
+    values = np.asarray(values)
+    if len(values) < 2:
+        return values.copy()
+    if bool((values[1:] > values[:-1]).all()):
+        return values.copy()  # a new array, as np.unique gives: callers may write to it
+    values = np.sort(values)
+    first = np.empty(len(values), dtype=bool)
+    first[0] = True
+    np.not_equal(values[1:], values[:-1], out=first[1:])
+    return values[first]
+
+
 def _numbers(values: array, dtype: type) -> np.ndarray:
     """A typed array's numbers seen as a numpy array (no copy; ErrorTable._sorted makes its own)."""
     return np.frombuffer(values, dtype=dtype)
@@ -227,7 +243,7 @@ class ErrorTable(Mapping[int, tuple[RowError, ...]]):
         changed phones left twice the texts of a table read afresh."""
         if len(self._texts) <= 2 * len(self._rows) + 1:
             return self
-        used = np.unique(np.concatenate([self._messages, self._values]))
+        used = sorted_unique(np.concatenate([self._messages, self._values]))
         texts: dict[str | None, int] = {None: 0}
         intern = texts.setdefault
         at = np.zeros(len(self._texts), dtype=np.int32)
@@ -378,13 +394,13 @@ class ErrorTable(Mapping[int, tuple[RowError, ...]]):
         """Failing rows having an error with this code (every failing row for None), ascending."""
         if code is None:
             return self._keys
-        return np.unique(self._rows[self._codes == _CODE_INDEX[ErrorCode(code)]])
+        return sorted_unique(self._rows[self._codes == _CODE_INDEX[ErrorCode(code)]])
 
     def by_code(self) -> dict[str, int]:
         """How many failing rows carry each code (a row with two codes counts in both), most first."""
         if not len(self._rows):
             return {}
-        pairs = np.unique(self._rows * len(_CODES) + self._codes)
+        pairs = sorted_unique(self._rows * len(_CODES) + self._codes)
         counts = np.bincount(pairs % len(_CODES), minlength=len(_CODES))
         found = {_CODES[i].value: int(n) for i, n in enumerate(counts) if n}
         return dict(sorted(found.items(), key=lambda item: (-item[1], item[0])))

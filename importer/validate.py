@@ -13,7 +13,7 @@ from pandera.errors import SchemaErrors
 
 from importer import clean
 from importer.dedupe import find_duplicates_in_file
-from importer.results import ErrorCode, ErrorTable, RowError
+from importer.results import ErrorCode, ErrorTable, RowError, sorted_unique
 from importer.settings import Settings
 from schemas.customer import FIELD_NAMES, SPECS, UNIQUE_FIELDS, CustomerFrame, label_of
 
@@ -313,8 +313,8 @@ makes Python objects for each distinct text, and 75,000 e-mails at once held 30 
 def row_numbers(rows: Collection[int]) -> np.ndarray:
     """Row numbers (a set, a list, an Index or an array) as a sorted int64 array without repeats."""
     if isinstance(rows, (set, frozenset)):
-        return np.unique(np.fromiter(rows, dtype=np.int64, count=len(rows)))
-    return np.unique(np.asarray(rows, dtype=np.int64))
+        return sorted_unique(np.fromiter(rows, dtype=np.int64, count=len(rows)))
+    return sorted_unique(np.asarray(rows, dtype=np.int64))
 
 
 def check_cells(text: pd.DataFrame, normalised: pd.DataFrame, cells: Mapping[str, Collection[int]],
@@ -331,7 +331,7 @@ def check_cells(text: pd.DataFrame, normalised: pd.DataFrame, cells: Mapping[str
     values: dict[str, pd.Series] = {}
     changed: list[np.ndarray] = []  # (row, field) keys of the changed cells, as _Found.keys numbers them
     for group in coupled_groups(cells):
-        rows = np.unique(np.concatenate([row_numbers(cells.get(f, ())) for f in group]))
+        rows = row_numbers(np.concatenate([row_numbers(cells.get(f, ())) for f in group]))
         if not len(rows):
             continue
         parts = []

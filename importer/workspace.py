@@ -591,6 +591,10 @@ class _Replay:
         self.normalised = normalised
         self.errors = ErrorTable.empty() if errors is None else errors.without_code(_DUPLICATE)
         self.marked: dict[str, list[np.ndarray]] = {}  # field -> rows whose text changed since the last check
+        # The duplicates among the rows kept, as of `changes`, the count of changes to the keys or to the rows
+        # kept: fixes of failing rows one after another find them once when they change no key.
+        self.changes = 0
+        self.duplicates: tuple[int, np.ndarray] | None = None
 
     def present(self) -> pd.Index:
         keep = self.kept()
@@ -625,6 +629,7 @@ class _Replay:
             fresh = check_frame(text, self.settings)
             self.text = _Patched(fresh.original)
             self.normalised, self.errors = _Patched(fresh.normalised), fresh.errors.without_code(_DUPLICATE)
+            self.changes += 1
         elif len(rows) and len(rows) * 2 < len(self.text.index):
             # Only the cells whose text changed (each field's value and errors are its own cell's), of the
             # changed rows only: a few rows' cells looked up in each column.
@@ -647,6 +652,8 @@ class _Replay:
                                      self.settings)
         for column, new in values.items():
             normalised.set(column, new)
+        if not set(values).isdisjoint(UNIQUE_FIELDS):
+            self.changes += 1
         self.errors = (self.errors.without_cells({column: new.index for column, new in values.items()})
                        .with_rows(errors).compacted())
 
@@ -660,10 +667,12 @@ class _Replay:
 
     def failing(self) -> pd.Index:
         """Rows not excluded that fail, as Checked.errors.rows() would list them."""
-        keys = self.keys()
+        self.update()
+        if self.duplicates is None or self.duplicates[0] != self.changes:
+            self.duplicates = (self.changes, duplicate_rows(self.keys(), self.kept()))
         present = self.present()
-        failing = set(self.errors.rows().tolist()) | set(duplicate_rows(keys, self.kept()).tolist())
-        return present[present.isin(list(failing))]
+        return present[np.isin(present.to_numpy(), row_numbers(np.concatenate([self.errors.rows(),
+                                                                               self.duplicates[1]])))]
 
     def validated(self, final: bool = False) -> Checked:
         """The Checked of the rows not excluded (final: the fold gives its frames up to make it)."""
@@ -732,10 +741,13 @@ class _Replay:
             trim_heap()  # a check's freed memory, before the next operation adds to it
         elif isinstance(op, Exclude):  # pending edits stay pending: an excluded row keeps its text
             self.excluded.update(row for row in op.rows if row in self.text.index)
+            self.changes += 1
         elif isinstance(op, Include):
             self.excluded.difference_update(op.rows)
+            self.changes += 1
         else:
             self.plug_in(op)
+            self.changes += 1
             trim_heap()
 
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from importer.results import (
     ErrorCode,
@@ -16,6 +18,7 @@ from importer.results import (
     UpdateColumns,
     UpdatedRow,
     UpdatedRows,
+    sorted_unique,
 )
 
 
@@ -258,3 +261,15 @@ def test_values_by_row_reads_every_kind_of_column_as_text() -> None:
     }
     assert values_by_row(frame, [11], ["text", "missing", "ints"]) == {11: {"ints": "2"}}
     assert values_by_row(frame, [99]) == {} and values_by_row(None, [10]) == {}
+
+
+@given(st.lists(st.integers(min_value=-5, max_value=2**40), max_size=60), st.booleans())
+def test_sorted_unique_is_np_unique_and_a_new_array(values: list[int], ordered: bool) -> None:
+    import numpy as np
+
+    array = np.array(sorted(set(values)) if ordered else values, dtype=np.int64)
+    found = sorted_unique(array)
+    assert found.dtype == array.dtype and found.tolist() == np.unique(array).tolist()
+    if len(found):
+        found[0] = 7
+        assert array.tolist() == (sorted(set(values)) if ordered else values)  # the input is not written
