@@ -345,6 +345,10 @@ def check_cells(text: pd.DataFrame, normalised: pd.DataFrame, cells: Mapping[str
             values[field_name] = fresh[field_name]
             normalised.loc[rows, field_name] = fresh[field_name]
             changed.append(rows * _FIELD_SLOTS + _FIELD_NUMBER[field_name])
+    if changed:  # the schema over the changed rows only (its checks are each a column's own)
+        touched = row_numbers(np.concatenate(changed) // _FIELD_SLOTS)
+        if len(touched) < len(normalised):
+            normalised = normalised.loc[touched]
     schema = _schema_errors(normalised, fields).without(found.keys())
     failing, which = schema.entries()
     keep = np.isin(schema.keys(), np.concatenate(changed)) if changed else np.zeros(len(failing), dtype=bool)
