@@ -468,6 +468,20 @@ def _unpacked(packed: pa.Buffer) -> pa.Array:
         return reader.read_all().column(0).combine_chunks()
 
 
+def _positions(index: pd.Index, rows: Sequence[int] | pd.Index | np.ndarray) -> np.ndarray:
+    """Where each of `rows` is in `index` (-1: not there), as Index.get_indexer gives, by binary search when
+    the index is in order (source rows are): pandas' lookups build a hash table of the index, 2 MB per
+    100,000 rows, kept with the index for as long as it lives."""
+    labels = np.asarray(rows, dtype=np.int64)
+    if not index.is_monotonic_increasing or not index.is_unique:
+        return np.asarray(index.get_indexer(labels), dtype=np.intp)
+    values = index.to_numpy()
+    at = np.searchsorted(values, labels)
+    found = at < len(values)
+    found[found] = values[at[found]] == labels[found]
+    return np.where(found, at, -1)
+
+
 class _Patched:
     """Text columns (index: source rows) and the cells operations changed in them, kept beside the columns.
 
@@ -509,7 +523,7 @@ class _Patched:
         if (len(new) + (0 if held is None else len(held))) * 4 > len(self.index):
             # Many cells: written into the column now (in Arrow: no Python object per cell).
             current = self.column(column)
-            positions = self.index.get_indexer(new.index)
+            positions = _positions(self.index, new.index)
             order = np.argsort(positions, kind="stable")
             mask = np.zeros(len(self.index), dtype=bool)
             mask[positions] = True
@@ -540,7 +554,7 @@ class _Patched:
             index = self.index
         else:
             index = pd.Index(np.asarray(rows, dtype=np.int64), name=self.index.name)
-            array = array.take(pa.array(self.index.get_indexer(index), type=pa.int64()))
+            array = array.take(pa.array(_positions(self.index, index), type=pa.int64()))
         held = self.rows.get(column)
         if held is not None:
             labels = index.to_numpy(dtype=np.int64)
@@ -669,6 +683,7 @@ class _Replay:
         """Rows not excluded that fail, as Checked.errors.rows() would list them."""
         self.update()
         if self.duplicates is None or self.duplicates[0] != self.changes:
+            trim_heap()  # the check's transient columns, before the key columns come on top
             self.duplicates = (self.changes, duplicate_rows(self.keys(), self.kept()))
         present = self.present()
         return present[np.isin(present.to_numpy(), row_numbers(np.concatenate([self.errors.rows(),
@@ -676,6 +691,8 @@ class _Replay:
 
     def validated(self, final: bool = False) -> Checked:
         """The Checked of the rows not excluded (final: the fold gives its frames up to make it)."""
+        self.update()
+        trim_heap()  # the check's transient columns, before the key columns and the duplicates come on top
         keys, keep = self.keys(), self.kept()
         errors = (self.errors.without_rows(self.excluded) if self.excluded else self.errors).with_rows(
             find_duplicates_in_file(keys, keep))  # the duplicates among the rows kept, before any copy
@@ -692,7 +709,7 @@ class _Replay:
 
     def edit(self, op: CellEdit) -> None:
         for row, field, _before, after in op.edits:
-            if row not in self.excluded and row in self.text.index:
+            if row not in self.excluded and _positions(self.text.index, [row])[0] >= 0:
                 self.pending[(row, field)] = after
 
     def change(self, column: str, new: pd.Series, compared: bool = False) -> None:
@@ -740,7 +757,8 @@ class _Replay:
             self.fix(op)
             trim_heap()  # a check's freed memory, before the next operation adds to it
         elif isinstance(op, Exclude):  # pending edits stay pending: an excluded row keeps its text
-            self.excluded.update(row for row in op.rows if row in self.text.index)
+            self.excluded.update(row for row, at in zip(op.rows, _positions(self.text.index, op.rows), strict=True)
+                                 if at >= 0)
             self.changes += 1
         elif isinstance(op, Include):
             self.excluded.difference_update(op.rows)
@@ -751,9 +769,21 @@ class _Replay:
             trim_heap()
 
 
+class Handed:
+    """A value handed over once: the giver keeps no reference, so the taker alone decides when it goes (an
+    argument passed as such stays referenced by the caller's frame until the call returns)."""
+
+    def __init__(self, value: bytes | None) -> None:
+        self.value = value
+
+    def __call__(self) -> bytes | None:
+        value, self.value = self.value, None
+        return value
+
+
 def replay_operations(data: bytes | Callable[[], bytes], file_name: str, settings: Settings, sheet: str | None,
                       mapping: ColumnMapping | None, operations: Iterable[Any],
-                      excluded: list[Any] | None = None, *, snapshot: bytes | None = None,
+                      excluded: list[Any] | None = None, *, snapshot: bytes | Handed | None = None,
                       on_snapshot: Callable[[bytes], None] | None = None) -> Upload:
     """The upload that applying `operations` in order to the file gives: the same frame and errors as
     applying them live one by one. The last mapping change decides how the file is read; every other
@@ -761,7 +791,7 @@ def replay_operations(data: bytes | Callable[[], bytes], file_name: str, setting
     importer.exclusions.Excluded records (their text as excluded, why, their errors), for Review's list.
     `data` may be a function that gives the file: it is called only when the file must be read.
 
-    `snapshot` (snapshot_bytes) is the file as read and checked with some mapping: the replay starts from it
+    `snapshot` (snapshot_bytes, or Handed over so that it goes once read) is the file as read and checked with some mapping: the replay starts from it
     when that is the mapping in force, else it reads the file, and then hands `on_snapshot` the snapshot of
     that reading, so the next replay with this mapping starts from it (a mapping change reads the file once)."""
     operations = list(operations)
@@ -769,7 +799,10 @@ def replay_operations(data: bytes | Callable[[], bytes], file_name: str, setting
     for op in operations:
         if isinstance(op, MappingChange):
             mapping = remapped = op.mapping
-    start = None if snapshot is None else load_snapshot(snapshot, settings, remapped=remapped, sheet=sheet, lazy=True)
+    blob = snapshot() if isinstance(snapshot, Handed) else snapshot
+    del snapshot
+    start = None if blob is None else load_snapshot(blob, settings, remapped=remapped, sheet=sheet, lazy=True)
+    del blob  # what the fold needs of it is read out (8 MB for a file of which 89% of rows fail)
     upload = None if start is None else start.upload
     text: pd.DataFrame | None = None
     checked: Checked | None = None
@@ -1140,9 +1173,10 @@ def replay(engine: sa.Engine, workspace_id: int, settings: Settings) -> Upload:
 def open_workspace(engine: sa.Engine, workspace_id: int, settings: Settings) -> Opened:
     """Replay a workspace: what a new session, a refresh or another instance shows."""
     stored = load_workspace(engine, workspace_id, settings, file=False)
+    snapshot, stored = Handed(stored.snapshot), replace(stored, snapshot=None)
     excluded: list[Any] = []
     upload = replay_operations(partial(stored_file, engine, workspace_id, settings), stored.info.file_name, settings, stored.info.sheet, stored.mapping,
-                               [op for _, op in stored.operations], excluded, snapshot=stored.snapshot,
+                               [op for _, op in stored.operations], excluded, snapshot=snapshot,
                                on_snapshot=partial(store_snapshot, engine, workspace_id, stored.info.sha256))
     return Opened(stored.info, upload, stored.version, tuple(seq for seq, _ in stored.operations), tuple(excluded))
 
@@ -1357,8 +1391,9 @@ def upload_for_workspace_resume(engine: sa.Engine, run_id: int, settings: Settin
     if seqs is not None and len(stored.operations) != len(seqs):
         raise RunError(f"the workspace of run #{run_id} changed since the run started (operations it used were "
                        f"undone and replaced); {again}")
+    snapshot, stored = Handed(stored.snapshot), replace(stored, snapshot=None)
     upload = replay_operations(stored.data, stored.info.file_name, settings, stored.info.sheet, stored.mapping,
-                               [op for _, op in stored.operations], snapshot=stored.snapshot)
+                               [op for _, op in stored.operations], snapshot=snapshot)
     if upload.sha256 != run.sha256:
         raise FileMismatch(f"the workspace of run #{run_id} holds another file than {run.file_name}; {again}")
     return upload
