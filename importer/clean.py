@@ -60,8 +60,11 @@ def clean_text(value: object) -> str | None:
     text = str(value)
     if not text:
         return None
-    text = _CONTROL.sub("", text)
-    text = _SPACES.sub(" ", text).strip()
+    # Printable text without a leading, trailing or double space has nothing to remove or collapse (only
+    # the ASCII space is both printable and whitespace): most cells, and the regular expressions are skipped.
+    if not (text.isprintable() and "  " not in text and text[0] != " " and text[-1] != " "):
+        text = _CONTROL.sub("", text)
+        text = _SPACES.sub(" ", text).strip()
     # Undo the apostrophe our own reports put before formula-like text, so a report uploads as it was.
     if len(text) > 1 and text[0] == "'" and text[1] in FORMULA_PREFIXES:
         text = text[1:]

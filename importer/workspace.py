@@ -1138,14 +1138,33 @@ def load_workspace(engine: sa.Engine, workspace_id: int, settings: Settings | No
     settings = settings or Settings()
     with reading(engine) as conn:
         data = (workspaces.c.data,) if file else ()
-        row = conn.execute(sa.select(*_INFO_COLUMNS, *data, workspaces.c.mapping, workspaces.c.snapshot,
+        row = conn.execute(sa.select(*_INFO_COLUMNS, *data, workspaces.c.mapping,
                                      workspaces.c.discarded_at).where(workspaces.c.id == workspace_id)).first()
         if row is None or (row.discarded_at is not None and not discarded):
             raise _gone(workspace_id, settings)
         operations = _operations(conn, workspace_id, seqs)
+        snapshot = _read_blob(conn, workspaces.c.snapshot, workspace_id)
     return StoredWorkspace(_info(row), _decompress(row.data, settings.max_upload_mb) if file else b"",
                            ColumnMapping.from_dict(row.mapping) if row.mapping else None, tuple(operations),
-                           row.snapshot)
+                           snapshot)
+
+
+BLOB_CHUNK = 1 << 20
+"""Bytes of a stored blob read per query (_read_blob)."""
+
+
+def _read_blob(conn: sa.Connection, column: sa.Column, workspace_id: int) -> bytes | None:
+    """A workspace's blob column (the snapshot: 8 MB when most rows fail), read a megabyte at a time.
+    Read whole, PostgreSQL sends it as hex text: its driver held the hex (twice the blob), the blob and a
+    copy at once, and libpq's input buffer stayed at the hex's size for as long as the pooled connection
+    lived (15 MB more for the rest of a replay)."""
+    size = conn.execute(sa.select(sa.func.length(column)).where(workspaces.c.id == workspace_id)).scalar()
+    if size is None:
+        return None
+    part = sa.func.substr(column, sa.bindparam("start"), BLOB_CHUNK, type_=sa.LargeBinary())
+    query = sa.select(part).where(workspaces.c.id == workspace_id)
+    parts = [conn.execute(query, {"start": start + 1}).scalar_one() for start in range(0, int(size), BLOB_CHUNK)]
+    return b"".join(parts)
 
 
 def stored_file(engine: sa.Engine, workspace_id: int, settings: Settings) -> bytes:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -306,3 +308,20 @@ def test_splitting_phones_is_idempotent_and_loses_no_number(numbers: list[str], 
         except InvalidValue:
             assert number in kept
     assert clean.split_phones(phone, "GH") == (phone, ())
+
+
+def _clean_text_by_the_rules(value: object) -> str | None:
+    """clean_text as its rules say, without its shortcut for text that needs nothing."""
+    if value is None or not str(value):
+        return None
+    text = re.sub(r"\s+", " ", re.sub(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]", "", str(value))).strip()
+    if len(text) > 1 and text[0] == "'" and text[1] in clean.FORMULA_PREFIXES:
+        text = text[1:]
+    return text or None
+
+
+@given(st.text(alphabet=st.sampled_from([" ", "a", "B", "é", "'", "=", "+", "\t", "\n", "\r", "\x00", "\x1c",
+                                         "\x7f", "\x85", "\xa0", "\u2028", "\u200b", "\u3000", "\x0b"]),
+               max_size=8))
+def test_clean_text_s_shortcut_gives_what_its_rules_give(text: str) -> None:
+    assert clean.clean_text(text) == _clean_text_by_the_rules(text)
