@@ -1170,7 +1170,7 @@ def _read_blob(conn: sa.Connection, column: sa.Column, workspace_id: int) -> byt
 def stored_file(engine: sa.Engine, workspace_id: int, settings: Settings) -> bytes:
     """A workspace's file, alone (a replay that starts from the snapshot never reads it)."""
     with reading(engine) as conn:
-        blob = conn.execute(sa.select(workspaces.c.data).where(workspaces.c.id == workspace_id)).scalar()
+        blob = _read_blob(conn, workspaces.c.data, workspace_id)
     if blob is None:
         raise _gone(workspace_id, settings)
     return _decompress(blob, settings.max_upload_mb)
