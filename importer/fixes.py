@@ -13,11 +13,13 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from importer import clean
-from importer.results import ErrorCode
+from importer.results import ErrorCode, sorted_unique
 from importer.settings import Settings
-from importer.validate import Checked, recheck
+from importer.validate import CHUNK_ROWS, Checked, recheck
 from schemas.customer import FIELD_NAMES, REGIONS
 
 
@@ -74,30 +76,58 @@ def fill_region_fix(region_code: str) -> Fix:
                lambda text: text if text.strip() else region_code)
 
 
+def arrow_text(values: pd.Series) -> pa.Array:
+    """A column of text as one Arrow large_string array (without a copy when it is Arrow already)."""
+    arrow = getattr(values.array, "__arrow_array__", None)
+    array = arrow() if arrow is not None else pa.array(values.to_numpy(dtype=object), from_pandas=True)
+    if isinstance(array, pa.ChunkedArray):
+        array = array.combine_chunks()
+    return array.cast(pa.large_string())
+
+
+def _changed_by(old: pd.Series, change: Callable[[str], str]) -> pd.Series:
+    """The cells of `old` (text, no missing values) that `change` changes, with their new text. `change`
+    runs once per distinct text, and no Python object is made per row: the rows are found from Arrow's
+    dictionary codes of the column."""
+    encoded = pc.dictionary_encode(arrow_text(old))
+    distinct = encoded.dictionary.to_pylist()
+    after = [change(str(text)) for text in distinct]
+    differs = np.fromiter((a != b for a, b in zip(after, distinct, strict=True)), dtype=bool, count=len(distinct))
+    if not differs.any():
+        return pd.Series([], dtype=object, index=old.index[:0])
+    codes = np.asarray(encoded.indices.fill_null(0).to_numpy(zero_copy_only=False), dtype=np.intp)
+    hit = np.flatnonzero(differs[codes])
+    texts = np.empty(len(after), dtype=object)
+    texts[:] = after
+    return pd.Series(texts[codes[hit]], index=old.index[hit], dtype=object)
+
+
+def changed_cells(values: pd.Series, change: Callable[[str], str]) -> pd.Series:
+    """The cells of a text column (index: source rows; no missing values) that `change` changes, with their
+    new text, a chunk of CHUNK_ROWS rows at a time: `change` runs once per distinct text of a chunk, and
+    the Python objects made are the chunk's distinct texts, not one per row."""
+    parts = [_changed_by(values.iloc[start:start + CHUNK_ROWS], change) for start in range(0, len(values), CHUNK_ROWS)]
+    parts = [part for part in parts if len(part)]
+    if not parts:
+        return pd.Series([], dtype=object, index=values.index[:0])
+    return parts[0] if len(parts) == 1 else pd.concat(parts)
+
+
 def changed_rows(checked: Checked, fix: Fix, only_failing: bool = False) -> pd.DataFrame:
     """The rows whose text the fix would change, with the new text: its length is the preview count.
 
-    Works a column at a time and keeps only what changes, so a fix over 100,000 rows never holds a
-    second copy of the whole upload.
+    Works a column at a time (changed_cells) and keeps only what changes, so a fix over 100,000 rows never
+    holds a second copy of the whole upload, nor a Python string per cell.
     """
     frame = checked.original
     if only_failing:
         frame = frame[frame.index.isin(checked.errors.rows())]
-    changes: dict[str, dict[int, str]] = {}
-    for column in fix.columns:
-        rows = frame.index.tolist()
-        before = frame[column].tolist()
-        changes[column] = {
-            row: new
-            for row, old in zip(rows, before, strict=True)
-            if (new := fix.change(str(old))) != old
-        }
-        del rows, before
-    changed = sorted({row for per_column in changes.values() for row in per_column})
+    changes = {column: new for column in fix.columns if len(new := changed_cells(frame[column], fix.change))}
+    changed = sorted_unique(np.concatenate([new.index.to_numpy(dtype=np.int64) for new in changes.values()])
+                            if changes else np.zeros(0, dtype=np.int64))
     after = checked.original.loc[changed].copy()
-    for column, per_column in changes.items():
-        if per_column:
-            after.loc[list(per_column), column] = list(per_column.values())
+    for column, new in changes.items():
+        after.loc[new.index, column] = new.to_numpy(dtype=object)
     return after
 
 

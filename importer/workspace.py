@@ -33,7 +33,8 @@ import sqlalchemy as sa
 from importer.db import current_revision, db_errors, metadata, reading
 from importer.dedupe import duplicate_rows, find_duplicates_in_file
 from importer.errors import FileMismatch, ImporterError, LimitExceeded, RunError
-from importer.fixes import Fix, apply_fix, available_fixes, fill_region_fix
+from importer.fixes import Fix, apply_fix, available_fixes, changed_cells, fill_region_fix
+from importer.fixes import arrow_text as _arrow_text
 from importer.mapping import ColumnMapping
 from importer.memory import release_free_memory, trim_heap
 from importer.pipeline import Upload, read_unchecked
@@ -41,7 +42,6 @@ from importer.results import ErrorCode, ErrorTable, RunStatus
 from importer.runs import aware, get_run, now
 from importer.settings import Settings
 from importer.validate import (
-    CHUNK_ROWS,
     TEXT,
     Checked,
     check_cells,
@@ -419,38 +419,12 @@ def _read_text(data: bytes, file_name: str, settings: Settings, sheet: str | Non
 _DUPLICATE = ErrorCode.DUPLICATE_IN_FILE
 
 
-def _arrow_text(values: pd.Series) -> pa.Array:
-    """A column of text as one Arrow large_string array (without a copy when it is Arrow already)."""
-    arrow = getattr(values.array, "__arrow_array__", None)
-    array = arrow() if arrow is not None else pa.array(values.to_numpy(dtype=object), from_pandas=True)
-    if isinstance(array, pa.ChunkedArray):
-        array = array.combine_chunks()
-    return array.cast(pa.large_string())
-
-
 def _differs(old: pd.Series, new: pd.Series) -> np.ndarray:
     """Where two text columns of the same rows differ (a missing value equals a missing one), compared in
     Arrow: comparing object arrays made a Python string of every cell on both sides."""
     a, b = _arrow_text(old), _arrow_text(new)
     same = pc.or_(pc.fill_null(pc.equal(a, b), False), pc.and_(pc.is_null(a), pc.is_null(b)))
     return ~np.asarray(same.to_numpy(zero_copy_only=False), dtype=bool)
-
-
-def _changed_by(old: pd.Series, change: Callable[[str], str]) -> pd.Series:
-    """The cells of `old` (text, no missing values) that `change` changes, with their new text. `change`
-    runs once per distinct text, and no Python object is made per row: the rows are found from Arrow's
-    dictionary codes of the column."""
-    encoded = pc.dictionary_encode(_arrow_text(old))
-    distinct = encoded.dictionary.to_pylist()
-    after = [change(str(text)) for text in distinct]
-    differs = np.fromiter((a != b for a, b in zip(after, distinct, strict=True)), dtype=bool, count=len(distinct))
-    if not differs.any():
-        return pd.Series([], dtype=object, index=old.index[:0])
-    codes = np.asarray(encoded.indices.fill_null(0).to_numpy(zero_copy_only=False), dtype=np.intp)
-    hit = np.flatnonzero(differs[codes])
-    texts = np.empty(len(after), dtype=object)
-    texts[:] = after
-    return pd.Series(texts[codes[hit]], index=old.index[hit], dtype=object)
 
 
 def _packed(array: pa.Array) -> pa.Buffer:
@@ -721,18 +695,14 @@ class _Replay:
             self.mark(column, new.index.to_numpy(dtype=np.int64)[changed])
 
     def fix(self, op: BulkFix) -> None:
-        """A bulk fix, a column and a chunk of rows at a time (see CHUNK_ROWS)."""
+        """A bulk fix, a column and a chunk of rows at a time (fixes.changed_cells)."""
         self.flush()
         rows = self.failing() if op.only_failing else self.present()
         fix = op.fix(self.settings)
         for column in fix.columns:
-            current = self.text.column(column, rows)
-            parts = [_changed_by(current.iloc[start:start + CHUNK_ROWS], fix.change)
-                     for start in range(0, len(current), CHUNK_ROWS)]
-            del current
-            parts = [part for part in parts if len(part)]
-            if parts:  # each part's cells are changed ones
-                self.change(column, parts[0] if len(parts) == 1 else pd.concat(parts), compared=True)
+            new = changed_cells(self.text.column(column, rows), fix.change)
+            if len(new):  # its cells are changed ones
+                self.change(column, new, compared=True)
 
     def plug_in(self, op: Any) -> None:
         """An operation of another module: a text change when the module says how (new_values), else applied

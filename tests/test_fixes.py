@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from importer.fixes import Fix, apply_fix, available_fixes, changed_rows, fill_region_fix, fix_preview
 from importer.settings import Settings
@@ -106,3 +108,36 @@ def test_a_fix_that_makes_rows_fail_fixes_none_and_is_not_a_negative_count():
 def test_a_fix_that_changes_nothing_previews_nothing():
     checked = check_frame(frame(customer(1, phone="1")), SETTINGS)
     assert fix_preview(checked, FIXES["names"], SETTINGS) == (0, 0)
+
+
+def _changed_rows_cell_by_cell(checked, fix: Fix, only_failing: bool):
+    """changed_rows as it was written first: the fix run on every cell, one at a time."""
+    source = checked.original
+    rows = [r for r in source.index if not only_failing or r in checked.errors]
+    changed = sorted({r for column in fix.columns for r in rows
+                      if fix.change(str(source.at[r, column])) != source.at[r, column]})
+    after = source.loc[changed].copy()
+    for column in fix.columns:
+        for r in changed:
+            after.at[r, column] = fix.change(str(source.at[r, column]))
+    return after
+
+
+@given(st.lists(st.tuples(st.sampled_from(["kofi", " ama  ", "KOFI", "", "Ama Serwaa", "241234567", "0241234567",
+                                           "yaw@Example.com", "5412345", " x"]),
+                          st.sampled_from(["ashanti", "", "Volta", "  volta"])), min_size=1, max_size=14),
+       st.sampled_from(["trim", "phones", "emails", "names", "region"]), st.booleans())
+@settings(max_examples=60, deadline=None)
+def test_changed_rows_a_chunk_and_a_distinct_text_at_a_time_equals_cell_by_cell(cells, key, failing):
+    import importer.fixes
+
+    rows = [customer(i, first_name=name, phone=name, email=name, region=region)
+            for i, (name, region) in enumerate(cells)]
+    checked = check_frame(frame(rows), SETTINGS)
+    fix = fill_region_fix("ASHANTI") if key == "region" else FIXES[key]
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(importer.fixes, "CHUNK_ROWS", 3)  # chunks of 3 rows: several per column
+        found = changed_rows(checked, fix, only_failing=failing)
+    expected = _changed_rows_cell_by_cell(checked, fix, failing)
+    assert found.index.tolist() == expected.index.tolist()
+    assert found.astype(object).equals(expected.astype(object))
