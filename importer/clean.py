@@ -164,19 +164,11 @@ def _fast_e164(digits: str, region: str) -> str | None:
 
 def _as_e164(value: object, region: str) -> str | None:
     """`value` itself when it is already a valid number of the default region in E.164 (`+233241234567`),
-    else None: what normalise_phone would give it, without cleaning or parsing it (a replay checks again
-    every phone a bulk fix has just normalised)."""
+    else None: what normalise_phone would give it, without cleaning it first (a replay checks again every
+    phone a bulk fix has just normalised)."""
     if type(value) is not str or not value.startswith("+"):
         return None
-    known = _region_patterns(region)
-    if known is None:
-        return None
-    country_code, _trunk, valid = known
-    number = value[1:]
-    if (number.startswith(country_code) and number.isdigit() and number.isascii()
-            and valid.match(number, len(country_code))):
-        return value
-    return None
+    return value if _fast_e164(value, region) == value else None
 
 
 def _library_e164(digits: str, region: str) -> str | None:

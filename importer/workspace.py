@@ -33,8 +33,7 @@ import sqlalchemy as sa
 from importer.db import current_revision, db_errors, metadata, reading
 from importer.dedupe import duplicate_rows, find_duplicates_in_file
 from importer.errors import FileMismatch, ImporterError, LimitExceeded, RunError
-from importer.fixes import Fix, apply_fix, available_fixes, changed_cells, fill_region_fix
-from importer.fixes import arrow_text as _arrow_text
+from importer.fixes import Fix, apply_fix, arrow_text, available_fixes, changed_cells, fill_region_fix
 from importer.mapping import ColumnMapping
 from importer.memory import release_free_memory, trim_heap
 from importer.pipeline import Upload, read_unchecked
@@ -422,7 +421,7 @@ _DUPLICATE = ErrorCode.DUPLICATE_IN_FILE
 def _differs(old: pd.Series, new: pd.Series) -> np.ndarray:
     """Where two text columns of the same rows differ (a missing value equals a missing one), compared in
     Arrow: comparing object arrays made a Python string of every cell on both sides."""
-    a, b = _arrow_text(old), _arrow_text(new)
+    a, b = arrow_text(old), arrow_text(new)
     same = pc.or_(pc.fill_null(pc.equal(a, b), False), pc.and_(pc.is_null(a), pc.is_null(b)))
     return ~np.asarray(same.to_numpy(zero_copy_only=False), dtype=bool)
 
@@ -501,8 +500,8 @@ class _Patched:
             order = np.argsort(positions, kind="stable")
             mask = np.zeros(len(self.index), dtype=bool)
             mask[positions] = True
-            array = pc.replace_with_mask(_arrow_text(current), pa.array(mask),
-                                         _arrow_text(new).take(pa.array(order)))
+            array = pc.replace_with_mask(arrow_text(current), pa.array(mask),
+                                         arrow_text(new).take(pa.array(order)))
             if self.source is not None:  # kept compressed, like the snapshot's columns: 0.5 MB, not 2.5
                 self.packed[column] = _packed(array)
             else:
@@ -523,7 +522,7 @@ class _Patched:
     def column(self, column: str, rows: Sequence[int] | pd.Index | np.ndarray | None = None) -> pd.Series:
         """A column as it is now: all rows, or `rows` in their order (rows of the frame)."""
         base = self.base(column)
-        array = _arrow_text(base)
+        array = arrow_text(base)
         if rows is None:
             index = self.index
         else:
@@ -646,8 +645,9 @@ class _Replay:
                        .with_rows(errors).compacted())
 
     def keys(self) -> pd.DataFrame:
-        """The normalised key columns of every row, as they are now (importer.dedupe reads only these)."""
-        return self.update().take(UNIQUE_FIELDS)
+        """The normalised key columns of every row (importer.dedupe reads only these), as update() left them:
+        the callers update first, then trim the heap before these columns are made."""
+        return cast(_Patched, self.normalised).take(UNIQUE_FIELDS)
 
     def kept(self) -> np.ndarray | None:
         """Which rows are not excluded (None: all)."""
