@@ -59,7 +59,8 @@ def test_undo_of_updates_says_what_it_restores_and_which_runs_block_it(monkeypat
     at.button(key=keys.ACCEPT_ALL).click().run()
     at.switch_page("views/load.py").run()
     at.button(key=keys.DRY_RUN_BUTTON).click().run()
-    at.button(key=keys.IMPORT_BUTTON).click().run()
+    at.button(key=keys.IMPORT_BUTTON).click()
+    finish_import(at.run())  # the import runs on the server: wait for it, as import_file does
     assert at.session_state[keys.RESULT].total_updated == len(GOOD_ROWS)
     at.switch_page("views/history.py").run()
     table = at.dataframe[0].value.set_index("Run")
