@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import streamlit as st
 
-from importer.db import describe_url
+from importer.database.ledger import count_customers
+from importer.database.schema import describe_url
 from importer.errors import DatabaseError
-from importer.memory import release_free_memory, tune_allocators_for_a_server
-from importer.runs import count_customers
+from importer.server.memory import release_free_memory, tune_allocators_for_a_server
 from ui import auth, workspace
 from ui import jobs as background
 from ui.engine import engine, settings

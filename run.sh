@@ -3,4 +3,4 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 scripts/setup.sh
-exec .venv/bin/python -m importer.serve run app.py "$@"  # streamlit, with the server's memory settings
+exec .venv/bin/python -m importer.server.serve run app.py "$@"  # streamlit, with the server's memory settings

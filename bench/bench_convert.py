@@ -28,8 +28,8 @@ LOCATIONS = ["Kumasi", "G/A", "Gt. Accra", "Ashanti", "", "Tema", "B/A", "Takora
 def _checked(rows: int):
     import pandas as pd
 
+    from importer.checks.validate import check_frame
     from importer.settings import Settings
-    from importer.validate import check_frame
 
     frame = pd.DataFrame({
         "shipping_mark": [f"PM{i}" for i in range(rows)], "first_name": "Kofi", "last_name": "Mensah",
@@ -45,8 +45,8 @@ def child(step: str, rows: int) -> None:
     """One case: build the checked upload, run the step, print its seconds and this process's VmHWM."""
     import pandas as pd
 
-    from importer.convert import Conversion, Replace, apply_conversion, failing_values, preview
-    from importer.mapping import split_full_name
+    from importer.mapping.columns import split_full_name
+    from importer.review.conversions import Conversion, Replace, apply_conversion, failing_values, preview
     from importer.settings import Settings
 
     settings = Settings()
@@ -77,9 +77,9 @@ def _run_child(step: str, rows: int) -> dict:
 
 def read_with_and_without_notes(rows: int) -> tuple[float, float, int]:
     """Seconds to read and map a workbook of `rows` customers plus a footer, with and without footer detection."""
-    from importer import csv_read
-    from importer.mapping import apply_mapping, choose_sheet, sheet_notes
-    from importer.read import open_file
+    from importer.intake import delimited as csv_read
+    from importer.intake.readers import open_file
+    from importer.mapping.columns import apply_mapping, choose_sheet, sheet_notes
     from importer.settings import Settings
     from tests.fixtures import branch_files
 

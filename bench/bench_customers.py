@@ -5,12 +5,12 @@ Usage: .venv/bin/python bench/bench_customers.py [--rows 1000000] [--pg-admin-ur
 
 Seeds a scratch database `bench_customers` (dropped and made again; `--keep` leaves it for a rerun with
 `--reuse`) with N customers created by 10 runs and 2% of them updated by an 11th run (customer_changes),
-loaded with COPY, then ANALYZEd. Times each query through the engine's functions (importer.customers):
+loaded with COPY, then ANALYZEd. Times each query through the engine's functions (importer.database.customers):
 search by a mark, a phone fragment, a name, an email and a term that matches nothing; the first page,
 a deep page (keyset and OFFSET); a region filter; a run filter; a customer's detail. Each is run once to
 warm up, then REPEAT times: the median and the slowest are reported. Target: under 300 ms each.
 
-Then the export of every customer (CSV, zipped CSV and XLSX, importer.export) streamed to a file, each
+Then the export of every customer (CSV, zipped CSV and XLSX, importer.output.customer_export) streamed to a file, each
 in a child process that reads its own RSS before the export (the baseline) and its peak (VmHWM) after it.
 Target: at most 300 MB. With --dashboard, the page's export buttons are also clicked in Chromium on a
 dashboard server over the same database, and the server's RSS is read before and its peak after each.
@@ -37,8 +37,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.results import write_section  # noqa: E402
-from importer.customers import SEARCH_COUNT_CAP, CustomerPage, customer_detail, search_customers  # noqa: E402
-from importer.db import ensure_schema, make_engine  # noqa: E402
+from importer.database.customers import SEARCH_COUNT_CAP, CustomerPage, customer_detail, search_customers  # noqa: E402
+from importer.database.schema import ensure_schema, make_engine  # noqa: E402
 from schemas.customer import REGIONS  # noqa: E402
 
 DATABASE = "bench_customers"
@@ -171,7 +171,7 @@ def _status_mb(field: str) -> float:
 
 def export_child(url: str, fmt: str, path: str) -> None:
     """In a fresh process: RSS once the engine is connected (baseline), then the export to path and VmHWM."""
-    from importer.export import export_customers
+    from importer.output.customer_export import export_customers
 
     engine = make_engine(url)
     search_customers(engine, limit=1)  # connected, modules loaded: what any export starts from
@@ -236,7 +236,7 @@ def dashboard_exports(url: str, folder: Path, rows: int) -> list[dict]:
 
 def sqlite_queries(rows: int) -> list[tuple[str, float, float, str]]:
     """The text searches and pages on SQLite (no trigram index there: a search reads the table)."""
-    from importer.db import customers, import_runs
+    from importer.database.schema import customers, import_runs
 
     columns = ("id", "shipping_mark", "first_name", "last_name", "email", "phone", "region", "company_name",
                "nickname", "user_type")
@@ -394,10 +394,10 @@ def main() -> None:
             with admin.connect() as conn:
                 conn.execute(sa.text(f"DROP DATABASE IF EXISTS {DATABASE} WITH (FORCE)"))
         admin.dispose()
-    lines = ["| query (importer.customers) | median ms | slowest ms | result |", "|---|---:|---:|---|"]
+    lines = ["| query (importer.database.customers) | median ms | slowest ms | result |", "|---|---:|---:|---|"]
     lines += [f"| {what} | {median:.1f} | {slowest:.1f} | {shown} |" for what, median, slowest, shown in measured]
     slowest_query = max(m[2] for m in measured if "OFFSET" not in m[0])
-    lines += ["", "| export (importer.export, to a file) | s | rows | file MB | RSS before, MB | peak (VmHWM), MB |",
+    lines += ["", "| export (importer.output.customer_export, to a file) | s | rows | file MB | RSS before, MB | peak (VmHWM), MB |",
               "|---|---:|---:|---:|---:|---:|"]
     lines += [f"| {'CSV, zipped' if fmt == 'zip' else fmt.upper()} | {e['seconds']:.1f} | {e['rows']:,} | {e['bytes'] / 2**20:.0f} | "
               f"{e['baseline_mb']:.0f} | {e['peak_mb']:.0f} |" for fmt, e in exports.items()]

@@ -12,7 +12,7 @@ its peak during the step (VmRSS sampled every 20 ms), and VmHWM (the kernel's pe
     .venv/bin/python bench/bench_dashboard.py --rows 100000 --flows 3 --after 40 --no-write  # three in a row
 
 With --parallel N, N analysts (each its own Chromium and browser session, in threads) run the flow at
-the same time; a step that waited for another analyst's (importer.governor) records the message seen.
+the same time; a step that waited for another analyst's (importer.server.governor) records the message seen.
 """
 
 from __future__ import annotations

@@ -8,7 +8,7 @@ Checked.normalised holds it (pandas' string dtype), with planted near misses: 1%
 with one phone digit changed, 0.3% a customer's e-mail with its dots removed and a +tag, 0.3% a
 customer's name and company under another mark, 0.3% the previous row's name with two phone digits
 swapped. Two child processes per database: the baseline builds the same frame and stops; the search
-builds it, then runs `importer.duplicates.find_possible_duplicates` against the database (timed).
+builds it, then runs `importer.review.lookalikes.find_possible_duplicates` against the database (timed).
 Memory is each child's VmHWM (peak RSS); the search's extra memory is its VmHWM minus the baseline's.
 Targets: at most 5 s and 150 MB extra.
 """
@@ -115,8 +115,8 @@ def data(rows: int, stored: int, seed: int = 7) -> tuple[pd.DataFrame, pd.DataFr
 
 
 def seed(url: str, customers: pd.DataFrame) -> None:
-    from importer.db import ensure_schema, make_engine
-    from importer.matching import insert_many
+    from importer.database.matching import insert_many
+    from importer.database.schema import ensure_schema, make_engine
 
     engine = make_engine(url)
     ensure_schema(engine)
@@ -139,8 +139,8 @@ def worker(mode: str, url: str, rows: int, stored: int) -> None:
     del _
     out: dict[str, object] = {"frame_mb": round(upload.memory_usage(deep=True).sum() / 2**20, 1)}
     # Both children import the same modules and open the engine: the difference is the search itself.
-    from importer.db import make_engine
-    from importer.duplicates import find_possible_duplicates
+    from importer.database.schema import make_engine
+    from importer.review.lookalikes import find_possible_duplicates
 
     engine = make_engine(url)
     with engine.connect():

@@ -26,7 +26,7 @@ import importer.cli  # noqa: E402, F401 - warm, like the baseline's openpyxl
 from bench.results import RESULTS, write_section  # noqa: E402
 from bench.seed_baseline import baseline_import  # noqa: E402
 from bench.workbook import HEADERS, customer_workbook  # noqa: E402
-from importer.db import ensure_schema, make_engine  # noqa: E402
+from importer.database.schema import ensure_schema, make_engine  # noqa: E402
 
 BASELINE_LIMIT_S = 180
 
@@ -118,8 +118,8 @@ def run_floor(path: Path, db: Db) -> tuple[float, int, dict]:
 
 def run_methods(path: Path, admin: sa.Engine) -> dict[str, float]:
     """run_import alone (file already read and validated) with each PostgreSQL insert method."""
-    from importer.load import run_import
-    from importer.pipeline import read_upload
+    from importer.api import read_upload
+    from importer.database.loader import run_import
     from importer.settings import Settings
 
     up = read_upload(path.read_bytes(), path.name, Settings())

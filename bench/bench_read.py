@@ -22,10 +22,10 @@ sys.path.insert(0, str(ROOT))
 
 from bench.results import write_section  # noqa: E402
 from bench.workbook import customer_workbook  # noqa: E402
-from importer.mapping import apply_mapping, choose_sheet  # noqa: E402
-from importer.read import open_file  # noqa: E402
+from importer.checks.validate import check_frame  # noqa: E402
+from importer.intake.readers import open_file  # noqa: E402
+from importer.mapping.columns import apply_mapping, choose_sheet  # noqa: E402
 from importer.settings import Settings  # noqa: E402
-from importer.validate import check_frame  # noqa: E402
 
 
 def cli_run(path: Path, workdir: Path) -> dict[str, float]:

@@ -14,7 +14,7 @@ the fields, Remarks after them) in every row, and the `Report of run` column.
 
 `--read-cost ROWS` measures what keeping the file's own columns costs when the file is read: read_upload
 of bench/workbook.py's workbook (its Notes column feeds no field) with them kept and with none kept
-(importer.roundtrip.MAX_OTHER_COLUMNS = 0), each in fresh processes, alternating.
+(importer.mapping.roundtrip.MAX_OTHER_COLUMNS = 0), each in fresh processes, alternating.
 """
 
 from __future__ import annotations
@@ -51,7 +51,7 @@ class FakeRow:
 
 def branch_columns() -> tuple:
     """S/No, the fields, Remarks: the layout of a branch file with two columns of its own."""
-    from importer.results import ReportColumn, field_columns
+    from importer.outcomes.results import ReportColumn, field_columns
 
     return (ReportColumn("S/No"), *field_columns(), ReportColumn("Remarks"))
 
@@ -81,8 +81,7 @@ def child(rows: int, fmt: str, commented: int | None, branch: bool = False) -> d
     """Run in a fresh process: write one report, return seconds, size and memory."""
     import time
 
-    from importer import report
-
+    from importer.output import failure_report as report
     if commented is not None:
         report.COMMENTED_ROWS = commented
     before = _status_kb("VmRSS")
@@ -105,8 +104,8 @@ def read_child(rows: int, keep: bool) -> dict[str, float]:
     import time
 
     from bench.workbook import customer_workbook
-    from importer import roundtrip
-    from importer.pipeline import read_upload
+    from importer.api import read_upload
+    from importer.mapping import roundtrip
     from importer.settings import Settings
 
     data = customer_workbook(rows)
@@ -169,7 +168,7 @@ def main() -> None:
         branch = len(args.child) > 3 and args.child[3] == "branch"
         print(json.dumps(child(int(args.child[0]), args.child[1], commented, branch)))
         return
-    from importer.report import COMMENTED_ROWS
+    from importer.output.failure_report import COMMENTED_ROWS
 
     print(f"Failure report, streamed (comments on the failing cells of the first {COMMENTED_ROWS:,} rows); "
           f"Python {sys.version.split()[0]}, {os.cpu_count()} CPUs\n")

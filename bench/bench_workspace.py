@@ -50,8 +50,8 @@ def operations(upload, count: int, wide: bool, seed: int = 7, mapping_change: bo
     """`count` operations in the mix an analyst's review makes: mostly single-cell edits, then exclusions,
     a few bulk fixes, value conversions and replaces, an include-again now and then, one mapping change.
     wide: two of them change most rows (a trim of every row, a replace in 75% of the e-mails)."""
-    from importer.convert import Conversion, Replace
-    from importer.workspace import BulkFix, CellEdit, Exclude, Include, MappingChange
+    from importer.review.conversions import Conversion, Replace
+    from importer.workspace.store import BulkFix, CellEdit, Exclude, Include, MappingChange
 
     rnd = random.Random(seed)
     checked = upload.checked
@@ -97,12 +97,12 @@ def child(kind: str, url: str, path: str, workspace_id: int) -> None:
     dashboard's server, which imports them once; process_seconds: with those imports, as a fresh process."""
     import gc
 
-    from importer.db import make_engine
+    from importer.database.schema import make_engine
 
     before = vmhwm_mb()
     started = time.perf_counter()
     if kind == "read":
-        from importer.pipeline import read_upload
+        from importer.api import read_upload
 
         if "://" in url:  # connected to the database, as the dashboard's server always is (psycopg2: 6 MB)
             with make_engine(url).connect() as conn:
@@ -111,7 +111,7 @@ def child(kind: str, url: str, path: str, workspace_id: int) -> None:
         called = time.perf_counter()
         upload = read_upload(Path(path).read_bytes(), Path(path).name, SETTINGS)
     else:
-        from importer.workspace import open_workspace
+        from importer.workspace.store import open_workspace
 
         engine = make_engine(url)
         called = time.perf_counter()
@@ -124,8 +124,8 @@ def child(kind: str, url: str, path: str, workspace_id: int) -> None:
 
 def upload_snapshot(url: str, workspace_id: int, path: Path) -> None:
     """Put back the snapshot the upload stored (read with the old mapping): the next replay reads the file."""
-    from importer.db import make_engine
-    from importer.workspace import workspaces
+    from importer.database.schema import make_engine
+    from importer.workspace.store import workspaces
 
     engine = make_engine(url)
     with engine.begin() as conn:
@@ -135,9 +135,9 @@ def upload_snapshot(url: str, workspace_id: int, path: Path) -> None:
 
 
 def measure(kind: str, url: str, path: Path, workspace_id: int) -> dict:
-    from importer.serve import SERVER_ENV
+    from importer.server.serve import SERVER_ENV
 
-    # The allocators as the dashboard runs them (importer.serve), for both: Arrow on malloc, two arenas.
+    # The allocators as the dashboard runs them (importer.server.serve), for both: Arrow on malloc, two arenas.
     done = subprocess.run([sys.executable, __file__, "--child", kind, url, str(path), str(workspace_id)],
                           cwd=ROOT, capture_output=True, text=True, env={**os.environ, **SERVER_ENV})
     if done.returncode != 0:
@@ -148,9 +148,9 @@ def measure(kind: str, url: str, path: Path, workspace_id: int) -> dict:
 def prepare(url: str, data: bytes, path: Path, count: int, wide: bool,
             mapping_change: bool = True) -> tuple[int, dict]:
     """A workspace of the file with `count` operations; (its id, sizes and the cost of a live operation)."""
-    from importer.db import ensure_schema, make_engine
-    from importer.pipeline import read_upload
-    from importer.workspace import (
+    from importer.api import read_upload
+    from importer.database.schema import ensure_schema, make_engine
+    from importer.workspace.store import (
         append_operation,
         create_workspace,
         open_workspace,
@@ -176,7 +176,7 @@ def prepare(url: str, data: bytes, path: Path, count: int, wide: bool,
         append_operation(engine, wid, op, summary=summary_of(op))
     appended = time.perf_counter() - started
     opened = open_workspace(engine, wid, SETTINGS)  # then a few operations as the page makes them, live
-    from importer.workspace import CellEdit
+    from importer.workspace.store import CellEdit
 
     live = []
     for row in opened.upload.checked.original.index[:5]:
@@ -281,7 +281,7 @@ def main() -> None:
         "line run pays. The peaks are of the whole process, imports included. The operations: "
         + ", ".join(f"{n:,} {k}" for k, n in sorted(kinds.items(), key=lambda kv: -kv[1]))
         + " (one-cell edits; exclusions of two failing rows; bulk fixes on failing rows only, as Review does by "
-        "default; a value conversion and two replaces of importer.convert). The workspace is stored as the "
+        "default; a value conversion and two replaces of importer.review.conversions). The workspace is stored as the "
         "dashboard stores it: the file and its snapshot (the file as read and checked: Arrow IPC frames, zstd, "
         "and the errors' arrays), so a replay starts from the checked rows, reads their columns one at a time as "
         "operations need them, keeps the cells they change beside the columns, and validates only those. "
@@ -290,7 +290,7 @@ def main() -> None:
         "Company column ignored): the replay that follows a mapping change reads the file with the new "
         "mapping and stores the snapshot of that reading, so later replays (the table) start from it; the "
         "first one is in the second table. Both "
-        "children run with the dashboard's allocator settings (importer.serve). Live "
+        "children run with the dashboard's allocator settings (importer.server.serve). Live "
         "edit = one cell edit through `perform` (applied to the frame in hand and saved), median of 5. Targets: "
         "replay <= 3 s, memory <= the upload's.\n\n"
         "| database | mix | read s | replay s | replay / read | replay s, fresh process | read MB | replay MB "

@@ -93,7 +93,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _engine(args: argparse.Namespace, settings: Settings, schema: bool = True):
-    from importer.db import ensure_schema, make_engine
+    from importer.database.schema import ensure_schema, make_engine
 
     engine = make_engine(args.database_url or settings.database_url)
     if schema:  # a dry run creates the schema inside its own rolled-back transaction instead
@@ -130,14 +130,14 @@ def _check_writable(path: str) -> None:
 
 
 def _read_file(path: str, settings: Settings) -> bytes:
-    from importer.read import read_path
+    from importer.intake.readers import read_path
 
     return read_path(path, settings)
 
 
 def _operations(path: str) -> list:
     """The operations of an --operations file (UsageError with one line when it cannot be used)."""
-    from importer.convert import operations_from_json
+    from importer.review.conversions import operations_from_json
 
     try:
         text = Path(path).read_text(encoding="utf-8-sig")
@@ -147,8 +147,8 @@ def _operations(path: str) -> list:
 
 
 def _import(args: argparse.Namespace, settings: Settings) -> int:
-    from importer.pipeline import import_upload, read_upload
-    from importer.report import report_format_for, write_report
+    from importer.api import import_upload, read_upload
+    from importer.output.failure_report import report_format_for, write_report
 
     report_format = None
     if args.report:
@@ -163,7 +163,7 @@ def _import(args: argparse.Namespace, settings: Settings) -> int:
     data = _read_file(args.file, settings)
     engine = _engine(args, settings, schema=False)  # no connection yet: the file is judged first
     if args.mapping:
-        from importer.profiles import read_with_mapping, resolve_mapping
+        from importer.mapping.profiles import read_with_mapping, resolve_mapping
 
         sheet, mapping = resolve_mapping(engine, args.mapping, data, Path(args.file).name, settings, args.sheet)
         upload = read_with_mapping(data, Path(args.file).name, settings, sheet, mapping)
@@ -173,11 +173,11 @@ def _import(args: argparse.Namespace, settings: Settings) -> int:
     if operations:
         from dataclasses import replace
 
-        from importer.convert import apply_operations
+        from importer.review.conversions import apply_operations
 
         upload = replace(upload, checked=apply_operations(upload.checked, operations, settings))
     if not args.dry_run:  # a dry run creates the schema inside its own rolled-back transaction instead
-        from importer.db import ensure_schema
+        from importer.database.schema import ensure_schema
 
         ensure_schema(engine)
     show = _progress_printer() if sys.stderr.isatty() and not args.json else None
@@ -185,7 +185,7 @@ def _import(args: argparse.Namespace, settings: Settings) -> int:
                            progress=show, user_name=os.environ.get("USER"), existing=args.existing,
                            blank=args.blank)
     if report_format is not None and args.json:
-        from importer.results import FailedJson
+        from importer.outcomes.results import FailedJson
 
         # The failed rows are read once for both: each row's JSON is spooled to a temporary file as the
         # report takes it, and printed once the report is written (as before: no JSON if it fails).
@@ -224,7 +224,7 @@ def _print_json(chunks: Iterable[str]) -> None:
 
 
 def _template(args: argparse.Namespace, settings: Settings) -> int:
-    from importer.template import template_xlsx
+    from importer.output.template import template_xlsx
 
     if not args.path.lower().endswith((".xlsx", ".xlsm")):
         raise FileRefused(f"the template path {args.path!r} must end in .xlsx")
@@ -234,7 +234,7 @@ def _template(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _history(args: argparse.Namespace, settings: Settings) -> int:
-    from importer.runs import list_runs
+    from importer.database.ledger import list_runs
 
     runs = list_runs(_engine(args, settings))
     if args.json:
@@ -255,7 +255,7 @@ def _history(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _undo(args: argparse.Namespace, settings: Settings) -> int:
-    from importer.runs import undo
+    from importer.database.ledger import undo
 
     done = undo(_engine(args, settings), args.run_id)
     restored = f", restored {done.restored:,}" if done.restored else ""
@@ -264,7 +264,7 @@ def _undo(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _init_db(args: argparse.Namespace, settings: Settings) -> int:
-    from importer.db import describe_url
+    from importer.database.schema import describe_url
 
     _engine(args, settings)
     print(f"Database ready: {describe_url(args.database_url or settings.database_url)}")

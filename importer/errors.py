@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from importer.mapping import ColumnMapping
+    from importer.mapping.columns import ColumnMapping
 
 
 class ImporterError(Exception):

@@ -40,15 +40,15 @@ class Settings:
     max_columns: int = 1_000
     batch_size: int = 2_000
     app_password: str = ""
-    # MB of the dashboard process that heavy steps may take at once (importer.governor): 250 on a 512 MB
+    # MB of the dashboard process that heavy steps may take at once (importer.server.governor): 250 on a 512 MB
     # host runs one 100,000-row step at a time (an idle server is ~210 MB, a step adds 150-200 MB).
     memory_budget_mb: int = 250
-    # The password gate's throttle (importer.throttle): wrong passwords in a row that lock a client out,
+    # The password gate's throttle (importer.server.throttle): wrong passwords in a row that lock a client out,
     # for how long, and wrong passwords from all clients within that time that slow every sign-in.
     login_max_failures: int = 10
     login_lockout_minutes: int = 15
     login_server_max_failures: int = 50
-    # Days an untouched workspace (an upload and its review operations, importer.workspace) is kept.
+    # Days an untouched workspace (an upload and its review operations, importer.workspace.store) is kept.
     workspace_days: int = 14
 
     @classmethod

@@ -1,10 +1,10 @@
-"""Alembic environment: runs on the connection importer.db hands over (or DATABASE_URL)."""
+"""Alembic environment: runs on the connection importer.database.schema hands over (or DATABASE_URL)."""
 
 from __future__ import annotations
 
 from alembic import context
 
-from importer.db import make_engine, metadata
+from importer.database.schema import make_engine, metadata
 from importer.settings import Settings
 
 config = context.config
@@ -20,7 +20,7 @@ def run_migrations_online() -> None:
             context.run_migrations()
         return
     # Plain `alembic upgrade head` from a shell: go through the same locked path.
-    from importer.db import ensure_schema
+    from importer.database.schema import ensure_schema
 
     ensure_schema(make_engine(config.get_main_option("sqlalchemy.url") or Settings.from_env().database_url))
 

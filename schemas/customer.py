@@ -1,9 +1,9 @@
 """The customer record, declared once: FIELDS says, for each field, its label, header synonyms, rules and
 stored column. Everything else is derived from it:
 
-- the pandera model CustomerFrame (validation of the normalised frame, `importer.validate`);
-- the `customers` table's field columns: length, NULL or NOT NULL (`importer.db`);
-- the template's instructions sheet (`importer.template`) and the header synonyms (`importer.mapping`).
+- the pandera model CustomerFrame (validation of the normalised frame, `importer.checks.validate`);
+- the `customers` table's field columns: length, NULL or NOT NULL (`importer.database.schema`);
+- the template's instructions sheet (`importer.output.template`) and the header synonyms (`importer.mapping.columns`).
 
 CustomerFrame is built on first use: importing this module does not import pandera (a second of start-up
 that `python -m importer history` and the database code do not need).
@@ -139,7 +139,7 @@ FIELDS: tuple[FieldSpec, ...] = (
         nullable=False, column_length=16, choices=USER_TYPES,
     ),
     # Filled from a cell holding several numbers or addresses ("0277229773 / 0248503716"): the first
-    # valid one is the phone (email), the others are kept here, never dropped (importer.clean.split_phones).
+    # valid one is the phone (email), the others are kept here, never dropped (importer.checks.normalise.split_phones).
     FieldSpec(
         "other_phones", "Other Phones", False, OTHER_CONTACTS_LENGTH,
         ("other phone", "other numbers", "other phone numbers", "phone 2", "phone2", "second phone",
@@ -198,7 +198,7 @@ def _build_customer_frame() -> type:
     namespace: dict[str, Any] = {
         "__module__": __name__,
         "__qualname__": "CustomerFrame",
-        "__doc__": "The normalised customer frame, as `importer.clean` leaves it (None = blank or invalid).",
+        "__doc__": "The normalised customer frame, as `importer.checks.normalise` leaves it (None = blank or invalid).",
         "__annotations__": {spec.name: Series[str] for spec in FIELDS},
         **{spec.name: _pandera_field(spec) for spec in FIELDS},
         "Config": Config,

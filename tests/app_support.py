@@ -74,9 +74,9 @@ def import_file(at: AppTest, name: str, data: bytes) -> AppTest:
 
 
 def finish_import(at: AppTest, timeout: float = 120) -> AppTest:
-    """The import runs on the server (importer.jobs): wait for the session's job, then run the page once more,
+    """The import runs on the server (importer.server.jobs): wait for the session's job, then run the page once more,
     as the sidebar's progress fragment would, so the result comes back to the session."""
-    from importer import jobs
+    from importer.server import jobs
     from ui import jobs as ui_jobs
 
     job_id = at.session_state[ui_jobs.JOB] if ui_jobs.JOB in at.session_state else None  # noqa: SIM401 - AppTest's state has no get

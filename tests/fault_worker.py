@@ -1,7 +1,7 @@
 """Helper run as a subprocess by the reliability tests (docs/RELIABILITY.md); never imported by pytest.
 
     python tests/fault_worker.py fuzz --seed 1 --count 300 --seconds 30 --crash-dir DIR
-        Mutates valid .xlsx/.xls/.csv files and feeds each to importer.pipeline.read_upload under an
+        Mutates valid .xlsx/.xls/.csv files and feeds each to importer.api.read_upload under an
         address-space limit; prints one JSON summary. Anything but a successful read or an
         importer.errors.ImporterError is a crash: its input is saved to DIR and listed.
 
@@ -172,8 +172,8 @@ def mutate(name: str, data: bytes, kind: str, rnd: random.Random) -> bytes:
 
 
 def fuzz(seed: int, count: int, seconds: float, crash_dir: Path) -> dict:
+    from importer.api import read_upload
     from importer.errors import ImporterError
-    from importer.pipeline import read_upload
     from importer.settings import Settings
 
     files = bases()
@@ -231,8 +231,8 @@ def fuzz(seed: int, count: int, seconds: float, crash_dir: Path) -> dict:
 
 
 def read_one(path: Path, name: str) -> dict:
+    from importer.api import read_upload
     from importer.errors import ImporterError
-    from importer.pipeline import read_upload
     from importer.settings import Settings
 
     limit = _vm_size() + AS_HEADROOM

@@ -11,8 +11,8 @@ from types import SimpleNamespace
 import pandas as pd
 import sqlalchemy as sa
 
-from importer.db import ensure_schema, make_engine
-from importer.results import RowError
+from importer.database.schema import ensure_schema, make_engine
+from importer.outcomes.results import RowError
 from importer.settings import Settings
 from schemas.customer import FIELD_NAMES
 
@@ -66,7 +66,7 @@ def frame(*rows: dict[str, str] | list[dict[str, str]], first_row: int = 2) -> p
 
 def checked_of(rows: list[dict[str, str]], start: int = 2):
     """The real validator's Checked for these rows."""
-    from importer.validate import check_frame
+    from importer.checks.validate import check_frame
 
     return check_frame(frame(rows, first_row=start), SETTINGS)
 
@@ -101,8 +101,8 @@ def import_cut_off(engine: sa.Engine, checked, rows_done: int = 20, batch_size: 
 
     import pytest
 
-    from importer.db import import_runs
-    from importer.load import Progress, run_import
+    from importer.database.loader import Progress, run_import
+    from importer.database.schema import import_runs
 
     def die(p: Progress) -> None:
         if p.rows_done >= rows_done:

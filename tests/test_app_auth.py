@@ -1,6 +1,6 @@
 """The login gate: open on SQLite with no gate; APP_PASSWORD hides every page until the right password.
 
-Wrong passwords are throttled (importer.throttle, tests/test_throttle.py): these tests install a fake
+Wrong passwords are throttled (importer.server.throttle, tests/test_throttle.py): these tests install a fake
 clock in the gate's process-wide throttle, so none waits for real.
 """
 
@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from streamlit.testing.v1 import AppTest
 
-from importer import throttle
+from importer.server import throttle
 from importer.settings import Settings
 from tests.app_support import APP, make_app, texts
 from tests.test_throttle import Clock

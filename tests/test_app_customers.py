@@ -9,11 +9,11 @@ import io
 
 import pytest
 
-from importer import customers as customers_engine
-from importer import export
-from importer.db import ensure_schema, make_engine
-from importer.export import export_bytes
-from importer.pipeline import import_upload, read_upload
+from importer.api import import_upload, read_upload
+from importer.database import customers as customers_engine
+from importer.database.schema import ensure_schema, make_engine
+from importer.output import customer_export as export
+from importer.output.customer_export import export_bytes
 from importer.settings import Settings
 from tests.app_support import HEADER, make_app, texts
 from tests.fixtures import corpus

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import threading
 
-from importer import governor
+from importer.server import governor
 from importer.settings import Settings
 from tests.app_support import good_xlsx, make_app, texts, upload
 from ui import keys

@@ -27,11 +27,11 @@ import pytest
 import sqlalchemy as sa
 from streamlit.testing.v1 import AppTest
 
-from importer.db import ensure_schema, make_engine
-from importer.existing import existing_customers
-from importer.load import run_import
-from importer.pipeline import read_upload
-from importer.runs import list_runs, run_failures
+from importer.api import read_upload
+from importer.database.ledger import list_runs, run_failures
+from importer.database.loader import run_import
+from importer.database.lookup import existing_customers
+from importer.database.schema import ensure_schema, make_engine
 from importer.settings import Settings
 from tests.app_support import APP, finish_import, import_file, make_app, messy_xlsx, to_review, upload
 from tests.app_support import customers as count_customers

@@ -8,9 +8,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from importer import clean
-from importer.clean import InvalidValue
-from importer.results import ErrorCode
+from importer.checks import normalise as clean
+from importer.checks.normalise import InvalidValue
+from importer.outcomes.results import ErrorCode
 from schemas.customer import REGIONS
 
 GH = "+233241234567"

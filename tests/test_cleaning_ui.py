@@ -12,16 +12,16 @@ def conversion_page(kind: str) -> None:
     """What views/review.py does with the sections (AppTest runs this function's body as the script)."""
     import streamlit as st
 
-    from importer.mapping import sheet_notes
+    from importer.mapping.columns import sheet_notes
     from importer.settings import Settings
     from tests.fixtures import branch_files
     from ui import cleaning, keys, state
 
     settings = Settings()
     if "checked" not in st.session_state:
-        from importer.mapping import apply_mapping, choose_sheet
-        from importer.read import open_file
-        from importer.validate import check_frame
+        from importer.checks.validate import check_frame
+        from importer.intake.readers import open_file
+        from importer.mapping.columns import apply_mapping, choose_sheet
 
         file = open_file(branch_files.kumasi_xlsx(40), "kumasi.xlsx", settings)
         _, rows, mapping = choose_sheet(file, None, 1000)

@@ -351,8 +351,8 @@ def test_streamed_json_equals_the_json_of_the_whole_result(capsys, tmp_path: Pat
 def test_history_reads_while_a_dry_run_holds_sqlite_s_write_lock(upload: Path, tmp_path: Path,
                                                                   sqlite_url: str) -> None:
     """A reader (history) must not wait for a writer: the dry run keeps the write lock for its length."""
-    from importer.db import ensure_schema, make_engine, reading
-    from importer.runs import list_runs
+    from importer.database.ledger import list_runs
+    from importer.database.schema import ensure_schema, make_engine, reading
 
     engine = make_engine(sqlite_url)
     ensure_schema(engine)
@@ -369,7 +369,7 @@ def test_history_reads_while_a_dry_run_holds_sqlite_s_write_lock(upload: Path, t
         writer.rollback()
 
 
-# --- --mapping NAME | FILE.json (importer.profiles) -------------------------------------------------------
+# --- --mapping NAME | FILE.json (importer.mapping.profiles) -------------------------------------------------------
 
 BRANCH_HEADERS = ["S/No", "Shipping Mark", "Given", "Family", "Phone", "Zone"]
 BRANCH_ROWS = [[1, "PM1 KOFI", "Kofi", "Mensah", "0241234567", "Ashanti"],
@@ -384,8 +384,8 @@ def branch(tmp_path: Path) -> Path:
 
 
 def test_mapping_by_saved_name(capsys, branch: Path, database_url: str) -> None:
-    from importer.mapping import ColumnMapping
-    from importer.profiles import save_profile
+    from importer.mapping.columns import ColumnMapping
+    from importer.mapping.profiles import save_profile
     from tests.support import ready_engine
 
     code, _, err = run(capsys, "import", str(branch), "--json", "--database-url", database_url)

@@ -21,7 +21,7 @@ import sqlalchemy as sa
 from openpyxl import Workbook
 
 from bench.workbook import HEADERS, customer_rows
-from importer.pipeline import read_upload
+from importer.api import read_upload
 from importer.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[1]

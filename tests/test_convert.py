@@ -1,4 +1,4 @@
-"""importer.convert: failing values with suggestions, value conversion and find-and-replace as operations."""
+"""importer.review.conversions: failing values with suggestions, value conversion and find-and-replace as operations."""
 
 from __future__ import annotations
 
@@ -7,7 +7,9 @@ import json
 import pandas as pd
 import pytest
 
-from importer.convert import (
+from importer.checks.validate import check_frame
+from importer.errors import UsageError
+from importer.review.conversions import (
     Conversion,
     Preview,
     Replace,
@@ -22,9 +24,7 @@ from importer.convert import (
     operations_from_json,
     preview,
 )
-from importer.errors import UsageError
 from importer.settings import Settings
-from importer.validate import check_frame
 
 S = Settings()
 

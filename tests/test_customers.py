@@ -1,4 +1,4 @@
-"""importer.customers: the dashboard's read-only engine calls (classify an upload, search, detail, export)."""
+"""importer.database.customers: the dashboard's read-only engine calls (classify an upload, search, detail, export)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import uuid
 import pytest
 import sqlalchemy as sa
 
-from importer.customers import (
+from importer.database.customers import (
     classify_upload,
     customer_detail,
     iter_customers,
@@ -15,8 +15,8 @@ from importer.customers import (
     search_terms,
     search_text,
 )
-from importer.db import HEAD_REVISION, current_revision, customers, make_engine
-from importer.load import run_import
+from importer.database.loader import run_import
+from importer.database.schema import HEAD_REVISION, current_revision, customers, make_engine
 from tests.support import SETTINGS, checked_of, person, ready_engine
 
 

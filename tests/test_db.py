@@ -1,4 +1,4 @@
-"""importer.db: engines, migrations, concurrent start-up, one-line database errors."""
+"""importer.database.schema: engines, migrations, concurrent start-up, one-line database errors."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from importer.db import (
+from importer.database.schema import (
     HEAD_REVISION,
     current_revision,
     customers,
@@ -70,7 +70,7 @@ def test_migrate_from_previous_revision(database_url: str) -> None:
 
 
 def test_ensure_schema_from_two_processes_at_once(database_url: str) -> None:
-    code = "import sys; from importer.db import make_engine, ensure_schema; ensure_schema(make_engine(sys.argv[1]))"
+    code = "import sys; from importer.database.schema import make_engine, ensure_schema; ensure_schema(make_engine(sys.argv[1]))"
     procs = [subprocess.Popen([sys.executable, "-c", code, database_url], cwd=ROOT,
                               stderr=subprocess.PIPE, text=True) for _ in range(2)]
     for proc in procs:
@@ -87,13 +87,13 @@ def test_column_lengths_are_real(database_url: str) -> None:
 
 
 def test_tables_declared_in_code_match_what_the_migrations_create(database_url: str) -> None:
-    """importer.db's tables (the customers' field columns derived from schemas.customer.FIELDS) are what
+    """importer.database.schema's tables (the customers' field columns derived from schemas.customer.FIELDS) are what
     migrations/versions built: Alembic's autogenerate finds no difference, lengths and NULLs included."""
     from alembic.autogenerate import compare_metadata
     from alembic.runtime.migration import MigrationContext
 
-    import importer.profiles
-    import importer.workspace  # noqa: F401 - their tables are declared on importer.db.metadata
+    import importer.mapping.profiles
+    import importer.workspace.store  # noqa: F401 - their tables are declared on importer.database.schema.metadata
 
     def declared_anywhere(name: str | None, kind: str, _parent: object) -> bool:
         # The search's trigram index exists only on PostgreSQL with pg_trgm (migration 0006 skips it otherwise).
@@ -176,7 +176,7 @@ def test_head_revision_constant_matches_the_migrations() -> None:
     from alembic.config import Config
     from alembic.script import ScriptDirectory
 
-    from importer.db import HEAD_REVISION, MIGRATIONS_DIR
+    from importer.database.schema import HEAD_REVISION, MIGRATIONS_DIR
 
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS_DIR))
@@ -184,7 +184,7 @@ def test_head_revision_constant_matches_the_migrations() -> None:
 
 
 def test_ensure_schema_skips_alembic_when_current(sqlite_url: str) -> None:
-    from importer.db import HEAD_REVISION, ensure_schema, make_engine
+    from importer.database.schema import HEAD_REVISION, ensure_schema, make_engine
 
     engine = make_engine(sqlite_url)
     assert current_revision(engine) is None

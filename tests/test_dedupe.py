@@ -7,8 +7,8 @@ import pandas as pd
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from importer.dedupe import duplicate_rows, find_duplicates_in_file
-from importer.results import ErrorCode
+from importer.checks.in_file import duplicate_rows, find_duplicates_in_file
+from importer.outcomes.results import ErrorCode
 
 
 def normalised(rows: dict[int, tuple[str | None, str | None, str | None]]) -> pd.DataFrame:

@@ -1,4 +1,4 @@
-"""Possible duplicates (importer/duplicates.py): the keys, the rules within a file and against real SQLite and
+"""Possible duplicates (importer/review/lookalikes.py): the keys, the rules within a file and against real SQLite and
 PostgreSQL customers, oversized blocks, and the analyst's decisions replayed on the upload."""
 
 from __future__ import annotations
@@ -8,9 +8,11 @@ import json
 import pandas as pd
 import pytest
 
-from importer import duplicates
-from importer.customers import classify_upload
-from importer.duplicates import (
+from importer.database.customers import classify_upload
+from importer.database.loader import run_import
+from importer.errors import UsageError
+from importer.review import lookalikes as duplicates
+from importer.review.lookalikes import (
     Action,
     Decision,
     apply_decision,
@@ -23,8 +25,6 @@ from importer.duplicates import (
     stored_customers,
     update_decision,
 )
-from importer.errors import UsageError
-from importer.load import run_import
 from schemas.customer import FIELD_NAMES
 from tests.support import SETTINGS, checked_of, person, ready_engine
 
@@ -271,7 +271,7 @@ def test_awkward_names_against_the_database(database_url):
 
 
 def test_a_database_without_customers_has_no_pairs(database_url):
-    from importer.db import make_engine
+    from importer.database.schema import make_engine
 
     checked = checked_of([person(1, first_name="Kofi", last_name="Mensah", phone="0241234567"),
                           person(2, first_name="Kofi", last_name="Mensah", phone="0241234568")])
@@ -360,7 +360,7 @@ def test_the_page_query_reads_the_columns_the_search_expects():
 
 
 def test_an_unreachable_database_is_one_line():
-    from importer.db import make_engine
+    from importer.database.schema import make_engine
     from importer.errors import DatabaseError
 
     checked = checked_of([person(1)])

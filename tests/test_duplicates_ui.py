@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from streamlit.testing.v1 import AppTest
 
-from importer.load import run_import
+from importer.database.loader import run_import
 from tests.support import SETTINGS, checked_of, person, ready_engine
 from ui import duplicates as section
 from ui import keys
@@ -15,7 +15,7 @@ def page(url: str, existing: str = "skip") -> None:
     """What views/review.py does with the section (AppTest runs this function's body as the script)."""
     import streamlit as st
 
-    from importer.db import make_engine
+    from importer.database.schema import make_engine
     from tests.support import SETTINGS, checked_of, person
     from ui import keys, state
     from ui.duplicates import show_possible_duplicates, updated_rows

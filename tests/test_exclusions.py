@@ -1,4 +1,4 @@
-"""Exclusions (importer/exclusions.py): by reason, kept aside with their text, included again, and in the
+"""Exclusions (importer/review/exclusions.py): by reason, kept aside with their text, included again, and in the
 failure report marked "excluded by the analyst" (the report over a real run on SQLite and PostgreSQL)."""
 
 from __future__ import annotations
@@ -9,7 +9,12 @@ from dataclasses import replace
 
 import pandas as pd
 
-from importer.exclusions import (
+from importer.api import import_upload, read_upload
+from importer.checks.validate import check_frame, exclude
+from importer.database.ledger import run_failures
+from importer.outcomes.results import ErrorCode, FailedRows
+from importer.output.failure_report import report_bytes
+from importer.review.exclusions import (
     EXCLUDED_BY_ANALYST,
     Excluded,
     exclude_failing,
@@ -22,11 +27,6 @@ from importer.exclusions import (
     with_excluded,
     without,
 )
-from importer.pipeline import import_upload, read_upload
-from importer.report import report_bytes
-from importer.results import ErrorCode, FailedRows
-from importer.runs import run_failures
-from importer.validate import check_frame, exclude
 from tests.support import SETTINGS, customer, frame, ready_engine
 
 

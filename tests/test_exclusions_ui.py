@@ -28,7 +28,7 @@ def review_page(data: str) -> None:
     """What views/review.py does with the sections (AppTest runs this function's body as the script)."""
     import streamlit as st
 
-    from importer.pipeline import read_upload
+    from importer.api import read_upload
     from tests.support import SETTINGS
     from ui import state
     from ui.exclusions import show_exclude_by_reason, show_excluded
@@ -105,10 +105,10 @@ def load_page(url: str, data: str) -> None:
 
     import streamlit as st
 
-    from importer.db import make_engine
-    from importer.pipeline import import_upload, read_upload
-    from importer.report import report_bytes
-    from importer.validate import exclude
+    from importer.api import import_upload, read_upload
+    from importer.checks.validate import exclude
+    from importer.database.schema import make_engine
+    from importer.output.failure_report import report_bytes
     from tests.support import SETTINGS
     from ui import state
     from ui.exclusions import include_excluded_in_report, remember_excluded, report_with_excluded

@@ -1,11 +1,11 @@
-"""importer.existing: which keys already belong to customers, by set queries."""
+"""importer.database.lookup: which keys already belong to customers, by set queries."""
 
 from __future__ import annotations
 
-from importer.db import reading
-from importer.existing import conflicts, existing_customers, records
-from importer.load import run_import
-from importer.results import ErrorCode
+from importer.database.loader import run_import
+from importer.database.lookup import conflicts, existing_customers, records
+from importer.database.schema import reading
+from importer.outcomes.results import ErrorCode
 from tests.support import SETTINGS, checked_of, person, ready_engine
 
 

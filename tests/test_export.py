@@ -1,4 +1,4 @@
-"""importer.export: the Customers page's export as CSV and XLSX, streamed, formula-safe, filtered like the page,
+"""importer.output.customer_export: the Customers page's export as CSV and XLSX, streamed, formula-safe, filtered like the page,
 and uploadable again as an import file."""
 
 from __future__ import annotations
@@ -10,9 +10,11 @@ import zipfile
 import openpyxl
 import pytest
 
-from importer import export
-from importer.customers import iter_customers
-from importer.export import (
+from importer.api import import_upload, read_upload
+from importer.database.customers import iter_customers
+from importer.database.loader import run_import
+from importer.output import customer_export as export
+from importer.output.customer_export import (
     EXTRA_HEADERS,
     download_formats,
     export_bytes,
@@ -21,8 +23,6 @@ from importer.export import (
     export_headers,
     write_customers,
 )
-from importer.load import run_import
-from importer.pipeline import import_upload, read_upload
 from schemas.customer import FIELDS
 from tests.support import SETTINGS, checked_of, person, ready_engine
 

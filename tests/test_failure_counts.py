@@ -15,9 +15,10 @@ import pytest
 import sqlalchemy as sa
 
 from importer.cli import main
-from importer.db import import_failures
-from importer.load import run_import
-from importer.results import (
+from importer.database.ledger import get_run, run_failures
+from importer.database.loader import run_import
+from importer.database.schema import import_failures
+from importer.outcomes.results import (
     ErrorCode,
     ErrorTable,
     FailedRow,
@@ -27,7 +28,6 @@ from importer.results import (
     values_by_row,
     values_json_by_row,
 )
-from importer.runs import get_run, run_failures
 from tests.fixtures import corpus
 from tests.support import SETTINGS, checked_of, import_cut_off, person, ready_engine
 

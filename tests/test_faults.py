@@ -22,7 +22,7 @@ import pytest
 import sqlalchemy as sa
 
 from bench.workbook import customer_workbook
-from importer.pipeline import read_upload
+from importer.api import read_upload
 from importer.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -6,9 +6,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from importer.fixes import Fix, apply_fix, available_fixes, changed_rows, fill_region_fix, fix_preview
+from importer.checks.validate import check_frame
+from importer.review.fixes import Fix, apply_fix, available_fixes, changed_rows, fill_region_fix, fix_preview
 from importer.settings import Settings
-from importer.validate import check_frame
 from tests.support import customer, frame
 
 SETTINGS = Settings()
@@ -129,14 +129,14 @@ def _changed_rows_cell_by_cell(checked, fix: Fix, only_failing: bool):
        st.sampled_from(["trim", "phones", "emails", "names", "region"]), st.booleans())
 @settings(max_examples=60, deadline=None)
 def test_changed_rows_a_chunk_and_a_distinct_text_at_a_time_equals_cell_by_cell(cells, key, failing):
-    import importer.fixes
+    import importer.review.fixes
 
     rows = [customer(i, first_name=name, phone=name, email=name, region=region)
             for i, (name, region) in enumerate(cells)]
     checked = check_frame(frame(rows), SETTINGS)
     fix = fill_region_fix("ASHANTI") if key == "region" else FIXES[key]
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(importer.fixes, "CHUNK_ROWS", 3)  # chunks of 3 rows: several per column
+        patch.setattr(importer.review.fixes, "CHUNK_ROWS", 3)  # chunks of 3 rows: several per column
         found = changed_rows(checked, fix, only_failing=failing)
     expected = _changed_rows_cell_by_cell(checked, fix, failing)
     assert found.index.tolist() == expected.index.tolist()

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from importer.csv_read import note_reason
-from importer.mapping import apply_mapping, choose_sheet, sheet_notes
-from importer.pipeline import read_upload
-from importer.read import open_file
+from importer.api import read_upload
+from importer.intake.delimited import note_reason
+from importer.intake.readers import open_file
+from importer.mapping.columns import apply_mapping, choose_sheet, sheet_notes
 from importer.settings import Settings
 from tests.fixtures import corpus
 

@@ -19,9 +19,9 @@ from pathlib import Path
 
 import pytest
 
-from importer import read
 from importer.errors import LimitExceeded, UnreadableFile
-from importer.read import open_file
+from importer.intake import readers as read
+from importer.intake.readers import open_file
 from importer.settings import Settings
 from tests.fixtures import corpus
 

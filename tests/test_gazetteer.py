@@ -6,7 +6,7 @@ import csv
 
 import pytest
 
-from importer import clean
+from importer.checks import normalise as clean
 from schemas.customer import REGIONS
 from schemas.gazetteer import GAZETTEER_CSV, match_region, place_key, places, region_for, region_share
 

@@ -1,4 +1,4 @@
-"""importer.governor: heavy steps share one memory budget, in FIFO order, with live positions.
+"""importer.server.governor: heavy steps share one memory budget, in FIFO order, with live positions.
 
 Threads are synchronised with Events (the governor's own on_wait calls and wait_until), never sleeps;
 every wait is bounded.
@@ -11,8 +11,8 @@ from collections.abc import Callable
 
 import pytest
 
-from importer import governor
-from importer.governor import GaveUp, Governor, Waiting, cost_for_rows, estimate_rows
+from importer.server import governor
+from importer.server.governor import GaveUp, Governor, Waiting, cost_for_rows, estimate_rows
 from importer.settings import Settings
 
 TIMEOUT = 20

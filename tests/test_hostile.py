@@ -23,7 +23,7 @@ import openpyxl
 import pytest
 import sqlalchemy as sa
 
-from importer.clean import FORMULA_PREFIXES
+from importer.checks.normalise import FORMULA_PREFIXES
 from tests.fixtures import corpus
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -328,7 +328,7 @@ def _read_peak(path: Path) -> tuple[dict, float]:
     """read_upload of one file in a child: its summary and peak RSS (VmHWM, MB)."""
     script = (
         "import json, sys; from pathlib import Path\n"
-        "from importer.pipeline import read_upload; from importer.settings import Settings\n"
+        "from importer.api import read_upload; from importer.settings import Settings\n"
         f"up = read_upload(Path({str(path)!r}).read_bytes(), {path.name!r}, Settings())\n"
         "print(json.dumps({'sheet': up.sheet, 'unknown': len(up.mapping.unknown_columns)}))\n"
         "print(open('/proc/self/status').read().split('VmHWM:')[1].split()[0])"

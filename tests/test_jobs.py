@@ -1,4 +1,4 @@
-"""importer.jobs: imports in a worker thread, their progress in the ledger, cancel (here and from another
+"""importer.server.jobs: imports in a worker thread, their progress in the ledger, cancel (here and from another
 instance), resume after it, the queue for the memory budget, and workspaces; on real SQLite and PostgreSQL.
 
 Threads are paused at a batch with Events (the job's on_progress hook), never sleeps; every wait is bounded.
@@ -14,14 +14,14 @@ from collections.abc import Callable, Iterator
 import pytest
 import sqlalchemy as sa
 
-from importer import jobs
-from importer import workspace as ws
-from importer.db import make_engine
-from importer.jobs import Job, JobState
-from importer.load import Progress
-from importer.pipeline import Upload, import_upload, read_upload
-from importer.results import RunResult, RunStatus
-from importer.runs import find_resumable, get_run
+from importer.api import Upload, import_upload, read_upload
+from importer.database.ledger import find_resumable, get_run
+from importer.database.loader import Progress
+from importer.database.schema import make_engine
+from importer.outcomes.results import RunResult, RunStatus
+from importer.server import jobs
+from importer.server.jobs import Job, JobState
+from importer.workspace import store as ws
 from tests.support import SETTINGS, ready_engine
 
 TIMEOUT = 60

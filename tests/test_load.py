@@ -1,4 +1,4 @@
-"""importer.load: stored values, accounting, dry runs, bisecting refused rows, races, resume."""
+"""importer.database.loader: stored values, accounting, dry runs, bisecting refused rows, races, resume."""
 
 from __future__ import annotations
 
@@ -12,11 +12,11 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from importer.db import customers, import_failures, import_runs, make_engine
+from importer.database.ledger import count_customers
+from importer.database.loader import Progress, effective_batch_size, run_import
+from importer.database.schema import customers, import_failures, import_runs, make_engine
 from importer.errors import DatabaseError
-from importer.load import Progress, effective_batch_size, run_import
-from importer.results import ErrorCode
-from importer.runs import count_customers
+from importer.outcomes.results import ErrorCode
 from schemas.customer import FIELD_NAMES
 from tests.support import SETTINGS, checked_of, import_cut_off, norm_row, person, raw_checked, ready_engine
 
@@ -192,9 +192,9 @@ def test_resume_after_interruption_between_chunks(database_url: str) -> None:
 _CHILD = """
 import sys, time
 from pathlib import Path
-from importer.db import make_engine
-from importer.load import run_import
-from importer.pipeline import read_upload
+from importer.database.schema import make_engine
+from importer.database.loader import run_import
+from importer.api import read_upload
 from importer.settings import Settings
 path, url = sys.argv[1], sys.argv[2]
 up = read_upload(Path(path).read_bytes(), Path(path).name, Settings())
@@ -207,7 +207,7 @@ run_import(make_engine(url), up.checked, file_name=up.file_name, sha256=up.sha25
 
 
 def test_resume_after_sigkill(database_url: str, tmp_path) -> None:
-    from importer.pipeline import read_upload
+    from importer.api import read_upload
 
     engine = ready_engine(database_url)
     lines = ["Shipping Mark,First Name,Last Name,Email,Phone"]
@@ -222,7 +222,7 @@ def test_resume_after_sigkill(database_url: str, tmp_path) -> None:
     proc.wait(10)
     partial = count_customers(engine)
     assert 20 <= partial < 200
-    from importer.runs import list_runs
+    from importer.database.ledger import list_runs
 
     killed = list_runs(engine)[0]
     assert killed.status == "interrupted" and killed.rows_done == partial

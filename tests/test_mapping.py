@@ -1,4 +1,4 @@
-"""importer.mapping: header detection, synonyms, positional layout, source row numbers, sheet choice."""
+"""importer.mapping.columns: header detection, synonyms, positional layout, source row numbers, sheet choice."""
 
 from __future__ import annotations
 
@@ -7,10 +7,11 @@ import json
 import pandas as pd
 import pytest
 
-from importer.convert import mapping_warnings
-from importer.csv_read import SheetRows
+from importer.api import read_upload
 from importer.errors import FileRefused, LimitExceeded, NoHeader, UsageError
-from importer.mapping import (
+from importer.intake.delimited import SheetRows
+from importer.intake.readers import open_file
+from importer.mapping.columns import (
     FULL_NAME,
     ColumnMapping,
     apply_mapping,
@@ -25,8 +26,7 @@ from importer.mapping import (
     split_full_name,
     split_preview,
 )
-from importer.pipeline import read_upload
-from importer.read import open_file
+from importer.review.conversions import mapping_warnings
 from importer.settings import Settings
 from schemas.customer import FIELD_NAMES, FIELDS
 from tests.fixtures import branch_files, corpus

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from importer.memory import release_free_memory
+from importer.server.memory import release_free_memory
 
 
 def _rss_kb() -> int:
@@ -53,7 +53,7 @@ def test_a_server_process_puts_arrow_on_malloc_and_limits_arenas() -> None:
     script = (
         "import pyarrow as pa\n"
         "before = pa.default_memory_pool().backend_name\n"
-        "from importer.memory import tune_allocators_for_a_server as tune\n"
+        "from importer.server.memory import tune_allocators_for_a_server as tune\n"
         "print(before, tune(), pa.default_memory_pool().backend_name, tune())\n"
     )
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True, timeout=60)
@@ -63,18 +63,18 @@ def test_a_server_process_puts_arrow_on_malloc_and_limits_arenas() -> None:
 
 
 def test_the_dashboard_launcher_starts_streamlit_with_the_server_s_memory_settings(tmp_path) -> None:
-    """python -m importer.serve becomes `python -m streamlit` in the same process, with SERVER_ENV set."""
+    """python -m importer.server.serve becomes `python -m streamlit` in the same process, with SERVER_ENV set."""
     import os
     import subprocess
 
-    from importer.serve import SERVER_ENV
+    from importer.server.serve import SERVER_ENV
 
     env = {k: v for k, v in os.environ.items() if k not in SERVER_ENV}
-    proc = subprocess.run([sys.executable, "-m", "importer.serve", "version"], capture_output=True, text=True,
+    proc = subprocess.run([sys.executable, "-m", "importer.server.serve", "version"], capture_output=True, text=True,
                           env=env, timeout=120, check=True)
     assert proc.stdout.startswith("Streamlit, version")
     # A real server: after the exec, the same pid is streamlit, with the settings in its environment.
-    server = subprocess.Popen([sys.executable, "-m", "importer.serve", "run", "app.py", "--server.headless", "true",
+    server = subprocess.Popen([sys.executable, "-m", "importer.server.serve", "run", "app.py", "--server.headless", "true",
                                "--server.port", "0", "--server.address", "127.0.0.1"],
                               cwd=Path(__file__).resolve().parent.parent, env=env,
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

@@ -1,4 +1,4 @@
-"""importer.profiles: mappings remembered by header signature and name, applied to the next file with the
+"""importer.mapping.profiles: mappings remembered by header signature and name, applied to the next file with the
 same headers, and the CLI's --mapping NAME | FILE.json; on a real SQLite file and a real PostgreSQL."""
 
 from __future__ import annotations
@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from importer import profiles
-from importer.db import make_engine
+from importer.api import read_upload
+from importer.database.schema import make_engine
 from importer.errors import MissingColumns, NoHeader, UsageError
-from importer.mapping import ColumnMapping
-from importer.pipeline import read_upload
+from importer.mapping import profiles
+from importer.mapping.columns import ColumnMapping
 from tests.fixtures import corpus
 from tests.support import SETTINGS, ready_engine
 

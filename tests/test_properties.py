@@ -22,9 +22,9 @@ import sqlalchemy as sa
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from importer.db import ensure_schema, make_engine
-from importer.load import run_import
-from importer.validate import check_frame
+from importer.checks.validate import check_frame
+from importer.database.loader import run_import
+from importer.database.schema import ensure_schema, make_engine
 from tests.support import SETTINGS, frame
 
 settings.register_profile("reliability-ci", max_examples=25, deadline=None,

@@ -1,4 +1,4 @@
-"""importer.read: formats, text cells, row numbers, and every refusal of CONTRACT.md "Reading a file"/"Limits"."""
+"""importer.intake.readers: formats, text cells, row numbers, and every refusal of CONTRACT.md "Reading a file"/"Limits"."""
 
 from __future__ import annotations
 
@@ -14,10 +14,10 @@ from pathlib import Path
 
 import pytest
 
-from importer import read
 from importer.errors import FileRefused, HostileFile, LimitExceeded, UnreadableFile, UnsupportedFile
-from importer.ole_guard import ole_stream_names
-from importer.read import cell_text, open_file
+from importer.intake import readers as read
+from importer.intake.ole_guard import ole_stream_names
+from importer.intake.readers import cell_text, open_file
 from importer.settings import Settings
 from tests.fixtures import corpus
 
@@ -243,7 +243,7 @@ def test_zip_bomb_is_refused_quickly():
 
 def test_huge_declared_dimensions_do_not_allocate_the_declared_grid():
     script = (
-        "import sys; from importer.read import open_file; from importer.settings import Settings;"
+        "import sys; from importer.intake.readers import open_file; from importer.settings import Settings;"
         "from tests.fixtures import corpus;"
         "f = open_file(corpus.huge_dimension_xlsx(), 'h.xlsx', Settings());"
         "rows = f.rows('Customers', 10);"
@@ -498,7 +498,7 @@ def test_read_path_refuses_an_endless_or_huge_file_in_little_memory(target: str,
             fh.truncate(1 << 30)  # 1 GB, no blocks on disk
         target = str(sparse)
     script = (
-        "from importer.read import read_path; from importer.settings import Settings\n"
+        "from importer.intake.readers import read_path; from importer.settings import Settings\n"
         "from importer.errors import LimitExceeded\n"
         "try:\n"
         f"    read_path({target!r}, Settings())\n"
@@ -540,7 +540,7 @@ def test_a_sheet_stored_outside_worksheets_is_measured_too():
     ],
 )
 def test_hidden_columns_are_read_from_the_sheet_xml(cols, hidden):
-    from importer.xlsx_guard import hidden_columns
+    from importer.intake.zip_guard import hidden_columns
 
     xml = b'<worksheet><sheetViews/>' + cols + b'<sheetData><row r="1"><c r="A1"/></row></sheetData>' + \
         b'<cols><col min="9" max="9" hidden="1"/></cols></worksheet>'  # after sheetData: not a column setting

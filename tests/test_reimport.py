@@ -9,8 +9,11 @@ import time
 import pytest
 import sqlalchemy as sa
 
-from importer import runs
-from importer.db import (
+from importer.checks.validate import exclude
+from importer.database import ledger as runs
+from importer.database.ledger import count_customers, undo, undo_preview
+from importer.database.loader import Progress, run_import
+from importer.database.schema import (
     IMPORTS_LOCK_KEY,
     RUN_LOCK_CLASS,
     customer_changes,
@@ -19,10 +22,7 @@ from importer.db import (
     make_engine,
 )
 from importer.errors import RunError
-from importer.load import Progress, run_import
-from importer.results import ErrorCode
-from importer.runs import count_customers, undo, undo_preview
-from importer.validate import exclude
+from importer.outcomes.results import ErrorCode
 from tests.support import SETTINGS, checked_of, person, ready_engine
 
 

@@ -16,10 +16,11 @@ from pathlib import Path
 import openpyxl
 import pytest
 
-from importer import report
-from importer.mapping import apply_mapping, choose_sheet
-from importer.read import open_file
-from importer.report import (
+from importer.intake.readers import open_file
+from importer.mapping.columns import apply_mapping, choose_sheet
+from importer.outcomes.results import ErrorCode, FailedRows, ReportColumn
+from importer.output import failure_report as report
+from importer.output.failure_report import (
     COMMENTED_ROWS,
     INSTRUCTIONS_SHEET,
     REPLACEMENT,
@@ -30,7 +31,6 @@ from importer.report import (
     safe_cell,
     write_report,
 )
-from importer.results import ErrorCode, FailedRows, ReportColumn
 from importer.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -9,8 +9,8 @@ import zipfile
 
 import pytest
 
-from importer.report import XLSX_CELL_LIMIT, _t, write_report, xlsx_text
-from importer.results import ErrorCode, FailedRow, ReportColumn, RowError
+from importer.outcomes.results import ErrorCode, FailedRow, ReportColumn, RowError
+from importer.output.failure_report import XLSX_CELL_LIMIT, _t, write_report, xlsx_text
 
 VALUES = ["plain", "Kofi Mensah", " leading", "trailing ", "a&b", "<tag>", "x > y", "_x000D_", "a_xb", "_X000d_",
           "tab\there", "new\nline", "cr\rhere", "\x00nul", "\x1f", "café", "😀", "\ufffe", "\ud800", "=SUM(A1)",

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
-from importer.customers import classify_upload
-from importer.db import customers
-from importer.load import run_import
-from importer.results import ErrorCode
+from importer.database.customers import classify_upload
+from importer.database.loader import run_import
+from importer.database.schema import customers
+from importer.outcomes.results import ErrorCode
 from tests.support import SETTINGS, checked_of, person, ready_engine
 
 
@@ -57,8 +57,8 @@ def test_rejected_changes_fail_and_accepted_ones_update(database_url: str) -> No
 def test_undo_refuses_to_restore_a_key_another_customer_took(database_url: str) -> None:
     import pytest
 
+    from importer.database.ledger import undo
     from importer.errors import RunError
-    from importer.runs import undo
 
     engine = ready_engine(database_url)
     _import(engine, [person(1)], sha256="a" * 64)  # customer #1 with person(1)'s phone

@@ -13,14 +13,20 @@ import pandas as pd
 import pytest
 import sqlalchemy as sa
 
-from importer.csv_read import SheetRows
-from importer.db import customers, import_runs
-from importer.mapping import ColumnMapping
-from importer.pipeline import import_upload, read_upload
-from importer.report import report_bytes
-from importer.results import ReportColumn
-from importer.roundtrip import MAX_OTHER_COLUMNS, NOT_IMPORTED, renumber, report_columns, report_layout
-from importer.runs import get_run, list_runs, run_failures
+from importer.api import import_upload, read_upload
+from importer.database.ledger import get_run, list_runs, run_failures
+from importer.database.schema import customers, import_runs
+from importer.intake.delimited import SheetRows
+from importer.mapping.columns import ColumnMapping
+from importer.mapping.roundtrip import (
+    MAX_OTHER_COLUMNS,
+    NOT_IMPORTED,
+    renumber,
+    report_columns,
+    report_layout,
+)
+from importer.outcomes.results import ReportColumn
+from importer.output.failure_report import report_bytes
 from tests.support import SETTINGS, ready_engine
 
 BRANCH = (
@@ -227,7 +233,7 @@ def test_a_report_keeps_its_layout_for_a_run_read_back_later(database_url: str) 
 
 
 def test_a_full_name_column_comes_back_as_first_and_last_name() -> None:
-    from importer.mapping import FULL_NAME
+    from importer.mapping.columns import FULL_NAME
 
     mapping = _mapping(["S/No", "Cust. Name", "Mark", "Mobile"], [None, FULL_NAME, "shipping_mark", "phone"])
     columns, kept = report_layout(mapping)
@@ -263,7 +269,7 @@ def _xlsx_bytes(book: openpyxl.Workbook) -> bytes:
 
 
 def test_a_report_upload_says_what_it_is() -> None:
-    from importer.roundtrip import ReportUpload
+    from importer.mapping.roundtrip import ReportUpload
 
     assert ReportUpload(3, (0, 5)).describe() == (
         "The failure report of run #3: each row keeps its Row, the row number in the branch's file; "
@@ -276,8 +282,7 @@ def test_a_report_upload_says_what_it_is() -> None:
 def test_a_report_kept_as_a_workspace_replays_with_the_branchs_rows_and_columns(database_url: str) -> None:
     """Replay reads a report like read_upload does: numbered by its Row column, its own columns kept, so a
     refresh or a resume from the workspace sees the same rows as the upload did."""
-    from importer import workspace
-
+    from importer.workspace import store as workspace
     engine = ready_engine(database_url)
     first = import_upload(engine, read_upload(BRANCH.encode(), "kumasi.csv", SETTINGS), SETTINGS)
     data = report_bytes(run_failures(engine, first.run_id), "csv")

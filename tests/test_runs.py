@@ -1,4 +1,4 @@
-"""importer.runs: history, failures of a run, rebuilt summaries, undo, resumable runs."""
+"""importer.database.ledger: history, failures of a run, rebuilt summaries, undo, resumable runs."""
 
 from __future__ import annotations
 
@@ -7,10 +7,7 @@ import socket
 import pytest
 import sqlalchemy as sa
 
-from importer.db import import_runs
-from importer.errors import RunError
-from importer.load import run_import
-from importer.runs import (
+from importer.database.ledger import (
     count_customers,
     customers_in_run,
     find_resumable,
@@ -19,6 +16,9 @@ from importer.runs import (
     run_failures,
     undo_run,
 )
+from importer.database.loader import run_import
+from importer.database.schema import import_runs
+from importer.errors import RunError
 from tests.support import SETTINGS, checked_of, person, ready_engine
 
 

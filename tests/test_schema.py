@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from importer.results import ErrorCode
-from importer.validate import check_frame
+from importer.checks.validate import check_frame
+from importer.outcomes.results import ErrorCode
 from schemas.customer import FIELDS, SPECS, CustomerFrame
 from tests.support import SETTINGS, customer, frame
 
@@ -42,8 +42,8 @@ def test_each_declared_length_is_the_limit_validation_applies(field: str) -> Non
 
 
 def test_importing_the_declaration_does_not_import_pandera() -> None:
-    """importer.db builds its table from FIELDS; the CLI's history and undo never load pandera."""
-    code = "import sys, importer.db, importer.runs; print('pandera' in sys.modules)"
+    """importer.database.schema builds its table from FIELDS; the CLI's history and undo never load pandera."""
+    code = "import sys, importer.database.schema, importer.database.ledger; print('pandera' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
 
@@ -54,9 +54,9 @@ def test_other_phones_and_emails_are_declared_once_and_followed_everywhere() -> 
 
     import openpyxl
 
-    from importer.db import customers
-    from importer.mapping import match_header
-    from importer.template import template_xlsx
+    from importer.database.schema import customers
+    from importer.mapping.columns import match_header
+    from importer.output.template import template_xlsx
 
     for name, label in (("other_phones", "Other Phones"), ("other_emails", "Other Emails")):
         spec = SPECS[name]

@@ -6,9 +6,9 @@ import io
 
 import openpyxl
 
+from importer.checks.validate import check_frame
+from importer.output.template import EXAMPLE_ROWS, template_xlsx
 from importer.settings import Settings
-from importer.template import EXAMPLE_ROWS, template_xlsx
-from importer.validate import check_frame
 from schemas.customer import FIELDS, LEGACY_POSITIONAL_FIELDS, REGIONS
 from tests.support import frame
 

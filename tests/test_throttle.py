@@ -1,4 +1,4 @@
-"""importer.throttle: the password gate's throttle, with a fake clock (no waiting, no Streamlit)."""
+"""importer.server.throttle: the password gate's throttle, with a fake clock (no waiting, no Streamlit)."""
 
 from __future__ import annotations
 
@@ -6,9 +6,9 @@ import threading
 
 import pytest
 
-from importer import throttle
+from importer.server import throttle
+from importer.server.throttle import BUSY, DELAY, LOCKOUT, Limits, LoginThrottle
 from importer.settings import Settings
-from importer.throttle import BUSY, DELAY, LOCKOUT, Limits, LoginThrottle
 
 
 class Clock:

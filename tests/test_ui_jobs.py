@@ -8,11 +8,11 @@ from datetime import UTC, datetime
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from importer import jobs
-from importer.governor import Waiting
-from importer.jobs import Job, JobState, RunningRun
-from importer.results import RunStatus
-from importer.runs import get_run
+from importer.database.ledger import get_run
+from importer.outcomes.results import RunStatus
+from importer.server import jobs
+from importer.server.governor import Waiting
+from importer.server.jobs import Job, JobState, RunningRun
 from tests.support import SETTINGS, ready_engine
 from tests.test_jobs import ROWS, TIMEOUT, Pause, csv_file, finished, until, upload_of
 from ui import jobs as ui_jobs

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
+from importer.checks.validate import check_frame, exclude, recheck
 from importer.settings import Settings
-from importer.validate import check_frame, exclude, recheck
 from tests.support import customer, frame
 
 SETTINGS = Settings()

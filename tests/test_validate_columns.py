@@ -1,4 +1,4 @@
-"""Property-based: validation by distinct values (importer.validate) gives exactly what row-by-row gives.
+"""Property-based: validation by distinct values (importer.checks.validate) gives exactly what row-by-row gives.
 
 check_frame normalises each distinct text of a column once, builds each distinct message once and spreads
 both to the rows by number (issue 8: a file whose every row fails must cost about what a clean one costs).
@@ -20,10 +20,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pandera.errors import SchemaErrors
 
-from importer import clean
-from importer.dedupe import find_duplicates_in_file
-from importer.results import ErrorCode, ErrorTable, RowError
-from importer.validate import (
+from importer.checks import normalise as clean
+from importer.checks.in_file import find_duplicates_in_file
+from importer.checks.validate import (
     _MAIN_OF,
     OTHERS_OF,
     TEXT,
@@ -35,6 +34,7 @@ from importer.validate import (
     check_frame,
     recheck,
 )
+from importer.outcomes.results import ErrorCode, ErrorTable, RowError
 from schemas.customer import FIELD_NAMES, CustomerFrame
 from tests.support import SETTINGS
 

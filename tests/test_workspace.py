@@ -1,4 +1,4 @@
-"""importer.workspace: a saved upload and its operations, replay equal to live, undo/redo, expiry,
+"""importer.workspace.store: a saved upload and its operations, replay equal to live, undo/redo, expiry,
 resume from a workspace, and naming a stale dry run; on a real SQLite file and a real PostgreSQL."""
 
 from __future__ import annotations
@@ -16,11 +16,11 @@ from hypothesis import HealthCheck, given
 from hypothesis import settings as hyp_settings
 from hypothesis import strategies as st
 
-from importer import workspace as ws
+from importer.api import import_upload, read_upload
+from importer.checks.validate import Checked
+from importer.database.ledger import get_run, undo
 from importer.errors import LimitExceeded, RunError
-from importer.pipeline import import_upload, read_upload
-from importer.runs import get_run, undo
-from importer.validate import Checked
+from importer.workspace import store as ws
 from schemas.customer import FIELD_NAMES
 from tests.support import SETTINGS, ready_engine
 
@@ -246,7 +246,7 @@ class Shout:
         return cls(data["field"])
 
     def apply(self, checked: Checked, settings: Any) -> Checked:
-        from importer.validate import recheck
+        from importer.checks.validate import recheck
 
         return recheck(checked, checked.original.assign(**{self.field: checked.original[self.field].str.upper()}),
                        settings)
@@ -313,7 +313,7 @@ def draw_operation(data: st.DataObject, checked: Checked, excluded: list[int], m
     if kind == "plug-in":
         return Shout(data.draw(st.sampled_from(["first_name", "email", "region"])))
     if kind == "convert":
-        from importer.convert import Conversion, Replace
+        from importer.review.conversions import Conversion, Replace
 
         return data.draw(st.sampled_from([
             Conversion("region", {"Ashanti": "VOLTA", "": "Kumasi", "kumasi": "ASHANTI"}),
@@ -447,7 +447,7 @@ def test_a_stale_dry_run_is_named(database_url: str) -> None:
 
 
 def test_state_of_a_database_without_tables(sqlite_url: str) -> None:
-    from importer.db import make_engine
+    from importer.database.schema import make_engine
 
     engine = make_engine(sqlite_url)
     assert ws.database_state(engine) == ws.DatabaseState()
@@ -462,7 +462,7 @@ def test_ago_words() -> None:
 
 
 def test_value_conversions_of_importer_convert_are_replayed(database_url: str) -> None:
-    from importer.convert import Conversion, Replace
+    from importer.review.conversions import Conversion, Replace
 
     engine = ready_engine(database_url)
     data = csv_file()

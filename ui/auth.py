@@ -9,7 +9,7 @@ from collections.abc import Mapping
 
 import streamlit as st
 
-from importer import throttle
+from importer.server import throttle
 from importer.settings import Settings
 from ui import keys, state
 from ui.engine import secrets, settings

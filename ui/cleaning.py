@@ -9,7 +9,7 @@ Each function draws one section and returns what the page must store, or None:
         state.set_checked(new)   # the notice saying what it did is already set (state.notice)
         st.rerun()
 
-The operations applied are importer.convert operations; `last_operation()` hands the latest one (as its
+The operations applied are importer.review.conversions operations; `last_operation()` hands the latest one (as its
 to_dict()) to whoever records a workspace's operations.
 """
 
@@ -21,7 +21,18 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from importer.convert import (
+from importer.checks.validate import Checked
+from importer.errors import UsageError
+from importer.intake.delimited import SkippedRow
+from importer.mapping.columns import (
+    ColumnMapping,
+    SheetNotes,
+    choice_label,
+    fed_fields,
+    one_word_names,
+    split_preview,
+)
+from importer.review.conversions import (
     Conversion,
     Operation,
     Replace,
@@ -31,18 +42,7 @@ from importer.convert import (
     mapping_warnings,
     preview,
 )
-from importer.csv_read import SkippedRow
-from importer.errors import UsageError
-from importer.mapping import (
-    ColumnMapping,
-    SheetNotes,
-    choice_label,
-    fed_fields,
-    one_word_names,
-    split_preview,
-)
 from importer.settings import Settings
-from importer.validate import Checked
 from schemas.customer import FIELD_NAMES, REGIONS, USER_TYPES, label_of
 from ui import state
 from ui.heavy import heavy_step

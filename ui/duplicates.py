@@ -3,7 +3,7 @@ side by side, each with keep both, exclude this row, or update that customer.
 
 `show_possible_duplicates(engine, checked, settings)` renders the section and returns the upload after a
 decision that changes it (exclude, update), or None; the page then keeps it (`state.set_checked`) and
-reruns. The search (importer.duplicates) runs once per upload version, as a heavy step. The analyst's
+reruns. The search (importer.review.lookalikes) runs once per upload version, as a heavy step. The analyst's
 decisions are kept in the session as JSON records (`decisions()`), per file, so that a pair kept as two
 people stays hidden after later edits.
 """
@@ -14,7 +14,9 @@ import pandas as pd
 import sqlalchemy as sa
 import streamlit as st
 
-from importer.duplicates import (
+from importer.checks.validate import Checked
+from importer.errors import DatabaseError, UsageError
+from importer.review.lookalikes import (
     RULES,
     Action,
     Decision,
@@ -25,10 +27,8 @@ from importer.duplicates import (
     stored_customers,
     update_decision,
 )
-from importer.errors import DatabaseError, UsageError
 from importer.settings import Settings
-from importer.validate import Checked
-from importer.workspace import CellEdit, Exclude
+from importer.workspace.store import CellEdit, Exclude
 from schemas.customer import FIELD_NAMES, label_of
 from ui import state
 from ui.heavy import heavy_step

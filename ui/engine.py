@@ -8,7 +8,7 @@ from collections.abc import Mapping
 import sqlalchemy as sa
 import streamlit as st
 
-from importer.db import ensure_schema, make_engine
+from importer.database.schema import ensure_schema, make_engine
 from importer.settings import Settings
 
 # Settings a deployment may put in .streamlit/secrets.toml instead of the environment.

@@ -10,7 +10,7 @@
   checkbox and the failure report with the excluded rows appended, marked "excluded by the analyst".
 - `show_fix_preview_line(fixes, changes)`: "fixes **N** failing rows · changes **M** rows".
 
-The excluded rows live in the session per file (its sha256), as importer.exclusions.Excluded records with
+The excluded rows live in the session per file (its sha256), as importer.review.exclusions.Excluded records with
 their text as it was: they survive the real import (which drops the upload) so its report can carry them.
 A page that gets a Checked back keeps it (`state.set_checked`) and reruns.
 """
@@ -20,7 +20,10 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from importer.exclusions import (
+from importer.api import Upload
+from importer.checks.validate import Checked, exclude
+from importer.outcomes.results import ErrorTable, FailedRows
+from importer.review.exclusions import (
     EXCLUDED_BY_ANALYST,
     Excluded,
     excluded_rows,
@@ -32,11 +35,8 @@ from importer.exclusions import (
     with_excluded,
     without,
 )
-from importer.pipeline import Upload
-from importer.results import ErrorTable, FailedRows
 from importer.settings import Settings
-from importer.validate import Checked, exclude
-from importer.workspace import Exclude, Include
+from importer.workspace.store import Exclude, Include
 from schemas.customer import FIELD_NAMES, label_of
 from ui import state
 from ui.heavy import heavy_step

@@ -19,12 +19,12 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from importer.customers import Classification, classify_upload, customer_detail
+from importer.api import Upload
+from importer.database.customers import Classification, classify_upload, customer_detail
+from importer.database.lookup import existing_customers
+from importer.database.matching import BlankMode, ExistingMode
 from importer.errors import DatabaseError
-from importer.existing import existing_customers
-from importer.matching import BlankMode, ExistingMode
-from importer.pipeline import Upload
-from importer.results import ErrorCode, ErrorTable, RowError
+from importer.outcomes.results import ErrorCode, ErrorTable, RowError
 from schemas.customer import FIELD_NAMES, label_of
 from ui import keys, state
 from ui.engine import engine
@@ -61,7 +61,7 @@ class AgainstDatabase:
         return ExistingMode.UPDATE.value if self.counts["accepted"] else ExistingMode.SKIP.value
 
     def import_arguments(self) -> dict[str, Any]:
-        """existing, blank and rejected, as importer.pipeline.import_upload takes them."""
+        """existing, blank and rejected, as importer.api.import_upload takes them."""
         return {"existing": self.existing, "blank": blank_mode(),
                 "rejected": self.rejected if self.existing == ExistingMode.UPDATE.value else ()}
 

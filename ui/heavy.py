@@ -1,7 +1,7 @@
 """Sharing the one server's memory between analysts: heavy steps in turn, closed tabs freed promptly.
 
 `heavy_step(label, rows)` wraps whatever computes over a whole upload (reading it, re-validating, bulk
-fixes, a dry run, an import). It takes a slot of the process-wide `importer.governor` budget
+fixes, a dry run, an import). It takes a slot of the process-wide `importer.server.governor` budget
 (MEMORY_BUDGET_MB); while another analyst's step holds the budget, the page shows
 "Waiting for another import to finish (1 ahead of you)", redrawn as the queue moves, then runs the body:
 
@@ -28,9 +28,9 @@ from functools import partial
 
 import streamlit as st
 
-from importer import governor
-from importer.governor import GaveUp, Waiting
-from importer.memory import release_free_memory
+from importer.server import governor
+from importer.server.governor import GaveUp, Waiting
+from importer.server.memory import release_free_memory
 from ui.engine import settings
 
 WAIT_ICON = ":material/hourglass_top:"

@@ -1,4 +1,4 @@
-"""The dashboard's side of background imports (importer.jobs): start one, show every running run, hand
+"""The dashboard's side of background imports (importer.server.jobs): start one, show every running run, hand
 the result to the page.
 
     job_id = jobs.start(upload, review.import_arguments(), workspace)   # views/load.py's Import button
@@ -19,19 +19,19 @@ from typing import Any
 
 import streamlit as st
 
-from importer import jobs
+from importer.api import Upload
+from importer.database.ledger import count_customers
 from importer.errors import DatabaseError, ImporterError
-from importer.jobs import Job, JobState, RunningRun
-from importer.pipeline import Upload
-from importer.runs import count_customers
-from importer.workspace import discard_workspace
+from importer.server import jobs
+from importer.server.jobs import Job, JobState, RunningRun
+from importer.workspace.store import discard_workspace
 from ui import auth, state
 from ui.engine import engine, settings
 from ui.render import md_escape, progress_text
 
 # Session values (ui/keys.py may take them over).
-JOB = "import_job"  # id of this session's current importer.jobs.Job
-OWNER = "import_job_owner"  # this session's owner token for importer.jobs
+JOB = "import_job"  # id of this session's current importer.server.jobs.Job
+OWNER = "import_job_owner"  # this session's owner token for importer.server.jobs
 JOB_FOR = "import_job_for"  # (upload version, workspace) the session's job imports
 OUTCOME = "import_job_outcome"  # (icon, text) of the job that just ended: shown once, as a toast
 FAILURE = "import_job_failure"  # why this session's last job failed (one line), until the next starts

@@ -1,4 +1,4 @@
-"""Upload's remembered mappings (importer.profiles): a mapping the analyst confirms is saved under its file's
+"""Upload's remembered mappings (importer.mapping.profiles): a mapping the analyst confirms is saved under its file's
 header signature, and under a source name when she gives one; the next file with the same headers is read
 with it, with a notice ("Mapping from kumasi-oct.xlsx, saved 3 Nov") and a way to drop it.
 
@@ -14,10 +14,10 @@ from collections.abc import Callable
 
 import streamlit as st
 
+from importer.api import Upload
 from importer.errors import DatabaseError, UsageError
-from importer.mapping import ColumnMapping
-from importer.pipeline import Upload
-from importer.profiles import delete_profile, find_profile, save_profile
+from importer.mapping.columns import ColumnMapping
+from importer.mapping.profiles import delete_profile, find_profile, save_profile
 from ui import auth, keys, state
 from ui.engine import engine, settings
 from ui.render import md_escape

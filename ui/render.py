@@ -12,11 +12,11 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from importer.load import Progress
-from importer.report import report_bytes
-from importer.results import DUPLICATE_CODES, ErrorCode, ErrorTable, RowError, RunResult, error_text
-from importer.runs import RunRecord, run_failures
-from importer.validate import Checked
+from importer.checks.validate import Checked
+from importer.database.ledger import RunRecord, run_failures
+from importer.database.loader import Progress
+from importer.outcomes.results import DUPLICATE_CODES, ErrorCode, ErrorTable, RowError, RunResult, error_text
+from importer.output.failure_report import report_bytes
 from schemas.customer import FIELD_NAMES, REGIONS, label_of
 
 ROW = "Row"

@@ -13,13 +13,13 @@ from typing import Any
 
 import streamlit as st
 
+from importer.api import Upload, read_upload
+from importer.checks.validate import Checked
 from importer.errors import FileRefused, MissingColumns
-from importer.mapping import ColumnMapping
-from importer.memory import release_free_memory
-from importer.pipeline import Upload, read_upload
-from importer.results import RunResult
+from importer.mapping.columns import ColumnMapping
+from importer.outcomes.results import RunResult
+from importer.server.memory import release_free_memory
 from importer.settings import Settings
-from importer.validate import Checked
 from ui import keys
 
 
@@ -61,13 +61,13 @@ def set_upload(new: Upload | None, *, keep_workspace: bool = False) -> None:
 
 
 def operation(op: Any) -> None:
-    """What a section just did, as an importer.workspace operation: the next set_checked saves it (the
+    """What a section just did, as an importer.workspace.store operation: the next set_checked saves it (the
     sections return the new Checked; the page keeps it)."""
     st.session_state[keys.LAST_OPERATION] = op
 
 
 def set_checked(checked: Checked, op: Any = None) -> None:
-    """The same upload after edits, fixes or exclusions; `op` (an importer.workspace operation) is what was
+    """The same upload after edits, fixes or exclusions; `op` (an importer.workspace.store operation) is what was
     done, saved at once in the session's workspace so that a refresh or a closed tab loses nothing."""
     current = upload()
     if current is None:

@@ -1,4 +1,4 @@
-"""The session's upload as a saved workspace (importer.workspace): nothing the analyst does is lost.
+"""The session's upload as a saved workspace (importer.workspace.store): nothing the analyst does is lost.
 
 - `start(data, upload)`: a file just read on Upload is kept in the database as a workspace, and the
   page's address carries its id (`?ws=12`), so a refresh (a new browser session) reopens it: `restore()`,
@@ -18,9 +18,9 @@ from typing import Any
 
 import streamlit as st
 
-from importer import workspace as ws
+from importer.api import Upload
 from importer.errors import DatabaseError, FileRefused, ImporterError
-from importer.pipeline import Upload
+from importer.workspace import store as ws
 from schemas.customer import FIELD_NAMES
 from ui import auth, keys, state
 from ui.engine import engine, settings

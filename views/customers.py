@@ -9,17 +9,17 @@ from functools import partial
 import pandas as pd
 import streamlit as st
 
-from importer import export
-from importer.customers import SEARCH_COUNT_CAP, customer_detail, search_customers
+from importer.database.customers import SEARCH_COUNT_CAP, customer_detail, search_customers
+from importer.database.ledger import list_runs
 from importer.errors import DatabaseError
-from importer.export import MIME, export_bytes, export_file_name
-from importer.runs import list_runs
+from importer.output import customer_export as export
+from importer.output.customer_export import MIME, export_bytes, export_file_name
 from schemas.customer import FIELDS, REGIONS
 from ui import auth, keys, render, state
 from ui.engine import engine
 
 PAGE_SIZES = (25, 50, 100, 200)
-# Columns of the table, in order: (column of importer.customers.CUSTOMER_COLUMNS, heading).
+# Columns of the table, in order: (column of importer.database.customers.CUSTOMER_COLUMNS, heading).
 TABLE = (("id", "ID"), ("shipping_mark", "Shipping Mark"), ("first_name", "First Name"), ("last_name", "Last Name"),
          ("phone", "Phone"), ("email", "Email"), ("region", "Region"), ("import_run_id", "Run"),
          ("created_at", "Created (UTC)"))
@@ -159,7 +159,7 @@ if page.rows:
 
 # --- export --------------------------------------------------------------------------------------------
 # A download button keeps its file in the server's memory: a big CSV goes zipped, and Excel has a limit
-# (importer.export.download_formats). A text search's count stopped at SEARCH_COUNT_CAP, so it is counted
+# (importer.output.customer_export.download_formats). A text search's count stopped at SEARCH_COUNT_CAP, so it is counted
 # on, up to that limit, once per set of filters.
 st.subheader("Export")
 shown = "every customer" if not (text or region or run_id is not None) else "the customers these filters select"

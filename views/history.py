@@ -6,11 +6,11 @@ from functools import partial
 
 import streamlit as st
 
+from importer.api import upload_for_resume
+from importer.database.ledger import RunRecord, list_runs, undo, undo_preview
 from importer.errors import DatabaseError, FileRefused, RunError
-from importer.pipeline import upload_for_resume
-from importer.results import RunStatus
-from importer.runs import RunRecord, list_runs, undo, undo_preview
-from importer.workspace import upload_for_workspace_resume
+from importer.outcomes.results import RunStatus
+from importer.workspace.store import upload_for_workspace_resume
 from ui import auth, keys, render, state
 from ui import jobs as background
 from ui.engine import engine

@@ -6,12 +6,12 @@ from functools import partial
 
 import streamlit as st
 
+from importer.api import import_upload
+from importer.database.ledger import find_resumable
 from importer.errors import DatabaseError
-from importer.pipeline import import_upload
-from importer.report import report_bytes
-from importer.results import RunResult
-from importer.runs import find_resumable
-from importer.workspace import DatabaseState, database_state, stale_reason
+from importer.outcomes.results import RunResult
+from importer.output.failure_report import report_bytes
+from importer.workspace.store import DatabaseState, database_state, stale_reason
 from ui import auth, existing, keys, render, state, workspace
 from ui import jobs as background
 from ui.engine import engine

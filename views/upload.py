@@ -5,8 +5,8 @@ from __future__ import annotations
 import streamlit as st
 
 from importer.errors import UsageError
-from importer.mapping import ColumnMapping, choice_label, mapping_choices
-from importer.template import template_xlsx
+from importer.mapping.columns import ColumnMapping, choice_label, mapping_choices
+from importer.output.template import template_xlsx
 from schemas.customer import label_of
 from ui import auth, cleaning, keys, profiles, state, workspace
 from ui.heavy import heavy_rows_for_file, heavy_step

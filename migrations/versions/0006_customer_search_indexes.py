@@ -23,7 +23,7 @@ down_revision = "0005"
 branch_labels = None
 depends_on = None
 
-# The expression must stay the one importer.customers.search_text() builds, or the index goes unused.
+# The expression must stay the one importer.database.customers.search_text() builds, or the index goes unused.
 CREATE_SEARCH_INDEX = (
     "CREATE INDEX ix_customers_search_trgm ON customers USING gin ("
     "lower(shipping_mark || ' ' || first_name || ' ' || last_name || ' ' || phone || ' ' || coalesce(email, ''))"

@@ -1,6 +1,6 @@
 """The real dashboard in real Chromium: a `streamlit run app.py` server per test, and helpers to drive it.
 
-The server is started exactly as a user starts it (`python -m importer.serve run app.py`, which becomes
+The server is started exactly as a user starts it (`python -m importer.server.serve run app.py`, which becomes
 `streamlit run app.py` in the same process: the venv's python itself is the server process, so its pid
 is the one to signal or measure), on a free port, with
 DATABASE_URL pointing at a temporary SQLite file. Fixtures always stop what they start.
@@ -60,7 +60,7 @@ class Server:
         self.proc: subprocess.Popen | None = None
         # What runs `streamlit run`: the deployed launcher (allocators set for a shared server); a
         # diagnostic wrapper may replace it.
-        self.launcher = ["-m", "importer.serve"]
+        self.launcher = ["-m", "importer.server.serve"]
 
     @property
     def url(self) -> str:

@@ -22,8 +22,8 @@ import pytest
 from playwright.sync_api import expect
 
 from bench.workbook import customer_workbook
-from importer.fixes import apply_fix, fill_region_fix
-from importer.pipeline import read_upload
+from importer.api import read_upload
+from importer.review.fixes import apply_fix, fill_region_fix
 from importer.settings import Settings
 from tests.e2e.conftest import goto_page, new_page, save_screenshot, wait_idle
 from tests.e2e.pg_servers import kill_group, pg_env, query, sign_in

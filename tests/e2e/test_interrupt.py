@@ -1,6 +1,6 @@
 """A dashboard import cut off mid-way by killing the server (SIGKILL), then resumed by uploading the file again.
 
-The import runs in a worker thread of the server (importer.jobs): the Import page's button starts it and
+The import runs in a worker thread of the server (importer.server.jobs): the Import page's button starts it and
 the sidebar shows its progress. The server runs with a small BATCH_SIZE so a 30,000-row import commits
 many chunks; the test polls the database's import_runs.rows_done and acts once some rows are committed
 but not all. tests/e2e/test_background.py has the rest: resuming from History without a file, a closed
@@ -18,7 +18,7 @@ import pytest
 from playwright.sync_api import expect
 
 from bench.workbook import customer_workbook
-from importer.pipeline import read_upload
+from importer.api import read_upload
 from importer.settings import Settings
 from tests.e2e.conftest import goto_page, new_page, upload_file, wait_idle
 from tests.e2e.pg_servers import kill_group, query

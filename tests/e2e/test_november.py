@@ -47,8 +47,8 @@ def workbook(rows: list[list[str]]) -> bytes:
 
 def import_october_rows(server, rows: list[list[str]]) -> None:
     """Customers stored before the test, through the same engine the dashboard uses (the CLI's import)."""
-    from importer.db import make_engine
-    from importer.pipeline import import_upload, read_upload
+    from importer.api import import_upload, read_upload
+    from importer.database.schema import make_engine
     from importer.settings import Settings
 
     settings = Settings.from_env({"DATABASE_URL": f"sqlite:///{server.db_path}"})

@@ -1,0 +1,1 @@
+"""Checking the mapped rows: normalising each field, validating, duplicates inside the file."""

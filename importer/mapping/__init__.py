@@ -1,0 +1,1 @@
+"""Columns to fields: header detection and mapping, remembered profiles, the file's own columns."""

@@ -1,0 +1,1 @@
+"""Outcomes: row errors held as columns, failed rows, a run's result."""

@@ -1,0 +1,1 @@
+"""Files the importer writes: the failure report, the customers export, the template."""

@@ -1,0 +1,1 @@
+"""The analyst's review: the operations she performs (fixes, conversions, exclusions), look-alikes."""

@@ -1,0 +1,1 @@
+"""The shared dashboard server: background jobs, the memory governor, the login throttle, start-up."""
