@@ -51,7 +51,7 @@ def operations(upload, count: int, wide: bool, seed: int = 7, mapping_change: bo
     a few bulk fixes, value conversions and replaces, an include-again now and then, one mapping change.
     wide: two of them change most rows (a trim of every row, a replace in 75% of the e-mails)."""
     from importer.review.conversions import Conversion, Replace
-    from importer.workspace.store import BulkFix, CellEdit, Exclude, Include, MappingChange
+    from importer.review.operations import BulkFix, CellEdit, Exclude, Include, MappingChange
 
     rnd = random.Random(seed)
     checked = upload.checked
@@ -124,8 +124,7 @@ def child(kind: str, url: str, path: str, workspace_id: int) -> None:
 
 def upload_snapshot(url: str, workspace_id: int, path: Path) -> None:
     """Put back the snapshot the upload stored (read with the old mapping): the next replay reads the file."""
-    from importer.database.schema import make_engine
-    from importer.workspace.store import workspaces
+    from importer.database.schema import make_engine, workspaces
 
     engine = make_engine(url)
     with engine.begin() as conn:
@@ -149,17 +148,10 @@ def prepare(url: str, data: bytes, path: Path, count: int, wide: bool,
             mapping_change: bool = True) -> tuple[int, dict]:
     """A workspace of the file with `count` operations; (its id, sizes and the cost of a live operation)."""
     from importer.api import read_upload
-    from importer.database.schema import ensure_schema, make_engine
-    from importer.workspace.store import (
-        append_operation,
-        create_workspace,
-        open_workspace,
-        perform,
-        snapshot_bytes,
-        summary_of,
-        workspace_operations,
-        workspaces,
-    )
+    from importer.database.schema import ensure_schema, make_engine, workspace_operations, workspaces
+    from importer.review.operations import summary_of
+    from importer.workspace.snapshot import snapshot_bytes
+    from importer.workspace.store import append_operation, create_workspace, open_workspace, perform
 
     engine = make_engine(url)
     ensure_schema(engine)
@@ -176,7 +168,7 @@ def prepare(url: str, data: bytes, path: Path, count: int, wide: bool,
         append_operation(engine, wid, op, summary=summary_of(op))
     appended = time.perf_counter() - started
     opened = open_workspace(engine, wid, SETTINGS)  # then a few operations as the page makes them, live
-    from importer.workspace.store import CellEdit
+    from importer.review.operations import CellEdit
 
     live = []
     for row in opened.upload.checked.original.index[:5]:

@@ -67,3 +67,13 @@ class DatabaseError(ImporterError):
 
 class RunError(ImporterError):
     """A run cannot be acted on (unknown id, still running, already undone)."""
+
+
+class WorkspaceError(ImporterError):
+    """A workspace cannot be acted on: unknown, expired, discarded, someone else's, or a bad operation."""
+
+
+class WorkspaceChanged(WorkspaceError):
+    """Another tab or instance changed the workspace since this frame was built."""
+
+

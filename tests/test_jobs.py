@@ -19,6 +19,7 @@ from importer.database.ledger import find_resumable, get_run
 from importer.database.loader import Progress
 from importer.database.schema import make_engine
 from importer.outcomes.results import RunResult, RunStatus
+from importer.review import operations as op_kinds
 from importer.server import jobs
 from importer.server.jobs import Job, JobState
 from importer.workspace import store as ws
@@ -211,7 +212,7 @@ def test_a_run_from_a_workspace_records_it_and_resumes_from_it(database_url: str
     read = upload_of(data)
     workspace_id = ws.create_workspace(engine, "ama", data, "kumasi.csv", SETTINGS, read.sheet, read.mapping,
                                        rows=read.checked.total)
-    opened = ws.perform(engine, ws.open_workspace(engine, workspace_id, SETTINGS), ws.BulkFix("region", "VOLTA"),
+    opened = ws.perform(engine, ws.open_workspace(engine, workspace_id, SETTINGS), op_kinds.BulkFix("region", "VOLTA"),
                         SETTINGS)
     pause = Pause(at=20)
     job = start(engine, opened.upload, on_progress=pause, workspace=(opened.info.id, opened.seqs))

@@ -16,10 +16,17 @@ from hypothesis import HealthCheck, given
 from hypothesis import settings as hyp_settings
 from hypothesis import strategies as st
 
+from importer import errors as importer_errors
 from importer.api import import_upload, read_upload
+from importer.checks import validate as validate
 from importer.checks.validate import Checked
+from importer.database import schema as schema
 from importer.database.ledger import get_run, undo
 from importer.errors import LimitExceeded, RunError
+from importer.review import operations as op_kinds
+from importer.review import staleness as staleness
+from importer.workspace import replay as ws_replay
+from importer.workspace import snapshot as ws_snapshot
 from importer.workspace import store as ws
 from schemas.customer import FIELD_NAMES
 from tests.support import SETTINGS, ready_engine
@@ -61,7 +68,7 @@ def new_workspace(engine: sa.Engine, data: bytes, owner: str = "ama", name: str 
     """A workspace as the dashboard makes one: with its snapshot (the file as read and checked), unless not."""
     upload = read_upload(data, name, SETTINGS)
     wid = ws.create_workspace(engine, owner, data, name, SETTINGS, upload.sheet, upload.mapping,
-                              rows=upload.checked.total, snapshot=ws.snapshot_bytes(upload) if snapshot else None)
+                              rows=upload.checked.total, snapshot=ws_snapshot.snapshot_bytes(upload) if snapshot else None)
     return ws.open_workspace(engine, wid, SETTINGS)
 
 
@@ -85,20 +92,20 @@ def test_a_snapshot_replays_what_the_file_gives_and_a_broken_one_falls_back_to_t
     engine = ready_engine(sqlite_url)
     data = csv_file(30)
     upload = read_upload(data, "kumasi.csv", SETTINGS)
-    start = ws.load_snapshot(ws.snapshot_bytes(upload), SETTINGS)
+    start = ws_snapshot.load_snapshot(ws_snapshot.snapshot_bytes(upload), SETTINGS)
     assert start is not None
     assert (start.upload.file_name, start.upload.sha256, start.upload.mapping, start.upload.notes,
             start.upload.report_columns) == (upload.file_name, upload.sha256, upload.mapping, upload.notes,
                                              upload.report_columns)
     assert_same(Checked(start.text, start.normalised, start.errors), upload.checked)
     opened = new_workspace(engine, data)
-    ops = [ws.CellEdit.of(opened.upload.checked, {3: {"phone": "0241234567"}}), ws.BulkFix("region", "ASHANTI"),
-           ws.Exclude((5,), "test")]
+    ops = [op_kinds.CellEdit.of(opened.upload.checked, {3: {"phone": "0241234567"}}), op_kinds.BulkFix("region", "ASHANTI"),
+           op_kinds.Exclude((5,), "test")]
     for op in ops:
         opened = ws.perform(engine, opened, op, SETTINGS)
     from_snapshot = ws.open_workspace(engine, opened.info.id, SETTINGS)
     with engine.begin() as conn:
-        conn.execute(ws.workspaces.update().values(snapshot=b"PK\x03\x04 not a zip"))
+        conn.execute(schema.workspaces.update().values(snapshot=b"PK\x03\x04 not a zip"))
     with caplog.at_level("WARNING"):
         from_file = ws.open_workspace(engine, opened.info.id, SETTINGS)
     assert "snapshot could not be read" in caplog.text
@@ -110,15 +117,15 @@ def test_a_snapshot_replays_what_the_file_gives_and_a_broken_one_falls_back_to_t
 def test_operations_are_summarised_in_the_users_words(database_url: str) -> None:
     engine = ready_engine(database_url)
     opened = new_workspace(engine, csv_file())
-    opened = ws.perform(engine, opened, ws.BulkFix("region", "ASHANTI"), SETTINGS)
-    edit = ws.CellEdit.of(opened.upload.checked, {5: {"phone": "0541234567"}})
+    opened = ws.perform(engine, opened, op_kinds.BulkFix("region", "ASHANTI"), SETTINGS)
+    edit = op_kinds.CellEdit.of(opened.upload.checked, {5: {"phone": "0541234567"}})
     assert edit is not None
     opened = ws.perform(engine, opened, edit, SETTINGS)
-    opened = ws.perform(engine, opened, ws.BulkFix("trim"), SETTINGS)
-    opened = ws.perform(engine, opened, ws.Exclude((9,), "failing on first name"), SETTINGS)
-    opened = ws.perform(engine, opened, ws.Include((9,)), SETTINGS)
+    opened = ws.perform(engine, opened, op_kinds.BulkFix("trim"), SETTINGS)
+    opened = ws.perform(engine, opened, op_kinds.Exclude((9,), "failing on first name"), SETTINGS)
+    opened = ws.perform(engine, opened, op_kinds.Include((9,)), SETTINGS)
     fields = [None if f == "company_name" else f for f in opened.upload.mapping.fields]
-    opened = ws.perform(engine, opened, ws.MappingChange.of(opened.upload.mapping, fields), SETTINGS)
+    opened = ws.perform(engine, opened, op_kinds.MappingChange.of(opened.upload.mapping, fields), SETTINGS)
     assert [(e.seq, e.summary, e.undone) for e in ws.history(engine, opened.info.id)] == [
         (1, "Filled 10 blank regions with Ashanti", False),
         (2, "Row 5: phone 54123 -> 0541234567", False),
@@ -135,9 +142,9 @@ def test_operations_are_summarised_in_the_users_words(database_url: str) -> None
 
 
 def test_edit_summary_names_several_cells() -> None:
-    edit = ws.CellEdit(((14, "phone", "0241", "0541"), (14, "email", "", "a@b.co"), (15, "region", "x", "")))
+    edit = op_kinds.CellEdit(((14, "phone", "0241", "0541"), (14, "email", "", "a@b.co"), (15, "region", "x", "")))
     assert edit.describe() == "Edited 3 cells in 2 rows: 14, 15"
-    assert ws.CellEdit(((15, "region", "Kumasi", ""),)).describe() == "Row 15: region Kumasi -> (blank)"
+    assert op_kinds.CellEdit(((15, "region", "Kumasi", ""),)).describe() == "Row 15: region Kumasi -> (blank)"
 
 
 def test_undo_redo_and_a_new_operation_clears_the_redo_stack(database_url: str) -> None:
@@ -145,7 +152,7 @@ def test_undo_redo_and_a_new_operation_clears_the_redo_stack(database_url: str) 
     data = csv_file()
     opened = new_workspace(engine, data)
     wid = opened.info.id
-    for op in (ws.BulkFix("region", "VOLTA"), ws.BulkFix("phones"), ws.Exclude((4, 6))):
+    for op in (op_kinds.BulkFix("region", "VOLTA"), op_kinds.BulkFix("phones"), op_kinds.Exclude((4, 6))):
         opened = ws.perform(engine, opened, op, SETTINGS)
     after_three = opened.upload.checked
     assert [e.seq for e in ws.history(engine, wid)] == [1, 2, 3]
@@ -164,7 +171,7 @@ def test_undo_redo_and_a_new_operation_clears_the_redo_stack(database_url: str) 
     assert [e.undone for e in ws.history(engine, wid)] == [False, True, True]
     opened = ws.open_workspace(engine, wid, SETTINGS)
     assert opened.version == 1 and len(opened.upload.checked.original) == 16
-    opened = ws.perform(engine, opened, ws.BulkFix("emails"), SETTINGS)
+    opened = ws.perform(engine, opened, op_kinds.BulkFix("emails"), SETTINGS)
     assert [(e.seq, e.undone) for e in ws.history(engine, wid)] == [(1, False), (4, False)]  # seq never reused
     assert ws.redo(engine, wid) is None
 
@@ -173,10 +180,10 @@ def test_a_second_tab_working_on_an_old_frame_replays_first(database_url: str) -
     engine = ready_engine(database_url)
     tab_a = new_workspace(engine, csv_file())
     tab_b = ws.open_workspace(engine, tab_a.info.id, SETTINGS)
-    tab_a = ws.perform(engine, tab_a, ws.BulkFix("region", "ASHANTI"), SETTINGS)
-    with pytest.raises(ws.WorkspaceChanged):
-        ws.append_operation(engine, tab_b.info.id, ws.BulkFix("emails"), expected_version=tab_b.version)
-    tab_b = ws.perform(engine, tab_b, ws.BulkFix("emails"), SETTINGS)
+    tab_a = ws.perform(engine, tab_a, op_kinds.BulkFix("region", "ASHANTI"), SETTINGS)
+    with pytest.raises(importer_errors.WorkspaceChanged):
+        ws.append_operation(engine, tab_b.info.id, op_kinds.BulkFix("emails"), expected_version=tab_b.version)
+    tab_b = ws.perform(engine, tab_b, op_kinds.BulkFix("emails"), SETTINGS)
     assert tab_b.version == 2 and tab_b.seqs == (1, 2)
     assert set(tab_b.upload.checked.normalised["region"]) == {"ASHANTI"}  # tab A's fix is kept
     assert_same(ws.replay(engine, tab_a.info.id, SETTINGS).checked, tab_b.upload.checked)
@@ -186,14 +193,14 @@ def test_discard_expire_and_what_a_resumable_run_keeps(database_url: str) -> Non
     engine = ready_engine(database_url)
     data = csv_file()
     first, second, third = (new_workspace(engine, data) for _ in range(3))
-    with pytest.raises(ws.WorkspaceError, match="belongs to ama"):
+    with pytest.raises(importer_errors.WorkspaceError, match="belongs to ama"):
         ws.discard_workspace(engine, first.info.id, owner="kofi")
     ws.discard_workspace(engine, first.info.id, owner="ama")
     assert [i.id for i in ws.list_workspaces(engine, "ama")] == [third.info.id, second.info.id]
-    with pytest.raises(ws.WorkspaceError, match="discarded"):
+    with pytest.raises(importer_errors.WorkspaceError, match="discarded"):
         ws.load_workspace(engine, first.info.id, SETTINGS)
     with engine.begin() as conn:  # the second is a month old; an interrupted run imports from the third
-        conn.execute(ws.workspaces.update().where(ws.workspaces.c.id.in_([second.info.id, third.info.id]))
+        conn.execute(schema.workspaces.update().where(schema.workspaces.c.id.in_([second.info.id, third.info.id]))
                      .values(updated_at=ws.now() - timedelta(days=30)))
         conn.execute(sa.text("INSERT INTO import_runs (file_name, sha256, status, started_at, workspace_id) "
                              "VALUES ('kumasi.csv', 'x', 'interrupted', CURRENT_TIMESTAMP, :w)"), {"w": third.info.id})
@@ -216,21 +223,21 @@ def test_workspace_days_setting_and_upload_limit(sqlite_url: str) -> None:
 
 
 def test_bad_operations_are_refused_in_words() -> None:
-    with pytest.raises(ws.WorkspaceError, match="not a region code"):
-        ws.BulkFix("region", "KUMASI")
-    with pytest.raises(ws.WorkspaceError, match="there is no bulk fix 'shout'"):
-        ws.BulkFix("shout")
-    with pytest.raises(ws.WorkspaceError, match="cannot replay a 'teleport' operation"):
-        ws.operation_from_dict("teleport", {})
+    with pytest.raises(importer_errors.WorkspaceError, match="not a region code"):
+        op_kinds.BulkFix("region", "KUMASI")
+    with pytest.raises(importer_errors.WorkspaceError, match="there is no bulk fix 'shout'"):
+        op_kinds.BulkFix("shout")
+    with pytest.raises(importer_errors.WorkspaceError, match="cannot replay a 'teleport' operation"):
+        op_kinds.operation_from_dict("teleport", {})
     checked = read_upload(csv_file(), "k.csv", SETTINGS).checked
-    with pytest.raises(ws.WorkspaceError, match="row 99 is not in this upload"):
-        ws.CellEdit.of(checked, {99: {"phone": "1"}})
-    with pytest.raises(ws.WorkspaceError, match="'mobile' is not a customer field"):
-        ws.CellEdit.of(checked, {2: {"mobile": "1"}})
-    assert ws.CellEdit.of(checked, {2: {"first_name": checked.original.at[2, "first_name"]}}) is None
+    with pytest.raises(importer_errors.WorkspaceError, match="row 99 is not in this upload"):
+        op_kinds.CellEdit.of(checked, {99: {"phone": "1"}})
+    with pytest.raises(importer_errors.WorkspaceError, match="'mobile' is not a customer field"):
+        op_kinds.CellEdit.of(checked, {2: {"mobile": "1"}})
+    assert op_kinds.CellEdit.of(checked, {2: {"first_name": checked.original.at[2, "first_name"]}}) is None
 
 
-@ws.register
+@op_kinds.register
 @dataclass(frozen=True)
 class Shout:
     """A plug-in operation known only by apply(checked): upper-cases one column's text."""
@@ -266,20 +273,20 @@ def live_fold(data: bytes, initial_mapping: Any, ops: list[Any]) -> Checked:
     """The reference: each operation applied to the frame as the page does, one after another."""
     mapping = initial_mapping
     for op in ops:
-        if isinstance(op, ws.MappingChange):
+        if isinstance(op, op_kinds.MappingChange):
             mapping = op.mapping
     checked = read_upload(data, "kumasi.csv", SETTINGS, mapping=mapping).checked
     excluded: dict[int, pd.Series] = {}
     for op in ops:
-        if isinstance(op, ws.Include):
+        if isinstance(op, op_kinds.Include):
             rows = [r for r in op.rows if r in excluded]
             back = pd.DataFrame([excluded.pop(r) for r in rows], index=pd.Index(rows, name="source_row_number"))
-            checked = ws.include_again(checked, back, SETTINGS)
-        elif isinstance(op, ws.Exclude):
+            checked = validate.include_again(checked, back, SETTINGS)
+        elif isinstance(op, op_kinds.Exclude):
             excluded.update({r: checked.original.loc[r] for r in op.rows if r in checked.original.index})
             checked = op.apply(checked, SETTINGS)
-        elif not isinstance(op, ws.MappingChange):
-            checked = ws.applier(op)(checked, SETTINGS)
+        elif not isinstance(op, op_kinds.MappingChange):
+            checked = op_kinds.applier(op)(checked, SETTINGS)
     return checked
 
 
@@ -295,21 +302,21 @@ def draw_operation(data: st.DataObject, checked: Checked, excluded: list[int], m
         changes: dict[int, dict[str, str]] = {}
         for row, field, text in cells:
             changes.setdefault(row, {})[field] = text
-        return ws.CellEdit.of(checked, changes)
+        return op_kinds.CellEdit.of(checked, changes)
     if kind == "fix":
         key = data.draw(st.sampled_from(["region", "trim", "phones", "emails", "names"]))
-        return ws.BulkFix(key, data.draw(st.sampled_from(["ASHANTI", "VOLTA"])) if key == "region" else None,
+        return op_kinds.BulkFix(key, data.draw(st.sampled_from(["ASHANTI", "VOLTA"])) if key == "region" else None,
                           data.draw(st.booleans()))
     if kind == "exclude" and rows:
-        return ws.Exclude(tuple(data.draw(st.lists(st.sampled_from(rows), min_size=1, max_size=3, unique=True))))
+        return op_kinds.Exclude(tuple(data.draw(st.lists(st.sampled_from(rows), min_size=1, max_size=3, unique=True))))
     if kind == "include" and excluded:
-        return ws.Include(tuple(data.draw(st.lists(st.sampled_from(excluded), min_size=1, max_size=3,
+        return op_kinds.Include(tuple(data.draw(st.lists(st.sampled_from(excluded), min_size=1, max_size=3,
                                                    unique=True))))
     if kind == "mapping":
         phone, other = mapping.headers.index("Phone"), mapping.headers.index("Other Phone")
         fields = list(mapping.fields)
         fields[phone], fields[other] = fields[other], fields[phone]  # the other column feeds the phone
-        return ws.MappingChange.of(mapping, fields)
+        return op_kinds.MappingChange.of(mapping, fields)
     if kind == "plug-in":
         return Shout(data.draw(st.sampled_from(["first_name", "email", "region"])))
     if kind == "convert":
@@ -363,7 +370,7 @@ def test_replaying_saved_operations_equals_applying_them_live(backend: str, snap
         assert_same(replayed.checked, expected)
         # and without a snapshot to start from or to store (a resume's replay): the columns held in memory
         stored = ws.load_workspace(engine, wid, SETTINGS)
-        bare = ws.replay_operations(stored.data, stored.info.file_name, SETTINGS, stored.info.sheet, stored.mapping,
+        bare = ws_replay.replay_operations(stored.data, stored.info.file_name, SETTINGS, stored.info.sheet, stored.mapping,
                                     [op for _, op in stored.operations])
         assert_same(bare.checked, expected)
 
@@ -377,8 +384,8 @@ def test_an_interrupted_run_resumes_from_its_workspace_with_the_fixes_kept(datab
     engine = ready_engine(database_url)
     data = csv_file(60)
     opened = new_workspace(engine, data)
-    opened = ws.perform(engine, opened, ws.BulkFix("region", "ASHANTI"), SETTINGS)
-    opened = ws.perform(engine, opened, ws.BulkFix("phones"), SETTINGS)
+    opened = ws.perform(engine, opened, op_kinds.BulkFix("region", "ASHANTI"), SETTINGS)
+    opened = ws.perform(engine, opened, op_kinds.BulkFix("phones"), SETTINGS)
 
     def stop(progress: Any) -> None:
         if progress.rows_done >= 20:
@@ -393,7 +400,7 @@ def test_an_interrupted_run_resumes_from_its_workspace_with_the_fixes_kept(datab
                      {"w": opened.info.id, "r": run_id})
         conn.execute(sa.update(sa.table("import_runs", sa.column("id"), sa.column("settings", sa.JSON)))
                      .where(sa.column("id") == run_id).values(settings=settings_json))
-    opened_later = ws.perform(engine, opened, ws.BulkFix("region", "VOLTA"), SETTINGS)  # edits after the run
+    opened_later = ws.perform(engine, opened, op_kinds.BulkFix("region", "VOLTA"), SETTINGS)  # edits after the run
     assert ws.history(engine, opened_later.info.id)[-1].seq == 3
     upload = ws.upload_for_workspace_resume(engine, run_id, SETTINGS)
     assert_same(upload.checked, opened.upload.checked)  # what the run was importing, not the later state
@@ -429,20 +436,20 @@ def test_a_stale_dry_run_is_named(database_url: str) -> None:
     engine = ready_engine(database_url)
     upload = read_upload(csv_file(), "kumasi.csv", SETTINGS)
     other = read_upload(csv_file(30), "tema.csv", SETTINGS)
-    seen = ws.database_state(engine)
+    seen = staleness.database_state(engine)
     import_upload(engine, upload, SETTINGS, dry_run=True)
-    assert ws.stale_reason(engine, seen, upload.sha256) is None  # a dry run changes nothing
+    assert staleness.stale_reason(engine, seen, upload.sha256) is None  # a dry run changes nothing
     run = import_upload(engine, upload, SETTINGS, user_name="kofi")
-    assert ws.stale_reason(engine, seen, upload.sha256) == (
+    assert staleness.stale_reason(engine, seen, upload.sha256) == (
         f"Run #{run.run_id} (kofi) imported this file just now; run the dry run again.")
-    seen = ws.database_state(engine)
-    assert ws.stale_reason(engine, seen, upload.sha256) is None
+    seen = staleness.database_state(engine)
+    assert staleness.stale_reason(engine, seen, upload.sha256) is None
     second = import_upload(engine, other, SETTINGS)
-    assert ws.stale_reason(engine, seen, upload.sha256) == (
+    assert staleness.stale_reason(engine, seen, upload.sha256) == (
         f"Run #{second.run_id} imported tema.csv just now; run the dry run again.")
-    seen = ws.database_state(engine)
+    seen = staleness.database_state(engine)
     undo(engine, run.run_id)
-    assert ws.stale_reason(engine, seen, upload.sha256) == (
+    assert staleness.stale_reason(engine, seen, upload.sha256) == (
         f"Run #{run.run_id} (kofi) of this file was undone just now; run the dry run again.")
 
 
@@ -450,15 +457,15 @@ def test_state_of_a_database_without_tables(sqlite_url: str) -> None:
     from importer.database.schema import make_engine
 
     engine = make_engine(sqlite_url)
-    assert ws.database_state(engine) == ws.DatabaseState()
+    assert staleness.database_state(engine) == staleness.DatabaseState()
     assert ws.expire_workspaces(engine, 14) == 0
 
 
 def test_ago_words() -> None:
-    assert ws.ago(ws.now()) == "just now"
-    assert ws.ago(ws.now() - timedelta(minutes=2, seconds=5)) == "2 minutes ago"
-    assert ws.ago(ws.now() - timedelta(hours=1)) == "1 hour ago"
-    assert ws.ago(ws.now() - timedelta(days=3)) == "3 days ago"
+    assert staleness.ago(ws.now()) == "just now"
+    assert staleness.ago(ws.now() - timedelta(minutes=2, seconds=5)) == "2 minutes ago"
+    assert staleness.ago(ws.now() - timedelta(hours=1)) == "1 hour ago"
+    assert staleness.ago(ws.now() - timedelta(days=3)) == "3 days ago"
 
 
 def test_value_conversions_of_importer_convert_are_replayed(database_url: str) -> None:
@@ -479,10 +486,10 @@ def test_excluded_rows_keep_their_text_through_fixes_and_come_back_as_they_were(
     engine = ready_engine(database_url)
     data = csv_file()
     opened = new_workspace(engine, data)
-    edit = ws.CellEdit.of(opened.upload.checked, {4: {"phone": "0201234567"}})
-    ops = [edit, ws.Exclude((3, 4)), ws.BulkFix("trim"), ws.BulkFix("names"), ws.Include((3, 4)),
-           ws.Exclude((2,)),  # row 7 repeats row 3's mark: with row 3 back it fails, with row 2 gone too
-           ws.BulkFix("region", "VOLTA", only_failing=True)]
+    edit = op_kinds.CellEdit.of(opened.upload.checked, {4: {"phone": "0201234567"}})
+    ops = [edit, op_kinds.Exclude((3, 4)), op_kinds.BulkFix("trim"), op_kinds.BulkFix("names"), op_kinds.Include((3, 4)),
+           op_kinds.Exclude((2,)),  # row 7 repeats row 3's mark: with row 3 back it fails, with row 2 gone too
+           op_kinds.BulkFix("region", "VOLTA", only_failing=True)]
     for op in ops:
         opened = ws.perform(engine, opened, op, SETTINGS)
     live = live_fold(data, None, ops)
@@ -497,7 +504,7 @@ def _snapshot_meta(engine: sa.Engine, workspace_id: int) -> dict[str, Any]:
     import zipfile
 
     with engine.connect() as conn:
-        blob = conn.execute(sa.select(ws.workspaces.c.snapshot).where(ws.workspaces.c.id == workspace_id)).scalar_one()
+        blob = conn.execute(sa.select(schema.workspaces.c.snapshot).where(schema.workspaces.c.id == workspace_id)).scalar_one()
     with zipfile.ZipFile(io.BytesIO(blob)) as archive:
         return dict(json.loads(archive.read("meta.json")))
 
@@ -510,21 +517,21 @@ def test_a_mapping_change_reads_the_file_once_and_later_replays_start_from_its_s
     engine = ready_engine(database_url)
     opened = new_workspace(engine, csv_file(30))
     wid = opened.info.id
-    opened = ws.perform(engine, opened, ws.BulkFix("region", "ASHANTI"), SETTINGS)
+    opened = ws.perform(engine, opened, op_kinds.BulkFix("region", "ASHANTI"), SETTINGS)
     fields = [None if f == "company_name" else f for f in opened.upload.mapping.fields]
     reads: list[str] = []
-    real_read = ws._read_text
-    monkeypatch.setattr(ws, "_read_text", lambda *a, **k: (reads.append("read"), real_read(*a, **k))[1])
-    changed = ws.perform(engine, opened, ws.MappingChange.of(opened.upload.mapping, fields), SETTINGS)
+    real_read = ws_replay._read_text
+    monkeypatch.setattr(ws_replay, "_read_text", lambda *a, **k: (reads.append("read"), real_read(*a, **k))[1])
+    changed = ws.perform(engine, opened, op_kinds.MappingChange.of(opened.upload.mapping, fields), SETTINGS)
     assert reads == ["read"] and _snapshot_meta(engine, wid)["remapped"] is True
-    edit = ws.CellEdit.of(changed.upload.checked, {3: {"phone": "0241234567"}})
+    edit = op_kinds.CellEdit.of(changed.upload.checked, {3: {"phone": "0241234567"}})
     changed = ws.perform(engine, changed, edit, SETTINGS)
     refreshed = ws.open_workspace(engine, wid, SETTINGS)
     assert reads == ["read"]  # from the stored snapshot
     assert set(refreshed.upload.checked.original["company_name"]) == {""}
     assert_same(refreshed.upload.checked, changed.upload.checked)
     with engine.begin() as conn:  # the same frame as reading the file with the mapping change again
-        conn.execute(ws.workspaces.update().where(ws.workspaces.c.id == wid).values(snapshot=None))
+        conn.execute(schema.workspaces.update().where(schema.workspaces.c.id == wid).values(snapshot=None))
     assert_same(ws.open_workspace(engine, wid, SETTINGS).upload.checked, changed.upload.checked)
     assert reads == ["read", "read"]
     ws.undo(engine, wid)
@@ -546,19 +553,19 @@ def test_a_snapshot_of_an_older_format_is_read_again_from_the_file_and_stored_an
     engine = ready_engine(sqlite_url)
     opened = new_workspace(engine, csv_file(30))
     wid = opened.info.id
-    opened = ws.perform(engine, opened, ws.BulkFix("region", "ASHANTI"), SETTINGS)
+    opened = ws.perform(engine, opened, op_kinds.BulkFix("region", "ASHANTI"), SETTINGS)
     with engine.connect() as conn:
-        blob = conn.execute(sa.select(ws.workspaces.c.snapshot).where(ws.workspaces.c.id == wid)).scalar_one()
+        blob = conn.execute(sa.select(schema.workspaces.c.snapshot).where(schema.workspaces.c.id == wid)).scalar_one()
     old = io.BytesIO()
     with zipfile.ZipFile(io.BytesIO(blob)) as current, zipfile.ZipFile(old, "w") as archive:
         for name in current.namelist():
             member = current.read(name)
             archive.writestr(name, json.dumps({**json.loads(member), "version": 1}) if name == "meta.json" else member)
     with engine.begin() as conn:
-        conn.execute(ws.workspaces.update().where(ws.workspaces.c.id == wid).values(snapshot=old.getvalue()))
+        conn.execute(schema.workspaces.update().where(schema.workspaces.c.id == wid).values(snapshot=old.getvalue()))
     reads: list[str] = []
-    real_read = ws._read_text
-    monkeypatch.setattr(ws, "_read_text", lambda *a, **k: (reads.append("read"), real_read(*a, **k))[1])
+    real_read = ws_replay._read_text
+    monkeypatch.setattr(ws_replay, "_read_text", lambda *a, **k: (reads.append("read"), real_read(*a, **k))[1])
     assert_same(ws.open_workspace(engine, wid, SETTINGS).upload.checked, opened.upload.checked)
     assert reads == ["read"] and _snapshot_meta(engine, wid)["version"] == 2
     assert_same(ws.open_workspace(engine, wid, SETTINGS).upload.checked, opened.upload.checked)

@@ -27,8 +27,8 @@ from importer.review.lookalikes import (
     stored_customers,
     update_decision,
 )
+from importer.review.operations import CellEdit, Exclude
 from importer.settings import Settings
-from importer.workspace.store import CellEdit, Exclude
 from schemas.customer import FIELD_NAMES, label_of
 from ui import state
 from ui.heavy import heavy_step

@@ -35,8 +35,8 @@ from importer.review.exclusions import (
     with_excluded,
     without,
 )
+from importer.review.operations import Exclude, Include
 from importer.settings import Settings
-from importer.workspace.store import Exclude, Include
 from schemas.customer import FIELD_NAMES, label_of
 from ui import state
 from ui.heavy import heavy_step

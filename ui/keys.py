@@ -16,7 +16,7 @@ FIX_COUNTS = "review_fix_counts"  # (version, options, {fix key: (failing rows i
 # import (after which the upload is dropped). Its failures are not copies: a dry run's stream from the
 # upload's own frame, a real run's from the database.
 RESULT = "run_result"
-DRY_RUN_SAW = "run_result_database"  # importer.workspace.store.DatabaseState the dry run saw (stale_reason)
+DRY_RUN_SAW = "run_result_database"  # importer.review.staleness.DatabaseState the dry run saw (stale_reason)
 RESULT_FOR = "run_result_version"  # upload version a dry-run RESULT was computed for
 WORKSPACE_PARAM = "ws"  # the address's query parameter naming the open workspace: ?ws=12
 WORKSPACE = "workspace"  # (workspace id, version, active seqs, excluded records) of the UPLOAD, saved in the database

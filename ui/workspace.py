@@ -20,6 +20,9 @@ import streamlit as st
 
 from importer.api import Upload
 from importer.errors import DatabaseError, FileRefused, ImporterError
+from importer.review import operations as op_kinds
+from importer.review import staleness as staleness
+from importer.workspace import snapshot as ws_snapshot
 from importer.workspace import store as ws
 from schemas.customer import FIELD_NAMES
 from ui import auth, keys, state
@@ -73,7 +76,7 @@ def start(data: bytes, upload: Upload) -> None:
     """Keep a file just read (and how it was read) as a new workspace; a failure only costs the saving."""
     try:
         with heavy_step("upload", upload.checked.total):  # the snapshot: Parquet of the checked frames
-            snapshot = ws.snapshot_bytes(upload)
+            snapshot = ws_snapshot.snapshot_bytes(upload)
         wid = ws.create_workspace(engine(), owner(), data, upload.file_name, settings(), upload.sheet,
                                   upload.mapping, rows=upload.checked.total, snapshot=snapshot)
         del snapshot
@@ -94,7 +97,7 @@ def restart(upload: Upload) -> None:
         return
     try:
         with heavy_step("upload", upload.checked.total):
-            snapshot = ws.snapshot_bytes(upload)
+            snapshot = ws_snapshot.snapshot_bytes(upload)
         ws.restart_workspace(engine(), found[0].id, upload.sheet, upload.mapping, upload.checked.total, snapshot)
     except (DatabaseError, ImporterError):
         st.session_state.pop(keys.WORKSPACE, None)
@@ -112,7 +115,7 @@ def change_mapping(mapping: Any) -> bool:
     if found is None or current is None or not found[2]:
         return False
     info, version, seqs = found
-    op = ws.MappingChange(mapping, current.mapping.fields)
+    op = op_kinds.MappingChange(mapping, current.mapping.fields)
     try:
         with heavy_step("upload", current.checked.total), st.spinner("Reading the file with your mapping..."):
             new = ws.perform(engine(), ws.Opened(info, current, version, seqs), op, settings())
@@ -197,7 +200,7 @@ def apply_edits(changes: dict[int, dict[str, str]]) -> None:
         return
     checked = current.checked
     try:
-        op = ws.CellEdit.of(checked, {r: f for r, f in changes.items() if r in checked.original.index})
+        op = op_kinds.CellEdit.of(checked, {r: f for r, f in changes.items() if r in checked.original.index})
     except ImporterError as exc:
         state.notice(f"Your edit was not applied: {exc}.")
         return
@@ -341,7 +344,7 @@ def show_open_workspaces() -> None:
     for info in found[:10]:
         text, open_button, discard = st.columns([6, 1, 1], vertical_alignment="center")
         text.markdown(f"**{md_escape(info.file_name)}** · {info.rows:,} rows · {info.operations:,} "
-                      f"change{'' if info.operations == 1 else 's'} · {ws.ago(info.updated_at)}")
+                      f"change{'' if info.operations == 1 else 's'} · {staleness.ago(info.updated_at)}")
         if open_button.button("Open", key=f"{keys.WORKSPACE_OPEN}{info.id}", icon=":material/folder_open:"):
             state.set_upload(None)
             if _reopen(info.id, why="Opening"):

@@ -11,7 +11,7 @@ from importer.database.ledger import find_resumable
 from importer.errors import DatabaseError
 from importer.outcomes.results import RunResult
 from importer.output.failure_report import report_bytes
-from importer.workspace.store import DatabaseState, database_state, stale_reason
+from importer.review.staleness import DatabaseState, database_state, stale_reason
 from ui import auth, existing, keys, render, state, workspace
 from ui import jobs as background
 from ui.engine import engine

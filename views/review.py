@@ -9,7 +9,7 @@ from importer.errors import DatabaseError
 from importer.outcomes.results import ErrorCode
 from importer.review.exclusions import EXCLUDED_BY_ANALYST
 from importer.review.fixes import apply_fix, available_fixes, fill_region_fix, fix_preview
-from importer.workspace.store import BulkFix, Exclude
+from importer.review.operations import BulkFix, Exclude
 from schemas.customer import REGIONS, label_of
 from ui import auth, cleaning, existing, keys, render, state, workspace
 from ui.duplicates import show_possible_duplicates, updated_rows

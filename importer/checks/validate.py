@@ -443,3 +443,19 @@ def exclude(checked: Checked, rows: list[int]) -> Checked:
     kept = checked.errors.without_rows(rows).without_code(ErrorCode.DUPLICATE_IN_FILE)
     duplicates = find_duplicates_in_file(normalised)
     return Checked(original=checked.original[keep], normalised=normalised, errors=kept.with_rows(duplicates))
+
+
+def include_again(checked: Checked, rows: pd.DataFrame, settings: Settings) -> Checked:
+    """The upload with excluded rows back (`rows`: their text, index = source row), validated again.
+
+    importer.checks.validate has exclude() but not its inverse; this is it.
+    """
+    rows = rows[~rows.index.isin(checked.original.index)].reindex(columns=list(FIELD_NAMES)).fillna("").astype(TEXT)
+    if rows.empty:
+        return checked
+    blank = pd.DataFrame(pd.NA, index=rows.index, columns=list(FIELD_NAMES)).astype(TEXT)
+    widened = Checked(original=pd.concat([checked.original, rows]).sort_index(),
+                      normalised=pd.concat([checked.normalised, blank]).sort_index(), errors=checked.errors)
+    return recheck(widened, rows, settings, every_field=True)  # their blank checked values are not theirs
+
+

@@ -3,7 +3,7 @@ kept aside (their text as it was, and why), included again, and listed in the fa
 
 importer.checks.validate.exclude leaves rows out of an upload; this module keeps what is needed to list them
 ("row 14, excluded by the analyst: Phone: Not a valid phone number"), to put them back
-(importer.workspace.store.include_again validates them again) and to send them back to the branch in the failure
+(importer.checks.validate.include_again validates them again) and to send them back to the branch in the failure
 report under ErrorCode.EXCLUDED, which only such a report carries (a run never stores it).
 """
 
@@ -16,9 +16,9 @@ import numpy as np
 import pandas as pd
 
 from importer.checks.validate import Checked, exclude
+from importer.checks.validate import include_again as _include_rows
 from importer.outcomes.results import ErrorCode, ErrorTable, FailedRow, FailedRows, RowError, values_by_row
 from importer.settings import Settings
-from importer.workspace.store import include_again as _include_rows
 from schemas.customer import FIELD_NAMES, label_of
 
 EXCLUDED_BY_ANALYST = "excluded by the analyst"

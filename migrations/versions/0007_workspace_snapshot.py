@@ -1,7 +1,7 @@
 """workspaces.snapshot: the file as first read and checked, kept beside the file itself.
 
 A workspace's replay read the file again and validated every row before applying its operations: 4-6 s
-for 100,000 rows (bench/bench_workspace.py). The snapshot (importer.workspace.store.snapshot_bytes: the text and
+for 100,000 rows (bench/bench_workspace.py). The snapshot (importer.workspace.snapshot.snapshot_bytes: the text and
 normalised frames as Parquet, the errors as arrays, the reading's notes as JSON) lets a refresh, an undo or
 a resume start from the checked rows and validate only what the operations change. Nullable: a workspace
 without one (made before this revision, or one whose snapshot cannot be read) is replayed from its file.
