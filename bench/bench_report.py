@@ -51,7 +51,7 @@ class FakeRow:
 
 def branch_columns() -> tuple:
     """S/No, the fields, Remarks: the layout of a branch file with two columns of its own."""
-    from importer.outcomes.results import ReportColumn, field_columns
+    from importer.outcomes.failed_rows import ReportColumn, field_columns
 
     return (ReportColumn("S/No"), *field_columns(), ReportColumn("Remarks"))
 

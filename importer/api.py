@@ -33,7 +33,10 @@ from importer.mapping.roundtrip import (
     report_columns,
     report_layout,
 )
-from importer.outcomes.results import ErrorTable, ReportColumn, RunResult, RunStatus
+from importer.outcomes.error_table import ErrorTable
+from importer.outcomes.failed_rows import ReportColumn
+from importer.outcomes.row_errors import RunStatus
+from importer.outcomes.run_result import RunResult
 from importer.settings import Settings
 from schemas.customer import label_of
 

@@ -185,7 +185,7 @@ def _import(args: argparse.Namespace, settings: Settings) -> int:
                            progress=show, user_name=os.environ.get("USER"), existing=args.existing,
                            blank=args.blank)
     if report_format is not None and args.json:
-        from importer.outcomes.results import FailedJson
+        from importer.outcomes.run_result import FailedJson
 
         # The failed rows are read once for both: each row's JSON is spooled to a temporary file as the
         # report takes it, and printed once the report is written (as before: no JSON if it fails).

@@ -12,7 +12,7 @@ import pandas as pd
 import sqlalchemy as sa
 
 from importer.database.schema import ensure_schema, make_engine
-from importer.outcomes.results import RowError
+from importer.outcomes.row_errors import RowError
 from importer.settings import Settings
 from schemas.customer import FIELD_NAMES
 

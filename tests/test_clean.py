@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from importer.checks import normalise as clean
 from importer.checks.normalise import InvalidValue
-from importer.outcomes.results import ErrorCode
+from importer.outcomes.row_errors import ErrorCode
 from schemas.customer import REGIONS
 
 GH = "+233241234567"

@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from importer.checks.in_file import duplicate_rows, find_duplicates_in_file
-from importer.outcomes.results import ErrorCode
+from importer.outcomes.row_errors import ErrorCode
 
 
 def normalised(rows: dict[int, tuple[str | None, str | None, str | None]]) -> pd.DataFrame:

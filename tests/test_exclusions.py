@@ -12,7 +12,8 @@ import pandas as pd
 from importer.api import import_upload, read_upload
 from importer.checks.validate import check_frame, exclude
 from importer.database.ledger import run_failures
-from importer.outcomes.results import ErrorCode, FailedRows
+from importer.outcomes.failed_rows import FailedRows
+from importer.outcomes.row_errors import ErrorCode
 from importer.output.failure_report import report_bytes
 from importer.review.exclusions import (
     EXCLUDED_BY_ANALYST,

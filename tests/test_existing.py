@@ -5,7 +5,7 @@ from __future__ import annotations
 from importer.database.loader import run_import
 from importer.database.lookup import conflicts, existing_customers, records
 from importer.database.schema import reading
-from importer.outcomes.results import ErrorCode
+from importer.outcomes.row_errors import ErrorCode
 from tests.support import SETTINGS, checked_of, person, ready_engine
 
 

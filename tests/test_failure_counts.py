@@ -18,16 +18,10 @@ from importer.cli import main
 from importer.database.ledger import get_run, run_failures
 from importer.database.loader import run_import
 from importer.database.schema import import_failures
-from importer.outcomes.results import (
-    ErrorCode,
-    ErrorTable,
-    FailedRow,
-    RowError,
-    errors_json,
-    failed_row_json,
-    values_by_row,
-    values_json_by_row,
-)
+from importer.outcomes.error_table import ErrorTable
+from importer.outcomes.failed_rows import FailedRow, values_by_row, values_json_by_row
+from importer.outcomes.row_errors import ErrorCode, RowError, errors_json
+from importer.outcomes.run_result import failed_row_json
 from tests.fixtures import corpus
 from tests.support import SETTINGS, checked_of, import_cut_off, person, ready_engine
 

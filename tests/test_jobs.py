@@ -18,7 +18,8 @@ from importer.api import Upload, import_upload, read_upload
 from importer.database.ledger import find_resumable, get_run
 from importer.database.loader import Progress
 from importer.database.schema import make_engine
-from importer.outcomes.results import RunResult, RunStatus
+from importer.outcomes.row_errors import RunStatus
+from importer.outcomes.run_result import RunResult
 from importer.review import operations as op_kinds
 from importer.server import jobs
 from importer.server.jobs import Job, JobState

@@ -16,7 +16,7 @@ from importer.database.ledger import count_customers
 from importer.database.loader import Progress, effective_batch_size, run_import
 from importer.database.schema import customers, import_failures, import_runs, make_engine
 from importer.errors import DatabaseError
-from importer.outcomes.results import ErrorCode
+from importer.outcomes.row_errors import ErrorCode
 from schemas.customer import FIELD_NAMES
 from tests.support import SETTINGS, checked_of, import_cut_off, norm_row, person, raw_checked, ready_engine
 

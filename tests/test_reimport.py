@@ -22,7 +22,7 @@ from importer.database.schema import (
     make_engine,
 )
 from importer.errors import RunError
-from importer.outcomes.results import ErrorCode
+from importer.outcomes.row_errors import ErrorCode
 from tests.support import SETTINGS, checked_of, person, ready_engine
 
 

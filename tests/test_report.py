@@ -18,7 +18,8 @@ import pytest
 
 from importer.intake.readers import open_file
 from importer.mapping.columns import apply_mapping, choose_sheet
-from importer.outcomes.results import ErrorCode, FailedRows, ReportColumn
+from importer.outcomes.failed_rows import FailedRows, ReportColumn
+from importer.outcomes.row_errors import ErrorCode
 from importer.output import failure_report as report
 from importer.output.failure_report import (
     COMMENTED_ROWS,

@@ -9,7 +9,8 @@ import zipfile
 
 import pytest
 
-from importer.outcomes.results import ErrorCode, FailedRow, ReportColumn, RowError
+from importer.outcomes.failed_rows import FailedRow, ReportColumn
+from importer.outcomes.row_errors import ErrorCode, RowError
 from importer.output.failure_report import XLSX_CELL_LIMIT, _t, write_report, xlsx_text
 
 VALUES = ["plain", "Kofi Mensah", " leading", "trailing ", "a&b", "<tag>", "x > y", "_x000D_", "a_xb", "_X000d_",

@@ -8,18 +8,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from importer.outcomes.results import (
-    ErrorCode,
-    ErrorTable,
-    FailedRow,
-    FailedRows,
-    RowError,
-    RunResult,
-    UpdateColumns,
-    UpdatedRow,
-    UpdatedRows,
-    sorted_unique,
-)
+from importer.outcomes.error_table import ErrorTable
+from importer.outcomes.failed_rows import FailedRow, FailedRows, UpdateColumns, UpdatedRow, UpdatedRows
+from importer.outcomes.row_errors import ErrorCode, RowError, sorted_unique
+from importer.outcomes.run_result import RunResult
 
 
 def failed(row: int, *errors: RowError, **data: str) -> FailedRow:
@@ -145,7 +137,7 @@ def test_update_columns_hold_diffs_and_give_them_back_by_row() -> None:
 def test_failed_rows_of_carries_the_files_own_columns_by_row() -> None:
     import pandas as pd
 
-    from importer.outcomes.results import failed_rows_of
+    from importer.outcomes.failed_rows import failed_rows_of
 
     index = pd.Index([4, 7, 9], name="source_row_number")
     original = pd.DataFrame({"shipping_mark": ["PM4", "PM7", "PM9"], "phone": ["1", "", "3"]}, index=index, dtype="str")
@@ -162,7 +154,7 @@ def test_failed_rows_of_carries_the_files_own_columns_by_row() -> None:
 
 
 def test_failed_rows_say_their_report_layout_and_run() -> None:
-    from importer.outcomes.results import FailedRows, ReportColumn, field_columns
+    from importer.outcomes.failed_rows import FailedRows, ReportColumn, field_columns
 
     failed = FailedRows.of([], columns=[ReportColumn("S/No"), ReportColumn("Phone", "phone")], run_id=3)
     assert failed.columns == (ReportColumn("S/No", None), ReportColumn("Phone", "phone")) and failed.run_id == 3
@@ -250,7 +242,7 @@ def test_values_by_row_reads_every_kind_of_column_as_text() -> None:
     import numpy as np
     import pandas as pd
 
-    from importer.outcomes.results import values_by_row
+    from importer.outcomes.failed_rows import values_by_row
 
     index = pd.Index([10, 11, 12], name="source_row_number")
     frame = pd.DataFrame({"text": pd.array(["a", None, ""], dtype="str"), "objects": [1, None, "x"],

@@ -8,7 +8,7 @@ import sqlalchemy as sa
 from importer.database.customers import classify_upload
 from importer.database.loader import run_import
 from importer.database.schema import customers
-from importer.outcomes.results import ErrorCode
+from importer.outcomes.row_errors import ErrorCode
 from tests.support import SETTINGS, checked_of, person, ready_engine
 
 

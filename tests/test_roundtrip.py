@@ -25,7 +25,7 @@ from importer.mapping.roundtrip import (
     report_columns,
     report_layout,
 )
-from importer.outcomes.results import ReportColumn
+from importer.outcomes.failed_rows import ReportColumn
 from importer.output.failure_report import report_bytes
 from tests.support import SETTINGS, ready_engine
 

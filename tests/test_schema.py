@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from importer.checks.validate import check_frame
-from importer.outcomes.results import ErrorCode
+from importer.outcomes.row_errors import ErrorCode
 from schemas.customer import FIELDS, SPECS, CustomerFrame
 from tests.support import SETTINGS, customer, frame
 

@@ -9,7 +9,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from importer.database.ledger import get_run
-from importer.outcomes.results import RunStatus
+from importer.outcomes.row_errors import RunStatus
 from importer.server import jobs
 from importer.server.governor import Waiting
 from importer.server.jobs import Job, JobState, RunningRun

@@ -34,7 +34,8 @@ from importer.checks.validate import (
     check_frame,
     recheck,
 )
-from importer.outcomes.results import ErrorCode, ErrorTable, RowError
+from importer.outcomes.error_table import ErrorTable
+from importer.outcomes.row_errors import ErrorCode, RowError
 from schemas.customer import FIELD_NAMES, CustomerFrame
 from tests.support import SETTINGS
 

@@ -22,7 +22,8 @@ import streamlit as st
 
 from importer.api import Upload
 from importer.checks.validate import Checked, exclude
-from importer.outcomes.results import ErrorTable, FailedRows
+from importer.outcomes.error_table import ErrorTable
+from importer.outcomes.failed_rows import FailedRows
 from importer.review.exclusions import (
     EXCLUDED_BY_ANALYST,
     Excluded,

@@ -24,7 +24,8 @@ from importer.database.customers import Classification, classify_upload, custome
 from importer.database.lookup import existing_customers
 from importer.database.matching import BlankMode, ExistingMode
 from importer.errors import DatabaseError
-from importer.outcomes.results import ErrorCode, ErrorTable, RowError
+from importer.outcomes.error_table import ErrorTable
+from importer.outcomes.row_errors import ErrorCode, RowError
 from schemas.customer import FIELD_NAMES, label_of
 from ui import keys, state
 from ui.engine import engine

@@ -15,7 +15,9 @@ import streamlit as st
 from importer.checks.validate import Checked
 from importer.database.ledger import RunRecord, run_failures
 from importer.database.loader import Progress
-from importer.outcomes.results import DUPLICATE_CODES, ErrorCode, ErrorTable, RowError, RunResult, error_text
+from importer.outcomes.error_table import ErrorTable
+from importer.outcomes.row_errors import DUPLICATE_CODES, ErrorCode, RowError, error_text
+from importer.outcomes.run_result import RunResult
 from importer.output.failure_report import report_bytes
 from schemas.customer import FIELD_NAMES, REGIONS, label_of
 

@@ -17,7 +17,7 @@ from importer.api import Upload, read_upload
 from importer.checks.validate import Checked
 from importer.errors import FileRefused, MissingColumns
 from importer.mapping.columns import ColumnMapping
-from importer.outcomes.results import RunResult
+from importer.outcomes.run_result import RunResult
 from importer.server.memory import release_free_memory
 from importer.settings import Settings
 from ui import keys

@@ -9,7 +9,7 @@ import streamlit as st
 from importer.api import upload_for_resume
 from importer.database.ledger import RunRecord, list_runs, undo, undo_preview
 from importer.errors import DatabaseError, FileRefused, RunError
-from importer.outcomes.results import RunStatus
+from importer.outcomes.row_errors import RunStatus
 from importer.workspace.store import upload_for_workspace_resume
 from ui import auth, keys, render, state
 from ui import jobs as background

@@ -9,7 +9,7 @@ import streamlit as st
 from importer.api import import_upload
 from importer.database.ledger import find_resumable
 from importer.errors import DatabaseError
-from importer.outcomes.results import RunResult
+from importer.outcomes.run_result import RunResult
 from importer.output.failure_report import report_bytes
 from importer.review.staleness import DatabaseState, database_state, stale_reason
 from ui import auth, existing, keys, render, state, workspace

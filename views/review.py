@@ -6,7 +6,7 @@ import streamlit as st
 
 from importer.checks.validate import exclude
 from importer.errors import DatabaseError
-from importer.outcomes.results import ErrorCode
+from importer.outcomes.row_errors import ErrorCode
 from importer.review.exclusions import EXCLUDED_BY_ANALYST
 from importer.review.fixes import apply_fix, available_fixes, fill_region_fix, fix_preview
 from importer.review.operations import BulkFix, Exclude

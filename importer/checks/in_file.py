@@ -9,7 +9,8 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from importer.outcomes.results import ErrorCode, ErrorTable, sorted_unique
+from importer.outcomes.error_table import ErrorTable
+from importer.outcomes.row_errors import ErrorCode, sorted_unique
 from schemas.customer import UNIQUE_FIELDS, label_of
 
 

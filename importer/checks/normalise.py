@@ -15,7 +15,7 @@ import phonenumbers
 from email_validator import SPECIAL_USE_DOMAIN_NAMES, EmailNotValidError, validate_email
 from phonenumbers import PhoneMetadata
 
-from importer.outcomes.results import ErrorCode
+from importer.outcomes.row_errors import ErrorCode
 from schemas.customer import REGIONS, USER_TYPES
 
 

@@ -13,7 +13,8 @@ from pandera.errors import SchemaErrors
 
 from importer.checks import normalise as clean
 from importer.checks.in_file import find_duplicates_in_file
-from importer.outcomes.results import ErrorCode, ErrorTable, RowError, sorted_unique
+from importer.outcomes.error_table import ErrorTable
+from importer.outcomes.row_errors import ErrorCode, RowError, sorted_unique
 from importer.settings import Settings
 from schemas.customer import FIELD_NAMES, SPECS, UNIQUE_FIELDS, CustomerFrame, label_of
 

@@ -24,7 +24,8 @@ from importer.database.schema import (
     is_postgres,
     reading,
 )
-from importer.outcomes.results import ErrorTable, changes_between
+from importer.outcomes.error_table import ErrorTable
+from importer.outcomes.failed_rows import changes_between
 from schemas.customer import FIELD_NAMES, UNIQUE_FIELDS
 
 _OUTCOMES = tuple(Outcome)

@@ -26,17 +26,16 @@ from importer.database.schema import (
     reading,
 )
 from importer.errors import RunError
-from importer.outcomes.results import (
-    ErrorTable,
+from importer.outcomes.error_table import ErrorTable
+from importer.outcomes.failed_rows import (
     FailedRow,
     FailedRows,
     ReportColumn,
-    RowError,
-    RunStatus,
     UpdatedRow,
     UpdatedRows,
     changes_between,
 )
+from importer.outcomes.row_errors import RowError, RunStatus
 from schemas.customer import FIELD_NAMES, UNIQUE_FIELDS, label_of
 
 # A run on another host (SQLite on a shared disk) is presumed dead after this long without a beat.

@@ -43,21 +43,18 @@ from importer.database.schema import (
     upgrade_in_transaction,
 )
 from importer.errors import DatabaseError
-from importer.outcomes.results import (
-    ErrorCode,
-    ErrorTable,
+from importer.outcomes.error_table import ErrorTable
+from importer.outcomes.failed_rows import (
     FailedRows,
     ReportColumn,
-    RowError,
-    RunResult,
-    RunStatus,
     UpdateColumns,
     UpdatedRows,
     changes_between,
-    errors_json,
     failed_rows_of,
     values_json_by_row,
 )
+from importer.outcomes.row_errors import ErrorCode, RowError, RunStatus, errors_json
+from importer.outcomes.run_result import RunResult
 from importer.settings import Settings
 from schemas.customer import FIELD_NAMES
 

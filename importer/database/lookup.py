@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 
 from importer.database.schema import customers, reading
-from importer.outcomes.results import ErrorCode, RowError
+from importer.outcomes.row_errors import ErrorCode, RowError
 from schemas.customer import FIELD_NAMES, UNIQUE_FIELDS, label_of
 
 # Under SQLite's 32,766 bound-variable limit and small enough for a quick index probe.

@@ -25,7 +25,7 @@ import pandas as pd
 import sqlalchemy as sa
 
 from importer.database.lookup import KEY_CHUNK
-from importer.outcomes.results import ErrorCode, RowError
+from importer.outcomes.row_errors import ErrorCode, RowError
 from schemas.customer import FIELD_NAMES, FIELDS, SPECS, UNIQUE_FIELDS, label_of
 
 Record = tuple[int, dict[str, Any]]

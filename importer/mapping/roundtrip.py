@@ -22,7 +22,7 @@ import pandas as pd
 
 from importer.intake.delimited import SheetRows
 from importer.mapping.columns import ColumnMapping, fed_fields, match_header, normalise
-from importer.outcomes.results import ReportColumn
+from importer.outcomes.failed_rows import ReportColumn
 from importer.output.failure_report import ERRORS_HEADER, ROW_HEADER, RUN_HEADER
 from schemas.customer import label_of
 

@@ -26,7 +26,8 @@ from typing import IO, Any, Protocol
 from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
 
 from importer.checks.normalise import FORMULA_PREFIXES
-from importer.outcomes.results import ReportColumn, error_text, field_columns
+from importer.outcomes.failed_rows import ReportColumn, field_columns
+from importer.outcomes.row_errors import error_text
 
 ROW_HEADER = "Row"
 ERRORS_HEADER = "Errors"

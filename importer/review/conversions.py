@@ -25,7 +25,7 @@ from importer.checks import normalise as clean
 from importer.checks.validate import Checked, check_frame, recheck
 from importer.errors import UsageError
 from importer.mapping.columns import ColumnMapping, SheetNotes, fed_fields
-from importer.outcomes.results import DUPLICATE_CODES, ErrorCode
+from importer.outcomes.row_errors import DUPLICATE_CODES, ErrorCode
 from importer.settings import Settings
 from schemas.customer import FIELD_NAMES, REGIONS, USER_TYPES, label_of
 from schemas.gazetteer import match_region, region_share

@@ -17,7 +17,9 @@ import pandas as pd
 
 from importer.checks.validate import Checked, exclude
 from importer.checks.validate import include_again as _include_rows
-from importer.outcomes.results import ErrorCode, ErrorTable, FailedRow, FailedRows, RowError, values_by_row
+from importer.outcomes.error_table import ErrorTable
+from importer.outcomes.failed_rows import FailedRow, FailedRows, values_by_row
+from importer.outcomes.row_errors import ErrorCode, RowError
 from importer.settings import Settings
 from schemas.customer import FIELD_NAMES, label_of
 

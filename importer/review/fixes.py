@@ -18,7 +18,7 @@ import pyarrow.compute as pc
 
 from importer.checks import normalise as clean
 from importer.checks.validate import CHUNK_ROWS, Checked, recheck
-from importer.outcomes.results import ErrorCode, sorted_unique
+from importer.outcomes.row_errors import ErrorCode, sorted_unique
 from importer.settings import Settings
 from schemas.customer import FIELD_NAMES, REGIONS
 

@@ -14,7 +14,7 @@ from importer.database.schema import (
     current_revision,
     reading,
 )
-from importer.outcomes.results import RunStatus
+from importer.outcomes.row_errors import RunStatus
 from importer.review.operations import _plural
 from importer.workspace.store import _runs
 

@@ -33,7 +33,8 @@ from importer.database.ledger import aware, now, owner_alive
 from importer.database.loader import CANCEL_REQUEST, Progress
 from importer.database.schema import db_errors, import_runs, reading
 from importer.errors import ImporterError
-from importer.outcomes.results import RunResult, RunStatus
+from importer.outcomes.row_errors import RunStatus
+from importer.outcomes.run_result import RunResult
 from importer.server import governor
 from importer.server.governor import GaveUp, Waiting
 from importer.settings import Settings

@@ -25,7 +25,8 @@ from importer.checks.validate import (
     row_numbers,
 )
 from importer.mapping.columns import ColumnMapping
-from importer.outcomes.results import ErrorCode, ErrorTable
+from importer.outcomes.error_table import ErrorTable
+from importer.outcomes.row_errors import ErrorCode
 from importer.review.fixes import arrow_text, changed_cells
 from importer.review.operations import (
     _APPLIERS,

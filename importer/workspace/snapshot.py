@@ -21,7 +21,7 @@ from importer.checks.validate import (
     Checked,
 )
 from importer.mapping.columns import ColumnMapping
-from importer.outcomes.results import ErrorTable
+from importer.outcomes.error_table import ErrorTable
 from importer.settings import Settings
 
 # --- the snapshot: the file as read and checked ------------------------------------------------------------
@@ -144,7 +144,7 @@ def load_snapshot(blob: bytes, settings: Settings, *, remapped: ColumnMapping | 
     from importer.intake.delimited import SkippedRow
     from importer.mapping.columns import SheetNotes
     from importer.mapping.roundtrip import ReportUpload
-    from importer.outcomes.results import ReportColumn
+    from importer.outcomes.failed_rows import ReportColumn
 
     try:
         with zipfile.ZipFile(io.BytesIO(blob)) as archive:

@@ -40,7 +40,7 @@ from importer.errors import (
 )
 from importer.intake.zip_guard import MB
 from importer.mapping.columns import ColumnMapping
-from importer.outcomes.results import RunStatus
+from importer.outcomes.row_errors import RunStatus
 from importer.review.operations import applier, kind_of, operation_from_dict, summary_of
 from importer.settings import Settings
 from importer.workspace.replay import Handed, replay_operations
