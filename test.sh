@@ -20,7 +20,7 @@ if command -v pg_ctlcluster >/dev/null 2>&1 && ! pg_isready -q -h 127.0.0.1 -p 5
 fi
 
 .venv/bin/ruff check .
-.venv/bin/mypy  # the engine and the schemas: [tool.mypy] in pyproject.toml
+.venv/bin/mypy  # the whole product: [tool.mypy] in pyproject.toml
 
 # In parallel on TEST_WORKERS processes (pytest-xdist; 2 by default), grouped as tests/parallel.py says,
 # then the few tests that time this process with tight limits on their own. With -m among the arguments

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import getpass
 import hmac
 import uuid
 from collections.abc import Mapping
 
 import streamlit as st
 
+from importer.identity import current_user
 from importer.server import throttle
 from importer.settings import Settings
 from ui import keys, state
@@ -82,17 +82,14 @@ def require_write(settings: Settings) -> None:
         st.stop()
 
 
-def user_name(settings: Settings) -> str | None:
-    """Who is importing, as recorded with each run."""
+def user_name(settings: Settings) -> str:
+    """Who is acting, as recorded with each run, workspace and undo (importer.identity.current_user)."""
     kind = gate_kind(settings)
     if kind == "oidc":
-        return st.user.get("email") or st.user.get("name")
+        return current_user(str(st.user.get("email") or st.user.get("name") or ""))
     if kind == "password":
-        return state.get(keys.USER_NAME) or None
-    try:
-        return getpass.getuser()
-    except (KeyError, OSError):
-        return None
+        return current_user(state.get(keys.USER_NAME))
+    return current_user()
 
 
 def client_key() -> str:

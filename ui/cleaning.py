@@ -104,7 +104,7 @@ def _preview(checked: Checked, operation: Operation, settings: Settings, version
 def _target_column(field: str) -> Any:
     help_text = "What the value becomes; leave it empty to keep the value as it is."
     if field == "region":
-        return st.column_config.SelectboxColumn(TARGET, options=list(REGIONS), format_func=_region_label,
+        return st.column_config.SelectboxColumn(TARGET, options=list(REGIONS), format_func=lambda v: _region_label(str(v)),
                                                 help=help_text)
     if field == "user_type":
         return st.column_config.SelectboxColumn(TARGET, options=list(USER_TYPES), help=help_text)

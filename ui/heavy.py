@@ -25,6 +25,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from functools import partial
+from typing import Any
 
 import streamlit as st
 
@@ -131,7 +132,7 @@ class Janitor:
     def sweep(self) -> list[str]:
         """One pass: close the sessions disconnected for `grace` seconds or more; their ids."""
         now = self.clock()
-        due: list[str] = []
+        due: list[tuple[str, Any]] = []
         with self._lock:
             for session_id, since in list(self._sessions.items()):
                 if self.runtime.is_active_session(session_id):

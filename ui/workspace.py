@@ -36,7 +36,7 @@ HISTORY_SHOWN = 12  # history lines shown; older ones fold into "and N earlier"
 
 
 def owner() -> str:
-    return auth.user_name(settings()) or "analyst"
+    return auth.user_name(settings())
 
 
 def meta() -> tuple[ws.WorkspaceInfo, int, tuple[int, ...]] | None:

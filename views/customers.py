@@ -5,6 +5,8 @@ diff; the filtered set exported as CSV or Excel, built when its button is clicke
 from __future__ import annotations
 
 from functools import partial
+from collections.abc import Callable
+from typing import Any, cast
 
 import pandas as pd
 import streamlit as st
@@ -44,11 +46,13 @@ search_col, region_col, run_col, size_col = st.columns([3, 2, 3, 1])
 text = search_col.text_input("Search", key=keys.CUSTOMERS_SEARCH, placeholder="Mark, name, phone or email", max_chars=200,
                              help="Finds the text anywhere in the shipping mark, first and last name, phone or "
                                   "email, in any case. A phone number can be typed as on a form: 024 123 4567.")
-region = region_col.selectbox("Region", [None, *REGIONS], key=keys.CUSTOMERS_REGION,
-                              format_func={None: "All regions", **REGIONS}.get)
+region_labels: dict[str | None, str] = {None: "All regions"}
+region_labels.update(REGIONS)
+region: str | None = region_col.selectbox("Region", list(region_labels), key=keys.CUSTOMERS_REGION,
+                                          format_func=region_labels.__getitem__)
 run_labels: dict[int | None, str] = {None: "All runs", **{r.id: render.run_label(r) for r in runs}}
-run_id = run_col.selectbox("Created or updated by", list(run_labels), key=keys.CUSTOMERS_RUN,
-                           format_func=run_labels.get)
+run_id: int | None = run_col.selectbox("Created or updated by", list(run_labels), key=keys.CUSTOMERS_RUN,
+                                       format_func=run_labels.__getitem__)
 size = size_col.selectbox("Per page", PAGE_SIZES, index=1, key=keys.CUSTOMERS_PAGE_SIZE)
 text = (text or "").strip()
 
@@ -96,7 +100,7 @@ more = len(page.rows) == size and (page.capped or last_row < page.total)
 # The buttons change the cursor list itself (bound methods: nothing of this script is kept with them).
 with st.container(horizontal=True):
     st.button("Previous", key=keys.CUSTOMERS_PREVIOUS, icon=":material/chevron_left:", disabled=len(cursor) == 1,
-              on_click=cursor.pop)
+              on_click=cast(Callable[..., None], cursor.pop))
     st.button("Next", key=keys.CUSTOMERS_NEXT, icon=":material/chevron_right:", disabled=not more,
               on_click=cursor.append, args=(page.last_id,))
     st.button("First page", key=keys.CUSTOMERS_FIRST, icon=":material/first_page:", disabled=len(cursor) == 1,
@@ -108,7 +112,7 @@ if page.rows:
     names = {row["id"]: f"{row['shipping_mark']} · {row['first_name']} {row['last_name']} (ID {row['id']})"
              for row in page.rows}
     chosen = st.selectbox("Customer on this page", list(names), index=None, key=keys.CUSTOMERS_DETAIL,
-                          format_func=names.get, placeholder="Choose one to see its record and history")
+                          format_func=names.__getitem__, placeholder="Choose one to see its record and history")
     if chosen is not None:
         try:
             detail = customer_detail(engine(), chosen)
@@ -185,7 +189,7 @@ if not excel:
                  "or use CSV.")
 st.caption(" ".join(notes))
 left, right = st.columns(2)
-filters = {"text": text or None, "region": region, "run_id": run_id}
+filters: dict[str, Any] = {"text": text or None, "region": region, "run_id": run_id}
 for column, fmt, label, key in ((left, csv_format, "Export as CSV" + (" (zipped)" if csv_format == "zip" else ""),
                                  keys.CUSTOMERS_CSV),
                                 (right, "xlsx", "Export as Excel", keys.CUSTOMERS_XLSX)):

@@ -112,6 +112,53 @@ import_unchanged = sa.Table(
     sa.Column("customer_id", sa.Integer, nullable=False),
 )
 
+workspaces = sa.Table(
+    "workspaces",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("owner", sa.String(255), nullable=False, index=True),
+    sa.Column("file_name", sa.String(255), nullable=False),
+    sa.Column("sha256", sa.String(64), nullable=False),
+    sa.Column("file_size", sa.Integer, nullable=False),
+    sa.Column("data", sa.LargeBinary, nullable=False),  # the file, zlib-compressed
+    sa.Column("sheet", sa.String(255)),
+    sa.Column("mapping", sa.JSON),
+    sa.Column("rows", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("discarded_at", sa.DateTime(timezone=True)),
+    sa.Column("snapshot", sa.LargeBinary),  # the file as read and checked (snapshot_bytes; migration 0007)
+)
+
+# Active operations are a prefix of seq; the undone ones after them are the redo stack (a new operation
+# deletes them), so the last active seq names the state: it is the workspace's version.
+workspace_operations = sa.Table(
+    "workspace_operations",
+    metadata,
+    sa.Column("workspace_id", sa.Integer, sa.ForeignKey("workspaces.id", ondelete="CASCADE"), primary_key=True),
+    sa.Column("seq", sa.Integer, primary_key=True),
+    sa.Column("kind", sa.String(32), nullable=False),
+    sa.Column("payload", sa.JSON, nullable=False),
+    sa.Column("summary", sa.Text, nullable=False),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("undone", sa.Boolean, nullable=False, server_default=sa.false()),
+)
+
+mapping_profiles = sa.Table(
+    "mapping_profiles",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("signature", sa.String(64), nullable=False),
+    sa.Column("name", sa.String(255), nullable=False, server_default=""),  # "" = saved by signature only
+    sa.Column("headers", sa.JSON, nullable=False),
+    sa.Column("mapping", sa.JSON, nullable=False),  # {"fields": [field or null per column]}
+    sa.Column("file_name", sa.String(255)),
+    sa.Column("saved_by", sa.String(255)),
+    sa.Column("saved_at", sa.DateTime(timezone=True), nullable=False),
+    sa.UniqueConstraint("signature", "name", name="uq_mapping_profiles_signature_name"),
+)
+
+
 
 def normalise_url(url: str) -> str:
     """`postgres://` (Render) and bare `postgresql://` -> the psycopg2 driver URL."""
@@ -307,38 +354,3 @@ def ensure_schema(engine: sa.Engine) -> None:
     """Create or upgrade the schema to the newest migration; safe from two processes at once."""
     if current_revision(engine) != HEAD_REVISION:
         upgrade(engine, "head")
-
-
-
-workspaces = sa.Table(
-    "workspaces",
-    metadata,
-    sa.Column("id", sa.Integer, primary_key=True),
-    sa.Column("owner", sa.String(255), nullable=False, index=True),
-    sa.Column("file_name", sa.String(255), nullable=False),
-    sa.Column("sha256", sa.String(64), nullable=False),
-    sa.Column("file_size", sa.Integer, nullable=False),
-    sa.Column("data", sa.LargeBinary, nullable=False),  # the file, zlib-compressed
-    sa.Column("sheet", sa.String(255)),
-    sa.Column("mapping", sa.JSON),
-    sa.Column("rows", sa.Integer, nullable=False, server_default="0"),
-    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
-    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
-    sa.Column("discarded_at", sa.DateTime(timezone=True)),
-    sa.Column("snapshot", sa.LargeBinary),  # the file as read and checked (snapshot_bytes; migration 0007)
-)
-
-# Active operations are a prefix of seq; the undone ones after them are the redo stack (a new operation
-# deletes them), so the last active seq names the state: it is the workspace's version.
-workspace_operations = sa.Table(
-    "workspace_operations",
-    metadata,
-    sa.Column("workspace_id", sa.Integer, sa.ForeignKey("workspaces.id", ondelete="CASCADE"), primary_key=True),
-    sa.Column("seq", sa.Integer, primary_key=True),
-    sa.Column("kind", sa.String(32), nullable=False),
-    sa.Column("payload", sa.JSON, nullable=False),
-    sa.Column("summary", sa.Text, nullable=False),
-    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
-    sa.Column("undone", sa.Boolean, nullable=False, server_default=sa.false()),
-)
-

@@ -19,7 +19,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from importer.api import Upload
 from importer.checks.validate import check_frame
 from importer.database.ledger import aware, now
-from importer.database.schema import db_errors, is_postgres, metadata, reading
+from importer.database.schema import db_errors, is_postgres, mapping_profiles, reading
 from importer.errors import UsageError
 from importer.intake.readers import open_file
 from importer.mapping.columns import (
@@ -31,20 +31,6 @@ from importer.mapping.columns import (
     normalise,
 )
 from importer.settings import Settings
-
-mapping_profiles = sa.Table(
-    "mapping_profiles",
-    metadata,
-    sa.Column("id", sa.Integer, primary_key=True),
-    sa.Column("signature", sa.String(64), nullable=False),
-    sa.Column("name", sa.String(255), nullable=False, server_default=""),  # "" = saved by signature only
-    sa.Column("headers", sa.JSON, nullable=False),
-    sa.Column("mapping", sa.JSON, nullable=False),  # {"fields": [field or null per column]}
-    sa.Column("file_name", sa.String(255)),
-    sa.Column("saved_by", sa.String(255)),
-    sa.Column("saved_at", sa.DateTime(timezone=True), nullable=False),
-    sa.UniqueConstraint("signature", "name", name="uq_mapping_profiles_signature_name"),
-)
 
 JSON_EXAMPLE = '{"Location": "region", "Mobile": "phone", "S/No": null}'
 
