@@ -16,7 +16,7 @@ AppTest runs in the worker's own process. What is left to arrange is load:
 The tiers: `./test.sh --fast` runs FAST, the unit and SQLite tests a developer runs while working (no
 Chromium, no PostgreSQL, nothing marked slow); ./test.sh and CI run everything. So that FAST needs no
 list of its own, mark() also marks what the tests' own decorators do not say: every test of tests/e2e/
-`e2e`, every test taking a PostgreSQL fixture `postgres`, and the heavy-process groups `slow`.
+`e2e`, every test taking a PostgreSQL fixture `postgres`, and the heavy-process groups and SLOW `slow`.
 """
 
 from __future__ import annotations
@@ -36,6 +36,47 @@ GROUPS = {
 SERIAL: tuple[str, ...] = ()
 # The groups whose every test is `slow` (out of the fast tier), even the quick ones of their modules.
 SLOW_GROUPS = {"processes"}
+# Node id prefixes of tests marked `slow` for taking 3 s or more each (measured with -n 2 beside another
+# suite run, so about twice a quiet machine's time): the longer AppTest flows and the CLI run under RSS
+# watch. The fast tier keeps each page's quick AppTest tests.
+SLOW = (
+    "tests/test_app_customers.py::test_pages_go_forward_back_and_to_the_first",
+    "tests/test_app_customers.py::test_search_finds_a_customer_by_mark_name_phone_or_email",
+    "tests/test_app_history.py::test_resume_an_interrupted_run",
+    "tests/test_app_history.py::test_runs_table_chart_and_reports",
+    "tests/test_app_history.py::test_undo_asks_with_the_count_then_deletes",
+    "tests/test_app_history.py::test_undo_of_updates_says_what_it_restores_and_which_runs_block_it",
+    "tests/test_app_load.py::test_a_dry_run_made_stale_by_another_tabs_import_is_named",
+    "tests/test_app_load.py::test_a_re_import_counts_unchanged_rows_in_the_boxes_and_in_history",
+    "tests/test_app_load.py::test_clean_import_has_no_report",
+    "tests/test_app_load.py::test_import_needs_a_dry_run_first",
+    "tests/test_app_load.py::test_import_then_result_and_downloads",
+    "tests/test_app_review.py::test_a_change_from_a_blank_value_reads_blank",
+    "tests/test_app_review.py::test_a_mapping_changed_after_review_keeps_the_edits",
+    "tests/test_app_review.py::test_a_refresh_reopens_the_workspace_with_every_edit",
+    "tests/test_app_review.py::test_accepting_a_change_updates_the_customer",
+    "tests/test_app_review.py::test_an_edit_interrupted_while_it_is_checked_is_saved_by_the_next_run",
+    "tests/test_app_review.py::test_an_edited_cell_is_checked_and_saved_at_once",
+    "tests/test_app_review.py::test_bulk_fix_preview_and_apply",
+    "tests/test_app_review.py::test_duplicate_in_file_side_by_side",
+    "tests/test_app_review.py::test_exclude_ticked_rows",
+    "tests/test_app_review.py::test_failing_rows_in_grid_with_errors_column",
+    "tests/test_app_review.py::test_filter_by_reason",
+    "tests/test_app_review.py::test_reject_all_after_accept_all",
+    "tests/test_app_review.py::test_row_changing_a_customer_shows_the_diff_and_the_customer",
+    "tests/test_app_review.py::test_valid_file_has_nothing_to_fix",
+    "tests/test_app_security.py::test_hostile_file_renders_as_text_on_every_page",
+    "tests/test_app_security.py::test_hostile_sheet_names_are_escaped_in_the_sheet_choice",
+    "tests/test_app_security.py::test_import_of_messy_file_keeps_working",
+    "tests/test_app_security.py::test_logout_drops_the_sessions_customer_data",
+    "tests/test_app_upload.py::test_a_mapping_fixed_by_hand_is_remembered_for_the_next_file_with_those_headers",
+    "tests/test_app_upload.py::test_continue_frees_the_uploaded_file",
+    "tests/test_app_upload.py::test_mapping_cannot_use_one_field_twice",
+    "tests/test_app_upload.py::test_missing_column_fixed_with_select_boxes",
+    "tests/test_app_upload.py::test_sheet_picker_reads_another_sheet",
+    "tests/test_exclusions_ui.py::test_the_dashboard_excludes_by_reason_lists_includes_and_reports",
+    "tests/test_hostile.py::test_hostile_file_is_refused_by_the_cli_fast_and_lean",
+)
 # Fixtures that reach the real PostgreSQL (tests/conftest.py).
 POSTGRES_FIXTURES = {"pg_admin", "pg_url"}
 # ./test.sh --fast: pytest -m FAST.
@@ -52,6 +93,8 @@ def mark(items: list[pytest.Item]) -> None:
                 if group in SLOW_GROUPS:
                     item.add_marker(pytest.mark.slow)
                 break
+        if item.nodeid.startswith(SLOW):
+            item.add_marker(pytest.mark.slow)
         if SERIAL and item.nodeid.startswith(SERIAL):
             item.add_marker(pytest.mark.serial)
         if item.nodeid.startswith("tests/e2e/"):
