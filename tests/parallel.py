@@ -37,8 +37,8 @@ SERIAL: tuple[str, ...] = ()
 # The groups whose every test is `slow` (out of the fast tier), even the quick ones of their modules.
 SLOW_GROUPS = {"processes"}
 # Node id prefixes of tests marked `slow` for taking 3 s or more each (measured with -n 2 beside another
-# suite run, so about twice a quiet machine's time): the longer AppTest flows and the CLI run under RSS
-# watch. The fast tier keeps each page's quick AppTest tests.
+# suite run, so about twice a quiet machine's time): the longer AppTest flows, the CLI run under RSS
+# watch and the longest property tests. The fast tier keeps each page's quick AppTest tests.
 SLOW = (
     "tests/test_app_customers.py::test_pages_go_forward_back_and_to_the_first",
     "tests/test_app_customers.py::test_search_finds_a_customer_by_mark_name_phone_or_email",
@@ -76,6 +76,12 @@ SLOW = (
     "tests/test_app_upload.py::test_sheet_picker_reads_another_sheet",
     "tests/test_exclusions_ui.py::test_the_dashboard_excludes_by_reason_lists_includes_and_reports",
     "tests/test_hostile.py::test_hostile_file_is_refused_by_the_cli_fast_and_lean",
+    # Property tests of many examples: 190-230 s each (the replay), 4-10 s (the column checks).
+    "tests/test_workspace.py::test_replaying_saved_operations_equals_applying_them_live",
+    "tests/test_workspace.py::test_a_mapping_change_reads_the_file_once_and_later_replays_start_from_its_snapshot",
+    "tests/test_validate_columns.py::test_recheck_equals_checking_the_edited_table_afresh",
+    "tests/test_validate_columns.py::test_check_cells_gives_what_check_frame_gives_for_those_cells",
+    "tests/test_validate_columns.py::test_check_frame_equals_the_row_by_row_validator",
 )
 # Fixtures that reach the real PostgreSQL (tests/conftest.py).
 POSTGRES_FIXTURES = {"pg_admin", "pg_url"}
