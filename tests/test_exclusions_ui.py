@@ -5,9 +5,7 @@ from __future__ import annotations
 
 import csv
 import io
-from pathlib import Path
 
-import pytest
 from streamlit.testing.v1 import AppTest
 
 from ui import exclusions as section
@@ -160,15 +158,9 @@ def test_the_preview_line_says_fixes_apart_from_changes():
     assert section.show_fix_preview_line(1, 1) == "fixes **1** failing row · changes **1** row"
 
 
-# --- the dashboard itself, once views/review.py and views/load.py call this module ----------------------------
-
-_VIEWS = Path(__file__).resolve().parent.parent / "views"
-_wired = pytest.mark.skipif(
-    "show_excluded" not in (_VIEWS / "review.py").read_text() or "report_with_excluded" not in (_VIEWS / "load.py").read_text(),
-    reason="views/review.py and views/load.py do not call ui/exclusions.py yet")
+# --- the dashboard itself: views/review.py and views/load.py call this module -------------------------------
 
 
-@_wired
 def test_the_dashboard_excludes_by_reason_lists_includes_and_reports(monkeypatch, sqlite_url):
     from tests.app_support import finish_import, make_app, messy_xlsx, texts, to_review
 

@@ -211,7 +211,14 @@ def test_import_waits_while_undo_holds_the_lock_then_starts_a_new_run(pg_url: st
     outcome: dict[str, object] = {}
     thread = threading.Thread(target=lambda: outcome.setdefault("r", _import(make_engine(pg_url), checked)))
     thread.start()
-    time.sleep(1.0)
+    # The import's session is seen queued on the imports lock (PostgreSQL's pg_locks), then not done.
+    waiting = sa.text("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted"
+                      " AND classid = :c AND objid = :k AND objsubid = 2")
+    deadline = time.monotonic() + 30
+    while holder.execute(waiting, {"c": RUN_LOCK_CLASS, "k": IMPORTS_LOCK_KEY}).scalar() == 0:
+        assert time.monotonic() < deadline, "the import never waited for the imports lock"
+        assert thread.is_alive(), f"the import ended without waiting for the lock: {outcome}"
+        time.sleep(0.05)
     assert "r" not in outcome  # waiting for the lock
     with engine.begin() as conn:  # what undo does under that lock
         conn.execute(sa.delete(customers).where(customers.c.import_run_id == run_id))

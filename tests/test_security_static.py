@@ -5,7 +5,8 @@
 - there is no pages/ folder; no page renders HTML (no unsafe_allow_html, st.html or components) on any of
   its branches;
 - SQL goes through bound parameters: the only SQL strings built with interpolation interpolate the
-  schema's fixed column names (reviewed here); ruff's S608 (SQL injection) is clean.
+  schema's fixed column names (reviewed here); ruff's S608 (SQL injection), which ./test.sh's ruff
+  enforces, is suppressed only on the reviewed statements.
 
 What the gate does is tested by running the dashboard (tests/test_app_security.py): every page file,
 through app.py or on its own, shows only the login before sign-in and reads no database; the password is
@@ -179,15 +180,9 @@ def test_statements_are_never_formatted_at_the_call():
     assert found == []
 
 
-def test_ruff_finds_no_sql_injection_vector():
-    ruff = shutil.which("ruff") or str(ROOT / ".venv" / "bin" / "ruff")
-    if not Path(ruff).exists():
-        pytest.skip("ruff not installed")
-    paths = ["importer", "ui", "views", "app.py", "migrations"]
-    done = subprocess.run([ruff, "check", "--no-cache", "--select", "S608", "--output-format", "concise", *paths],
-                          cwd=ROOT, capture_output=True, text=True)
-    assert done.returncode == 0, done.stdout + done.stderr
-    # The suppressions are the reviewed statements of fixed names: the loader's multi-row INSERT, and
-    # matching.py's key lookup, multi-row INSERT and bulk UPDATE.
-    noqa = [p.name for p in ENGINE for line in p.read_text().splitlines() if "noqa: S608" in line]
+def test_s608_suppressions_are_the_reviewed_ones():
+    """ruff's S608 (SQL built from strings) is enforced by ./test.sh's `ruff check` (pyproject.toml selects
+    it); what ruff cannot say is that each `noqa: S608` is one of the reviewed statements of fixed names: the
+    loader's multi-row INSERT, and matching.py's key lookup, multi-row INSERT and bulk UPDATE."""
+    noqa = [p.name for p in [*ENGINE, *DASHBOARD] for line in p.read_text().splitlines() if "noqa: S608" in line]
     assert {name: noqa.count(name) for name in set(noqa)} == REVIEWED_S608

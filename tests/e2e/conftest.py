@@ -193,6 +193,8 @@ def sqlite_rows(db_path: Path, sql: str, params: tuple = ()) -> list[tuple]:
 @pytest.fixture(scope="session")
 def browser():
     if not Path(CHROMIUM).exists():
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"Chromium is required in CI but there is none at {CHROMIUM}")
         pytest.skip(f"no Chromium at {CHROMIUM} (./test.sh installs Debian's chromium)")
     from playwright.sync_api import expect, sync_playwright
 
