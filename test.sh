@@ -25,6 +25,11 @@ fi
 
 .venv/bin/ruff check .
 .venv/bin/mypy  # the whole product: [tool.mypy] in pyproject.toml
+# Dead code: what the product defines and nothing uses (tests and bench count as users; library-read names
+# are listed in scripts/dead_code_allow.py).
+dead=$(.venv/bin/vulture importer schemas ui views app.py tests bench scripts/dead_code_allow.py --min-confidence 60 \
+  | grep -E '^(importer|schemas|ui|views|app\.py)' || true)
+if [ -n "$dead" ]; then echo "Dead code (delete it, or list a library-read name in scripts/dead_code_allow.py):"; echo "$dead"; exit 1; fi
 
 # In parallel on TEST_WORKERS processes (pytest-xdist; 2 by default), grouped as tests/parallel.py says,
 # then the tests that time this process with tight limits on their own (tests/parallel.py SERIAL; none

@@ -9,8 +9,7 @@ Each function draws one section and returns what the page must store, or None:
         state.set_checked(new)   # the notice saying what it did is already set (state.notice)
         st.rerun()
 
-The operations applied are importer.review.conversions operations; `last_operation()` hands the latest one (as its
-to_dict()) to whoever records a workspace's operations.
+The operations applied are importer.review.conversions operations, handed to the workspace with state.operation.
 """
 
 from __future__ import annotations
@@ -27,7 +26,6 @@ from importer.intake.delimited import SkippedRow
 from importer.mapping.columns import (
     ColumnMapping,
     SheetNotes,
-    choice_label,
     fed_fields,
     one_word_names,
     split_preview,
@@ -62,7 +60,6 @@ MAP_SUGGESTED = "clean_map_"  # + field: "Map Location to Region"
 # Session values.
 VALUES_CACHE = "clean_values_cache"  # ((version, field), failing_values table)
 PREVIEW_CACHE = "clean_preview_cache"  # ((version, operation), Preview)
-LAST_OPERATION = "clean_last_operation"  # to_dict() of the operation applied last
 
 VALUE = "Value"
 ROWS = "Rows"
@@ -76,11 +73,6 @@ def _field_label(field: str) -> str:
 
 def _region_label(code: str) -> str:
     return f"{REGIONS.get(code, code)} ({code})" if code in REGIONS else str(code)
-
-
-def last_operation() -> dict[str, Any] | None:
-    """The operation applied last in this session, as to_dict() (popped: each is handed over once)."""
-    return st.session_state.pop(LAST_OPERATION, None)
 
 
 def _kept(key: str, token: tuple[Any, ...], compute: Callable[[], Any]) -> Any:
@@ -117,7 +109,6 @@ def _apply(checked: Checked, operation: Operation, settings: Settings, what: str
     with heavy_step(what, checked.total), st.spinner(f"Applying: {operation.describe()}..."):
         found = preview(checked, operation, settings)
         new = apply_operation(checked, operation, settings)
-    st.session_state[LAST_OPERATION] = operation.to_dict()
     state.operation(operation)
     state.notice(f"{operation.describe()}: fixed {found.fixes:,} failing row{'' if found.fixes == 1 else 's'}, "
                  f"changed {found.changes:,}; {len(new.errors):,} rows still fail (were {before:,}).")
@@ -255,11 +246,6 @@ def show_mapping_warnings(
     return None
 
 
-def mapping_option_label(choice: str | None) -> str:
-    """The Upload page's select box label for a mapping choice (FULL_NAME included): see mapping_choices()."""
-    return choice_label(choice)
-
-
 __all__ = ["CONVERT_APPLY", "CONVERT_FIELD", "CONVERT_GRID", "MAP_SUGGESTED", "REPLACE_APPLY", "REPLACE_CASE",
-           "REPLACE_FIELD", "REPLACE_FIND", "REPLACE_WHOLE", "REPLACE_WITH", "last_operation", "mapping_option_label",
+           "REPLACE_FIELD", "REPLACE_FIND", "REPLACE_WHOLE", "REPLACE_WITH",
            "show_find_replace", "show_mapping_warnings", "show_skipped_rows", "show_value_conversion"]

@@ -79,6 +79,5 @@ CUSTOMERS_NEXT = "customers_next"
 CUSTOMERS_FIRST = "customers_first"
 CUSTOMERS_TABLE = "customers_table"
 CUSTOMERS_DETAIL = "customers_detail"
-CUSTOMERS_PREPARE = "customers_prepare_"  # + format: build the export file
 CUSTOMERS_CSV = "customers_export_csv"
 CUSTOMERS_XLSX = "customers_export_xlsx"

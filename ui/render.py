@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 import itertools
 import re
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 
 import altair as alt
 import numpy as np
@@ -14,7 +14,6 @@ import streamlit as st
 
 from importer.checks.validate import Checked
 from importer.database.ledger import RunRecord, run_failures
-from importer.database.loader import Progress
 from importer.outcomes.error_table import ErrorTable
 from importer.outcomes.row_errors import DUPLICATE_CODES, ErrorCode, RowError, error_text
 from importer.outcomes.run_result import RunResult
@@ -59,11 +58,6 @@ CLASH_CODES = (*DUPLICATE_CODES, ErrorCode.CONFLICT)
 # metadata, for as long as the session lives, also after the user moved to another page. A lambda or
 # function defined in a page script carries that page's globals (the upload, its frames, the uploaded
 # bytes) along with it, so pages pass these module-level functions or functools.partial instead.
-
-
-def field_option(field: str | None) -> str:
-    """An option of a mapping select box: the field's label, or "(ignore)"."""
-    return "(ignore)" if field is None else label_of(field)
 
 
 def region_name(code: str) -> str:
@@ -286,18 +280,6 @@ def runs_chart(runs: Iterable[RunRecord]) -> alt.Chart | None:
         )
         .properties(height=240)
     )
-
-
-def progress_bar(label: str) -> Callable[[Progress], None]:
-    """A st.progress bar, and the callback the engine calls after each committed chunk to move it."""
-    bar = st.progress(0.0, text=label)
-
-    def show(progress: Progress) -> None:
-        share = progress.rows_done / progress.total if progress.total else 1.0
-        bar.progress(min(1.0, share), text=progress_text(
-            progress.rows_done, progress.total, progress.rows_per_second, progress.seconds_left))
-
-    return show
 
 
 def progress_text(rows_done: int, total: int, rows_per_second: float, seconds_left: float | None) -> str:

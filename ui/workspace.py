@@ -12,7 +12,6 @@
 
 from __future__ import annotations
 
-import contextlib
 from dataclasses import replace
 from typing import Any
 
@@ -366,11 +365,3 @@ def resume_arguments() -> dict[str, Any]:
     return {} if found is None else {"workspace": (found[0].id, found[2])}
 
 
-def finished(completed: bool) -> None:
-    """After a real import: a completed one's workspace is done (kept only while a run can resume from it)."""
-    found = meta()
-    st.session_state.pop(keys.WORKSPACE, None)
-    _set_param(None)
-    if found is not None and completed:
-        with contextlib.suppress(DatabaseError, ImporterError):
-            ws.discard_workspace(engine(), found[0].id)

@@ -4,8 +4,8 @@ diff; the filtered set exported as CSV or Excel, built when its button is clicke
 
 from __future__ import annotations
 
-from functools import partial
 from collections.abc import Callable
+from functools import partial
 from typing import Any, cast
 
 import pandas as pd

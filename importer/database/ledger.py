@@ -32,7 +32,6 @@ from importer.outcomes.failed_rows import (
     FailedRows,
     ReportColumn,
     UpdatedRow,
-    UpdatedRows,
     changes_between,
 )
 from importer.outcomes.row_errors import RowError, RunStatus
@@ -197,14 +196,6 @@ def iter_updates(engine: sa.Engine, run_id: int) -> Iterator[UpdatedRow]:
     with reading(engine) as conn:
         for number, customer_id, before, after in _stream(conn, changes_query(run_id)):
             yield UpdatedRow(number, customer_id, changes_between(before, after))
-
-
-def run_updates(engine: sa.Engine, run_id: int) -> UpdatedRows:
-    """A run's updated rows (customer, field: old -> new), streamed each time they are read."""
-    with reading(engine) as conn:
-        _run_row(conn, run_id)
-        count = updated_on(conn, run_id)
-    return UpdatedRows(count, lambda: iter_updates(engine, run_id))
 
 
 def _count(conn: sa.Connection, run_column: sa.Column, run_id: int) -> int:

@@ -29,10 +29,6 @@ _FIELD_ORDER = {name: i for i, name in enumerate(FIELD_NAMES)}
 FIELD_CODES: tuple[str, ...] = (*FIELD_NAMES, "row")
 
 
-def _field_order() -> dict[str, int]:
-    return _FIELD_ORDER
-
-
 class ErrorTable(Mapping[int, tuple[RowError, ...]]):
     """The errors of the failing rows of one upload, held as columns, one entry per error.
 

@@ -536,16 +536,6 @@ def report_bytes(failed: Iterable[ReportRow], fmt: str) -> bytes:
         return buffer.read()
 
 
-def report_csv(failed: Iterable[ReportRow]) -> bytes:
-    """The failure report as UTF-8 CSV with a BOM."""
-    return report_bytes(failed, "csv")
-
-
-def report_xlsx(failed: Iterable[ReportRow]) -> bytes:
-    """The failure report as a workbook: failing cells filled and annotated with their message."""
-    return report_bytes(failed, "xlsx")
-
-
 def report_format_for(path: str) -> str:
     """The report format a path asks for by its ending; ValueError for anything else."""
     ending = path.rsplit(".", 1)[-1].lower() if "." in path else ""

@@ -47,7 +47,6 @@ RULES: dict[str, str] = {
     "email": "same e-mail once dots and +tags are removed",
 }
 _RULE_NAMES = tuple(RULES)
-_MIX = np.uint64(0x9E37_79B9_7F4A_7C15)
 _RULE_BITS = np.uint64(3)  # a key's low two bits say its rule: 1 + its place in RULES
 BLOCK_LIMIT = 25  # people (upload rows + customers) in one block, beyond which it is not compared
 PAIR_LIMIT = 1_000  # pairs returned; `found` says how many there were
