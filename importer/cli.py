@@ -137,13 +137,10 @@ def _read_file(path: str, settings: Settings) -> bytes:
 
 def _operations(path: str) -> list:
     """The operations of an --operations file (UsageError with one line when it cannot be used)."""
+    from importer.intake.json_input import read_json_text
     from importer.review.conversions import operations_from_json
 
-    try:
-        text = Path(path).read_text(encoding="utf-8-sig")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise UsageError(f"cannot read the operations file {path}: {exc.__class__.__name__}: {exc}") from None
-    return operations_from_json(text, path)
+    return operations_from_json(read_json_text(path, f"the operations file {path}"), path)
 
 
 def _import(args: argparse.Namespace, settings: Settings) -> int:

@@ -10,7 +10,6 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
@@ -183,18 +182,10 @@ def _with_profiles(engine: sa.Engine, name: str, data: bytes, file_name: str, se
 
 
 def _json_fields(path: str) -> dict[str, str | None]:
-    try:
-        raw = json.loads(Path(path).read_text(encoding="utf-8-sig"))
-    except FileNotFoundError:
-        raise UsageError(f"the mapping file {path} does not exist") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise UsageError(f"cannot read the mapping file {path}: {exc}") from None
-    except json.JSONDecodeError as exc:
-        raise UsageError(f"the mapping file {path} is not valid JSON: {exc.msg} at line {exc.lineno} "
-                         f"column {exc.colno}") from None
-    if not isinstance(raw, dict) or not all(isinstance(v, str | None) for v in raw.values()):
-        raise UsageError(f"the mapping file {path} must be one JSON object of column header -> field name "
-                         f"(null to ignore a column), e.g. {JSON_EXAMPLE}")
+    from importer.intake.json_input import mapping_fields, read_json_file
+
+    what = f"the mapping file {path}"
+    raw = mapping_fields(read_json_file(path, what), what, JSON_EXAMPLE)  # size, depth, types: one line
     return {normalise(k): v for k, v in raw.items() if normalise(k)}
 
 

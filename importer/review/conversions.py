@@ -142,13 +142,9 @@ def operation_from_dict(data: Mapping[str, Any]) -> Operation:
 
 def operations_from_json(text: str, where: str = "the operations file") -> list[Operation]:
     """Operations from JSON: one to_dict() object or a list of them (UsageError naming the bad one)."""
-    import json
+    from importer.intake.json_input import operation_dicts, parse_json
 
-    try:
-        data = json.loads(text)
-    except ValueError as exc:
-        raise UsageError(f"{where} is not valid JSON ({exc})") from None
-    items = data if isinstance(data, list) else [data]
+    items = operation_dicts(parse_json(text, where), where)  # limits and key types first: one line, never a traceback
     found: list[Operation] = []
     for number, item in enumerate(items, start=1):
         try:
