@@ -28,11 +28,12 @@ def review_page(data: str) -> None:
 
     from importer.api import read_upload
     from tests.support import SETTINGS
-    from ui import state
+    from ui import state, workspace
     from ui.exclusions import show_exclude_by_reason, show_excluded
 
-    if state.upload() is None:
+    if state.upload() is None:  # a saved workspace, as the Upload page makes it
         state.set_upload(read_upload(data.encode(), "kumasi.csv", SETTINGS))
+        workspace.start(data.encode(), state.upload())
     if notice := state.pop_notice():
         st.success(notice)
     upload = state.upload()
@@ -51,12 +52,14 @@ def texts(at: AppTest) -> str:
                      for e in getattr(at, kind))
 
 
-def review() -> AppTest:
+def review(monkeypatch, url: str) -> AppTest:
+    monkeypatch.setenv("DATABASE_URL", url)
+    monkeypatch.delenv("APP_PASSWORD", raising=False)
     return AppTest.from_function(review_page, args=(BRANCH,), default_timeout=60).run()
 
 
-def test_exclude_all_rows_failing_on_phone_then_include_them_again():
-    at = review()
+def test_exclude_all_rows_failing_on_phone_then_include_them_again(monkeypatch, sqlite_url):
+    at = review(monkeypatch, sqlite_url)
     assert not at.exception
     assert "rows: 6, failing: 4" in texts(at)
     assert at.selectbox(key=section.REASON_PICK).options == [
@@ -86,11 +89,11 @@ def test_exclude_all_rows_failing_on_phone_then_include_them_again():
 
     at.button(key=section.INCLUDE_ALL).click().run()
     assert "rows: 6, failing: 4" in texts(at)
-    assert not at.data_editor and not at.session_state[section.EXCLUDED][1]
+    assert not at.data_editor and not at.session_state[keys.WORKSPACE_EXCLUDED][2]  # the workspace's list
 
 
-def test_include_ticked_with_nothing_ticked_says_so():
-    at = review()
+def test_include_ticked_with_nothing_ticked_says_so(monkeypatch, sqlite_url):
+    at = review(monkeypatch, sqlite_url)
     at.button(key=section.EXCLUDE_REASON).click().run()
     at.button(key=section.INCLUDE_TICKED).click().run()
     assert "No rows are ticked." in texts(at)
@@ -99,23 +102,25 @@ def test_include_ticked_with_nothing_ticked_says_so():
 
 def load_page(url: str, data: str) -> None:
     """What views/load.py does around its download buttons after a real import (the upload is dropped)."""
-    from dataclasses import replace
-
     import streamlit as st
 
     from importer.api import import_upload, read_upload
     from importer.checks.validate import exclude
     from importer.database.schema import make_engine
     from importer.output.failure_report import report_bytes
+    from importer.review.operations import Exclude
     from tests.support import SETTINGS
-    from ui import state
-    from ui.exclusions import include_excluded_in_report, remember_excluded, report_with_excluded
+    from ui import state, workspace
+    from ui.exclusions import include_excluded_in_report, remember_for_report, report_with_excluded
 
     if state.import_result() is None:
         upload = read_upload(data.encode(), "kumasi.csv", SETTINGS)
         state.set_upload(upload)
-        remember_excluded(upload, upload.checked, [3])  # "Exclude ticked rows" on Review
-        upload = replace(upload, checked=exclude(upload.checked, [3]))
+        workspace.start(data.encode(), upload)
+        state.set_checked(exclude(upload.checked, [3]), Exclude((3,)))  # "Exclude ticked rows" on Review
+        upload = state.upload()
+        assert upload is not None
+        remember_for_report(upload)  # the Import button
         state.set_result(import_upload(make_engine(url), upload, SETTINGS))
     result = state.import_result()
     assert result is not None and state.upload() is None
@@ -126,10 +131,12 @@ def load_page(url: str, data: str) -> None:
     st.code(report_bytes(failed, "csv").decode("utf-8-sig"))
 
 
-def test_the_report_gets_the_excluded_rows_when_the_box_is_ticked(database_url):
+def test_the_report_gets_the_excluded_rows_when_the_box_is_ticked(monkeypatch, database_url):
     from tests.support import ready_engine
 
     ready_engine(database_url).dispose()
+    monkeypatch.setenv("DATABASE_URL", database_url)
+    monkeypatch.delenv("APP_PASSWORD", raising=False)
     at = AppTest.from_function(load_page, args=(database_url, BRANCH), default_timeout=60).run()
     assert not at.exception
     assert "report rows: 4" in texts(at)
@@ -149,8 +156,7 @@ def test_keys_do_not_clash_with_the_pages():
     assert not page_keys & set(section.SESSION_KEYS)
     from ui import duplicates
 
-    assert not {duplicates.PAIRS, duplicates.DECISIONS, duplicates.PICK, duplicates.CHOICE,
-                duplicates.APPLY} & set(section.SESSION_KEYS)
+    assert not {duplicates.PAIRS, duplicates.PICK, duplicates.CHOICE, duplicates.APPLY} & set(section.SESSION_KEYS)
 
 
 def test_the_preview_line_says_fixes_apart_from_changes():

@@ -3,9 +3,10 @@ side by side, each with keep both, exclude this row, or update that customer.
 
 `show_possible_duplicates(engine, checked, settings)` renders the section and returns the upload after a
 decision that changes it (exclude, update), or None; the page then keeps it (`state.set_checked`) and
-reruns. The search (importer.review.lookalikes) runs once per upload version, as a heavy step. The analyst's
-decisions are kept in the session as JSON records (`decisions()`), per file, so that a pair kept as two
-people stays hidden after later edits.
+reruns. The search (importer.review.lookalikes) runs once per upload version, as a heavy step. A decision
+becomes operations of the workspace (importer.review.decisions.duplicate_operations): "keep both" is a
+decision saved at once, so a pair kept as two people stays hidden after later edits, a refresh or in
+another tab; an exclusion or an update is the row change the page keeps.
 """
 
 from __future__ import annotations
@@ -15,27 +16,24 @@ import sqlalchemy as sa
 import streamlit as st
 
 from importer.checks.validate import Checked
-from importer.errors import DatabaseError, UsageError
+from importer.errors import DatabaseError, ImporterError
+from importer.review.decisions import duplicate_operations, is_decision
 from importer.review.lookalikes import (
     RULES,
     Action,
     Decision,
     PossibleDuplicates,
-    apply_decision,
     find_possible_duplicates,
-    kept_pairs,
     stored_customers,
     update_decision,
 )
-from importer.review.operations import CellEdit, Exclude
 from importer.settings import Settings
 from schemas.customer import FIELD_NAMES, label_of
-from ui import state
+from ui import decisions, state
 from ui.heavy import heavy_step
 
 # Session values and widget keys of this section (ui/keys.py holds the pages' own).
 PAIRS = "possible_duplicates"  # ((upload version, kept pairs), PossibleDuplicates, database note)
-DECISIONS = "possible_duplicate_decisions"  # (file sha256, [Decision.to_json(), ...])
 PICK = "possible_duplicate_pick"
 CHOICE = "possible_duplicate_choice"
 APPLY = "possible_duplicate_apply"
@@ -47,34 +45,9 @@ _CHOICE_TEXT = {
 }
 
 
-def _file() -> str:
-    upload = state.upload()
-    return upload.sha256 if upload is not None else ""
-
-
-def decisions() -> list[Decision]:
-    """The decisions taken on this file's pairs, oldest first."""
-    stored = st.session_state.get(DECISIONS)
-    if not stored or stored[0] != _file():
-        return []
-    return [Decision.from_json(record) for record in stored[1]]
-
-
-def updated_rows() -> dict[int, int]:
-    """{row: customer id} of this file's "update that customer" decisions: the rows whose change to a
-    stored customer the analyst already accepted here (Review's accept/reject list can start them accepted)."""
-    return {d.row: int(d.customer_id) for d in decisions()
-            if d.action is Action.UPDATE_CUSTOMER and d.customer_id is not None}
-
-
-def _remember(decision: Decision) -> None:
-    records = [d.to_json() for d in decisions()]
-    st.session_state[DECISIONS] = (_file(), [*records, decision.to_json()])
-
-
 def _search(engine: sa.Engine, checked: Checked) -> tuple[PossibleDuplicates, str | None]:
     """The pairs of this upload version (cached in the session), and a note when the database was not read."""
-    kept = kept_pairs(decisions())
+    kept = decisions.current().kept
     token = (state.version(), kept)
     cached = st.session_state.get(PAIRS)
     if cached is not None and cached[0] == token:
@@ -177,22 +150,26 @@ def show_possible_duplicates(engine: sa.Engine, checked: Checked, settings: Sett
         else:
             decision = Decision(Action(choice), row, other_row=int(pair["other_row"]) if on_file else None,
                                 customer_id=None if on_file else int(pair["customer_id"]))
+        ops = duplicate_operations(checked, decision)
+        changes = [op for op in ops if not is_decision(op)]  # the row left out, or given the customer's mark
         with heavy_step("duplicate decision", checked.total):
-            new = apply_decision(checked, decision, settings)
-    except (DatabaseError, UsageError) as exc:
+            new = changes[0].apply(checked, settings) if changes else None
+    except (DatabaseError, ImporterError) as exc:
         st.error(str(exc), icon=":material/block:")
         return None
-    _remember(decision)
-    if decision.action is Action.KEEP_BOTH:
-        state.notice(f"Row {row} and {'row ' if on_file else 'customer #'}"
-                     f"{pair['other_row'] if on_file else pair['customer_id']} are kept as different people.")
+    if not decisions.decide(*(op for op in ops if is_decision(op))):
+        st.rerun()  # the notice says why it was not saved
+    now = state.upload()
+    if changes and now is not None and now.checked is not checked:  # another tab's work was replayed meanwhile
+        new = changes[0].apply(now.checked, settings)
+    if new is None:
+        whom = f"row {pair['other_row']}" if on_file else f"customer #{pair['customer_id']}"
+        state.notice(f"Row {row} and {whom} are kept as different people.")
         st.rerun()
+    state.operation(changes[0])
     if decision.action is Action.EXCLUDE_ROW:
-        state.operation(Exclude((row,), f"possible duplicate of {'row ' if on_file else 'customer #'}"
-                                        f"{pair['other_row'] if on_file else pair['customer_id']}"))
         state.notice(f"Excluded row {row}: it will not be imported.")
     else:
-        state.operation(CellEdit.of(checked, {row: {"shipping_mark": decision.shipping_mark}}))
         state.notice(f"Row {row} now has customer #{decision.customer_id}'s shipping mark "
                      f"({decision.shipping_mark}): the import updates that customer with it.")
     return new

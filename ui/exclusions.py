@@ -4,15 +4,15 @@
   "Exclude all 204 rows failing on phone"; returns the upload without them, or None.
 - `show_excluded(upload, settings)`: the rows excluded so far, each with why, and "Include again" for the
   ticked ones or all; returns the upload with them back, or None.
-- `remember_excluded(upload, checked_before, rows, why)`: what the page calls when it excludes rows itself
-  ("Exclude ticked rows"), so they are listed and can come back.
 - `include_excluded_in_report(upload)` and `report_with_excluded(failed, upload)`: the Import page's
-  checkbox and the failure report with the excluded rows appended, marked "excluded by the analyst".
+  checkbox and the failure report with the excluded rows appended, marked "excluded by the analyst";
+  `remember_for_report(upload)`, called as the import starts, keeps them for the report after it.
 - `show_fix_preview_line(fixes, changes)`: "fixes **N** failing rows · changes **M** rows".
 
-The excluded rows live in the session per file (its sha256), as importer.review.exclusions.Excluded records with
-their text as it was: they survive the real import (which drops the upload) so its report can carry them.
-A page that gets a Checked back keeps it (`state.set_checked`) and reruns.
+The excluded rows are the workspace's (importer.review.exclusions.Excluded records with their text as it was):
+its replay lists them and each exclusion or inclusion saved since updates them, whichever view excluded
+the rows (by reason, ticked, a possible duplicate). Only the copy taken for the report of the import that
+drops the upload is the session's. A page that gets a Checked back keeps it (`state.set_checked`) and reruns.
 """
 
 from __future__ import annotations
@@ -25,32 +25,29 @@ from importer.checks.validate import Checked, exclude
 from importer.outcomes.error_table import ErrorTable
 from importer.outcomes.failed_rows import FailedRows
 from importer.review.exclusions import (
-    EXCLUDED_BY_ANALYST,
     Excluded,
-    excluded_rows,
     include_again,
     reason_text,
     reasons,
     rows_failing_with,
     why_excluded,
     with_excluded,
-    without,
 )
 from importer.review.operations import Exclude, Include
 from importer.settings import Settings
 from schemas.customer import FIELD_NAMES, label_of
-from ui import state
+from ui import state, workspace
 from ui.heavy import heavy_step
 
 # Session values and widget keys of this section (ui/keys.py holds the pages' own).
-EXCLUDED = "excluded_rows"  # (file sha256, (Excluded, ...)) the rows left out of this file, oldest first
+REPORTED = "excluded_reported"  # (Excluded, ...) of the file being imported, for its report once it is dropped
 REASON_PICK = "exclude_reason_pick"
 EXCLUDE_REASON = "exclude_reason_apply"
 EXCLUDED_GRID = "excluded_grid"  # + "_" + upload version
 INCLUDE_TICKED = "excluded_include_ticked"
 INCLUDE_ALL = "excluded_include_all"
 IN_REPORT = "excluded_in_report"
-SESSION_KEYS = (EXCLUDED, REASON_PICK, EXCLUDE_REASON, EXCLUDED_GRID, INCLUDE_TICKED, INCLUDE_ALL, IN_REPORT)
+SESSION_KEYS = (REPORTED, REASON_PICK, EXCLUDE_REASON, EXCLUDED_GRID, INCLUDE_TICKED, INCLUDE_ALL, IN_REPORT)
 
 INCLUDE_COLUMN = "Include again"
 ROW = "Row"
@@ -69,45 +66,21 @@ def show_fix_preview_line(fixes: int, changes: int) -> str:
             f"changes **{changes:,}** row{'' if changes == 1 else 's'}")
 
 
-# --- the excluded rows in the session ---------------------------------------------------------------------
+# --- the workspace's excluded rows ----------------------------------------------------------------------
 
 
 def excluded_of(upload: Upload | None) -> list[Excluded]:
-    """The rows excluded from this file and not back in it; None: those of the last file (after an import,
-    which drops the upload). Another file's list is forgotten."""
-    stored = st.session_state.get(EXCLUDED)
-    if not stored:
-        return []
-    sha, records = stored
+    """The rows excluded from this upload's workspace and not back in it, by source row; None: those of the
+    file last imported (the import drops the upload; remember_for_report kept them)."""
     if upload is None:
-        return list(records)
-    if sha != upload.sha256:
-        st.session_state.pop(EXCLUDED, None)
-        return []
+        return list(st.session_state.get(REPORTED, ()))
     present = upload.checked.original.index
-    return [e for e in records if e.source_row not in present]
+    return [e for e in workspace.excluded() if e.source_row not in present]
 
 
-def _keep(upload: Upload, records: list[Excluded]) -> None:
-    st.session_state[EXCLUDED] = (upload.sha256, tuple(records))
-
-
-def restore_excluded(upload: Upload, records: list[Excluded]) -> None:
-    """The excluded list of a workspace just reopened (its records come from the replay)."""
-    if records:
-        _keep(upload, records)
-    else:
-        st.session_state.pop(EXCLUDED, None)
-
-
-def remember_excluded(upload: Upload, checked_before: Checked, rows: list[int], why: str = EXCLUDED_BY_ANALYST,
-                      errors: ErrorTable | None = None) -> list[Excluded]:
-    """Keep these rows (of `checked_before`, the upload before they were excluded) as excluded, with why;
-    `errors`: the errors shown with them (Review's, the database's included; default the file's)."""
-    records = excluded_rows(checked_before, rows, why, upload.other_columns, errors)
-    known = {e.source_row for e in records}
-    _keep(upload, [*(e for e in excluded_of(upload) if e.source_row not in known), *records])
-    return records
+def remember_for_report(upload: Upload) -> None:
+    """As the import of `upload` starts: keep its excluded rows for the report shown once it is done."""
+    st.session_state[REPORTED] = tuple(excluded_of(upload))
 
 
 # --- Review -----------------------------------------------------------------------------------------------
@@ -135,12 +108,9 @@ def show_exclude_by_reason(checked: Checked, errors: ErrorTable) -> Checked | No
              else f"Exclude all {count:,} rows failing on {label_of(field).lower()}")
     if not st.button(label, key=EXCLUDE_REASON, icon=":material/block:"):
         return None
-    upload = state.upload()
     rows = rows_failing_with(errors, code, field)
     with heavy_step("exclusion", checked.total):
         new = exclude(checked, rows)
-    if upload is not None:
-        remember_excluded(upload, checked, rows, why_excluded(code, field), errors)
     state.operation(Exclude(tuple(rows), why_excluded(code, field)))
     state.notice(f"Excluded {_plural(len(rows), 'row')} failing with {reason_text(code, field).lower()}: "
                  "they will not be imported. They are listed under Excluded rows, where you can include them again.")
@@ -192,7 +162,6 @@ def show_excluded(upload: Upload, settings: Settings) -> Checked | None:
     with heavy_step("inclusion", upload.checked.total + len(chosen)):
         new = include_again(upload.checked, chosen, settings)
     rows = [e.source_row for e in chosen]
-    _keep(upload, without(records, rows))
     state.operation(Include(tuple(rows)))
     still = sum(1 for r in rows if r in new.errors)
     state.notice(f"Included {_plural(len(rows), 'row')} again: {len(rows) - still:,} valid, {still:,} failing.")

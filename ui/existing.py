@@ -1,18 +1,18 @@
-"""Existing customers, for Review and Import: the session's choices (accept or reject each change to a
+"""Existing customers, for Review and Import: the analyst's decisions (accept or reject each change to a
 stored customer, keep or clear blanks), the upload's classification against the database, and the one
 set of failing rows both pages count, so that their numbers agree.
 
 A change is a valid row whose keys all point to one customer and some field differs. Rejected changes
 fail as `already_exists` with what differs (as every change does under `--existing skip`); accepted
 ones update the customer (`--existing update`). New changes start rejected, like the CLI's default: the
-analyst accepts them one by one or all at once. Decisions are kept per file (sha256) and source row,
-so they survive edits and fixes of other rows.
+analyst accepts them one by one or all at once. The decisions are operations of the workspace
+(importer.review.decisions, which also counts the rows under them), so they survive a refresh, another tab,
+edits and fixes of other rows, and Undo and Redo move over them.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections.abc import Set
 from typing import Any
 
 import numpy as np
@@ -22,12 +22,13 @@ import streamlit as st
 from importer.api import Upload
 from importer.database.customers import Classification, classify_upload, customer_detail
 from importer.database.lookup import existing_customers
-from importer.database.matching import BlankMode, ExistingMode
+from importer.database.matching import BlankMode
 from importer.errors import DatabaseError
-from importer.outcomes.error_table import ErrorTable
 from importer.outcomes.row_errors import ErrorCode, RowError
+from importer.review.decisions import AgainstDatabase, BlankChoice, ChangeDecision
+from importer.review.decisions import against_database as count_against_database
 from schemas.customer import FIELD_NAMES, label_of
-from ui import keys, state
+from ui import decisions, keys, state
 from ui.engine import engine
 from ui.heavy import heavy_step
 
@@ -39,66 +40,22 @@ BLANK_LABELS = {
 }
 
 
-@dataclass(frozen=True)
-class AgainstDatabase:
-    """An upload's rows against the stored customers, under the session's choices.
-
-    `errors`: the rows that fail (the file's own errors, conflicts, rejected changes); `counts`: rows
-    new, unchanged, changed, accepted, rejected and conflict; `accepted` and `rejected`: the source rows
-    whose change updates its customer or fails; `problem`: why the database could not be asked (then only
-    the file's own errors count).
-    """
-
-    classification: Classification | None
-    errors: ErrorTable
-    counts: dict[str, int]
-    rejected: tuple[int, ...]
-    problem: str | None = None
-    accepted: frozenset[int] = frozenset()
-
-    @property
-    def existing(self) -> str:
-        """--existing for the import: update when some change is accepted, else skip."""
-        return ExistingMode.UPDATE.value if self.counts["accepted"] else ExistingMode.SKIP.value
-
-    def import_arguments(self) -> dict[str, Any]:
-        """existing, blank and rejected, as importer.api.import_upload takes them."""
-        return {"existing": self.existing, "blank": blank_mode(),
-                "rejected": self.rejected if self.existing == ExistingMode.UPDATE.value else ()}
-
-
 def blank_mode() -> str:
-    return state.get(keys.BLANK_MODE, BlankMode.KEEP.value)
-
-
-def _decisions(upload: Upload) -> tuple[bool, dict[int, bool]]:
-    """(accept by default, {row: accepted}) of this file."""
-    stored = state.get(keys.CHANGE_DECISIONS)
-    if stored is None or stored[0] != upload.sha256:
-        return False, {}
-    return stored[1], stored[2]
-
-
-def set_decisions(upload: Upload, default: bool, rows: dict[int, bool]) -> None:
-    st.session_state[keys.CHANGE_DECISIONS] = (upload.sha256, default, dict(rows))
-
-
-def accept_rows(upload: Upload, rows: Iterable[int]) -> None:
-    """Accept the changes of these rows (the analyst chose to update a customer with them elsewhere)."""
-    default, decided = _decisions(upload)
-    set_decisions(upload, default, {**decided, **dict.fromkeys((int(r) for r in rows), True)})
+    """The blank-cell mode the workspace's decisions hold (keep by default)."""
+    return decisions.current().blank
 
 
 def classification_of(upload: Upload) -> Classification | str:
     """The upload's classification under the blank choice (cached per upload version), or why the
     database could not be asked."""
-    token = (state.version(), blank_mode())
+    blank = blank_mode()
+    token = (state.version(), blank)
     found = state.cached(keys.CLASSIFICATION, token)
     if found is None:
         try:
             with (heavy_step("database check", upload.checked.total),
                   st.spinner("Comparing the rows with the customers already in the database...")):
-                found = classify_upload(engine(), upload.checked, blank_mode())
+                found = classify_upload(engine(), upload.checked, blank)
         except DatabaseError as exc:
             found = (f"{exc} Rows already in the database will be counted by the dry run and the import "
                      "instead.")
@@ -107,27 +64,8 @@ def classification_of(upload: Upload) -> Classification | str:
 
 
 def against_database(upload: Upload) -> AgainstDatabase:
-    """What Review and Import count for this upload, under the session's choices."""
-    checked = upload.checked
-    found = classification_of(upload)
-    if isinstance(found, str):
-        zero = dict.fromkeys(("new", "unchanged", "changed", "accepted", "rejected", "conflict"), 0)
-        return AgainstDatabase(None, checked.errors, zero, (), found)
-    default, rows = _decisions(upload)
-    outcome = found.rows["outcome"]
-    changed = found.rows.loc[outcome == "changed", "row"].to_numpy(dtype=np.int64)
-    explicit = {r: a for r, a in rows.items() if a != default}
-    flipped = np.fromiter(explicit, dtype=np.int64, count=len(explicit))
-    is_flipped = np.isin(changed, flipped)
-    accepted_mask = ~is_flipped if default else is_flipped
-    rejected = changed[~accepted_mask]
-    errors = checked.errors.with_rows(found.conflicts)
-    if len(rejected):
-        errors = errors.with_rows(found.skipped.without_rows(np.setdiff1d(found.skipped.rows(), rejected)))
-    counts = found.counts()
-    counts.update(accepted=int(accepted_mask.sum()), rejected=len(rejected))
-    return AgainstDatabase(found, errors, counts, tuple(int(r) for r in rejected),
-                           accepted=frozenset(int(r) for r in changed[accepted_mask]))
+    """What Review and Import count for this upload, under the workspace's decisions."""
+    return count_against_database(upload.checked, classification_of(upload), decisions.current())
 
 
 def stored_customers(review: AgainstDatabase, row: int, error: RowError) -> list[dict[str, Any]]:
@@ -146,13 +84,15 @@ def stored_customers(review: AgainstDatabase, row: int, error: RowError) -> list
 
 
 def choose_blank_mode() -> None:
-    """The radio for blank cells of rows that match a customer (kept across pages)."""
+    """The radio for blank cells of rows that match a customer: a decision saved in the workspace."""
     options = list(BLANK_LABELS)
+    if st.session_state.get(keys.BLANK_WIDGET) != blank_mode():  # shows the decision in force (after an undo)
+        st.session_state[keys.BLANK_WIDGET] = blank_mode()
 
     def keep() -> None:
-        st.session_state[keys.BLANK_MODE] = st.session_state[keys.BLANK_WIDGET]
+        decisions.decide(BlankChoice(st.session_state[keys.BLANK_WIDGET]))
 
-    st.radio("A blank cell in a row that matches a customer", options, index=options.index(blank_mode()),
+    st.radio("A blank cell in a row that matches a customer", options,
              format_func=BLANK_LABELS.__getitem__, key=keys.BLANK_WIDGET, on_change=keep, horizontal=True,
              help="Keep: a blank optional cell leaves the stored value as it is. Clear: it empties it.")
 
@@ -161,7 +101,7 @@ def _shown(value: Any) -> str:
     return "blank" if value is None or pd.isna(value) or value == "" else str(value)
 
 
-def changes_frame(found: Classification, accepted: set[int] | None, field: str | None,
+def changes_frame(found: Classification, accepted: Set[int] | None, field: str | None,
                   limit: int = CHANGES_SHOWN) -> tuple[pd.DataFrame, int]:
     """One line per changed row: Row, Customer, Accept, then a column per changed field holding
     "old -> new" (blank where that row did not change it). Optionally only rows changing `field`.
@@ -202,18 +142,17 @@ def show_changes(upload: Upload, review: AgainstDatabase) -> None:
                f"the database and change{'s' if one else ''} some of its values. **Accept** a change to update the "
                "customer; a "
                "rejected change fails as already_exists and goes in the failure report with what differs.")
-    default, rows = _decisions(upload)
     accepted = review.accepted
     left, middle, right = st.columns([3, 2, 2], vertical_alignment="bottom")
     fields = [ANY_FIELD, *[f for f in FIELD_NAMES if (found.changes["field"] == f).any()]]
     pick = left.selectbox("Show changes to", fields, key=keys.CHANGES_FIELD,
                           format_func=lambda f: "any field" if f == ANY_FIELD else label_of(f))
     if middle.button(f"Accept all {counts['changed']:,}", key=keys.ACCEPT_ALL, icon=":material/done_all:"):
-        set_decisions(upload, True, {})
+        decisions.decide(ChangeDecision(default=True))
         _bump_grid()
         st.rerun()
     if right.button("Reject all", key=keys.REJECT_ALL, icon=":material/remove_done:"):
-        set_decisions(upload, False, {})
+        decisions.decide(ChangeDecision(default=False))
         _bump_grid()
         st.rerun()
     frame, matched = changes_frame(found, accepted, None if pick == ANY_FIELD else pick)
@@ -230,8 +169,11 @@ def show_changes(upload: Upload, review: AgainstDatabase) -> None:
         },
     )
     now = {int(r): bool(a) for r, a in zip(edited["Row"], edited["Accept"], strict=True)}
-    if any(now[r] != (r in accepted) for r in now):
-        set_decisions(upload, default, {r: a for r, a in {**rows, **now}.items() if a != default})
+    answered = [ChangeDecision(tuple(r for r, a in now.items() if a == accept and (r in accepted) != a), accept)
+                for accept in (True, False) if any(a == accept and (r in accepted) != a for r, a in now.items())]
+    if answered:
+        if not decisions.decide(*answered):
+            _bump_grid()  # not saved: the grid shows the decisions in force again
         st.rerun()
     st.caption(f"{counts['accepted']:,} accepted (the import updates these customers), "
                f"{counts['rejected']:,} rejected.")

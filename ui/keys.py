@@ -8,8 +8,6 @@ DRAFT_MAPPING = "upload_draft_mapping"  # (file name, sheet, ColumnMapping) to f
 PARSED_FILE_ID = "upload_parsed_file_id"  # uploader file id already parsed, so reruns do not re-read
 UPLOADER_NONCE = "upload_nonce"  # part of the uploader key: a new value empties the widget
 CLASSIFICATION = "review_classification"  # ((version, blank), Classification | why the database was not asked)
-BLANK_MODE = "existing_blank"  # "keep" or "clear": what a blank cell does to a matched customer
-CHANGE_DECISIONS = "existing_decisions"  # (sha256, accept by default, {row: accepted}) changes to customers
 CHANGES_NONCE = "existing_changes_nonce"  # part of the changes grid's key: Accept/Reject all redraw it
 FIX_COUNTS = "review_fix_counts"  # (version, options, {fix key: (failing rows it fixes, rows it changes)})
 # The ONE run result a session keeps: the dry run of the current upload version, or the last real
@@ -19,7 +17,9 @@ RESULT = "run_result"
 DRY_RUN_SAW = "run_result_database"  # importer.review.staleness.DatabaseState the dry run saw (stale_reason)
 RESULT_FOR = "run_result_version"  # upload version a dry-run RESULT was computed for
 WORKSPACE_PARAM = "ws"  # the address's query parameter naming the open workspace: ?ws=12
-WORKSPACE = "workspace"  # (workspace id, version, active seqs, excluded records) of the UPLOAD, saved in the database
+WORKSPACE = "workspace"  # (WorkspaceInfo, version, active seqs) of the UPLOAD, saved in the database
+WORKSPACE_EXCLUDED = "workspace_excluded"  # (workspace id, version, Excluded records): its excluded rows then
+WORKSPACE_DECISIONS = "workspace_decisions"  # ((workspace id, version), importer.review.decisions.Decisions)
 LAST_OPERATION = "workspace_last_operation"  # the operation a section applied, saved by state.set_checked
 PENDING_EDITS = "review_pending_edits"  # [{row: {field: text}}] typed in the grid, recorded on the next run
 NOTICE = "notice"  # one message shown once on the next run (what an action just did)

@@ -26,7 +26,6 @@ from importer.workspace import store as ws
 from schemas.customer import FIELD_NAMES
 from ui import auth, keys, state
 from ui.engine import engine, settings
-from ui.exclusions import restore_excluded
 from ui.heavy import heavy_step
 from ui.render import md_escape
 
@@ -50,14 +49,23 @@ def workspace_id() -> int | None:
 
 def _keep(opened: ws.Opened) -> None:
     st.session_state[keys.WORKSPACE] = (opened.info, opened.version, opened.seqs)
+    st.session_state[keys.WORKSPACE_EXCLUDED] = (opened.info.id, opened.version, opened.excluded)
     _set_param(opened.info.id)
+
+
+def excluded() -> tuple[Any, ...]:
+    """The workspace's excluded rows (importer.review.exclusions.Excluded records) as of the version the session
+    shows: from its replay, kept up to date by each operation saved since (none without a workspace)."""
+    found, kept = meta(), st.session_state.get(keys.WORKSPACE_EXCLUDED)
+    if found is None or kept is None or kept[:2] != (found[0].id, found[1]):
+        return ()
+    return tuple(kept[2])
 
 
 def _show(opened: ws.Opened) -> None:
     """A replayed workspace becomes the session's upload, with its excluded rows listed on Review."""
     state.set_upload(opened.upload, keep_workspace=True)
     _keep(opened)
-    restore_excluded(opened.upload, list(opened.excluded))
 
 
 def _set_param(workspace: int | None) -> None:
@@ -145,7 +153,7 @@ def record(op: Any, after: Any) -> bool:
     if found is None or current is None:
         return False
     info, version, seqs = found
-    opened = ws.Opened(info, current, version, seqs)
+    opened = ws.Opened(info, current, version, seqs, excluded())
     try:
         new = ws.record(engine(), opened, op, after, settings())
     except (DatabaseError, ImporterError) as exc:
@@ -157,6 +165,26 @@ def record(op: Any, after: Any) -> bool:
         state.notice("Another tab changed this file's work meanwhile: it was reloaded and your change applied "
                      "to it. Check the list of what was done.")
     state.set_upload(new.upload, keep_workspace=True)
+    _keep(new)
+    return True
+
+
+def decide(op: Any) -> bool:
+    """Save a decision (importer.review.decisions: it changes no row, so the upload keeps its version and what
+    was derived from it). False, with a notice, when the session has no workspace or it cannot be saved."""
+    found = meta()
+    current = state.upload()
+    if found is None or current is None:
+        state.notice("Your decision was not saved: this file is not saved as a workspace (see the Upload page).")
+        return False
+    info, version, seqs = found
+    try:
+        new = ws.perform(engine(), ws.Opened(info, current, version, seqs, excluded()), op, settings())
+    except (DatabaseError, ImporterError) as exc:
+        state.notice(f"Your decision was not saved ({exc}).")
+        return False
+    if new.upload.checked is not current.checked:  # another tab changed the workspace: replayed, the decision applied to it
+        state.set_upload(new.upload, keep_workspace=True)
     _keep(new)
     return True
 

@@ -15,7 +15,7 @@ from importer.review.staleness import DatabaseState, database_state, stale_reaso
 from ui import auth, existing, keys, render, state, workspace
 from ui import jobs as background
 from ui.engine import engine
-from ui.exclusions import excluded_of, include_excluded_in_report, report_with_excluded
+from ui.exclusions import excluded_of, include_excluded_in_report, remember_for_report, report_with_excluded
 from ui.heavy import heavy_step
 
 current = auth.guard()
@@ -101,6 +101,7 @@ if upload is not None:
                  if dry.total_updated else f"Import {dry.total_created:,} customers")
         if st.button(label, key=keys.IMPORT_BUTTON, type="primary", disabled=bool(stale),
                      icon=":material/database_upload:"):
+            remember_for_report(upload)  # the excluded rows, for the report once the import drops the upload
             background.start(upload, arguments, workspace.resume_arguments().get("workspace"))
             st.rerun()
 else:

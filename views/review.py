@@ -12,9 +12,9 @@ from importer.review.fixes import apply_fix, available_fixes, fill_region_fix, f
 from importer.review.operations import BulkFix, Exclude
 from schemas.customer import REGIONS, label_of
 from ui import auth, cleaning, existing, keys, render, state, workspace
-from ui.duplicates import show_possible_duplicates, updated_rows
+from ui.duplicates import show_possible_duplicates
 from ui.engine import engine
-from ui.exclusions import remember_excluded, show_exclude_by_reason, show_excluded, show_fix_preview_line
+from ui.exclusions import show_exclude_by_reason, show_excluded, show_fix_preview_line
 from ui.heavy import heavy_step
 
 current = auth.guard()
@@ -78,7 +78,6 @@ else:
         if not rows:
             st.info("No rows are ticked. Tick the Exclude box of the rows to leave out.", icon=":material/info:")
         else:
-            remember_excluded(upload, checked, rows, errors=errors)
             with heavy_step("exclusion", checked.total):
                 state.set_checked(exclude(checked, rows), Exclude(tuple(rows), EXCLUDED_BY_ANALYST))
             state.notice(f"Excluded {len(rows):,} row(s): they will not be imported; they are listed under Excluded rows. "
@@ -177,8 +176,7 @@ if st.toggle("Look for possible duplicates: the same person under another mark, 
              key=keys.DUPLICATES_ON):
     found = show_possible_duplicates(engine(), checked, current, existing="update")
 if found is not None:
-    state.set_checked(found)
-    existing.accept_rows(upload, updated_rows())  # "update that customer": its change starts accepted
+    state.set_checked(found)  # "update that customer": its change was accepted with the decision
     st.rerun()
 
 st.divider()

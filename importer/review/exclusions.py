@@ -111,6 +111,27 @@ def include_again(checked: Checked, excluded: Sequence[Excluded], settings: Sett
     return _include_rows(checked, frame, settings)
 
 
+def excluded_after(excluded: Sequence[Excluded], before: Checked, after: Checked, why: str = EXCLUDED_BY_ANALYST,
+                   other_columns: pd.DataFrame | None = None) -> tuple[Excluded, ...]:
+    """The excluded rows after an operation took `before` to `after`: rows it left out join the records
+    (their text and errors as in `before`, with `why`), rows back in `after` leave them. What a replay's
+    records would say, kept up to date by each operation applied live (importer.workspace.store.perform)."""
+    old_rows, new_rows = before.original.index, after.original.index
+    if old_rows is new_rows or (len(old_rows) == len(new_rows) and old_rows.equals(new_rows)):
+        return tuple(excluded)  # an edit, a fix, a decision: no row left or came back
+    # numpy's set operations, not the index's: those build a hash table kept with the index
+    old_array, new_array = old_rows.to_numpy(dtype=np.int64), new_rows.to_numpy(dtype=np.int64)
+    gone = np.setdiff1d(old_array, new_array)
+    listed = np.array([e.source_row for e in excluded], dtype=np.int64)
+    back = set(listed[np.isin(listed, new_array)].tolist())
+    kept = [e for e in excluded if e.source_row not in back]
+    if len(gone):
+        new = excluded_rows(before, gone.tolist(), why or EXCLUDED_BY_ANALYST, other_columns)
+        known = {e.source_row for e in new}
+        kept = sorted([*(e for e in kept if e.source_row not in known), *new], key=lambda e: e.source_row)
+    return tuple(kept)
+
+
 def without(excluded: Sequence[Excluded], rows: Iterable[int]) -> list[Excluded]:
     """The records left after some rows are included again."""
     gone = set(rows)

@@ -374,6 +374,8 @@ class _Replay:
         elif isinstance(op, Include):
             self.excluded.difference_update(op.rows)
             self.changes += 1
+        elif getattr(type(op), "decision", False):  # importer.review.decisions: changes no cell
+            return
         else:
             self.plug_in(op)
             self.changes += 1

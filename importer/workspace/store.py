@@ -41,6 +41,7 @@ from importer.errors import (
 from importer.intake.zip_guard import MB
 from importer.mapping.columns import ColumnMapping
 from importer.outcomes.row_errors import RunStatus
+from importer.review.exclusions import excluded_after
 from importer.review.operations import applier, kind_of, operation_from_dict, summary_of
 from importer.settings import Settings
 from importer.workspace.replay import Handed, replay_operations
@@ -295,7 +296,9 @@ def record(engine: sa.Engine, opened: Opened, op: Any, after: Checked, settings:
     except WorkspaceChanged:
         return perform(engine, open_workspace(engine, opened.info.id, settings), op, settings)
     return replace(opened, upload=replace(opened.upload, checked=after), version=seq, seqs=(*opened.seqs, seq),
-                   info=replace(opened.info, rows=after.total, updated_at=now(), operations=len(opened.seqs) + 1))
+                   info=replace(opened.info, rows=after.total, updated_at=now(), operations=len(opened.seqs) + 1),
+                   excluded=excluded_after(opened.excluded, opened.upload.checked, after, getattr(op, "reason", ""),
+                                           opened.upload.other_columns))
 
 
 def restart_workspace(engine: sa.Engine, workspace_id: int, sheet: str | None, mapping: ColumnMapping | None,
@@ -331,7 +334,9 @@ def perform(engine: sa.Engine, opened: Opened, op: Any, settings: Settings) -> O
                                    expected_version=opened.version, rows=after.total)
             return replace(opened, upload=replace(opened.upload, checked=after), version=seq,
                            seqs=(*opened.seqs, seq), info=replace(opened.info, rows=after.total, updated_at=now(),
-                                                                  operations=len(opened.seqs) + 1))
+                                                                  operations=len(opened.seqs) + 1),
+                           excluded=excluded_after(opened.excluded, before, after, getattr(op, "reason", ""),
+                                                   opened.upload.other_columns))
         except WorkspaceChanged:
             if attempt:
                 raise
