@@ -48,6 +48,9 @@ class Settings:
     login_max_failures: int = 10
     login_lockout_minutes: int = 15
     login_server_max_failures: int = 50
+    # Proxies in front of the dashboard that append to X-Forwarded-For (importer.server.front_door): 0 locally,
+    # 1 behind Render's. The client's address is the entry that many hops from the right, never the leftmost.
+    trusted_proxy_hops: int = 0
     # Days an untouched workspace (an upload and its review operations, importer.workspace.store) is kept.
     workspace_days: int = 14
 
@@ -74,6 +77,7 @@ class Settings:
             login_max_failures=_int(env, "LOGIN_MAX_FAILURES", 10),
             login_lockout_minutes=_int(env, "LOGIN_LOCKOUT_MINUTES", 15),
             login_server_max_failures=_int(env, "LOGIN_SERVER_MAX_FAILURES", 50),
+            trusted_proxy_hops=_int(env, "TRUSTED_PROXY_HOPS", 0),
             workspace_days=_int(env, "WORKSPACE_DAYS", 14),
         )
 

@@ -81,7 +81,15 @@ def test_render_deploys_with_a_generated_password():
     text = (ROOT / "render.yaml").read_text(encoding="utf-8")
     start = re.search(r"(?m)^\s*startCommand:\s*(.+)$", text)
     assert start is not None and start.group(1).startswith("python -m importer.server.serve run app.py")
-    assert re.search(r"-\s*key:\s*APP_PASSWORD\s*\n\s*generateValue:\s*true", text)
+    # The first admin's password is generated (accounts, issue 21); no shared APP_PASSWORD.
+    assert re.search(r"-\s*key:\s*ADMIN_PASSWORD\s*\n\s*generateValue:\s*true", text)
+    assert "APP_PASSWORD" not in text.split("envVars:", 1)[1]
+
+
+def test_render_trusts_one_proxy_hop_never_every_forwarded_address():
+    text = (ROOT / "render.yaml").read_text(encoding="utf-8")
+    assert re.search(r"-\s*key:\s*TRUSTED_PROXY_HOPS\s*\n\s*value:\s*\"1\"", text)
+    assert "FORWARDED_ALLOW_IPS" not in text
 
 
 def test_secrets_are_never_committed():

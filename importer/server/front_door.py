@@ -1,0 +1,124 @@
+"""The ASGI layer in front of Streamlit's own routes (importer.server.serve installs it).
+
+Two jobs that Streamlit cannot be configured to do:
+
+- **Who the client is.** Behind the host's proxy every connection comes from the proxy, which *appends*
+  the address it saw to X-Forwarded-For; whatever the client sent stays on the left. `client_address`
+  therefore counts TRUSTED_PROXY_HOPS entries from the right (the connection's peer being the last hop)
+  and never takes the leftmost; the result replaces the ASGI scope's client, which is what
+  st.context.ip_address (and so the login throttle) reads. Uvicorn's own proxy-header handling is
+  switched off (with FORWARDED_ALLOW_IPS='*' it took the leftmost, client-supplied entry).
+- **Nothing before login.** `/_stcore/metrics` is refused to everyone (nothing here reads it; it told
+  anyone the number of open sessions), and `/_stcore/upload_file/<session>/...` only accepts a file for a
+  session the dashboard's gate opened (ui/auth.py calls `mark_signed_in`): a session that has not
+  signed in cannot make the server hold its bytes. Refused before the body is read.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable, Iterable, MutableMapping
+from typing import Any
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+MAX_SESSIONS = 10_000
+_METRICS = re.compile(r"(^|/)_stcore/metrics/?$")
+_UPLOAD = re.compile(r"(^|/)_stcore/upload_file/([^/]+)(/|$)")
+
+_signed_in: OrderedDict[str, None] = OrderedDict()
+_lock = threading.Lock()
+
+
+# --- the sessions the gate opened (shared by the script threads and the server's event loop) ----------
+
+
+def mark_signed_in(session_id: str) -> None:
+    with _lock:
+        _signed_in.pop(session_id, None)
+        _signed_in[session_id] = None
+        while len(_signed_in) > MAX_SESSIONS:
+            _signed_in.popitem(last=False)
+
+
+def mark_signed_out(session_id: str) -> None:
+    with _lock:
+        _signed_in.pop(session_id, None)
+
+
+def is_signed_in(session_id: str) -> bool:
+    with _lock:
+        return session_id in _signed_in
+
+
+# --- the client's address --------------------------------------------------------------------------
+
+
+def client_address(peer: str | None, forwarded_for: Iterable[str], hops: int) -> str | None:
+    """The client's address: the entry `hops` proxies before the connection's peer.
+
+    forwarded_for holds the X-Forwarded-For header values in order. With hops=0 (no proxy) the peer;
+    with hops=1 the rightmost X-Forwarded-For entry, the one the host's proxy appended. Entries to the
+    left of it were sent by the client and are never used. With fewer entries than hops (a request that
+    did not come through the whole chain) the leftmost there is.
+    """
+    if hops <= 0:
+        return peer
+    chain = [entry.strip() for value in forwarded_for for entry in value.split(",") if entry.strip()]
+    if peer:
+        chain.append(peer)
+    if not chain:
+        return peer
+    return chain[max(0, len(chain) - 1 - hops)][:64]
+
+
+class FrontDoor:
+    """ASGI middleware: the client's real address into the scope, and nothing stored or told before login."""
+
+    def __init__(self, app: ASGIApp, hops: int = 0) -> None:
+        self.app = app
+        self.hops = max(0, hops)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope.get("type") in ("http", "websocket"):
+            self._set_client(scope)
+            if scope["type"] == "http":
+                refusal = self._refusal(scope)
+                if refusal is not None:
+                    await _respond(send, *refusal)
+                    return
+        await self.app(scope, receive, send)
+
+    def _set_client(self, scope: Scope) -> None:
+        if not self.hops:
+            return
+        forwarded = [value.decode("latin-1") for name, value in scope.get("headers") or ()
+                     if name.lower() == b"x-forwarded-for"]
+        client = scope.get("client")
+        peer = client[0] if client else None
+        address = client_address(peer, forwarded, self.hops)
+        if address and address != peer:
+            scope["client"] = (address, 0)
+
+    @staticmethod
+    def _refusal(scope: Scope) -> tuple[int, bytes] | None:
+        path = scope.get("path") or ""
+        if _METRICS.search(path):
+            return 404, b"Not found\n"
+        upload = _UPLOAD.search(path)
+        if upload and scope.get("method") in ("PUT", "POST", "DELETE") and not is_signed_in(upload.group(2)):
+            return 403, b"Sign in first\n"
+        return None
+
+
+async def _respond(send: Send, status: int, body: bytes) -> None:
+    await send({"type": "http.response.start", "status": status,
+                "headers": [(b"content-type", b"text/plain; charset=utf-8"),
+                            (b"content-length", str(len(body)).encode())]})
+    await send({"type": "http.response.body", "body": body})
