@@ -89,6 +89,10 @@ def build_parser() -> argparse.ArgumentParser:
     undo.add_argument("run_id", type=int, help="the run to undo (see history)")
 
     command("init-db", "Create or upgrade the database schema.", "python -m importer init-db")
+    from importer.accounts_cli import add_arguments  # the dashboard's accounts (importer/accounts_cli.py)
+
+    add_arguments(command("users", "Manage the dashboard's accounts: add, disable, reset, list.",
+                          "python -m importer users add ama --admin"))
     return parser
 
 
@@ -268,7 +272,14 @@ def _init_db(args: argparse.Namespace, settings: Settings) -> int:
     return EXIT_OK
 
 
-_COMMANDS = {"import": _import, "template": _template, "history": _history, "undo": _undo, "init-db": _init_db}
+def _users(args: argparse.Namespace, settings: Settings) -> int:
+    from importer.accounts_cli import run
+
+    return run(args, _engine(args, settings))
+
+
+_COMMANDS = {"import": _import, "template": _template, "history": _history, "undo": _undo, "init-db": _init_db,
+             "users": _users}
 
 
 def _one_line(error: BaseException) -> str:

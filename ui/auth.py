@@ -1,22 +1,38 @@
-"""The login gate: OIDC via st.login when [auth] is configured, else APP_PASSWORD, else open on SQLite."""
+"""The login gate: OIDC via st.login when [auth] is configured; else the accounts in the database (own name
+and password, importer.database.accounts); else APP_PASSWORD, a shared login; else open on SQLite.
+
+The first admin account is created at start from ADMIN_NAME and ADMIN_PASSWORD when no account exists yet
+(render.yaml sets them), or with `python -m importer users add NAME --admin`.
+"""
 
 from __future__ import annotations
 
 import hmac
+import os
+import threading
+import time
 import uuid
 from collections.abc import Mapping
 
 import streamlit as st
+from streamlit.runtime.scriptrunner import get_script_run_ctx
 
+from importer.database import accounts
+from importer.errors import DatabaseError
 from importer.identity import current_user
-from importer.server import throttle
+from importer.server import front_door, throttle
 from importer.settings import Settings
 from ui import keys, state
-from ui.engine import secrets, settings
+from ui.engine import engine, secrets, settings
 
+_ACCOUNT_GATE = "auth_account_gate"  # the session signed in with an account (not the shared password)
 _CLIENT_TOKEN = "auth_client_token"  # the session's throttle key when Streamlit gives no IP address
 _AUTH_FAILED = "auth_failed"  # the last submitted password was checked and wrong
 _REFUSED = "auth_refused"  # throttle.Wait: the last submitted password was refused unchecked
+_DB_DOWN = "auth_db_down"  # the accounts could not be read when the password was submitted
+_KNOWN_ACCOUNTS: dict[str, float] = {}  # database URL -> when accounts were last seen missing (0: they exist)
+_KNOWN_LOCK = threading.Lock()
+_RECHECK_SECONDS = 5.0  # no accounts yet: look again this often (one added by the CLI takes over the gate)
 
 
 def oidc_providers() -> list[str | None] | None:
@@ -28,10 +44,40 @@ def oidc_providers() -> list[str | None] | None:
     return [None] if "client_id" in auth or not named else named
 
 
+def _first_admin(settings: Settings) -> None:
+    """ADMIN_NAME / ADMIN_PASSWORD create the first admin when the database has no account (never a reset)."""
+    name, password = os.environ.get("ADMIN_NAME", ""), os.environ.get("ADMIN_PASSWORD", "")
+    if name.strip() and password:
+        accounts.ensure_first_admin(engine(), name, password)
+
+
+def accounts_exist(settings: Settings) -> bool:
+    """Whether the database has accounts (then they are the gate). Once seen, remembered for the process;
+    while there are none, looked up again every few seconds. A database that cannot be read counts as
+    having accounts: the gate stays closed rather than falling back to a weaker one."""
+    url = settings.database_url
+    with _KNOWN_LOCK:
+        checked = _KNOWN_ACCOUNTS.get(url)
+    if checked == 0.0:
+        return True
+    if checked is not None and time.monotonic() - checked < _RECHECK_SECONDS:
+        return False
+    try:
+        _first_admin(settings)
+        exists = accounts.has_accounts(engine())
+    except DatabaseError:
+        return True
+    with _KNOWN_LOCK:
+        _KNOWN_ACCOUNTS[url] = 0.0 if exists else time.monotonic()
+    return exists
+
+
 def gate_kind(settings: Settings) -> str:
-    """"oidc", "password" or "none"."""
+    """"oidc", "accounts", "password" (the shared APP_PASSWORD) or "none"."""
     if oidc_providers() is not None:
         return "oidc"
+    if accounts_exist(settings):
+        return "accounts"
     if settings.app_password:
         return "password"
     return "none"
@@ -41,14 +87,37 @@ def is_sqlite(settings: Settings) -> bool:
     return settings.database_url.startswith("sqlite")
 
 
-def is_open(settings: Settings) -> bool:
-    """Whether this session may see the pages."""
+def _session_id() -> str | None:
+    ctx = get_script_run_ctx()
+    return ctx.session_id if ctx is not None else None
+
+
+def _open_for(settings: Settings) -> bool:
     kind = gate_kind(settings)
     if kind == "oidc":
         return bool(st.user.is_logged_in)
+    if kind == "accounts":
+        # Signed in with an account that is still active (disabling it ends its sessions at their next run).
+        name = state.get(keys.USER_NAME)
+        if not (state.get(keys.PASSWORD_OK) and state.get(_ACCOUNT_GATE)) or not name:
+            return False
+        try:
+            found = accounts.get_account(engine(), name)
+        except DatabaseError:
+            return True  # the pages say the database is down; the session was signed in
+        return found is not None and found.active
     if kind == "password":
-        return bool(state.get(keys.PASSWORD_OK))
+        return bool(state.get(keys.PASSWORD_OK)) and not state.get(_ACCOUNT_GATE)
     return True
+
+
+def is_open(settings: Settings) -> bool:
+    """Whether this session may see the pages; tells importer.server.front_door (uploads) either way."""
+    opened = _open_for(settings)
+    session = _session_id()
+    if session is not None:
+        (front_door.mark_signed_in if opened else front_door.mark_signed_out)(session)
+    return opened
 
 
 def guard() -> Settings:
@@ -87,9 +156,18 @@ def user_name(settings: Settings) -> str:
     kind = gate_kind(settings)
     if kind == "oidc":
         return current_user(str(st.user.get("email") or st.user.get("name") or ""))
-    if kind == "password":
+    if kind in ("accounts", "password"):
         return current_user(state.get(keys.USER_NAME))
     return current_user()
+
+
+def gate_note(settings: Settings) -> str:
+    """How the name recorded with runs and workspaces was established (shown in the sidebar)."""
+    return {
+        "oidc": "signed in through single sign-on",
+        "accounts": "signed in with your own account",
+        "password": "a shared login: the name was typed, not checked",
+    }.get(gate_kind(settings), "no login: the name is the server's user")
 
 
 def client_key() -> str:
@@ -99,7 +177,7 @@ def client_key() -> str:
     the session's state stands for the client (one browser tab's connection; a new one starts afresh,
     which the throttle's server-wide count is there for).
     """
-    address = st.context.ip_address
+    address = st.context.ip_address  # the proxy's, not the client's, claim (importer.server.front_door)
     if isinstance(address, str) and address:
         return f"ip:{address}"
     if _CLIENT_TOKEN not in st.session_state:
@@ -126,6 +204,33 @@ def _check_password(settings: Settings) -> None:
         st.session_state[_AUTH_FAILED] = True
 
 
+def _check_account(settings: Settings) -> None:
+    """The accounts form's callback: the throttle (per address and per account) first, then Argon2."""
+    typed_name = str(st.session_state.get(keys.LOGIN_NAME, ""))
+    typed = str(st.session_state.get(keys.LOGIN_PASSWORD, ""))
+    st.session_state[keys.LOGIN_PASSWORD] = ""
+    gate = throttle.for_gate(settings)
+    client, account_key = client_key(), accounts.name_key(typed_name)
+    refused = gate.attempt(client, account_key)
+    if refused is not None:
+        st.session_state[_REFUSED] = refused
+        return
+    try:
+        found = accounts.verify(engine(), typed_name, typed)
+    except DatabaseError:
+        gate.succeeded(client, None)  # not a wrong password: the address's streak is not charged
+        st.session_state[_DB_DOWN] = True
+        return
+    if found is None:
+        gate.failed(client, account_key)
+        st.session_state[_AUTH_FAILED] = True
+        return
+    gate.succeeded(client, account_key)
+    st.session_state[keys.PASSWORD_OK] = True
+    st.session_state[_ACCOUNT_GATE] = True
+    st.session_state[keys.USER_NAME] = found.name
+
+
 def _show_wait(wait: throttle.Wait) -> None:
     if wait.reason == throttle.LOCKOUT:
         st.error(wait.message, icon=":material/lock_clock:")
@@ -145,14 +250,28 @@ def login_page() -> None:
                          icon=":material/login:"):
                 st.login(provider)
         return
-    st.write("Enter the dashboard password to upload and import customer spreadsheets.")
+    own_accounts = gate_kind(settings_now) == "accounts"
+    if own_accounts:
+        st.write("Sign in with your own name and password to upload and import customer spreadsheets.")
+    else:
+        st.write("Enter the dashboard password to upload and import customer spreadsheets.")
+        st.caption("This is a shared login: everyone uses the same password, and the name you type is "
+                   "recorded with your imports as you typed it, not checked. Ask for your own account "
+                   "(python -m importer users add) to have your imports and undos recorded as yours.")
     with st.form("login_form"):
-        st.text_input("Your name (recorded with your imports)", key=keys.LOGIN_NAME)
+        st.text_input("Name" if own_accounts else "Your name (recorded with your imports)", key=keys.LOGIN_NAME)
         st.text_input("Password", type="password", key=keys.LOGIN_PASSWORD)
-        st.form_submit_button("Sign in", type="primary", on_click=_check_password, args=(settings_now,))
+        st.form_submit_button("Sign in", type="primary", args=(settings_now,),
+                              on_click=_check_account if own_accounts else _check_password)
     failed = st.session_state.pop(_AUTH_FAILED, False)
-    if failed:
+    if failed and own_accounts:
+        st.error("Wrong name or password. An admin can reset your password (python -m importer users reset).",
+                 icon=":material/block:")
+    elif failed:
         st.error("Wrong password. Ask whoever runs the dashboard for the APP_PASSWORD.", icon=":material/block:")
+    if st.session_state.pop(_DB_DOWN, False):
+        st.error("The database cannot be reached, so your password could not be checked. Try again shortly.",
+                 icon=":material/error:")
     # While this client must wait (its own wrong passwords, or many from everywhere), say how long; a
     # password submitted meanwhile is refused unchecked (_check_password). The short spacing of a busy
     # gate is only said to whom it held up: someone who just opened the form has not tried yet.
@@ -173,6 +292,9 @@ def logout(settings: Settings) -> None:
     # The session's upload, results and user name go with the login: whoever signs in next on this
     # browser (another user, same password) starts empty.
     state.free_uploaded_file()
+    session = _session_id()
+    if session is not None:
+        front_door.mark_signed_out(session)
     st.session_state.clear()
     if kind == "oidc":
         st.logout()

@@ -158,6 +158,21 @@ mapping_profiles = sa.Table(
     sa.UniqueConstraint("signature", "name", name="uq_mapping_profiles_signature_name"),
 )
 
+# The dashboard's accounts (migration 0009; importer.database.accounts): name_key is the trimmed, case-folded
+# name that lookups and uniqueness use; password_hash an Argon2id hash.
+accounts = sa.Table(
+    "accounts",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("name", sa.String(255), nullable=False),
+    sa.Column("name_key", sa.String(255), nullable=False),
+    sa.Column("password_hash", sa.String(255), nullable=False),
+    sa.Column("is_admin", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("disabled_at", sa.DateTime(timezone=True)),
+    sa.UniqueConstraint("name_key", name="uq_accounts_name_key"),
+)
+
 
 
 def normalise_url(url: str) -> str:
