@@ -296,7 +296,3 @@ class MappingChange:
 # importer.review.conversions's operations: value conversion and find and replace.
 register(Conversion, apply_operation, new_values)
 register(Replace, apply_operation, new_values)
-
-# The analyst's decisions (importer.review.decisions) register their kinds when imported: imported here, after
-# every name that module takes from this one, so any reader of a workspace's operations can replay them.
-import importer.review.decisions  # noqa: E402, F401, I001

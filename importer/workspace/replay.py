@@ -27,6 +27,7 @@ from importer.checks.validate import (
 from importer.mapping.columns import ColumnMapping
 from importer.outcomes.error_table import ErrorTable
 from importer.outcomes.row_errors import ErrorCode
+from importer.review import decisions as _decisions  # noqa: F401 - registers the decision kinds, replayed here
 from importer.review.fixes import arrow_text, changed_cells
 from importer.review.operations import (
     _APPLIERS,
