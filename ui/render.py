@@ -11,6 +11,7 @@ import altair as alt
 import numpy as np
 import pandas as pd
 import streamlit as st
+from streamlit.elements.lib.column_types import ColumnConfig
 
 from importer.checks.validate import Checked
 from importer.database.ledger import RunRecord, run_failures
@@ -161,8 +162,8 @@ def failing_rows(
     return frame, len(rows)
 
 
-def grid_column_config() -> dict[str, object]:
-    config: dict[str, object] = {
+def grid_column_config() -> dict[str, ColumnConfig]:
+    config: dict[str, ColumnConfig] = {
         ROW: st.column_config.NumberColumn("Row", help="Row number in the file (as Excel shows it)",
                                            disabled=True, format="%d", pinned=True),
         ERRORS: st.column_config.TextColumn("Errors", help="What is wrong and how to fix it", disabled=True,

@@ -117,14 +117,14 @@ else:
                  "fixed file again. The Row and Errors columns are ignored when you upload it.")
         left, right = st.columns(2)
         stem = f"failed-rows-run-{result.run_id}"
-        failed = result.failed
+        report = result.failed
         if include_excluded_in_report(upload):
-            failed = report_with_excluded(failed, upload)
-        left.download_button("Download failure report (CSV)", data=partial(report_bytes, failed, "csv"),
+            report = report_with_excluded(report, upload)
+        left.download_button("Download failure report (CSV)", data=partial(report_bytes, report, "csv"),
                              file_name=f"{stem}.csv", mime="text/csv", key=keys.IMPORT_CSV,
                              icon=":material/download:", on_click="ignore")
         right.download_button("Download failure report (Excel, failing cells marked)",
-                              data=partial(report_bytes, failed, "xlsx"), file_name=f"{stem}.xlsx",
+                              data=partial(report_bytes, report, "xlsx"), file_name=f"{stem}.xlsx",
                               mime="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
                               key=keys.IMPORT_XLSX, icon=":material/download:", on_click="ignore")
         st.page_link("views/upload.py", label="Upload the fixed report", icon=":material/upload_file:")

@@ -171,12 +171,12 @@ if duplicates:
 
 # On request: the search compares every row with its look-alikes in the file and the database, and
 # holds its pairs; run on every change it cost each analyst's session memory for nothing.
-found = None
+decided = None
 if st.toggle("Look for possible duplicates: the same person under another mark, phone or email",
              key=keys.DUPLICATES_ON):
-    found = show_possible_duplicates(engine(), checked, current, existing="update")
-if found is not None:
-    state.set_checked(found)  # "update that customer": its change was accepted with the decision
+    decided = show_possible_duplicates(engine(), checked, current, existing="update")
+if decided is not None:
+    state.set_checked(decided)  # "update that customer": its change was accepted with the decision
     st.rerun()
 
 st.divider()
