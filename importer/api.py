@@ -60,6 +60,9 @@ class Upload:
     report: ReportUpload | None = None
     # Footer and note rows skipped while reading (TOTAL, Prepared by...), and the full names split.
     notes: SheetNotes = field(default=EMPTY_NOTES, compare=False, repr=False)
+    # A saved workspace's replay at a run's recorded state (importer.workspace.store.upload_for_workspace_resume):
+    # (workspace id, the operation seqs replayed); import_upload takes it as its `workspace` when given none.
+    workspace: tuple[int, tuple[int, ...]] | None = field(default=None, compare=False, repr=False)
 
     @property
     def run_sheet(self) -> str | None:
@@ -156,6 +159,7 @@ def import_upload(
     progress: Callable[[Progress], None] | None = None, user_name: str | None = None,
     existing: str = "skip", blank: str = "keep", rejected: Collection[int] = (),
     workspace: tuple[int, Sequence[int]] | None = None, on_run: Callable[[int], None] | None = None,
+    new_run: bool = False,
 ) -> RunResult:
     """Import an upload (or dry-run it); an interrupted run of the same file and sheet is resumed.
 
@@ -163,19 +167,28 @@ def import_upload(
     analyst rejected): see run_import. `workspace`: (workspace id, its active operation seqs) when the
     upload is a saved workspace's replay; the run records them, so importer.workspace.store can resume it without
     the file. `on_run(run_id)`: called once the run is created or claimed.
+
+    What it resumes (importer.database.loader._Loader.claim): a run started from a workspace only by an
+    import of that workspace at the state the run recorded (importer.workspace.store.check_resume gives that
+    state); importing the file as it is while such a run is interrupted raises ResumeRefused, unless
+    `new_run`, which starts a new run and resumes nothing (interrupted runs stay resumable).
     """
+    if workspace is None and upload.workspace is not None:
+        workspace = upload.workspace
     run_settings: dict = {"mapping": upload.mapping.to_dict()}
     if upload.report_columns is not None:
         run_settings["report_columns"] = [c.to_json() for c in upload.report_columns]
     if workspace is not None:  # the keys importer.workspace.store.workspace_run_settings names
         workspace_id, seqs = workspace
-        run_settings |= {"workspace_id": int(workspace_id), "workspace_operations": [int(n) for n in seqs]}
+        seqs = [int(n) for n in seqs]
+        run_settings |= {"workspace_id": int(workspace_id), "workspace_operations": seqs,
+                         "workspace_seq": max(seqs, default=0)}
     return run_import(
         engine, upload.checked, file_name=upload.file_name, sha256=upload.sha256, sheet=upload.run_sheet,
         settings=settings, dry_run=dry_run, batch_size=batch_size, progress=progress, user_name=user_name,
         run_settings=run_settings, existing=existing, blank=blank, rejected=rejected,
         other_columns=upload.other_columns, report_columns=upload.report_columns,
-        fixes_run_id=upload.fixes_run_id, on_run=on_run,
+        fixes_run_id=upload.fixes_run_id, on_run=on_run, new_run=new_run,
     )
 
 

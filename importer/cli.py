@@ -10,11 +10,16 @@ import sys
 import tempfile
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from sqlalchemy.exc import SQLAlchemyError
 
 from importer.errors import DatabaseError, FileRefused, ImporterError, UsageError
+from importer.identity import current_user
 from importer.settings import Settings
+
+if TYPE_CHECKING:
+    from importer.outcomes.run_result import RunResult
 
 EXIT_OK = 0
 EXIT_FILE = 2
@@ -56,7 +61,14 @@ def build_parser() -> argparse.ArgumentParser:
         "import", "Read, validate and import a customer file (.xlsx, .xlsm, .xls, .csv).",
         "python -m importer import customers.xlsx --dry-run --json --report failed.xlsx",
     )
-    imp.add_argument("file", help="the spreadsheet or CSV file to import")
+    imp.add_argument("file", nargs="?", help="the spreadsheet or CSV file to import (or give --workspace)")
+    imp.add_argument("--workspace", type=int, metavar="N",
+                     help="import workspace N as saved in the dashboard (the file with its edits, fixes, exclusions, "
+                          "mapping and decisions on changes to stored customers), resuming its interrupted run if "
+                          "there is one; instead of FILE")
+    imp.add_argument("--new-run", action="store_true",
+                     help="start a new run, resuming none: FILE as it is even when an interrupted run of it came "
+                          "from a reviewed workspace (that run stays resumable), or --workspace N's current state")
     imp.add_argument("--sheet", metavar="NAME", help="sheet to read (default: the first with a usable header)")
     imp.add_argument("--mapping", metavar="NAME|FILE.json",
                      help="map columns to fields with a mapping saved in the dashboard (by its name), or with a JSON "
@@ -70,13 +82,14 @@ def build_parser() -> argparse.ArgumentParser:
     imp.add_argument("--report", metavar="PATH", help="write the failed rows to PATH (.csv or .xlsx)")
     imp.add_argument("--json", action="store_true", help="print the result as one JSON object on stdout")
     imp.add_argument("--batch-size", type=int, metavar="N", help="rows per committed chunk (default 2000)")
-    imp.add_argument("--existing", choices=("skip", "update"), default="skip",
+    imp.add_argument("--existing", choices=("skip", "update"),
                      help="a row that matches a customer (by shipping mark, phone or email) with other values: "
                           "skip = fail it as already_exists saying what differs (default); update = update the "
-                          "customer. Rows equal to their customer count as unchanged either way")
-    imp.add_argument("--blank", choices=("keep", "clear"), default="keep",
+                          "customer. Rows equal to their customer count as unchanged either way (with --workspace: "
+                          "the workspace's accept/reject decisions)")
+    imp.add_argument("--blank", choices=("keep", "clear"),
                      help="a blank optional cell of a matched customer: keep the stored value (default), or "
-                          "clear it")
+                          "clear it (with --workspace: the workspace's choice)")
 
     tpl = command("template", "Write the upload template workbook.", "python -m importer template customers.xlsx")
     tpl.add_argument("path", help="where to write the template (.xlsx)")
@@ -149,7 +162,7 @@ def _operations(path: str) -> list:
 
 def _import(args: argparse.Namespace, settings: Settings) -> int:
     from importer.api import import_upload, read_upload
-    from importer.output.failure_report import report_format_for, write_report
+    from importer.output.failure_report import report_format_for
 
     report_format = None
     if args.report:
@@ -160,6 +173,16 @@ def _import(args: argparse.Namespace, settings: Settings) -> int:
         _check_writable(args.report)
     if args.batch_size is not None and args.batch_size < 1:
         raise UsageError("--batch-size must be a whole number of at least 1")
+    if (args.file is None) == (args.workspace is None):
+        raise UsageError("give the file to import, or --workspace N (a workspace saved in the dashboard), not both")
+    if args.workspace is not None:
+        given = [flag for flag, value in (("--sheet", args.sheet), ("--mapping", args.mapping),
+                                          ("--operations", args.operations), ("--existing", args.existing),
+                                          ("--blank", args.blank)) if value is not None]
+        if given:
+            raise UsageError(f"{', '.join(given)} cannot be used with --workspace: the workspace's own sheet, "
+                             "mapping, operations and decisions apply")
+        return _finish(args, *_workspace_import(args, settings), report_format)
     operations = _operations(args.operations) if args.operations else []
     data = _read_file(args.file, settings)
     engine = _engine(args, settings, schema=False)  # no connection yet: the file is judged first
@@ -183,8 +206,52 @@ def _import(args: argparse.Namespace, settings: Settings) -> int:
         ensure_schema(engine)
     show = _progress_printer() if sys.stderr.isatty() and not args.json else None
     result = import_upload(engine, upload, settings, dry_run=args.dry_run, batch_size=args.batch_size,
-                           progress=show, user_name=os.environ.get("USER"), existing=args.existing,
-                           blank=args.blank)
+                           progress=show, user_name=current_user(), existing=args.existing or "skip",
+                           blank=args.blank or "keep", new_run=args.new_run)
+    return _finish(args, result, [], report_format)
+
+
+def _workspace_import(args: argparse.Namespace, settings: Settings) -> tuple[RunResult, list[str]]:
+    """Import a saved workspace as the dashboard's Import page does: its interrupted run resumed with the
+    state it began with, else (or with --new-run) its current state with its decisions. Returns the result
+    and notes for people (changes not imported, the workspace kept)."""
+    from importer.api import import_upload
+    from importer.database.customers import classify_upload
+    from importer.review.decisions import import_options, load_decisions
+    from importer.workspace import store as ws
+
+    engine = _engine(args, settings, schema=not args.dry_run)
+    workspace_id = int(args.workspace)
+    run_id = None if args.new_run else ws.run_of_workspace(engine, workspace_id)
+    show = _progress_printer() if sys.stderr.isatty() and not args.json else None
+    options: dict = {}
+    if run_id is not None:  # the run finishes as it began: its own state, --existing, --blank and rejections
+        upload = ws.upload_for_workspace_resume(engine, run_id, settings)
+        workspace = upload.workspace
+    else:
+        opened = ws.open_workspace(engine, workspace_id, settings)
+        upload, workspace = opened.upload, (opened.info.id, opened.seqs)
+        decisions = load_decisions(engine, workspace_id)
+        options = import_options(decisions, classify_upload(engine, upload.checked, decisions.blank))
+    result = import_upload(engine, upload, settings, dry_run=args.dry_run, batch_size=args.batch_size,
+                           progress=show, user_name=current_user(), workspace=workspace, new_run=args.new_run,
+                           **options)
+    notes: list[str] = []
+    if not args.dry_run and result.run_id is not None:
+        later = ws.discard_workspace(engine, workspace_id)
+        if later:
+            notes.append(f"{later:,} change{'' if later == 1 else 's'} made to workspace {workspace_id} after the "
+                         "import started were not imported; the workspace keeps them (import it again with "
+                         f"--workspace {workspace_id})")
+    return result, notes
+
+
+def _finish(args: argparse.Namespace, result: RunResult, notes: list[str], report_format: str | None) -> int:
+    """Write the report and the result (JSON or text) of an import."""
+    from importer.output.failure_report import write_report
+
+    for note in notes:
+        sys.stderr.write(f"note: {note}\n")
     if report_format is not None and args.json:
         from importer.outcomes.run_result import FailedJson
 

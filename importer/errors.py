@@ -73,6 +73,19 @@ class WorkspaceError(ImporterError):
     """A workspace cannot be acted on: unknown, expired, discarded, someone else's, or a bad operation."""
 
 
+class WorkspaceBusy(WorkspaceError):
+    """A run is importing the workspace right now: a change made meanwhile would not be in it."""
+
+
+class ResumeRefused(UsageError):
+    """An import of a file whose interrupted run came from a reviewed workspace: it would not resume that run
+    (the run's fixes are in the workspace, not in the file), and the caller did not ask for a new run."""
+
+    def __init__(self, message: str, *, run_id: int, workspace_id: int) -> None:
+        super().__init__(message)
+        self.run_id, self.workspace_id = run_id, workspace_id
+
+
 class WorkspaceChanged(WorkspaceError):
     """Another tab or instance changed the workspace since this frame was built."""
 

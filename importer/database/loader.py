@@ -16,6 +16,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 
 from importer.database import ledger as runs
+from importer.database import provenance
 from importer.database.lookup import conflicts, records
 from importer.database.matching import (
     BlankCells,
@@ -147,8 +148,9 @@ class _Loader:
                  existing: ExistingMode = ExistingMode.SKIP, blank: BlankMode = BlankMode.KEEP,
                  rejected: frozenset[int] = frozenset(), other_columns: pd.DataFrame | None = None,
                  report_columns: Sequence[ReportColumn] | None = None, fixes_run_id: int | None = None,
-                 on_run: Callable[[int], None] | None = None) -> None:
+                 on_run: Callable[[int], None] | None = None, new_run: bool = False) -> None:
         self.conn, self.checked, self.dry_run = conn, checked, dry_run
+        self.new_run = new_run
         self.on_run = on_run
         self.rejected = rejected
         self.other_columns, self.report_columns, self.fixes_run_id = other_columns, report_columns, fixes_run_id
@@ -186,7 +188,9 @@ class _Loader:
             with self.unit():
                 conn.execute(sa.select(sa.func.pg_advisory_lock_shared(RUN_LOCK_CLASS, IMPORTS_LOCK_KEY)))
         with runs.ACTIVE_LOCK, self.unit():
-            for row in runs.resumable_on(conn, self.sha256, self.sheet):
+            for row in [] if self.new_run else runs.resumable_on(conn, self.sha256, self.sheet):
+                if not self.adopts(row):
+                    continue
                 if self.pg and not conn.execute(
                         sa.select(sa.func.pg_try_advisory_lock(RUN_LOCK_CLASS, row.id))).scalar():
                     continue
@@ -222,12 +226,29 @@ class _Loader:
                     total_attempted=total, started_at=runs.now(), heartbeat_at=runs.now(),
                     owner=self.owner, user_name=self.user_name, settings=self.settings_json, fixes_run_id=fixes,
                     workspace_id=self.settings_json.get("workspace_id"),
+                    workspace_seq=self.settings_json.get("workspace_seq"),
                 ).returning(import_runs.c.id)
             ).scalar_one()
             if self.pg:  # taken before the row is committed, so nobody sees it unlocked
                 conn.execute(sa.select(sa.func.pg_advisory_lock(RUN_LOCK_CLASS, self.run_id)))
             runs.mark_active(self.run_id, True)
         return False
+
+    def adopts(self, row: sa.Row) -> bool:
+        """Whether this import resumes a dead run of the same file. A run of the file as it is: yes. A run
+        started from a workspace: by an import of that workspace at the state it recorded (importer.workspace
+        .store.check_resume replays that state); another workspace passes it by (a new run); the file as it
+        is, or the same workspace at another state, is refused (ResumeRefused): never adopted silently."""
+        theirs, seq = provenance.run_workspace(row)
+        if theirs is None:
+            return True
+        ours = self.settings_json.get("workspace_id")
+        if ours is not None and int(ours) != theirs:
+            return False
+        our_seq = self.settings_json.get("workspace_seq")
+        if ours is not None and (row.workspace_seq is None or our_seq is None or seq == int(our_seq)):
+            return True
+        raise provenance.refusal(self.conn, row, None if ours is None else int(ours))
 
     def done_rows(self) -> set[int]:
         """Source rows a resumed run already settled (created, updated, unchanged or failed)."""
@@ -519,7 +540,7 @@ def run_import(
     existing: ExistingMode | str = ExistingMode.SKIP, blank: BlankMode | str = BlankMode.KEEP,
     rejected: Collection[int] = (), other_columns: pd.DataFrame | None = None,
     report_columns: Sequence[ReportColumn] | None = None, fixes_run_id: int | None = None,
-    on_run: Callable[[int], None] | None = None,
+    on_run: Callable[[int], None] | None = None, new_run: bool = False,
 ) -> RunResult:
     """Import checked rows: every row ends created, updated, unchanged or failed; see CONTRACT.md
     "Runs are crash-safe". `existing`: what a row matching a customer with other values does (skip: fails
@@ -530,7 +551,8 @@ def run_import(
     no field, by report header, indexed by source row) are kept with each failed row, `report_columns`
     is the report's layout, and `fixes_run_id` the run whose report this file is (recorded when that run
     exists). `on_run(run_id)` is called once the run is created or claimed, before its first chunk.
-    A run_settings "workspace_id" is also written to import_runs.workspace_id.
+    A run_settings "workspace_id" and "workspace_seq" are also written to their import_runs columns; a dead
+    run of the same file is resumed unless `new_run` (_Loader.adopts: a workspace's run only by its workspace).
 
     A dry run executes the same path inside one transaction that is rolled back (the schema too, when the
     database has none yet: a dry run leaves the database as it found it); its run_id is None.
@@ -551,7 +573,7 @@ def run_import(
                      batch_size=size, progress=progress, user_name=user_name, settings_json=settings_json,
                      method=method, existing=existing, blank=blank,
                      rejected=frozenset(int(n) for n in rejected), other_columns=other_columns,
-                     report_columns=report_columns, fixes_run_id=fixes_run_id, on_run=on_run)
+                     report_columns=report_columns, fixes_run_id=fixes_run_id, on_run=on_run, new_run=new_run)
     outer = conn.begin() if dry_run else None
     try:
         if dry_run:

@@ -70,6 +70,8 @@ import_runs = sa.Table(
     # The run whose failure report this run's file was (a fixed report uploaded again).
     sa.Column("fixes_run_id", sa.Integer),
     sa.Column("workspace_id", sa.Integer),  # the saved workspace the run imported (0004; importer.workspace.store)
+    # The last operation of that workspace the run imports (0008): a resume replays up to it, no further.
+    sa.Column("workspace_seq", sa.Integer),
     sa.CheckConstraint(
         "status IN ('running', 'completed', 'interrupted', 'undone')", name="ck_import_runs_status"
     ),
@@ -356,7 +358,7 @@ def _revision_on(conn: sa.Connection) -> str | None:
 
 
 # The newest migration in migrations/versions (tests/test_db.py checks it against Alembic's head).
-HEAD_REVISION = "0007"
+HEAD_REVISION = "0008"
 
 
 def current_revision(engine: sa.Engine) -> str | None:

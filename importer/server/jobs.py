@@ -38,7 +38,7 @@ from importer.outcomes.run_result import RunResult
 from importer.server import governor
 from importer.server.governor import GaveUp, Waiting
 from importer.settings import Settings
-from importer.workspace.store import discard_workspace
+from importer.workspace.store import check_resume, discard_workspace
 
 _LOG = logging.getLogger(__name__)
 
@@ -80,6 +80,8 @@ class Job:
     run_id: int | None = None  # once the run is created or claimed
     result: RunResult | None = None  # when done
     error: str | None = None  # one line for people, when failed
+    # Changes made to the workspace after the run started (so not imported): the workspace was kept for them.
+    not_imported: int = 0
     created_at: datetime = field(default_factory=now)
     started_at: datetime | None = None  # when it got its slot and began importing
     finished_at: datetime | None = None
@@ -183,8 +185,10 @@ def _work(job: Job, engine: sa.Engine, upload: Upload, settings: Settings, argum
         with gov.slot(governor.cost_for_rows(job.rows), "import", on_wait=told, give_up=job._cancel.is_set):
             job.waiting, job.started_at = None, now()
             job.state = JobState.RUNNING
+            # The workspace's interrupted run resumes with the state it began with (its later changes stay).
+            upload, arguments["workspace"] = check_resume(engine, upload, arguments["workspace"], settings)
             result = import_upload(engine, upload, settings, progress=progress, on_run=on_run, **arguments)
-        _done_with_workspaces(engine, result.run_id, arguments["workspace"])
+        job.not_imported = _done_with_workspaces(engine, result.run_id, arguments["workspace"])
         job._finish(JobState.DONE, result=result)
     except (Cancelled, GaveUp):
         job._finish(JobState.CANCELLED)
@@ -199,12 +203,14 @@ def _work(job: Job, engine: sa.Engine, upload: Upload, settings: Settings, argum
                                            "the same file again to resume; tell the administrator if it recurs.")
 
 
-def _done_with_workspaces(engine: sa.Engine, run_id: int | None, workspace: tuple[int, Sequence[int]] | None) -> None:
+def _done_with_workspaces(engine: sa.Engine, run_id: int | None, workspace: tuple[int, Sequence[int]] | None) -> int:
     """A completed run's workspaces are done with: the one it imported, and the one the ledger names (a run
     resumed from History imports its workspace's replay without naming it). Here, not in the page: no tab
     may be left to see the import end (closed, or the run resumed after a restart). A failure only leaves
-    the workspace on the analyst's list."""
+    the workspace on the analyst's list, and so does a change made after the run started (not imported:
+    discard_workspace keeps the workspace and says how many; returned)."""
     ids = {int(workspace[0])} if workspace is not None else set()
+    kept = 0
     try:
         if run_id is not None:
             with reading(engine) as conn:
@@ -213,9 +219,10 @@ def _done_with_workspaces(engine: sa.Engine, run_id: int | None, workspace: tupl
             if recorded is not None:
                 ids.add(int(recorded))
         for workspace_id in sorted(ids):
-            discard_workspace(engine, workspace_id)
+            kept += discard_workspace(engine, workspace_id)
     except ImporterError as exc:
         _LOG.warning("the workspace(s) %s of completed run %s were not discarded: %s", sorted(ids), run_id, exc)
+    return kept
 
 
 def get(job_id: str) -> Job | None:

@@ -23,7 +23,7 @@ from importer.api import Upload
 from importer.checks.validate import (
     Checked,
 )
-from importer.database.ledger import aware, get_run, now
+from importer.database.ledger import aware, get_run, now, owner_alive
 from importer.database.schema import (
     current_revision,
     db_errors,
@@ -35,6 +35,7 @@ from importer.errors import (
     FileMismatch,
     LimitExceeded,
     RunError,
+    WorkspaceBusy,
     WorkspaceChanged,
     WorkspaceError,
 )
@@ -48,7 +49,9 @@ from importer.workspace.replay import Handed, replay_operations
 
 # import_runs.workspace_id (migration 0004), named here so this module needs nothing new in importer.database.schema.
 _runs = sa.table("import_runs", sa.column("id", sa.Integer), sa.column("status", sa.String),
-                 sa.column("workspace_id", sa.Integer), sa.column("file_name", sa.String),
+                 sa.column("workspace_id", sa.Integer), sa.column("workspace_seq", sa.Integer),
+                 sa.column("file_name", sa.String), sa.column("owner", sa.String),
+                 sa.column("heartbeat_at", sa.DateTime(timezone=True)), sa.column("settings", sa.JSON),
                  sa.column("sha256", sa.String), sa.column("user_name", sa.String),
                  sa.column("rows_done", sa.Integer), sa.column("started_at", sa.DateTime(timezone=True)),
                  sa.column("finished_at", sa.DateTime(timezone=True)),
@@ -247,12 +250,36 @@ def open_workspace(engine: sa.Engine, workspace_id: int, settings: Settings) -> 
 
 
 def _lock(conn: sa.Connection, workspace_id: int) -> None:
-    """Serialise changes to one workspace (SQLite: the write lock BEGIN IMMEDIATE took already)."""
+    """Serialise changes to one workspace (SQLite: the write lock BEGIN IMMEDIATE took already), and refuse
+    them while a run imports it: the run reads the operations it started with, so a change made now would not
+    be in it, and the workspace would be discarded under it when the run completes."""
     found = conn.execute(sa.select(workspaces.c.id).where(workspaces.c.id == workspace_id,
                                                           workspaces.c.discarded_at.is_(None))
                          .with_for_update()).first()
     if found is None:
         raise WorkspaceError(f"workspace {workspace_id} is gone: it was discarded or expired; upload the file again")
+    running = importing_run(conn, workspace_id)
+    if running is not None:
+        raise WorkspaceBusy(f"Run #{running} is importing this file; your change would not be in it. "
+                            "Wait for it to finish.")
+
+
+def importing_run(conn: sa.Connection, workspace_id: int) -> int | None:
+    """The run importing this workspace right now (its owner alive, on any instance), else None."""
+    rows = conn.execute(sa.select(_runs.c.id, _runs.c.owner, _runs.c.heartbeat_at).where(
+        _runs.c.workspace_id == workspace_id, _runs.c.status == RunStatus.RUNNING.value)).all()
+    for row in rows:
+        if owner_alive(conn, row.id, row.owner, row.heartbeat_at):
+            return int(row.id)
+    return None
+
+
+def _needed_seq(conn: sa.Connection, workspace_id: int) -> int:
+    """The last operation a run that may still resume from this workspace imports (0 for none): operations
+    up to it are kept even when undone, since its resume replays them."""
+    found = conn.execute(sa.select(sa.func.max(_runs.c.workspace_seq)).where(
+        _runs.c.workspace_id == workspace_id, _runs.c.status.in_(_RESUMABLE))).scalar()
+    return int(found or 0)
 
 
 def _versions(conn: sa.Connection, workspace_id: int) -> tuple[int, int]:
@@ -278,7 +305,8 @@ def append_operation(engine: sa.Engine, workspace_id: int, op: Any, *, summary: 
             raise WorkspaceChanged(f"workspace {workspace_id} was changed in another tab or window; "
                                    "it has been reloaded, so check the change and make it again")
         ops = workspace_operations
-        conn.execute(ops.delete().where(ops.c.workspace_id == workspace_id, ops.c.undone == sa.true()))
+        conn.execute(ops.delete().where(ops.c.workspace_id == workspace_id, ops.c.undone == sa.true(),
+                                        ops.c.seq > _needed_seq(conn, workspace_id)))
         stamp = now()
         conn.execute(ops.insert().values(workspace_id=workspace_id, seq=last + 1, kind=kind, payload=payload,
                                          summary=summary or summary_of(op), created_at=stamp, undone=False))
@@ -304,9 +332,16 @@ def record(engine: sa.Engine, opened: Opened, op: Any, after: Checked, settings:
 def restart_workspace(engine: sa.Engine, workspace_id: int, sheet: str | None, mapping: ColumnMapping | None,
                       rows: int, snapshot: bytes | None = None) -> None:
     """The file read again with another sheet or mapping on the Upload page: what was done on the old read
-    is dropped (its row numbers may not hold), as the page drops it."""
+    is dropped (its row numbers may not hold), as the page drops it. Refused while an interrupted run still
+    resumes from those operations."""
     with db_errors(engine), engine.begin() as conn:
         _lock(conn, workspace_id)
+        needed = _needed_seq(conn, workspace_id)
+        if needed:
+            run = conn.execute(sa.select(sa.func.max(_runs.c.id)).where(
+                _runs.c.workspace_id == workspace_id, _runs.c.status.in_(_RESUMABLE))).scalar()
+            raise WorkspaceBusy(f"Run #{run} was cut off while importing this file and resumes from its changes; "
+                                "resume it (History) before reading the file with another sheet or mapping")
         conn.execute(workspace_operations.delete().where(workspace_operations.c.workspace_id == workspace_id))
         conn.execute(workspaces.update().where(workspaces.c.id == workspace_id).values(
             sheet=sheet, mapping=mapping.to_dict() if mapping else None, rows=rows, updated_at=now(),
@@ -350,6 +385,10 @@ def _go_to(engine: sa.Engine, workspace_id: int, pick: str) -> HistoryEntry | No
         _lock(conn, workspace_id)
         undone = pick == "undo"
         where = ops.c.undone == (sa.false() if undone else sa.true())
+        if not undone:  # the next undone one after the active ones (not one an interrupted run keeps: _needed_seq)
+            active = sa.select(sa.func.coalesce(sa.func.max(ops.c.seq), 0)).where(
+                ops.c.workspace_id == workspace_id, ops.c.undone == sa.false()).scalar_subquery()
+            where = sa.and_(where, ops.c.seq > active)
         seq = conn.execute(sa.select((sa.func.max if undone else sa.func.min)(ops.c.seq))
                            .where(ops.c.workspace_id == workspace_id, where)).scalar()
         if seq is None:
@@ -402,18 +441,60 @@ def _delete(conn: sa.Connection, ids: list[int]) -> None:
         conn.execute(workspaces.delete().where(workspaces.c.id.in_(chunk)))
 
 
-def discard_workspace(engine: sa.Engine, workspace_id: int, owner: str | None = None) -> None:
-    """Drop a workspace from its owner's list; deleted at once unless an interrupted run resumes from it."""
+def discard_workspace(engine: sa.Engine, workspace_id: int, owner: str | None = None) -> int:
+    """Drop a workspace from its owner's list; deleted at once unless an interrupted run resumes from it.
+
+    Without `owner` this is the discard after an import: a workspace changed after its latest run started
+    (operations newer than the run's recorded seq, or ones it imported undone since) is kept, on its owner's
+    list, and the count of those changes is returned (0 when it was discarded). With `owner` (the analyst's
+    own Discard) it goes whatever it holds.
+    """
     with db_errors(engine), engine.begin() as conn:
         row = conn.execute(sa.select(workspaces.c.owner).where(workspaces.c.id == workspace_id)).first()
         if row is None:
-            return
+            return 0
         if owner is not None and row.owner != owner:
             raise WorkspaceError(f"workspace {workspace_id} belongs to {row.owner}; only they can discard it")
+        if owner is None:
+            latest = conn.execute(sa.select(sa.func.max(_runs.c.id)).where(_runs.c.workspace_id == workspace_id)).scalar()
+            later = 0 if latest is None else _changes_after(conn, workspace_id, int(latest))
+            if later:
+                return later
         if workspace_id in _resumable_ids(conn):
             conn.execute(workspaces.update().where(workspaces.c.id == workspace_id).values(discarded_at=now()))
         else:
             _delete(conn, [workspace_id])
+    return 0
+
+
+def _recorded_seqs(conn: sa.Connection, run_id: int) -> tuple[int | None, list[int] | None]:
+    """(workspace_seq, the operation seqs) a run recorded of its workspace; None for what it did not record."""
+    row = conn.execute(sa.select(_runs.c.workspace_seq, _runs.c.settings).where(_runs.c.id == run_id)).first()
+    if row is None:
+        return None, None
+    seqs = (row.settings or {}).get("workspace_operations")
+    return (None if row.workspace_seq is None else int(row.workspace_seq),
+            None if seqs is None else [int(n) for n in seqs])
+
+
+def _changes_after(conn: sa.Connection, workspace_id: int, run_id: int) -> int:
+    """How many changes of the workspace the run does not hold: active operations it did not import, and
+    operations it imported that are undone now. 0 when the run recorded neither its seq nor its operations."""
+    seq, seqs = _recorded_seqs(conn, run_id)
+    if seq is None and seqs is None:
+        return 0
+    ops = workspace_operations
+    active = set(conn.execute(sa.select(ops.c.seq).where(ops.c.workspace_id == workspace_id,
+                                                         ops.c.undone == sa.false())).scalars())
+    imported = set(seqs) if seqs is not None else {n for n in active if n <= (seq or 0)}
+    return len(active - imported) + len(imported - active)
+
+
+def changes_after_run(engine: sa.Engine, workspace_id: int, run_id: int) -> int:
+    """How many changes were made to the workspace after the run started (so are not in it): "N changes
+    made after the import started were not imported"."""
+    with reading(engine) as conn:
+        return _changes_after(conn, workspace_id, run_id)
 
 
 def expire_workspaces(engine: sa.Engine, days: int) -> int:
@@ -434,8 +515,43 @@ def expire_workspaces(engine: sa.Engine, days: int) -> int:
 
 
 def workspace_run_settings(opened: Opened) -> dict[str, Any]:
-    """What a run records (in import_runs.settings, beside the mapping) to resume from this workspace."""
-    return {"workspace_id": opened.info.id, "workspace_operations": list(opened.seqs)}
+    """What a run records (in import_runs.settings, beside the mapping; the id and seq also in their columns)
+    to resume from this workspace."""
+    return {"workspace_id": opened.info.id, "workspace_operations": list(opened.seqs),
+            "workspace_seq": opened.version}
+
+
+def run_of_workspace(engine: sa.Engine, workspace_id: int) -> int | None:
+    """The newest run a workspace's import would resume (running with its owner gone, or interrupted)."""
+    with reading(engine) as conn:
+        rows = conn.execute(sa.select(_runs.c.id, _runs.c.status, _runs.c.owner, _runs.c.heartbeat_at)
+                            .where(_runs.c.workspace_id == workspace_id, _runs.c.status.in_(_RESUMABLE))
+                            .order_by(_runs.c.id.desc())).all()
+        for row in rows:
+            if row.status == RunStatus.INTERRUPTED.value or not owner_alive(conn, row.id, row.owner, row.heartbeat_at):
+                return int(row.id)
+    return None
+
+
+def check_resume(engine: sa.Engine, upload: Upload, workspace: tuple[int, Sequence[int]] | None,
+                 settings: Settings) -> tuple[Upload, tuple[int, Sequence[int]] | None]:
+    """The upload and workspace an import of `upload` from `workspace` must import: while the workspace's
+    interrupted run began at an earlier state, that state replayed (upload_for_workspace_resume), so the
+    resume imports exactly what the run started with and the changes made since stay in the workspace
+    (changes_after_run); else what was given. The loader refuses the other state (ResumeRefused)."""
+    if workspace is None:
+        return upload, None
+    run_id = run_of_workspace(engine, int(workspace[0]))
+    if run_id is None:
+        return upload, workspace
+    with reading(engine) as conn:
+        seq, recorded = _recorded_seqs(conn, run_id)
+    seqs = [int(n) for n in workspace[1]]
+    if recorded == seqs if recorded is not None else (seq is None or seq == max(seqs, default=0)):
+        return upload, workspace
+    resumed = upload_for_workspace_resume(engine, run_id, settings)
+    assert resumed.workspace is not None  # upload_for_workspace_resume names it
+    return resumed, resumed.workspace
 
 
 def upload_for_workspace_resume(engine: sa.Engine, run_id: int, settings: Settings) -> Upload:
@@ -448,6 +564,7 @@ def upload_for_workspace_resume(engine: sa.Engine, run_id: int, settings: Settin
         raise RunError(f"run {run_id} is {run.status.value}; only an interrupted run can be resumed")
     with reading(engine) as conn:
         workspace_id = conn.execute(sa.select(_runs.c.workspace_id).where(_runs.c.id == run_id)).scalar()
+        seq = conn.execute(sa.select(_runs.c.workspace_seq).where(_runs.c.id == run_id)).scalar()
     workspace_id = workspace_id or run.settings.get("workspace_id")
     again = f"upload {run.file_name} again to resume it"
     if workspace_id is None:
@@ -457,6 +574,8 @@ def upload_for_workspace_resume(engine: sa.Engine, run_id: int, settings: Settin
         stored = load_workspace(engine, int(workspace_id), settings, seqs=seqs, discarded=True)
     except WorkspaceError as exc:
         raise RunError(f"run #{run_id} cannot be resumed from its workspace: {exc}") from exc
+    if seqs is None and seq is not None:  # the seq alone: the operations up to it that are active
+        stored = replace(stored, operations=tuple((n, op) for n, op in stored.operations if n <= int(seq)))
     if seqs is not None and len(stored.operations) != len(seqs):
         raise RunError(f"the workspace of run #{run_id} changed since the run started (operations it used were "
                        f"undone and replaced); {again}")
@@ -465,6 +584,6 @@ def upload_for_workspace_resume(engine: sa.Engine, run_id: int, settings: Settin
                                [op for _, op in stored.operations], snapshot=snapshot)
     if upload.sha256 != run.sha256:
         raise FileMismatch(f"the workspace of run #{run_id} holds another file than {run.file_name}; {again}")
-    return upload
+    return replace(upload, workspace=(int(workspace_id), tuple(n for n, _ in stored.operations)))
 
 
