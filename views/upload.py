@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import streamlit as st
 
-from importer.errors import UsageError
+from importer.database.provenance import reviewed_run
+from importer.errors import DatabaseError, UsageError
 from importer.mapping.columns import ColumnMapping, choice_label, mapping_choices
 from importer.output.template import template_xlsx
 from schemas.customer import label_of
 from ui import auth, cleaning, keys, profiles, state, workspace
+from ui.engine import engine
 from ui.heavy import heavy_rows_for_file, heavy_step
 from ui.render import md_escape
 
@@ -149,6 +151,18 @@ if upload is None:
 
 checked = upload.checked
 st.subheader(md_escape(upload.file_name))
+try:
+    reviewed = reviewed_run(engine(), upload.sha256, upload.run_sheet, workspace.workspace_id())
+except DatabaseError:
+    reviewed = None
+if reviewed is not None:  # a plain import of these bytes never adopts that run (ResumeRefused / a new run)
+    run_id, reviewed_workspace, did = reviewed
+    st.warning(f"Run #{run_id} of this file was cut off, and it was imported from a reviewed copy with fixes "
+               f"({md_escape(did)}). Resume it with those fixes from History (no upload needed). Importing this "
+               f"upload instead starts a new run of the file as it is: the earlier fixes are not in it.",
+               icon=":material/resume:")
+    st.page_link("views/history.py", label=f"Resume run #{run_id} with its fixes in History",
+                 icon=":material/history:")
 failing = len(checked.errors)
 st.write(
     f"**{checked.total:,}** rows read from sheet **{md_escape(upload.sheet)}** ({upload.format.upper()}): "

@@ -71,3 +71,19 @@ def refusal(conn: sa.Connection, row: Any, own_workspace: int | None) -> ResumeR
                    f"after {row.rows_done:,} rows: resume it (History, or `--workspace {workspace_id}`), which "
                    "imports that state; the changes made since stay in the workspace")
     return ResumeRefused(message, run_id=int(row.id), workspace_id=workspace_id)
+
+
+def reviewed_run(engine: sa.Engine, sha256: str, sheet: str | None,
+                 own_workspace: int | None = None) -> tuple[int, int, str] | None:
+    """The newest interrupted run of this file that came from a workspace other than `own_workspace`:
+    (run id, its workspace, what the workspace did), for the Upload page's offer to resume it with its fixes."""
+    from importer.database.ledger import resumable_on
+    from importer.database.schema import reading
+
+    with reading(engine) as conn:
+        for row in resumable_on(conn, sha256, sheet):
+            workspace_id, _ = run_workspace(row)
+            if workspace_id is not None and workspace_id != own_workspace:
+                recorded = (row.settings or {}).get("workspace_operations")
+                return int(row.id), workspace_id, describe_operations(conn, workspace_id, recorded)
+    return None
