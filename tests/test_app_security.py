@@ -121,7 +121,9 @@ def assert_only_the_login(at: AppTest, *, form: bool = True) -> None:
     if form:
         assert widget_keys <= {keys.LOGIN_NAME, keys.LOGIN_PASSWORD, "login_form"} | {
             b.key for b in at.get("form_submit_button")}
-        assert [w.label for w in at.text_input] == ["Your name (recorded with your imports)", "Password"]
+        # The shared login, or own accounts (also when the database cannot say whether there are any).
+        assert [w.label for w in at.text_input] in (["Your name (recorded with your imports)", "Password"],
+                                                    ["Name", "Password"])
         assert at.text_input(key=keys.LOGIN_PASSWORD).proto.type == at.text_input(
             key=keys.LOGIN_PASSWORD).proto.PASSWORD
 

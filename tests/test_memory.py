@@ -80,7 +80,7 @@ def test_the_dashboard_launcher_starts_streamlit_with_the_server_s_memory_settin
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         deadline = time.monotonic() + 60
-        while b"streamlit" not in Path(f"/proc/{server.pid}/cmdline").read_bytes():
+        while b"--in-process" not in Path(f"/proc/{server.pid}/cmdline").read_bytes():  # exec'd: the front door, then streamlit
             assert time.monotonic() < deadline and server.poll() is None
             time.sleep(0.05)
         environ = dict(item.split("=", 1) for item in
