@@ -38,6 +38,14 @@ _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 _PHONE_PUNCTUATION = re.compile(r"[\s\-.()\[\]/]")
 _NUMERIC_CELL = re.compile(r"^\d+\.0+$")
 _SCIENTIFIC = re.compile(r"^\d(?:\.\d+)?[eE]\+?\d+$")
+_SCIENTIFIC_ANY = re.compile(r"^-?\d\.\d+[eE][+-]\d+$")
+# An extension after a number: "024-123-4567 ext 12", "0241234568 x205", "0302 123456 ext. 3", "... #12".
+_EXTENSION = re.compile(
+    r"^(?P<number>.*\d[\s\-.()\[\]/]*?)\s*(?:,\s*)?(?:ext(?:ension|n)?\.?|x|#)\s*:?\s*(?P<ext>\d{1,7})$",
+    re.IGNORECASE,
+)
+EXTENSION_MARK = " ext "
+_NEGATIVE = re.compile(r"^[-\u2212]\d+(?:\.0+)?$")
 _EMAIL_FAST = re.compile(
     r"^[a-z0-9!#$%&'*+/=?^_`{|}~-]+(?:\.[a-z0-9!#$%&'*+/=?^_`{|}~-]+)*"
     r"@(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$"
@@ -77,9 +85,25 @@ def normalise_name(value: object) -> str | None:
 
 
 def normalise_shipping_mark(value: object) -> str | None:
-    """Trimmed, inner spaces collapsed, upper case: `' pm4   kofi '` -> `'PM4 KOFI'`."""
+    """Trimmed, inner spaces collapsed, upper case: `' pm4   kofi '` -> `'PM4 KOFI'`.
+
+    Only ASCII letters change case: upper-casing `ß` gives `SS`, `ı` gives `I`, `ﬁ` gives `FI`, which would
+    turn a character the pattern refuses into ones it accepts. Such a mark keeps the character and fails.
+    A number Excel showed in scientific notation (`1.23457E+21`: a mark of more than 15 digits typed into a
+    number cell) fails with advice: its digits are gone.
+    """
     text = clean_text(value)
-    return text.upper() if text else None
+    if not text:
+        return None
+    if _SCIENTIFIC_ANY.match(text):
+        raise InvalidValue(
+            ErrorCode.INVALID_FORMAT,
+            f"{text} is a long number Excel shows in scientific notation, so its digits are lost; format the "
+            "column as Text in Excel and type the mark again",
+        )
+    if text.isascii():
+        return text.upper()
+    return "".join(ch.upper() if ch.isascii() else ch for ch in text)
 
 
 def normalise_optional_text(value: object) -> str | None:
@@ -203,6 +227,20 @@ def normalise_phone(value: object, region: str = "GH") -> str:
         # phonenumbers would read "0277229773;0248503716" as one number and drop the second; split_phones
         # keeps both.
         raise InvalidValue(ErrorCode.INVALID_PHONE, f"{text} holds several numbers; keep one phone per cell")
+    if _NEGATIVE.match(text):
+        # Excel made the number negative (a number cell -241234574, from a typed "-" or a formula): a minus
+        # before bare digits is a sign, not punctuation ("-024-123-4567" is still punctuation).
+        raise InvalidValue(
+            ErrorCode.INVALID_PHONE,
+            f"{text} is a negative number (a spreadsheet took the phone for a sum or a formula); format the "
+            "column as Text in Excel and type the number again",
+        )
+    if found := _EXTENSION.match(text):
+        # phonenumbers would read the extension and drop it; split_phones keeps it in Other Phones.
+        if _with_extension(found, region) is None:
+            raise InvalidValue(ErrorCode.INVALID_PHONE, f"{text} is not a valid phone number")
+        raise InvalidValue(ErrorCode.INVALID_PHONE, f"{text} has an extension; put the number in Phone and "
+                           "the number with its extension in Other Phones")
     digits = _phone_digits(text)
     fast = _fast_e164(digits, region)
     if fast is not None:
@@ -214,12 +252,17 @@ def normalise_phone(value: object, region: str = "GH") -> str:
 
 
 def normalise_email(value: object) -> str | None:
-    """Trimmed, lower case, syntax checked without DNS; blank -> None."""
+    """Trimmed, lower case, syntax checked without DNS; blank -> None.
+
+    One mailbox, one key: a domain typed in punycode (`kofi@xn--bcher-kva.com`) is written in Unicode
+    (`kofi@bücher.com`) as email-validator normalises it (IDNA 2008, Unicode NFC), whatever its case. The
+    local part (before @) is compared as typed, lower-cased and NFC-normalised: no dots or +tags removed.
+    """
     text = clean_text(value)
     if text is None:
         return None
     text = text.lower()
-    if _EMAIL_FAST.match(text) and len(text) <= 254:
+    if _EMAIL_FAST.match(text) and len(text) <= 254 and "xn--" not in text:
         tld = text.rsplit(".", 1)[-1]
         # The fast path covers plain ASCII addresses; special-use domains go to email-validator's rules.
         if tld not in SPECIAL_USE_DOMAIN_NAMES and len(text.split("@", 1)[0]) <= 64:
@@ -349,17 +392,60 @@ def split_phones(value: object, region: str = "GH") -> tuple[str, tuple[str, ...
             if whole.code is not ErrorCode.INVALID_PHONE or len(_phone_parts(text)) < 2:
                 raise
     parts = _phone_parts(text)
+    parts, extended = _extensions(parts, region)
+    others: tuple[str, ...] = ()
     if len(parts) < 2:
-        return normalise_phone(parts[0] if parts else None, region), ()
-    return _first_valid(parts, lambda part: normalise_phone(part, region), ErrorCode.INVALID_PHONE,
-                        "numbers", "phone number")
+        phone = normalise_phone(parts[0] if parts else None, region)
+    else:
+        phone, others = _first_valid(parts, lambda part: normalise_phone(part, region), ErrorCode.INVALID_PHONE,
+                                     "numbers", "phone number")
+    return phone, _unique([*extended, *others], None) if extended else others
+
+
+def _extensions(parts: list[str], region: str) -> tuple[list[str], list[str]]:
+    """(the parts with each valid number's extension cut off, the numbers with their extensions in the stored
+    form `+233241234567 ext 12`). An extension is never dropped: the number counts as the phone, and the
+    number with its extension goes to Other Phones. A part whose number is not valid stays as typed."""
+    if not any(_EXTENSION.match(part) for part in parts):
+        return parts, []
+    plain: list[str] = []
+    extended: list[str] = []
+    for part in parts:
+        found = _EXTENSION.match(part)
+        number = _with_extension(found, region) if found else None
+        if found and number is not None:
+            plain.append(found.group("number").strip())
+            extended.append(number)
+        else:
+            plain.append(part)
+    return plain, extended
+
+
+def _with_extension(found: re.Match[str], region: str) -> str | None:
+    """`+233241234567 ext 12` for an extension match whose number is valid, else None."""
+    try:
+        return f"{normalise_phone(found.group('number').strip(), region)}{EXTENSION_MARK}{found.group('ext')}"
+    except InvalidValue:
+        return None
+
+
+def has_extension(text: str) -> bool:
+    """Whether a Phone cell holds a number with an extension (`024-123-4567 ext 12`)."""
+    return any(_EXTENSION.match(part) for part in _phone_parts(text))
 
 
 def phone_list(value: object, region: str = "GH") -> tuple[str, ...]:
     """The numbers of an Other Phones cell: E.164 when valid, else as typed; never an error."""
     if clean_text(value) is None:
         return ()
-    return _each(_phone_parts(value), lambda part: normalise_phone(part, region))
+
+    def one(part: str) -> str:
+        found = _EXTENSION.match(part)
+        if found:
+            return _with_extension(found, region) or part
+        return normalise_phone(part, region)
+
+    return _each(_phone_parts(value), one)
 
 
 def _email_parts(value: object) -> list[str]:

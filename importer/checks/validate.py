@@ -12,6 +12,7 @@ import pandera.pandas as pa
 from pandera.errors import SchemaErrors
 
 from importer.checks import normalise as clean
+from importer.checks.changes import EMPTY_CHANGES, Change, Changes, changes_of
 from importer.checks.in_file import find_duplicates_in_file
 from importer.outcomes.error_table import ErrorTable
 from importer.outcomes.row_errors import ErrorCode, RowError, sorted_unique
@@ -32,6 +33,9 @@ class Checked:
     original: pd.DataFrame
     normalised: pd.DataFrame
     errors: ErrorTable
+    # What normalising changed beyond formatting, per rule (importer.checks.changes): "Kept 2 phone extensions
+    # in Other Phones". Set by check_frame for the rows as read; kept as they were by recheck and exclude.
+    changes: Changes = field(default=EMPTY_CHANGES, compare=False)
 
     def valid_index(self) -> pd.Index:
         """Source row numbers of the rows with no errors."""
@@ -146,9 +150,38 @@ def _objects(values: list[object], codes: np.ndarray) -> np.ndarray:
     return distinct[codes]
 
 
+def _changes(field_name: str, texts: list[str], outcomes: list[object], codes: np.ndarray,
+             rows: np.ndarray) -> list[Change]:
+    """The changes beyond formatting among one column's distinct outcomes (importer.checks.changes.RULES),
+    counted over the rows and with the first rows as examples."""
+    hits: dict[str, list[int]] = {}
+    if field_name == "phone":
+        for number, (text, outcome) in enumerate(zip(texts, outcomes, strict=True)):
+            if isinstance(outcome, tuple) and any(clean.EXTENSION_MARK in o for o in outcome[1]) \
+                    and clean.has_extension(text):
+                hits.setdefault("phone_extension", []).append(number)
+    elif field_name == "email":
+        for number, (text, outcome) in enumerate(zip(texts, outcomes, strict=True)):
+            if "xn--" in text.lower() and isinstance(outcome, tuple) and outcome[0] and "xn--" not in outcome[0]:
+                hits.setdefault("email_unicode_domain", []).append(number)
+    found = []
+    for rule, numbers in hits.items():
+        at = np.flatnonzero(np.isin(codes, numbers))
+        examples = []
+        for position in at[:5].tolist():
+            outcome = outcomes[codes[position]]
+            stored = outcome[0] if not isinstance(outcome, tuple) or field_name != "phone" else \
+                ", ".join([cast(str, outcome[0]), *outcome[1]])
+            examples.append((int(rows[position]), texts[codes[position]], str(stored)))
+        found.append(Change(rule, len(at), tuple(examples)))
+    return found
+
+
 def _normalise(original: pd.DataFrame, settings: Settings,
-               fields: Collection[str] | None = None) -> tuple[pd.DataFrame, _Found]:
+               fields: Collection[str] | None = None,
+               changes: list[Change] | None = None) -> tuple[pd.DataFrame, _Found]:
     """Apply each field's normaliser; values it refuses become missing and an error of their own.
+    `changes`, when given, receives what normalising changed beyond formatting (_changes).
 
     Each distinct text of a column is normalised once (names, regions, types and failing values repeat a
     lot), and the outcomes are spread to the rows by number: no Python work per row and field, except
@@ -172,6 +205,8 @@ def _normalise(original: pd.DataFrame, settings: Settings,
             hit = np.flatnonzero(failing)
             found.add(rows[hit], number[codes[hit]], [o for o in outcomes if isinstance(o, RowError)])
         kept = [None if bad else o for o, bad in zip(outcomes, refused, strict=True)]
+        if changes is not None and field_name in ("phone", "email"):
+            changes.extend(_changes(field_name, texts, kept, codes, rows))
         if field_name in OTHERS_OF:
             pairs = cast(list[tuple[object, tuple[str, ...]] | None], kept)
             columns[field_name] = _objects([None if p is None else p[0] for p in pairs], codes)
@@ -280,8 +315,10 @@ def check_frame(original: pd.DataFrame, settings: Settings) -> Checked:
     Every error of a row is reported, in field order: normaliser errors, schema errors, duplicates.
     """
     original = original.reindex(columns=list(FIELD_NAMES), fill_value="").fillna("").astype(TEXT)
-    normalised, errors = _normalise(original, settings)
-    return Checked(original=original, normalised=normalised, errors=_checked_errors(normalised, errors))
+    found: list[Change] = []
+    normalised, errors = _normalise(original, settings, changes=found)
+    return Checked(original=original, normalised=normalised, errors=_checked_errors(normalised, errors),
+                   changes=changes_of(found))
 
 
 def coupled_fields(fields: Collection[str]) -> list[str]:
@@ -411,7 +448,7 @@ def recheck(checked: Checked, changed: pd.DataFrame, settings: Settings, *, ever
     kept, duplicates = _duplicates_again(checked.normalised, normalised, changed.index,
                                          checked.errors.without_rows(changed.index.tolist()))
     found = ErrorTable.combine([errors.table(), schema.table(), duplicates])
-    return Checked(original=original, normalised=normalised, errors=kept.with_rows(found))
+    return Checked(original=original, normalised=normalised, errors=kept.with_rows(found), changes=checked.changes)
 
 
 def _recheck_cells(checked: Checked, original: pd.DataFrame, changed: pd.DataFrame, settings: Settings,
@@ -434,7 +471,8 @@ def _recheck_cells(checked: Checked, original: pd.DataFrame, changed: pd.DataFra
     errors = (checked.errors.without_code(ErrorCode.DUPLICATE_IN_FILE)
               .without_cells({column: new.index for column, new in values.items()}))
     return Checked(original=original, normalised=normalised,
-                   errors=errors.with_rows(found).with_rows(find_duplicates_in_file(normalised)))
+                   errors=errors.with_rows(found).with_rows(find_duplicates_in_file(normalised)),
+                   changes=checked.changes)
 
 
 def exclude(checked: Checked, rows: list[int]) -> Checked:
@@ -443,7 +481,8 @@ def exclude(checked: Checked, rows: list[int]) -> Checked:
     normalised = checked.normalised[keep]
     kept = checked.errors.without_rows(rows).without_code(ErrorCode.DUPLICATE_IN_FILE)
     duplicates = find_duplicates_in_file(normalised)
-    return Checked(original=checked.original[keep], normalised=normalised, errors=kept.with_rows(duplicates))
+    return Checked(original=checked.original[keep], normalised=normalised, errors=kept.with_rows(duplicates),
+                   changes=checked.changes)
 
 
 def include_again(checked: Checked, rows: pd.DataFrame, settings: Settings) -> Checked:
@@ -456,7 +495,8 @@ def include_again(checked: Checked, rows: pd.DataFrame, settings: Settings) -> C
         return checked
     blank = pd.DataFrame(pd.NA, index=rows.index, columns=list(FIELD_NAMES)).astype(TEXT)
     widened = Checked(original=pd.concat([checked.original, rows]).sort_index(),
-                      normalised=pd.concat([checked.normalised, blank]).sort_index(), errors=checked.errors)
+                      normalised=pd.concat([checked.normalised, blank]).sort_index(), errors=checked.errors,
+                      changes=checked.changes)
     return recheck(widened, rows, settings, every_field=True)  # their blank checked values are not theirs
 
 

@@ -12,12 +12,13 @@ import csv
 import functools
 import io
 import re
+from array import array
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from importer.errors import LimitExceeded
+from importer.errors import LimitExceeded, UnreadableFile
 
 CANDIDATES = (",", ";", "\t", "|")
 SNIFF_LINES = 30
@@ -187,6 +188,9 @@ class SheetRows(list[list[str]]):
         self.profile: dict[int, Counter[str]] = {}
         self.hidden_columns: frozenset[int] = frozenset()
         self.sheet_notes: object = None  # importer.mapping.columns.SheetNotes, left by apply_mapping
+        # CSV only: the number of fields of each line's record (index = line - 1; 0 for a blank line or a line
+        # a quoted value continues onto), so a record broken over two lines can be recognised (split_records).
+        self.field_counts: array[int] | None = None
         self._profiled = 0
         self._position = None if columns is None else {c: j for j, c in enumerate(self.columns or ())}
 
@@ -283,6 +287,8 @@ def csv_rows(
     csv.field_size_limit(max(max_chars, 131_072))
     reader = csv.reader(_lines(data, encoding, max_chars, what), delimiter=delimiter, strict=False)
     rows = SheetRows(columns)
+    counts = rows.field_counts = array("I")
+    widest = 0  # the most fields of a one-line record so far: what a customer row looks like
     counted = 0
     try:
         for record in reader:
@@ -291,12 +297,20 @@ def csv_rows(
             if not any(cell.strip() for cell in record):
                 continue  # blank lines are filled in below, only when a non-blank row follows
             # line_num is the last physical line of this record; pad so the record sits at its first.
-            first_line = reader.line_num - _span(record)
+            span = _span(record)
+            first_line = reader.line_num - span
             if head is not None and first_line > head and counted:
                 break
+            if span:
+                _refuse_unclosed_quote(record, first_line, reader.line_num, delimiter, widest, what)
+            elif len(record) > widest:
+                widest = len(record)
             counted += 1
             if counted > limit:
                 raise row_limit(what, limit)
+            if len(counts) < first_line - 1:  # blank lines and lines a quoted value continued onto: 0
+                counts.frombytes(bytes(counts.itemsize * (first_line - 1 - len(counts))))
+            counts.append(len(record))
             if columns is None:  # the common case, inline: a million-line file is refused in seconds
                 pad_to(rows, first_line - 1)
                 rows.append(record)
@@ -307,6 +321,56 @@ def csv_rows(
             raise
         raise line_limit(what, reader.line_num, max_chars) from None
     return rows
+
+
+def _refuse_unclosed_quote(record: list[str], first_line: int, last_line: int, delimiter: str, widest: int,
+                           what: str) -> None:
+    """Refuse a record whose quoted value runs over line ends and carries what look like further records.
+
+    A missing closing quote (`KSI-102,"Ama,Owusu,0201234567`) makes the csv module read every following line
+    into one cell until the next quote, so customers would vanish into a too-long name. A value that legally
+    spans lines (an address typed with line breaks) has short lines; a line inside a value holding at least
+    as many separators as a row of the file (at least two) is a row that was swallowed.
+    """
+    needed = max(2, widest - 1)
+    line = first_line
+    for cell in record:
+        pieces = _LINE_BREAK.split(cell)
+        for offset, piece in enumerate(pieces[1:], start=1):
+            if piece.count(delimiter) >= needed:
+                shown = piece if len(piece) <= 80 else piece[:77] + "..."
+                raise UnreadableFile(
+                    f"{what}: line {line:,} opens a quoted value (\") that runs on to line "
+                    f"{last_line:,} unclosed, so the lines in between would be read as one cell; line {line + offset:,} "
+                    f"inside it looks like a customer row ({shown!r}). Close or remove the quote on line {line:,} "
+                    "and upload the file again; no line of it was imported."
+                )
+        line += len(pieces) - 1
+
+
+_LINE_BREAK = re.compile(r"\r\n|\r|\n")
+
+
+def join_split_lines(data: bytes, lines: Sequence[int]) -> bytes:
+    """The CSV bytes with each line in `lines` (1-based, as split_records names them: the first line of a
+    customer broken over two lines) joined to the line after it by a space, and that line left blank, so every
+    other line keeps its number (blank lines are skipped). The encoding (and its BOM) is kept.
+
+    The engine's half of "join rows 4-5": the page or CLI reads the joined bytes as the upload.
+    """
+    wanted = set(lines)
+    if not wanted:
+        return data
+    encoding = detect_encoding(data)
+    text = data.decode(encoding, errors="surrogateescape")
+    parts = _LINE_BREAK.split(text)
+    breaks = _LINE_BREAK.findall(text)
+    for line in sorted(wanted):
+        if 1 <= line < len(parts):
+            parts[line - 1] = parts[line - 1].rstrip(" ") + " " + parts[line].lstrip(" ")
+            parts[line] = ""
+    out = "".join(p + (breaks[i] if i < len(breaks) else "") for i, p in enumerate(parts))
+    return out.encode(encoding, errors="surrogateescape")
 
 
 def line_limit(what: str, line: int, max_chars: int) -> LimitExceeded:

@@ -99,6 +99,10 @@ class SpreadsheetFile:
         # calamine turns error cells (#N/A, #DIV/0!) into blanks; put back what Excel shows.
         for (row, col), text in (self._zip.error_cells.get(part, {}) if self._zip and part else {}).items():
             rows.set_cell(row - 1, col, text)
+        # A number shows otherwise than its digits (a `0000` format: 0042; 22 digits a float cannot hold): the
+        # text as the user sees it (zip_guard.ZipReport.display_cells).
+        for (row, col), text in (self._zip.display_cells.get(part, {}) if self._zip and part else {}).items():
+            rows.set_cell(row - 1, col, text)
         return rows
 
     def hidden_columns(self, sheet_name: str) -> frozenset[int]:

@@ -17,6 +17,7 @@ from typing import Any
 import pandas as pd
 from rapidfuzz import fuzz
 
+from importer.checks.changes import EMPTY_CHANGES, Change, Changes, changes_of
 from importer.errors import LimitExceeded, NoHeader, UnreadableFile, UsageError
 from importer.intake.delimited import PROFILE_ROWS, SheetRows, SkippedRow, note_reason, row_limit
 from importer.intake.readers import SpreadsheetFile
@@ -274,6 +275,23 @@ def mapped_columns(mapping: ColumnMapping) -> tuple[int, ...]:
 
 
 @dataclass(frozen=True)
+class SplitRecord:
+    """Two consecutive CSV lines that look like one customer broken by a line break in a value not in quotes:
+    a short row whose fields and the next row's make one row of the header's width."""
+
+    first: int  # source row (CSV line) numbers
+    second: int
+    width: int  # the header's number of fields
+    fields: tuple[int, int]  # the two lines' numbers of fields
+
+    @property
+    def message(self) -> str:
+        return (f"Rows {self.first}-{self.second} look like one customer broken over two lines (a line break "
+                f"inside a value that is not in quotes: {self.fields[0]} + {self.fields[1]} fields where the "
+                f"header has {self.width}); join them")
+
+
+@dataclass(frozen=True)
 class SheetNotes:
     """What reading a sheet learned beside its customer rows, for the pages to show.
 
@@ -286,6 +304,16 @@ class SheetNotes:
     skipped_rows: tuple[SkippedRow, ...] = ()
     ignored_values: tuple[tuple[int, tuple[tuple[str, int], ...]], ...] = ()
     full_names: tuple[tuple[int, str], ...] = ()
+    # CSV: customers that look broken over two lines (a line break in a value not in quotes), for Review's
+    # "join" and the CLI (importer.intake.delimited.join_split_lines joins them in the file's bytes).
+    split_records: tuple[SplitRecord, ...] = ()
+    # What splitting full names changed beyond formatting (honorifics dropped): importer.checks.changes.
+    changes: Changes = EMPTY_CHANGES
+
+    def warnings(self) -> list[str]:
+        """The notes in words for a page, the CLI or a report: broken records, then skipped rows."""
+        return [r.message for r in self.split_records] + [
+            f"Row {r.row} skipped: {r.reason}" for r in self.skipped_rows]
 
     def values_of(self, column: int) -> dict[str, int]:
         """The counted values of one ignored column (empty when it was not counted)."""
@@ -357,6 +385,57 @@ def _ignored_values(
     return tuple(found)
 
 
+REPEATED_HEADER = "a repeated header row (the header again under the data, as where two exports were joined)"
+
+
+def _repeated_headers(rows: list[list[str]], start: int, positions: Sequence[int],
+                      skipped: dict[int, SkippedRow]) -> dict[int, SkippedRow]:
+    """Rows under the header whose mapped cells repeat the header's (a file that joins two exports): skipped
+    and listed, never a failing customer. One comparison per row unless its first mapped cell is a header."""
+    header = rows[start - 1]
+    texts = [normalise(str(header[p])) if p < len(header) else "" for p in positions]
+    if not positions or sum(bool(t) for t in texts) < 2:
+        return {}
+    first = positions[0]
+    probe = str(header[first]).strip().casefold() if first < len(header) else ""
+    found: dict[int, SkippedRow] = {}
+    for index in range(start, len(rows)):
+        cells = rows[index]
+        if len(cells) <= first or str(cells[first]).strip().casefold() != probe or index in skipped:
+            continue
+        if [normalise(str(cells[p])) if p < len(cells) else "" for p in positions] == texts:
+            text = " | ".join(str(c).strip() for c in cells if str(c).strip())
+            found[index] = SkippedRow(index + 1, text[:200], REPEATED_HEADER)
+    return found
+
+
+def split_records(rows: SheetRows, start: int, numbers: Sequence[int],
+                  skipped: dict[int, SkippedRow]) -> tuple[SplitRecord, ...]:
+    """CSV rows that look like one customer broken over two lines: two consecutive data lines whose numbers of
+    fields add up to the header's plus one (the broken value counted in both), the second short of the header.
+
+    `1,Alice,First line` + `second line` under `id,name,notes` (3 + 1 = 3 + 1), or `KSI-4,Ama,Ow` + `usu,024...`.
+    """
+    counts = rows.field_counts
+    if counts is None or not start or start > len(counts) or not numbers:
+        return ()
+    width = counts[start - 1]
+    if width < 3:
+        return ()
+    found: list[SplitRecord] = []
+    data = set(numbers)
+    line = 0
+    ordered = list(numbers)
+    for a, b in zip(ordered, ordered[1:], strict=False):
+        if b != a + 1 or a <= line or a - 1 in skipped or b - 1 in skipped or b > len(counts):
+            continue
+        n1, n2 = counts[a - 1], counts[b - 1]
+        if n1 and n2 and n2 < width and n1 <= width and n1 + n2 - 1 == width and a in data:
+            found.append(SplitRecord(a, b, width, (n1, n2)))
+            line = b
+    return tuple(found)
+
+
 def apply_mapping(rows: list[list[str]], mapping: ColumnMapping, max_rows: int) -> pd.DataFrame:
     """Rows under the header as a frame of FIELD_NAMES (text, "" for blank), indexed by Excel row number.
 
@@ -378,6 +457,8 @@ def apply_mapping(rows: list[list[str]], mapping: ColumnMapping, max_rows: int) 
     filled = rows.filled if isinstance(rows, SheetRows) else ()
     start = 0 if mapping.positional or mapping.header_row is None else mapping.header_row
     skipped = _skipped(rows, mapping, start) if isinstance(rows, SheetRows) else {}
+    if start:
+        skipped.update(_repeated_headers(rows, start, sorted(positions.values()), skipped))
     read = [*FIELD_NAMES, FULL_NAME] if FULL_NAME in positions else list(FIELD_NAMES)
     data: dict[str, list[str]] = {f: [] for f in read}
     numbers: list[int] = []
@@ -393,21 +474,31 @@ def apply_mapping(rows: list[list[str]], mapping: ColumnMapping, max_rows: int) 
             data[name].append(str(cells[col]) if col is not None and col < len(cells) else "")
     index = pd.Index(numbers, name="source_row_number", dtype="int64")
     full_names: tuple[tuple[int, str], ...] = ()
+    changes = EMPTY_CHANGES
     if FULL_NAME in positions:
         full = pd.Series(data.pop(FULL_NAME), index=index, dtype="str")
         data["first_name"], data["last_name"] = (part.tolist() for part in split_full_name(full))
         full_names = tuple(zip(numbers[:FULL_NAME_SAMPLE], full.iloc[:FULL_NAME_SAMPLE].tolist(), strict=True))
+        changes = full_name_changes(full)
     if isinstance(given, SheetRows):
         given.sheet_notes = SheetNotes(
             skipped_rows=tuple(skipped[i] for i in sorted(skipped)),
             ignored_values=_ignored_values(rows, mapping, start, skipped) if isinstance(rows, SheetRows) else (),
             full_names=full_names,
+            split_records=split_records(rows, start, numbers, skipped) if isinstance(rows, SheetRows) else (),
+            changes=changes,
         )
     return pd.DataFrame(data, index=index, columns=list(FIELD_NAMES), dtype="str")
 
 
-# Titles before a name are not part of it ("Mr. Kofi Mensah" -> Kofi, Mensah).
+# Titles before a name are not part of it ("Mr. Kofi Mensah" -> Kofi, Mensah); nor after it in brackets or
+# after a comma ("Ama Owusu (Mrs)", "Mensah Kofi, Mrs"). Either way they are dropped with a note
+# (full_name_changes: "Dropped 3 honorifics from full names").
 _TITLES = r"(?:mr|mrs|ms|miss|mister|dr|prof|rev|revd|hon|sir|madam|mdm|eng)\.?"
+_HONORIFIC = (rf"^(?:{_TITLES}\s+)+|\s*\(\s*{_TITLES}\s*\)\s*$|\s*,\s*(?:{_TITLES}\s*)+$")
+# Suffixes belong to the surname and stay with it: "Kwame Nkrumah Jr." -> Kwame, Nkrumah Jr.;
+# "Nana Yaa Asantewaa II" -> Nana Yaa, Asantewaa II (roman numerals in capitals only: "Ama Ii" is a name).
+_SUFFIX = r"^(.*\S)\s*,?\s+((?i:jr|jnr|junior|sr|snr|senior)\.?|II|III|IV|VI{0,3}|IX|X)$"
 
 
 def split_full_name(full: pd.Series) -> tuple[pd.Series, pd.Series]:
@@ -423,7 +514,11 @@ def split_full_name(full: pd.Series) -> tuple[pd.Series, pd.Series]:
     first name and leaves the last name blank, so the row fails asking for it (one_word_names says which).
     """
     text = full.fillna("").astype(str).str.replace(r"\s+", " ", regex=True).str.strip()
-    text = text.str.replace(rf"^(?:{_TITLES}\s+)+", "", case=False, regex=True)
+    text = text.str.replace(_HONORIFIC, "", case=False, regex=True).str.strip()
+    suffixed = text.str.extract(_SUFFIX).fillna("").astype("str")
+    has_suffix = suffixed[0].str.contains(" ", regex=False)  # a suffix after two words or more
+    suffix = suffixed[1].where(has_suffix, "")
+    text = suffixed[0].where(has_suffix, text)
     plain = text.str.rsplit(" ", n=1, expand=True).reindex(columns=[0, 1])
     two_words = plain[1].notna()
     first, last = plain[0].where(two_words, text), plain[1].where(two_words, "")
@@ -433,7 +528,33 @@ def split_full_name(full: pd.Series) -> tuple[pd.Series, pd.Series]:
     by_comma = comma[0].notna()
     first = first.mask(surname_first, caps[1]).mask(by_comma, comma[1].str.strip())
     last = last.mask(surname_first, caps[0]).mask(by_comma, comma[0].str.strip())
-    return first.fillna("").astype("str"), last.fillna("").astype("str")
+    last = last.fillna("").astype("str")
+    if has_suffix.any():
+        last = last.mask(has_suffix, last + " " + suffix)
+    return first.fillna("").astype("str"), last
+
+
+def honorifics(full: pd.Series) -> pd.Series:
+    """Per full name, the honorifics split_full_name drops from it (`Ama Owusu (Mrs)` -> `Mrs`), else ""."""
+    text = full.fillna("").astype(str).str.replace(r"\s+", " ", regex=True).str.strip()
+    found = text.str.extractall(f"({_HONORIFIC})", flags=re.IGNORECASE)
+    if found.empty:
+        return pd.Series("", index=full.index, dtype="str")
+    words = found[0].str.replace(r"[(),]", " ", regex=True).str.split().str.join(" ")
+    joined = words.groupby(level=0).agg(" ".join)
+    return joined.reindex(full.index, fill_value="").astype("str")
+
+
+def full_name_changes(full: pd.Series) -> Changes:
+    """What splitting these full names (indexed by source row) drops: the honorifics, counted with examples."""
+    dropped = honorifics(full)
+    hit = dropped != ""
+    if not hit.any():
+        return EMPTY_CHANGES
+    first, last = split_full_name(full[hit])
+    examples = tuple((int(row), str(text), f"{f} + {ln} (dropped {d})") for row, text, f, ln, d in
+                     zip(full.index[hit][:5], full[hit][:5], first[:5], last[:5], dropped[hit][:5], strict=True))
+    return changes_of([Change("name_honorific", int(hit.sum()), examples)])
 
 
 def split_preview(full_names: Sequence[tuple[int, str]]) -> pd.DataFrame:
@@ -442,8 +563,10 @@ def split_preview(full_names: Sequence[tuple[int, str]]) -> pd.DataFrame:
     full = pd.Series([text for _, text in full_names], dtype="str")
     first, last = split_full_name(full)
     notes = [
-        "" if not text.strip() or surname else "one word: the last name is left blank; type it in Review"
-        for text, surname in zip(full.tolist(), last.tolist(), strict=True)
+        "; ".join(n for n in (
+            "" if not text.strip() or surname else "one word: the last name is left blank; type it in Review",
+            f"honorific dropped: {dropped}" if dropped else "") if n)
+        for text, surname, dropped in zip(full.tolist(), last.tolist(), honorifics(full).tolist(), strict=True)
     ]
     return pd.DataFrame({"Row": rows, "Full name": full.tolist(), "First name": first.tolist(),
                          "Last name": last.tolist(), "Note": notes})
