@@ -72,6 +72,11 @@ import_runs = sa.Table(
     sa.Column("workspace_id", sa.Integer),  # the saved workspace the run imported (0004; importer.workspace.store)
     # The last operation of that workspace the run imports (0008): a resume replays up to it, no further.
     sa.Column("workspace_seq", sa.Integer),
+    # Who did what (0010): how the run was started ("dashboard", "command line"; user_name says who), and
+    # who undid it, how (importer.identity.Actor).
+    sa.Column("via", sa.String(32)),
+    sa.Column("undone_by", sa.String(255)),
+    sa.Column("undone_via", sa.String(32)),
     sa.CheckConstraint(
         "status IN ('running', 'completed', 'interrupted', 'undone')", name="ck_import_runs_status"
     ),
@@ -130,6 +135,7 @@ workspaces = sa.Table(
     sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
     sa.Column("discarded_at", sa.DateTime(timezone=True)),
     sa.Column("snapshot", sa.LargeBinary),  # the file as read and checked (snapshot_bytes; migration 0007)
+    sa.Column("discarded_by", sa.String(255)),  # who discarded it (0010), while it is kept for a resume
 )
 
 # Active operations are a prefix of seq; the undone ones after them are the redo stack (a new operation
@@ -144,6 +150,7 @@ workspace_operations = sa.Table(
     sa.Column("summary", sa.Text, nullable=False),
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
     sa.Column("undone", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column("actor", sa.String(255)),  # the account that made it (0010): its owner, or an admin
 )
 
 mapping_profiles = sa.Table(
@@ -358,7 +365,7 @@ def _revision_on(conn: sa.Connection) -> str | None:
 
 
 # The newest migration in migrations/versions (tests/test_db.py checks it against Alembic's head).
-HEAD_REVISION = "0009"
+HEAD_REVISION = "0010"
 
 
 def current_revision(engine: sa.Engine) -> str | None:
