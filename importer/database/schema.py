@@ -136,6 +136,7 @@ workspaces = sa.Table(
     sa.Column("discarded_at", sa.DateTime(timezone=True)),
     sa.Column("snapshot", sa.LargeBinary),  # the file as read and checked (snapshot_bytes; migration 0007)
     sa.Column("discarded_by", sa.String(255)),  # who discarded it (0010), while it is kept for a resume
+    sa.Column("dry_run", sa.JSON),  # the dry run the review session last ran (importer.review.session; 0011)
 )
 
 # Active operations are a prefix of seq; the undone ones after them are the redo stack (a new operation
@@ -365,7 +366,7 @@ def _revision_on(conn: sa.Connection) -> str | None:
 
 
 # The newest migration in migrations/versions (tests/test_db.py checks it against Alembic's head).
-HEAD_REVISION = "0010"
+HEAD_REVISION = "0011"
 
 
 def current_revision(engine: sa.Engine) -> str | None:
