@@ -333,7 +333,9 @@ def _refuse_unclosed_quote(record: list[str], first_line: int, last_line: int, d
     as many separators as a row of the file (at least two) is a row that was swallowed.
     """
     needed = max(2, widest - 1)
-    line = first_line
+    # A quote left open to the end of the file holds the file's last line break too (csv never saw the line
+    # end it would otherwise have counted): the record starts one line further down than the span says.
+    line = first_line + (1 if record and record[-1].endswith(("\n", "\r")) else 0)
     for cell in record:
         pieces = _LINE_BREAK.split(cell)
         for offset, piece in enumerate(pieces[1:], start=1):
