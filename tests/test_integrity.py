@@ -17,7 +17,7 @@ from openpyxl import Workbook
 
 from importer.api import read_upload
 from importer.checks import normalise as clean
-from importer.checks.changes import upload_changes
+from importer.checks.changes import Changes, upload_changes
 from importer.checks.validate import check_frame, exclude
 from importer.cli import main
 from importer.intake.zip_guard import format_whole_number, long_number_text, number_format_tokens
@@ -65,6 +65,7 @@ def test_extensions_are_counted_per_row_with_examples_and_survive_rechecks() -> 
     checked = check_frame(frame(*rows), SETTINGS)
     assert checked.changes.lines()[0].startswith("Kept 4 phone extensions in Other Phones (row 2: 0241234560 ext 0")
     assert exclude(checked, [6]).changes == checked.changes  # the record stays on the upload
+    assert Changes.from_json(json.loads(json.dumps(checked.changes.to_json()))) == checked.changes
     assert clean.phone_list("+233241234567 ext 12, 0248503716") == ("+233241234567 ext 12", "+233248503716")
 
 

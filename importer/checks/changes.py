@@ -78,6 +78,13 @@ class Changes:
     def to_json(self) -> list[dict[str, Any]]:
         return [c.to_json() for c in self.items]
 
+    @classmethod
+    def from_json(cls, data: list[dict[str, Any]]) -> Changes:
+        """The inverse of to_json (a workspace snapshot keeps the record with the upload)."""
+        return changes_of(Change(str(c["rule"]), int(c["count"]), tuple(
+            (int(e["source_row_number"]), str(e["typed"]), str(e["stored"])) for e in c.get("examples", ())))
+            for c in data)
+
     def merged(self, *others: Changes) -> Changes:
         return changes_of([*self.items, *(c for other in others for c in other.items)])
 
