@@ -48,7 +48,7 @@ def page(url: str, existing: str = "skip") -> None:
     new = show_possible_duplicates(make_engine(url), upload.checked, SETTINGS, existing=existing)
     st.text(f"kept: {sorted(decisions.current().kept)}; accepted: {sorted(decisions.current().accepted)}")
     if new is not None:
-        state.set_checked(new)
+        workspace.set_checked(new)
         st.rerun()
 
 

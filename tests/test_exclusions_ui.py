@@ -43,7 +43,7 @@ def review_page(data: str) -> None:
     if new is None:
         new = show_excluded(upload, SETTINGS)
     if new is not None:
-        state.set_checked(new)
+        workspace.set_checked(new)
         st.rerun()
 
 
@@ -117,7 +117,7 @@ def load_page(url: str, data: str) -> None:
         upload = read_upload(data.encode(), "kumasi.csv", SETTINGS)
         state.set_upload(upload)
         workspace.start(data.encode(), upload)
-        state.set_checked(exclude(upload.checked, [3]), Exclude((3,)))  # "Exclude ticked rows" on Review
+        workspace.set_checked(exclude(upload.checked, [3]), Exclude((3,)))  # "Exclude ticked rows" on Review
         upload = state.upload()
         assert upload is not None
         remember_for_report(upload)  # the Import button

@@ -237,7 +237,7 @@ def test_zip_bomb_is_refused_quickly(monkeypatch):
     def inflate(*args, **kwargs):
         raise AssertionError("a part of the bomb was inflated")
 
-    monkeypatch.setattr("importer.xlsx_guard._scan_member", inflate)
+    monkeypatch.setattr("importer.intake.zip_guard._scan_member", inflate)
     data = corpus.zip_bomb(150)
     with pytest.raises(HostileFile, match="looks like a zip bomb"):
         open_file(data, "bomb.xlsx", S)
@@ -281,8 +281,8 @@ def test_row_limit_counts_non_blank_rows_only():
 
 
 def _counting_lines(monkeypatch) -> list[int]:
-    """Count the lines the CSV reader takes from the file (importer.csv_read._lines): its work."""
-    from importer import csv_read
+    """Count the lines the CSV reader takes from the file (importer.intake.delimited._lines): its work."""
+    from importer.intake import delimited as csv_read
 
     taken = [0]
     lines = csv_read._lines
@@ -434,7 +434,7 @@ def test_other_spreadsheet_containers_are_named_and_refused_before_parsing(monke
     def parse(*args, **kwargs):
         raise AssertionError("the container was inflated or parsed")
 
-    monkeypatch.setattr("importer.xlsx_guard._scan_member", parse)
+    monkeypatch.setattr("importer.intake.zip_guard._scan_member", parse)
     monkeypatch.setattr(read, "_calamine_sheet_names", parse)
     with pytest.raises(UnsupportedFile) as err:
         open_file(data, name, S)

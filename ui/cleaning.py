@@ -6,7 +6,7 @@ Each function draws one section and returns what the page must store, or None:
 
     new = cleaning.show_value_conversion(checked, current, version=state.version())
     if new is not None:
-        state.set_checked(new)   # the notice saying what it did is already set (state.notice)
+        workspace.set_checked(new)   # the notice saying what it did is already set (state.notice)
         st.rerun()
 
 The operations applied are importer.review.conversions operations, handed to the workspace with state.operation.

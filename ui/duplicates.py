@@ -2,7 +2,7 @@
 side by side, each with keep both, exclude this row, or update that customer.
 
 `show_possible_duplicates(engine, checked, settings)` renders the section and returns the upload after a
-decision that changes it (exclude, update), or None; the page then keeps it (`state.set_checked`) and
+decision that changes it (exclude, update), or None; the page then keeps it (`workspace.set_checked`) and
 reruns. The search (importer.review.lookalikes) runs once per upload version, as a heavy step. A decision
 becomes operations of the workspace (importer.review.decisions.duplicate_operations): "keep both" is a
 decision saved at once, so a pair kept as two people stays hidden after later edits, a refresh or in

@@ -12,7 +12,7 @@
 The excluded rows are the workspace's (importer.review.exclusions.Excluded records with their text as it was):
 its replay lists them and each exclusion or inclusion saved since updates them, whichever view excluded
 the rows (by reason, ticked, a possible duplicate). Only the copy taken for the report of the import that
-drops the upload is the session's. A page that gets a Checked back keeps it (`state.set_checked`) and reruns.
+drops the upload is the session's. A page that gets a Checked back keeps it (`workspace.set_checked`) and reruns.
 """
 
 from __future__ import annotations

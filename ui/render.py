@@ -214,13 +214,20 @@ def side_by_side(left: Mapping[str, object], right: Mapping[str, object], left_t
 
 def result_metrics(result: RunResult) -> None:
     """Attempted, created, failed; updated and unchanged too when a re-import had any, so the boxes add up."""
-    dry = result.dry_run
-    boxes = [("Rows attempted", result.total_attempted), ("Would create" if dry else "Created", result.total_created)]
-    if result.total_updated:
-        boxes.append(("Would update" if dry else "Updated", result.total_updated))
-    if result.total_unchanged:
-        boxes.append(("Unchanged", result.total_unchanged))
-    boxes.append(("Would fail" if dry else "Failed", result.total_failed))
+    count_metrics({"created": result.total_created, "updated": result.total_updated,
+                   "unchanged": result.total_unchanged, "failed": result.total_failed}, dry=result.dry_run)
+
+
+def count_metrics(counts: dict[str, int], *, dry: bool = True) -> None:
+    """The boxes of a run's counts (created, updated, unchanged, failed; attempted is their sum)."""
+    created, updated = counts.get("created", 0), counts.get("updated", 0)
+    unchanged, failed = counts.get("unchanged", 0), counts.get("failed", 0)
+    boxes = [("Rows attempted", created + updated + unchanged + failed), ("Would create" if dry else "Created", created)]
+    if updated:
+        boxes.append(("Would update" if dry else "Updated", updated))
+    if unchanged:
+        boxes.append(("Unchanged", unchanged))
+    boxes.append(("Would fail" if dry else "Failed", failed))
     for col, (label, count) in zip(st.columns(len(boxes)), boxes, strict=True):
         col.metric(label, f"{count:,}", border=True)
 
@@ -238,7 +245,7 @@ def runs_frame(runs: Iterable[RunRecord]) -> pd.DataFrame:
         {
             "Run": run.id,
             "Started (UTC)": run.started_at.replace(tzinfo=None) if run.started_at else None,
-            "By": run.user_name or "—",
+            "By": run.by or "—",  # "ama", or "kofi (command line)"
             "File": run.file_name + (f" [{run.sheet}]" if run.sheet else ""),
             "Rows": run.total_attempted,
             "Created": run.total_created,
@@ -248,6 +255,7 @@ def runs_frame(runs: Iterable[RunRecord]) -> pd.DataFrame:
             "Duration (s)": round(run.duration_seconds, 1) if run.duration_seconds is not None else None,
             "Status": STATUS_TEXT.get(run.status, run.status),
             "Fixes": f"fixes for run #{run.fixes_run_id}" if run.fixes_run_id is not None else "",
+            "Undone by": run.undone_by_label or "",
         }
         for run in runs
     ]

@@ -8,13 +8,11 @@ The keys it stores them under are in ui/keys.py.
 from __future__ import annotations
 
 import contextlib
-from dataclasses import replace
 from typing import Any
 
 import streamlit as st
 
 from importer.api import Upload, read_upload
-from importer.checks.validate import Checked
 from importer.errors import FileRefused, MissingColumns
 from importer.mapping.columns import ColumnMapping
 from importer.outcomes.run_result import RunResult
@@ -61,24 +59,9 @@ def set_upload(new: Upload | None, *, keep_workspace: bool = False) -> None:
 
 
 def operation(op: Any) -> None:
-    """What a section just did, as an importer.workspace.store operation: the next set_checked saves it (the
-    sections return the new Checked; the page keeps it)."""
+    """What a section just did, as an importer.review.operations operation: the next ui.workspace.set_checked
+    saves it (the sections return the new Checked; the page keeps it)."""
     st.session_state[keys.LAST_OPERATION] = op
-
-
-def set_checked(checked: Checked, op: Any = None) -> None:
-    """The same upload after edits, fixes or exclusions; `op` (an importer.workspace.store operation) is what was
-    done, saved at once in the session's workspace so that a refresh or a closed tab loses nothing."""
-    current = upload()
-    if current is None:
-        return
-    op = op if op is not None else st.session_state.pop(keys.LAST_OPERATION, None)
-    if op is not None:
-        from ui import workspace  # ui.workspace uses this module
-
-        if workspace.record(op, checked):
-            return
-    set_upload(replace(current, checked=checked), keep_workspace=True)
 
 
 def cached(key: str, token: Any) -> Any:

@@ -11,9 +11,10 @@ from importer.database.ledger import find_resumable
 from importer.errors import DatabaseError
 from importer.outcomes.run_result import RunResult
 from importer.output.failure_report import report_bytes
-from importer.review.staleness import DatabaseState, database_state, stale_reason
+from importer.review.session import Readiness
 from ui import auth, existing, keys, render, state, workspace
 from ui import jobs as background
+from ui import session as review_session
 from ui.engine import engine
 from ui.exclusions import excluded_of, include_excluded_in_report, remember_for_report, report_with_excluded
 from ui.heavy import heavy_step
@@ -68,38 +69,46 @@ if upload is not None:
                 "resumes it: rows already imported are not created twice.", icon=":material/resume:")
 
     user_name = auth.user_name(current)
-    dry = state.dry_run_result(choices)
-    stale = None
-    if dry is not None:
-        try:
-            stale = stale_reason(engine(), state.get(keys.DRY_RUN_SAW, DatabaseState()), upload.sha256)
-        except DatabaseError as exc:
-            stale = f"The database could not be asked whether the dry run is still current ({exc})."
+    session = review_session.current(upload)
+    dry = state.dry_run_result(choices)  # this tab's full result (with its reasons), for the upload as it is
+    try:
+        ready = review_session.readiness(session, upload, arguments)
+    except DatabaseError as exc:
+        ready = Readiness(None, f"The database could not be asked whether the dry run is still current ({exc}).")
     if st.button("Dry run (saves nothing)", key=keys.DRY_RUN_BUTTON, icon=":material/science:",
-                 type="secondary" if dry and not stale else "primary"):
+                 type="secondary" if ready.can_import else "primary"):
         try:
             with (heavy_step("dry run", checked.total),
                   st.spinner(f"Dry run of {checked.total:,} rows against the database...")):
-                saw = database_state(engine())
-                dry = import_upload(engine(), upload, current, dry_run=True, user_name=user_name, **arguments)
+                if session is not None:
+                    dry = session.dry_run(arguments, user_name=user_name)
+                else:
+                    saw = review_session.database_now()
+                    dry = import_upload(engine(), upload, current, dry_run=True, user_name=user_name, **arguments)
+                    review_session.remember_unsaved_dry_run(saw, dry, arguments)
+                ready = review_session.readiness(session, upload, arguments)
         except DatabaseError as exc:
             st.error(f"{exc} Nothing was saved; check the database and try again.", icon=":material/block:")
             st.stop()
         state.set_result(dry, choices)
-        st.session_state[keys.DRY_RUN_SAW] = saw
-        stale = None
-    if dry is None:
-        st.caption("Start with a dry run: it runs the whole import and rolls it back, so its counts are exact.")
+    seen = ready.dry_run
+    if seen is None:
+        st.caption(ready.reason or "")
     else:
         st.subheader("Dry run: what the import would do")
-        if stale:
-            st.warning(f"These counts are out of date. {render.md_escape(stale)}", icon=":material/update:")
-        render.result_metrics(dry)
-        if dry.total_failed:
-            st.dataframe(render.reasons_table(dry), hide_index=True)
-        label = (f"Import: create {dry.total_created:,}, update {dry.total_updated:,} customers"
-                 if dry.total_updated else f"Import {dry.total_created:,} customers")
-        if st.button(label, key=keys.IMPORT_BUTTON, type="primary", disabled=bool(stale),
+        if ready.reason:
+            st.warning(f"These counts are out of date. {render.md_escape(ready.reason)}", icon=":material/update:")
+        if dry is not None:
+            render.result_metrics(dry)
+            if dry.total_failed:
+                st.dataframe(render.reasons_table(dry), hide_index=True)
+        else:  # run by another tab, a refresh ago, or another server: its counts, from the workspace
+            render.count_metrics(seen.counts)
+            st.caption("This dry run was run from another tab or before a refresh; run it again here to see the "
+                       "reasons rows fail.")
+        created, updated = seen.counts.get("created", 0), seen.counts.get("updated", 0)
+        label = f"Import: create {created:,}, update {updated:,} customers" if updated else f"Import {created:,} customers"
+        if st.button(label, key=keys.IMPORT_BUTTON, type="primary", disabled=not ready.can_import,
                      icon=":material/database_upload:"):
             remember_for_report(upload)  # the excluded rows, for the report once the import drops the upload
             background.start(upload, arguments, workspace.resume_arguments().get("workspace"))

@@ -79,18 +79,18 @@ else:
             st.info("No rows are ticked. Tick the Exclude box of the rows to leave out.", icon=":material/info:")
         else:
             with heavy_step("exclusion", checked.total):
-                state.set_checked(exclude(checked, rows), Exclude(tuple(rows), EXCLUDED_BY_ANALYST))
+                workspace.set_checked(exclude(checked, rows), Exclude(tuple(rows), EXCLUDED_BY_ANALYST))
             state.notice(f"Excluded {len(rows):,} row(s): they will not be imported; they are listed under Excluded rows. "
                          f"Rows {', '.join(str(r) for r in rows[:10])}{'...' if len(rows) > 10 else ''}.")
             st.rerun()
     by_reason = show_exclude_by_reason(checked, errors)
     if by_reason is not None:
-        state.set_checked(by_reason)
+        workspace.set_checked(by_reason)
         st.rerun()
 
 included = show_excluded(upload, current)
 if included is not None:
-    state.set_checked(included)
+    workspace.set_checked(included)
     st.rerun()
 
 st.subheader("Convert values")
@@ -99,7 +99,7 @@ if converted is None:
     with st.expander("Find and replace in a column"):
         converted = cleaning.show_find_replace(checked, current, version=version)
 if converted is not None:
-    state.set_checked(converted)
+    workspace.set_checked(converted)
     st.rerun()
 
 st.subheader("Bulk fixes")
@@ -125,7 +125,7 @@ for fix in fixes:
                      help=f"Apply: {fix.label}"):
         with heavy_step("bulk fix", checked.total), st.spinner(f"Applying: {fix.label}..."):
             new, changed = apply_fix(checked, fix, current, only_failing)
-        state.set_checked(new, BulkFix(fix.key, region if fix.key == "region" else None, only_failing))
+        workspace.set_checked(new, BulkFix(fix.key, region if fix.key == "region" else None, only_failing))
         state.notice(f"{fix.label}: changed {changed:,} row(s); {len(new.errors):,} rows still fail in the file.")
         st.rerun()
 
@@ -176,7 +176,7 @@ if st.toggle("Look for possible duplicates: the same person under another mark, 
              key=keys.DUPLICATES_ON):
     decided = show_possible_duplicates(engine(), checked, current, existing="update")
 if decided is not None:
-    state.set_checked(decided)  # "update that customer": its change was accepted with the decision
+    workspace.set_checked(decided)  # "update that customer": its change was accepted with the decision
     st.rerun()
 
 st.divider()
