@@ -173,3 +173,21 @@ def test_missing_mapping_file(tmp_path: Path, sqlite_url: str) -> None:
     with pytest.raises(UsageError, match=r"the mapping file .*nowhere.json does not exist"):
         profiles.resolve_mapping(make_engine(sqlite_url), str(tmp_path / "nowhere.json"), branch_file(*ROWS),
                                  "k.xlsx", SETTINGS)
+
+
+def test_the_remembered_mapping_rule_is_the_engines(database_url: str) -> None:
+    """Both faces read a file whose headers have a saved mapping with it (profiles.remembered_mapping); not
+    when nothing is saved for them, or when the mapping in hand is the saved one already."""
+    engine = ready_engine(database_url)
+    november = branch_file([1, "PM9 YAW", "Yaw", "Boateng", "0201234567", "Central"], title=False)
+    with pytest.raises(MissingColumns) as refused:
+        read_upload(november, "kumasi-nov.xlsx", SETTINGS)
+    detected = refused.value.mapping
+    assert detected is not None
+    assert profiles.remembered_mapping(engine, detected) is None  # nothing saved yet
+    saved = profiles.save_profile(engine, confirmed(branch_file(*ROWS)), file_name="kumasi-oct.xlsx", user="ama")
+    found = profiles.remembered_mapping(engine, detected)
+    assert found is not None and found[1].id == saved.id
+    assert found[0].fields == (None, "shipping_mark", "first_name", "last_name", "phone", "region")
+    again = profiles.remembered_mapping(engine, found[0])  # read with it already: nothing more to change
+    assert again is None

@@ -17,7 +17,7 @@ import streamlit as st
 from importer.api import Upload
 from importer.errors import DatabaseError, UsageError
 from importer.mapping.columns import ColumnMapping
-from importer.mapping.profiles import delete_profile, find_profile, save_profile
+from importer.mapping.profiles import delete_profile, remembered_mapping, save_profile
 from ui import auth, keys, state
 from ui.engine import engine, settings
 from ui.render import md_escape
@@ -34,17 +34,15 @@ def remembered(data: bytes, file_name: str, first: Upload | None) -> Upload | No
     draft = state.get(keys.DRAFT_MAPPING)
     detected: ColumnMapping | None = first.mapping if first is not None else draft[2] if draft else None
     sheet = first.sheet if first is not None else draft[1] if draft else None
-    if detected is None or detected.positional:
+    if detected is None:
         return first
     try:
-        profile = find_profile(engine(), detected.headers)
-        if profile is None:
-            return first
-        mapping = profile.apply_to(detected)
+        found = remembered_mapping(engine(), detected)
     except (DatabaseError, UsageError):
         return first
-    if mapping.fields == detected.fields:
+    if found is None:
         return first
+    mapping, profile = found
     again = state.read_file(data, file_name, settings(), sheet=sheet, mapping=mapping)
     if again is None:  # the saved mapping does not fit this file after all: the detected one stands
         st.session_state.pop(keys.REFUSAL, None)

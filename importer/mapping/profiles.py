@@ -124,6 +124,19 @@ def find_profile(engine: sa.Engine, headers: Sequence[object]) -> Profile | None
     return _profile(row) if row else None
 
 
+def remembered_mapping(engine: sa.Engine, detected: ColumnMapping) -> tuple[ColumnMapping, Profile] | None:
+    """The rule both faces follow: a file whose headers have a saved mapping is read with it. The mapping to
+    read with and its profile, or None when there is none, the file has no header row, or the saved mapping
+    changes nothing of the detected one."""
+    if detected.positional:
+        return None
+    profile = find_profile(engine, detected.headers)
+    if profile is None:
+        return None
+    mapping = profile.apply_to(detected)
+    return None if mapping.fields == detected.fields else (mapping, profile)
+
+
 def list_profiles(engine: sa.Engine) -> list[Profile]:
     """Every saved profile, named ones first, by name, then the newest."""
     with reading(engine) as conn:
