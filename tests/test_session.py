@@ -67,8 +67,8 @@ def test_another_import_makes_the_dry_run_stale_naming_the_run(database_url):
     session = ReviewSession(engine, SETTINGS, "ama", opened)
     arguments = _arguments(session)
     session.dry_run(arguments)
-    run_import(engine, checked_of([person(50)]), file_name="tema.csv", sha256="b" * 64, sheet=None,
-               settings=SETTINGS)
+    run_import(engine, checked_of([person(50, email=person(9)["email"])]), file_name="tema.csv", sha256="b" * 64,
+               sheet=None, settings=SETTINGS)
     ready = session.readiness(arguments)
     assert ready.stale and "tema.csv" in str(ready.reason)
 
@@ -99,3 +99,35 @@ def test_undo_and_redo_through_the_session(database_url):
     assert 6 not in again.checked.original.index
     assert [e.summary for e in again.history()][-1].startswith("Excluded")
     assert ws.history(engine, session.id) == again.history()
+
+
+def test_a_colleagues_import_of_other_customers_leaves_the_dry_run_true(database_url):
+    """Two branches importing different customers (no mark, phone or e-mail in common) need not run their dry
+    runs again after each other's import (issue 23); one sharing a phone with this file does make it stale,
+    naming the run and how many rows of this file it touched."""
+    engine, opened = seeded(database_url)  # the file: people 1-4 and 9
+    session = ReviewSession(engine, SETTINGS, "ama", opened)
+    arguments = _arguments(session)
+    session.dry_run(arguments)
+    run_import(engine, checked_of([person(i) for i in range(100, 120)]), file_name="tema.csv",
+               sha256="c" * 64, sheet=None, settings=SETTINGS)
+    ready = session.readiness(arguments)
+    assert ready.can_import, ready.reason
+    assert last_dry_run(engine, session.id).state == database_state(engine)  # checked once, then remembered
+
+    run_import(engine, checked_of([person(200, phone=person(9)["phone"])]), file_name="accra.csv",
+               sha256="d" * 64, sheet=None, settings=SETTINGS)
+    ready = session.readiness(arguments)
+    assert ready.stale and "accra.csv" in str(ready.reason) and "touching 1 row of this file" in str(ready.reason)
+
+
+def test_an_update_that_moved_a_key_away_from_this_file_makes_it_stale(database_url):
+    engine, opened = seeded(database_url)
+    session = ReviewSession(engine, SETTINGS, "ama", opened)
+    arguments = _arguments(session)
+    session.dry_run(arguments)
+    # Another file changes customer 4's phone (matched by its mark): this file's row of person 4 now
+    # meets a customer with another phone.
+    run_import(engine, checked_of([person(4, region="Ashanti", phone="0559999999")]), file_name="kumasi.csv",
+               sha256="e" * 64, sheet=None, settings=SETTINGS, existing="update")
+    assert session.readiness(arguments).stale

@@ -36,7 +36,8 @@ def readiness(session: ReviewSession | None, upload: Upload, arguments: dict[str
         return session.readiness(arguments)
     seen = st.session_state.get(keys.DRY_RUN_SAW)
     seen = seen if isinstance(seen, DryRunSeen) else None
-    return Readiness(seen, verdict(engine(), seen, state.version(), choices_of(arguments), upload.sha256))
+    return Readiness(seen, verdict(engine(), seen, state.version(), choices_of(arguments), upload.sha256,
+                                   upload.checked.normalised))
 
 
 def remember_unsaved_dry_run(seen_before: Any, result: Any, arguments: dict[str, Any]) -> None:

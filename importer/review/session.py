@@ -16,7 +16,7 @@ review live here too: a dry run comes first, and an import is refused while its 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
@@ -93,11 +93,12 @@ def last_dry_run(engine: sa.Engine, workspace_id: int) -> DryRunSeen | None:
 
 
 def verdict(engine: sa.Engine, seen: DryRunSeen | None, version: int, choices: tuple[str, str, tuple[int, ...]],
-            sha256: str) -> str | None:
+            sha256: str, normalised: Any = None) -> str | None:
     """Why the import may not start now, in the analyst's words; None when the dry run is current.
 
     The rule: a dry run comes first; it must have run on this version of the review (no change since) with
-    these choices on existing customers, and no run or undo may have changed the database since."""
+    these choices on existing customers, and no run or undo may have changed the database since in a way that
+    concerns this file (`normalised`: its rows; a finished run that touched none of their keys does not)."""
     if seen is None:
         return START_WITH_A_DRY_RUN
     if seen.version != version:
@@ -105,7 +106,7 @@ def verdict(engine: sa.Engine, seen: DryRunSeen | None, version: int, choices: t
     if seen.choices != choices:
         return ("You changed your decisions on existing customers since the dry run; run the dry run again to see "
                 "what the import would do now.")
-    return stale_reason(engine, seen.state, sha256)
+    return stale_reason(engine, seen.state, sha256, normalised)
 
 
 @dataclass(frozen=True)
@@ -192,8 +193,14 @@ class ReviewSession:
     def readiness(self, arguments: Mapping[str, Any]) -> Readiness:
         """May the import start with these arguments (AgainstDatabase.import_arguments), and if not, why."""
         seen = last_dry_run(self.engine, self.id)
-        return Readiness(seen, verdict(self.engine, seen, self.version, choices_of(arguments),
-                                       self.opened.upload.sha256))
+        reason = verdict(self.engine, seen, self.version, choices_of(arguments), self.opened.upload.sha256,
+                         self.checked.normalised)
+        if reason is None and seen is not None:
+            now_state = database_state(self.engine)
+            if now_state != seen.state:  # runs since touched none of this file: true still, and checked once
+                seen = replace(seen, state=now_state)
+                save_dry_run(self.engine, self.id, seen)
+        return Readiness(seen, reason)
 
     def dry_run(self, arguments: Mapping[str, Any], *, user_name: str | None = None,
                 progress: Callable[..., None] | None = None) -> RunResult:

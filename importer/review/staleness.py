@@ -3,20 +3,21 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+import pandas as pd
 import sqlalchemy as sa
 
 from importer.database.ledger import aware, get_run, now
-from importer.database.schema import (
-    current_revision,
-    reading,
-)
+from importer.database.lookup import lookup
+from importer.database.schema import current_revision, customer_changes, reading
 from importer.outcomes.row_errors import RunStatus
 from importer.review.operations import _plural
 from importer.workspace.store import _runs
+from schemas.customer import UNIQUE_FIELDS
 
 
 @dataclass(frozen=True)
@@ -49,10 +50,54 @@ def ago(when: datetime | None) -> str:
     return "just now"
 
 
-def stale_reason(engine: sa.Engine, seen: DatabaseState, sha256: str) -> str | None:
+def rows_touched(engine: sa.Engine, run_ids: Sequence[int], normalised: pd.DataFrame) -> int:
+    """How many of the file's rows share a key (shipping mark, phone, e-mail) with a customer these runs
+    created or updated, before or after the update: set queries by key, a few thousand keys per query."""
+    ids = {int(i) for i in run_ids}
+    touched: set[int] = set()
+    with reading(engine) as conn:
+        for field in UNIQUE_FIELDS:
+            if field not in normalised:
+                continue
+            column = normalised[field].dropna()
+            if column.empty:
+                continue
+            hits = lookup(conn, field, column.unique().tolist(), ("id", field, "import_run_id"))
+            if not hits:
+                continue
+            changed = {int(r) for r in conn.execute(
+                sa.select(customer_changes.c.customer_id).where(
+                    customer_changes.c.run_id.in_(ids),
+                    customer_changes.c.customer_id.in_([row.id for row in hits.values()])))
+                .scalars()} if hits else set()
+            keys = {value for value, row in hits.items() if row.import_run_id in ids or row.id in changed}
+            touched.update(int(r) for r in column.index[column.isin(keys)])
+        # An update that moved a key away from a value of this file touched it too (the before-image).
+        before: dict[str, set[str]] = {field: set() for field in UNIQUE_FIELDS}
+        for record in conn.execute(sa.select(customer_changes.c.before)
+                                   .where(customer_changes.c.run_id.in_(ids))).scalars():
+            for field in UNIQUE_FIELDS:
+                if (record or {}).get(field):
+                    before[field].add(str(record[field]))
+    for field, values in before.items():
+        if values and field in normalised:
+            column = normalised[field].dropna()
+            touched.update(int(r) for r in column.index[column.isin(values)])
+    return len(touched)
+
+
+def _undone_since(row: Any, seen: DatabaseState) -> bool:
+    undone_at = aware(row.undone_at)
+    return undone_at is not None and (seen.last_undone_at is None or undone_at > seen.last_undone_at)
+
+
+def stale_reason(engine: sa.Engine, seen: DatabaseState, sha256: str,
+                 normalised: pd.DataFrame | None = None) -> str | None:
     """Why a dry run's counts are out of date, naming the run that changed the database since; None if not.
 
-    `Run #3 imported this file 2 minutes ago; run the dry run again.`
+    `Run #3 imported this file 2 minutes ago; run the dry run again.` With the file's rows (`normalised`), a
+    finished run of another file that touched none of their keys leaves the dry run true (two branches
+    importing different customers); a run still importing, or an undo, always makes it stale.
     """
     if database_state(engine) == seen:
         return None
@@ -68,6 +113,13 @@ def stale_reason(engine: sa.Engine, seen: DatabaseState, sha256: str) -> str | N
     def moment(row: Any) -> datetime:
         return max(t for t in (aware(row.undone_at), aware(row.finished_at), aware(row.started_at)) if t)
 
+    touched = 0
+    if normalised is not None and all(
+            row.sha256 != sha256 and row.status != RunStatus.RUNNING.value and not _undone_since(row, seen)
+            for row in rows):
+        touched = rows_touched(engine, [row.id for row in rows], normalised)
+        if touched == 0:
+            return None
     row = max(rows, key=moment)
     what = "this file" if row.sha256 == sha256 else row.file_name
     who = f" ({row.user_name})" if row.user_name else ""
@@ -81,4 +133,6 @@ def stale_reason(engine: sa.Engine, seen: DatabaseState, sha256: str) -> str | N
     if status is RunStatus.INTERRUPTED:
         return (f"Run #{row.id}{who} imported {_plural(row.rows_done, 'row')} of {what} before it stopped "
                 f"{ago(row.finished_at or row.started_at)}; run the dry run again.")
-    return f"Run #{row.id}{who} imported {what} {ago(row.finished_at or row.started_at)}; run the dry run again."
+    shares = f", touching {_plural(touched, 'row')} of this file" if touched else ""
+    return (f"Run #{row.id}{who} imported {what} {ago(row.finished_at or row.started_at)}{shares}; run the dry "
+            "run again.")
