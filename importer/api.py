@@ -159,7 +159,7 @@ def import_upload(
     progress: Callable[[Progress], None] | None = None, user_name: str | None = None,
     existing: str = "skip", blank: str = "keep", rejected: Collection[int] = (),
     workspace: tuple[int, Sequence[int]] | None = None, on_run: Callable[[int], None] | None = None,
-    new_run: bool = False,
+    new_run: bool = False, confirmed: Collection[int] = (),
 ) -> RunResult:
     """Import an upload (or dry-run it); an interrupted run of the same file and sheet is resumed.
 
@@ -186,7 +186,7 @@ def import_upload(
     return run_import(
         engine, upload.checked, file_name=upload.file_name, sha256=upload.sha256, sheet=upload.run_sheet,
         settings=settings, dry_run=dry_run, batch_size=batch_size, progress=progress, user_name=user_name,
-        run_settings=run_settings, existing=existing, blank=blank, rejected=rejected,
+        run_settings=run_settings, existing=existing, blank=blank, rejected=rejected, confirmed=confirmed,
         other_columns=upload.other_columns, report_columns=upload.report_columns,
         fixes_run_id=upload.fixes_run_id, on_run=on_run, new_run=new_run,
     )

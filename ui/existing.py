@@ -25,7 +25,14 @@ from importer.database.lookup import existing_customers
 from importer.database.matching import BlankMode
 from importer.errors import DatabaseError
 from importer.outcomes.row_errors import ErrorCode, RowError
-from importer.review.decisions import AgainstDatabase, BlankChoice, ChangeDecision
+from importer.review.decisions import (
+    AgainstDatabase,
+    BlankChoice,
+    ChangeDecision,
+    ConfirmPerson,
+    bulk_decision,
+    bulk_label,
+)
 from importer.review.decisions import against_database as count_against_database
 from schemas.customer import FIELD_NAMES, label_of
 from ui import decisions, keys, state
@@ -49,13 +56,14 @@ def classification_of(upload: Upload) -> Classification | str:
     """The upload's classification under the blank choice (cached per upload version), or why the
     database could not be asked."""
     blank = blank_mode()
-    token = (state.version(), blank)
+    confirmed = tuple(sorted(decisions.current().confirmed))
+    token = (state.version(), blank, confirmed)
     found = state.cached(keys.CLASSIFICATION, token)
     if found is None:
         try:
             with (heavy_step("database check", upload.checked.total),
                   st.spinner("Comparing the rows with the customers already in the database...")):
-                found = classify_upload(engine(), upload.checked, blank)
+                found = classify_upload(engine(), upload.checked, blank, confirmed=confirmed)
         except DatabaseError as exc:
             found = (f"{exc} Rows already in the database will be counted by the dry run and the import "
                      "instead.")
@@ -147,18 +155,20 @@ def show_changes(upload: Upload, review: AgainstDatabase) -> None:
     fields = [ANY_FIELD, *[f for f in FIELD_NAMES if (found.changes["field"] == f).any()]]
     pick = left.selectbox("Show changes to", fields, key=keys.CHANGES_FIELD,
                           format_func=lambda f: "any field" if f == ANY_FIELD else label_of(f))
-    if middle.button(f"Accept all {counts['changed']:,}", key=keys.ACCEPT_ALL, icon=":material/done_all:"):
-        decisions.decide(ChangeDecision(default=True))
-        _bump_grid()
-        st.rerun()
-    if right.button("Reject all", key=keys.REJECT_ALL, icon=":material/remove_done:"):
-        decisions.decide(ChangeDecision(default=False))
-        _bump_grid()
-        st.rerun()
-    frame, matched = changes_frame(found, accepted, None if pick == ANY_FIELD else pick)
+    field_name = None if pick == ANY_FIELD else pick
+    # The bulk buttons decide exactly the rows the filter shows (never the hidden ones), and say so.
+    for column, accept, key, icon in ((middle, True, keys.ACCEPT_ALL, ":material/done_all:"),
+                                      (right, False, keys.REJECT_ALL, ":material/remove_done:")):
+        if column.button(bulk_label(found, field_name, accept), key=key, icon=icon):
+            decision = bulk_decision(found, field_name, accept)
+            if decision is not None:
+                decisions.decide(decision)
+            _bump_grid()
+            st.rerun()
+    frame, matched = changes_frame(found, accepted, field_name)
     if matched > len(frame):
-        st.caption(f"Showing the first {len(frame):,} of {matched:,} changed rows; Accept all and Reject all "
-                   "apply to every one.")
+        st.caption(f"Showing the first {len(frame):,} of {matched:,} changed rows; the Accept and Reject "
+                   "buttons apply to all of them.")
     edited = st.data_editor(
         _highlight(frame), key=f"{keys.CHANGES_GRID}_{state.version()}_{pick}_{state.get(keys.CHANGES_NONCE, 0)}",
         hide_index=True, num_rows="fixed", width="stretch",
@@ -195,3 +205,25 @@ def summary(review: AgainstDatabase) -> str:
     if c["conflict"]:
         parts.append(f"{c['conflict']:,} conflicting with two or more customers")
     return "; ".join(parts)
+
+
+def show_possible_different_people(review: AgainstDatabase) -> None:
+    """Rows whose keys point to a stored customer whose mark or whole name differs: a conflict each, which
+    the analyst may confirm one row at a time ("this is customer #N"); no bulk button reaches them."""
+    found = review.classification
+    if found is None or not found.different:
+        return
+    st.subheader("Possible different people")
+    st.caption(f"{len(found.different):,} row{'' if len(found.different) == 1 else 's'} share a key with a "
+               "stored customer but carry another shipping mark or another name. They fail as conflicts and "
+               "no Accept button updates them; confirm a row only if it is the same customer.")
+    rows = sorted(found.different)
+    pick = st.selectbox("Row", rows[:CHANGES_SHOWN], key=keys.DIFFERENT_PICK,
+                        format_func=lambda r: f"Row {r}: customer #{found.different[r]}")
+    for error in review.errors[int(pick)]:
+        if error.code is ErrorCode.CONFLICT:
+            st.markdown(f"- {error.message}")
+    if st.button(f"Row {pick} is customer #{found.different[pick]}: update it", key=keys.CONFIRM_PERSON,
+                 icon=":material/how_to_reg:"):
+        decisions.decide(ConfirmPerson(int(pick), int(found.different[pick])))
+        st.rerun()

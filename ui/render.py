@@ -19,7 +19,7 @@ from importer.outcomes.error_table import ErrorTable
 from importer.outcomes.row_errors import DUPLICATE_CODES, ErrorCode, RowError, error_text
 from importer.outcomes.run_result import RunResult
 from importer.output.failure_report import report_bytes
-from schemas.customer import FIELD_NAMES, REGIONS, label_of
+from schemas.customer import FIELD_NAMES, REGIONS, UNIQUE_FIELDS, label_of
 
 ROW = "Row"
 ERRORS = "Errors"
@@ -200,14 +200,27 @@ def duplicate_rows(errors: ErrorTable, limit: int) -> list[tuple[int, RowError]]
     return list(itertools.islice(found, limit))
 
 
+def _folded(value: object) -> str:
+    if value is None or (isinstance(value, float) and value != value):
+        return ""
+    return " ".join(str(value).split()).casefold()
+
+
 def side_by_side(left: Mapping[str, object], right: Mapping[str, object], left_title: str, right_title: str,
-                 field: str) -> pd.DataFrame:
-    """Two records as columns, one line per field, the clashing field marked in words."""
+                 field: str, compared: Mapping[str, object] | None = None) -> pd.DataFrame:
+    """Two records as columns, one line per field, each field marked truthfully in words: "same" or
+    "differs", and a key (mark, phone, email) that holds the same value named as "the key that matched".
+    `compared`: the right record's values to compare with (its normalised values, when `right` is the row
+    as typed and `left` a stored customer); `field`, the clashing field, is marked only where it is same."""
+    other = right if compared is None else compared
+    same = {f: _folded(left.get(f)) == _folded(other.get(f)) for f in FIELD_NAMES}
     return pd.DataFrame(
         {
-            "Field": [label_of(f) + ("  ⟵ same" if f == field else "") for f in FIELD_NAMES],
+            "Field": [label_of(f) + ("  ⟵ the key that matched" if same[f] and f in (*UNIQUE_FIELDS, field) and
+                                     _folded(left.get(f)) else "") for f in FIELD_NAMES],
             left_title: ["" if left.get(f) is None else str(left.get(f)) for f in FIELD_NAMES],
             right_title: ["" if right.get(f) is None else str(right.get(f)) for f in FIELD_NAMES],
+            "Compared": ["same" if same[f] else "differs" for f in FIELD_NAMES],
         }
     )
 

@@ -45,6 +45,7 @@ if review.classification is not None and (review.counts["unchanged"] or review.c
     render.show_database_metrics(review.counts)
     existing.choose_blank_mode()
 existing.show_changes(upload, review)
+existing.show_possible_different_people(review)
 
 if not errors:
     st.success("Every row is valid. Nothing to fix.", icon=":material/check_circle:")
@@ -158,11 +159,16 @@ if duplicates:
         except DatabaseError as exc:
             st.error(f"{exc}", icon=":material/block:")
             found = []
+        normalised = checked.normalised.loc[row].to_dict() if row in checked.normalised.index else None
         for stored in found:
             st.dataframe(render.side_by_side(stored, typed, f"Customer #{stored['id']} in the database",
-                                             f"Row {row} (fails)", error.field),
+                                             f"Row {row} (fails)", error.field, compared=normalised),
                          hide_index=True, width="stretch")
-        if error.code is ErrorCode.CONFLICT:
+        if error.code is ErrorCode.CONFLICT and len(found) == 1:
+            st.caption(f"Row {row}'s {label_of(error.field).lower()} matched customer #{found[0]['id']}, but its "
+                       "shipping mark or name differs: a possible different person. Confirm it under Possible "
+                       "different people if it is the same customer, correct the key, or exclude the row.")
+        elif error.code is ErrorCode.CONFLICT:
             st.caption(f"Row {row}'s keys belong to {len(found)} different customers: it fails as conflict. "
                        "Correct the key that is wrong, or exclude the row.")
         elif found:

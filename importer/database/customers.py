@@ -5,7 +5,7 @@ for an export."""
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -14,7 +14,14 @@ import pandas as pd
 import sqlalchemy as sa
 
 from importer.database.lookup import KEY_CHUNK, records
-from importer.database.matching import BlankMode, Outcome, blank_cells, match_rows, skip_errors
+from importer.database.matching import (
+    DIFFERENT_PERSON,
+    BlankMode,
+    Outcome,
+    blank_cells,
+    match_rows,
+    skip_errors,
+)
 from importer.database.schema import (
     HEAD_REVISION,
     current_revision,
@@ -43,6 +50,8 @@ class Classification:
     customer_id (-1 for new and conflict). `changes`: one line per changed field of a changed row: row,
     customer_id, field, old, new. `conflicts`: the `conflict` errors, naming each customer and field, and
     `skipped`: the `already_exists` errors a changed row gets under --existing skip (what differs).
+    `different`: {row: customer id} of the conflicts that are a possible different person (the keys point
+    to one customer whose mark or whole name differs), which the analyst may confirm row by row.
     Rows with errors of their own are not classified.
     """
 
@@ -50,6 +59,7 @@ class Classification:
     changes: pd.DataFrame
     conflicts: ErrorTable = field(default_factory=ErrorTable.empty)
     skipped: ErrorTable = field(default_factory=ErrorTable.empty)
+    different: dict[int, int] = field(default_factory=dict)
 
     def counts(self) -> dict[str, int]:
         """{outcome: rows} for every outcome, zeros included."""
@@ -64,9 +74,10 @@ class Classification:
 
 
 def classify_upload(engine: sa.Engine, checked: Any, blank: BlankMode | str = BlankMode.KEEP,
-                    chunk: int = KEY_CHUNK) -> Classification:
+                    chunk: int = KEY_CHUNK, confirmed: Collection[int] = ()) -> Classification:
     """Classify each valid row of an upload (new, unchanged, changed with its diff, conflict) without
-    writing: three set queries per chunk of rows. A database without the schema has no customers."""
+    writing: three set queries per chunk of rows. A database without the schema has no customers.
+    `confirmed`: rows the analyst confirmed as the customer their keys point to (matching.match_rows)."""
     clear = BlankMode(blank) is BlankMode.CLEAR
     valid = checked.normalised.loc[checked.valid_index()].reindex(columns=list(FIELD_NAMES))
     out_rows: list[np.ndarray] = []
@@ -79,6 +90,7 @@ def classify_upload(engine: sa.Engine, checked: Any, blank: BlankMode | str = Bl
     diff_new: list[Any] = []
     conflicts: list[ErrorTable] = []
     skipped: list[ErrorTable] = []
+    different: dict[int, int] = {}
     if current_revision(engine) != HEAD_REVISION:  # nothing stored yet (or an old schema): all new
         numbers = valid.index.to_numpy(dtype=np.int64)
         out_rows.append(numbers)
@@ -89,7 +101,7 @@ def classify_upload(engine: sa.Engine, checked: Any, blank: BlankMode | str = Bl
             for start in range(0, len(valid), chunk):
                 part = records(valid.iloc[start:start + chunk], FIELD_NAMES)
                 blanks = blank_cells(checked.original, [n for n, _ in part])
-                matches = match_rows(conn, part, blanks, clear=clear)
+                matches = match_rows(conn, part, blanks, clear=clear, confirmed=confirmed)
                 numbers = np.fromiter((n for n, _ in part), dtype=np.int64, count=len(part))
                 out_rows.append(numbers)
                 out_outcomes.append(np.fromiter((_OUTCOMES.index(matches[n].outcome) for n, _ in part),
@@ -104,6 +116,9 @@ def classify_upload(engine: sa.Engine, checked: Any, blank: BlankMode | str = Bl
                      for e in skip_errors(matches[n])), field_order=False))
                 for n, _ in part:
                     match = matches[n]
+                    if match.outcome is Outcome.CONFLICT and match.customer_id is not None and any(
+                            e.message.startswith(DIFFERENT_PERSON) for e in match.errors):
+                        different[int(n)] = int(match.customer_id)
                     if match.outcome is Outcome.CHANGED:
                         for f, (old, new) in match.changes().items():
                             diff_rows.append(n)
@@ -124,7 +139,7 @@ def classify_upload(engine: sa.Engine, checked: Any, blank: BlankMode | str = Bl
         "old": pd.array(diff_old, dtype="string"), "new": pd.array(diff_new, dtype="string"),
     })
     return Classification(rows, changes, ErrorTable.concat(conflicts, field_order=False),
-                          ErrorTable.concat(skipped, field_order=False))
+                          ErrorTable.concat(skipped, field_order=False), different)
 
 
 @dataclass(frozen=True)

@@ -148,8 +148,10 @@ class _Loader:
                  existing: ExistingMode = ExistingMode.SKIP, blank: BlankMode = BlankMode.KEEP,
                  rejected: frozenset[int] = frozenset(), other_columns: pd.DataFrame | None = None,
                  report_columns: Sequence[ReportColumn] | None = None, fixes_run_id: int | None = None,
-                 on_run: Callable[[int], None] | None = None, new_run: bool = False) -> None:
+                 on_run: Callable[[int], None] | None = None, new_run: bool = False,
+                 confirmed: frozenset[int] = frozenset()) -> None:
         self.conn, self.checked, self.dry_run = conn, checked, dry_run
+        self.confirmed = confirmed
         self.new_run = new_run
         self.on_run = on_run
         self.rejected = rejected
@@ -212,6 +214,7 @@ class _Loader:
                     self.existing = ExistingMode(recorded.get("existing", self.existing))
                     self.blank = BlankMode(recorded.get("blank", self.blank))
                     self.rejected = frozenset(int(n) for n in recorded.get("rejected", self.rejected))
+                    self.confirmed = frozenset(int(n) for n in recorded.get("confirmed", self.confirmed))
                     runs.mark_active(row.id, True)
                     return True
                 if self.pg:
@@ -270,7 +273,7 @@ class _Loader:
         candidates = [(n, rec) for n, rec in rows if n not in bad]
         matches = match_rows(self.conn, candidates, self.blanks.of([n for n, _ in candidates]),
                              clear=self.blank is BlankMode.CLEAR,
-                             lock=self.pg and self.existing is ExistingMode.UPDATE)
+                             lock=self.pg and self.existing is ExistingMode.UPDATE, confirmed=self.confirmed)
         new: list[Record] = []
         changed: list[tuple[int, Match]] = []
         unchanged: list[tuple[int, Match]] = []
@@ -540,13 +543,15 @@ def run_import(
     existing: ExistingMode | str = ExistingMode.SKIP, blank: BlankMode | str = BlankMode.KEEP,
     rejected: Collection[int] = (), other_columns: pd.DataFrame | None = None,
     report_columns: Sequence[ReportColumn] | None = None, fixes_run_id: int | None = None,
-    on_run: Callable[[int], None] | None = None, new_run: bool = False,
+    on_run: Callable[[int], None] | None = None, new_run: bool = False, confirmed: Collection[int] = (),
 ) -> RunResult:
     """Import checked rows: every row ends created, updated, unchanged or failed; see CONTRACT.md
     "Runs are crash-safe". `existing`: what a row matching a customer with other values does (skip: fails
     as already_exists; update: updates it); `blank`: whether a blank optional cell keeps (keep) or clears
     (clear) a matched customer's value; `rejected`: source rows whose change to a customer the analyst
     rejected in review: under update they fail as already_exists, as every changed row does under skip.
+    `confirmed`: rows the analyst confirmed one by one as the customer their keys point to although its
+    mark or whole name differs; any other such row fails as a conflict (a possible different person).
     For the failure report that goes back to the branch: `other_columns` (the file's own columns that feed
     no field, by report header, indexed by source row) are kept with each failed row, `report_columns`
     is the report's layout, and `fixes_run_id` the run whose report this file is (recorded when that run
@@ -567,13 +572,16 @@ def run_import(
     }
     if rejected:  # a resume must reject the same rows
         settings_json["rejected"] = sorted(int(n) for n in rejected)
+    if confirmed:  # and confirm the same rows
+        settings_json["confirmed"] = sorted(int(n) for n in confirmed)
     with db_errors(engine):
         conn = engine.connect()
     loader = _Loader(conn, checked, file_name=file_name, sha256=sha256, sheet=sheet, dry_run=dry_run,
                      batch_size=size, progress=progress, user_name=user_name, settings_json=settings_json,
                      method=method, existing=existing, blank=blank,
                      rejected=frozenset(int(n) for n in rejected), other_columns=other_columns,
-                     report_columns=report_columns, fixes_run_id=fixes_run_id, on_run=on_run, new_run=new_run)
+                     report_columns=report_columns, fixes_run_id=fixes_run_id, on_run=on_run, new_run=new_run,
+                     confirmed=frozenset(int(n) for n in confirmed))
     outer = conn.begin() if dry_run else None
     try:
         if dry_run:

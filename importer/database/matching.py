@@ -7,7 +7,11 @@ rows at a time (importer.database.lookup.lookup), never a query per row:
 - the keys that match all point to one customer and every field equals the stored value: unchanged;
 - they all point to one customer and some field differs: changed, with the stored and new records;
 - they point to two or more customers (or to a customer another row of the chunk already matched):
-  conflict.
+  conflict;
+- they point to one customer whose identity differs (another shipping mark, or another first AND last
+  name): a possible different person, a conflict naming the key that matched, unless the analyst confirmed
+  that row as that customer (`confirmed`): then changed. So no bulk decision rewrites one customer as
+  someone else.
 
 A blank optional cell keeps the stored value, unless `clear` (then the blank's stored form: NULL, or
 the field's default).
@@ -15,7 +19,7 @@ the field's default).
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
@@ -113,7 +117,8 @@ def skip_errors(match: Match) -> tuple[RowError, ...]:
     return tuple(
         RowError(f, ErrorCode.ALREADY_EXISTS,
                  f"{label_of(f).lower()} differs: stored {_shown(old)}, file {_shown(new)} ({who}; "
-                 "import with --existing update to apply it)", value=None if new is None else str(new))
+                 "the stored customer was kept; the change is applied only when it is accepted on import)",
+                 value=None if new is None else str(new))
         for f, (old, new) in match.changes().items()
     )
 
@@ -165,9 +170,47 @@ def insert_many(conn: sa.Connection, table: str, columns: Sequence[str], rows: S
         conn.exec_driver_sql(sql, tuple(v for r in part for v in r))
 
 
+# How a possible different person's conflict begins (importer.database.customers tells them by it).
+DIFFERENT_PERSON = "possible different person"
+
+
+def _fold(value: Any) -> str:
+    return " ".join(str(value or "").split()).casefold()
+
+
+def identity_differences(rec: Mapping[str, Any], stored: Mapping[str, Any], matched: Collection[str]) -> list[str]:
+    """Why a row whose keys point to one stored customer may be another person: its shipping mark differs
+    (when the mark is not the key that matched), or both its first and its last name differ. Empty when
+    it looks like the same customer."""
+    why: list[str] = []
+    mark, kept = rec.get("shipping_mark"), stored.get("shipping_mark")
+    if "shipping_mark" not in matched and mark and kept and _fold(mark) != _fold(kept):
+        why.append(f"shipping mark {mark} (stored {kept})")
+    if (_fold(rec.get("first_name")) != _fold(stored.get("first_name"))
+            and _fold(rec.get("last_name")) != _fold(stored.get("last_name"))
+            and (rec.get("first_name") or rec.get("last_name"))):
+        why.append(f"name {rec.get('first_name') or ''} {rec.get('last_name') or ''} "
+                   f"(stored {stored.get('first_name') or ''} {stored.get('last_name') or ''})".replace("  ", " "))
+    return why
+
+
+def different_person_errors(rec: Mapping[str, Any], stored: Mapping[str, Any], matched: Collection[str],
+                            why: Sequence[str]) -> tuple[RowError, ...]:
+    """One `conflict` error per key that matched, naming it and what differs."""
+    return tuple(
+        RowError(f, ErrorCode.CONFLICT,
+                 f"{DIFFERENT_PERSON}: {label_of(f).lower()} {rec[f]} matched {_who(stored)}, but "
+                 f"this row's {' and '.join(why)} differ; confirm the row as that customer to update it, or "
+                 "correct the key", value=rec[f])
+        for f in matched)
+
+
 def match_rows(conn: sa.Connection, rows: Sequence[Record], blanks: Mapping[int, frozenset[str]],
-               clear: bool = False, lock: bool = False) -> dict[int, Match]:
-    """Each (source row, normalised record)'s Match, from three set queries (one per key field)."""
+               clear: bool = False, lock: bool = False, confirmed: Collection[int] = ()) -> dict[int, Match]:
+    """Each (source row, normalised record)'s Match, from three set queries (one per key field).
+    `confirmed`: rows the analyst confirmed as the customer their keys point to (a possible different
+    person among them is a change, not a conflict)."""
+    confirmed = frozenset(int(n) for n in confirmed)
     hits = _lookup_keys(conn, rows, lock)
     claimed: dict[int, int] = {}  # customer id -> the row of this chunk that matched it first
     out: dict[int, Match] = {}
@@ -196,6 +239,11 @@ def match_rows(conn: sa.Connection, rows: Sequence[Record], blanks: Mapping[int,
                 f, ErrorCode.CONFLICT,
                 f"{label_of(f).lower()} {rec[f]} is {_who(stored_row)}, which row {claimed[customer_id]} of "
                 "this file already matches", value=rec[f], other_row=claimed[customer_id]),))
+            continue
+        why = identity_differences(rec, stored_row, found)
+        if why and number not in confirmed:
+            out[number] = Match(Outcome.CONFLICT, customer_id,
+                                errors=different_person_errors(rec, stored_row, list(found), why))
             continue
         claimed[customer_id] = number
         before = {f: stored_row[f] for f in FIELD_NAMES}
@@ -229,4 +277,5 @@ def bulk_update(conn: sa.Connection, records: Sequence[tuple[int, Mapping[str, A
 # Rows per bulk UPDATE: under SQLite's 32,766 bound parameters.
 UPDATE_CHUNK = 32_766 // (1 + len(FIELD_NAMES))
 
-__all__ = ["BlankMode", "ExistingMode", "Match", "Outcome", "blank_cells", "bulk_update", "match_rows", "skip_errors"]
+__all__ = ["BlankMode", "ExistingMode", "Match", "Outcome", "blank_cells", "bulk_update", "DIFFERENT_PERSON", "different_person_errors",
+           "identity_differences", "match_rows", "skip_errors"]

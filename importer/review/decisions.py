@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 import numpy as np
+import pandas as pd
 import sqlalchemy as sa
 
 from importer.checks.validate import Checked
@@ -29,6 +30,7 @@ from importer.outcomes.error_table import ErrorTable
 from importer.review.lookalikes import Action, Decision
 from importer.review.operations import CellEdit, Exclude, operation_from_dict, register
 from importer.settings import Settings
+from schemas.customer import label_of
 
 
 def _rows_text(rows: tuple[int, ...]) -> str:
@@ -139,7 +141,29 @@ class KeepBoth(_Decision):
         return f"Row {self.row} and {other} kept as different people"
 
 
-DECISION_KINDS = (ChangeDecision.kind, BlankChoice.kind, KeepBoth.kind)
+@register
+@dataclass(frozen=True)
+class ConfirmPerson(_Decision):
+    """A row confirmed, on its own, as the stored customer its keys point to although its mark or whole name
+    differs (a possible different person): its change is then a change like any other, and accepted. No
+    bulk decision confirms a row."""
+
+    kind: ClassVar[str] = "confirm_person"
+    row: int
+    customer_id: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"row": self.row, "customer_id": self.customer_id}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> ConfirmPerson:
+        return cls(int(data["row"]), int(data["customer_id"]))
+
+    def describe(self) -> str:
+        return f"Row {self.row} confirmed as customer #{self.customer_id}: its change updates that customer"
+
+
+DECISION_KINDS = (ChangeDecision.kind, BlankChoice.kind, KeepBoth.kind, ConfirmPerson.kind)
 
 
 @dataclass(frozen=True)
@@ -152,6 +176,7 @@ class Decisions:
     rejected: frozenset[int] = frozenset()  # rows rejected one by one (when the default accepts)
     blank: str = BlankMode.KEEP.value
     kept: frozenset[tuple[int, str, int]] = field(default_factory=frozenset)
+    confirmed: frozenset[int] = frozenset()  # rows confirmed one by one as the customer their keys point to
 
     def accepts(self, row: int) -> bool:
         """Whether the change of this row (if it makes one) is accepted."""
@@ -169,7 +194,8 @@ class Decisions:
             rejected.discard(row)
             if accept != self.default_accept:
                 (accepted if accept else rejected).add(int(row))
-        return Decisions(self.default_accept, frozenset(accepted), frozenset(rejected), self.blank, self.kept)
+        return Decisions(self.default_accept, frozenset(accepted), frozenset(rejected), self.blank, self.kept,
+                         self.confirmed)
 
 
 def is_decision(op: Any) -> bool:
@@ -186,14 +212,18 @@ def decisions_of(operations: Iterable[Any]) -> Decisions:
             op = op[1]
         if isinstance(op, ChangeDecision):
             if op.default is not None:
-                found = Decisions(op.default, frozenset(), frozenset(), found.blank, found.kept)
+                found = Decisions(op.default, frozenset(), frozenset(), found.blank, found.kept, found.confirmed)
             if op.rows:
                 found = found.with_rows(dict.fromkeys(op.rows, op.accept))
         elif isinstance(op, BlankChoice):
-            found = Decisions(found.default_accept, found.accepted, found.rejected, op.mode, found.kept)
+            found = Decisions(found.default_accept, found.accepted, found.rejected, op.mode, found.kept,
+                              found.confirmed)
         elif isinstance(op, KeepBoth):
             found = Decisions(found.default_accept, found.accepted, found.rejected, found.blank,
-                              found.kept | {op.pair})
+                              found.kept | {op.pair}, found.confirmed)
+        elif isinstance(op, ConfirmPerson):
+            found = Decisions(found.default_accept, found.accepted, found.rejected, found.blank, found.kept,
+                              found.confirmed | {op.row}).with_rows({op.row: True})
     return found
 
 
@@ -234,10 +264,38 @@ def import_options(decisions: Decisions, classification: Classification | None) 
     if classification is None:
         return {"existing": ExistingMode.SKIP.value, "blank": decisions.blank, "rejected": ()}
     accepted, rejected = changed_rows(decisions, classification)
-    if not len(accepted):
+    # A confirmed row (a possible different person) is a change only to an import told it was confirmed.
+    confirmed = tuple(sorted(r for r in decisions.confirmed if decisions.accepts(r)))
+    extra = {"confirmed": confirmed} if confirmed else {}
+    if not len(accepted) and not confirmed:
         return {"existing": ExistingMode.SKIP.value, "blank": decisions.blank, "rejected": ()}
     return {"existing": ExistingMode.UPDATE.value, "blank": decisions.blank,
-            "rejected": tuple(int(r) for r in rejected)}
+            "rejected": tuple(int(r) for r in rejected), **extra}
+
+
+def shown_rows(classification: Classification, field_name: str | None = None) -> tuple[int, ...]:
+    """The changed rows "Show changes to" shows: every changed row, or those changing `field_name`."""
+    changes = classification.changes
+    if field_name is not None:
+        changes = changes[changes["field"] == field_name]
+    return tuple(int(r) for r in pd.unique(changes["row"]))
+
+
+def bulk_decision(classification: Classification, field_name: str | None, accept: bool) -> ChangeDecision | None:
+    """Accept or Reject the changes shown: a decision on exactly the rows the filter shows (never a new
+    default, which would reach hidden rows); None when none is shown."""
+    rows = shown_rows(classification, field_name)
+    return ChangeDecision(rows, accept) if rows else None
+
+
+def bulk_label(classification: Classification, field_name: str | None, accept: bool) -> str:
+    """The button's words: "Accept the 21 phone changes shown", "Reject the 45 changes shown"."""
+    count = len(shown_rows(classification, field_name))
+    what = "" if field_name is None else label_of(field_name).lower() + " "
+    verb = "Accept" if accept else "Reject"
+    if count == 1:
+        return f"{verb} the {what}change shown"
+    return f"{verb} the {count:,} {what}changes shown"
 
 
 _NO_COUNTS = ("new", "unchanged", "changed", "accepted", "rejected", "conflict")

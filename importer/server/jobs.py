@@ -134,6 +134,7 @@ def start_import(
     blank: str = "keep", rejected: Collection[int] = (), workspace: tuple[int, Sequence[int]] | None = None,
     budget_mb: float, owner_token: str, batch_size: int | None = None,
     on_progress: Callable[[Job, Progress], None] | None = None, cancel_poll_seconds: float = CANCEL_POLL_SECONDS,
+    confirmed: Collection[int] = (),
 ) -> Job:
     """Start importing `upload` in a daemon thread (import_upload's arguments); returns its Job at once.
 
@@ -145,7 +146,8 @@ def start_import(
     job = Job(id=str(uuid.uuid4()), owner_token=owner_token, file_name=upload.file_name,
               rows=int(upload.checked.total), user_name=user_name)
     arguments: dict[str, Any] = {"user_name": user_name, "existing": existing, "blank": blank,
-                                 "rejected": tuple(rejected), "workspace": workspace, "batch_size": batch_size}
+                                 "rejected": tuple(rejected), "workspace": workspace, "batch_size": batch_size,
+                                 "confirmed": tuple(confirmed)}
     job._thread = threading.Thread(
         target=_work, args=(job, engine, upload, settings, arguments, max(1.0, float(budget_mb)), on_progress,
                             cancel_poll_seconds),

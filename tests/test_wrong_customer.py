@@ -1,0 +1,139 @@
+"""Issue 22 item 5: decisions that cannot rewrite the wrong customer (the examples of "Review decisions that
+change the wrong customer", each a test)."""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+from importer.api import import_upload
+from importer.database.customers import classify_upload
+from importer.database.loader import run_import
+from importer.database.schema import customers
+from importer.outcomes.row_errors import ErrorCode
+from importer.review import decisions as dec
+from importer.review.decisions import ChangeDecision, ConfirmPerson
+from tests.support import SETTINGS, checked_of, person, ready_engine
+from tests.test_decisions import csv_file
+
+
+def _stored(engine: sa.Engine) -> dict[str, tuple]:
+    with engine.connect() as conn:
+        return {r.phone: (r.shipping_mark, r.first_name, r.last_name, r.email, r.region)
+                for r in conn.execute(sa.select(customers))}
+
+
+def _upload(engine, people):
+    from importer.api import read_upload
+    return read_upload(csv_file(people), "november.csv", SETTINGS)
+
+
+# --- Accept and Reject act on what the filter shows -------------------------------------------------------
+
+def test_bulk_decisions_act_on_the_rows_the_filter_shows(database_url):
+    engine = ready_engine(database_url)
+    run_import(engine, checked_of([person(i, region="Ashanti") for i in range(1, 5)]), file_name="october.csv",
+               sha256="a" * 64, sheet=None, settings=SETTINGS)
+    # Rows 2 and 3 change their phone... no: their region; rows 4 and 5 their e-mail.
+    upload = _upload(engine, [person(1, region="Volta"), person(2, region="Volta"),
+                              person(3, region="Ashanti", email="new3@example.com"),
+                              person(4, region="Ashanti", email="new4@example.com")])
+    found = classify_upload(engine, upload.checked)
+    assert found.counts()["changed"] == 4
+    assert dec.bulk_label(found, "region", True) == "Accept the 2 region changes shown"
+    assert dec.bulk_label(found, "email", False) == "Reject the 2 email changes shown"
+    assert dec.bulk_label(found, None, True) == "Accept the 4 changes shown"
+    shown = dec.bulk_decision(found, "region", True)
+    assert shown == ChangeDecision((2, 3), True) and shown.default is None
+    decided = dec.decisions_of([shown])
+    options = dec.import_options(decided, found)
+    assert options == {"existing": "update", "blank": "keep", "rejected": (4, 5)}  # the hidden e-mail changes
+    result = import_upload(engine, upload, SETTINGS, **options)
+    assert (result.total_updated, result.total_failed) == (2, 2)
+    stored = _stored(engine)
+    assert stored["+233240000003"][3] == "kofi3@example.com"  # a hidden change was not accepted
+
+
+# --- a possible different person ----------------------------------------------------------------------------
+
+def test_a_row_sharing_only_a_phone_is_a_possible_different_person(database_url):
+    engine = ready_engine(database_url)
+    run_import(engine, checked_of([person(i, region="Ashanti") for i in range(1, 4)]), file_name="october.csv",
+               sha256="a" * 64, sheet=None, settings=SETTINGS)
+    stored_before = _stored(engine)
+    upload = _upload(engine, [
+        # Customer 1's phone, another mark and another first and last name: "KSI-02752 -> HO-016330".
+        person(1, shipping_mark="HO-016330", first_name="Ibrahim", last_name="Issah", email="", region="Ashanti"),
+        # Customer 2's mark, another first and last name ("Zainab -> Doris Nyarko").
+        person(2, first_name="Doris", last_name="Nyarko", region="Ashanti"),
+        # Customer 3 with another last name only: an ordinary change.
+        person(3, last_name="Mensah-Bonsu", region="Ashanti"),
+    ])
+    found = classify_upload(engine, upload.checked)
+    assert found.counts() == {"new": 0, "unchanged": 0, "changed": 1, "conflict": 2}
+    assert set(found.different) == {2, 3}
+    phone_error = [e for e in found.conflicts[2] if e.code is ErrorCode.CONFLICT]
+    assert [e.field for e in phone_error] == ["phone"]  # names the key that matched
+    assert "possible different person" in phone_error[0].message and "HO-016330" in phone_error[0].message
+    assert [e.field for e in found.conflicts[3]] == ["shipping_mark", "phone", "email"]
+    # "Accept all" (the default, or every change shown) never updates them.
+    for decided in (dec.decisions_of([ChangeDecision(default=True)]),
+                    dec.decisions_of([dec.bulk_decision(found, None, True)])):
+        options = dec.import_options(decided, found)
+        assert "confirmed" not in options
+        counted = dec.against_database(upload.checked, found, decided)
+        assert counted.accepted == {4} and {2, 3} <= set(counted.errors.rows())
+    result = import_upload(engine, upload, SETTINGS, existing="update")  # even the CLI's --existing update
+    assert (result.total_updated, result.total_failed) == (1, 2)
+    after = _stored(engine)
+    assert after["+233240000001"] == stored_before["+233240000001"]
+    assert after["+233240000002"] == stored_before["+233240000002"]
+
+
+def test_a_possible_different_person_confirmed_on_its_own_updates_the_customer(database_url):
+    engine = ready_engine(database_url)
+    run_import(engine, checked_of([person(i, region="Ashanti") for i in range(1, 3)]), file_name="october.csv",
+               sha256="a" * 64, sheet=None, settings=SETTINGS)
+    upload = _upload(engine, [person(1, shipping_mark="HO-016330", first_name="Ibrahim", last_name="Issah",
+                                     region="Ashanti")])
+    found = classify_upload(engine, upload.checked)
+    customer = found.different[2]
+    decided = dec.decisions_of([ConfirmPerson(2, customer)])
+    assert decided.confirmed == {2} and decided.accepts(2)
+    assert ConfirmPerson.from_dict(ConfirmPerson(2, customer).to_dict()) == ConfirmPerson(2, customer)
+    again = classify_upload(engine, upload.checked, decided.blank, confirmed=decided.confirmed)
+    assert again.counts()["changed"] == 1 and not again.different
+    options = dec.import_options(decided, again)
+    assert options["confirmed"] == (2,) and options["existing"] == "update"
+    # The CLI classifies without the confirmation: the option still carries it.
+    assert dec.import_options(decided, found)["confirmed"] == (2,)
+    result = import_upload(engine, upload, SETTINGS, **options)
+    assert result.total_updated == 1
+    assert _stored(engine)["+233240000001"][:3] == ("HO-016330", "Ibrahim", "Issah")
+
+
+# --- the conflict view marks each field truthfully ------------------------------------------------------
+
+def test_side_by_side_names_the_key_that_matched_and_marks_each_field():
+    from ui.render import side_by_side
+
+    stored = {"shipping_mark": "KSI-00006", "first_name": "Kofi", "last_name": "Mensah", "phone": "+233240000006"}
+    typed = {"shipping_mark": "pm47 richard", "first_name": "Richard", "last_name": "Mensah", "phone": "024 000 0006"}
+    normalised = {"shipping_mark": "PM47 RICHARD", "first_name": "Richard", "last_name": "Mensah",
+                  "phone": "+233240000006"}
+    table = side_by_side(stored, typed, "Customer #6", "Row 9", "shipping_mark", compared=normalised).set_index("Field")
+    assert "Shipping Mark" in table.index and table.loc["Shipping Mark", "Compared"] == "differs"
+    assert not any("same" in f or "matched" in f for f in table.index if f.startswith("Shipping Mark"))
+    assert table.loc["Phone  ⟵ the key that matched", "Compared"] == "same"
+    assert table.loc["Last Name", "Compared"] == "same" and table.loc["First Name", "Compared"] == "differs"
+
+
+def test_one_customers_mark_and_anothers_phone_is_a_conflict_not_a_duplicate(database_url):
+    engine = ready_engine(database_url)
+    run_import(engine, checked_of([person(i, region="Ashanti") for i in range(1, 4)]), file_name="october.csv",
+               sha256="a" * 64, sheet=None, settings=SETTINGS)
+    upload = _upload(engine, [person(1, phone="0240000002", email="", region="Ashanti"),
+                              person(3, region="Ashanti")])
+    assert not upload.checked.errors.rows_with(ErrorCode.DUPLICATE_IN_FILE).size
+    found = classify_upload(engine, upload.checked)
+    assert found.counts()["conflict"] == 1
+    assert {e.field for e in found.conflicts[2]} == {"shipping_mark", "phone"}
