@@ -23,28 +23,32 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The users command's sub-commands, on the parser cli.build_parser made for it."""
     actions = parser.add_subparsers(dest="users_action", required=True, parser_class=type(parser))
 
-    def action(name: str, help_text: str) -> argparse.ArgumentParser:
-        sub = actions.add_parser(name, help=help_text, description=help_text)
+    def action(name: str, help_text: str, example: str) -> argparse.ArgumentParser:
+        sub = actions.add_parser(name, help=help_text, description=help_text, epilog=f"Example: {example}",
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
         # The --database-url of the users command, repeated so it may also follow the action.
         sub.add_argument("--database-url", metavar="URL", default=argparse.SUPPRESS,
                          help="database to use (default: $DATABASE_URL, else sqlite:///customers.db)")
         return sub
 
-    add = action("add", "Add an account (the password is asked for, or read with --password-stdin).")
+    add = action("add", "Add an account (the password is asked for, or read with --password-stdin).",
+                 "python -m importer users add ama --admin")
     add.add_argument("name", help="the name to sign in with (case and spacing do not matter)")
     add.add_argument("--admin", action="store_true",
                      help="may open, resume, discard and undo what other accounts own")
     add.add_argument("--password-stdin", action="store_true", help="read the password from stdin's first line")
 
-    disable = action("disable", "Disable an account: it cannot sign in; its runs and workspaces keep its name.")
+    disable = action("disable", "Disable an account: it cannot sign in; its runs and workspaces keep its name.",
+                     "python -m importer users disable kofi")
     disable.add_argument("name")
 
-    reset = action("reset", "Set a new password (and enable a disabled account).")
+    reset = action("reset", "Set a new password (and enable a disabled account).",
+                   "python -m importer users reset kofi --admin no")
     reset.add_argument("name")
     reset.add_argument("--password-stdin", action="store_true", help="read the password from stdin's first line")
     reset.add_argument("--admin", choices=("yes", "no"), help="also make the account an admin, or not")
 
-    action("list", "List the accounts: name, admin, disabled, created.")
+    action("list", "List the accounts: name, admin, disabled, created.", "python -m importer users list")
 
 
 def _password(args: argparse.Namespace) -> str:

@@ -12,9 +12,10 @@ import pandas as pd
 import sqlalchemy as sa
 
 from importer.checks.validate import Checked, check_frame
-from importer.database.ledger import get_run
+from importer.database.ledger import check_owner, get_run
 from importer.database.loader import Progress, run_import
 from importer.errors import FileMismatch, MissingColumns, RunError
+from importer.identity import Actor
 from importer.intake.readers import open_file
 from importer.mapping.columns import (
     EMPTY_NOTES,
@@ -159,7 +160,7 @@ def import_upload(
     progress: Callable[[Progress], None] | None = None, user_name: str | None = None,
     existing: str = "skip", blank: str = "keep", rejected: Collection[int] = (),
     workspace: tuple[int, Sequence[int]] | None = None, on_run: Callable[[int], None] | None = None,
-    new_run: bool = False, confirmed: Collection[int] = (),
+    new_run: bool = False, via: str | None = None, confirmed: Collection[int] = (),
 ) -> RunResult:
     """Import an upload (or dry-run it); an interrupted run of the same file and sheet is resumed.
 
@@ -172,10 +173,14 @@ def import_upload(
     import of that workspace at the state the run recorded (importer.workspace.store.check_resume gives that
     state); importing the file as it is while such a run is interrupted raises ResumeRefused, unless
     `new_run`, which starts a new run and resumes nothing (interrupted runs stay resumable).
+    `via`: how the import was started (importer.identity.DASHBOARD or COMMAND_LINE), recorded beside
+    `user_name` (import_runs.via; a resume adds {by, via, at} to the run's settings "resumes").
     """
     if workspace is None and upload.workspace is not None:
         workspace = upload.workspace
     run_settings: dict = {"mapping": upload.mapping.to_dict()}
+    if via is not None:
+        run_settings["via"] = via
     if upload.report_columns is not None:
         run_settings["report_columns"] = [c.to_json() for c in upload.report_columns]
     if workspace is not None:  # the keys importer.workspace.store.workspace_run_settings names
@@ -192,13 +197,16 @@ def import_upload(
     )
 
 
-def upload_for_resume(engine: sa.Engine, run_id: int, data: bytes, file_name: str, settings: Settings) -> Upload:
+def upload_for_resume(engine: sa.Engine, run_id: int, data: bytes, file_name: str, settings: Settings, *,
+                      actor: Actor | None = None) -> Upload:
     """The file of an interrupted run, read with that run's sheet and mapping, ready for import_upload.
 
     FileMismatch when the content is not the file the run was importing; RunError when the run cannot
-    be resumed (unknown, completed, undone, or still running).
+    be resumed (unknown, completed, undone, or still running); NotYours when `actor` is neither the run's
+    account nor an admin.
     """
     run = get_run(engine, run_id)
+    check_owner(engine, actor, run.user_name, f"resume run #{run_id}")
     if run.status is not RunStatus.INTERRUPTED:
         raise RunError(f"run {run_id} is {run.status.value}; only an interrupted run can be resumed")
     mapping = run.settings.get("mapping")

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 from sqlalchemy.exc import SQLAlchemyError
 
 from importer.errors import DatabaseError, FileRefused, ImporterError, UsageError
-from importer.identity import current_user
+from importer.identity import COMMAND_LINE, cli_actor, current_user
 from importer.settings import Settings
 
 if TYPE_CHECKING:
@@ -207,35 +207,39 @@ def _import(args: argparse.Namespace, settings: Settings) -> int:
     show = _progress_printer() if sys.stderr.isatty() and not args.json else None
     result = import_upload(engine, upload, settings, dry_run=args.dry_run, batch_size=args.batch_size,
                            progress=show, user_name=current_user(), existing=args.existing or "skip",
-                           blank=args.blank or "keep", new_run=args.new_run)
+                           blank=args.blank or "keep", new_run=args.new_run, via=COMMAND_LINE)
     return _finish(args, result, [], report_format)
 
 
 def _workspace_import(args: argparse.Namespace, settings: Settings) -> tuple[RunResult, list[str]]:
     """Import a saved workspace as the dashboard's Import page does: its interrupted run resumed with the
     state it began with, else (or with --new-run) its current state with its decisions. Returns the result
-    and notes for people (changes not imported, the workspace kept)."""
+    and notes for people (changes not imported, the workspace kept).
+
+    The command line is the administrator's tool (it holds the database URL): it may import anyone's
+    workspace, and the run records the OS user "(command line)" (importer.identity.cli_actor)."""
     from importer.api import import_upload
     from importer.database.customers import classify_upload
     from importer.review.decisions import import_options, load_decisions
     from importer.workspace import store as ws
 
     engine = _engine(args, settings, schema=not args.dry_run)
+    actor = cli_actor()
     workspace_id = int(args.workspace)
     run_id = None if args.new_run else ws.run_of_workspace(engine, workspace_id)
     show = _progress_printer() if sys.stderr.isatty() and not args.json else None
     options: dict = {}
     if run_id is not None:  # the run finishes as it began: its own state, --existing, --blank and rejections
-        upload = ws.upload_for_workspace_resume(engine, run_id, settings)
+        upload = ws.upload_for_workspace_resume(engine, run_id, settings, actor=actor)
         workspace = upload.workspace
     else:
-        opened = ws.open_workspace(engine, workspace_id, settings)
+        opened = ws.open_workspace(engine, workspace_id, settings, actor=actor)
         upload, workspace = opened.upload, (opened.info.id, opened.seqs)
         decisions = load_decisions(engine, workspace_id)
         options = import_options(decisions, classify_upload(engine, upload.checked, decisions.blank))
     result = import_upload(engine, upload, settings, dry_run=args.dry_run, batch_size=args.batch_size,
-                           progress=show, user_name=current_user(), workspace=workspace, new_run=args.new_run,
-                           **options)
+                           progress=show, user_name=actor.name, workspace=workspace, new_run=args.new_run,
+                           via=actor.via, **options)
     notes: list[str] = []
     if not args.dry_run and result.run_id is not None:
         later = ws.discard_workspace(engine, workspace_id)
@@ -312,12 +316,13 @@ def _history(args: argparse.Namespace, settings: Settings) -> int:
         print("No imports yet.")
         return EXIT_OK
     print(f"{'run':>5}  {'started':19}  {'status':11}  {'rows':>8}  {'created':>8}  {'updated':>8}"
-          f"  {'unchanged':>9}  {'failed':>7}  file")
+          f"  {'unchanged':>9}  {'failed':>7}  file  (by)")
     for run in runs:
+        undone = f", undone by {run.undone_by_label}" if run.undone_by_label else ""
         print(
             f"{run.id:>5}  {run.started_at:%Y-%m-%d %H:%M:%S}  {run.status:11}  {run.total_attempted:>8,}"
             f"  {run.total_created:>8,}  {run.total_updated:>8,}  {run.total_unchanged:>9,}  {run.total_failed:>7,}"
-            f"  {run.file_name}"
+            f"  {run.file_name}  (by {run.by or 'unknown'}{undone})"
         )
     return EXIT_OK
 
@@ -325,7 +330,8 @@ def _history(args: argparse.Namespace, settings: Settings) -> int:
 def _undo(args: argparse.Namespace, settings: Settings) -> int:
     from importer.database.ledger import undo
 
-    done = undo(_engine(args, settings), args.run_id)
+    # The administrator's tool: any run may be undone from it; the OS user is recorded "(command line)".
+    done = undo(_engine(args, settings), args.run_id, cli_actor())
     restored = f", restored {done.restored:,}" if done.restored else ""
     print(f"Run {args.run_id} undone: deleted {done.deleted:,} customer{'' if done.deleted == 1 else 's'}{restored}.")
     return EXIT_OK

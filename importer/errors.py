@@ -73,6 +73,11 @@ class WorkspaceError(ImporterError):
     """A workspace cannot be acted on: unknown, expired, discarded, someone else's, or a bad operation."""
 
 
+class NotYours(ImporterError):
+    """The acting account may not do this: it belongs to another account, and the actor is no admin
+    (importer.database.accounts.check_may_act; the message names the owner and whom to ask)."""
+
+
 class WorkspaceBusy(WorkspaceError):
     """A run is importing the workspace right now: a change made meanwhile would not be in it."""
 

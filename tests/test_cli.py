@@ -264,7 +264,7 @@ def test_default_database_is_customers_db_in_the_working_directory(capsys, uploa
 def test_every_command_has_help_with_an_example(capsys) -> None:
     parser = build_parser()
     commands = parser._subparsers._group_actions[0].choices  # noqa: SLF001 - the list of commands
-    assert set(commands) == {"import", "template", "history", "undo", "init-db"}
+    assert set(commands) == {"import", "template", "history", "undo", "init-db", "users"}
     for name in commands:
         with pytest.raises(SystemExit) as info:
             main([name, "--help"])
@@ -273,6 +273,12 @@ def test_every_command_has_help_with_an_example(capsys) -> None:
         assert f"Example: python -m importer {name}" in out
         if name != "template":
             assert "--database-url" in out
+    for action in ("add", "disable", "reset", "list"):  # the users command's actions, each with its own
+        with pytest.raises(SystemExit) as info:
+            main(["users", action, "--help"])
+        assert info.value.code == 0
+        out = capsys.readouterr().out
+        assert f"Example: python -m importer users {action}" in out and "--database-url" in out
 
 
 def test_python_dash_m_importer_runs_without_traceback(tmp_path: Path) -> None:

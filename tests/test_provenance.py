@@ -149,6 +149,6 @@ def test_a_change_made_before_the_run_recorded_keeps_the_workspace(database_url:
     assert ws.changes_after_run(engine, opened.info.id, result.run_id) == 1
     assert ws.discard_workspace(engine, opened.info.id) == 1  # kept: the edit is not in the run
     assert ws.load_workspace(engine, newer.info.id, SETTINGS).version == newer.version
-    ws.discard_workspace(engine, opened.info.id, owner="ama")  # the analyst's own Discard still discards
+    ws.discard_workspace(engine, opened.info.id, "ama")  # the analyst's own Discard still discards
     with engine.connect() as conn:
         assert conn.execute(sa.text("SELECT count(*) FROM workspaces")).scalar_one() == 0

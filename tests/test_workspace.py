@@ -193,9 +193,9 @@ def test_discard_expire_and_what_a_resumable_run_keeps(database_url: str) -> Non
     engine = ready_engine(database_url)
     data = csv_file()
     first, second, third = (new_workspace(engine, data) for _ in range(3))
-    with pytest.raises(importer_errors.WorkspaceError, match="belongs to ama"):
-        ws.discard_workspace(engine, first.info.id, owner="kofi")
-    ws.discard_workspace(engine, first.info.id, owner="ama")
+    with pytest.raises(importer_errors.NotYours, match="belongs to ama"):
+        ws.discard_workspace(engine, first.info.id, "kofi")
+    ws.discard_workspace(engine, first.info.id, " AMA ")  # the same account (names compare trimmed, case-folded)
     assert [i.id for i in ws.list_workspaces(engine, "ama")] == [third.info.id, second.info.id]
     with pytest.raises(importer_errors.WorkspaceError, match="discarded"):
         ws.load_workspace(engine, first.info.id, SETTINGS)

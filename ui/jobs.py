@@ -21,7 +21,8 @@ import streamlit as st
 
 from importer.api import Upload
 from importer.database.ledger import count_customers
-from importer.errors import DatabaseError, ImporterError
+from importer.errors import DatabaseError, ImporterError, NotYours
+from importer.identity import dashboard_actor
 from importer.server import jobs
 from importer.server.jobs import Job, JobState, RunningRun
 from importer.workspace.store import discard_workspace
@@ -107,7 +108,8 @@ def start(upload: Upload, arguments: dict[str, Any], workspace: tuple[int, Seque
     if current is not None and not current.finished:
         return current.id
     config = settings()
-    job = jobs.start_import(engine(), upload, config, user_name=auth.user_name(config), workspace=workspace,
+    who = dashboard_actor(auth.user_name(config))
+    job = jobs.start_import(engine(), upload, config, user_name=who.name, workspace=workspace, actor=who,
                             budget_mb=max(1, config.memory_budget_mb), owner_token=_owner(), **arguments)
     st.session_state[JOB] = job.id
     # The session's upload goes when the import ends only if it is the file imported (History resumes a run
@@ -141,8 +143,8 @@ def _cancel_waiting(job_id: str) -> None:
 
 def _cancel_run(run_id: int) -> None:
     try:
-        jobs.request_cancel(engine(), run_id, by=auth.user_name(settings()))
-    except DatabaseError as exc:
+        jobs.request_cancel(engine(), run_id, actor=dashboard_actor(auth.user_name(settings())))
+    except (DatabaseError, NotYours) as exc:
         st.toast(f"{exc}", icon=":material/error:")
 
 

@@ -18,7 +18,8 @@ from typing import Any
 import streamlit as st
 
 from importer.api import Upload
-from importer.errors import DatabaseError, FileRefused, ImporterError
+from importer.errors import DatabaseError, FileRefused, ImporterError, NotYours
+from importer.identity import Actor, dashboard_actor
 from importer.review import operations as op_kinds
 from importer.review import staleness as staleness
 from importer.workspace import snapshot as ws_snapshot
@@ -35,6 +36,12 @@ HISTORY_SHOWN = 12  # history lines shown; older ones fold into "and N earlier"
 
 def owner() -> str:
     return auth.user_name(settings())
+
+
+def actor() -> Actor:
+    """The signed-in account, as the engine checks ownership against it and records it (the engine, not this
+    page, refuses another's workspace unless the account is an admin: importer.database.accounts)."""
+    return dashboard_actor(owner())
 
 
 def meta() -> tuple[ws.WorkspaceInfo, int, tuple[int, ...]] | None:
@@ -105,7 +112,8 @@ def restart(upload: Upload) -> None:
     try:
         with heavy_step("upload", upload.checked.total):
             snapshot = ws_snapshot.snapshot_bytes(upload)
-        ws.restart_workspace(engine(), found[0].id, upload.sheet, upload.mapping, upload.checked.total, snapshot)
+        ws.restart_workspace(engine(), found[0].id, upload.sheet, upload.mapping, upload.checked.total, snapshot,
+                             actor=actor())
     except (DatabaseError, ImporterError):
         st.session_state.pop(keys.WORKSPACE, None)
         _set_param(None)
@@ -125,7 +133,7 @@ def change_mapping(mapping: Any) -> bool:
     op = op_kinds.MappingChange(mapping, current.mapping.fields)
     try:
         with heavy_step("upload", current.checked.total), st.spinner("Reading the file with your mapping..."):
-            new = ws.perform(engine(), ws.Opened(info, current, version, seqs), op, settings())
+            new = ws.perform(engine(), ws.Opened(info, current, version, seqs), op, settings(), actor=actor())
     except (DatabaseError, FileRefused, ImporterError) as exc:
         st.error(md_escape(exc), icon=":material/block:")
         return True
@@ -155,7 +163,7 @@ def record(op: Any, after: Any) -> bool:
     info, version, seqs = found
     opened = ws.Opened(info, current, version, seqs, excluded())
     try:
-        new = ws.record(engine(), opened, op, after, settings())
+        new = ws.record(engine(), opened, op, after, settings(), actor=actor())
     except (DatabaseError, ImporterError) as exc:
         st.session_state.pop(keys.WORKSPACE, None)
         _set_param(None)
@@ -179,7 +187,8 @@ def decide(op: Any) -> bool:
         return False
     info, version, seqs = found
     try:
-        new = ws.perform(engine(), ws.Opened(info, current, version, seqs, excluded()), op, settings())
+        new = ws.perform(engine(), ws.Opened(info, current, version, seqs, excluded()), op, settings(),
+                         actor=actor())
     except (DatabaseError, ImporterError) as exc:
         state.notice(f"Your decision was not saved ({exc}).")
         return False
@@ -243,17 +252,18 @@ def apply_edits(changes: dict[int, dict[str, str]]) -> None:
 
 
 def _reopen(workspace: int, *, why: str) -> bool:
-    """Replay a workspace into the session (a refresh, Open, undo or redo); False with a message if gone."""
+    """Replay a workspace into the session (a refresh, Open, undo or redo); False with a message if gone, or
+    with the engine's refusal (naming the owner and whom to ask) if it is another account's."""
     try:
-        stored = ws.load_workspace(engine(), workspace, settings(), seqs=())
-        if stored.info.owner != owner():
-            st.error(f"Workspace {workspace} belongs to {md_escape(stored.info.owner)}; open your own from the "
-                     "Upload page.", icon=":material/block:")
-            _set_param(None)
-            return False
+        stored = ws.load_workspace(engine(), workspace, settings(), seqs=(), file=False, actor=actor())
         with heavy_step("reopen", stored.info.rows), st.spinner(f"{why} {md_escape(stored.info.file_name)}..."):
             del stored
-            opened = ws.open_workspace(engine(), workspace, settings())
+            opened = ws.open_workspace(engine(), workspace, settings(), actor=actor())
+    except NotYours as exc:
+        st.error(md_escape(exc), icon=":material/block:")
+        st.session_state.pop(keys.WORKSPACE, None)
+        _set_param(None)
+        return False
     except (DatabaseError, FileRefused, ImporterError) as exc:
         st.warning(md_escape(exc), icon=":material/warning:")
         st.session_state.pop(keys.WORKSPACE, None)
@@ -293,7 +303,7 @@ def undo_redo(step: str) -> None:
     if found is None:
         return
     try:
-        entry = ws.undo(engine(), found[0].id) if step == "undo" else ws.redo(engine(), found[0].id)
+        entry = (ws.undo if step == "undo" else ws.redo)(engine(), found[0].id, actor())
     except (DatabaseError, ImporterError) as exc:
         st.error(md_escape(exc), icon=":material/block:")
         return
@@ -306,7 +316,7 @@ def go_to(seq: int) -> None:
     if found is None:
         return
     try:
-        ws.go_to(engine(), found[0].id, seq)
+        ws.go_to(engine(), found[0].id, seq, actor())
     except (DatabaseError, ImporterError) as exc:
         st.error(md_escape(exc), icon=":material/block:")
         return
@@ -379,7 +389,7 @@ def show_open_workspaces() -> None:
                 st.switch_page("views/review.py")
         if discard.button("Discard", key=f"{keys.WORKSPACE_DISCARD}{info.id}", icon=":material/delete:"):
             try:
-                ws.discard_workspace(engine(), info.id, owner())
+                ws.discard_workspace(engine(), info.id, actor())
             except (DatabaseError, ImporterError) as exc:
                 st.error(md_escape(exc), icon=":material/block:")
             else:

@@ -8,7 +8,8 @@ import streamlit as st
 
 from importer.api import upload_for_resume
 from importer.database.ledger import RunRecord, list_runs, undo, undo_preview
-from importer.errors import DatabaseError, FileRefused, RunError
+from importer.errors import DatabaseError, FileRefused, NotYours, RunError
+from importer.identity import dashboard_actor
 from importer.outcomes.row_errors import RunStatus
 from importer.workspace.store import upload_for_workspace_resume
 from ui import auth, keys, render, state
@@ -17,6 +18,9 @@ from ui.engine import engine
 from ui.heavy import heavy_rows_for_file, heavy_step
 
 current = auth.guard()
+# Who acts here: the engine checks what this account may undo or resume (its own runs; an admin: any) and
+# records it (importer.database.accounts.check_may_act); this page only shows its refusal.
+actor = dashboard_actor(auth.user_name(current))
 st.title("History")
 if notice := state.pop_notice():
     st.success(notice, icon=":material/check_circle:")
@@ -49,8 +53,10 @@ existing = "".join(f"{count:,} {word}, " for count, word in
                    ((run.total_updated, "updated"), (run.total_unchanged, "unchanged")) if count)
 fixes = f" Its file was the failure report of run #{run.fixes_run_id} (fixes for run #{run.fixes_run_id})." if (
     run.fixes_run_id is not None) else ""
-st.write(f"Run #{run.id}: {run.total_attempted:,} rows, {run.total_created:,} created, {existing}"
-         f"{run.total_failed:,} failed. Status: {render.STATUS_TEXT.get(run.status, run.status)}.{fixes}")
+undone_by = f" Undone by {render.md_escape(run.undone_by_label)}." if run.undone_by_label else ""
+st.write(f"Run #{run.id} by {render.md_escape(run.by or 'an unrecorded user')}: {run.total_attempted:,} rows, "
+         f"{run.total_created:,} created, {existing}{run.total_failed:,} failed. "
+         f"Status: {render.STATUS_TEXT.get(run.status, run.status)}.{undone_by}{fixes}")
 
 refusal = auth.write_refusal(current)
 if refusal:
@@ -94,9 +100,9 @@ if run.status in (RunStatus.COMPLETED, RunStatus.INTERRUPTED):
         yes, no = st.columns([1, 4])
         if yes.button("Yes, undo the run", key=keys.UNDO_YES, type="primary", disabled=bool(preview.blocking_runs)):
             try:
-                done = undo(engine(), run.id)
-            except (DatabaseError, RunError) as exc:
-                st.error(f"{exc}", icon=":material/block:")
+                done = undo(engine(), run.id, actor)
+            except (DatabaseError, NotYours, RunError) as exc:
+                st.error(render.md_escape(exc), icon=":material/block:")
                 st.stop()
             st.session_state.pop(keys.UNDO_CONFIRM, None)
             restored = f", restored {done.restored:,}" if done.restored else ""
@@ -118,8 +124,8 @@ if run.status is RunStatus.INTERRUPTED and run.settings.get("workspace_id") is n
         try:
             with (heavy_step("reopen", run.total_attempted or run.rows_done),
                   st.spinner(f"Replaying your work on {render.md_escape(run.file_name)}...")):
-                upload = upload_for_workspace_resume(engine(), run.id, current)
-        except (FileRefused, RunError, DatabaseError) as exc:
+                upload = upload_for_workspace_resume(engine(), run.id, current, actor=actor)
+        except (FileRefused, NotYours, RunError, DatabaseError) as exc:
             st.error(render.md_escape(exc), icon=":material/block:")
             st.stop()
         # A resumed run keeps its own settings (existing, blank, rejected rows) and its workspace.
@@ -136,8 +142,8 @@ elif run.status is RunStatus.INTERRUPTED:
         try:
             with (heavy_step("upload", heavy_rows_for_file(again.size, again.name)),
                   st.spinner(f"Reading {render.md_escape(again.name)}...")):
-                upload = upload_for_resume(engine(), run.id, again.getvalue(), again.name, current)
-        except (FileRefused, RunError, DatabaseError) as exc:
+                upload = upload_for_resume(engine(), run.id, again.getvalue(), again.name, current, actor=actor)
+        except (FileRefused, NotYours, RunError, DatabaseError) as exc:
             st.error(render.md_escape(exc), icon=":material/block:")
             st.stop()
         if st.button(f"Resume run #{run.id}", key=keys.RESUME_BUTTON, type="primary", icon=":material/play_arrow:"):

@@ -22,7 +22,8 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
 from importer.database.schema import accounts, db_errors
-from importer.errors import ImporterError, UsageError
+from importer.errors import NotYours, UsageError
+from importer.identity import Actor
 
 MIN_PASSWORD_LENGTH = 12
 MAX_PASSWORD_LENGTH = 1024
@@ -31,10 +32,6 @@ MAX_NAME_LENGTH = 100
 _HASHER = PasswordHasher(time_cost=2, memory_cost=19_456, parallelism=1)
 # Verified against when the name is unknown, so an unknown name costs as much time as a wrong password.
 _DUMMY_HASH = _HASHER.hash("not a password of anyone: equal timing for unknown names")
-
-
-class NotYours(ImporterError):
-    """The acting account may not do this: it belongs to another account (and the actor is no admin)."""
 
 
 @dataclass(frozen=True)
@@ -203,15 +200,42 @@ def is_admin(engine: sa.Engine, name: str) -> bool:
     return bool(found and found.active and found.is_admin)
 
 
-def check_may_act(actor: str, owner: str | None, actor_is_admin: bool, what: str) -> None:
+def check_actor(engine: sa.Engine, actor: Actor | None, owner: str | None, what: str) -> None:
+    """check_may_act for an Actor (importer.identity): the engine's call before it acts for someone.
+
+    None is the engine itself (a completed import discarding its workspace, a replay for a resume already
+    checked): nothing to check. The accounts table is asked whether the actor is an admin only when it
+    acts on what another owns, and only when the actor does not say (the command line says it is).
+    """
+    if actor is None or not owner or not owner.strip() or name_key(actor.name) == name_key(owner):
+        return
+    admin = actor.admin if actor.admin is not None else is_admin(engine, actor.name)
+    if admin:
+        return
+    check_may_act(actor.name, owner, admin, what, admins=admin_names(engine))
+
+
+def admin_names(engine: sa.Engine, shown: int = 3) -> list[str]:
+    """The active admins' names (at most `shown`), for a refusal to say whom to ask."""
+    with db_errors(engine), engine.connect() as conn:
+        return list(conn.execute(sa.select(accounts.c.name).where(
+            accounts.c.is_admin == sa.true(), accounts.c.disabled_at.is_(None))
+            .order_by(accounts.c.name_key).limit(shown)).scalars())
+
+
+def check_may_act(actor: str, owner: str | None, actor_is_admin: bool, what: str,
+                  admins: list[str] | None = None) -> None:
     """The one ownership rule: the owner acts on what it owns, an admin on anything; else NotYours.
 
     what names the thing and the action, e.g. "resume workspace 3". Owners are compared by name_key
     (" Ama " is ama). Something with no recorded owner (from before owners were recorded) is anyone's.
+    admins: the admins' names, when known, so the refusal names them too.
     """
     if not owner or not owner.strip() or actor_is_admin or name_key(actor) == name_key(owner):
         return
     raise NotYours(
         f"Cannot {what}: it belongs to {clean_name(owner)}, and you are signed in as {clean_name(actor)}. "
-        f"Ask {clean_name(owner)} to do it, or an admin (python -m importer users list shows who is one)."
+        + (f"Ask {clean_name(owner)} to do it, or an admin: {', '.join(clean_name(a) for a in admins)}."
+           if admins else
+           f"Ask {clean_name(owner)} to do it, or an admin (python -m importer users list shows who is one).")
     )

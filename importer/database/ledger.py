@@ -26,6 +26,7 @@ from importer.database.schema import (
     reading,
 )
 from importer.errors import RunError
+from importer.identity import Actor, by_label
 from importer.outcomes.error_table import ErrorTable
 from importer.outcomes.failed_rows import (
     FailedRow,
@@ -72,12 +73,26 @@ class RunRecord:
     total_updated: int = 0
     total_unchanged: int = 0
     fixes_run_id: int | None = None  # the run whose failure report this run's file was
+    via: str | None = None  # how it was started: "dashboard", "command line" (None: before migration 0010)
+    undone_by: str | None = None  # who undid it (the account, or the OS user for the command line)
+    undone_via: str | None = None
+    undone_at: datetime | None = None
+
+    @property
+    def by(self) -> str | None:
+        """Who started it, as History names them: "ama", "kofi (command line)"."""
+        return by_label(self.user_name, self.via)
+
+    @property
+    def undone_by_label(self) -> str | None:
+        """Who undid it, as History names them (None: not undone, or undone before it was recorded)."""
+        return by_label(self.undone_by, self.undone_via)
 
     def to_json(self) -> dict[str, Any]:
         """JSON-ready dict (times as ISO 8601)."""
         data = asdict(self)
         data["status"] = self.status.value
-        for key in ("started_at", "finished_at"):
+        for key in ("started_at", "finished_at", "undone_at"):
             data[key] = data[key].isoformat() if data[key] else None
         return data
 
@@ -97,6 +112,18 @@ def aware(value: datetime | None) -> datetime | None:
 def this_owner() -> str:
     """`host:pid` of this process: what a run records as its owner."""
     return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def check_owner(engine: sa.Engine, actor: Actor | None, owner: str | None, what: str) -> None:
+    """The ownership rule (importer.database.accounts.check_may_act) for an actor about to act on what
+    `owner` owns: NotYours, naming the owner and whom to ask, unless the actor owns it or is an admin.
+    actor None is the engine itself (no one to check). The accounts module (and its hasher) is loaded
+    only when someone acts on what another owns."""
+    if actor is None or not owner or not owner.strip() or actor.name.strip().casefold() == owner.strip().casefold():
+        return
+    from importer.database.accounts import check_actor
+
+    check_actor(engine, actor, owner, what)
 
 
 def mark_active(run_id: int, active: bool) -> None:
@@ -146,6 +173,7 @@ def _record(conn: sa.Connection, row: sa.Row) -> RunRecord:
         duration_seconds=(finished - started).total_seconds() if finished and started else None,
         user_name=row.user_name, settings=dict(row.settings or {}),
         total_updated=row.total_updated, total_unchanged=row.total_unchanged, fixes_run_id=row.fixes_run_id,
+        via=row.via, undone_by=row.undone_by, undone_via=row.undone_via, undone_at=aware(row.undone_at),
     )
 
 
@@ -361,9 +389,12 @@ def _before_images(conn: sa.Connection, run_id: int) -> Iterator[list[tuple[int,
         yield batch
 
 
-def undo(engine: sa.Engine, run_id: int) -> UndoResult:
+def undo(engine: sa.Engine, run_id: int, actor: Actor | None = None) -> UndoResult:
     """Delete the customers a run created, restore the before-images of those it updated, and mark it
-    undone, in one transaction.
+    undone, in one transaction; `actor` is recorded as who undid it (undone_by, undone_via).
+
+    actor: who undoes it; NotYours (naming the run's account and whom to ask) unless the run is theirs
+    (its user_name) or they are an admin. None: the engine itself (nothing checked, nobody recorded).
 
     Refuses (RunError) when the run is running, already undone, or when a later run changed any of its
     customers (naming the runs to undo first). On PostgreSQL it takes the imports lock exclusively, so it
@@ -372,6 +403,8 @@ def undo(engine: sa.Engine, run_id: int) -> UndoResult:
     """
     from importer.database.matching import bulk_update
 
+    if actor is not None:  # before any lock: the run's account never changes
+        check_owner(engine, actor, get_run(engine, run_id).user_name, f"undo run #{run_id}")
     with db_errors(engine), engine.connect() as conn:
         try:
             with conn.begin():
@@ -412,7 +445,9 @@ def undo(engine: sa.Engine, run_id: int) -> UndoResult:
                     restored += bulk_update(conn, batch)
                 conn.execute(
                     sa.update(import_runs).where(import_runs.c.id == run_id)
-                    .values(status=RunStatus.UNDONE, undone_at=now(), total_created=deleted)
+                    .values(status=RunStatus.UNDONE, undone_at=now(), total_created=deleted,
+                            undone_by=None if actor is None else actor.name[:255],
+                            undone_via=None if actor is None else actor.via)
                 )
         finally:
             if is_postgres(conn):
@@ -423,9 +458,9 @@ def undo(engine: sa.Engine, run_id: int) -> UndoResult:
     return UndoResult(run_id, int(deleted), restored)
 
 
-def undo_run(engine: sa.Engine, run_id: int) -> int:
+def undo_run(engine: sa.Engine, run_id: int, actor: Actor | None = None) -> int:
     """Undo a run (see `undo`); returns how many customers it deleted."""
-    return undo(engine, run_id).deleted
+    return undo(engine, run_id, actor).deleted
 
 
 @dataclass(frozen=True)

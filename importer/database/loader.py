@@ -198,9 +198,12 @@ class _Loader:
                     continue
                 owner_match = import_runs.c.owner.is_(None) if row.owner is None else import_runs.c.owner == row.owner
                 recorded = dict(row.settings or {})
-                # A cancel request stopped the execution it was made for; this one starts without it.
-                kept = {"settings": {k: v for k, v in recorded.items() if k != CANCEL_REQUEST}} \
-                    if CANCEL_REQUEST in recorded else {}
+                # A cancel request stopped the execution it was made for; this one starts without it. Who
+                # resumed, how and when is added to the run's "resumes" (the run keeps its user_name: who
+                # started it).
+                resumes = [*recorded.get("resumes", ()), {"by": self.user_name, "via": self.settings_json.get("via"),
+                                                           "at": runs.now().isoformat()}]
+                kept = {"settings": {k: v for k, v in recorded.items() if k != CANCEL_REQUEST} | {"resumes": resumes}}
                 claimed = conn.execute(
                     sa.update(import_runs)
                     .where(import_runs.c.id == row.id, owner_match, import_runs.c.status.in_(runs.OPEN_STATUSES))
@@ -228,6 +231,7 @@ class _Loader:
                     file_name=self.file_name, sha256=self.sha256, sheet=self.sheet, status=RunStatus.RUNNING,
                     total_attempted=total, started_at=runs.now(), heartbeat_at=runs.now(),
                     owner=self.owner, user_name=self.user_name, settings=self.settings_json, fixes_run_id=fixes,
+                    via=self.settings_json.get("via"),
                     workspace_id=self.settings_json.get("workspace_id"),
                     workspace_seq=self.settings_json.get("workspace_seq"),
                 ).returning(import_runs.c.id)

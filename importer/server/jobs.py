@@ -29,10 +29,11 @@ from typing import Any
 import sqlalchemy as sa
 
 from importer.api import Upload, import_upload
-from importer.database.ledger import aware, now, owner_alive
+from importer.database.ledger import aware, check_owner, now, owner_alive
 from importer.database.loader import CANCEL_REQUEST, Progress
 from importer.database.schema import db_errors, import_runs, reading
-from importer.errors import ImporterError
+from importer.errors import ImporterError, NotYours
+from importer.identity import Actor
 from importer.outcomes.row_errors import RunStatus
 from importer.outcomes.run_result import RunResult
 from importer.server import governor
@@ -134,23 +135,25 @@ def start_import(
     blank: str = "keep", rejected: Collection[int] = (), workspace: tuple[int, Sequence[int]] | None = None,
     budget_mb: float, owner_token: str, batch_size: int | None = None,
     on_progress: Callable[[Job, Progress], None] | None = None, cancel_poll_seconds: float = CANCEL_POLL_SECONDS,
-    confirmed: Collection[int] = (),
+    actor: Actor | None = None, confirmed: Collection[int] = (),
 ) -> Job:
     """Start importing `upload` in a daemon thread (import_upload's arguments); returns its Job at once.
 
     The thread waits for a slot of the process's memory budget (`budget_mb`, FIFO), then imports. The
     caller may drop the upload: the thread holds it until it ends. `on_progress(job, progress)` runs in
-    the thread after each batch (before the cancel checks).
+    the thread after each batch (before the cancel checks). `actor`: who imports (importer.identity.Actor):
+    an import of another's workspace (or a resume of its run) is refused (NotYours, the job fails with the
+    refusal) unless the actor is an admin; the run records the actor's name and how (via).
     """
     _prune()
     job = Job(id=str(uuid.uuid4()), owner_token=owner_token, file_name=upload.file_name,
               rows=int(upload.checked.total), user_name=user_name)
     arguments: dict[str, Any] = {"user_name": user_name, "existing": existing, "blank": blank,
                                  "rejected": tuple(rejected), "workspace": workspace, "batch_size": batch_size,
-                                 "confirmed": tuple(confirmed)}
+                                 "via": None if actor is None else actor.via, "confirmed": tuple(confirmed)}
     job._thread = threading.Thread(
         target=_work, args=(job, engine, upload, settings, arguments, max(1.0, float(budget_mb)), on_progress,
-                            cancel_poll_seconds),
+                            cancel_poll_seconds, actor),
         name=f"import-{job.id[:8]}", daemon=True)
     with _lock:
         _jobs[job.id] = job
@@ -159,7 +162,8 @@ def start_import(
 
 
 def _work(job: Job, engine: sa.Engine, upload: Upload, settings: Settings, arguments: dict[str, Any],
-          budget_mb: float, on_progress: Callable[[Job, Progress], None] | None, poll: float) -> None:
+          budget_mb: float, on_progress: Callable[[Job, Progress], None] | None, poll: float,
+          actor: Actor | None = None) -> None:
     """The thread: a governor slot, then the import; every ending is recorded on the job, never raised."""
     last_poll = [float("-inf")]
 
@@ -188,12 +192,15 @@ def _work(job: Job, engine: sa.Engine, upload: Upload, settings: Settings, argum
             job.waiting, job.started_at = None, now()
             job.state = JobState.RUNNING
             # The workspace's interrupted run resumes with the state it began with (its later changes stay).
-            upload, arguments["workspace"] = check_resume(engine, upload, arguments["workspace"], settings)
+            upload, arguments["workspace"] = check_resume(engine, upload, arguments["workspace"], settings,
+                                                          actor=actor)
             result = import_upload(engine, upload, settings, progress=progress, on_run=on_run, **arguments)
         job.not_imported = _done_with_workspaces(engine, result.run_id, arguments["workspace"])
         job._finish(JobState.DONE, result=result)
     except (Cancelled, GaveUp):
         job._finish(JobState.CANCELLED)
+    except NotYours as exc:  # another's workspace: the refusal says whose and whom to ask; nothing was imported
+        job._finish(JobState.FAILED, error=str(exc))
     except ImporterError as exc:  # DatabaseError, RunError...: one line that says what to do
         _LOG.warning("background import %s of %s failed: %s", job.id, job.file_name, exc)
         job._finish(JobState.FAILED, error=f"{exc} The rows imported so far are saved: import the same file "
@@ -276,9 +283,15 @@ def cancel_requested(engine: sa.Engine, run_id: int) -> bool:
     return bool(recorded and recorded.get(CANCEL_REQUEST))
 
 
-def request_cancel(engine: sa.Engine, run_id: int, *, by: str | None = None) -> bool:
+def request_cancel(engine: sa.Engine, run_id: int, *, by: str | None = None, actor: Actor | None = None) -> bool:
     """Ask a running run to stop, from any tab or server instance: its worker stops at its next batch
-    (within about a second) and the run ends interrupted, resumable. False when it is not running."""
+    (within about a second) and the run ends interrupted, resumable. False when it is not running.
+    actor: who asks (recorded as `by`); NotYours unless the run is theirs or they are an admin."""
+    if actor is not None and _valid_id(run_id):
+        with reading(engine) as conn:
+            started_by = conn.execute(sa.select(import_runs.c.user_name).where(import_runs.c.id == run_id)).scalar()
+        check_owner(engine, actor, started_by, f"cancel run #{run_id}")
+        by = by or actor.label
     if not record_cancel_request(engine, run_id, by=by):
         return False
     with _lock:  # a job of this process stops without waiting for its next look at the ledger

@@ -10,6 +10,7 @@ Also here: the database state a dry run saw (stale_reason), and resuming a run f
 from __future__ import annotations
 
 import hashlib
+import logging
 import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
@@ -23,7 +24,7 @@ from importer.api import Upload
 from importer.checks.validate import (
     Checked,
 )
-from importer.database.ledger import aware, get_run, now, owner_alive
+from importer.database.ledger import aware, check_owner, get_run, now, owner_alive
 from importer.database.schema import (
     current_revision,
     db_errors,
@@ -39,6 +40,7 @@ from importer.errors import (
     WorkspaceChanged,
     WorkspaceError,
 )
+from importer.identity import Actor
 from importer.intake.zip_guard import MB
 from importer.mapping.columns import ColumnMapping
 from importer.outcomes.row_errors import RunStatus
@@ -57,6 +59,18 @@ _runs = sa.table("import_runs", sa.column("id", sa.Integer), sa.column("status",
                  sa.column("finished_at", sa.DateTime(timezone=True)),
                  sa.column("undone_at", sa.DateTime(timezone=True)))
 _RESUMABLE = (RunStatus.RUNNING.value, RunStatus.INTERRUPTED.value)
+_AUDIT = logging.getLogger("importer.audit")
+
+
+def workspace_owner(engine: sa.Engine, workspace_id: int) -> str | None:
+    """Whose a workspace is (None when there is no such workspace)."""
+    with reading(engine) as conn:
+        return conn.execute(sa.select(workspaces.c.owner).where(workspaces.c.id == workspace_id)).scalar()
+
+
+def _check_workspace(engine: sa.Engine, workspace_id: int, actor: Actor | None, what: str) -> None:
+    if actor is not None:
+        check_owner(engine, actor, workspace_owner(engine, workspace_id), f"{what} workspace {workspace_id}")
 
 
 
@@ -181,10 +195,13 @@ def _gone(workspace_id: int, settings: Settings) -> WorkspaceError:
 
 
 def load_workspace(engine: sa.Engine, workspace_id: int, settings: Settings | None = None, *,
-                   seqs: Sequence[int] | None = None, discarded: bool = False, file: bool = True) -> StoredWorkspace:
+                   seqs: Sequence[int] | None = None, discarded: bool = False, file: bool = True,
+                   actor: Actor | None = None) -> StoredWorkspace:
     """A workspace's file and active operations (or the operations `seqs`); WorkspaceError if it is gone.
-    file=False: without the file (`data` is empty; stored_file reads it when it is needed)."""
+    file=False: without the file (`data` is empty; stored_file reads it when it is needed).
+    actor: who opens it; NotYours unless it is the owner or an admin (None: the engine itself)."""
     settings = settings or Settings()
+    _check_workspace(engine, workspace_id, actor, "open")
     with reading(engine) as conn:
         data = (workspaces.c.data,) if file else ()
         row = conn.execute(sa.select(*_INFO_COLUMNS, *data, workspaces.c.mapping,
@@ -233,14 +250,15 @@ def store_snapshot(engine: sa.Engine, workspace_id: int, sha256: str, blob: byte
                      .values(snapshot=blob))
 
 
-def replay(engine: sa.Engine, workspace_id: int, settings: Settings) -> Upload:
+def replay(engine: sa.Engine, workspace_id: int, settings: Settings, actor: Actor | None = None) -> Upload:
     """The workspace's upload: its file read again and its active operations applied in order."""
-    return open_workspace(engine, workspace_id, settings).upload
+    return open_workspace(engine, workspace_id, settings, actor=actor).upload
 
 
-def open_workspace(engine: sa.Engine, workspace_id: int, settings: Settings) -> Opened:
-    """Replay a workspace: what a new session, a refresh or another instance shows."""
-    stored = load_workspace(engine, workspace_id, settings, file=False)
+def open_workspace(engine: sa.Engine, workspace_id: int, settings: Settings, *, actor: Actor | None = None) -> Opened:
+    """Replay a workspace: what a new session, a refresh or another instance shows. actor: who opens it
+    (NotYours, naming the owner, unless it is the owner or an admin; None: the engine itself)."""
+    stored = load_workspace(engine, workspace_id, settings, file=False, actor=actor)
     snapshot, stored = Handed(stored.snapshot), replace(stored, snapshot=None)
     excluded: list[Any] = []
     upload = replay_operations(partial(stored_file, engine, workspace_id, settings), stored.info.file_name, settings, stored.info.sheet, stored.mapping,
@@ -292,12 +310,15 @@ def _versions(conn: sa.Connection, workspace_id: int) -> tuple[int, int]:
 
 
 def append_operation(engine: sa.Engine, workspace_id: int, op: Any, *, summary: str | None = None,
-                     expected_version: int | None = None, rows: int | None = None) -> int:
+                     expected_version: int | None = None, rows: int | None = None,
+                     actor: Actor | None = None) -> int:
     """Add an operation after the active ones (the redo stack is cleared); returns its seq.
 
     WorkspaceChanged when `expected_version` is given and the workspace moved on since (another tab).
+    actor: who makes it, recorded with it; NotYours unless the owner or an admin.
     """
     kind, payload = kind_of(op), op.to_dict()
+    _check_workspace(engine, workspace_id, actor, "change")
     with db_errors(engine), engine.begin() as conn:
         _lock(conn, workspace_id)
         version, last = _versions(conn, workspace_id)
@@ -309,20 +330,23 @@ def append_operation(engine: sa.Engine, workspace_id: int, op: Any, *, summary: 
                                         ops.c.seq > _needed_seq(conn, workspace_id)))
         stamp = now()
         conn.execute(ops.insert().values(workspace_id=workspace_id, seq=last + 1, kind=kind, payload=payload,
-                                         summary=summary or summary_of(op), created_at=stamp, undone=False))
+                                         summary=summary or summary_of(op), created_at=stamp, undone=False,
+                                         actor=None if actor is None else actor.name[:255]))
         values: dict[str, Any] = {"updated_at": stamp} | ({} if rows is None else {"rows": rows})
         conn.execute(workspaces.update().where(workspaces.c.id == workspace_id).values(**values))
     return last + 1
 
 
-def record(engine: sa.Engine, opened: Opened, op: Any, after: Checked, settings: Settings) -> Opened:
+def record(engine: sa.Engine, opened: Opened, op: Any, after: Checked, settings: Settings, *,
+           actor: Actor | None = None) -> Opened:
     """Save an operation the page already applied live (`after`: the frame it gave). If another tab changed
     the workspace meanwhile, its state is replayed and the operation applied to that instead."""
     try:
         seq = append_operation(engine, opened.info.id, op, summary=summary_of(op, opened.upload.checked, after),
-                               expected_version=opened.version, rows=after.total)
+                               expected_version=opened.version, rows=after.total, actor=actor)
     except WorkspaceChanged:
-        return perform(engine, open_workspace(engine, opened.info.id, settings), op, settings)
+        return perform(engine, open_workspace(engine, opened.info.id, settings, actor=actor), op, settings,
+                       actor=actor)
     return replace(opened, upload=replace(opened.upload, checked=after), version=seq, seqs=(*opened.seqs, seq),
                    info=replace(opened.info, rows=after.total, updated_at=now(), operations=len(opened.seqs) + 1),
                    excluded=excluded_after(opened.excluded, opened.upload.checked, after, getattr(op, "reason", ""),
@@ -330,10 +354,11 @@ def record(engine: sa.Engine, opened: Opened, op: Any, after: Checked, settings:
 
 
 def restart_workspace(engine: sa.Engine, workspace_id: int, sheet: str | None, mapping: ColumnMapping | None,
-                      rows: int, snapshot: bytes | None = None) -> None:
+                      rows: int, snapshot: bytes | None = None, *, actor: Actor | None = None) -> None:
     """The file read again with another sheet or mapping on the Upload page: what was done on the old read
     is dropped (its row numbers may not hold), as the page drops it. Refused while an interrupted run still
     resumes from those operations."""
+    _check_workspace(engine, workspace_id, actor, "change")
     with db_errors(engine), engine.begin() as conn:
         _lock(conn, workspace_id)
         needed = _needed_seq(conn, workspace_id)
@@ -348,15 +373,17 @@ def restart_workspace(engine: sa.Engine, workspace_id: int, sheet: str | None, m
             snapshot=snapshot))
 
 
-def perform(engine: sa.Engine, opened: Opened, op: Any, settings: Settings) -> Opened:
+def perform(engine: sa.Engine, opened: Opened, op: Any, settings: Settings, *,
+            actor: Actor | None = None) -> Opened:
     """Apply an operation to the frame in hand and save it, in that order, so the history line can say what
     it did; a mapping change or an include-again replays the workspace. If another tab changed the
     workspace meanwhile, its current state is replayed first and the operation applied to that."""
     for attempt in range(2):
         try:
             if getattr(op, "rebuild", False):
-                append_operation(engine, opened.info.id, op, summary=summary_of(op), expected_version=opened.version)
-                rebuilt = open_workspace(engine, opened.info.id, settings)
+                append_operation(engine, opened.info.id, op, summary=summary_of(op), expected_version=opened.version,
+                                 actor=actor)
+                rebuilt = open_workspace(engine, opened.info.id, settings, actor=actor)
                 if rebuilt.upload.checked.total != rebuilt.info.rows:
                     with db_errors(engine), engine.begin() as conn:
                         conn.execute(workspaces.update().where(workspaces.c.id == opened.info.id)
@@ -366,7 +393,7 @@ def perform(engine: sa.Engine, opened: Opened, op: Any, settings: Settings) -> O
             before = opened.upload.checked
             after = applier(op)(before, settings)
             seq = append_operation(engine, opened.info.id, op, summary=summary_of(op, before, after),
-                                   expected_version=opened.version, rows=after.total)
+                                   expected_version=opened.version, rows=after.total, actor=actor)
             return replace(opened, upload=replace(opened.upload, checked=after), version=seq,
                            seqs=(*opened.seqs, seq), info=replace(opened.info, rows=after.total, updated_at=now(),
                                                                   operations=len(opened.seqs) + 1),
@@ -375,12 +402,13 @@ def perform(engine: sa.Engine, opened: Opened, op: Any, settings: Settings) -> O
         except WorkspaceChanged:
             if attempt:
                 raise
-            opened = open_workspace(engine, opened.info.id, settings)
+            opened = open_workspace(engine, opened.info.id, settings, actor=actor)
     raise AssertionError("unreachable")
 
 
-def _go_to(engine: sa.Engine, workspace_id: int, pick: str) -> HistoryEntry | None:
+def _go_to(engine: sa.Engine, workspace_id: int, pick: str, actor: Actor | None) -> HistoryEntry | None:
     ops = workspace_operations
+    _check_workspace(engine, workspace_id, actor, pick)
     with db_errors(engine), engine.begin() as conn:
         _lock(conn, workspace_id)
         undone = pick == "undo"
@@ -400,19 +428,20 @@ def _go_to(engine: sa.Engine, workspace_id: int, pick: str) -> HistoryEntry | No
         return HistoryEntry(int(seq), summary, undone)
 
 
-def undo(engine: sa.Engine, workspace_id: int) -> HistoryEntry | None:
+def undo(engine: sa.Engine, workspace_id: int, actor: Actor | None = None) -> HistoryEntry | None:
     """Step back the last active operation (None when there is none); replay shows the result."""
-    return _go_to(engine, workspace_id, "undo")
+    return _go_to(engine, workspace_id, "undo", actor)
 
 
-def redo(engine: sa.Engine, workspace_id: int) -> HistoryEntry | None:
+def redo(engine: sa.Engine, workspace_id: int, actor: Actor | None = None) -> HistoryEntry | None:
     """Bring back the first undone operation (None when there is none)."""
-    return _go_to(engine, workspace_id, "redo")
+    return _go_to(engine, workspace_id, "redo", actor)
 
 
-def go_to(engine: sa.Engine, workspace_id: int, seq: int) -> None:
+def go_to(engine: sa.Engine, workspace_id: int, seq: int, actor: Actor | None = None) -> None:
     """Step back (or forward) to just after operation `seq` (0 = the file as read): a click in the history."""
     ops = workspace_operations
+    _check_workspace(engine, workspace_id, actor, "change")
     with db_errors(engine), engine.begin() as conn:
         _lock(conn, workspace_id)
         conn.execute(ops.update().where(ops.c.workspace_id == workspace_id).values(undone=ops.c.seq > seq))
@@ -441,29 +470,37 @@ def _delete(conn: sa.Connection, ids: list[int]) -> None:
         conn.execute(workspaces.delete().where(workspaces.c.id.in_(chunk)))
 
 
-def discard_workspace(engine: sa.Engine, workspace_id: int, owner: str | None = None) -> int:
+def discard_workspace(engine: sa.Engine, workspace_id: int, actor: Actor | str | None = None) -> int:
     """Drop a workspace from its owner's list; deleted at once unless an interrupted run resumes from it.
 
-    Without `owner` this is the discard after an import: a workspace changed after its latest run started
+    Without `actor` this is the discard after an import: a workspace changed after its latest run started
     (operations newer than the run's recorded seq, or ones it imported undone since) is kept, on its owner's
-    list, and the count of those changes is returned (0 when it was discarded). With `owner` (the analyst's
-    own Discard) it goes whatever it holds.
+    list, and the count of those changes is returned (0 when it was discarded). With `actor` (an analyst's
+    Discard: an Actor, or a plain name for a dashboard account) it goes whatever it holds, if the actor is its
+    owner or an admin (else NotYours, naming the owner); who discarded it is recorded (discarded_by while it
+    is kept for a resume, and in the importer.audit log).
     """
+    if isinstance(actor, str):
+        actor = Actor(actor)
+    if actor is not None:
+        _check_workspace(engine, workspace_id, actor, "discard")
     with db_errors(engine), engine.begin() as conn:
         row = conn.execute(sa.select(workspaces.c.owner).where(workspaces.c.id == workspace_id)).first()
         if row is None:
             return 0
-        if owner is not None and row.owner != owner:
-            raise WorkspaceError(f"workspace {workspace_id} belongs to {row.owner}; only they can discard it")
-        if owner is None:
+        if actor is None:
             latest = conn.execute(sa.select(sa.func.max(_runs.c.id)).where(_runs.c.workspace_id == workspace_id)).scalar()
             later = 0 if latest is None else _changes_after(conn, workspace_id, int(latest))
             if later:
                 return later
+        by = None if actor is None else actor.name[:255]
         if workspace_id in _resumable_ids(conn):
-            conn.execute(workspaces.update().where(workspaces.c.id == workspace_id).values(discarded_at=now()))
+            conn.execute(workspaces.update().where(workspaces.c.id == workspace_id)
+                         .values(discarded_at=now(), discarded_by=by))
         else:
             _delete(conn, [workspace_id])
+    if actor is not None:
+        _AUDIT.info("workspace %s of %s discarded by %s", workspace_id, row.owner, actor.label)
     return 0
 
 
@@ -534,13 +571,15 @@ def run_of_workspace(engine: sa.Engine, workspace_id: int) -> int | None:
 
 
 def check_resume(engine: sa.Engine, upload: Upload, workspace: tuple[int, Sequence[int]] | None,
-                 settings: Settings) -> tuple[Upload, tuple[int, Sequence[int]] | None]:
+                 settings: Settings, *, actor: Actor | None = None) -> tuple[Upload, tuple[int, Sequence[int]] | None]:
     """The upload and workspace an import of `upload` from `workspace` must import: while the workspace's
     interrupted run began at an earlier state, that state replayed (upload_for_workspace_resume), so the
     resume imports exactly what the run started with and the changes made since stay in the workspace
-    (changes_after_run); else what was given. The loader refuses the other state (ResumeRefused)."""
+    (changes_after_run); else what was given. The loader refuses the other state (ResumeRefused).
+    actor: who imports; NotYours (naming the owner) unless the workspace is theirs or they are an admin."""
     if workspace is None:
         return upload, None
+    _check_workspace(engine, int(workspace[0]), actor, "import (or resume the run of)")
     run_id = run_of_workspace(engine, int(workspace[0]))
     if run_id is None:
         return upload, workspace
@@ -549,15 +588,18 @@ def check_resume(engine: sa.Engine, upload: Upload, workspace: tuple[int, Sequen
     seqs = [int(n) for n in workspace[1]]
     if recorded == seqs if recorded is not None else (seq is None or seq == max(seqs, default=0)):
         return upload, workspace
-    resumed = upload_for_workspace_resume(engine, run_id, settings)
+    resumed = upload_for_workspace_resume(engine, run_id, settings, actor=actor)
     assert resumed.workspace is not None  # upload_for_workspace_resume names it
     return resumed, resumed.workspace
 
 
-def upload_for_workspace_resume(engine: sa.Engine, run_id: int, settings: Settings) -> Upload:
+def upload_for_workspace_resume(engine: sa.Engine, run_id: int, settings: Settings, *,
+                                actor: Actor | None = None) -> Upload:
     """The upload an interrupted run was importing, replayed from its workspace: no re-upload, fixes kept.
 
     RunError when the run is not interrupted, has no workspace, or its workspace is gone or changed.
+    actor: who resumes; NotYours (naming the owner) unless the workspace (else the run) is theirs or they
+    are an admin.
     """
     run = get_run(engine, run_id)
     if run.status is not RunStatus.INTERRUPTED:
@@ -569,6 +611,9 @@ def upload_for_workspace_resume(engine: sa.Engine, run_id: int, settings: Settin
     again = f"upload {run.file_name} again to resume it"
     if workspace_id is None:
         raise RunError(f"run #{run_id} was not imported from a saved workspace; {again}")
+    if actor is not None:
+        check_owner(engine, actor, workspace_owner(engine, int(workspace_id)) or run.user_name,
+                    f"resume run #{run_id} (workspace {workspace_id})")
     seqs = run.settings.get("workspace_operations")
     try:
         stored = load_workspace(engine, int(workspace_id), settings, seqs=seqs, discarded=True)
