@@ -24,6 +24,7 @@ from importer.database.schema import (
     import_unchanged,
     is_postgres,
     reading,
+    workspaces,
 )
 from importer.errors import RunError
 from importer.identity import Actor, by_label
@@ -124,6 +125,18 @@ def check_owner(engine: sa.Engine, actor: Actor | None, owner: str | None, what:
     from importer.database.accounts import check_actor
 
     check_actor(engine, actor, owner, what)
+
+
+def workspace_owner(engine: sa.Engine, workspace_id: int) -> str | None:
+    """Whose a workspace is (None when there is no such workspace)."""
+    with reading(engine) as conn:
+        return conn.execute(sa.select(workspaces.c.owner).where(workspaces.c.id == workspace_id)).scalar()
+
+
+def check_workspace(engine: sa.Engine, workspace_id: int, actor: Actor | None, what: str) -> None:
+    """check_owner against a workspace's owner: "Cannot {what} workspace N: it belongs to ama, ..."."""
+    if actor is not None:
+        check_owner(engine, actor, workspace_owner(engine, workspace_id), f"{what} workspace {workspace_id}")
 
 
 def mark_active(run_id: int, active: bool) -> None:

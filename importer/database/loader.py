@@ -198,11 +198,9 @@ class _Loader:
                     continue
                 owner_match = import_runs.c.owner.is_(None) if row.owner is None else import_runs.c.owner == row.owner
                 recorded = dict(row.settings or {})
-                # A cancel request stopped the execution it was made for; this one starts without it. Who
-                # resumed, how and when is added to the run's "resumes" (the run keeps its user_name: who
-                # started it).
-                resumes = [*recorded.get("resumes", ()), {"by": self.user_name, "via": self.settings_json.get("via"),
-                                                           "at": runs.now().isoformat()}]
+                # A cancel request stopped the execution it was made for; this one starts without it. Who resumes joins
+                resumed = {"by": self.user_name, "via": self.settings_json.get("via"), "at": runs.now().isoformat()}
+                resumes = [*recorded.get("resumes", ()), resumed]  # "resumes"; user_name stays who started it
                 kept = {"settings": {k: v for k, v in recorded.items() if k != CANCEL_REQUEST} | {"resumes": resumes}}
                 claimed = conn.execute(
                     sa.update(import_runs)

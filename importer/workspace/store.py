@@ -21,10 +21,9 @@ from typing import Any, NamedTuple
 import sqlalchemy as sa
 
 from importer.api import Upload
-from importer.checks.validate import (
-    Checked,
-)
-from importer.database.ledger import aware, check_owner, get_run, now, owner_alive
+from importer.checks.validate import Checked
+from importer.database import ledger
+from importer.database.ledger import aware, check_workspace, get_run, now, owner_alive
 from importer.database.schema import (
     current_revision,
     db_errors,
@@ -60,19 +59,6 @@ _runs = sa.table("import_runs", sa.column("id", sa.Integer), sa.column("status",
                  sa.column("undone_at", sa.DateTime(timezone=True)))
 _RESUMABLE = (RunStatus.RUNNING.value, RunStatus.INTERRUPTED.value)
 _AUDIT = logging.getLogger("importer.audit")
-
-
-def workspace_owner(engine: sa.Engine, workspace_id: int) -> str | None:
-    """Whose a workspace is (None when there is no such workspace)."""
-    with reading(engine) as conn:
-        return conn.execute(sa.select(workspaces.c.owner).where(workspaces.c.id == workspace_id)).scalar()
-
-
-def _check_workspace(engine: sa.Engine, workspace_id: int, actor: Actor | None, what: str) -> None:
-    if actor is not None:
-        check_owner(engine, actor, workspace_owner(engine, workspace_id), f"{what} workspace {workspace_id}")
-
-
 
 
 # --- storage -------------------------------------------------------------------------------------------------
@@ -201,7 +187,7 @@ def load_workspace(engine: sa.Engine, workspace_id: int, settings: Settings | No
     file=False: without the file (`data` is empty; stored_file reads it when it is needed).
     actor: who opens it; NotYours unless it is the owner or an admin (None: the engine itself)."""
     settings = settings or Settings()
-    _check_workspace(engine, workspace_id, actor, "open")
+    check_workspace(engine, workspace_id, actor, "open")
     with reading(engine) as conn:
         data = (workspaces.c.data,) if file else ()
         row = conn.execute(sa.select(*_INFO_COLUMNS, *data, workspaces.c.mapping,
@@ -318,7 +304,7 @@ def append_operation(engine: sa.Engine, workspace_id: int, op: Any, *, summary: 
     actor: who makes it, recorded with it; NotYours unless the owner or an admin.
     """
     kind, payload = kind_of(op), op.to_dict()
-    _check_workspace(engine, workspace_id, actor, "change")
+    check_workspace(engine, workspace_id, actor, "change")
     with db_errors(engine), engine.begin() as conn:
         _lock(conn, workspace_id)
         version, last = _versions(conn, workspace_id)
@@ -358,7 +344,7 @@ def restart_workspace(engine: sa.Engine, workspace_id: int, sheet: str | None, m
     """The file read again with another sheet or mapping on the Upload page: what was done on the old read
     is dropped (its row numbers may not hold), as the page drops it. Refused while an interrupted run still
     resumes from those operations."""
-    _check_workspace(engine, workspace_id, actor, "change")
+    check_workspace(engine, workspace_id, actor, "change")
     with db_errors(engine), engine.begin() as conn:
         _lock(conn, workspace_id)
         needed = _needed_seq(conn, workspace_id)
@@ -408,7 +394,7 @@ def perform(engine: sa.Engine, opened: Opened, op: Any, settings: Settings, *,
 
 def _go_to(engine: sa.Engine, workspace_id: int, pick: str, actor: Actor | None) -> HistoryEntry | None:
     ops = workspace_operations
-    _check_workspace(engine, workspace_id, actor, pick)
+    check_workspace(engine, workspace_id, actor, pick)
     with db_errors(engine), engine.begin() as conn:
         _lock(conn, workspace_id)
         undone = pick == "undo"
@@ -441,7 +427,7 @@ def redo(engine: sa.Engine, workspace_id: int, actor: Actor | None = None) -> Hi
 def go_to(engine: sa.Engine, workspace_id: int, seq: int, actor: Actor | None = None) -> None:
     """Step back (or forward) to just after operation `seq` (0 = the file as read): a click in the history."""
     ops = workspace_operations
-    _check_workspace(engine, workspace_id, actor, "change")
+    check_workspace(engine, workspace_id, actor, "change")
     with db_errors(engine), engine.begin() as conn:
         _lock(conn, workspace_id)
         conn.execute(ops.update().where(ops.c.workspace_id == workspace_id).values(undone=ops.c.seq > seq))
@@ -474,16 +460,15 @@ def discard_workspace(engine: sa.Engine, workspace_id: int, actor: Actor | str |
     """Drop a workspace from its owner's list; deleted at once unless an interrupted run resumes from it.
 
     Without `actor` this is the discard after an import: a workspace changed after its latest run started
-    (operations newer than the run's recorded seq, or ones it imported undone since) is kept, on its owner's
-    list, and the count of those changes is returned (0 when it was discarded). With `actor` (an analyst's
-    Discard: an Actor, or a plain name for a dashboard account) it goes whatever it holds, if the actor is its
-    owner or an admin (else NotYours, naming the owner); who discarded it is recorded (discarded_by while it
-    is kept for a resume, and in the importer.audit log).
+    (operations newer than the run's recorded seq, or ones it imported undone since) is kept, and the count
+    of those changes returned (else 0). With `actor` (an Actor, or a dashboard account's name: an analyst's
+    Discard) it goes whatever it holds, if the actor owns it or is an admin (else NotYours); who discarded
+    it is recorded (discarded_by while it is kept for a resume; the importer.audit log).
     """
     if isinstance(actor, str):
         actor = Actor(actor)
     if actor is not None:
-        _check_workspace(engine, workspace_id, actor, "discard")
+        check_workspace(engine, workspace_id, actor, "discard")
     with db_errors(engine), engine.begin() as conn:
         row = conn.execute(sa.select(workspaces.c.owner).where(workspaces.c.id == workspace_id)).first()
         if row is None:
@@ -579,7 +564,7 @@ def check_resume(engine: sa.Engine, upload: Upload, workspace: tuple[int, Sequen
     actor: who imports; NotYours (naming the owner) unless the workspace is theirs or they are an admin."""
     if workspace is None:
         return upload, None
-    _check_workspace(engine, int(workspace[0]), actor, "import (or resume the run of)")
+    check_workspace(engine, int(workspace[0]), actor, "import (or resume the run of)")
     run_id = run_of_workspace(engine, int(workspace[0]))
     if run_id is None:
         return upload, workspace
@@ -598,9 +583,7 @@ def upload_for_workspace_resume(engine: sa.Engine, run_id: int, settings: Settin
     """The upload an interrupted run was importing, replayed from its workspace: no re-upload, fixes kept.
 
     RunError when the run is not interrupted, has no workspace, or its workspace is gone or changed.
-    actor: who resumes; NotYours (naming the owner) unless the workspace (else the run) is theirs or they
-    are an admin.
-    """
+    actor: who resumes; NotYours unless the workspace (else the run) is theirs or they are an admin."""
     run = get_run(engine, run_id)
     if run.status is not RunStatus.INTERRUPTED:
         raise RunError(f"run {run_id} is {run.status.value}; only an interrupted run can be resumed")
@@ -612,7 +595,7 @@ def upload_for_workspace_resume(engine: sa.Engine, run_id: int, settings: Settin
     if workspace_id is None:
         raise RunError(f"run #{run_id} was not imported from a saved workspace; {again}")
     if actor is not None:
-        check_owner(engine, actor, workspace_owner(engine, int(workspace_id)) or run.user_name,
+        ledger.check_owner(engine, actor, ledger.workspace_owner(engine, int(workspace_id)) or run.user_name,
                     f"resume run #{run_id} (workspace {workspace_id})")
     seqs = run.settings.get("workspace_operations")
     try:
