@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 from streamlit.testing.v1 import AppTest
 
-from ui import cleaning
+from ui import cleaning, keys
 
 
 def conversion_page(kind: str) -> None:
@@ -87,7 +87,7 @@ def test_value_conversion_lists_suggests_previews_and_applies():
     assert len(checked.errors) == 4  # the four Kumassi rows the analyst left alone
     assert set(checked.original.loc[list(checked.errors), "region"]) == {"Kumassi"}
     assert "Region: " in texts(at) and "fixed 28 failing rows, changed 28; 4 rows still fail (were 32)." in texts(at)
-    assert cleaning.LAST_OPERATION in at.session_state
+    assert keys.LAST_OPERATION in at.session_state
     # the list now holds only what still fails
     assert at.data_editor[0].value["Value"].tolist() == ["Kumassi"]
 

@@ -3,6 +3,7 @@ change the wrong customer", each a test)."""
 
 from __future__ import annotations
 
+import pandas as pd
 import sqlalchemy as sa
 
 from importer.api import import_upload
@@ -137,3 +138,80 @@ def test_one_customers_mark_and_anothers_phone_is_a_conflict_not_a_duplicate(dat
     found = classify_upload(engine, upload.checked)
     assert found.counts()["conflict"] == 1
     assert {e.field for e in found.conflicts[2]} == {"shipping_mark", "phone"}
+
+
+# --- a blank cell that gets a default is listed, and the default can be turned off ------------------------
+
+KUMASI = (b"S/Mark,First Name,Last Name,Phone,Location\n"
+          b"KSI-1,Kofi,Mensah,0241234567,Ashanti\n"
+          b"KSI-2,Ama,Owusu,0241234568,\n"
+          b"KSI-3,Yaw,Boateng,0241234569,\n")
+
+
+def test_blank_locations_that_got_the_default_region_are_listed():
+    from importer.api import read_upload
+    from importer.checks.changes import upload_changes
+
+    upload = read_upload(KUMASI, "kumasi.csv", SETTINGS)
+    changes = upload_changes(upload)
+    assert changes.count("region_default") == 2
+    assert changes.lines()[0].startswith("2 blank regions got the default region GREATER_ACCRA (row 3: (blank) ->")
+
+
+def test_the_default_region_can_be_turned_off_for_one_upload():
+    from importer.api import read_upload
+    from importer.review.operations import NoDefaultRegion, operation_from_dict
+
+    upload = read_upload(KUMASI, "kumasi.csv", SETTINGS)
+    assert not len(upload.checked.errors)
+    op = operation_from_dict(NoDefaultRegion.kind, NoDefaultRegion().to_dict())
+    after = op.apply(upload.checked, SETTINGS)
+    assert sorted(after.errors.rows().tolist()) == [3, 4]
+    assert {e.code for r in (3, 4) for e in after.errors[r]} == {ErrorCode.REQUIRED}
+    assert after.changes.count("region_default") == 0
+    assert "Turned off the default region" in op.describe()
+
+
+def test_fill_blank_regions_counts_the_rows_the_default_filled():
+    from importer.api import read_upload
+    from importer.review.fixes import fill_region_fix, fix_preview
+
+    upload = read_upload(KUMASI, "kumasi.csv", SETTINGS)
+    # "Only change failing rows" is ticked, and the default filled the blanks before anything failed.
+    assert fix_preview(upload.checked, fill_region_fix("ASHANTI"), SETTINGS, only_failing=True) == (0, 2)
+
+
+# --- fuzzy region suggestions ---------------------------------------------------------------------------
+
+def test_an_unsure_or_foreign_region_guess_is_a_question_not_prefilled():
+    from importer.checks.validate import check_frame
+    from importer.review.conversions import failing_values
+    from tests.support import frame
+
+    checked = check_frame(frame([person(1, region="China"), person(2, region="Kumassi"),
+                                 person(3, region="Tamale Rd")]), SETTINGS)
+    table = failing_values(checked, "region", SETTINGS).set_index("value")
+    assert pd.isna(table.loc["China", "suggestion"])
+    assert "Chiana" in table.loc["China", "why"] and "?" in table.loc["China", "why"]
+    assert table.loc["Kumassi", "suggestion"] == "ASHANTI"  # a sure typo is still filled in
+
+
+# --- business names -----------------------------------------------------------------------------------------
+
+def test_a_business_name_goes_to_company_name_with_user_type_business():
+    from importer.api import read_upload
+    from importer.checks.changes import upload_changes
+
+    data = (b"S/Mark,Customer Name,Phone,Location\n"
+            b"KSI-1,Kofi Boateng & Sons Ltd,0241234567,Ashanti\n"
+            b"KSI-2,Ama Owusu,0241234568,Ashanti\n"
+            b"KSI-3,Adom Ventures,0241234569,Ashanti\n")
+    upload = read_upload(data, "branch.csv", SETTINGS)
+    rows = upload.checked.normalised
+    assert rows.loc[2, ["first_name", "last_name", "company_name", "user_type"]].tolist() == [
+        "Kofi", "Boateng", "Kofi Boateng & Sons Ltd", "BUSINESS"]
+    assert rows.loc[3, "user_type"] == "INDIVIDUAL" and pd.isna(rows.loc[3, "company_name"])
+    # A business name with no contact's name asks for one: the last name is blank and the row says so.
+    assert upload.checked.original.loc[4, "company_name"] == "Adom Ventures"
+    assert {e.field for e in upload.checked.errors[4]} == {"last_name"}
+    assert upload_changes(upload).count("name_business") == 2

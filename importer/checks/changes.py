@@ -22,6 +22,9 @@ RULES: dict[str, tuple[str, str]] = {
     "email_unicode_domain": ("email", "Wrote {count:,} e-mail domain{s} typed in punycode (xn--) in Unicode, so "
                                       "both spellings are one mailbox"),
     "name_honorific": ("first_name", "Dropped {count:,} honorific{s} (Mr, Mrs, Dr...) from full names"),
+    "name_business": ("company_name", "Read {count:,} business name{s} (Ltd, & Sons, Enterprise, Ventures...) as "
+                                      "company names with user type BUSINESS"),
+    "region_default": ("region", "{count:,} blank region{s} got the default region {stored}"),
 }
 EXAMPLES = 5
 
@@ -41,11 +44,12 @@ class Change:
     @property
     def message(self) -> str:
         template = RULES[self.rule][1] if self.rule in RULES else self.rule + ": {count:,}"
-        return template.format(count=self.count, s="" if self.count == 1 else "s")
+        stored = self.examples[0][2] if self.examples else ""
+        return template.format(count=self.count, s="" if self.count == 1 else "s", stored=stored)
 
     def line(self) -> str:
         """`Kept 2 phone extensions in Other Phones (row 4: 024-123-4567 ext 12 -> +233241234567 ext 12; ...)`."""
-        shown = "; ".join(f"row {row}: {typed} -> {stored}" for row, typed, stored in self.examples[:3])
+        shown = "; ".join(f"row {row}: {typed or '(blank)'} -> {stored}" for row, typed, stored in self.examples[:3])
         return f"{self.message} ({shown})" if shown else self.message
 
     def to_json(self) -> dict[str, Any]:
@@ -84,6 +88,10 @@ class Changes:
         return changes_of(Change(str(c["rule"]), int(c["count"]), tuple(
             (int(e["source_row_number"]), str(e["typed"]), str(e["stored"])) for e in c.get("examples", ())))
             for c in data)
+
+    def without(self, rule: str) -> Changes:
+        """The record without one rule's changes (the default region turned off: no blank got it)."""
+        return Changes(tuple(c for c in self.items if c.rule != rule))
 
     def merged(self, *others: Changes) -> Changes:
         return changes_of([*self.items, *(c for other in others for c in other.items)])

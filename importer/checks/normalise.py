@@ -277,9 +277,13 @@ def normalise_email(value: object) -> str | None:
 
 
 def normalise_region(value: object, default: str = "GREATER_ACCRA") -> str:
-    """Region code from a code or label, any case, a trailing word 'Region' ignored; blank -> default."""
+    """Region code from a code or label, any case, a trailing word 'Region' ignored; blank -> default (or,
+    with no default: refused as required, when the default is turned off for an upload)."""
     text = clean_text(value)
     if text is None:
+        if not default:
+            raise InvalidValue(ErrorCode.REQUIRED, "is blank, and the default region is turned off for this "
+                                                   "upload; type the customer's region")
         return default
     key = text.replace("_", " ").casefold()
     key = _SPACES.sub(" ", key).strip()

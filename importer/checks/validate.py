@@ -160,6 +160,10 @@ def _changes(field_name: str, texts: list[str], outcomes: list[object], codes: n
             if isinstance(outcome, tuple) and any(clean.EXTENSION_MARK in o for o in outcome[1]) \
                     and clean.has_extension(text):
                 hits.setdefault("phone_extension", []).append(number)
+    elif field_name == "region":  # a blank cell that got the default region is listed, not silent
+        for number, (text, outcome) in enumerate(zip(texts, outcomes, strict=True)):
+            if not text.strip() and outcome is not None:
+                hits.setdefault("region_default", []).append(number)
     elif field_name == "email":
         for number, (text, outcome) in enumerate(zip(texts, outcomes, strict=True)):
             if "xn--" in text.lower() and isinstance(outcome, tuple) and outcome[0] and "xn--" not in outcome[0]:
@@ -170,8 +174,10 @@ def _changes(field_name: str, texts: list[str], outcomes: list[object], codes: n
         examples = []
         for position in at[:5].tolist():
             outcome = outcomes[codes[position]]
-            stored = outcome[0] if not isinstance(outcome, tuple) or field_name != "phone" else \
-                ", ".join([cast(str, outcome[0]), *outcome[1]])
+            if not isinstance(outcome, tuple):
+                stored = outcome
+            else:
+                stored = outcome[0] if field_name != "phone" else ", ".join([cast(str, outcome[0]), *outcome[1]])
             examples.append((int(rows[position]), texts[codes[position]], str(stored)))
         found.append(Change(rule, len(at), tuple(examples)))
     return found
@@ -205,7 +211,7 @@ def _normalise(original: pd.DataFrame, settings: Settings,
             hit = np.flatnonzero(failing)
             found.add(rows[hit], number[codes[hit]], [o for o in outcomes if isinstance(o, RowError)])
         kept = [None if bad else o for o, bad in zip(outcomes, refused, strict=True)]
-        if changes is not None and field_name in ("phone", "email"):
+        if changes is not None and field_name in ("phone", "email", "region"):
             changes.extend(_changes(field_name, texts, kept, codes, rows))
         if field_name in OTHERS_OF:
             pairs = cast(list[tuple[object, tuple[str, ...]] | None], kept)

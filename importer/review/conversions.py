@@ -197,7 +197,9 @@ def failing_values(
     """The distinct texts of `field` in rows failing on it: columns value, count, suggestion, why.
 
     Most frequent first, at most `limit` of them (`frame.attrs["distinct"]` says how many there are).
-    suggestion is a target that passes the field's checks, or None; why says where it came from.
+    suggestion is a target that passes the field's checks, or None; why says where it came from. A guess
+    that is not sure (a fuzzy region below SURE_SCORE, or a word that names a place outside Ghana) is not
+    filled in: suggestion None, and why asks the question ("China: Chiana, Upper East (91%)? ...").
     """
     rows = failing_rows(checked, field)
     values = checked.original.loc[rows, field].fillna("").astype(str)
@@ -213,7 +215,8 @@ def failing_values(
         "value": texts,
         "count": counts.to_numpy(dtype=np.int64),
         "suggestion": [t if t is not None and t in passing else None for t in targets],
-        "why": [s[1] if s[0] is not None and s[0] in passing else "" for s in suggestions],
+        # A question (no target, a why) is shown as asked; an answer only when it passes.
+        "why": [s[1] if s[0] is None or s[0] in passing else "" for s in suggestions],
     })
     frame.attrs["distinct"] = distinct
     return frame
@@ -229,6 +232,24 @@ _USER_TYPE_WORDS = {
 _USER_TYPE_LOOKUP = {word: code for code, words in _USER_TYPE_WORDS.items() for word in words}
 _NOT_MARK = re.compile(r"[^A-Za-z0-9 _-]+")
 _PHONE_LOOKALIKES = str.maketrans({"O": "0", "o": "0", "I": "1", "l": "1", "|": "1", "S": "5"})
+
+
+# A fuzzy region guess at or above this score is filled in; below it, it is asked as a question.
+SURE_SCORE = 92.0
+# Words that are places outside Ghana (or not places): a fuzzy match on one is never filled in ("China" is
+# not a typo of Chiana). Folded: lower case, single spaces.
+PLACES_ELSEWHERE = frozenset({
+    "china", "togo", "nigeria", "lagos", "lome", "benin", "cotonou", "ivory coast", "cote d'ivoire", "abidjan",
+    "burkina faso", "ouagadougou", "mali", "niger", "senegal", "dakar", "liberia", "sierra leone", "guinea",
+    "cameroon", "kenya", "south africa", "egypt", "morocco", "dubai", "uae", "india", "pakistan", "turkey",
+    "usa", "america", "uk", "england", "london", "germany", "france", "italy", "spain", "canada", "japan",
+    "korea", "vietnam", "thailand", "malaysia", "indonesia", "brazil", "guangzhou", "yiwu", "shenzhen",
+    "beijing", "shanghai", "hong kong", "europe", "africa", "asia",
+})
+
+
+def _fold_place(text: str) -> str:
+    return " ".join(str(text).casefold().split())
 
 
 def user_type_for(text: str) -> str | None:
@@ -248,6 +269,10 @@ def _suggest(field: str, text: str, settings: Settings) -> tuple[str | None, str
         if match is None:
             return None, ""
         if match.how == "fuzzy":
+            if match.score < SURE_SCORE or _fold_place(stripped) in PLACES_ELSEWHERE:
+                return None, (f"{stripped}: {match.name}, {REGIONS[match.region]} ({match.score:.0f}%)? Not "
+                              "filled in: a guess this unsure can misfile customers; choose the region if it "
+                              "is right")
             return match.region, f"looks like {match.name} ({match.score:.0f}%)"
         verb = "is in" if match.kind == "town" else "means"
         name = stripped if match.how == "exact" else match.name

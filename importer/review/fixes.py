@@ -120,7 +120,9 @@ def changed_rows(checked: Checked, fix: Fix, only_failing: bool = False) -> pd.D
     holds a second copy of the whole upload, nor a Python string per cell.
     """
     frame = checked.original
-    if only_failing:
+    # A blank region is filled by the default before any row fails on it, so "only failing rows" would
+    # leave the region fix nothing to fill: it fills every blank region (it changes blank cells only).
+    if only_failing and fix.key != "region":
         frame = frame[frame.index.isin(checked.errors.rows())]
     changes = {column: new for column in fix.columns if len(new := changed_cells(frame[column], fix.change))}
     changed = sorted_unique(np.concatenate([new.index.to_numpy(dtype=np.int64) for new in changes.values()])

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, ClassVar, Protocol
 
 import numpy as np
@@ -240,6 +240,33 @@ class Exclude:
     def describe(self, before: Checked | None = None, after: Checked | None = None) -> str:
         what = f"row {self.rows[0]}" if len(self.rows) == 1 else _plural(len(self.rows), "row")
         return f"Excluded {what}" + (f" ({self.reason})" if self.reason else "")
+
+
+@register
+@dataclass(frozen=True)
+class NoDefaultRegion:
+    """This upload's blank regions stay blank (and fail as required) instead of getting the default region
+    (Settings.default_customer_region): the default turned off for one upload. Rows edited later are
+    checked with the default again; turn it off after editing, or type their regions."""
+
+    kind: ClassVar[str] = "no_default_region"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> NoDefaultRegion:
+        return cls()
+
+    def apply(self, checked: Checked, settings: Settings) -> Checked:
+        region = checked.original["region"].fillna("").astype(str).str.strip()
+        blank = checked.original.loc[region == ""]
+        off = replace(settings, default_customer_region="")
+        after = recheck(checked, blank, off, every_field=True) if len(blank) else checked
+        return replace(after, changes=after.changes.without("region_default"))
+
+    def describe(self, before: Checked | None = None, after: Checked | None = None) -> str:
+        return "Turned off the default region: blank regions stay blank and fail until typed"
 
 
 @register
