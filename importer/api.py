@@ -11,6 +11,7 @@ from dataclasses import dataclass, field, replace
 import pandas as pd
 import sqlalchemy as sa
 
+from importer.checks.changes import upload_changes
 from importer.checks.validate import Checked, check_frame
 from importer.database.ledger import check_owner, get_run
 from importer.database.loader import Progress, run_import
@@ -135,7 +136,7 @@ def read_unchecked(
         rows = reread(again)
     frame = apply_mapping(rows, mapping, settings.max_rows)
     notes = sheet_notes(rows)
-    others = other_values(rows, frame.index, kept, [c.header for c in columns if c.field is None])
+    others = other_values(rows, frame.index, kept, [c.header for c in columns if c.typed])
     report = None
     if ours:
         frame, others, report = renumber(frame, others, rows, ours)
@@ -183,18 +184,22 @@ def import_upload(
         run_settings["via"] = via
     if upload.report_columns is not None:
         run_settings["report_columns"] = [c.to_json() for c in upload.report_columns]
+    changes = upload_changes(upload)  # what normalising changed, per rule: the JSON, the report and History
+    run_settings["changes"] = changes.to_json()
     if workspace is not None:  # the keys importer.workspace.store.workspace_run_settings names
         workspace_id, seqs = workspace
         seqs = [int(n) for n in seqs]
         run_settings |= {"workspace_id": int(workspace_id), "workspace_operations": seqs,
                          "workspace_seq": max(seqs, default=0)}
-    return run_import(
+    result = run_import(
         engine, upload.checked, file_name=upload.file_name, sha256=upload.sha256, sheet=upload.run_sheet,
         settings=settings, dry_run=dry_run, batch_size=batch_size, progress=progress, user_name=user_name,
         run_settings=run_settings, existing=existing, blank=blank, rejected=rejected, confirmed=confirmed,
         other_columns=upload.other_columns, report_columns=upload.report_columns,
         fixes_run_id=upload.fixes_run_id, on_run=on_run, new_run=new_run,
     )
+    return replace(result, changes=tuple(run_settings["changes"]),
+                   failed=result.failed.with_changes(changes.lines()) if changes else result.failed)
 
 
 def upload_for_resume(engine: sa.Engine, run_id: int, data: bytes, file_name: str, settings: Settings, *,

@@ -266,7 +266,7 @@ def _finish(args: argparse.Namespace, result: RunResult, notes: list[str], repor
             with open(args.report, "wb") as out:
                 passing = spooled.passing(result.failed)
                 write_report(passing, report_format, out, columns=result.failed.columns,
-                             run_id=result.failed.run_id)
+                             run_id=result.failed.run_id, changes=result.failed.changes)
                 for _ in passing:  # what the report did not take (nothing): the JSON still has every row
                     pass
             _print_json(result.json_chunks(spooled.items()))

@@ -49,6 +49,7 @@ def test_import_json_is_exactly_the_contract(capsys, upload: Path, database_url:
         "run_id": 1, "dry_run": False, "resumed": False, "file": "customers.xlsx", "sheet": "Customers",
         "success": True, "message": "Created 2 customers; 1 row failed",
         "total_attempted": 3, "total_created": 2, "total_failed": 1, "total_updated": 0, "total_unchanged": 0,
+        "changes": [],
         "failed_customers": [{
             "source_row_number": 3,
             "error": "Last Name: is blank; every customer needs a last name; Phone: 5412345 is not a valid phone number",
@@ -62,7 +63,7 @@ def test_import_json_is_exactly_the_contract(capsys, upload: Path, database_url:
     }
     assert list(result) == [  # the new keys come after total_failed and after failed_customers
         "run_id", "dry_run", "resumed", "file", "sheet", "success", "message", "total_attempted", "total_created",
-        "total_failed", "total_updated", "total_unchanged", "failed_customers", "updated_customers"]
+        "total_failed", "total_updated", "total_unchanged", "changes", "failed_customers", "updated_customers"]
     engine = sa.create_engine(database_url.replace("postgresql://", "postgresql+psycopg2://"))
     with engine.connect() as conn:
         stored = conn.execute(sa.text(

@@ -35,6 +35,7 @@ def test_contract_json_shape_and_message() -> None:
         "run_id": 7, "dry_run": False, "resumed": False, "file": "customers.xlsx", "sheet": "Customers",
         "success": True, "message": "Created 9,999 customers; 1 row failed",
         "total_attempted": 10000, "total_created": 9999, "total_failed": 1, "total_updated": 0, "total_unchanged": 0,
+        "changes": [],
         "failed_customers": [
             {"source_row_number": 14, "error": "Phone: 5412345 is not a valid phone number",
              "errors": [{"field": "phone", "code": "invalid_phone", "message": "5412345 is not a valid phone number"}],
@@ -110,7 +111,7 @@ def test_updates_and_unchanged_join_the_invariant_message_and_json() -> None:
     assert (result.total_updated, result.total_unchanged) == (1, 5)
     assert result.message == "Created 3 customers; updated 1; 5 unchanged; 1 row failed"
     data = result.to_json()
-    assert list(data)[-5:] == ["total_failed", "total_updated", "total_unchanged", "failed_customers",
+    assert list(data)[-6:] == ["total_failed", "total_updated", "total_unchanged", "changes", "failed_customers",
                                "updated_customers"]
     assert data["updated_customers"] == [
         {"source_row_number": 5, "customer_id": 12, "changes": {"phone": ["+233240000001", "+233240000002"]}}]

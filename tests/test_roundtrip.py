@@ -70,17 +70,29 @@ def test_the_layout_keeps_the_files_own_columns_in_their_places() -> None:
         ["S/No", "Mark", "", "First", "Surname", "Phone", "Mobile", "Notes", "notes", "Row", "Errors"],
         [None, "shipping_mark", None, "first_name", "last_name", None, "phone", None, None, None, None])
     columns, kept = report_layout(mapping, skip=(9, 10))
+    # The branch's own headers (issue 22): each maps back to its field when the report is uploaded again.
     assert [c.header for c in columns] == [
-        "S/No", "Shipping Mark", "First Name", "Last Name", f"Phone{NOT_IMPORTED}", "Phone", "Notes", "notes (2)"]
+        "S/No", "Mark", "First", "Surname", f"Phone{NOT_IMPORTED}", "Mobile", "Notes", "notes (2)"]
     assert [c.field for c in columns] == [None, "shipping_mark", "first_name", "last_name", None, "phone", None, None]
-    assert kept == (0, 5, 7, 8)  # the blank header and our own Row and Errors are not the file's columns
+    assert all(c.typed for c in columns)
+    assert kept == (0, 1, 3, 4, 5, 6, 7, 8)  # the blank header and our own Row and Errors are not the file's columns
+
+
+def test_a_header_mapped_by_hand_comes_back_as_its_fields_label() -> None:
+    """A header that would not map to its field again (`Col7` mapped by hand to Phone) comes back under
+    the field's label, with the mapped values, so the report still maps back."""
+    columns, kept = report_layout(_mapping(["Mark", "First", "Last", "Col7"],
+                                           ["shipping_mark", "first_name", "last_name", "phone"]))
+    assert [(c.header, c.typed) for c in columns][-1] == ("Phone", False)
+    assert kept == (0, 1, 2)
 
 
 def test_a_wide_file_keeps_only_its_first_other_columns() -> None:
     headers = ["Mark", "First", "Last", "Phone", *(f"Extra {i}" for i in range(MAX_OTHER_COLUMNS + 10))]
     fields = ["shipping_mark", "first_name", "last_name", "phone", *([None] * (MAX_OTHER_COLUMNS + 10))]
     columns, kept = report_layout(_mapping(headers, fields))
-    assert len(kept) == MAX_OTHER_COLUMNS and columns[-1].header == f"Extra {MAX_OTHER_COLUMNS - 1}"
+    assert sum(c.field is None for c in columns) == MAX_OTHER_COLUMNS and len(kept) == MAX_OTHER_COLUMNS + 4
+    assert columns[-1].header == f"Extra {MAX_OTHER_COLUMNS - 1}"
 
 
 def _sheet(lines: list[list[str]]) -> SheetRows:
@@ -155,7 +167,7 @@ def test_a_report_round_trip_keeps_the_branch_columns_rows_and_run(database_url:
         book = openpyxl.load_workbook(io.BytesIO(report))
         rows = [["" if v is None else str(v) for v in r] for r in book.active.iter_rows(values_only=True)]
     header = rows[0]
-    assert header == ["Row", "S/No", "Shipping Mark", "First Name", "Last Name", "Phone", "Remarks",
+    assert header == ["Row", "S/No", "Mark", "First Name", "Surname", "Mobile", "Remarks",
                       "Report of run", "Errors"]
     assert [(r[0], r[1], r[6], r[7]) for r in rows[1:]] == [
         ("5", "3", "typo in phone", str(first.run_id)), ("6", "4", "first name missing", str(first.run_id)),
@@ -174,7 +186,8 @@ def test_a_report_round_trip_keeps_the_branch_columns_rows_and_run(database_url:
     upload = read_upload(data, f"fixed.{fmt}", SETTINGS)
     assert upload.fixes_run_id == first.run_id and upload.report is not None and upload.report.renumbered == ()
     assert upload.checked.original.index.tolist() == [5, 6, 7]  # the branch's rows, not the report's
-    assert upload.other_columns is not None and upload.other_columns.columns.tolist() == ["S/No", "Remarks"]
+    assert upload.other_columns is not None and upload.other_columns.columns.tolist() == [
+        "S/No", "Mark", "First Name", "Surname", "Mobile", "Remarks"]
     second = import_upload(engine, upload, SETTINGS)
     assert (second.total_created, second.total_failed) == (2, 1)
     assert get_run(engine, second.run_id).fixes_run_id == first.run_id
@@ -195,7 +208,7 @@ def test_a_dry_runs_report_has_the_branch_columns_but_no_run(database_url: str) 
     engine = ready_engine(database_url)
     dry = import_upload(engine, read_upload(BRANCH.encode(), "kumasi.csv", SETTINGS), SETTINGS, dry_run=True)
     rows = _csv(report_bytes(dry.failed, "csv"))
-    assert rows[0] == ["Row", "S/No", "Shipping Mark", "First Name", "Last Name", "Phone", "Remarks", "Errors"]
+    assert rows[0] == ["Row", "S/No", "Mark", "First Name", "Surname", "Mobile", "Remarks", "Errors"]
     assert [r[:2] for r in rows[1:]] == [["5", "3"], ["6", "4"], ["7", "5"]]
     upload = read_upload(_csv_bytes(rows), "dry-report.csv", SETTINGS)
     assert upload.fixes_run_id is None and upload.checked.original.index.tolist() == [5, 6, 7]
@@ -229,18 +242,22 @@ def test_a_report_keeps_its_layout_for_a_run_read_back_later(database_url: str) 
     failed = run_failures(engine, first.run_id)
     assert failed.run_id == first.run_id
     assert failed.columns is not None and failed.columns[0] == ReportColumn("S/No", None)
-    assert next(iter(failed)).other_columns == {"S/No": "3", "Remarks": "typo in phone"}
+    assert next(iter(failed)).other_columns == {"S/No": "3", "Mark": "PM3 YAW", "First Name": "Yaw",
+                                                "Surname": "Boateng", "Mobile": "12345", "Remarks": "typo in phone"}
 
 
-def test_a_full_name_column_comes_back_as_first_and_last_name() -> None:
+def test_a_full_name_column_comes_back_as_one_column_as_typed() -> None:
     from importer.mapping.columns import FULL_NAME
 
     mapping = _mapping(["S/No", "Cust. Name", "Mark", "Mobile"], [None, FULL_NAME, "shipping_mark", "phone"])
     columns, kept = report_layout(mapping)
-    assert [(c.header, c.field) for c in columns] == [
-        ("S/No", None), ("First Name", "first_name"), ("Last Name", "last_name"), ("Shipping Mark", "shipping_mark"),
-        ("Phone", "phone")]
-    assert kept == (0,)
+    assert [(c.header, c.fields) for c in columns] == [
+        ("S/No", ()), ("Cust. Name", ("first_name", "last_name")), ("Mark", ("shipping_mark",)),
+        ("Mobile", ("phone",))]
+    assert kept == (0, 1, 2, 3)
+    # By hand (a header that names no field): First Name and Last Name, as it was split.
+    columns, kept = report_layout(_mapping(["S/No", "Who", "Mark", "Mobile"], [None, FULL_NAME, "shipping_mark", "phone"]))
+    assert [c.header for c in columns] == ["S/No", "First Name", "Last Name", "Mark", "Mobile"] and kept == (0, 2, 3)
 
 
 def test_the_kumasi_list_round_trip_keeps_s_no_remarks_and_the_split_names(database_url: str) -> None:
@@ -254,12 +271,21 @@ def test_the_kumasi_list_round_trip_keeps_s_no_remarks_and_the_split_names(datab
     assert first.total_failed > 0
     book = openpyxl.load_workbook(io.BytesIO(report_bytes(run_failures(engine, first.run_id), "xlsx")))
     header = [c.value for c in book.active[1]]
-    assert header[:4] == ["Row", "S/No", "Shipping Mark", "First Name"] and "Last Name" in header
-    assert header[-3:] == ["Remarks", "Report of run", "Errors"]
+    # The branch's headers and cells as typed (issue 22): Cust. Name stays one column, Location keeps
+    # the town the branch typed, not the region it was converted to.
+    assert header == ["Row", "S/No", "Mark", "Cust. Name", "Phone", "Location", "Remarks", "Report of run", "Errors"]
+    typed = {r.source_row_number: r for r in first.failed}
+    for cells in book.active.iter_rows(min_row=2, values_only=True):
+        row = typed[int(cells[0])]
+        assert row.source_row_number == int(cells[0])
+        assert upload.other_columns is not None
+        assert (cells[3] or "") == upload.other_columns.loc[int(cells[0]), "Cust. Name"]
+        assert (cells[5] or "") == upload.other_columns.loc[int(cells[0]), "Location"]
     again = read_upload(_xlsx_bytes(book), "kumasi-report.xlsx", SETTINGS)
     assert again.fixes_run_id == first.run_id
     assert again.checked.original.index.tolist() == [r.source_row_number for r in first.failed]
-    assert again.other_columns is not None and list(again.other_columns.columns) == ["S/No", "Remarks"]
+    assert again.other_columns is not None and list(again.other_columns.columns) == [
+        "S/No", "Mark", "Cust. Name", "Phone", "Location", "Remarks"]
 
 
 def _xlsx_bytes(book: openpyxl.Workbook) -> bytes:
@@ -294,3 +320,30 @@ def test_a_report_kept_as_a_workspace_replays_with_the_branchs_rows_and_columns(
     assert replayed.fixes_run_id == first.run_id
     assert replayed.other_columns is not None and replayed.other_columns.equals(upload.other_columns)
     assert replayed.report_columns == upload.report_columns
+
+
+def test_the_report_shows_the_cells_as_typed_not_as_converted(database_url: str) -> None:
+    """Issue 22: a Location converted in Review (Kumasi -> ASHANTI) and a phone as typed come back in the
+    branch's headers as the branch typed them; the reasons stay beside them, in words."""
+    from dataclasses import replace
+
+    from importer.checks.validate import recheck
+
+    engine = ready_engine(database_url)
+    data = (b"S/Mark,Customer Name,Mobile,Location\n"
+            b"KSI-1,Kofi Mensah,024 123 4567,Kumasi\n"
+            b"KSI-2,Ama Owusu,12345,Kumasi\n")
+    upload = read_upload(data, "kumasi.csv", SETTINGS)
+    changed = upload.checked.original.loc[[2, 3]].copy()
+    changed["region"] = "ASHANTI"  # the analyst's conversion of the town
+    upload = replace(upload, checked=recheck(upload.checked, changed, SETTINGS))
+    result = import_upload(engine, upload, SETTINGS)
+    assert result.total_failed == 1
+    for failed in (result.failed, run_failures(engine, result.run_id)):
+        rows = _csv(report_bytes(failed, "csv"))
+        assert rows[0] == ["Row", "S/Mark", "Customer Name", "Mobile", "Location", "Report of run", "Errors"]
+        assert rows[1][:5] == ["3", "KSI-2", "Ama Owusu", "12345", "Kumasi"]
+        assert "--" not in rows[1][-1]
+    again = read_upload(_csv_bytes(rows), "fixed.csv", SETTINGS)
+    assert again.fixes_run_id == result.run_id and again.checked.original.index.tolist() == [3]
+    assert again.checked.original.loc[3, "first_name"] == "Ama"

@@ -1,7 +1,8 @@
 """Reports that go back to the branch and come back fixed: the file's own columns, its row numbers, its run.
 
-- The columns of a file that feed no field (S/No, Remarks, ...) are kept, for the failure report only:
-  `report_layout` says where each sits among the fields, `other_values` reads their text.
+- The columns of a file are kept as typed, for the failure report only, under the branch's own headers
+  (S/Mark, Customer Name, Location; and S/No, Remarks, ... that feed no field): `report_layout` says where
+  each sits, `other_values` reads their text.
 - When the uploaded file is one of our failure reports (its header has our `Row` and `Errors` columns),
   the `Row` values are the row numbers of the branch's own file: they become the source row numbers of
   this upload (`renumber`), so the next report names the branch's rows again, and the `Report of run`
@@ -77,29 +78,54 @@ def report_columns(mapping: ColumnMapping) -> dict[str, int] | None:
     return found if ROW_HEADER in found and ERRORS_HEADER in found else None
 
 
-def report_layout(mapping: ColumnMapping, skip: Sequence[int] = ()) -> tuple[tuple[ReportColumn, ...], tuple[int, ...]]:
-    """The report's columns in the file's order (each mapped field by its label, a full-name column as First
-    Name and Last Name, each named column that feeds no field by its header), and the indexes of those
-    columns of the file's own.
+def _own_header(header: str, field: str, taken: set[str]) -> str | None:
+    """The file's own header for a mapped column when uploading the report again maps it to the same
+    field (`S/Mark`, `Customer Name`, `Location`); None when it would not (a header mapped by hand)."""
+    text = " ".join(str(header).split())
+    if not text or match_header(text) != field or normalise(text) in taken:
+        return None
+    return text
 
-    Fields the file does not have are left out. A column whose header would feed a field, or repeats our
-    own headers or an earlier column's, gets a header that will not (`Phone (not imported)`, `Notes (2)`).
+
+def report_layout(mapping: ColumnMapping, skip: Sequence[int] = ()) -> tuple[tuple[ReportColumn, ...], tuple[int, ...]]:
+    """The report's columns in the file's order, and the indexes of the columns of the file whose cells it
+    shows as typed (ReportColumn.typed, in that order).
+
+    Each mapped column keeps the branch's own header and its cells as typed (a full name stays one
+    column), when that header maps to the same field again; else it comes back as its field's label (a
+    full-name column as First Name and Last Name) with the mapped values. Each named column that feeds no
+    field keeps its header. Fields the file does not have are left out. A column whose header would feed
+    a field, or repeats our own headers or an earlier column's, gets a header that will not
+    (`Phone (not imported)`, `Notes (2)`).
     """
     reserved = {normalise(name) for name in _REPORT_HEADERS}
     reserved |= {normalise(label_of(f)) for choice in mapping.fields for f in fed_fields(choice)}
+    own_headers: dict[int, str] = {}
+    for index, (header, field) in enumerate(zip(mapping.headers, mapping.fields, strict=True)):
+        if field is not None and index not in skip:
+            text = _own_header(header, field, {normalise(h) for h in own_headers.values()})
+            if text is not None:
+                own_headers[index] = text
+    reserved |= {normalise(h) for h in own_headers.values()}
     taken = set(reserved)
     columns: list[ReportColumn] = []
     kept: list[int] = []
+    others = 0
     for index, (header, field) in enumerate(zip(mapping.headers, mapping.fields, strict=True)):
         if index in skip:
             continue
         if field is not None:
-            # A full-name column comes back as First Name and Last Name, as it was split.
-            columns.extend(ReportColumn(label_of(f), f) for f in fed_fields(field))
+            fields = fed_fields(field)
+            if index in own_headers:
+                columns.append(ReportColumn(own_headers[index], fields[0], fields[1:], typed=True))
+                kept.append(index)
+            else:  # a full-name column comes back as First Name and Last Name, as it was split
+                columns.extend(ReportColumn(label_of(f), f) for f in fields)
             continue
         text = " ".join(str(header).split())
-        if not text or len(kept) >= MAX_OTHER_COLUMNS:
+        if not text or others >= MAX_OTHER_COLUMNS:
             continue
+        others += 1
         if match_header(text) is not None or normalise(text) in reserved:
             text += NOT_IMPORTED
         name, copy = text, 1

@@ -22,18 +22,38 @@ from schemas.customer import FIELD_NAMES, FIELDS
 
 @dataclass(frozen=True, slots=True)
 class ReportColumn:
-    """One column of a failure report between Row and Errors: a field (`field` set, `header` its label) or
-    one of the file's own columns that feed no field (`field` None; `header` keys FailedRow.other_columns)."""
+    """One column of a failure report between Row and Errors.
+
+    - A field by its label (`field` set, `typed` False): its value is the row's customer_data[field].
+    - A column of the file (`typed` True, `header` the file's own header, keying FailedRow.other_columns,
+      which hold its cells as typed): one that feeds no field (`field` None), or one that feeds `field`
+      (and `also`, a full name's last name), shown as the branch typed it and coloured when its field fails.
+    """
 
     header: str
     field: str | None = None
+    also: tuple[str, ...] = ()
+    typed: bool = False
 
-    def to_json(self) -> list[str | None]:
-        return [self.header, self.field]
+    def __post_init__(self) -> None:
+        if self.field is None and not self.typed:
+            object.__setattr__(self, "typed", True)  # a column of the file's own is always as typed
+
+    @property
+    def fields(self) -> tuple[str, ...]:
+        return () if self.field is None else (self.field, *self.also)
+
+    def to_json(self) -> list:
+        if self.field is None or not self.typed:
+            return [self.header, self.field]
+        return [self.header, self.field, list(self.also), True]
 
     @classmethod
-    def from_json(cls, data: Sequence[str | None]) -> ReportColumn:
-        return cls(str(data[0]), None if data[1] is None else str(data[1]))
+    def from_json(cls, data: Sequence) -> ReportColumn:
+        field = None if data[1] is None else str(data[1])
+        if len(data) >= 4:
+            return cls(str(data[0]), field, tuple(str(f) for f in data[2]), bool(data[3]))
+        return cls(str(data[0]), field)
 
 
 def field_columns() -> tuple[ReportColumn, ...]:
@@ -72,10 +92,18 @@ class FailedRows:
     """
 
     def __init__(self, count: int, produce: Callable[[], Iterator[FailedRow]], *,
-                 columns: Sequence[ReportColumn] | None = None, run_id: int | None = None) -> None:
+                 columns: Sequence[ReportColumn] | None = None, run_id: int | None = None,
+                 changes: Sequence[str] = ()) -> None:
         self._count, self._produce = count, produce
         self.columns: tuple[ReportColumn, ...] | None = None if columns is None else tuple(columns)
         self.run_id = run_id
+        # What normalising changed beyond formatting, a line per rule (importer.checks.changes.Changes.lines):
+        # the report's Instructions sheet lists them.
+        self.changes: tuple[str, ...] = tuple(changes)
+
+    def with_changes(self, changes: Sequence[str]) -> FailedRows:
+        """The same rows, with the changes' lines for the report."""
+        return FailedRows(self._count, self._produce, columns=self.columns, run_id=self.run_id, changes=changes)
 
     @classmethod
     def of(cls, rows: Iterable[FailedRow], *, columns: Sequence[ReportColumn] | None = None,

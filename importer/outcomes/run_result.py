@@ -39,6 +39,8 @@ class RunResult:
     failure_codes: Mapping[str, int] = field(default_factory=dict)
     updated: UpdatedRows = field(default=NO_UPDATES, compare=False, repr=False)
     total_unchanged: int = 0
+    # What normalising changed beyond formatting, per rule (importer.checks.changes.Changes.to_json()).
+    changes: tuple[Mapping[str, Any], ...] = ()
 
     def __post_init__(self) -> None:
         if self.total_created + self.total_updated + self.total_unchanged + self.total_failed != self.total_attempted:
@@ -88,6 +90,7 @@ class RunResult:
             "total_failed": self.total_failed,
             "total_updated": self.total_updated,
             "total_unchanged": self.total_unchanged,
+            "changes": [dict(change) for change in self.changes],
         }
 
     def to_json(self) -> dict[str, Any]:

@@ -1,7 +1,8 @@
 """Failure reports as CSV or XLSX: each failed row's original values, its row number and its errors.
 
-A report goes back to the branch that sent the file: its columns are the file's own, in their places
-(the fields under their labels, and the columns that feed no field, S/No or Remarks, as they were), then
+A report goes back to the branch that sent the file: its columns are the file's own, in their places,
+under the branch's headers and with the cells as typed (S/Mark, Customer Name, Location, and the columns
+that feed no field, S/No or Remarks; a column whose header would not map back shows its field's label), then
 Errors and, for a run, `Report of run`. Reports are formula-safe (CONTRACT.md) and upload again as they
 are: importer.mapping.roundtrip reads Row as the branch's row numbers and Report of run as the run they fix.
 
@@ -115,7 +116,11 @@ def _raw_values(row: ReportRow, columns: Sequence[ReportColumn], run_id: int | N
     protection yet)."""
     data = row.customer_data
     own: Mapping[str, str] = getattr(row, "other_columns", None) or {}
-    values = [str((data.get(c.field) if c.field else own.get(c.header)) or "") for c in columns]
+    # A column of the file shows its cell as typed; a row kept without its cells (before they were kept)
+    # shows the mapped values of the column's fields instead.
+    values = [str((own.get(c.header) if c.typed and (own or not c.field)
+                   else " ".join(v for f in c.fields if (v := data.get(f))) if c.typed
+                   else data.get(c.field or "")) or "") for c in columns]
     if run_id is not None:
         values.append(str(run_id))
     values.append(error_text(row.errors))
@@ -125,14 +130,16 @@ def _raw_values(row: ReportRow, columns: Sequence[ReportColumn], run_id: int | N
 class _Layout:
     """What a report of some failed rows shows: their columns and the run (from the FailedRows, if it says)."""
 
-    def __init__(self, failed: Iterable[ReportRow], columns: Sequence[ReportColumn] | None, run_id: int | None):
+    def __init__(self, failed: Iterable[ReportRow], columns: Sequence[ReportColumn] | None, run_id: int | None,
+                 changes: Sequence[str] | None = None):
         known = getattr(failed, "columns", None)
+        self.changes: tuple[str, ...] = tuple(changes if changes is not None else getattr(failed, "changes", ()))
         self.columns: tuple[ReportColumn, ...] = tuple(
             columns if columns is not None else known if known is not None else field_columns())
         self.run_id: int | None = run_id if run_id is not None else getattr(failed, "run_id", None)
         self.headers = report_headers(self.columns, self.run_id)
         # 0-based positions in a report row (Row is 0) of each field's column.
-        self.position = {c.field: i for i, c in enumerate(self.columns, 1) if c.field is not None}
+        self.position = {f: i for i, c in enumerate(self.columns, 1) for f in reversed(c.fields)}
         for field, shown_in in _SHOWN_IN.items():
             if field not in self.position and shown_in in self.position:
                 self.position[field] = self.position[shown_in]
@@ -389,6 +396,7 @@ def _failed_rows_sheet(part: IO[bytes], failed: Iterable[ReportRow], comments: _
 def _instructions_sheet(count: int, commented: int, capped: bool, layout: _Layout) -> str:
     """The second sheet: what the colours mean and what to do with the report."""
     own = [c.header for c in layout.columns if c.field is None]
+    typed = [c.header for c in layout.columns if c.field is not None and c.typed]
     info = f"Row, {RUN_HEADER} and Errors" if layout.run_id is not None else "Row and Errors"
     lines: list[tuple[tuple[str, int] | None, tuple[str, int] | None]] = [
         (("How to use this report", _S_TITLE), None),
@@ -396,6 +404,13 @@ def _instructions_sheet(count: int, commented: int, capped: bool, layout: _Layou
                 "values as they were in your file, their row number in it (Row) and why they failed (Errors).",
                 _S_WRAP)),
     ]
+    fields = [c.header for c in layout.columns if c.field is not None and not c.typed]
+    if typed and fields:
+        lines.append((None, (f"Your columns keep your headers and values; {', '.join(fields)} show the values "
+                             "as they were read (those columns' headers would not be recognised again).",
+                             _S_WRAP)))
+    elif fields:
+        lines.append((None, (f"{', '.join(fields)} show the values as they were read from your file.", _S_WRAP)))
     if layout.run_id is not None:
         lines.append((None, (f"It is the report of import run #{layout.run_id} ({RUN_HEADER} column).", _S_WRAP)))
     lines += [
@@ -414,6 +429,11 @@ def _instructions_sheet(count: int, commented: int, capped: bool, layout: _Layou
     if capped:
         lines.append((None, (f"Comments show the messages of the first {commented:,} failing rows; every "
                              "failing cell is coloured; the Errors column has every message.", _S_WRAP)))
+    if layout.changes:
+        lines += [(None, None), (("Changed while reading", _S_HEADER), None),
+                  (None, ("Besides spaces, capital letters and phone punctuation, reading your file changed "
+                          "these values (in the rows that were imported too):", _S_WRAP))]
+        lines += [(("", 0), (xlsx_text(line), _S_WRAP)) for line in layout.changes]
     lines += [
         (None, None),
         (("What to do", _S_HEADER), None),
@@ -513,14 +533,16 @@ def _write_xlsx(failed: Iterable[ReportRow], out: IO[bytes], layout: _Layout) ->
 
 # -- the API ------------------------------------------------------------------------------------------
 def write_report(failed: Iterable[ReportRow], fmt: str, out: IO[bytes], *,
-                 columns: Sequence[ReportColumn] | None = None, run_id: int | None = None) -> int:
+                 columns: Sequence[ReportColumn] | None = None, run_id: int | None = None,
+                 changes: Sequence[str] | None = None) -> int:
     """Stream the report in `fmt` ("csv" or "xlsx") to the binary file `out`; the number of rows written.
 
     `failed` is consumed once, in order. Its columns (the file's layout) and run come from `columns` and
     `run_id`, else from `failed` itself (results.FailedRows carries both), else every field and no run.
-    `out` is left open.
+    `out` is left open. `changes` (else `failed.changes`): what reading changed beyond formatting, a line
+    per rule, which the XLSX's Instructions sheet lists.
     """
-    layout = _Layout(failed, columns, run_id)
+    layout = _Layout(failed, columns, run_id, changes)
     if fmt == "csv":
         return _write_csv(failed, out, layout)
     if fmt == "xlsx":
