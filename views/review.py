@@ -11,7 +11,7 @@ from importer.review.exclusions import EXCLUDED_BY_ANALYST
 from importer.review.fixes import apply_fix, available_fixes, fill_region_fix, fix_preview
 from importer.review.operations import BulkFix, Exclude
 from schemas.customer import REGIONS, label_of
-from ui import auth, cleaning, existing, keys, render, state, workspace
+from ui import auth, changes_record, cleaning, existing, keys, render, state, workspace
 from ui.duplicates import show_possible_duplicates
 from ui.engine import engine
 from ui.exclusions import show_exclude_by_reason, show_excluded, show_fix_preview_line
@@ -44,6 +44,7 @@ if review.classification is not None and (review.counts["unchanged"] or review.c
                                           or review.counts["conflict"]):
     render.show_database_metrics(review.counts)
     existing.choose_blank_mode()
+changes_record.show_changes_record(upload, current)
 existing.show_changes(upload, review)
 existing.show_possible_different_people(review)
 

@@ -1,0 +1,63 @@
+"""Review's "What reading changed": the upload's changes record per rule, with counts and examples
+(importer.checks.changes.upload_changes), the default region turned off for this upload in one click, and the
+CSV lines that look like one customer broken over two lines, joined in one click (the file's bytes joined by
+importer.intake.delimited.join_split_lines and read again as a new workspace)."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from importer.api import Upload
+from importer.checks.changes import upload_changes
+from importer.intake.delimited import join_split_lines
+from importer.review.operations import NoDefaultRegion
+from importer.settings import Settings
+from schemas.customer import REGIONS
+from ui import keys, state, workspace
+from ui.render import md_escape
+
+
+def show_changes_record(upload: Upload, settings: Settings) -> None:
+    """The changes record and the CSV notes, each with its one-click answer when it has one."""
+    changes = upload_changes(upload)
+    notes = upload.notes
+    if not changes and not notes.split_records:
+        return
+    st.subheader("What reading the file changed")
+    if changes:
+        st.caption("Beyond formatting (spaces, case, phone punctuation), reading and checking the file changed "
+                   "these values. Each line counts the cells and shows the first rows as typed -> as stored.")
+        for line in changes.lines():
+            st.markdown(f"- {md_escape(line)}")
+    if changes.count("region_default"):
+        name = REGIONS.get(settings.default_customer_region, settings.default_customer_region)
+        if st.button(f"Keep blank regions blank (do not use {name} for this file)", key=keys.REGION_DEFAULT_OFF,
+                     icon=":material/location_off:",
+                     help="The blank regions then fail until you type them, or fill them with a region of your "
+                          "choice under Bulk fixes."):
+            op = NoDefaultRegion()
+            workspace.set_checked(op.apply(upload.checked, settings), op)
+            st.rerun()
+    if notes.split_records:
+        for record in notes.split_records:
+            st.warning(md_escape(record.message), icon=":material/call_split:")
+        if st.button("Join the broken lines and read the file again", key=keys.JOIN_SPLIT,
+                     icon=":material/merge:",
+                     help="Each pair of lines becomes one customer. The file is read again as a new piece of "
+                          "work: join them before fixing other rows."):
+            _join(upload, settings)
+
+
+def _join(upload: Upload, settings: Settings) -> None:
+    data = workspace.stored_bytes()
+    if data is None:
+        st.error("The file is not kept with your work here, so it cannot be joined on this page: join each "
+                 "pair of lines in the file (or put the broken value in quotes) and upload it again.",
+                 icon=":material/block:")
+        return
+    joined = join_split_lines(data, [r.first for r in upload.notes.split_records])
+    new = state.read_file(joined, upload.file_name, settings, sheet=upload.sheet, mapping=upload.mapping)
+    if new is not None:
+        workspace.start(joined, new)
+        state.notice(f"Joined {len(upload.notes.split_records):,} customer(s) broken over two lines.")
+    st.rerun()
