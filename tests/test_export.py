@@ -73,6 +73,33 @@ def test_formula_like_text_never_runs(fmt: str) -> None:
     assert str(values["Customer ID"]) == "7" and str(values["Source Row"]) == "9"
 
 
+def test_csv_for_other_systems_keeps_every_value_as_stored() -> None:
+    """Issue 22: the phone `+233240000007` is written as it is stored for a program that reads the CSV as
+    data, escaped (the default) for Excel; the XLSX holds it exactly as text either way."""
+    from importer.output.customer_export import CSV_FOR_EXCEL, CSV_RAW
+
+    customer = _one(first_name="=HYPERLINK(\"http://x\")")
+    for fmt in ("csv", "zip"):
+        out = io.BytesIO()
+        write_customers([customer], fmt, out, csv_for=CSV_RAW)
+        data = out.getvalue()
+        if fmt == "zip":
+            data = zipfile.ZipFile(io.BytesIO(data)).read("customers.csv")
+        values = dict(zip(*_csv_rows(data), strict=True))
+        assert (values["Phone"], values["First Name"]) == ("+233240000007", "=HYPERLINK(\"http://x\")")
+    out = io.BytesIO()
+    write_customers([customer], "csv", out)  # the default is for Excel
+    default = out.getvalue()
+    out = io.BytesIO()
+    write_customers([customer], "csv", out, csv_for=CSV_FOR_EXCEL)
+    assert out.getvalue() == default and dict(zip(*_csv_rows(default), strict=True))["Phone"] == "'+233240000007"
+    out = io.BytesIO()
+    write_customers([customer], "xlsx", out)
+    assert dict(zip(*_xlsx_rows(out.getvalue()), strict=True))["Phone"] == "+233240000007"
+    with pytest.raises(ValueError, match="other"):
+        write_customers([customer], "csv", io.BytesIO(), csv_for="other")
+
+
 def test_xlsx_cells_hold_what_xml_cannot() -> None:
     out = io.BytesIO()
     write_customers([_one(nickname="bell\x07 & <tag>", company_name=" spaced ")], "xlsx", out)

@@ -188,11 +188,19 @@ if not excel:
     notes.append(f"Excel takes up to {export.XLSX_DOWNLOAD_LIMIT:,} customers at a time here: narrow the filters, "
                  "or use CSV.")
 st.caption(" ".join(notes))
+# Excel runs a cell that starts with = + - @ as a formula: "for Excel" writes such a cell with an apostrophe
+# in front, "for other systems" writes every value as stored (the Excel file needs neither: its cells are text).
+csv_for = st.radio("CSV for", list(export.CSV_FLAVOURS), format_func=export.CSV_FLAVOURS.__getitem__,
+                   horizontal=True, key="customers_csv_for",
+                   help="For Excel (the default): a value that starts with = + - or @ (a phone +233...) gets an "
+                        "apostrophe, so Excel shows it instead of running it as a formula. For other systems: "
+                        "every value exactly as stored, for a program that reads the CSV as data.")
 left, right = st.columns(2)
 filters: dict[str, Any] = {"text": text or None, "region": region, "run_id": run_id}
 for column, fmt, label, key in ((left, csv_format, "Export as CSV" + (" (zipped)" if csv_format == "zip" else ""),
                                  keys.CUSTOMERS_CSV),
                                 (right, "xlsx", "Export as Excel", keys.CUSTOMERS_XLSX)):
-    column.download_button(label, key=key, data=partial(export_bytes, engine(), fmt, **filters),
+    column.download_button(label, key=key, data=partial(export_bytes, engine(), fmt, **filters,
+                                                        **({"csv_for": csv_for} if fmt != "xlsx" else {})),
                            file_name=export_file_name(fmt, **filters), mime=MIME[fmt], icon=":material/download:",
                            on_click="ignore", width="stretch", disabled=fmt == "xlsx" and not excel)

@@ -7,8 +7,10 @@ are exported (bench/bench_customers.py). The columns are the fields under their 
 so an export uploads again as an import file (the other columns are not field headers, and the mapper
 ignores them), then the customer's id, when it was created and by which run and source row.
 
-Formula safety is the failure report's (importer.output.failure_report): CSV cells that a spreadsheet would run as a
-formula get a leading apostrophe; XLSX cells are typed text, which Excel never runs. The XLSX is written
+Formula safety without corrupting values (issue 22): XLSX cells are typed text, which Excel never runs, so
+they hold the value exactly (`+233240000021`). A CSV is "for Excel" by default (CSV_FOR_EXCEL: a cell a
+spreadsheet would run as a formula gets a leading apostrophe, as in the failure report) or "for other
+systems" (CSV_RAW: every value exactly as stored, for a program that reads the CSV as data). The XLSX is written
 as SpreadsheetML straight into its zip part, with the report's own pieces.
 """
 
@@ -54,6 +56,9 @@ from schemas.customer import FIELDS, REGIONS
 EXPORT_FORMATS = ("csv", "xlsx", "zip")
 SHEET = "Customers"
 ZIPPED_CSV = "customers.csv"
+# The CSV's two flavours: escaped for a spreadsheet (the default), or the values as stored.
+CSV_FOR_EXCEL, CSV_RAW = "excel", "raw"
+CSV_FLAVOURS = {CSV_FOR_EXCEL: "for Excel", CSV_RAW: "for other systems"}
 EXTRA_HEADERS = ("Customer ID", "Created (UTC)", "Import Run", "Source Row")
 # The content type a download is served with. An XLSX is a zip package and goes as application/zip:
 # Streamlit's server gzips every download whose type is not known to be compressed, in memory, in one
@@ -98,8 +103,12 @@ def export_values(customer: Mapping[str, Any]) -> tuple[list[str], list[int | No
 
 
 # -- CSV ----------------------------------------------------------------------------------------------
-def _write_csv(customers: Iterable[Mapping[str, Any]], out: IO[bytes]) -> int:
-    """UTF-8 with a BOM (Excel then reads accents right), formula-like text defused with a `'`."""
+def _write_csv(customers: Iterable[Mapping[str, Any]], out: IO[bytes], csv_for: str = CSV_FOR_EXCEL) -> int:
+    """UTF-8 with a BOM (Excel then reads accents right); for Excel, formula-like text defused with a `'`,
+    for other systems every value as stored."""
+    if csv_for not in CSV_FLAVOURS:
+        raise ValueError(f"the CSV is for one of {', '.join(CSV_FLAVOURS)}, not {csv_for!r}")
+    escape = safe_cell if csv_for == CSV_FOR_EXCEL else str
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\r\n")
     writer.writerow(export_headers())
@@ -114,7 +123,7 @@ def _write_csv(customers: Iterable[Mapping[str, Any]], out: IO[bytes]) -> int:
     for customer in customers:
         texts, (cid, run, row) = export_values(customer)
         created = texts.pop()
-        writer.writerow([*(safe_cell(t) for t in texts), cid, created, "" if run is None else run,
+        writer.writerow([*(escape(t) for t in texts), cid, created, "" if run is None else run,
                          "" if row is None else row])
         count += 1
         if count % _FLUSH_ROWS == 0:
@@ -208,35 +217,37 @@ def _write_xlsx(customers: Iterable[Mapping[str, Any]], out: IO[bytes]) -> int:
 
 
 # -- the API ------------------------------------------------------------------------------------------
-def write_customers(customers: Iterable[Mapping[str, Any]], fmt: str, out: IO[bytes]) -> int:
+def write_customers(customers: Iterable[Mapping[str, Any]], fmt: str, out: IO[bytes], *,
+                    csv_for: str = CSV_FOR_EXCEL) -> int:
     """Stream customers (dicts of importer.database.customers.CUSTOMER_COLUMNS) in `fmt` ("csv", "xlsx", or "zip":
-    the CSV as customers.csv in a zip) to the binary file `out`, left open; the number written.
+    the CSV as customers.csv in a zip) to the binary file `out`, left open; the number written. `csv_for`:
+    CSV_FOR_EXCEL (formula-like cells escaped) or CSV_RAW (values as stored); the XLSX needs neither.
 
     More than XLSX_MAX_CUSTOMERS customers as "xlsx" is a ValueError (Excel could not open the sheet)."""
     if fmt == "csv":
-        return _write_csv(customers, out)
+        return _write_csv(customers, out, csv_for)
     if fmt == "xlsx":
         return _write_xlsx(customers, out)
     if fmt == "zip":
         with (zipfile.ZipFile(out, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=_CSV_ZIP_LEVEL) as archive,
               archive.open(ZIPPED_CSV, "w", force_zip64=True) as part):
-            return _write_csv(customers, part)
+            return _write_csv(customers, part, csv_for)
     raise ValueError(f"export format must be one of {', '.join(EXPORT_FORMATS)}, not {fmt!r}")
 
 
 def export_customers(engine: sa.Engine, fmt: str, out: IO[bytes], text: str | None = None, *,
-                     region: str | None = None, run_id: int | None = None) -> int:
+                     region: str | None = None, run_id: int | None = None, csv_for: str = CSV_FOR_EXCEL) -> int:
     """Every customer the Customers page's filters select (importer.database.customers.search_customers's text,
     region and run), by id, written to `out` as it is read; the number written."""
-    return write_customers(iter_customers(engine, text, region=region, run_id=run_id), fmt, out)
+    return write_customers(iter_customers(engine, text, region=region, run_id=run_id), fmt, out, csv_for=csv_for)
 
 
 def export_bytes(engine: sa.Engine, fmt: str, text: str | None = None, *, region: str | None = None,
-                 run_id: int | None = None) -> bytes:
+                 run_id: int | None = None, csv_for: str = CSV_FOR_EXCEL) -> bytes:
     """The export as bytes, for a download button: built in a temporary file, then read once (a download
     button holds its bytes anyway; nothing else is held while the file is written)."""
     with tempfile.TemporaryFile() as buffer:
-        export_customers(engine, fmt, buffer, text, region=region, run_id=run_id)
+        export_customers(engine, fmt, buffer, text, region=region, run_id=run_id, csv_for=csv_for)
         buffer.seek(0)
         return buffer.read()
 
