@@ -18,10 +18,13 @@ DOWN = {
 def test_every_page_says_the_database_cannot_be_reached(monkeypatch, kind: str, page: str) -> None:
     url, described = DOWN[kind]
     # A password gate, as a shared PostgreSQL deployment has; signed in, so the page itself runs.
+    # The gate cannot tell whether the database holds accounts, so it stays closed (never falling back to
+    # the weaker shared password): whichever page is asked for, the login says why nobody can sign in.
     at = make_app(monkeypatch, url, password="s3cret")
     at.text_input(key="login_password").input("s3cret")
     at.button[0].click().run()
     at.switch_page(page).run()
+    assert at.text_input(key="login_password")  # still the login
     assert not at.exception
     errors = [e.value for e in at.error]
     assert errors, "no message at all"

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from importer.database.customers import classify_upload
 from importer.database.loader import run_import
+from importer.identity import dashboard_actor
 from importer.review.decisions import ChangeDecision
 from importer.review.operations import Exclude
 from importer.review.session import (
@@ -20,6 +21,8 @@ from importer.workspace import store as ws
 from tests.support import SETTINGS, checked_of, person
 from tests.test_decisions import seeded
 
+AMA = dashboard_actor("ama")
+
 
 def _arguments(session: ReviewSession) -> dict:
     against = session.against_database(classify_upload(session.engine, session.checked, "keep"))
@@ -28,7 +31,7 @@ def _arguments(session: ReviewSession) -> dict:
 
 def test_a_dry_run_comes_first_then_stays_true_until_something_changes(database_url):
     engine, opened = seeded(database_url)
-    session = ReviewSession(engine, SETTINGS, "ama", opened)
+    session = ReviewSession(engine, SETTINGS, AMA, opened)
     arguments = _arguments(session)
     first = session.readiness(arguments)
     assert (first.can_import, first.reason, first.stale) == (False, START_WITH_A_DRY_RUN, False)
@@ -41,7 +44,7 @@ def test_a_dry_run_comes_first_then_stays_true_until_something_changes(database_
 
     # Another tab (a new session object on the same workspace, as a refresh or a second server opens it)
     # sees the same dry run and the same verdict.
-    other = ReviewSession.open(engine, SETTINGS, "ama", session.id)
+    other = ReviewSession.open(engine, SETTINGS, AMA, session.id)
     assert other.readiness(arguments).can_import
 
     # A change of the review makes it stale, for every tab.
@@ -52,7 +55,7 @@ def test_a_dry_run_comes_first_then_stays_true_until_something_changes(database_
 
 def test_a_decision_on_existing_customers_makes_the_dry_run_stale(database_url):
     engine, opened = seeded(database_url)
-    session = ReviewSession(engine, SETTINGS, "ama", opened)
+    session = ReviewSession(engine, SETTINGS, AMA, opened)
     session.dry_run(_arguments(session))
     accepted = session.perform(ChangeDecision((2,), True))
     arguments = _arguments(accepted)
@@ -64,7 +67,7 @@ def test_a_decision_on_existing_customers_makes_the_dry_run_stale(database_url):
 
 def test_another_import_makes_the_dry_run_stale_naming_the_run(database_url):
     engine, opened = seeded(database_url)
-    session = ReviewSession(engine, SETTINGS, "ama", opened)
+    session = ReviewSession(engine, SETTINGS, AMA, opened)
     arguments = _arguments(session)
     session.dry_run(arguments)
     run_import(engine, checked_of([person(50, email=person(9)["email"])]), file_name="tema.csv", sha256="b" * 64,
@@ -90,7 +93,7 @@ def test_the_stored_dry_run_round_trips_and_a_foreign_one_reads_as_none(database
 
 def test_undo_and_redo_through_the_session(database_url):
     engine, opened = seeded(database_url)
-    session = ReviewSession(engine, SETTINGS, "ama", opened)
+    session = ReviewSession(engine, SETTINGS, AMA, opened)
     excluded = session.perform(Exclude((6,), "test"))
     assert 6 not in excluded.checked.original.index
     back = excluded.undo()
@@ -106,7 +109,7 @@ def test_a_colleagues_import_of_other_customers_leaves_the_dry_run_true(database
     runs again after each other's import (issue 23); one sharing a phone with this file does make it stale,
     naming the run and how many rows of this file it touched."""
     engine, opened = seeded(database_url)  # the file: people 1-4 and 9
-    session = ReviewSession(engine, SETTINGS, "ama", opened)
+    session = ReviewSession(engine, SETTINGS, AMA, opened)
     arguments = _arguments(session)
     session.dry_run(arguments)
     run_import(engine, checked_of([person(i) for i in range(100, 120)]), file_name="tema.csv",
@@ -123,7 +126,7 @@ def test_a_colleagues_import_of_other_customers_leaves_the_dry_run_true(database
 
 def test_an_update_that_moved_a_key_away_from_this_file_makes_it_stale(database_url):
     engine, opened = seeded(database_url)
-    session = ReviewSession(engine, SETTINGS, "ama", opened)
+    session = ReviewSession(engine, SETTINGS, AMA, opened)
     arguments = _arguments(session)
     session.dry_run(arguments)
     # Another file changes customer 4's phone (matched by its mark): this file's row of person 4 now
@@ -131,3 +134,18 @@ def test_an_update_that_moved_a_key_away_from_this_file_makes_it_stale(database_
     run_import(engine, checked_of([person(4, region="Ashanti", phone="0559999999")]), file_name="kumasi.csv",
                sha256="e" * 64, sheet=None, settings=SETTINGS, existing="update")
     assert session.readiness(arguments).stale
+
+
+def test_another_account_cannot_open_or_change_the_session(database_url):
+    """The session passes its actor to the store, which checks ownership (importer.database.accounts)."""
+    import pytest
+
+    from importer.errors import NotYours
+
+    engine, opened = seeded(database_url)  # ama's workspace
+    kofi = dashboard_actor("kofi")
+    with pytest.raises(NotYours, match="belongs to ama"):
+        ReviewSession.open(engine, SETTINGS, kofi, opened.info.id)
+    with pytest.raises(NotYours, match="belongs to ama"):
+        ReviewSession(engine, SETTINGS, kofi, opened).perform(Exclude((6,), "test"))
+    assert ReviewSession.open(engine, SETTINGS, dashboard_actor(" AMA "), opened.info.id).id == opened.info.id

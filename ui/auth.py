@@ -28,6 +28,7 @@ from ui.engine import engine, secrets, settings
 _ACCOUNT_GATE = "auth_account_gate"  # the session signed in with an account (not the shared password)
 _CLIENT_TOKEN = "auth_client_token"  # the session's throttle key when Streamlit gives no IP address
 _AUTH_FAILED = "auth_failed"  # the last submitted password was checked and wrong
+_DB_PROBLEM = "auth_database_problem"  # why the accounts could not be read (the gate stays closed)
 _REFUSED = "auth_refused"  # throttle.Wait: the last submitted password was refused unchecked
 _DB_DOWN = "auth_db_down"  # the accounts could not be read when the password was submitted
 _KNOWN_ACCOUNTS: dict[str, float] = {}  # database URL -> when accounts were last seen missing (0: they exist)
@@ -65,8 +66,10 @@ def accounts_exist(settings: Settings) -> bool:
     try:
         _first_admin(settings)
         exists = accounts.has_accounts(engine())
-    except DatabaseError:
+    except DatabaseError as exc:
+        st.session_state[_DB_PROBLEM] = str(exc)  # the login page says so: the gate is closed for this reason
         return True
+    st.session_state.pop(_DB_PROBLEM, None)
     with _KNOWN_LOCK:
         _KNOWN_ACCOUNTS[url] = 0.0 if exists else time.monotonic()
     return exists
@@ -251,6 +254,8 @@ def login_page() -> None:
                 st.login(provider)
         return
     own_accounts = gate_kind(settings_now) == "accounts"
+    if problem := st.session_state.get(_DB_PROBLEM):
+        st.error(problem, icon=":material/error:")  # "Cannot reach the database at ...": nobody can sign in
     if own_accounts:
         st.write("Sign in with your own name and password to upload and import customer spreadsheets.")
     else:

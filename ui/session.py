@@ -15,7 +15,7 @@ from importer.database.ledger import now
 from importer.review.session import DryRunSeen, Readiness, ReviewSession, choices_of, counts_of, verdict
 from importer.review.staleness import database_state
 from importer.workspace import store as ws
-from ui import auth, keys, state, workspace
+from ui import keys, state, workspace
 from ui.engine import engine, settings
 
 
@@ -25,7 +25,7 @@ def current(upload: Upload | None) -> ReviewSession | None:
     if found is None or upload is None:
         return None
     info, version, seqs = found
-    return ReviewSession(engine(), settings(), auth.user_name(settings()),
+    return ReviewSession(engine(), settings(), workspace.actor(),
                          ws.Opened(info, upload, version, seqs, workspace.excluded()))
 
 

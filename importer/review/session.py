@@ -27,6 +27,7 @@ from importer.checks.validate import Checked
 from importer.database.customers import Classification
 from importer.database.ledger import aware, now
 from importer.database.schema import db_errors, reading, workspaces
+from importer.identity import Actor
 from importer.outcomes.run_result import RunResult
 from importer.review.decisions import AgainstDatabase, Decisions, against_database, load_decisions
 from importer.review.staleness import DatabaseState, database_state, stale_reason
@@ -130,14 +131,15 @@ class ReviewSession:
     """One workspace under review, as one actor sees it. Each method is one action of the analyst; each
     returns the session as it is after it (the object itself is not changed)."""
 
-    def __init__(self, engine: sa.Engine, settings: Settings, actor: str, opened: store.Opened) -> None:
+    def __init__(self, engine: sa.Engine, settings: Settings, actor: Actor, opened: store.Opened) -> None:
         self.engine, self.settings, self.actor, self.opened = engine, settings, actor, opened
 
     # --- open ---------------------------------------------------------------------------------------------
     @classmethod
-    def open(cls, engine: sa.Engine, settings: Settings, actor: str, workspace_id: int) -> ReviewSession:
-        """The workspace replayed (a refresh, a link, another tab or server, the CLI's --workspace)."""
-        return cls(engine, settings, actor, store.open_workspace(engine, workspace_id, settings))
+    def open(cls, engine: sa.Engine, settings: Settings, actor: Actor, workspace_id: int) -> ReviewSession:
+        """The workspace replayed (a refresh, a link, another tab or server, the CLI's --workspace); refused
+        (importer.errors.NotYours, naming the owner) when it is another account's and the actor no admin."""
+        return cls(engine, settings, actor, store.open_workspace(engine, workspace_id, settings, actor=actor))
 
     def _with(self, opened: store.Opened) -> ReviewSession:
         return ReviewSession(self.engine, self.settings, self.actor, opened)
@@ -166,22 +168,22 @@ class ReviewSession:
     def perform(self, op: Any) -> ReviewSession:
         """Any operation (an edit, fix, conversion, exclusion, inclusion, decision or mapping change): applied
         and saved; refused while a run imports this workspace (importer.errors.WorkspaceBusy)."""
-        return self._with(store.perform(self.engine, self.opened, op, self.settings))
+        return self._with(store.perform(self.engine, self.opened, op, self.settings, actor=self.actor))
 
     def record(self, op: Any, after: Checked) -> ReviewSession:
         """An operation a face already applied live (`after`: its result), saved."""
-        return self._with(store.record(self.engine, self.opened, op, after, self.settings))
+        return self._with(store.record(self.engine, self.opened, op, after, self.settings, actor=self.actor))
 
     def undo(self) -> ReviewSession:
-        store.undo(self.engine, self.id)
+        store.undo(self.engine, self.id, self.actor)
         return ReviewSession.open(self.engine, self.settings, self.actor, self.id)
 
     def redo(self) -> ReviewSession:
-        store.redo(self.engine, self.id)
+        store.redo(self.engine, self.id, self.actor)
         return ReviewSession.open(self.engine, self.settings, self.actor, self.id)
 
     def go_to(self, seq: int) -> ReviewSession:
-        store.go_to(self.engine, self.id, seq)
+        store.go_to(self.engine, self.id, seq, self.actor)
         return ReviewSession.open(self.engine, self.settings, self.actor, self.id)
 
     # --- against the database -----------------------------------------------------------------------------
@@ -207,7 +209,8 @@ class ReviewSession:
         """The whole import, rolled back; what it found is stored with the workspace for every tab."""
         saw = database_state(self.engine)
         result = import_upload(self.engine, self.opened.upload, self.settings, dry_run=True,
-                               user_name=user_name or self.actor, progress=progress, **dict(arguments))
+                               user_name=user_name or self.actor.name, progress=progress, via=self.actor.via,
+                               **dict(arguments))
         save_dry_run(self.engine, self.id, DryRunSeen(self.version, choices_of(arguments), saw, counts_of(result),
                                                       now()))
         return result
