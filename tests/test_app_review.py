@@ -173,7 +173,7 @@ def test_duplicate_in_file_side_by_side(monkeypatch, sqlite_url):
     to_review(at, "messy.xlsx", messy_xlsx())
     assert at.selectbox(key=keys.DUPLICATE_PICK).value == 0
     table = at.dataframe[-1].value
-    assert list(table.columns) == ["Field", "Row 2 (kept)", "Row 5 (fails)"]
+    assert list(table.columns) == ["Field", "Row 2 (kept)", "Row 5 (fails)", "Compared"]
     assert "The first row wins: row 2 is imported; row 5 fails" in texts(at)
 
 
@@ -187,17 +187,17 @@ def test_row_changing_a_customer_shows_the_diff_and_the_customer(monkeypatch, sq
     again = corpus.xlsx({"Customers": [HEADER, ["PM77 NEW", "New", "Person", "", GOOD_ROWS[0][4], ""]]})
     to_review(at, "again.xlsx", again)
     assert not at.exception
-    # Its only key that matches (the phone) is customer #1's: a change to that customer, rejected at first.
+    # Its only key that matches (the phone) is customer #1's, but its mark and whole name differ: a possible
+    # different person (issue 22), a conflict no "Accept" reaches, shown beside the customer it matched.
     assert metrics(at) == {"Rows": "1", "Valid": "0", "Failing": "1", "Duplicates": "1", "New": "0",
-                           "Unchanged": "0", "Changed": "1", "Conflict": "0"}
-    changes = _editor(at, keys.CHANGES_GRID).value
-    assert changes["Row"].tolist() == [2] and changes["Customer"].tolist() == ["#1"]
-    assert changes["Accept"].tolist() == [False]
-    assert changes["Shipping Mark"][0] == f"{GOOD_ROWS[0][0].upper()} → PM77 NEW"
-    assert _editor(at, keys.GRID).value["Errors"][0].startswith("Shipping Mark: shipping mark differs: stored")
-    table = at.dataframe[-1].value
-    assert table.columns[1] == "Customer #1 in the database"
-    assert "would change customer #1" in texts(at)
+                           "Unchanged": "0", "Changed": "0", "Conflict": "1"}
+    assert not any(e.key.startswith(keys.CHANGES_GRID) for e in at.data_editor)
+    assert _editor(at, keys.GRID).value["Errors"][0].startswith("Phone: possible different person: phone")
+    table = at.dataframe[-1].value.set_index("Field")
+    assert table.columns[0] == "Customer #1 in the database"
+    assert table.loc["Shipping Mark", "Compared"] == "differs"
+    assert table.loc["Phone  ⟵ the key that matched", "Compared"] == "same"
+    assert "phone matched customer #1, but its shipping mark or name differs" in texts(at)
 
 
 def test_accepting_a_change_updates_the_customer(monkeypatch, sqlite_url):
