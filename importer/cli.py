@@ -24,6 +24,7 @@ if TYPE_CHECKING:
 EXIT_OK = 0
 EXIT_FILE = 2
 EXIT_DATABASE = 3
+DETECTED_MAPPING = "detect"  # --mapping detect: the detected mapping, not one saved for the headers
 
 
 class _Parser(argparse.ArgumentParser):
@@ -73,7 +74,9 @@ def build_parser() -> argparse.ArgumentParser:
     imp.add_argument("--mapping", metavar="NAME|FILE.json",
                      help="map columns to fields with a mapping saved in the dashboard (by its name), or with a JSON "
                           'file of header -> field, e.g. {"Location": "region", "Mobile": "phone", "S/No": null}; '
-                          "columns it does not name keep the field detected for them")
+                          "columns it does not name keep the field detected for them. Without it, a file whose headers "
+                          "have a saved mapping is read with that mapping, as the dashboard does; "
+                          "--mapping detect uses the detected mapping instead")
     imp.add_argument("--operations", metavar="FILE.json",
                      help="value conversions and find-and-replace to apply before importing: a JSON list of "
                           '{"kind": "convert", "field": "region", "targets": {"Gt. Accra": "GREATER_ACCRA"}} or '
@@ -186,13 +189,20 @@ def _import(args: argparse.Namespace, settings: Settings) -> int:
     operations = _operations(args.operations) if args.operations else []
     data = _read_file(args.file, settings)
     engine = _engine(args, settings, schema=False)  # no connection yet: the file is judged first
-    if args.mapping:
+    if args.mapping == DETECTED_MAPPING:
+        upload = read_upload(data, Path(args.file).name, settings, sheet=args.sheet)
+    elif args.mapping:
         from importer.mapping.profiles import read_with_mapping, resolve_mapping
 
         sheet, mapping = resolve_mapping(engine, args.mapping, data, Path(args.file).name, settings, args.sheet)
         upload = read_with_mapping(data, Path(args.file).name, settings, sheet, mapping)
-    else:
-        upload = read_upload(data, Path(args.file).name, settings, sheet=args.sheet)
+    else:  # the dashboard's rule: headers with a saved mapping are read with it
+        from importer.mapping.profiles import read_remembered
+
+        upload, profile = read_remembered(engine, data, Path(args.file).name, settings, args.sheet)
+        if profile is not None:
+            print(f"note: read with the mapping saved for these headers ({profile.notice}); "
+                  f"--mapping {DETECTED_MAPPING} reads with the detected one", file=sys.stderr)
     del data
     if operations:
         from dataclasses import replace

@@ -191,3 +191,22 @@ def test_the_remembered_mapping_rule_is_the_engines(database_url: str) -> None:
     assert found[0].fields == (None, "shipping_mark", "first_name", "last_name", "phone", "region")
     again = profiles.remembered_mapping(engine, found[0])  # read with it already: nothing more to change
     assert again is None
+
+
+def test_the_cli_reads_with_the_mapping_saved_for_the_headers(sqlite_url: str, tmp_path: Path,
+                                                             monkeypatch: pytest.MonkeyPatch,
+                                                             capsys: pytest.CaptureFixture[str]) -> None:
+    """The CLI follows the dashboard's rule: no --mapping, and the headers have a saved mapping: read with it
+    (a note says so); --mapping detect reads with the detected one, which lacks the names here."""
+    from importer import cli
+
+    engine = ready_engine(sqlite_url)
+    profiles.save_profile(engine, confirmed(branch_file(*ROWS)), file_name="kumasi-oct.xlsx", user="ama")
+    path = tmp_path / "kumasi-nov.xlsx"
+    path.write_bytes(branch_file([1, "PM9 YAW", "Yaw", "Boateng", "0201234567", "Central"], title=False))
+    monkeypatch.setenv("DATABASE_URL", sqlite_url)
+    assert cli.main(["import", str(path), "--dry-run"]) == 0
+    err = capsys.readouterr().err
+    assert "note: read with the mapping saved for these headers (Mapping from kumasi-oct.xlsx" in err
+    assert cli.main(["import", str(path), "--dry-run", "--mapping", "detect"]) == 2
+    assert "First Name" in capsys.readouterr().err

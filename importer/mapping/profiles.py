@@ -15,11 +15,11 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
-from importer.api import Upload
+from importer.api import Upload, read_upload
 from importer.checks.validate import check_frame
 from importer.database.ledger import aware, now
 from importer.database.schema import db_errors, is_postgres, mapping_profiles, reading
-from importer.errors import UsageError
+from importer.errors import DatabaseError, MissingColumns, UsageError
 from importer.intake.readers import open_file
 from importer.mapping.columns import (
     SCAN_ROWS,
@@ -253,3 +253,31 @@ def read_with_mapping(data: bytes, file_name: str, settings: Settings, sheet: st
     del rows
     return Upload(spreadsheet.file_name, spreadsheet.sha256, spreadsheet.format, spreadsheet.sheet_names, sheet,
                   mapping, check_frame(frame, settings))
+
+
+def read_remembered(engine: sa.Engine, data: bytes, file_name: str, settings: Settings,
+                    sheet: str | None = None) -> tuple[Upload, Profile | None]:
+    """read_upload, then the remembered-mapping rule (remembered_mapping): a file whose headers have a saved
+    mapping is read again with it, also when the detection alone finds too few columns. The upload and the
+    profile used (None: the detected mapping). A database that cannot be asked leaves the detected one."""
+    upload: Upload | None = None
+    refused: MissingColumns | None = None
+    at_sheet: str | None
+    try:
+        upload = read_upload(data, file_name, settings, sheet=sheet)
+        detected, at_sheet = upload.mapping, upload.sheet
+    except MissingColumns as exc:
+        if exc.mapping is None:
+            raise
+        refused, detected, at_sheet = exc, exc.mapping, exc.sheet
+    try:
+        found = remembered_mapping(engine, detected)
+    except DatabaseError:
+        found = None
+    if found is None:
+        if upload is None and refused is not None:
+            raise refused
+        assert upload is not None
+        return upload, None
+    mapping, profile = found
+    return read_upload(data, file_name, settings, sheet=at_sheet, mapping=mapping), profile
