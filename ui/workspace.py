@@ -4,7 +4,7 @@
   page's address carries its id (`?ws=12`), so a refresh (a new browser session) reopens it: `restore()`,
   which app.py calls on every run.
 - `record(op, after)`: every change on Review (cell edits, bulk fixes, conversions, exclusions) is saved as
-  an operation as it is made; ui.state.set_checked calls it.
+  an operation as it is made; set_checked calls it.
 - `show_history()`: Review's list of what was done, with Undo, Redo and "go back to here".
 - `show_open_workspaces()`: Upload's "Continue where you left off" list, with Open and Discard.
 - `resume_arguments()`: what an import records so History can resume it from the workspace, no re-upload.
@@ -246,7 +246,7 @@ def apply_edits(changes: dict[int, dict[str, str]]) -> None:
     with heavy_step("re-validation", checked.total), st.spinner(f"Checking {len(rows):,} edited row(s)..."):
         new = op.apply(checked, settings())
     still = sum(1 for row in rows if row in new.errors)
-    state.set_checked(new, op)
+    set_checked(new, op)
     state.notice(f"Saved and checked {len(rows):,} edited row(s): {len(rows) - still:,} now valid, "
                  f"{still:,} still failing.")
 
@@ -403,3 +403,14 @@ def resume_arguments() -> dict[str, Any]:
     return {} if found is None else {"workspace": (found[0].id, found[2])}
 
 
+def set_checked(checked: Any, op: Any = None) -> None:
+    """The same upload after edits, fixes or exclusions; `op` (an importer.review.operations operation, else the
+    one a section left with state.operation) is what was done, saved at once in the session's workspace so
+    that a refresh or a closed tab loses nothing."""
+    current = state.upload()
+    if current is None:
+        return
+    op = op if op is not None else st.session_state.pop(keys.LAST_OPERATION, None)
+    if op is not None and record(op, checked):
+        return
+    state.set_upload(replace(current, checked=checked), keep_workspace=True)
