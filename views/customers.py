@@ -200,7 +200,6 @@ filters: dict[str, Any] = {"text": text or None, "region": region, "run_id": run
 for column, fmt, label, key in ((left, csv_format, "Export as CSV" + (" (zipped)" if csv_format == "zip" else ""),
                                  keys.CUSTOMERS_CSV),
                                 (right, "xlsx", "Export as Excel", keys.CUSTOMERS_XLSX)):
-    column.download_button(label, key=key, data=partial(export_bytes, engine(), fmt, **filters,
-                                                        **({"csv_for": csv_for} if fmt != "xlsx" else {})),
+    column.download_button(label, key=key, data=partial(export_bytes, engine(), fmt, **filters, csv_for=csv_for),
                            file_name=export_file_name(fmt, **filters), mime=MIME[fmt], icon=":material/download:",
                            on_click="ignore", width="stretch", disabled=fmt == "xlsx" and not excel)

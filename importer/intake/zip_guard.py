@@ -17,7 +17,7 @@ from posixpath import dirname, join, normpath
 
 from defusedxml import ElementTree as SafeET
 
-from importer.errors import HostileFile, LimitExceeded, UnreadableFile
+from importer.errors import FileRefused, HostileFile, LimitExceeded, UnreadableFile
 from importer.intake.sniff import refuse_other_container
 from importer.settings import Settings
 
@@ -118,12 +118,12 @@ def check_zip(data: bytes, file_name: str, settings: Settings) -> ZipReport:
     limit = settings.max_inflated_mb * MB
     declared = sum(i.file_size for i in infos)
     if declared > limit:
-        raise LimitExceeded(
-            f"{file_name} would inflate to {declared / MB:,.0f} MB when opened, over the "
-            f"{settings.max_inflated_mb:,} MB limit (MAX_INFLATED_MB). Split the workbook or raise MAX_INFLATED_MB."
-        )
-    for info in infos:
-        _check_ratio(info.filename, info.file_size, info.compress_size, file_name, settings)
+        raise _over_limit(file_name, f"would inflate to {declared / MB:,.0f} MB when opened, over",
+                          declared, sum(i.compress_size for i in infos), settings)
+    # A high compression ratio alone is no refusal (issue 22): a genuine workbook of repetitive text, cells
+    # of 32,767 characters, compresses several hundred to one. The decision is the inflated size against
+    # MAX_INFLATED_MB: declared above (quick), then counted while every part inflates in chunks (a bomb's
+    # declared sizes may lie); the ratio only names a bomb as one in the message.
     report = ZipReport()
     total = 0
     # The styles part first: the sheets' scan needs its padding number formats (display_cells).
@@ -140,14 +140,16 @@ def check_zip(data: bytes, file_name: str, settings: Settings) -> ZipReport:
     return report
 
 
-def _check_ratio(part: str, size: int, compressed: int, file_name: str, settings: Settings) -> None:
-    """A part may inflate freely up to 1 MB, and by at most MAX_INFLATION_RATIO:1 beyond that."""
+def _over_limit(file_name: str, what: str, size: int, compressed: int, settings: Settings) -> FileRefused:
+    """The refusal of a workbook that inflates past MAX_INFLATED_MB: a zip bomb (HostileFile) when it also
+    inflates more than MAX_INFLATION_RATIO:1 beyond its first megabyte, else a workbook too big."""
+    limit = f"{what} the {settings.max_inflated_mb:,} MB limit (MAX_INFLATED_MB)"
     if size - MB > settings.max_inflation_ratio * max(compressed, 1):
-        raise HostileFile(
-            f"{file_name} looks like a zip bomb: its part {part} inflates more than "
-            f"{settings.max_inflation_ratio}:1 beyond its first megabyte (MAX_INFLATION_RATIO). "
-            "Save the workbook again in Excel, or raise MAX_INFLATION_RATIO if it is genuine."
+        return HostileFile(
+            f"{file_name} looks like a zip bomb: it {limit}, inflating more than "
+            f"{settings.max_inflation_ratio}:1 (MAX_INFLATION_RATIO). Save the workbook again in Excel."
         )
+    return LimitExceeded(f"{file_name} {limit}. Split the workbook or raise MAX_INFLATED_MB.")
 
 
 def _raw_member(data: bytes, info: zipfile.ZipInfo, file_name: str) -> memoryview:
@@ -191,15 +193,11 @@ def _scan_member(
         size += len(chunk)
         if size > cap:
             if size > budget:
-                raise LimitExceeded(
-                    f"{file_name} inflates past the {settings.max_inflated_mb:,} MB limit when opened "
-                    "(MAX_INFLATED_MB). Split the workbook or raise MAX_INFLATED_MB."
-                )
+                raise _over_limit(file_name, "inflates, when opened, past", size, len(raw), settings)
             raise HostileFile(
                 f"{file_name} is malformed: its part {info.filename} inflates beyond the size it declares. "
                 "Save the workbook again in Excel."
             )
-        _check_ratio(info.filename, size, len(raw), file_name, settings)
         crc = zlib.crc32(chunk, crc)
         if is_xml and len(head) < XML_HEAD_BYTES:
             head += chunk[: XML_HEAD_BYTES - len(head)]
