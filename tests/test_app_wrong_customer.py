@@ -74,3 +74,27 @@ def test_lines_broken_in_two_are_named_and_joined_in_one_click(monkeypatch, sqli
     upload = at.session_state[keys.UPLOAD]
     assert not upload.notes.split_records and len(upload.checked.errors) == 0
     assert upload.checked.original.loc[3, "last_name"] == "Ow usu"
+
+
+def test_octobers_conversions_are_offered_for_novembers_file(monkeypatch, sqlite_url):
+    from ui import cleaning
+
+    at = make_app(monkeypatch, sqlite_url)
+    october = (b"S/Mark,First Name,Last Name,Phone,Location\n"
+               b"KSI-1,Kofi,Mensah,0241234567,China\n"
+               b"KSI-2,Ama,Owusu,0241234568,\"Accra Rd, Kumasi\"\n")
+    to_review(at, "kumasi-oct.csv", october)
+    grid = _editor(at, cleaning.CONVERT_GRID)
+    values = grid.value["Value"].tolist()
+    assert grid.value["Convert to"].isna().all()  # China is a question (Chiana?), not pre-filled
+    at.session_state[grid.key] = {"edited_rows": {values.index("Accra Rd, Kumasi"): {"Convert to": "ASHANTI"}},
+                                  "added_rows": [], "deleted_rows": []}
+    at.run()
+    at.button(key=cleaning.CONVERT_APPLY).click().run()
+    assert not at.exception
+    to_review(at, "kumasi-nov.csv", october.replace(b"KSI-", b"HO-"))
+    assert not at.exception
+    table = _editor(at, cleaning.CONVERT_GRID).value.set_index("Value")
+    assert table.loc["Accra Rd, Kumasi", "Convert to"] == "ASHANTI"
+    assert "earlier file" in table.loc["Accra Rd, Kumasi", "Why"]
+    assert "leave it as it is" in table.loc["China", "Why"]

@@ -215,3 +215,41 @@ def test_a_business_name_goes_to_company_name_with_user_type_business():
     assert upload.checked.original.loc[4, "company_name"] == "Adom Ventures"
     assert {e.field for e in upload.checked.errors[4]} == {"last_name"}
     assert upload_changes(upload).count("name_business") == 2
+
+
+# --- conversion decisions remembered per source -------------------------------------------------------------
+
+def test_conversion_decisions_are_offered_again_for_the_sources_next_file(database_url):
+    from importer.api import read_upload
+    from importer.review.conversions import failing_values
+    from importer.review.remembered import (
+        decisions_of_grid,
+        remember_conversions,
+        remembered_conversions,
+        with_remembered,
+    )
+
+    engine = ready_engine(database_url)
+    october = (b"S/Mark,First Name,Last Name,Phone,Location\n"
+               b"KSI-1,Kofi,Mensah,0241234567,China\n"
+               b"KSI-2,Ama,Owusu,0241234568,\"Accra Rd, Kumasi\"\n")
+    upload = read_upload(october, "kumasi-oct.csv", SETTINGS)
+    table = failing_values(upload.checked, "region", SETTINGS)
+    assert set(table["value"]) == {"China", "Accra Rd, Kumasi"}
+    edited = table.assign(suggestion=[("ASHANTI" if v == "Accra Rd, Kumasi" else None) for v in table["value"]])
+    decided = decisions_of_grid(table, edited, "suggestion")
+    assert decided == {"China": None, "Accra Rd, Kumasi": "ASHANTI"}
+    remember_conversions(engine, upload.mapping.headers, upload.mapping.fields, "region", decided,
+                         file_name="kumasi-oct.csv", user="ama")
+    november = october.replace(b"KSI-1", b"KSI-7").replace(b"KSI-2", b"KSI-8")
+    upload = read_upload(november, "kumasi-nov.csv", SETTINGS)
+    remembered = remembered_conversions(engine, upload.mapping.headers)
+    offered = with_remembered(failing_values(upload.checked, "region", SETTINGS), "region", remembered)
+    offered = offered.set_index("value")
+    assert offered.loc["Accra Rd, Kumasi", "suggestion"] == "ASHANTI"
+    assert "earlier file" in offered.loc["Accra Rd, Kumasi", "why"]
+    assert pd.isna(offered.loc["China", "suggestion"]) and "leave it as it is" in offered.loc["China", "why"]
+    # Another layout has no remembered decisions; a saved mapping for this one is not changed by them.
+    assert remembered_conversions(engine, ["Mark", "Name"]) == {}
+    from importer.mapping.profiles import remembered_mapping
+    assert remembered_mapping(engine, upload.mapping) is None

@@ -1,19 +1,25 @@
 """Review's "What reading changed": the upload's changes record per rule, with counts and examples
 (importer.checks.changes.upload_changes), the default region turned off for this upload in one click, and the
 CSV lines that look like one customer broken over two lines, joined in one click (the file's bytes joined by
-importer.intake.delimited.join_split_lines and read again as a new workspace)."""
+importer.intake.delimited.join_split_lines and read again as a new workspace); and the value-conversion
+decisions remembered per source (importer.review.remembered) for the conversion grid."""
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 import streamlit as st
 
 from importer.api import Upload
 from importer.checks.changes import upload_changes
+from importer.errors import DatabaseError
 from importer.intake.delimited import join_split_lines
 from importer.review.operations import NoDefaultRegion
+from importer.review.remembered import Remembered, remember_conversions, remembered_conversions
 from importer.settings import Settings
 from schemas.customer import REGIONS
 from ui import keys, state, workspace
+from ui.engine import engine
 from ui.render import md_escape
 
 
@@ -61,3 +67,32 @@ def _join(upload: Upload, settings: Settings) -> None:
         workspace.start(joined, new)
         state.notice(f"Joined {len(upload.notes.split_records):,} customer(s) broken over two lines.")
     st.rerun()
+
+
+def remembered(upload: Upload) -> Remembered:
+    """The conversion decisions made for this source's earlier files (its header layout), read once per
+    upload version; none for a file without a header row or while the database cannot be read."""
+    if upload.mapping.positional:
+        return {}
+    token = (state.version(), tuple(upload.mapping.headers))
+    found = state.cached(keys.REMEMBERED_CONVERSIONS, token)
+    if found is None:
+        try:
+            found = remembered_conversions(engine(), upload.mapping.headers)
+        except DatabaseError:
+            found = {}
+        state.store(keys.REMEMBERED_CONVERSIONS, token, found)
+    return found
+
+
+def remember(upload: Upload) -> Callable[[str, dict[str, str | None]], None]:
+    """What the conversion grid calls on Apply: its decisions kept for this source's next file."""
+    def keep(field: str, decisions: dict[str, str | None]) -> None:
+        if upload.mapping.positional:
+            return
+        try:
+            remember_conversions(engine(), upload.mapping.headers, upload.mapping.fields, field, decisions,
+                                 file_name=upload.file_name, user=workspace.owner())
+        except DatabaseError:
+            st.caption("These conversions could not be remembered for this source's next file.")
+    return keep

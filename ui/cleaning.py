@@ -40,6 +40,7 @@ from importer.review.conversions import (
     mapping_warnings,
     preview,
 )
+from importer.review.remembered import Remembered, decisions_of_grid, with_remembered
 from importer.settings import Settings
 from schemas.customer import FIELD_NAMES, REGIONS, USER_TYPES, label_of
 from ui import state
@@ -120,10 +121,14 @@ def _preview_line(fixes: int, changes: int) -> str:
             f"changes **{changes:,}** row{'' if changes == 1 else 's'}")
 
 
-def show_value_conversion(checked: Checked, settings: Settings, version: int | None = None) -> Checked | None:
+def show_value_conversion(checked: Checked, settings: Settings, version: int | None = None, *,
+                          remembered: Remembered | None = None,
+                          on_decided: Callable[[str, dict[str, str | None]], None] | None = None) -> Checked | None:
     """Convert the failing values of one column: a grid of value, rows, suggested target; preview; Apply.
 
     version: the upload's version (ui.state.version()), so the list is computed once per version.
+    remembered: the decisions made for this source's earlier files (importer.review.remembered), offered as
+    the suggestions; on_decided(field, decisions): called with what the analyst decided when she applies.
     Returns the new Checked when Apply was pressed, else None.
     """
     fields = failing_fields(checked)
@@ -134,7 +139,7 @@ def show_value_conversion(checked: Checked, settings: Settings, version: int | N
     if st.session_state.get(CONVERT_FIELD) not in fields:
         st.session_state[CONVERT_FIELD] = "region" if "region" in fields else next(iter(fields))
     field = st.selectbox("Column", list(fields), key=CONVERT_FIELD, format_func=counts.__getitem__)
-    table = _values(checked, field, settings, version)
+    table = with_remembered(_values(checked, field, settings, version), field, remembered or {})
     shown = len(table)
     distinct = int(table.attrs.get("distinct", shown))
     st.caption(
@@ -153,6 +158,8 @@ def show_value_conversion(checked: Checked, settings: Settings, version: int | N
     left.markdown(_preview_line(fixes, changes))
     if right.button("Apply conversion", key=CONVERT_APPLY, type="primary", disabled=changes == 0,
                     icon=":material/swap_horiz:"):
+        if on_decided is not None:
+            on_decided(field, decisions_of_grid(table, edited.rename(columns={VALUE: "value"}), TARGET))
         return _apply(checked, conversion, settings, "value conversion")
     return None
 

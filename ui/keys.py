@@ -57,6 +57,7 @@ DIFFERENT_PICK = "existing_different_pick"
 CONFIRM_PERSON = "existing_confirm_person"
 JOIN_SPLIT = "review_join_split"
 REGION_DEFAULT_OFF = "review_region_default_off"
+REMEMBERED_CONVERSIONS = "review_remembered_conversions"  # derived: (version, headers) -> decisions
 DRY_RUN_BUTTON = "import_dry_run"
 IMPORT_BUTTON = "import_start"
 IMPORT_CSV = "import_report_csv"

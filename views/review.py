@@ -96,7 +96,9 @@ if included is not None:
     st.rerun()
 
 st.subheader("Convert values")
-converted = cleaning.show_value_conversion(checked, current, version=version)
+converted = cleaning.show_value_conversion(checked, current, version=version,
+                                          remembered=changes_record.remembered(upload),
+                                          on_decided=changes_record.remember(upload))
 if converted is None:
     with st.expander("Find and replace in a column"):
         converted = cleaning.show_find_replace(checked, current, version=version)
