@@ -28,7 +28,6 @@ from ui.engine import engine, secrets, settings
 _ACCOUNT_GATE = "auth_account_gate"  # the session signed in with an account (not the shared password)
 _CLIENT_TOKEN = "auth_client_token"  # the session's throttle key when Streamlit gives no IP address
 _AUTH_FAILED = "auth_failed"  # the last submitted password was checked and wrong
-_DB_PROBLEM = "auth_database_problem"  # why the accounts could not be read (the gate stays closed)
 _REFUSED = "auth_refused"  # throttle.Wait: the last submitted password was refused unchecked
 _DB_DOWN = "auth_db_down"  # the accounts could not be read when the password was submitted
 _KNOWN_ACCOUNTS: dict[str, float] = {}  # database URL -> when accounts were last seen missing (0: they exist)
@@ -55,7 +54,7 @@ def _first_admin(settings: Settings) -> None:
 def accounts_exist(settings: Settings) -> bool:
     """Whether the database has accounts (then they are the gate). Once seen, remembered for the process;
     while there are none, looked up again every few seconds. A database that cannot be read counts as
-    having accounts: the gate stays closed rather than falling back to a weaker one."""
+    having accounts when a shared password is set: the gate stays closed rather than falling back to it."""
     url = settings.database_url
     with _KNOWN_LOCK:
         checked = _KNOWN_ACCOUNTS.get(url)
@@ -66,10 +65,11 @@ def accounts_exist(settings: Settings) -> bool:
     try:
         _first_admin(settings)
         exists = accounts.has_accounts(engine())
-    except DatabaseError as exc:
-        st.session_state[_DB_PROBLEM] = str(exc)  # the login page says so: the gate is closed for this reason
-        return True
-    st.session_state.pop(_DB_PROBLEM, None)
+    except DatabaseError:
+        # A gate that would otherwise be the shared password stays closed (never the weaker gate while the
+        # accounts cannot be read). With no password set either there is nothing to fall back to: the pages
+        # run and say the database cannot be reached, and the accounts gate closes once they can be read.
+        return bool(settings.app_password)
     with _KNOWN_LOCK:
         _KNOWN_ACCOUNTS[url] = 0.0 if exists else time.monotonic()
     return exists
@@ -254,8 +254,6 @@ def login_page() -> None:
                 st.login(provider)
         return
     own_accounts = gate_kind(settings_now) == "accounts"
-    if problem := st.session_state.get(_DB_PROBLEM):
-        st.error(problem, icon=":material/error:")  # "Cannot reach the database at ...": nobody can sign in
     if own_accounts:
         st.write("Sign in with your own name and password to upload and import customer spreadsheets.")
     else:
