@@ -376,3 +376,10 @@ def _clean_text_by_the_rules(value: object) -> str | None:
                max_size=8))
 def test_clean_text_s_shortcut_gives_what_its_rules_give(text: str) -> None:
     assert clean.clean_text(text) == _clean_text_by_the_rules(text)
+
+
+def test_a_dotted_phone_with_a_leading_zero_is_not_a_number_cell() -> None:
+    """`024.0000000` is a phone typed with dots, not a spreadsheet number `24.0`: a number cell never keeps a
+    leading zero (Hypothesis found it once its examples were all checked)."""
+    assert clean.normalise_phone("024.0000000") == clean.normalise_phone("0240000000")
+    assert clean.normalise_phone("241234567.0") == clean.normalise_phone("0241234567")

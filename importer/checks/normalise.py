@@ -36,7 +36,7 @@ _SPACES = re.compile(r"\s+")
 # Control characters break databases (PostgreSQL refuses NUL) and terminals; line breaks become spaces.
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 _PHONE_PUNCTUATION = re.compile(r"[\s\-.()\[\]/]")
-_NUMERIC_CELL = re.compile(r"^\d+\.0+$")
+_NUMERIC_CELL = re.compile(r"^[1-9]\d*\.0+$")  # a number cell as text: `241234567.0` (never a leading 0)
 _SCIENTIFIC = re.compile(r"^\d(?:\.\d+)?[eE]\+?\d+$")
 _SCIENTIFIC_ANY = re.compile(r"^-?\d\.\d+[eE][+-]\d+$")
 # An extension after a number: "024-123-4567 ext 12", "0241234568 x205", "0302 123456 ext. 3", "... #12".
