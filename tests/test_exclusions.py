@@ -131,7 +131,7 @@ def test_a_runs_report_with_the_excluded_rows_goes_back_to_the_branch_whole(data
     result = import_upload(engine, replace(upload, checked=final), SETTINGS)
     assert (result.total_attempted, result.total_created, result.total_failed) == (2, 1, 1)
     report = _csv(report_bytes(with_excluded(run_failures(engine, result.run_id), [*phones, *ticked]), "csv"))
-    assert report[0] == ["Row", "S/No", "Shipping Mark", "First Name", "Last Name", "Phone", "Remarks",
+    assert report[0] == ["Row", "S/No", "Mark", "First Name", "Surname", "Mobile", "Remarks",  # the branch's headers
                          "Report of run", "Errors"]
     lines = {r[0]: r for r in report[1:]}
     assert [r[0] for r in report[1:]] == ["5", "3", "4", "6"]  # the run's failure first, then the excluded
