@@ -62,7 +62,7 @@ class Upload:
     report: ReportUpload | None = None
     # Footer and note rows skipped while reading (TOTAL, Prepared by...), and the full names split.
     notes: SheetNotes = field(default=EMPTY_NOTES, compare=False, repr=False)
-    # A saved workspace's replay at a run's recorded state (importer.workspace.store.upload_for_workspace_resume):
+    # A saved workspace's replay at a run's recorded state (importer.workspace.resume.upload_for_workspace_resume):
     # (workspace id, the operation seqs replayed); import_upload takes it as its `workspace` when given none.
     workspace: tuple[int, tuple[int, ...]] | None = field(default=None, compare=False, repr=False)
 
@@ -171,7 +171,7 @@ def import_upload(
     the file. `on_run(run_id)`: called once the run is created or claimed.
 
     What it resumes (importer.database.loader._Loader.claim): a run started from a workspace only by an
-    import of that workspace at the state the run recorded (importer.workspace.store.check_resume gives that
+    import of that workspace at the state the run recorded (importer.workspace.resume.check_resume gives that
     state); importing the file as it is while such a run is interrupted raises ResumeRefused, unless
     `new_run`, which starts a new run and resumes nothing (interrupted runs stay resumable).
     `via`: how the import was started (importer.identity.DASHBOARD or COMMAND_LINE), recorded beside
@@ -186,7 +186,7 @@ def import_upload(
         run_settings["report_columns"] = [c.to_json() for c in upload.report_columns]
     changes = upload_changes(upload)  # what normalising changed, per rule: the JSON, the report and History
     run_settings["changes"] = changes.to_json()
-    if workspace is not None:  # the keys importer.workspace.store.workspace_run_settings names
+    if workspace is not None:  # the keys importer.workspace.resume.workspace_run_settings names
         workspace_id, seqs = workspace
         seqs = [int(n) for n in seqs]
         run_settings |= {"workspace_id": int(workspace_id), "workspace_operations": seqs,

@@ -231,16 +231,17 @@ def _workspace_import(args: argparse.Namespace, settings: Settings) -> tuple[Run
     from importer.api import import_upload
     from importer.database.customers import classify_upload
     from importer.review.decisions import import_options, load_decisions
+    from importer.workspace import resume as ws_resume
     from importer.workspace import store as ws
 
     engine = _engine(args, settings, schema=not args.dry_run)
     actor = cli_actor()
     workspace_id = int(args.workspace)
-    run_id = None if args.new_run else ws.run_of_workspace(engine, workspace_id)
+    run_id = None if args.new_run else ws_resume.run_of_workspace(engine, workspace_id)
     show = _progress_printer() if sys.stderr.isatty() and not args.json else None
     options: dict = {}
     if run_id is not None:  # the run finishes as it began: its own state, --existing, --blank and rejections
-        upload = ws.upload_for_workspace_resume(engine, run_id, settings, actor=actor)
+        upload = ws_resume.upload_for_workspace_resume(engine, run_id, settings, actor=actor)
         workspace = upload.workspace
     else:
         opened = ws.open_workspace(engine, workspace_id, settings, actor=actor)

@@ -23,6 +23,7 @@ from importer.outcomes.run_result import RunResult
 from importer.review import operations as op_kinds
 from importer.server import jobs
 from importer.server.jobs import Job, JobState
+from importer.workspace import resume as ws_resume
 from importer.workspace import store as ws
 from tests.support import SETTINGS, ready_engine
 
@@ -228,7 +229,7 @@ def test_a_run_from_a_workspace_records_it_and_resumes_from_it(database_url: str
 
     assert recorded() == (workspace_id,)
     assert get_run(engine, job.run_id).settings["workspace_operations"] == list(opened.seqs) == [1]
-    upload = ws.upload_for_workspace_resume(engine, job.run_id, SETTINGS)  # no file needed
+    upload = ws_resume.upload_for_workspace_resume(engine, job.run_id, SETTINGS)  # no file needed
     again = finished(start(engine, upload, workspace=(opened.info.id, opened.seqs)))
     assert again.result is not None and again.result.resumed and again.result.run_id == job.run_id
     assert recorded() == (workspace_id,)

@@ -19,6 +19,7 @@ from importer.errors import NotYours
 from importer.identity import Actor, dashboard_actor
 from importer.review import operations as op_kinds
 from importer.server import jobs
+from importer.workspace import resume as ws_resume
 from importer.workspace import store as ws
 from tests.support import SETTINGS, ready_engine
 from tests.test_workspace import csv_file, new_workspace
@@ -103,9 +104,9 @@ def test_another_account_cannot_resume_a_run_an_admin_can(database_url: str) -> 
                         op_kinds.Exclude((30, 31), "not ours"), SETTINGS, actor=AMA)
     run_id = cut_off(engine, opened, AMA)
     with pytest.raises(NotYours, match=rf"Cannot resume run #{run_id} \(workspace {opened.info.id}\): " + REFUSAL):
-        ws.upload_for_workspace_resume(engine, run_id, SETTINGS, actor=KOFI)
+        ws_resume.upload_for_workspace_resume(engine, run_id, SETTINGS, actor=KOFI)
     with pytest.raises(NotYours, match=REFUSAL):  # the Import page's path: check_resume
-        ws.check_resume(engine, opened.upload, (opened.info.id, opened.seqs), SETTINGS, actor=KOFI)
+        ws_resume.check_resume(engine, opened.upload, (opened.info.id, opened.seqs), SETTINGS, actor=KOFI)
     # The background job refuses as well, with the refusal as its one line; nothing was imported.
     job = jobs.start_import(engine, opened.upload, SETTINGS, user_name="kofi", workspace=(opened.info.id, opened.seqs),
                             budget_mb=400, owner_token="kofi's tab", actor=KOFI)
@@ -116,7 +117,7 @@ def test_another_account_cannot_resume_a_run_an_admin_can(database_url: str) -> 
     with pytest.raises(NotYours, match=f"Cannot resume run #{run_id}"):
         upload_for_resume(engine, run_id, csv_file(60), "kumasi.csv", SETTINGS, actor=KOFI)
     # An admin resumes it: the run keeps ama as who started it, and records who resumed.
-    upload = ws.upload_for_workspace_resume(engine, run_id, SETTINGS, actor=ADMIN)
+    upload = ws_resume.upload_for_workspace_resume(engine, run_id, SETTINGS, actor=ADMIN)
     result = import_upload(engine, upload, SETTINGS, user_name=ADMIN.name, via=ADMIN.via)
     assert result.run_id == run_id and result.resumed
     run = get_run(engine, run_id)

@@ -14,6 +14,7 @@ from importer.api import import_upload
 from importer.cli import main
 from importer.errors import ResumeRefused, WorkspaceBusy
 from importer.review import operations as op_kinds
+from importer.workspace import resume as ws_resume
 from importer.workspace import store as ws
 from tests.support import SETTINGS, ready_engine
 from tests.test_workspace import csv_file, new_workspace
@@ -98,7 +99,7 @@ def test_new_run_imports_the_file_as_it_is_and_leaves_the_old_run_resumable(data
     with engine.connect() as conn:
         statuses = dict(conn.execute(sa.text("SELECT id, status FROM import_runs")).all())
     assert statuses == {run_id: "interrupted", run_id + 1: "completed"}
-    assert ws.run_of_workspace(engine, opened.info.id) == run_id
+    assert ws_resume.run_of_workspace(engine, opened.info.id) == run_id
 
 
 def test_a_resume_replays_the_state_the_run_began_with(database_url: str, capsys) -> None:
@@ -106,7 +107,7 @@ def test_a_resume_replays_the_state_the_run_began_with(database_url: str, capsys
     opened = reviewed(engine)
     run_id = cut_off(engine, opened)
     later = ws.perform(engine, opened, op_kinds.Exclude((11,), "later"), SETTINGS)  # after the run stopped
-    upload = ws.upload_for_workspace_resume(engine, run_id, SETTINGS)
+    upload = ws_resume.upload_for_workspace_resume(engine, run_id, SETTINGS)
     assert upload.workspace == (opened.info.id, opened.seqs)
     assert 11 in upload.checked.original.index and 11 not in later.upload.checked.original.index
     code = main(["import", "--workspace", str(opened.info.id), "--database-url", SETTINGS_URL(engine)])
@@ -146,7 +147,7 @@ def test_a_change_made_before_the_run_recorded_keeps_the_workspace(database_url:
     opened = reviewed(engine)
     newer = ws.perform(engine, opened, op_kinds.CellEdit(((12, "first_name", "kofi", "Esi"),)), SETTINGS)
     result = import_upload(engine, opened.upload, SETTINGS, workspace=(opened.info.id, opened.seqs))
-    assert ws.changes_after_run(engine, opened.info.id, result.run_id) == 1
+    assert ws_resume.changes_after_run(engine, opened.info.id, result.run_id) == 1
     assert ws.discard_workspace(engine, opened.info.id) == 1  # kept: the edit is not in the run
     assert ws.load_workspace(engine, newer.info.id, SETTINGS).version == newer.version
     ws.discard_workspace(engine, opened.info.id, "ama")  # the analyst's own Discard still discards

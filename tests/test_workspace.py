@@ -26,6 +26,7 @@ from importer.errors import LimitExceeded, RunError
 from importer.review import operations as op_kinds
 from importer.review import staleness as staleness
 from importer.workspace import replay as ws_replay
+from importer.workspace import resume as ws_resume
 from importer.workspace import snapshot as ws_snapshot
 from importer.workspace import store as ws
 from schemas.customer import FIELD_NAMES
@@ -395,14 +396,14 @@ def test_an_interrupted_run_resumes_from_its_workspace_with_the_fixes_kept(datab
         import_upload(engine, opened.upload, SETTINGS, batch_size=10, progress=stop)
     with engine.begin() as conn:  # what the run records once load.py takes the workspace (see the README)
         run_id = conn.execute(sa.text("SELECT id FROM import_runs")).scalar_one()
-        settings_json = get_run(engine, run_id).settings | ws.workspace_run_settings(opened)
+        settings_json = get_run(engine, run_id).settings | ws_resume.workspace_run_settings(opened)
         conn.execute(sa.text("UPDATE import_runs SET workspace_id = :w, status = 'interrupted' WHERE id = :r"),
                      {"w": opened.info.id, "r": run_id})
         conn.execute(sa.update(sa.table("import_runs", sa.column("id"), sa.column("settings", sa.JSON)))
                      .where(sa.column("id") == run_id).values(settings=settings_json))
     opened_later = ws.perform(engine, opened, op_kinds.BulkFix("region", "VOLTA"), SETTINGS)  # edits after the run
     assert ws.history(engine, opened_later.info.id)[-1].seq == 3
-    upload = ws.upload_for_workspace_resume(engine, run_id, SETTINGS)
+    upload = ws_resume.upload_for_workspace_resume(engine, run_id, SETTINGS)
     assert_same(upload.checked, opened.upload.checked)  # what the run was importing, not the later state
     result = import_upload(engine, upload, SETTINGS, batch_size=10)
     assert result.resumed and result.run_id == run_id
@@ -410,7 +411,7 @@ def test_an_interrupted_run_resumes_from_its_workspace_with_the_fixes_kept(datab
         regions = dict(conn.execute(sa.text("SELECT region, count(*) FROM customers GROUP BY region")).all())
     assert regions == {"ASHANTI": result.total_created}
     with pytest.raises(RunError, match="only an interrupted run"):
-        ws.upload_for_workspace_resume(engine, run_id, SETTINGS)
+        ws_resume.upload_for_workspace_resume(engine, run_id, SETTINGS)
 
 
 def test_resume_without_a_workspace_says_to_upload_again(database_url: str) -> None:
@@ -426,7 +427,7 @@ def test_resume_without_a_workspace_says_to_upload_again(database_url: str) -> N
         conn.execute(sa.text("UPDATE import_runs SET status = 'interrupted'"))
         run_id = conn.execute(sa.text("SELECT id FROM import_runs")).scalar_one()
     with pytest.raises(RunError, match=f"run #{run_id} was not imported from a saved workspace; upload kumasi.csv"):
-        ws.upload_for_workspace_resume(engine, run_id, SETTINGS)
+        ws_resume.upload_for_workspace_resume(engine, run_id, SETTINGS)
 
 
 # --- stale dry runs ---------------------------------------------------------------------------------------

@@ -11,7 +11,7 @@ from importer.database.ledger import RunRecord, list_runs, undo, undo_preview
 from importer.errors import DatabaseError, FileRefused, NotYours, RunError
 from importer.identity import dashboard_actor
 from importer.outcomes.row_errors import RunStatus
-from importer.workspace.store import upload_for_workspace_resume
+from importer.workspace.resume import upload_for_workspace_resume
 from ui import auth, keys, render, state
 from ui import jobs as background
 from ui.engine import engine

@@ -242,7 +242,7 @@ class _Loader:
     def adopts(self, row: sa.Row) -> bool:
         """Whether this import resumes a dead run of the same file. A run of the file as it is: yes. A run
         started from a workspace: by an import of that workspace at the state it recorded (importer.workspace
-        .store.check_resume replays that state); another workspace passes it by (a new run); the file as it
+        .resume.check_resume replays that state); another workspace passes it by (a new run); the file as it
         is, or the same workspace at another state, is refused (ResumeRefused): never adopted silently."""
         theirs, seq = provenance.run_workspace(row)
         if theirs is None:

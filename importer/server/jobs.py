@@ -39,7 +39,8 @@ from importer.outcomes.run_result import RunResult
 from importer.server import governor
 from importer.server.governor import GaveUp, Waiting
 from importer.settings import Settings
-from importer.workspace.store import check_resume, discard_workspace
+from importer.workspace.resume import check_resume
+from importer.workspace.store import discard_workspace
 
 _LOG = logging.getLogger(__name__)
 
