@@ -117,3 +117,18 @@ def test_resume_an_interrupted_run(monkeypatch, sqlite_url):
     assert [t.value for t in at.toast] == ["Run #1 of customers.xlsx: Created 3 customers."]
     assert customers(sqlite_url) == 3
     assert at.dataframe[0].value.loc[0, "Status"] == "Completed"
+
+
+def test_a_run_lists_what_reading_changed(monkeypatch, sqlite_url):
+    """History shows the changes record a run stored (issue 22): here a phone extension kept in Other Phones."""
+    from tests.app_support import HEADER
+    from tests.fixtures import corpus
+
+    rows = [["PM1 KOFI", "Kofi", "Mensah", "kofi@example.com", "024-123-4567 ext 12", "Ashanti"]]
+    at = make_app(monkeypatch, sqlite_url)
+    import_file(at, "extensions.xlsx", corpus.xlsx({"Customers": [HEADER, *rows]}))
+    at.switch_page("views/history.py").run()
+    assert not at.exception
+    expanders = [e.label for e in at.expander]
+    assert any(label.startswith("Changed while reading (1 rule") for label in expanders), expanders
+    assert "extension" in texts(at).lower()

@@ -7,6 +7,7 @@ from functools import partial
 import streamlit as st
 
 from importer.api import upload_for_resume
+from importer.checks.changes import Changes
 from importer.database.ledger import RunRecord, list_runs, undo, undo_preview
 from importer.errors import DatabaseError, FileRefused, NotYours, RunError
 from importer.identity import dashboard_actor
@@ -57,6 +58,15 @@ undone_by = f" Undone by {render.md_escape(run.undone_by_label)}." if run.undone
 st.write(f"Run #{run.id} by {render.md_escape(run.by or 'an unrecorded user')}: {run.total_attempted:,} rows, "
          f"{run.total_created:,} created, {existing}{run.total_failed:,} failed. "
          f"Status: {render.STATUS_TEXT.get(run.status, run.status)}.{undone_by}{fixes}")
+
+if recorded := (run.settings or {}).get("changes"):  # what reading and normalising changed (not formatting)
+    try:
+        said = Changes.from_json(recorded).lines()
+    except (KeyError, TypeError, ValueError):
+        said = []
+    if said:
+        with st.expander(f"Changed while reading ({len(said):,} rule{'' if len(said) == 1 else 's'})"):
+            st.markdown("\n".join(f"- {render.md_escape(line)}" for line in said))
 
 refusal = auth.write_refusal(current)
 if refusal:
