@@ -253,3 +253,22 @@ def test_conversion_decisions_are_offered_again_for_the_sources_next_file(databa
     assert remembered_conversions(engine, ["Mark", "Name"]) == {}
     from importer.mapping.profiles import remembered_mapping
     assert remembered_mapping(engine, upload.mapping) is None
+
+
+def test_the_default_region_off_survives_a_replay_of_the_workspace(database_url):
+    from importer.api import read_upload
+    from importer.review.operations import BulkFix, NoDefaultRegion
+    from importer.workspace import store as ws
+
+    engine = ready_engine(database_url)
+    upload = read_upload(KUMASI, "kumasi.csv", SETTINGS)
+    wid = ws.create_workspace(engine, "ama", KUMASI, upload.file_name, SETTINGS, upload.sheet, upload.mapping,
+                              rows=upload.checked.total)
+    opened = ws.perform(engine, ws.open_workspace(engine, wid, SETTINGS), NoDefaultRegion(), SETTINGS)
+    assert sorted(opened.upload.checked.errors.rows().tolist()) == [3, 4]
+    assert sorted(ws.replay(engine, wid, SETTINGS).checked.errors.rows().tolist()) == [3, 4]
+    # Then "Fill blank regions with Ashanti", failing rows only, fills both, live and replayed.
+    opened = ws.perform(engine, opened, BulkFix("region", "ASHANTI", only_failing=True), SETTINGS)
+    assert not len(opened.upload.checked.errors)
+    replayed = ws.replay(engine, wid, SETTINGS).checked
+    assert not len(replayed.errors) and set(replayed.normalised["region"]) == {"ASHANTI"}

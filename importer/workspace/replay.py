@@ -36,6 +36,7 @@ from importer.review.operations import (
     Exclude,
     Include,
     MappingChange,
+    NoDefaultRegion,
     applier,
     kind_of,
 )
@@ -339,7 +340,9 @@ class _Replay:
     def fix(self, op: BulkFix) -> None:
         """A bulk fix, a column and a chunk of rows at a time (fixes.changed_cells)."""
         self.flush()
-        rows = self.failing() if op.only_failing else self.present()
+        # The region fix fills every blank region, failing or not (the default filled them first):
+        # importer.review.fixes.changed_rows.
+        rows = self.failing() if op.only_failing and op.key != "region" else self.present()
         fix = op.fix(self.settings)
         for column in fix.columns:
             new = changed_cells(self.text.column(column, rows), fix.change)
@@ -377,6 +380,12 @@ class _Replay:
             self.changes += 1
         elif getattr(type(op), "decision", False):  # importer.review.decisions: changes no cell
             return
+        elif isinstance(op, NoDefaultRegion):  # no text changes: the blank regions are checked again without it
+            self.flush()
+            self.settings = replace(self.settings, default_customer_region="")
+            region = self.text.column("region").fillna("").astype(str).str.strip()
+            self.mark("region", region.index[(region == "").to_numpy()].to_numpy(dtype=np.int64))
+            self.changes += 1
         else:
             self.plug_in(op)
             self.changes += 1
