@@ -272,3 +272,18 @@ def test_the_default_region_off_survives_a_replay_of_the_workspace(database_url)
     assert not len(opened.upload.checked.errors)
     replayed = ws.replay(engine, wid, SETTINGS).checked
     assert not len(replayed.errors) and set(replayed.normalised["region"]) == {"ASHANTI"}
+
+
+def test_a_duplicate_in_the_file_holding_two_customers_keys_is_counted_as_a_conflict(database_url):
+    engine = ready_engine(database_url)
+    run_import(engine, checked_of([person(i, region="Ashanti") for i in range(1, 4)]), file_name="october.csv",
+               sha256="a" * 64, sheet=None, settings=SETTINGS)
+    # Row 2 is customer 2 as stored; row 3 holds customer 1's mark and customer 2's phone: an in-file
+    # duplicate of row 2 (the phone), and a conflict between customers 1 and 2.
+    upload = _upload(engine, [person(2, region="Ashanti"), person(1, phone="0240000002", email="", region="Ashanti")])
+    assert upload.checked.errors.rows_with(ErrorCode.DUPLICATE_IN_FILE).tolist() == [3]
+    found = classify_upload(engine, upload.checked)
+    assert found.counts()["conflict"] == 1 and found.counts()["unchanged"] == 1
+    assert {e.field for e in found.conflicts[3]} == {"shipping_mark", "phone"}
+    counted = dec.against_database(upload.checked, found, dec.decisions_of([]))
+    assert {e.code for e in counted.errors[3]} == {ErrorCode.DUPLICATE_IN_FILE, ErrorCode.CONFLICT}

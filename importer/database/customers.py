@@ -33,6 +33,7 @@ from importer.database.schema import (
 )
 from importer.outcomes.error_table import ErrorTable
 from importer.outcomes.failed_rows import changes_between
+from importer.outcomes.row_errors import ErrorCode
 from schemas.customer import FIELD_NAMES, UNIQUE_FIELDS
 
 _OUTCOMES = tuple(Outcome)
@@ -71,6 +72,13 @@ class Classification:
         part = self.changes[self.changes["row"] == row]
         return {f: (None if pd.isna(o) else o, None if pd.isna(n) else n)
                 for f, o, n in part[["field", "old", "new"]].itertuples(index=False, name=None)}
+
+
+def _duplicates_only(checked: Any) -> np.ndarray:
+    """The rows whose only errors are in-file duplicates, ascending."""
+    errors = checked.errors
+    return np.setdiff1d(errors.rows_with(ErrorCode.DUPLICATE_IN_FILE),
+                        errors.without_code(ErrorCode.DUPLICATE_IN_FILE).rows())
 
 
 def classify_upload(engine: sa.Engine, checked: Any, blank: BlankMode | str = BlankMode.KEEP,
@@ -126,6 +134,20 @@ def classify_upload(engine: sa.Engine, checked: Any, blank: BlankMode | str = Bl
                             diff_fields.append(f)
                             diff_old.append(old)
                             diff_new.append(new)
+            # A row failing only as an in-file duplicate is looked up too: when its keys belong to two or more
+            # stored customers (one customer's mark, another's phone) it is a conflict as well, and counted so.
+            duplicates = _duplicates_only(checked)
+            for start in range(0, len(duplicates), chunk):
+                part = records(checked.normalised.loc[duplicates[start:start + chunk]]
+                               .reindex(columns=list(FIELD_NAMES)), FIELD_NAMES)
+                matches = match_rows(conn, part, {})
+                hit = [n for n, _ in part if matches[n].outcome is Outcome.CONFLICT and matches[n].customer_id is None]
+                if hit:
+                    out_rows.append(np.asarray(hit, dtype=np.int64))
+                    out_outcomes.append(np.full(len(hit), _OUTCOMES.index(Outcome.CONFLICT), dtype=np.int8))
+                    out_ids.append(np.full(len(hit), -1, dtype=np.int64))
+                    conflicts.append(ErrorTable.from_pairs(((n, e) for n in hit for e in matches[n].errors),
+                                                           field_order=False))
     rows = pd.DataFrame({
         "row": np.concatenate(out_rows) if out_rows else np.array([], dtype=np.int64),
         "outcome": pd.Categorical.from_codes(
