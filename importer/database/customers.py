@@ -53,7 +53,8 @@ class Classification:
     `skipped`: the `already_exists` errors a changed row gets under --existing skip (what differs).
     `different`: {row: customer id} of the conflicts that are a possible different person (the keys point
     to one customer whose mark or whole name differs), which the analyst may confirm row by row.
-    Rows with errors of their own are not classified.
+    Rows with errors of their own are not classified, except rows failing only as in-file duplicates, which
+    are listed when their keys belong to two or more customers (conflict).
     """
 
     rows: pd.DataFrame
