@@ -17,6 +17,7 @@ from ui import auth, workspace
 from ui import jobs as background
 from ui.engine import engine, settings
 from ui.heavy import watch_session
+from ui.render import md_escape
 
 tune_allocators_for_a_server()  # once per process: many sessions share one 512 MB server
 st.set_page_config(page_title="Customer import", page_icon=":material/upload_file:", layout="wide")
@@ -48,6 +49,7 @@ with st.sidebar:
     else:
         st.markdown(f"**{total:,}** customer{'' if total == 1 else 's'} in the database")
     background.show_progress()  # every import running now, in any tab or instance, with Cancel
+    st.caption(f"Signed in as **{md_escape(auth.user_name(current))}** ({auth.gate_note(current)})")
     auth.logout(current)
 
 try:

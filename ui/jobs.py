@@ -70,7 +70,10 @@ def outcome(job: Job) -> tuple[str, str]:
     """(icon, sentence) for a job that ended: what to tell the analyst, wherever they are."""
     name = md_escape(job.file_name)  # the analyst's file name: shown as text, never as Markdown
     if job.state is JobState.DONE and job.result is not None:
-        return ":material/check_circle:", f"Run #{job.result.run_id} of {name}: {job.result.message}."
+        kept = (f" {job.not_imported:,} change{'' if job.not_imported == 1 else 's'} made to its workspace after "
+                "the import started were not imported; the workspace keeps them: open it from the Upload page "
+                "to import them." if job.not_imported else "")
+        return ":material/check_circle:", f"Run #{job.result.run_id} of {name}: {job.result.message}.{kept}"
     if job.state is JobState.CANCELLED:
         if job.run_id is None:
             return ":material/cancel:", f"The import of {name} was cancelled before it started."

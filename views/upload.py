@@ -156,7 +156,7 @@ try:
 except DatabaseError:
     reviewed = None
 if reviewed is not None:  # a plain import of these bytes never adopts that run (ResumeRefused / a new run)
-    run_id, reviewed_workspace, did = reviewed
+    run_id, did = reviewed[0], reviewed[2]
     st.warning(f"Run #{run_id} of this file was cut off, and it was imported from a reviewed copy with fixes "
                f"({md_escape(did)}). Resume it with those fixes from History (no upload needed). Importing this "
                f"upload instead starts a new run of the file as it is: the earlier fixes are not in it.",

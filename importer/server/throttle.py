@@ -248,9 +248,6 @@ class LoginThrottle:
         """The client's current streak of wrong passwords (for tests and diagnostics)."""
         return self._failures(client)
 
-    def account_failures(self, account: str) -> int:
-        return self._failures(_account_key(account))
-
     def busy(self) -> bool:
         """Whether the server-wide count of wrong passwords is at its limit."""
         with self._lock:
