@@ -19,6 +19,9 @@ from importer.identity import COMMAND_LINE, cli_actor, current_user
 from importer.settings import Settings
 
 if TYPE_CHECKING:
+    import sqlalchemy as sa
+
+    from importer.api import Upload
     from importer.outcomes.run_result import RunResult
 
 EXIT_OK = 0
@@ -67,6 +70,9 @@ def build_parser() -> argparse.ArgumentParser:
                      help="import workspace N as saved in the dashboard (the file with its edits, fixes, exclusions, "
                           "mapping and decisions on changes to stored customers), resuming its interrupted run if "
                           "there is one; instead of FILE")
+    imp.add_argument("--join-broken-lines", action="store_true",
+                     help="join each customer a CSV broke over two lines (a newline inside an unquoted field), "
+                          "as the reader names them, before importing; without it they are only named")
     imp.add_argument("--new-run", action="store_true",
                      help="start a new run, resuming none: FILE as it is even when an interrupted run of it came "
                           "from a reviewed workspace (that run stays resumable), or --workspace N's current state")
@@ -164,7 +170,8 @@ def _operations(path: str) -> list:
 
 
 def _import(args: argparse.Namespace, settings: Settings) -> int:
-    from importer.api import import_upload, read_upload
+    from importer.api import import_upload
+    from importer.intake.delimited import join_split_lines
     from importer.output.failure_report import report_format_for
 
     report_format = None
@@ -189,20 +196,15 @@ def _import(args: argparse.Namespace, settings: Settings) -> int:
     operations = _operations(args.operations) if args.operations else []
     data = _read_file(args.file, settings)
     engine = _engine(args, settings, schema=False)  # no connection yet: the file is judged first
-    if args.mapping == DETECTED_MAPPING:
-        upload = read_upload(data, Path(args.file).name, settings, sheet=args.sheet)
-    elif args.mapping:
-        from importer.mapping.profiles import read_with_mapping, resolve_mapping
-
-        sheet, mapping = resolve_mapping(engine, args.mapping, data, Path(args.file).name, settings, args.sheet)
-        upload = read_with_mapping(data, Path(args.file).name, settings, sheet, mapping)
-    else:  # the dashboard's rule: headers with a saved mapping are read with it
-        from importer.mapping.profiles import read_remembered
-
-        upload, profile = read_remembered(engine, data, Path(args.file).name, settings, args.sheet)
-        if profile is not None:
-            print(f"note: read with the mapping saved for these headers ({profile.notice}); "
-                  f"--mapping {DETECTED_MAPPING} reads with the detected one", file=sys.stderr)
+    upload = _read_for_import(args, engine, settings, data, say=True)
+    broken = [record.first for record in upload.notes.split_records]
+    if broken and args.join_broken_lines:
+        upload = _read_for_import(args, engine, settings, join_split_lines(data, broken), say=False)
+        print(f"note: joined {len(broken):,} customer(s) broken over two lines (first lines "
+              f"{', '.join(str(n) for n in broken[:10])}{', ...' if len(broken) > 10 else ''})", file=sys.stderr)
+    elif broken:
+        for record in upload.notes.split_records[:10]:
+            print(f"note: {record.message}; --join-broken-lines joins them", file=sys.stderr)
     del data
     if operations:
         from dataclasses import replace
@@ -219,6 +221,29 @@ def _import(args: argparse.Namespace, settings: Settings) -> int:
                            progress=show, user_name=current_user(), existing=args.existing or "skip",
                            blank=args.blank or "keep", new_run=args.new_run, via=COMMAND_LINE)
     return _finish(args, result, [], report_format)
+
+
+def _read_for_import(args: argparse.Namespace, engine: sa.Engine, settings: Settings, data: bytes, *,
+                     say: bool) -> Upload:
+    """The file as the import reads it: --mapping detect, a named or JSON mapping, else the mapping saved for
+    its headers (the dashboard's rule; `say`: print the note saying so)."""
+    from importer.api import read_upload
+
+    if args.mapping == DETECTED_MAPPING:
+        upload = read_upload(data, Path(args.file).name, settings, sheet=args.sheet)
+    elif args.mapping:
+        from importer.mapping.profiles import read_with_mapping, resolve_mapping
+
+        sheet, mapping = resolve_mapping(engine, args.mapping, data, Path(args.file).name, settings, args.sheet)
+        upload = read_with_mapping(data, Path(args.file).name, settings, sheet, mapping)
+    else:  # the dashboard's rule: headers with a saved mapping are read with it
+        from importer.mapping.profiles import read_remembered
+
+        upload, profile = read_remembered(engine, data, Path(args.file).name, settings, args.sheet)
+        if profile is not None and say:
+            print(f"note: read with the mapping saved for these headers ({profile.notice}); "
+                  f"--mapping {DETECTED_MAPPING} reads with the detected one", file=sys.stderr)
+    return upload
 
 
 def _workspace_import(args: argparse.Namespace, settings: Settings) -> tuple[RunResult, list[str]]:

@@ -116,6 +116,21 @@ def test_record_broken_over_two_lines_is_named_and_joined() -> None:
     assert len(again.checked.errors) == 0
 
 
+def test_the_cli_names_a_broken_record_and_joins_it_when_asked(tmp_path: Path, sqlite_url: str, capsys) -> None:
+    """The CLI's half of the join: without --join-broken-lines the pair is named on stderr (and both rows
+    fail); with it the customer is read whole."""
+    path = tmp_path / "split.csv"
+    path.write_text(HEADER + customers(1, 2) + "KSI-3,Ama,Ow\nusu,,0241234503\n" + customers(6))
+    assert main(["import", str(path), "--dry-run", "--json", "--database-url", sqlite_url]) == 0
+    out, err = capsys.readouterr()
+    assert "Rows 4-5 look like one customer broken over two lines" in err and "--join-broken-lines" in err
+    assert '"total_failed": 2' in out
+    assert main(["import", str(path), "--dry-run", "--json", "--join-broken-lines", "--database-url", sqlite_url]) == 0
+    out, err = capsys.readouterr()
+    assert "note: joined 1 customer(s) broken over two lines (first lines 4)" in err
+    assert '"total_failed": 0' in out and '"total_created": 4' in out
+
+
 def test_datablist_newline_inside_the_last_unquoted_field() -> None:
     """datablist newline-inside-unquoted-field.csv: `1,Alice,First line` + `second line should be same field`."""
     text = ("Shipping Mark,First Name,Last Name,Phone,Notes\nKSI-1,Alice,Addo,0241234501,First line\n"
