@@ -33,11 +33,21 @@ def readiness(session: ReviewSession | None, upload: Upload, arguments: dict[str
     """May the import start, and why not: the engine's rule, on the workspace's stored dry run; an upload that
     could not be saved as a workspace keeps its dry run in this tab only."""
     if session is not None:
-        return session.readiness(arguments)
+        ready = session.readiness(arguments)
+        if ready.dry_run is not None:
+            return ready
+        version = session.version  # the workspace went (another tab imported it): this tab's copy tells why
+    else:
+        version = state.version()
     seen = st.session_state.get(keys.DRY_RUN_SAW)
     seen = seen if isinstance(seen, DryRunSeen) else None
-    return Readiness(seen, verdict(engine(), seen, state.version(), choices_of(arguments), upload.sha256,
+    return Readiness(seen, verdict(engine(), seen, version, choices_of(arguments), upload.sha256,
                                    upload.checked.normalised))
+
+
+def keep_dry_run(seen: DryRunSeen | None) -> None:
+    """This tab's copy of the dry run it ran (the workspace's own copy goes with the workspace)."""
+    st.session_state[keys.DRY_RUN_SAW] = seen
 
 
 def remember_unsaved_dry_run(seen_before: Any, result: Any, arguments: dict[str, Any]) -> None:

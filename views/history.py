@@ -55,9 +55,9 @@ existing = "".join(f"{count:,} {word}, " for count, word in
 fixes = f" Its file was the failure report of run #{run.fixes_run_id} (fixes for run #{run.fixes_run_id})." if (
     run.fixes_run_id is not None) else ""
 undone_by = f" Undone by {render.md_escape(run.undone_by_label)}." if run.undone_by_label else ""
-st.write(f"Run #{run.id} by {render.md_escape(run.by or 'an unrecorded user')}: {run.total_attempted:,} rows, "
-         f"{run.total_created:,} created, {existing}{run.total_failed:,} failed. "
-         f"Status: {render.STATUS_TEXT.get(run.status, run.status)}.{undone_by}{fixes}")
+st.write(f"Run #{run.id}: {run.total_attempted:,} rows, {run.total_created:,} created, {existing}"
+         f"{run.total_failed:,} failed. Status: {render.STATUS_TEXT.get(run.status, run.status)}. "
+         f"Imported by {render.md_escape(run.by or 'an unrecorded user')}.{undone_by}{fixes}")
 
 if recorded := (run.settings or {}).get("changes"):  # what reading and normalising changed (not formatting)
     try:

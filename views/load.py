@@ -82,6 +82,7 @@ if upload is not None:
                   st.spinner(f"Dry run of {checked.total:,} rows against the database...")):
                 if session is not None:
                     dry = session.dry_run(arguments, user_name=user_name)
+                    review_session.keep_dry_run(session.seen)
                 else:
                     saw = review_session.database_now()
                     dry = import_upload(engine(), upload, current, dry_run=True, user_name=user_name, **arguments)

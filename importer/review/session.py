@@ -133,6 +133,7 @@ class ReviewSession:
 
     def __init__(self, engine: sa.Engine, settings: Settings, actor: Actor, opened: store.Opened) -> None:
         self.engine, self.settings, self.actor, self.opened = engine, settings, actor, opened
+        self.seen: DryRunSeen | None = None  # the dry run this object ran (dry_run), also when the workspace went
 
     # --- open ---------------------------------------------------------------------------------------------
     @classmethod
@@ -211,8 +212,8 @@ class ReviewSession:
         result = import_upload(self.engine, self.opened.upload, self.settings, dry_run=True,
                                user_name=user_name or self.actor.name, progress=progress, via=self.actor.via,
                                **dict(arguments))
-        save_dry_run(self.engine, self.id, DryRunSeen(self.version, choices_of(arguments), saw, counts_of(result),
-                                                      now()))
+        self.seen = DryRunSeen(self.version, choices_of(arguments), saw, counts_of(result), now())
+        save_dry_run(self.engine, self.id, self.seen)
         return result
 
     def import_arguments(self, against: AgainstDatabase) -> dict[str, Any]:

@@ -218,7 +218,7 @@ def test_upload_fix_import_report_history_undo(page, server) -> None:
     by_row = {int(line["Row"]): line for line in lines}
     assert sorted(by_row) == [BAD_PHONE_ROW, BLANK_SURNAME_ROW, DUPLICATE_ROW]
     assert "12345 is not a valid phone number" in by_row[BAD_PHONE_ROW]["Errors"]
-    assert by_row[BAD_PHONE_ROW]["Phone"] == "12345"
+    assert by_row[BAD_PHONE_ROW]["Mobile No."] == "12345"
     assert "Last Name" in by_row[BLANK_SURNAME_ROW]["Errors"]
     assert "blank" in by_row[BLANK_SURNAME_ROW]["Errors"].lower()
     assert "row 14" in by_row[DUPLICATE_ROW]["Errors"].lower()
@@ -229,7 +229,7 @@ def test_upload_fix_import_report_history_undo(page, server) -> None:
     rows = {row[0]: dict(zip(header, row, strict=True)) for row in sheet.iter_rows(min_row=2, values_only=True)}
     assert sorted(rows) == [BAD_PHONE_ROW, BLANK_SURNAME_ROW, DUPLICATE_ROW]
     assert rows[BAD_PHONE_ROW]["Errors"] == by_row[BAD_PHONE_ROW]["Errors"]
-    phone_cell = sheet.cell(2, header.index("Phone") + 1)
+    phone_cell = sheet.cell(2, header.index("Mobile No.") + 1)
     assert phone_cell.value == "12345" and phone_cell.comment is not None  # failing cell marked
 
     # History: the run, its counts and status.

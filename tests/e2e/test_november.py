@@ -93,7 +93,7 @@ def test_november_reimport_accept_change_customers_page_and_undo(page, server) -
     changes = page.locator('[class*="st-key-existing_changes_grid_"]')
     expect(changes.get_by_test_id("stDataFrame")).to_be_visible()
     save_screenshot(page, "07-changes.png", top=False)
-    page.get_by_role("button", name="Accept all 1").click()
+    page.get_by_role("button", name="Accept the change shown").click()
     expect(page.get_by_text("1 accepted (the import updates these customers), 0 rejected.")).to_be_visible()
     wait_idle(page)
     expect(metric(page, "Failing")).to_have_text("0")
