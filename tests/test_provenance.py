@@ -85,6 +85,26 @@ def test_scenario_a_the_raw_file_never_adopts_a_reviewed_run(database_url: str, 
         assert conn.execute(sa.text("SELECT count(*) FROM workspaces")).scalar_one() == 0  # done with
 
 
+def test_a_workspace_run_with_no_change_is_resumed_by_the_file_as_it_is(database_url: str, tmp_path: Path,
+                                                                        capsys) -> None:
+    """A workspace with no operation imported the file as it is: the plain CLI import of the same bytes
+    resumes its run (nothing to lose), as a re-upload on the dashboard does."""
+    engine = ready_engine(database_url)
+    opened = new_workspace(engine, csv_file(60))
+    run_id = cut_off(engine, opened)
+    path = tmp_path / "kumasi.csv"
+    path.write_bytes(csv_file(60))
+    code = main(["import", str(path), "--database-url", database_url])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    assert f"(run {run_id}, resumed)" in out
+    with engine.connect() as conn:
+        assert conn.execute(sa.text("SELECT count(*) FROM import_runs")).scalar_one() == 1
+        counts = conn.execute(sa.text("SELECT count(*), count(DISTINCT source_row_number) FROM customers")).one()
+    fresh = import_upload(ready_engine(f"sqlite:///{tmp_path / 'fresh.db'}"), opened.upload, SETTINGS, dry_run=True)
+    assert tuple(counts) == (fresh.total_created, fresh.total_created)  # each valid row once, none twice
+
+
 def test_new_run_imports_the_file_as_it_is_and_leaves_the_old_run_resumable(database_url: str, tmp_path: Path,
                                                                             capsys) -> None:
     engine = ready_engine(database_url)

@@ -240,12 +240,12 @@ class _Loader:
         return False
 
     def adopts(self, row: sa.Row) -> bool:
-        """Whether this import resumes a dead run of the same file. A run of the file as it is: yes. A run
-        started from a workspace: by an import of that workspace at the state it recorded (importer.workspace
+        """Whether this import resumes a dead run of the same file. A run of the file as it is (also from a
+        workspace with no operation): yes. A run started from a reviewed workspace: by an import of that workspace at the state it recorded (importer.workspace
         .resume.check_resume replays that state); another workspace passes it by (a new run); the file as it
         is, or the same workspace at another state, is refused (ResumeRefused): never adopted silently."""
         theirs, seq = provenance.run_workspace(row)
-        if theirs is None:
+        if theirs is None or provenance.unreviewed(row):  # the file as it is, from a workspace or not
             return True
         ours = self.settings_json.get("workspace_id")
         if ours is not None and int(ours) != theirs:

@@ -26,6 +26,14 @@ def run_workspace(row: Any) -> tuple[int | None, int | None]:
     return (None if workspace_id is None else int(workspace_id)), (None if seq is None else int(seq))
 
 
+def unreviewed(row: Any) -> bool:
+    """Whether a workspace's run imported the file as it is: it recorded no operation (nothing excluded, edited
+    or decided), so any import of the same bytes and sheet may resume it, as a run of the plain file."""
+    recorded = (row.settings or {}).get("workspace_operations")
+    _, seq = run_workspace(row)
+    return recorded == [] or (recorded is None and not seq)
+
+
 def _plural(count: int, one: str) -> str:
     return f"{count:,} {one if count == 1 else one + 's'}"
 
@@ -83,7 +91,7 @@ def reviewed_run(engine: sa.Engine, sha256: str, sheet: str | None,
     with reading(engine) as conn:
         for row in resumable_on(conn, sha256, sheet):
             workspace_id, _ = run_workspace(row)
-            if workspace_id is not None and workspace_id != own_workspace:
+            if workspace_id is not None and workspace_id != own_workspace and not unreviewed(row):
                 recorded = (row.settings or {}).get("workspace_operations")
                 return int(row.id), workspace_id, describe_operations(conn, workspace_id, recorded)
     return None
