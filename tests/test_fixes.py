@@ -47,14 +47,17 @@ def test_lower_case_emails_can_clear_an_in_file_duplicate_claim() -> None:
     assert count == 1 and after.original.loc[2, "email"] == "kofi@x.com"
 
 
-def test_fill_blank_region_only_fills_blanks_and_only_failing_rows_when_asked() -> None:
+def test_fill_blank_region_only_fills_blanks_also_those_the_default_filled() -> None:
+    """Issue 22: a blank region that got the default is a blank of the file, so "Fill blank regions" fills it
+    even with "Only change failing rows" ticked (it used to change 0 rows: the default had filled them first);
+    a region typed in the file is never touched."""
     checked = check_frame(frame(customer(1, region=""), customer(2, region="", phone="1"),
                                 customer(3, region="Volta")), SETTINGS)
     fix = fill_region_fix("ASHANTI")
     assert len(changed_rows(checked, fix)) == 2
     after, count = apply_fix(checked, fix, SETTINGS, only_failing=True)
-    assert count == 1
-    assert after.original.loc[3, "region"] == "ASHANTI" and after.original.loc[2, "region"] == ""
+    assert count == 2
+    assert after.original.loc[[2, 3, 4], "region"].tolist() == ["ASHANTI", "ASHANTI", "Volta"]
 
 
 def test_unknown_region_code_is_refused() -> None:

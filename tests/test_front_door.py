@@ -8,6 +8,7 @@ says, and cannot lock a colleague out by forging her address. Metrics and upload
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import uuid
 from typing import Any
 
@@ -54,7 +55,10 @@ def _asgi(app, scope: dict[str, Any]) -> tuple[int | None, bytes]:
     async def send(message: dict[str, Any]) -> None:
         sent.append(message)
 
-    asyncio.run(app(scope, receive, send))
+    # On a thread of its own: a test that ran before in this worker (AppTest, Playwright) may have left an
+    # event loop running on this one, where asyncio.run refuses to start.
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        pool.submit(asyncio.run, app(scope, receive, send)).result()
     status = next((m["status"] for m in sent if m["type"] == "http.response.start"), None)
     return status, b"".join(m.get("body", b"") for m in sent if m["type"] == "http.response.body")
 
