@@ -19,6 +19,7 @@ from importer.outcomes.error_table import ErrorTable
 from importer.outcomes.row_errors import DUPLICATE_CODES, ErrorCode, RowError, error_text
 from importer.outcomes.run_result import RunResult
 from importer.output.failure_report import report_bytes
+from importer.review.session import counts_of
 from schemas.customer import FIELD_NAMES, REGIONS, UNIQUE_FIELDS, label_of
 
 ROW = "Row"
@@ -227,8 +228,7 @@ def side_by_side(left: Mapping[str, object], right: Mapping[str, object], left_t
 
 def result_metrics(result: RunResult) -> None:
     """Attempted, created, failed; updated and unchanged too when a re-import had any, so the boxes add up."""
-    count_metrics({"created": result.total_created, "updated": result.total_updated,
-                   "unchanged": result.total_unchanged, "failed": result.total_failed}, dry=result.dry_run)
+    count_metrics(counts_of(result), dry=result.dry_run)
 
 
 def count_metrics(counts: dict[str, int], *, dry: bool = True) -> None:
