@@ -88,7 +88,8 @@ class _Buffered:
     """Writes text to a zip member in MB-sized pieces (one write per cell would be slow)."""
 
     def __init__(self, handle) -> None:
-        self.handle, self.parts, self.size = handle, [], 0
+        self.handle, self.size = handle, 0
+        self.parts: list[str] = []
 
     def write(self, text: str) -> None:
         self.parts.append(text)
