@@ -13,10 +13,12 @@ edits and fixes of other rows, and Undo and Redo move over them.
 from __future__ import annotations
 
 from collections.abc import Set
+from functools import partial
 from typing import Any
 
 import numpy as np
 import pandas as pd
+import sqlalchemy as sa
 import streamlit as st
 
 from importer.api import Upload
@@ -34,10 +36,10 @@ from importer.review.decisions import (
     bulk_label,
 )
 from importer.review.decisions import against_database as count_against_database
+from importer.server.steps import Step
 from schemas.customer import FIELD_NAMES, label_of
-from ui import decisions, keys, state
+from ui import decisions, keys, state, steps
 from ui.engine import engine
-from ui.heavy import heavy_step
 
 ANY_FIELD = "any"
 CHANGES_SHOWN = 1_000
@@ -60,15 +62,18 @@ def classification_of(upload: Upload) -> Classification | str:
     token = (state.version(), blank, confirmed)
     found = state.cached(keys.CLASSIFICATION, token)
     if found is None:
-        try:
-            with (heavy_step("database check", upload.checked.total),
-                  st.spinner("Comparing the rows with the customers already in the database...")):
-                found = classify_upload(engine(), upload.checked, blank, confirmed=confirmed)
+        try:  # in a server thread: another page may be opened meanwhile, and the comparison goes on
+            found = steps.run_here(steps.COMPARE, token, partial(_classify, engine(), upload.checked, blank, confirmed),
+                                   subject=upload.file_name, rows=upload.checked.total, label="database check")
         except DatabaseError as exc:
             found = (f"{exc} Rows already in the database will be counted by the dry run and the import "
                      "instead.")
         state.store(keys.CLASSIFICATION, token, found)
     return found
+
+
+def _classify(database: sa.Engine, checked: Any, blank: str, confirmed: tuple[int, ...], step: Step) -> Classification:
+    return classify_upload(database, checked, blank, confirmed=confirmed, progress=step.share(0.0, 1.0))
 
 
 def against_database(upload: Upload) -> AgainstDatabase:

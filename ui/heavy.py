@@ -29,7 +29,7 @@ from typing import Any
 
 import streamlit as st
 
-from importer.server import governor
+from importer.server import governor, steps
 from importer.server.governor import GaveUp, Waiting
 from importer.server.memory import release_free_memory
 from ui.engine import settings
@@ -87,6 +87,16 @@ def heavy_step(label: str, rows: int) -> Iterator[None]:
             yield
     except GaveUp:
         st.stop()
+
+
+def server_slot(label: str, rows: int) -> Callable[..., Any]:
+    """The slot heavy_step takes, for a step run in a server thread (importer.server.steps's `slot`)."""
+    return partial(governor.shared(max(1, settings().memory_budget_mb)).slot, governor.cost_for_rows(rows), label)
+
+
+def session_owner() -> str | None:
+    """This browser session's id: the owner of its server steps (freed when the janitor closes it)."""
+    return _session_id()
 
 
 def heavy_rows_for_file(size_bytes: int, file_name: str) -> int:
@@ -206,7 +216,7 @@ def watch_session() -> None:
         with _janitor_lock:
             if _janitor is None:
                 grace = max(1.0, float(config.get_option("server.disconnectedSessionTTL")) / 2)
-                _janitor = Janitor(Runtime.instance(), grace).start()
+                _janitor = Janitor(Runtime.instance(), grace, on_closed=steps.drop_owners).start()
         _janitor.watch(session_id, _session_state())
     except Exception:  # never let the clean-up break a page
         _LOG.exception("watching the session failed")

@@ -12,7 +12,7 @@ from importer.errors import DatabaseError
 from importer.outcomes.run_result import RunResult
 from importer.output.failure_report import report_bytes
 from importer.review.session import Readiness
-from ui import auth, existing, keys, render, state, workspace
+from ui import auth, existing, keys, render, state, steps, workspace
 from ui import jobs as background
 from ui import session as review_session
 from ui.engine import engine
@@ -23,11 +23,12 @@ current = auth.guard()
 auth.require_write(current)
 
 st.title("Import")
+steps.collect()  # a file read while the analyst was on another page
 upload = state.upload()
 result: RunResult | None = state.import_result()
 if upload is None and result is None:
-    st.info("There is nothing to import yet.", icon=":material/info:")
-    st.page_link("views/upload.py", label="Upload a file", icon=":material/upload_file:")
+    if not steps.show_running():  # "Still reading customers.xlsx (45%)": the page fills in when it is read
+        steps.show_no_upload("There is nothing to import yet.")
     st.stop()
 
 mine = background.my_job()

@@ -11,7 +11,7 @@ from importer.review.exclusions import EXCLUDED_BY_ANALYST
 from importer.review.fixes import apply_fix, available_fixes, fill_region_fix, fix_preview
 from importer.review.operations import BulkFix, Exclude
 from schemas.customer import REGIONS, label_of
-from ui import auth, changes_record, cleaning, existing, keys, render, state, workspace
+from ui import auth, changes_record, cleaning, existing, keys, render, state, steps, workspace
 from ui.duplicates import show_possible_duplicates
 from ui.engine import engine
 from ui.exclusions import show_exclude_by_reason, show_excluded, show_fix_preview_line
@@ -21,10 +21,11 @@ current = auth.guard()
 auth.require_write(current)
 
 st.title("Review and fix")
+steps.collect()  # a file read while the analyst was on another page
 upload = state.upload()
 if upload is None:
-    st.info("There is no file to review yet.", icon=":material/info:")
-    st.page_link("views/upload.py", label="Upload a file", icon=":material/upload_file:")
+    if not steps.show_running():  # "Still reading customers.xlsx (45%)": the review appears when it is read
+        steps.show_no_upload("There is no file to review yet.")
     st.stop()
 
 state.free_uploaded_file()  # the upload is parsed; its bytes are not needed any more

@@ -9,7 +9,7 @@ from importer.errors import DatabaseError, UsageError
 from importer.mapping.columns import ColumnMapping, choice_label, mapping_choices
 from importer.output.template import template_xlsx
 from schemas.customer import label_of
-from ui import auth, cleaning, keys, profiles, state, workspace
+from ui import auth, cleaning, keys, profiles, state, steps, workspace
 from ui.engine import engine
 from ui.heavy import heavy_rows_for_file, heavy_step
 from ui.render import md_escape
@@ -42,19 +42,14 @@ def _forget_choices() -> None:
         del st.session_state[key]
 
 
+steps.collect()  # a read that ended while the analyst was on another page
 if uploaded is not None and uploaded.file_id != state.get(keys.PARSED_FILE_ID):
     _forget_choices()
-    data = uploaded.getvalue()
-    with (
-        heavy_step("upload", heavy_rows_for_file(uploaded.size, uploaded.name)),
-        st.spinner(f"Reading and checking {md_escape(uploaded.name)}..."),
-    ):
-        first = state.read_file(data, uploaded.name, current)
-        first = profiles.remembered(data, uploaded.name, first)  # a mapping saved for these headers
-    if first is not None:
-        workspace.start(data, first)
-    del data
+    # Read, checked and kept as a workspace in a server thread (with a mapping saved for these headers):
+    # another page may be opened meanwhile, and shows how far it is.
+    steps.start_read(uploaded.getvalue(), uploaded.name)
     st.session_state[keys.PARSED_FILE_ID] = uploaded.file_id
+steps.wait_here_for_read()
 
 
 def _read_again(label: str, sheet: str | None, mapping: ColumnMapping | None = None, *,
@@ -133,6 +128,7 @@ def _mapping_form(mapping: ColumnMapping, sheet: str, submit_label: str) -> None
 refusal = state.get(keys.REFUSAL)
 if refusal:
     st.error(md_escape(refusal), icon=":material/block:")
+    steps.show_read_error()
     draft = state.get(keys.DRAFT_MAPPING)
     if draft is not None and uploaded is not None:
         _, sheet, mapping = draft

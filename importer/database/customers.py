@@ -5,7 +5,7 @@ for an export."""
 from __future__ import annotations
 
 import re
-from collections.abc import Collection, Iterator
+from collections.abc import Callable, Collection, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -83,10 +83,12 @@ def _duplicates_only(checked: Any) -> np.ndarray:
 
 
 def classify_upload(engine: sa.Engine, checked: Any, blank: BlankMode | str = BlankMode.KEEP,
-                    chunk: int = KEY_CHUNK, confirmed: Collection[int] = ()) -> Classification:
+                    chunk: int = KEY_CHUNK, confirmed: Collection[int] = (),
+                    progress: Callable[[int, int], None] | None = None) -> Classification:
     """Classify each valid row of an upload (new, unchanged, changed with its diff, conflict) without
     writing: three set queries per chunk of rows. A database without the schema has no customers.
-    `confirmed`: rows the analyst confirmed as the customer their keys point to (matching.match_rows)."""
+    `confirmed`: rows the analyst confirmed as the customer their keys point to (matching.match_rows).
+    `progress(rows done, valid rows)` after each chunk (an exception from it stops the classification)."""
     clear = BlankMode(blank) is BlankMode.CLEAR
     valid = checked.normalised.loc[checked.valid_index()].reindex(columns=list(FIELD_NAMES))
     out_rows: list[np.ndarray] = []
@@ -135,6 +137,8 @@ def classify_upload(engine: sa.Engine, checked: Any, blank: BlankMode | str = Bl
                             diff_fields.append(f)
                             diff_old.append(old)
                             diff_new.append(new)
+                if progress is not None:
+                    progress(start + len(part), len(valid))
             # A row failing only as an in-file duplicate is looked up too: when its keys belong to two or more
             # stored customers (one customer's mark, another's phone) it is a conflict as well, and counted so.
             duplicates = _duplicates_only(checked)
