@@ -8,7 +8,7 @@ database run in a server thread, so clicking ahead loses nothing.
     found = steps.run_here(COMPARE, token, work, ...)   # ui/existing.py: the comparison, waited for in place
 
 A page that needs the result waits for it in place (leaving the page leaves the step running). Other pages
-show `show_running`: a small fragment redrawn every half second while a step of this session runs, which
+show `show_running`: a small fragment redrawn every second while a step of this session runs, which
 reruns the whole app once when it ends, so that the page picks the result up. The session owns its steps:
 the janitor (ui.heavy.watch_session) cancels them and frees their results when its tab is closed.
 """
@@ -35,7 +35,7 @@ from ui.heavy import WAIT_ICON, heavy_rows_for_file, server_slot, session_owner
 from ui.render import md_escape
 
 READ, COMPARE = "read", "compare"
-REFRESH_SECONDS = 0.5
+REFRESH_SECONDS = 1.0
 WAIT_SECONDS = 0.25  # how often a page waiting in place redraws its progress
 OWNER = "steps_owner"  # this session's owner name when it has no session id (bare mode)
 ANNOUNCED = "steps_announced"  # the id of the ended step the fragment last reran the app for
@@ -193,7 +193,7 @@ def _draw(placeholder, step: Step, *, here: bool) -> None:
 
 
 def show_running() -> bool:
-    """This session's steps still going, redrawn every half second; the whole app reruns once when one
+    """This session's steps still going, redrawn every second; the whole app reruns once when one
     ends (so the page picks up its result). Whether any is going (nothing is drawn otherwise)."""
     if not any(not s.finished for s in steps.steps_for(owner())):
         return False
