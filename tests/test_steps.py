@@ -315,3 +315,22 @@ def _csv(headers: list[str], rows: list[list[str]]) -> bytes:
     writer.writerow(headers)
     writer.writerows(rows)
     return buffer.getvalue().encode()
+
+
+def test_the_pages_words_for_a_step_as_it_goes():
+    from ui.steps import COMPARE, READ, line, waited_line
+
+    step = Step(id="r", owner="a", kind=READ, subject="customers_100000.xlsx")
+    assert line(step) == r"Still reading customers\_100000.xlsx: waiting for a turn. It starts by itself."
+    step.waiting = governor.Waiting(ahead=1, position=1, holder="import", running=("import",), waited_s=3.0)
+    step.waited = (step.waiting, step.waiting)
+    assert line(step) == (r"Still reading customers\_100000.xlsx: waiting for another import to finish (1 ahead "
+                          "of you). It starts by itself.")
+    step.state = StepState.RUNNING
+    step.report(0.456, "checking 100,000 rows")
+    assert line(step) == r"Still reading customers\_100000.xlsx (45%): checking 100,000 rows"
+    assert line(step, here=True) == r"Reading and checking customers\_100000.xlsx (45%): checking 100,000 rows"
+    assert waited_line(step) == "Waited 3 s for another import to finish."
+    compare = Step(id="c", owner="a", kind=COMPARE, subject="c.xlsx", state=StepState.RUNNING, fraction=0.5)
+    assert line(compare) == "Still comparing the rows of c.xlsx with the customers already in the database (50%)"
+    assert waited_line(compare) is None

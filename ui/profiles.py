@@ -2,8 +2,8 @@
 header signature, and under a source name when she gives one; the next file with the same headers is read
 with it, with a notice ("Mapping from kumasi-oct.xlsx, saved 3 Nov") and a way to drop it.
 
-- `remembered(data, file_name, first)`: after a new file's first read (`first`: the Upload, or None when it
-  was refused for missing columns), read it again with the saved mapping of its headers, if there is one.
+- A new file's read (importer.server.reading, in a server thread: ui/steps.py) reads it again with the saved
+  mapping of its headers, if there is one, and keeps APPLIED for the notice.
 - `remember(mapping, file_name)`: the mapping form's submit: save it.
 - `show_notice(read_again)`: the notice, "Don't use it" (read with the detected mapping) and "Forget it".
 """
@@ -17,8 +17,8 @@ import streamlit as st
 from importer.api import Upload
 from importer.errors import DatabaseError, UsageError
 from importer.mapping.columns import ColumnMapping
-from importer.mapping.profiles import delete_profile, remembered_mapping, save_profile
-from ui import auth, keys, state
+from importer.mapping.profiles import delete_profile, save_profile
+from ui import auth, state
 from ui.engine import engine, settings
 from ui.render import md_escape
 
@@ -26,29 +26,6 @@ APPLIED = "profile_applied"  # (profile id, notice, detected fields, file sha256
 SOURCE_NAME = "upload_profile_name"  # the mapping form's "remember as" text box
 DROP = "profile_drop"
 FORGET = "profile_forget"
-
-
-def remembered(data: bytes, file_name: str, first: Upload | None) -> Upload | None:
-    """The file read with its headers' saved mapping (and the notice kept), or `first` when there is none."""
-    st.session_state.pop(APPLIED, None)
-    draft = state.get(keys.DRAFT_MAPPING)
-    detected: ColumnMapping | None = first.mapping if first is not None else draft[2] if draft else None
-    sheet = first.sheet if first is not None else draft[1] if draft else None
-    if detected is None:
-        return first
-    try:
-        found = remembered_mapping(engine(), detected)
-    except (DatabaseError, UsageError):
-        return first
-    if found is None:
-        return first
-    mapping, profile = found
-    again = state.read_file(data, file_name, settings(), sheet=sheet, mapping=mapping)
-    if again is None:  # the saved mapping does not fit this file after all: the detected one stands
-        st.session_state.pop(keys.REFUSAL, None)
-        return state.read_file(data, file_name, settings(), sheet=sheet) if first is not None else None
-    st.session_state[APPLIED] = (profile.id, profile.notice, detected.fields, again.sha256)
-    return again
 
 
 def remember(mapping: ColumnMapping, file_name: str, name: str | None = None) -> str | None:

@@ -117,7 +117,8 @@ def collect() -> bool:
 
 
 def _keep(outcome: ReadOutcome) -> None:
-    """What state.read_file, profiles.remembered and workspace.start did with a read, from its outcome."""
+    """What the Upload page did with a read in its own run (state.read_file, the remembered mapping,
+    workspace.start), from the outcome of the read in the server thread."""
     if outcome.upload is None:
         refused = outcome.refused
         state.set_upload(None)

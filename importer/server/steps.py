@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 import uuid
 from collections.abc import Callable, Hashable, Iterable
 from contextlib import AbstractContextManager
@@ -208,14 +207,5 @@ def drop_owners(owners: Iterable[str]) -> None:
         step._cancel.set()
 
 
-def wait_all(timeout: float = 10.0) -> None:
-    """Block until every step now registered has finished, or timeout (tests and shutdown)."""
-    deadline = time.monotonic() + timeout
-    with _lock:
-        going = list(_steps.values())
-    for step in going:
-        step.wait(max(0.0, deadline - time.monotonic()))
-
-
 __all__ = ["Cancelled", "Slot", "Step", "StepState", "cancel", "current", "drop_owners", "start",
-           "steps_for", "take", "wait_all"]
+           "steps_for", "take"]
