@@ -9,13 +9,11 @@ from __future__ import annotations
 
 import streamlit as st
 
-from importer.database.ledger import count_customers
-from importer.database.schema import describe_url
-from importer.errors import DatabaseError
+from importer.database.schema import describe_for_people, describe_url
 from importer.server.memory import release_free_memory, tune_allocators_for_a_server
 from ui import auth, workspace
 from ui import jobs as background
-from ui.engine import engine, settings
+from ui.engine import settings
 from ui.heavy import watch_session
 from ui.render import md_escape
 
@@ -41,14 +39,12 @@ if not is_open:
 
 with st.sidebar:
     st.caption("Writes to")
-    st.markdown(f"**{describe_url(current.database_url)}**")
-    try:
-        total = count_customers(engine())
-    except DatabaseError as exc:
-        st.error(f"{exc}", icon=":material/error:")
-    else:
-        st.markdown(f"**{total:,}** customer{'' if total == 1 else 's'} in the database")
-    background.show_progress()  # every import running now, in any tab or instance, with Cancel
+    st.markdown(f"**{describe_for_people(current.database_url)}**")
+    with st.expander("Details"):  # for an administrator: where exactly (never a password)
+        st.caption(md_escape(describe_url(current.database_url)))
+    # The customers in the database and every import running now (any tab or instance), with Cancel: a small
+    # part that redraws itself every few seconds, so an idle page keeps up with other sessions.
+    background.show_progress()
     st.caption(f"Signed in as **{md_escape(auth.user_name(current))}** ({auth.gate_note(current)})")
     auth.logout(current)
 

@@ -53,6 +53,9 @@ class Settings:
     trusted_proxy_hops: int = 0
     # Days an untouched workspace (an upload and its review operations, importer.workspace.store) is kept.
     workspace_days: int = 14
+    # Seconds between the dashboard's live redraws of what other sessions change (the sidebar's customer count
+    # and running imports, the Import page's dry-run verdict, Upload's workspace list); at least 1.
+    live_refresh_seconds: int = 2
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -79,6 +82,7 @@ class Settings:
             login_server_max_failures=_int(env, "LOGIN_SERVER_MAX_FAILURES", 50),
             trusted_proxy_hops=_int(env, "TRUSTED_PROXY_HOPS", 0),
             workspace_days=_int(env, "WORKSPACE_DAYS", 14),
+            live_refresh_seconds=max(1, _int(env, "LIVE_REFRESH_SECONDS", 2)),
         )
 
     def with_(self, **changes: Any) -> Settings:

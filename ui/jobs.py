@@ -6,7 +6,7 @@ the result to the page.
         jobs.show_progress()                                            # app.py, on every page
 
 The import runs in a server thread, so the analyst may change page or close the tab. `show_progress`
-redraws itself every second from the run ledger (so every tab and server instance sees every run) and,
+redraws itself every few seconds from the run ledger (so every tab and server instance sees every run) and,
 when this session's job ends, hands its RunResult to the page (ui.state.set_result) with one rerun.
 """
 
@@ -20,13 +20,12 @@ from typing import Any
 import streamlit as st
 
 from importer.api import Upload
-from importer.database.ledger import count_customers
 from importer.errors import DatabaseError, ImporterError, NotYours
 from importer.identity import dashboard_actor
 from importer.server import jobs
 from importer.server.jobs import Job, JobState, RunningRun
 from importer.workspace.store import discard_workspace
-from ui import auth, state
+from ui import auth, live, state
 from ui.engine import engine, settings
 from ui.render import md_escape, progress_text
 
@@ -39,7 +38,6 @@ FAILURE = "import_job_failure"  # why this session's last job failed (one line),
 # Widget keys.
 CANCEL_RUN = "jobs_cancel_run_"  # + run id
 CANCEL_WAITING = "jobs_cancel_waiting"
-REFRESH_SECONDS = 1.0
 
 
 # --- words (pure: tests/test_ui_jobs.py) ---------------------------------------------------------------
@@ -163,18 +161,16 @@ def _show_run(run: RunningRun, can_cancel: bool) -> None:
 
 
 def show_progress() -> None:
-    """The imports running now (any tab, any instance), each with Cancel, and this session's waiting job;
-    nothing when none runs. Meant for the sidebar of every page. It redraws itself every second while an
-    import runs or this session's job waits when the page runs; otherwise it is drawn with the page only, so
-    an import started in another tab or instance shows from the page's next run (any click) and is then
-    redrawn every second. Idle pages have no timed redraw: one landing just after a page change blanked the
-    new page's main area in Chromium (1 to 3 page changes in 10), and a slower timer did not fire at all."""
+    """The sidebar's live status on every page: the customers in the database, the imports running now (any
+    tab, any instance) each with Cancel, and this session's waiting job. It is a fragment that redraws itself
+    every few seconds (LIVE_REFRESH_SECONDS), whether or not an import runs, so an idle page shows another
+    session's import, its end and the new count without a click. Each tick reads one small aggregate of the
+    run ledger (ui.live.database_state); the count and the running runs are read again only when it changed
+    or while a run goes on. Only this fragment redraws, never the page: a whole-page timer once blanked the
+    new page's main area in Chromium after page changes (tests/e2e/test_live_view.py changes page with the
+    fragments ticking and checks that every page still draws)."""
     _tell_outcome()
-    running = _running()
-    if my_job() is not None or running:
-        _live_progress()
-    else:
-        _progress(running)  # drawn once: an import started elsewhere shows from this page's next run on
+    st.fragment(_live_progress, run_every=live.refresh_seconds())()
 
 
 def _tell_outcome() -> None:
@@ -184,16 +180,14 @@ def _tell_outcome() -> None:
         st.toast(text, icon=icon)
 
 
-def _running() -> list[RunningRun]:
-    try:
-        return jobs.running_runs(engine())
-    except DatabaseError:
-        return []  # the sidebar's database status says why
-
-
-@st.fragment(run_every=REFRESH_SECONDS)
 def _live_progress() -> None:
-    _progress(_running())
+    try:
+        status = live.database_status(engine())
+    except DatabaseError as exc:
+        st.error(f"{exc}", icon=":material/error:")
+        return
+    st.markdown(f"**{status.customers:,}** customer{'' if status.customers == 1 else 's'} in the database")
+    _progress(list(status.running))
 
 
 def _progress(running: list[RunningRun]) -> None:
@@ -203,9 +197,6 @@ def _progress(running: list[RunningRun]) -> None:
     can_cancel = auth.write_refusal(settings()) is None
     for run in running:
         _show_run(run, can_cancel)
-    if running:  # the frame's count above is read once per page run: say how many there are now
-        with contextlib.suppress(DatabaseError):
-            st.caption(f"{count_customers(engine()):,} customers in the database now")
     if mine is None or (mine.run_id is not None and any(r.run_id == mine.run_id for r in running)):
         return
     st.info(waiting_line(mine), icon=":material/hourglass_top:")

@@ -25,7 +25,7 @@ from importer.review import staleness as staleness
 from importer.workspace import snapshot as ws_snapshot
 from importer.workspace import store as ws
 from schemas.customer import FIELD_NAMES
-from ui import auth, keys, state
+from ui import auth, keys, live, state
 from ui.engine import engine, settings
 from ui.heavy import heavy_step
 from ui.render import md_escape
@@ -366,22 +366,32 @@ def show_history() -> None:
 
 
 def show_open_workspaces() -> None:
-    """Upload's list of the analyst's saved files, with Open (replayed) and Discard."""
+    """Upload's list of the analyst's saved files, with Open (replayed) and Discard; a file a run is importing
+    now says so instead. A small part that redraws itself every few seconds (ui.live): another tab's or
+    colleague's import shows, and the workspace it completes leaves the list, without a click."""
+    st.fragment(_open_workspaces, run_every=live.refresh_seconds())(workspace_id())
+
+
+def _open_workspaces(current: int | None) -> None:
     try:
-        found = ws.list_workspaces(engine(), owner())
+        found = [w for w in ws.list_workspaces(engine(), owner()) if w.id != current]
+        importing = {run.workspace_id: run for run in live.database_status().running if run.workspace_id}
     except DatabaseError:
         return
-    current = workspace_id()
-    found = [w for w in found if w.id != current]
     if not found:
         return
     st.subheader("Continue where you left off")
     st.caption(f"Files you started reviewing, with every change you made. Unused ones go after "
-               f"{settings().workspace_days} days (WORKSPACE_DAYS).")
+               f"{settings().workspace_days} days.")
     for info in found[:10]:
         text, open_button, discard = st.columns([6, 1, 1], vertical_alignment="center")
         text.markdown(f"**{md_escape(info.file_name)}** · {info.rows:,} rows · {info.operations:,} "
                       f"change{'' if info.operations == 1 else 's'} · {staleness.ago(info.updated_at)}")
+        if (run := importing.get(info.id)) is not None:
+            who = f" by {md_escape(run.user_name)}" if run.user_name else ""
+            text.caption(f":material/hourglass_top: Run #{run.run_id} is importing it now{who} "
+                         f"({run.rows_done:,} of {run.total:,} rows); it leaves this list when the import ends.")
+            continue
         if open_button.button("Open", key=f"{keys.WORKSPACE_OPEN}{info.id}", icon=":material/folder_open:"):
             state.set_upload(None)
             if _reopen(info.id, why="Opening"):
@@ -394,7 +404,7 @@ def show_open_workspaces() -> None:
                 st.error(md_escape(exc), icon=":material/block:")
             else:
                 state.notice(f"Discarded {info.file_name}.")
-                st.rerun()
+                st.rerun(scope="app")
 
 
 def resume_arguments() -> dict[str, Any]:

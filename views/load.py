@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 from functools import partial
+from typing import Any
 
 import streamlit as st
 
-from importer.api import import_upload
+from importer.api import Upload, import_upload
 from importer.database.ledger import find_resumable
 from importer.errors import DatabaseError
 from importer.outcomes.run_result import RunResult
 from importer.output.failure_report import report_bytes
-from importer.review.session import Readiness
-from ui import auth, existing, keys, render, state, steps, workspace
+from importer.review.session import DryRunSeen, Readiness, ReviewSession
+from ui import auth, existing, keys, live, render, state, steps, workspace
 from ui import jobs as background
 from ui import session as review_session
 from ui.engine import engine
@@ -72,12 +73,18 @@ if upload is not None:
     user_name = auth.user_name(current)
     session = review_session.current(upload)
     dry = state.dry_run_result(choices)  # this tab's full result (with its reasons), for the upload as it is
+    # What the verdict depends on besides the ledger: the workspace and version, the choices, this tab's copy.
+    ready_key = (session.id if session is not None else None, session.version if session is not None
+                 else state.version(), upload.sha256, choices, st.session_state.get(keys.DRY_RUN_SAW))
+    ledger = live.ledger_now()
     try:
         ready = review_session.readiness(session, upload, arguments)
     except DatabaseError as exc:
         ready = Readiness(None, f"The database could not be asked whether the dry run is still current ({exc}).")
+    live.remember_readiness(ready_key, ready, ledger)
+    again = st.session_state.pop(live.DRY_RUN_AGAIN, False)  # the banner's one click
     if st.button("Dry run (saves nothing)", key=keys.DRY_RUN_BUTTON, icon=":material/science:",
-                 type="secondary" if ready.can_import else "primary"):
+                 type="secondary" if ready.can_import else "primary") or again:
         try:
             with (heavy_step("dry run", checked.total),
                   st.spinner(f"Dry run of {checked.total:,} rows against the database...")):
@@ -88,18 +95,54 @@ if upload is not None:
                     saw = review_session.database_now()
                     dry = import_upload(engine(), upload, current, dry_run=True, user_name=user_name, **arguments)
                     review_session.remember_unsaved_dry_run(saw, dry, arguments)
+                ledger = live.ledger_now()
                 ready = review_session.readiness(session, upload, arguments)
         except DatabaseError as exc:
             st.error(f"{exc} Nothing was saved; check the database and try again.", icon=":material/block:")
             st.stop()
         state.set_result(dry, choices)
+        ready_key = (*ready_key[:-1], st.session_state.get(keys.DRY_RUN_SAW))
+        live.remember_readiness(ready_key, ready, ledger)
     seen = ready.dry_run
     if seen is None:
         st.caption(ready.reason or "")
     else:
         st.subheader("Dry run: what the import would do")
-        if ready.reason:
-            st.warning(f"These counts are out of date. {render.md_escape(ready.reason)}", icon=":material/update:")
+
+        def verdict_and_import(upload: Upload, session: ReviewSession | None, arguments: dict[str, Any],
+                               seen: DryRunSeen, ready_key: tuple[Any, ...]) -> None:
+            """The part of the page that keeps up with other sessions: whether the dry run still holds (another
+            run may import, end, or be undone meanwhile) and the Import button that follows it."""
+            try:
+                now = live.readiness(ready_key, lambda: review_session.readiness(session, upload, arguments))
+            except DatabaseError as exc:
+                now = Readiness(seen, f"The database could not be asked whether the dry run is still current ({exc}).")
+            shown = now.dry_run or seen
+            if now.reason:
+                st.session_state[live.HELD] = False
+                st.warning(f"These counts are out of date. {render.md_escape(now.reason)}", icon=":material/update:")
+                try:
+                    waiting = bool(live.database_status().running)
+                except DatabaseError:
+                    waiting = True
+                if not waiting and st.button("Run the dry run again", key=keys.DRY_RUN_BUTTON + "_again",
+                                             icon=":material/refresh:", type="primary"):
+                    st.session_state[live.DRY_RUN_AGAIN] = True
+                    st.rerun(scope="app")
+            elif st.session_state.get(live.HELD) is False:  # stale a tick ago, current now: say why
+                st.success("The other import has finished and changed none of this file's customers, so this "
+                           "dry run still holds.", icon=":material/check_circle:")
+            created, updated = shown.counts.get("created", 0), shown.counts.get("updated", 0)
+            label = (f"Import: create {created:,}, update {updated:,} customers" if updated
+                     else f"Import {created:,} customers")
+            if st.button(label, key=keys.IMPORT_BUTTON, type="primary", disabled=not now.can_import,
+                         icon=":material/database_upload:"):
+                remember_for_report(upload)  # the excluded rows, for the report once the import drops the upload
+                background.start(upload, arguments, workspace.resume_arguments().get("workspace"))
+                st.rerun(scope="app")
+
+        st.session_state.pop(live.HELD, None)  # a full run starts from what it shows
+        st.fragment(verdict_and_import, run_every=live.refresh_seconds())(upload, session, arguments, seen, ready_key)
         if dry is not None:
             render.result_metrics(dry)
             if dry.total_failed:
@@ -108,13 +151,6 @@ if upload is not None:
             render.count_metrics(seen.counts)
             st.caption("This dry run was run from another tab or before a refresh; run it again here to see the "
                        "reasons rows fail.")
-        created, updated = seen.counts.get("created", 0), seen.counts.get("updated", 0)
-        label = f"Import: create {created:,}, update {updated:,} customers" if updated else f"Import {created:,} customers"
-        if st.button(label, key=keys.IMPORT_BUTTON, type="primary", disabled=not ready.can_import,
-                     icon=":material/database_upload:"):
-            remember_for_report(upload)  # the excluded rows, for the report once the import drops the upload
-            background.start(upload, arguments, workspace.resume_arguments().get("workspace"))
-            st.rerun()
 else:
     assert result is not None
     st.success(f"Run #{result.run_id}: {result.message}{' (resumed run)' if result.resumed else ''}.",

@@ -211,6 +211,20 @@ def describe_url(url: str) -> str:
     return f"{parsed.get_backend_name()} {parsed.database or ''}@{parsed.host or ''}"
 
 
+def describe_for_people(url: str) -> str:
+    """The database in an analyst's words, without a path, host or password: `the local SQLite database`,
+    `PostgreSQL database customers` (describe_url has the detail, for an administrator)."""
+    try:
+        parsed = make_url(normalise_url(url))
+    except Exception:  # noqa: BLE001 - a malformed URL still needs a label
+        return "a database the dashboard cannot read the address of"
+    backend, name = parsed.get_backend_name(), parsed.database or ""
+    if backend == "sqlite":
+        return "a temporary in-memory database" if not name or name == ":memory:" else "the local SQLite database"
+    kind = "PostgreSQL" if backend == "postgresql" else backend
+    return f"{kind} database {name}" if name else f"the {kind} database"
+
+
 def _sqlite_pragmas(dbapi_conn, _record) -> None:
     """Per connection: WAL (readers never block), enforced FKs, 30 s wait on a locked file."""
     # Driver-level autocommit: SQLAlchemy's "begin" event below emits BEGIN itself, so
