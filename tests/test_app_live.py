@@ -7,6 +7,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 
+import pytest
 import sqlalchemy as sa
 
 from importer.database.schema import describe_for_people, describe_url
@@ -77,6 +78,7 @@ def _row_buttons(at) -> dict[str, bool]:
     return {b.key: True for b in at.button if b.key and b.key.startswith((keys.WORKSPACE_OPEN, keys.WORKSPACE_DISCARD))}
 
 
+@pytest.mark.slow
 def test_a_file_being_imported_is_listed_as_importing_without_open_or_discard(monkeypatch, sqlite_url) -> None:
     first = make_app(monkeypatch, sqlite_url)
     to_review(first, "messy.xlsx", messy_xlsx())  # saved as a workspace
@@ -98,6 +100,7 @@ def test_a_file_being_imported_is_listed_as_importing_without_open_or_discard(mo
     assert "is importing it now" not in texts(other)
 
 
+@pytest.mark.slow
 def test_a_stale_dry_run_is_run_again_in_one_click(monkeypatch, sqlite_url) -> None:
     at = make_app(monkeypatch, sqlite_url)
     to_review(at, "messy.xlsx", messy_xlsx())

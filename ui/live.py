@@ -79,7 +79,3 @@ def readiness(key: object, work_out: Callable[[], Readiness]) -> Readiness:
         ready: Readiness = last[1]
         return ready
     return remember_readiness(key, work_out(), now_state)
-
-
-def forget_readiness() -> None:
-    st.session_state.pop(READY, None)
