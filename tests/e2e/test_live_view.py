@@ -24,7 +24,7 @@ from bench.workbook import customer_workbook
 from importer.api import read_upload
 from importer.settings import Settings
 from schemas.customer import UNIQUE_FIELDS
-from tests.e2e.conftest import goto_page, new_page, wait_idle
+from tests.e2e.conftest import TIMEOUT_MS, VIEWPORT, goto_page, wait_idle
 from tests.e2e.pg_servers import query
 from tests.e2e.test_interrupt import upload_and_review, wait_for_rows, wait_for_status
 
@@ -50,6 +50,16 @@ def files() -> tuple[bytes, bytes]:
     return a, b
 
 
+def open_page(browser, server):
+    """new_page, patient with a loaded machine: the dashboard's bundle may take a while to load."""
+    context = browser.new_context(viewport=VIEWPORT, accept_downloads=True)
+    context.set_default_timeout(TIMEOUT_MS)
+    page = context.new_page()
+    page.goto(server.url, wait_until="domcontentloaded", timeout=3 * TIMEOUT_MS)
+    wait_idle(page, timeout=3 * TIMEOUT_MS)
+    return page
+
+
 def dry_run(page) -> None:
     """On Review: go to Import and run the dry run; returns once its Import button is enabled."""
     goto_page(page, "3. Import")
@@ -73,14 +83,14 @@ def workspace_row(page, name: str):
 def test_idle_pages_show_another_sessions_import_without_a_click(browser, start_server, db_path) -> None:
     a_data, b_data = files()
     server = start_server(env={"BATCH_SIZE": str(SLOW_BATCH), "LIVE_REFRESH_SECONDS": "2"})
-    a, b, b_upload = new_page(browser, server), new_page(browser, server), None
+    a, b, b_upload = open_page(browser, server), open_page(browser, server), None
     try:
         upload_and_review(a, a_data, A_ROWS, A_FILE)
         dry_run(a)
         upload_and_review(b, b_data, B_ROWS, B_FILE)
         dry_run(b)
         expect(sidebar(b).get_by_text("0 customers in the database")).to_be_visible()
-        b_upload = new_page(browser, server)  # B's second tab: Upload, nothing open, the list of saved files
+        b_upload = open_page(browser, server)  # B's second tab: Upload, nothing open, the list of saved files
         expect(b_upload.get_by_role("heading", name="Continue where you left off")).to_be_visible()
         expect(workspace_row(b_upload, A_FILE).get_by_role("button", name="Open")).to_be_visible()
 
@@ -133,7 +143,7 @@ def assert_page_drawn(page, link: str, title: str, settle_ms: int) -> None:
 def test_page_changes_while_the_live_parts_tick_never_blank_the_page(browser, start_server, db_path) -> None:
     a_data, b_data = files()
     server = start_server(env={"BATCH_SIZE": str(SLOW_BATCH), "LIVE_REFRESH_SECONDS": "1"})
-    a, b = new_page(browser, server), new_page(browser, server)
+    a, b = open_page(browser, server), open_page(browser, server)
     try:
         upload_and_review(a, a_data, A_ROWS, A_FILE)
         dry_run(a)
