@@ -30,9 +30,9 @@ from tests.e2e.test_interrupt import upload_and_review, wait_for_rows, wait_for_
 
 pytestmark = pytest.mark.e2e
 
-A_FILE, A_ROWS = "branch-a.xlsx", 6_000
+A_FILE, A_ROWS = "branch-a.xlsx", 3_000
 B_FILE, B_ROWS = "branch-b.xlsx", 200
-SLOW_BATCH = 20  # 300 chunks: A's import runs long enough for B's pages to show it running
+SLOW_BATCH = 5  # 600 chunks: A's import runs long enough for B's pages to show it running
 LIVE_MS = 10_000  # the issue's bound: what another session changed shows within 10 s, without a click
 PAGES = [("1. Upload", "Upload a customer file"), ("2. Review and fix", "Review and fix"), ("3. Import", "Import"),
          ("History", "History"), ("Customers", "Customers")]
@@ -53,7 +53,7 @@ def files() -> tuple[bytes, bytes]:
 def open_page(browser, server):
     """new_page, patient with a loaded machine: the dashboard's bundle may take a while to load."""
     context = browser.new_context(viewport=VIEWPORT, accept_downloads=True)
-    context.set_default_timeout(TIMEOUT_MS)
+    context.set_default_timeout(2 * TIMEOUT_MS)
     page = context.new_page()
     page.goto(server.url, wait_until="domcontentloaded", timeout=3 * TIMEOUT_MS)
     wait_idle(page, timeout=3 * TIMEOUT_MS)
