@@ -39,6 +39,12 @@ class Settings:
     max_csv_line_kb: int = 1024
     max_columns: int = 1_000
     batch_size: int = 2_000
+    # What one review operation (find and replace, a value conversion) may write, checked before it runs
+    # (importer.review.conversions.check_operation): a cell of at most this many characters (twice the longest
+    # field, Other Phones' 500), and at most this many MB of text added to the upload (blank -> 2,000
+    # characters on 100,000 rows would add 191 MB and took the server past 1.8 GB).
+    max_cell_chars: int = 1_000
+    max_operation_mb: int = 20
     app_password: str = ""
     # MB of the dashboard process that heavy steps may take at once (importer.server.governor): 250 on a 512 MB
     # host runs one 100,000-row step at a time (an idle server is ~210 MB, a step adds 150-200 MB).
@@ -75,6 +81,8 @@ class Settings:
             max_csv_line_kb=_int(env, "MAX_CSV_LINE_KB", 1024),
             max_columns=_int(env, "MAX_COLUMNS", 1_000),
             batch_size=_int(env, "BATCH_SIZE", 2_000),
+            max_cell_chars=_int(env, "MAX_CELL_CHARS", 1_000),
+            max_operation_mb=_int(env, "MAX_OPERATION_MB", 20),
             app_password=env.get("APP_PASSWORD", ""),
             memory_budget_mb=_int(env, "MEMORY_BUDGET_MB", 250),
             login_max_failures=_int(env, "LOGIN_MAX_FAILURES", 10),

@@ -153,7 +153,11 @@ def show_value_conversion(checked: Checked, settings: Settings, version: int | N
         disabled=[VALUE, ROWS, WHY], column_config={TARGET: _target_column(field)},
     )
     conversion = Conversion.from_table(field, edited.rename(columns={VALUE: "value"}), target=TARGET)
-    fixes, changes = _preview(checked, conversion, settings, version)
+    try:  # the engine refuses a conversion whose result would be too big, before building it
+        fixes, changes = _preview(checked, conversion, settings, version)
+    except UsageError as exc:
+        st.error(str(exc), icon=":material/block:")
+        return None
     left, right = st.columns([3, 1], vertical_alignment="center")
     left.markdown(_preview_line(fixes, changes))
     if right.button("Apply conversion", key=CONVERT_APPLY, type="primary", disabled=changes == 0,
@@ -180,10 +184,11 @@ def show_find_replace(checked: Checked, settings: Settings, version: int | None 
         return None
     try:
         operation = Replace(field, find, replace, whole_cell=whole, match_case=match_case)
+        # The engine refuses a replacement whose result would be too big, before building it.
+        fixes, changes = _preview(checked, operation, settings, version)
     except UsageError as exc:
         st.error(str(exc), icon=":material/block:")
         return None
-    fixes, changes = _preview(checked, operation, settings, version)
     text, action = st.columns([3, 1], vertical_alignment="center")
     text.markdown(_preview_line(fixes, changes))
     if action.button("Replace", key=REPLACE_APPLY, disabled=changes == 0, icon=":material/find_replace:"):

@@ -29,6 +29,7 @@ from typing import Any
 
 import streamlit as st
 
+from importer.output.downloads import discard_owners
 from importer.server import governor, steps
 from importer.server.governor import GaveUp, Waiting
 from importer.server.memory import release_free_memory
@@ -200,6 +201,13 @@ def _empty(state) -> None:
 
 
 _janitor: Janitor | None = None
+
+
+def _closed(session_ids: list[str]) -> None:
+    """Closed sessions: their server steps are dropped and their downloads deleted."""
+    steps.drop_owners(session_ids)
+    discard_owners(session_ids)
+
 _janitor_lock = threading.Lock()
 
 
@@ -216,7 +224,7 @@ def watch_session() -> None:
         with _janitor_lock:
             if _janitor is None:
                 grace = max(1.0, float(config.get_option("server.disconnectedSessionTTL")) / 2)
-                _janitor = Janitor(Runtime.instance(), grace, on_closed=steps.drop_owners).start()
+                _janitor = Janitor(Runtime.instance(), grace, on_closed=_closed).start()
         _janitor.watch(session_id, _session_state())
     except Exception:  # never let the clean-up break a page
         _LOG.exception("watching the session failed")

@@ -14,11 +14,10 @@ import streamlit as st
 from streamlit.elements.lib.column_types import ColumnConfig
 
 from importer.checks.validate import Checked
-from importer.database.ledger import RunRecord, run_failures
+from importer.database.ledger import RunRecord
 from importer.outcomes.error_table import ErrorTable
 from importer.outcomes.row_errors import DUPLICATE_CODES, ErrorCode, RowError, error_text
 from importer.outcomes.run_result import RunResult
-from importer.output.failure_report import report_bytes
 from importer.review.session import counts_of
 from schemas.customer import FIELD_NAMES, REGIONS, UNIQUE_FIELDS, label_of
 
@@ -69,13 +68,6 @@ def region_name(code: str) -> str:
 def run_label(run: RunRecord) -> str:
     """`#7 · customers.xlsx · 2026-03-01 09:30 · Completed`."""
     return f"#{run.id} · {run.file_name} · {run.started_at:%Y-%m-%d %H:%M} · {STATUS_TEXT.get(run.status, run.status)}"
-
-
-def run_report(run_id: int, fmt: str) -> bytes:
-    """A past run's failure report, built when its download button is clicked."""
-    from ui.engine import engine
-
-    return report_bytes(run_failures(engine(), run_id), fmt)
 
 
 def reason(code: str) -> str:

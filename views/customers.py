@@ -15,9 +15,11 @@ from importer.database.customers import SEARCH_COUNT_CAP, customer_detail, searc
 from importer.database.ledger import list_runs
 from importer.errors import DatabaseError
 from importer.output import customer_export as export
-from importer.output.customer_export import MIME, export_bytes, export_file_name
+from importer.output.customer_export import MIME, export_file_name
+from importer.output.downloads import export_file
 from schemas.customer import FIELDS, REGIONS
 from ui import auth, keys, render, state
+from ui.downloads import offer_file
 from ui.engine import engine
 
 PAGE_SIZES = (25, 50, 100, 200)
@@ -200,6 +202,6 @@ filters: dict[str, Any] = {"text": text or None, "region": region, "run_id": run
 for column, fmt, label, key in ((left, csv_format, "Export as CSV" + (" (zipped)" if csv_format == "zip" else ""),
                                  keys.CUSTOMERS_CSV),
                                 (right, "xlsx", "Export as Excel", keys.CUSTOMERS_XLSX)):
-    column.download_button(label, key=key, data=partial(export_bytes, engine(), fmt, **filters, csv_for=csv_for),
-                           file_name=export_file_name(fmt, **filters), mime=MIME[fmt], icon=":material/download:",
-                           on_click="ignore", width="stretch", disabled=fmt == "xlsx" and not excel)
+    offer_file(column, label, partial(export_file, engine(), fmt, **filters, csv_for=csv_for),
+               file_name=export_file_name(fmt, **filters), mime=MIME[fmt], key=key, width="stretch",
+               disabled=fmt == "xlsx" and not excel)

@@ -3,20 +3,29 @@
 from __future__ import annotations
 
 from functools import partial
+from pathlib import Path
 
 import streamlit as st
 
 from importer.api import upload_for_resume
 from importer.checks.changes import Changes
-from importer.database.ledger import RunRecord, list_runs, undo, undo_preview
+from importer.database.ledger import RunRecord, list_runs, run_failures, undo, undo_preview
 from importer.errors import DatabaseError, FileRefused, NotYours, RunError
 from importer.identity import dashboard_actor
 from importer.outcomes.row_errors import RunStatus
+from importer.output.downloads import report_file
 from importer.workspace.resume import upload_for_workspace_resume
 from ui import auth, keys, render, state
 from ui import jobs as background
+from ui.downloads import offer_file
 from ui.engine import engine
 from ui.heavy import heavy_rows_for_file, heavy_step
+
+
+def _run_report_file(run_id: int, fmt: str) -> Path:
+    """A past run's failure report, written to a file on disk when its button is clicked."""
+    return report_file(run_failures(engine(), run_id), fmt)
+
 
 current = auth.guard()
 # Who acts here: the engine checks what this account may undo or resume (its own runs; an admin: any) and
@@ -77,13 +86,13 @@ if run.total_failed:
     left, right = st.columns(2)
     stem = f"failed-rows-run-{run.id}"
     run_id = run.id
-    left.download_button("Download this run's failure report (CSV)", key=keys.HISTORY_CSV,
-                         data=partial(render.run_report, run_id, "csv"),
-                         file_name=f"{stem}.csv", mime="text/csv", icon=":material/download:", on_click="ignore")
-    right.download_button("Download this run's failure report (Excel)", key=keys.HISTORY_XLSX,
-                          data=partial(render.run_report, run_id, "xlsx"),
-                          file_name=f"{stem}.xlsx", icon=":material/download:", on_click="ignore",
-                          mime="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet")
+    # Built in chunks to a file on disk and sent from there (ui.downloads): nothing whole-file in memory.
+    for column, fmt, label, mime, key in (
+            (left, "csv", "Download this run's failure report (CSV)", "text/csv", keys.HISTORY_CSV),
+            (right, "xlsx", "Download this run's failure report (Excel)",
+             "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet", keys.HISTORY_XLSX)):
+        offer_file(column, label, partial(_run_report_file, run_id, fmt), file_name=f"{stem}.{fmt}", mime=mime,
+                   key=key)
 else:
     st.caption("This run has no failed rows.")
 

@@ -11,11 +11,12 @@ from importer.api import Upload, import_upload
 from importer.database.ledger import find_resumable
 from importer.errors import DatabaseError
 from importer.outcomes.run_result import RunResult
-from importer.output.failure_report import report_bytes
+from importer.output.downloads import report_file
 from importer.review.session import DryRunSeen, Readiness, ReviewSession
 from ui import auth, existing, keys, live, render, state, steps, workspace
 from ui import jobs as background
 from ui import session as review_session
+from ui.downloads import offer_file
 from ui.engine import engine
 from ui.exclusions import excluded_of, include_excluded_in_report, remember_for_report, report_with_excluded
 from ui.heavy import heavy_step
@@ -167,13 +168,12 @@ else:
         report = result.failed
         if include_excluded_in_report(upload):
             report = report_with_excluded(report, upload)
-        left.download_button("Download failure report (CSV)", data=partial(report_bytes, report, "csv"),
-                             file_name=f"{stem}.csv", mime="text/csv", key=keys.IMPORT_CSV,
-                             icon=":material/download:", on_click="ignore")
-        right.download_button("Download failure report (Excel, failing cells marked)",
-                              data=partial(report_bytes, report, "xlsx"), file_name=f"{stem}.xlsx",
-                              mime="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
-                              key=keys.IMPORT_XLSX, icon=":material/download:", on_click="ignore")
+        # Built in chunks to a file on disk and sent from there (ui.downloads): nothing whole-file in memory.
+        for column, fmt, label, mime, key in (
+                (left, "csv", "Download failure report (CSV)", "text/csv", keys.IMPORT_CSV),
+                (right, "xlsx", "Download failure report (Excel, failing cells marked)",
+                 "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet", keys.IMPORT_XLSX)):
+            offer_file(column, label, partial(report_file, report, fmt), file_name=f"{stem}.{fmt}", mime=mime, key=key)
         st.page_link("views/upload.py", label="Upload the fixed report", icon=":material/upload_file:")
     else:
         st.page_link("views/upload.py", label="Upload another file", icon=":material/upload_file:")

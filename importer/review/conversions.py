@@ -14,15 +14,17 @@ whole columns with pandas (no Python loop over the rows), so 100,000 rows cost a
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar, NamedTuple
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from importer.checks import normalise as clean
-from importer.checks.validate import Checked, check_frame, recheck
+from importer.checks.validate import CHUNK_ROWS, Checked, check_frame, recheck
 from importer.errors import UsageError
 from importer.mapping.columns import ColumnMapping, SheetNotes, fed_fields
 from importer.outcomes.row_errors import DUPLICATE_CODES, ErrorCode
@@ -309,9 +311,91 @@ def _passing(field: str, texts: list[str], settings: Settings) -> set[str]:
 
 
 # -- what an operation changes ---------------------------------------------------------------------------
-def new_values(checked: Checked, operation: Operation) -> pd.Series:
-    """The new text of the rows the operation changes (index: source rows); unchanged rows are left out."""
-    column = checked.original[operation.field].fillna("").astype(str)
+class OperationTooBig(UsageError):
+    """An operation refused before it ran: a cell it writes, or the text it adds, would pass a limit."""
+
+
+def _chunks(checked: Checked, field: str) -> Iterator[pd.Series]:
+    """The field's text a chunk of CHUNK_ROWS rows at a time (blank for missing): no whole-column copy."""
+    values = checked.original[field]
+    for start in range(0, len(values), CHUNK_ROWS):
+        yield values.iloc[start:start + CHUNK_ROWS].fillna("").astype(str)
+
+
+def _lengths(text: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+    """Each cell's length in characters and in UTF-8 bytes, from Arrow (no Python object per cell)."""
+    array = pa.array(text.to_numpy(dtype=object), type=pa.large_string())
+    chars = pc.utf8_length(array).to_numpy(zero_copy_only=False)
+    return np.asarray(chars, dtype=np.int64), np.asarray(pc.binary_length(array).to_numpy(zero_copy_only=False),
+                                                         dtype=np.int64)
+
+
+def _sizes_after(text: pd.Series, operation: Operation) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """For one chunk: which cells the operation touches, their lengths now and after it (characters, and the
+    bytes after minus before), computed from the lengths alone: the new text is not built."""
+    chars, size = _lengths(text)
+    if isinstance(operation, Conversion):
+        mapping = operation.mapping
+        hit = text.isin(list(mapping)).to_numpy()
+        targets = text[hit]
+        new_chars = np.zeros(len(text), dtype=np.int64)
+        grown = np.zeros(len(text), dtype=np.int64)
+        new_chars[hit] = targets.map({k: len(v) for k, v in mapping.items()}).to_numpy(dtype=np.int64)
+        grown[hit] = targets.map({k: len(v.encode("utf-8", "replace")) for k, v in mapping.items()}).to_numpy(
+            dtype=np.int64) - size[hit]
+        return hit, chars, new_chars, grown
+    replacement = operation.replace
+    if operation.whole_cell:
+        key = text.str.strip()
+        find = operation.find.strip()
+        if not operation.match_case:
+            key, find = key.str.casefold(), find.casefold()
+        hit = (key == find).to_numpy()
+        new_chars = np.where(hit, len(replacement), chars)
+        return hit, chars, new_chars, np.where(hit, len(replacement.encode("utf-8", "replace")) - size, 0)
+    flags = 0 if operation.match_case else re.IGNORECASE
+    found = text.str.count(re.escape(operation.find), flags=flags).to_numpy(dtype=np.int64)
+    hit = found > 0
+    new_chars = chars + found * (len(replacement) - len(operation.find))
+    step = len(replacement.encode("utf-8", "replace")) - len(operation.find.encode("utf-8", "replace"))
+    return hit, chars, new_chars, found * step
+
+
+def check_operation(checked: Checked, operation: Operation, settings: Settings | None = None) -> None:
+    """OperationTooBig, before anything is built, when the operation would write a cell longer than
+    settings.max_cell_chars characters (one it makes longer), or add more than settings.max_operation_mb MB of
+    text to the upload. Works from the cells' lengths a chunk at a time: what it holds is one chunk's lengths."""
+    settings = settings or Settings()
+    label = label_of(operation.field)
+    too_long = 0
+    first_row: int | None = None
+    longest = cells = 0
+    added = 0
+    for text in _chunks(checked, operation.field):
+        hit, chars, new_chars, grown = _sizes_after(text, operation)
+        over = hit & (new_chars > settings.max_cell_chars) & (new_chars > chars)
+        if over.any():
+            too_long += int(over.sum())
+            longest = max(longest, int(new_chars[over].max()))
+            if first_row is None:
+                first_row = int(text.index[int(np.argmax(over))])
+        cells += int(hit.sum())
+        added += int(grown[hit].sum())
+    if too_long:
+        others = f" and {too_long - 1:,} other row{'' if too_long == 2 else 's'}" if too_long > 1 else ""
+        raise OperationTooBig(
+            f"Not applied: this would make the {label} of row {first_row:,}{others} {longest:,} characters long, "
+            f"and a cell can hold at most {settings.max_cell_chars:,}. Use a shorter replacement.")
+    limit = settings.max_operation_mb * 1_048_576
+    if added > limit:
+        raise OperationTooBig(
+            f"Not applied: this would add {added / 1_048_576:,.0f} MB of text to the upload ({cells:,} {label} "
+            f"cells), and one change can add at most {settings.max_operation_mb:,} MB. Use a shorter replacement, "
+            "or change fewer rows (make the text to find more specific).")
+
+
+def _new_in(column: pd.Series, operation: Operation) -> pd.Series:
+    """The new text of one chunk's cells that the operation changes."""
     if isinstance(operation, Conversion):
         mapping = operation.mapping
         hit = column.isin(list(mapping))
@@ -332,17 +416,30 @@ def new_values(checked: Checked, operation: Operation) -> pd.Series:
     return new[new.to_numpy() != column.loc[new.index].to_numpy()]
 
 
+def new_values(checked: Checked, operation: Operation, settings: Settings | None = None) -> pd.Series:
+    """The new text of the rows the operation changes (index: source rows); unchanged rows are left out.
+
+    check_operation first (OperationTooBig when the result would be too big), then a chunk of CHUNK_ROWS rows
+    at a time: what is held is one chunk's text and the changed cells' new text."""
+    check_operation(checked, operation, settings)
+    parts = [part for chunk in _chunks(checked, operation.field) if len(part := _new_in(chunk, operation))]
+    if not parts:
+        return pd.Series([], dtype=object, index=checked.original.index[:0])
+    return parts[0] if len(parts) == 1 else pd.concat(parts)
+
+
 def preview(checked: Checked, operation: Operation, settings: Settings | None = None) -> Preview:
     """How many failing rows the operation fixes (its field passes after it) and how many rows it changes."""
-    new = new_values(checked, operation)
+    new = new_values(checked, operation, settings)
     failing = new[new.index.isin(failing_rows(checked, operation.field))]
     passing = _passing(operation.field, failing.unique().tolist(), settings or Settings())
     return Preview(fixes=int(failing.isin(list(passing)).sum()), changes=len(new))
 
 
 def apply_operation(checked: Checked, operation: Operation, settings: Settings) -> Checked:
-    """The upload with the operation applied; only the rows it changes are checked again."""
-    new = new_values(checked, operation)
+    """The upload with the operation applied; only the rows it changes are checked again. OperationTooBig,
+    before anything is built, when its result would be too big (check_operation)."""
+    new = new_values(checked, operation, settings)
     if new.empty:
         return checked
     changed = checked.original.loc[new.index].copy()
@@ -417,5 +514,5 @@ def mapping_warnings(mapping: ColumnMapping, notes: SheetNotes, rows: int, defau
 
 __all__ = ["VALUE_LIMIT", "Conversion", "Operation", "Preview", "Replace", "apply_conversion", "apply_operation",
            "apply_operations", "operations_from_json",
-           "LOOKS_LIKE_SHARE", "MappingWarning", "mapping_warnings", "failing_fields", "failing_rows", "failing_values", "new_values", "operation_from_dict", "preview",
+           "LOOKS_LIKE_SHARE", "OperationTooBig", "check_operation", "MappingWarning", "mapping_warnings", "failing_fields", "failing_rows", "failing_values", "new_values", "operation_from_dict", "preview",
            "user_type_for"]

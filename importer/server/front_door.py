@@ -12,15 +12,21 @@ Two jobs that Streamlit cannot be configured to do:
   anyone the number of open sessions), and `/_stcore/upload_file/<session>/...` only accepts a file for a
   session the dashboard's gate opened (ui/auth.py calls `mark_signed_in`): a session that has not
   signed in cannot make the server hold its bytes. Refused before the body is read.
+
+It also serves the downloads of importer.output.downloads (exports, failure reports) from disk, a chunk at a
+time, at `<app>/_importer/download/<token>`: Streamlit's download button would hold the whole file in memory.
+The file is deleted once it has been sent.
 """
 
 from __future__ import annotations
 
+import asyncio
 import re
 import threading
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Iterable, MutableMapping
 from typing import Any
+from urllib.parse import quote
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -31,6 +37,8 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 MAX_SESSIONS = 10_000
 _METRICS = re.compile(r"(^|/)_stcore/metrics/?$")
 _UPLOAD = re.compile(r"(^|/)_stcore/upload_file/([^/]+)(/|$)")
+_DOWNLOAD = re.compile(r"(^|/)_importer/download/([A-Za-z0-9_-]{16,64})$")
+_serving = threading.Event()  # set once a FrontDoor is built: the dashboard can link to its downloads
 
 _signed_in: OrderedDict[str, None] = OrderedDict()
 _lock = threading.Lock()
@@ -84,11 +92,16 @@ class FrontDoor:
     def __init__(self, app: ASGIApp, hops: int = 0) -> None:
         self.app = app
         self.hops = max(0, hops)
+        _serving.set()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope.get("type") in ("http", "websocket"):
             self._set_client(scope)
             if scope["type"] == "http":
+                download = _DOWNLOAD.search(scope.get("path") or "")
+                if download and scope.get("method") in ("GET", "HEAD"):
+                    await _send_download(send, download.group(2), scope["method"] == "HEAD")
+                    return
                 refusal = self._refusal(scope)
                 if refusal is not None:
                     await _respond(send, *refusal)
@@ -122,3 +135,36 @@ async def _respond(send: Send, status: int, body: bytes) -> None:
                 "headers": [(b"content-type", b"text/plain; charset=utf-8"),
                             (b"content-length", str(len(body)).encode())]})
     await send({"type": "http.response.body", "body": body})
+
+
+def serving_downloads() -> bool:
+    """Whether this process serves the download route (started through importer.server.serve)."""
+    return _serving.is_set()
+
+
+def _disposition(file_name: str) -> bytes:
+    plain = "".join(ch if ch.isascii() and (ch.isalnum() or ch in "-_.") else "_" for ch in file_name) or "download"
+    return f"attachment; filename=\"{plain}\"; filename*=UTF-8''{quote(file_name)}".encode("latin-1")
+
+
+async def _send_download(send: Send, token: str, head: bool) -> None:
+    """An offered file, a chunk at a time from disk; deleted once all of it has been sent."""
+    from importer.output import downloads
+
+    found = downloads.offered(token)
+    if found is None:
+        await _respond(send, 404, b"This download has expired: build it again on its page.\n")
+        return
+    await send({"type": "http.response.start", "status": 200, "headers": [
+        (b"content-type", found.mime.encode("latin-1")), (b"content-length", str(found.size).encode()),
+        (b"content-disposition", _disposition(found.file_name)), (b"cache-control", b"no-store"),
+        (b"x-content-type-options", b"nosniff")]})
+    if head:
+        await send({"type": "http.response.body", "body": b""})
+        return
+    with open(found.path, "rb") as handle:
+        while chunk := await asyncio.to_thread(handle.read, downloads.CHUNK_BYTES):
+            await send({"type": "http.response.body", "body": chunk, "more_body": True})
+    await send({"type": "http.response.body", "body": b""})
+    if downloads.take(token) is not None:  # sent whole: the file goes (a dropped connection may try again)
+        downloads.delete_file(found.path)

@@ -356,7 +356,7 @@ class _Replay:
         if new_values is not None and isinstance(getattr(op, "field", None), str):
             self.flush()
             column = self.text.take([op.field], self.present())
-            self.change(op.field, new_values(Checked(column, column, ErrorTable.empty()), op))
+            self.change(op.field, new_values(Checked(column, column, ErrorTable.empty()), op, self.settings))
             return
         self.flush()
         checked = applier(op)(self.validated(), self.settings)
