@@ -86,9 +86,10 @@ def _customers_db(path: Path) -> str:
         for start in range(0, CUSTOMERS, 10_000):
             rows = []
             for i in range(start, min(start + 10_000, CUSTOMERS)):
-                row = {name: (f"{i:09d}" + "x" * width[name])[:width[name]] for name in width}
+                # Random letters: a real export's text does not compress to nothing.
+                row = {name: os.urandom(width[name] // 2 + 1).hex()[:width[name]] for name in width}
                 row.update(shipping_mark=f"MK{i:08d}", phone=f"+23324{i:07d}", region="VOLTA",
-                           user_type=USER_TYPES[0], email=f"{i}{'e' * 200}@example.com", created_at=now)
+                           user_type=USER_TYPES[0], email=f"{i}{os.urandom(100).hex()}@example.com", created_at=now)
                 rows.append(row)
             conn.execute(sa.insert(customers), rows)
     engine.dispose()

@@ -38,7 +38,7 @@ MAX_SESSIONS = 10_000
 _METRICS = re.compile(r"(^|/)_stcore/metrics/?$")
 _UPLOAD = re.compile(r"(^|/)_stcore/upload_file/([^/]+)(/|$)")
 _DOWNLOAD = re.compile(r"(^|/)_importer/download/([A-Za-z0-9_-]{16,64})$")
-_serving = threading.Event()  # set once a FrontDoor is built: the dashboard can link to its downloads
+_serving = threading.Event()  # set when the server puts a FrontDoor in front: the pages can link to downloads
 
 _signed_in: OrderedDict[str, None] = OrderedDict()
 _lock = threading.Lock()
@@ -92,7 +92,6 @@ class FrontDoor:
     def __init__(self, app: ASGIApp, hops: int = 0) -> None:
         self.app = app
         self.hops = max(0, hops)
-        _serving.set()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope.get("type") in ("http", "websocket"):
@@ -135,6 +134,11 @@ async def _respond(send: Send, status: int, body: bytes) -> None:
                 "headers": [(b"content-type", b"text/plain; charset=utf-8"),
                             (b"content-length", str(len(body)).encode())]})
     await send({"type": "http.response.body", "body": body})
+
+
+def mark_serving() -> None:
+    """This process's server has the front door in front of it (importer.server.serve): downloads are linked."""
+    _serving.set()
 
 
 def serving_downloads() -> bool:

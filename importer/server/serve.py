@@ -34,7 +34,7 @@ def install_front_door(hops: int) -> None:
     from starlette.middleware import Middleware
     from streamlit.web.server.starlette import starlette_app, starlette_server
 
-    from importer.server.front_door import FrontDoor
+    from importer.server.front_door import FrontDoor, mark_serving
 
     middleware = getattr(starlette_app, "create_streamlit_middleware", None)
     uvicorn_kwargs = getattr(starlette_server, "_get_uvicorn_config_kwargs", None)
@@ -43,6 +43,7 @@ def install_front_door(hops: int) -> None:
                            "importer.server.serve cannot put its front door before it")
 
     def with_front_door() -> list[Any]:
+        mark_serving()  # the pages link their downloads to the front door's route
         return [Middleware(FrontDoor, hops=hops), *middleware()]
 
     def without_proxy_headers() -> dict[str, Any]:

@@ -12,6 +12,7 @@ import io
 import re
 import subprocess
 import sys
+from urllib.parse import urljoin
 
 import pytest
 from openpyxl import Workbook, load_workbook
@@ -157,9 +158,15 @@ def click_until(page, button: str, shown, attempts: int = 3) -> None:
 
 
 def download(page, button: str) -> bytes:
-    with page.expect_download() as info:
-        page.get_by_role("button", name=button).click()
-    return info.value.path().read_bytes()
+    """Click a download button: the server builds the file on its disk (ui.downloads), and the Save link
+    under the button fetches it from the front door's route, in this browser's own session."""
+    page.get_by_role("button", name=button).click()
+    ending = ".csv" if "CSV" in button else ".xlsx"
+    link = page.get_by_role("link", name=re.compile(r"^Save .*" + re.escape(ending)))
+    expect(link).to_be_visible(timeout=TIMEOUT_MS)
+    response = page.request.get(urljoin(page.url, link.get_attribute("href") or ""))
+    assert response.ok and "attachment" in response.headers.get("content-disposition", ""), response.status
+    return response.body()
 
 
 def test_upload_fix_import_report_history_undo(page, server) -> None:
