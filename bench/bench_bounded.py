@@ -13,6 +13,9 @@ Cases, each a fresh process under /work/shared/tools/in-512mb (the host's limit;
   in the bench's scratch folder) to FMT (xlsx or zip), built in a temporary file and sent in chunks, as
   the download route does (importer.output.downloads); `bytes-FMT` is the old way (the whole file as bytes,
   which the download button then held).
+- dashboard FMT: the same export clicked in Chromium on the Customers page of a dashboard server that itself runs
+  in the cgroup (importer.server.serve, as deployed): the server's VmHWM, the cgroup's peak, and its RSS 35 s
+  after the tab closed. With BENCH_ROOT=<a checkout of before>, the old download button is measured the same way.
 
 Each line reports the cgroup's peak (resident memory plus the page cache the process caused) and the process's
 own VmHWM, and whether the kernel killed it. bench/RESULTS.md's section "Bounded exports and operations
@@ -31,6 +34,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 # BENCH_ROOT: measure another checkout (the "before" numbers came from main before this change).
 ROOT = Path(os.environ.get("BENCH_ROOT") or Path(__file__).resolve().parent.parent)
@@ -43,7 +47,8 @@ SCRATCH = Path(tempfile.gettempdir()) / "bench_bounded"
 ROWS = 100_000
 CUSTOMERS = 250_000
 SECTION = "Bounded exports and operations (issue 20)"
-DEFAULT_CASES = ["replace 2000", "cli 2000", "cli 5000", "cli 20000", "export xlsx", "export zip"]
+DEFAULT_CASES = ["replace 2000", "cli 2000", "cli 5000", "cli 20000", "export xlsx", "export zip", "dashboard xlsx",
+                 "dashboard zip"]
 
 
 def _vm_hwm_mb() -> float:
@@ -87,7 +92,7 @@ def _customers_db(path: Path) -> str:
             rows = []
             for i in range(start, min(start + 10_000, CUSTOMERS)):
                 # Random letters: a real export's text does not compress to nothing.
-                row = {name: os.urandom(width[name] // 2 + 1).hex()[:width[name]] for name in width}
+                row: dict[str, Any] = {name: os.urandom(width[name] // 2 + 1).hex()[:width[name]] for name in width}
                 row.update(shipping_mark=f"MK{i:08d}", phone=f"+23324{i:07d}", region="VOLTA",
                            user_type=USER_TYPES[0], email=f"{i}{os.urandom(100).hex()}@example.com", created_at=now)
                 rows.append(row)
@@ -154,6 +159,8 @@ def _confined(command: list[str], limit_mb: int) -> tuple[subprocess.CompletedPr
 
 def run(case: str, limit_mb: int) -> dict[str, object]:
     name, arg = case.split()
+    if name == "dashboard":
+        return run_dashboard(arg, limit_mb)
     py = str(ROOT / ".venv" / "bin" / "python")
     if name == "cli":
         ops = SCRATCH / f"ops-{arg}.json"
@@ -178,6 +185,117 @@ def run(case: str, limit_mb: int) -> dict[str, object]:
     return result
 
 
+# -- the dashboard: the server itself in the cgroup, the Customers page's export clicked in Chromium -----------
+def _cgroup(pid: int) -> Path:
+    return Path(f"/sys/fs/cgroup/memory/in512-{pid}")
+
+
+def _server_pid(wrapper: int) -> int:
+    """The dashboard's own process: the one in the wrapper's cgroup that is not the wrapper."""
+    for _ in range(100):
+        procs = [int(p) for p in (_cgroup(wrapper) / "cgroup.procs").read_text().split()] \
+            if _cgroup(wrapper).exists() else []
+        others = [p for p in procs if p != wrapper]
+        if others:
+            return others[0]
+        time.sleep(0.1)
+    raise RuntimeError("the dashboard did not start in its cgroup")
+
+
+def _status_mb(pid: int, field: str) -> int:
+    found = re.search(rf"^{field}:\s+(\d+) kB$", Path(f"/proc/{pid}/status").read_text(), re.MULTILINE)
+    return int(found.group(1)) // 1024 if found else -1
+
+
+def run_dashboard(fmt: str, limit_mb: int) -> dict[str, object]:
+    """The Customers page's "Export as Excel" / "Export as CSV (zipped)" of the 250,000 customers, clicked in
+    Chromium on a dashboard server that runs in the cgroup; then the tab is closed and 35 s later the server's
+    RSS read again. Works with the download button of before (a download) and the Save link of now."""
+    import signal
+    import socket
+    import urllib.request
+
+    from playwright.sync_api import sync_playwright
+
+    from tests.e2e.conftest import launch_chromium, wait_idle
+
+    url = _customers_db(SCRATCH / "customers.db")
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "APP_PASSWORD")}
+    env.update({"DATABASE_URL": url, "APP_PASSWORD": "pw", "PYTHONUNBUFFERED": "1"})
+    log = open(SCRATCH / "server.log", "ab")  # noqa: SIM115 - the child writes to it
+    wrapper = subprocess.Popen(
+        [str(IN_512MB), "-m", str(limit_mb), str(ROOT / ".venv" / "bin" / "python"), "-m", "importer.server.serve",
+         "run", "app.py", "--server.headless", "true", "--server.port", str(port), "--server.address", "127.0.0.1",
+         "--server.fileWatcherType", "none", "--browser.gatherUsageStats", "false"],
+        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+    log.close()
+    server = _server_pid(wrapper.pid)
+    base = f"http://127.0.0.1:{port}"
+    for _ in range(600):
+        try:
+            with urllib.request.urlopen(f"{base}/_stcore/health", timeout=2):
+                break
+        except OSError:
+            time.sleep(0.2)
+    label = "Export as Excel" if fmt == "xlsx" else "Export as CSV (zipped)"
+    result: dict[str, object] = {"case": f"dashboard {fmt}", "vm_hwm_mb": None, "outcome": "?"}
+    try:
+        with sync_playwright() as playwright:
+            browser = launch_chromium(playwright)
+            context = browser.new_context(viewport={"width": 1280, "height": 1400}, accept_downloads=True)
+            context.set_default_timeout(900_000)
+            page = context.new_page()
+            page.goto(base + "/customers")
+            wait_idle(page)
+            page.get_by_role("textbox", name="Password").fill("pw")
+            page.keyboard.press("Enter")
+            wait_idle(page)
+            page.get_by_text("Rows 1-50 of").wait_for()
+            before = _status_mb(server, "VmRSS")
+            started = time.perf_counter()
+            got: list[Any] = []
+            page.on("download", got.append)
+            page.get_by_role("button", name=label).click()
+            link = page.get_by_role("link", name=re.compile(r"^Save "))
+            while not got and not link.count() and wrapper.poll() is None:
+                page.wait_for_timeout(500)
+            if got:
+                size = Path(got[0].path()).stat().st_size
+                how = "download button"
+            elif link.count():
+                response = context.request.get(base + "/" + (link.get_attribute("href") or "").lstrip("/"),
+                                               timeout=900_000)
+                size = len(response.body())
+                how = "built on disk, sent from disk"
+            else:
+                size, how = 0, "server killed"
+            seconds = time.perf_counter() - started
+            peak = _status_mb(server, "VmHWM") if wrapper.poll() is None else None
+            page.close()
+            time.sleep(35)
+            after = _status_mb(server, "VmRSS") if wrapper.poll() is None else None
+            browser.close()
+        cgroup_peak = int((_cgroup(wrapper.pid) / "memory.max_usage_in_bytes").read_text()) // 1_048_576 \
+            if _cgroup(wrapper.pid).exists() else None
+        result.update(vm_hwm_mb=peak, peak=cgroup_peak, seconds=round(seconds, 1),
+                      outcome=f"{how}: {size / 1e6:,.0f} MB in {seconds:,.0f} s; RSS {before} MB before, "
+                              f"{after if after is not None else '-'} MB 35 s after the tab closed")
+    finally:
+        if wrapper.poll() is None:
+            os.kill(server, signal.SIGTERM)
+        wrapper.wait(timeout=60)
+    tail = (SCRATCH / "server.log").read_text(errors="replace")
+    found = re.findall(r"peak (\d+) MB, OOM kills (\d+)", tail)
+    if found:
+        result["peak"], result["kills"] = int(found[-1][0]), int(found[-1][1])
+    if result.get("kills"):
+        result["outcome"] = "killed: " + str(result["outcome"])
+    return result
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--case", nargs=2, metavar=("NAME", "ARG"))
@@ -191,7 +309,7 @@ def main() -> None:
         return
     _upload_csv(SCRATCH / "upload.csv")
     cases = [c.strip() for c in args.cases.split(",") if c.strip()]
-    if any(c.startswith("export") for c in cases):
+    if any(c.startswith(("export", "dashboard")) for c in cases):
         _customers_db(SCRATCH / "customers.db")
     rows = []
     for case in cases:

@@ -268,3 +268,22 @@ def test_the_customers_page_builds_its_export_on_disk_and_links_to_it(monkeypatc
     assert len(rows) == 61 and rows[0]["Shipping Mark"] == "KSI-00001"
     at.run()
     assert not at.get("link_button")  # sent: the file is gone, and the button builds it again
+
+
+@pytest.mark.slow
+def test_the_review_pages_find_and_replace_shows_the_refusal_and_changes_nothing() -> None:
+    from tests.test_cleaning_ui import app, texts
+    from ui import cleaning
+
+    at = app("replace")
+    before = at.session_state["checked"].original.copy()
+    at.selectbox(key=cleaning.REPLACE_FIELD).set_value("nickname").run()
+    at.checkbox(key=cleaning.REPLACE_WHOLE).check().run()
+    at.text_input(key=cleaning.REPLACE_WITH).input("N" * 2_000).run()
+    assert not at.exception
+    assert [e.value for e in at.error] == [
+        f"Not applied: this would make the Nickname of row {before.index[0]} and 39 other rows 2,000 characters long, "
+        f"and a cell can hold at most {S.max_cell_chars:,}. Use a shorter replacement."]
+    assert all(b.key != cleaning.REPLACE_APPLY for b in at.button)  # no Replace button to press
+    assert "Fixes" not in texts(at)
+    pd.testing.assert_frame_equal(at.session_state["checked"].original, before)
