@@ -52,6 +52,9 @@ def offer_file(container: Any, label: str, build: Callable[[], Path], *, file_na
                                   icon=":material/download:", on_click="ignore", width=width, disabled=disabled)
         return
     held = st.session_state.get(_TOKEN + key)
+    if held is not None and held[1] != file_name:  # built for other filters or another run: it goes
+        downloads.discard(held[0])
+        held = st.session_state[_TOKEN + key] = None
     if container.button(label, key=key, icon=":material/download:", width=width, disabled=disabled):
         if held is not None:
             downloads.discard(held[0])
@@ -62,7 +65,7 @@ def offer_file(container: Any, label: str, build: Callable[[], Path], *, file_na
     if held is None or disabled:
         return
     if downloads.offered(held[0]) is None:  # sent, or expired: the button builds it again
-        del st.session_state[_TOKEN + key]
+        st.session_state[_TOKEN + key] = None
         return
     container.link_button(f"Save {held[1]} ({_size(held[2])})", downloads.ROUTE + held[0],
                           icon=":material/file_save:", width=width)

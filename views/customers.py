@@ -164,7 +164,7 @@ if page.rows:
                     "When (UTC)": st.column_config.DatetimeColumn(format="YYYY-MM-DD HH:mm")})
 
 # --- export --------------------------------------------------------------------------------------------
-# A download button keeps its file in the server's memory: a big CSV goes zipped, and Excel has a limit
+# The file is built on disk and sent from there (ui.downloads); a big CSV still goes zipped, and Excel has a limit
 # (importer.output.customer_export.download_formats). A text search's count stopped at SEARCH_COUNT_CAP, so it is counted
 # on, up to that limit, once per set of filters.
 st.subheader("Export")
