@@ -249,15 +249,15 @@ def run_dashboard(fmt: str, limit_mb: int) -> dict[str, object]:
             context.set_default_timeout(900_000)
             page = context.new_page()
             page.goto(base + "/customers")
-            wait_idle(page)
+            wait_idle(page, timeout=600_000)
             page.get_by_role("textbox", name="Password").fill("pw")
             page.keyboard.press("Enter")
-            wait_idle(page)
+            wait_idle(page, timeout=600_000)
             page.get_by_text("Rows 1-50 of").wait_for()
             before = _status_mb(server, "VmRSS")
             started = time.perf_counter()
             got: list[Any] = []
-            page.on("download", got.append)
+            page.on("download", lambda download: got.append(download))
             page.get_by_role("button", name=label).click()
             link = page.get_by_role("link", name=re.compile(r"^Save "))
             while not got and not link.count() and wrapper.poll() is None:
