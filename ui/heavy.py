@@ -208,6 +208,7 @@ def _closed(session_ids: list[str]) -> None:
     steps.drop_owners(session_ids)
     discard_owners(session_ids)
 
+
 _janitor_lock = threading.Lock()
 
 
