@@ -14,6 +14,7 @@ ask `check_may_act` before they act on something another account owns.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import unicodedata
 from dataclasses import dataclass
 
@@ -30,8 +31,13 @@ MAX_PASSWORD_LENGTH = 1024
 MAX_NAME_LENGTH = 100
 
 _HASHER = PasswordHasher(time_cost=2, memory_cost=19_456, parallelism=1)
-# Verified against when the name is unknown, so an unknown name costs as much time as a wrong password.
-_DUMMY_HASH = _HASHER.hash("not a password of anyone: equal timing for unknown names")
+
+
+@functools.cache
+def _dummy_hash() -> str:
+    """Verified against when the name is unknown, so an unknown name costs as much time as a wrong password.
+    Made at the first sign-in, not at import: every CLI start imports this module (its users command)."""
+    return _HASHER.hash("not a password of anyone: equal timing for unknown names")
 
 
 @dataclass(frozen=True)
@@ -163,7 +169,7 @@ def verify(engine: sa.Engine, name: str, password: str) -> Account | None:
     """
     with db_errors(engine), engine.connect() as conn:
         row = conn.execute(sa.select(accounts).where(accounts.c.name_key == name_key(name))).first()
-    stored = row.password_hash if row is not None else _DUMMY_HASH
+    stored = row.password_hash if row is not None else _dummy_hash()
     try:
         _HASHER.verify(stored, password)
         right = row is not None

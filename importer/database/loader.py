@@ -15,8 +15,8 @@ import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 
+from importer.database import claim
 from importer.database import ledger as runs
-from importer.database import provenance
 from importer.database.lookup import conflicts, records
 from importer.database.matching import (
     BlankCells,
@@ -82,6 +82,7 @@ _STAGE_DDL = (
     + ", ".join(f"{name} text" for name in FIELD_NAMES)
     + ", import_run_id integer, source_row_number integer)"
 )
+_NULL = "\\N"  # NULL in COPY's text format
 _stage = sa.Table(
     "import_stage", sa.MetaData(),
     *(sa.Column(name, sa.Text) for name in FIELD_NAMES),
@@ -119,6 +120,12 @@ def _pending_chunks(checked: Checked, size: int, done: set[int]) -> tuple[int, I
             yield records(frame.iloc[start:start + size], FIELD_NAMES)
 
     return len(frame), chunks()
+
+
+def _copy_text(value: Any) -> str:
+    """A value in COPY's text format: a backslash, tab, newline or carriage return escaped (str.replace finds
+    none in most values at C speed; str.translate with these two-character targets is several times slower)."""
+    return str(value).replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n").replace("\r", "\\r")
 
 
 def _guess_field(message: str, rec: dict[str, Any]) -> str:
@@ -191,7 +198,7 @@ class _Loader:
                 conn.execute(sa.select(sa.func.pg_advisory_lock_shared(RUN_LOCK_CLASS, IMPORTS_LOCK_KEY)))
         with runs.ACTIVE_LOCK, self.unit():
             for row in [] if self.new_run else runs.resumable_on(conn, self.sha256, self.sheet):
-                if not self.adopts(row):
+                if not claim.adopts(conn, self.settings_json, row):
                     continue
                 if self.pg and not conn.execute(
                         sa.select(sa.func.pg_try_advisory_lock(RUN_LOCK_CLASS, row.id))).scalar():
@@ -239,30 +246,11 @@ class _Loader:
             runs.mark_active(self.run_id, True)
         return False
 
-    def adopts(self, row: sa.Row) -> bool:
-        """Whether this import resumes a dead run of the same file. A run of the file as it is (also from a
-        workspace with no operation): yes. A run started from a reviewed workspace: by an import of that workspace at the state it recorded (importer.workspace
-        .resume.check_resume replays that state); another workspace passes it by (a new run); the file as it
-        is, or the same workspace at another state, is refused (ResumeRefused): never adopted silently."""
-        theirs, seq = provenance.run_workspace(row)
-        if theirs is None or provenance.unreviewed(row):  # the file as it is, from a workspace or not
-            return True
-        ours = self.settings_json.get("workspace_id")
-        if ours is not None and int(ours) != theirs:
-            return False
-        our_seq = self.settings_json.get("workspace_seq")
-        if ours is not None and (row.workspace_seq is None or our_seq is None or seq == int(our_seq)):
-            return True
-        raise provenance.refusal(self.conn, row, None if ours is None else int(ours))
-
     def done_rows(self) -> set[int]:
         """Source rows a resumed run already settled (created, updated, unchanged or failed)."""
-        created = sa.select(customers.c.source_row_number).where(customers.c.import_run_id == self.run_id)
-        failed = sa.select(import_failures.c.source_row_number).where(import_failures.c.run_id == self.run_id)
-        updated = sa.select(customer_changes.c.source_row_number).where(customer_changes.c.run_id == self.run_id)
-        same = sa.select(import_unchanged.c.source_row_number).where(import_unchanged.c.run_id == self.run_id)
+        assert self.run_id is not None  # claimed
         with self.unit():
-            return {n for (n,) in self.conn.execute(sa.union_all(created, failed, updated, same))}
+            return claim.settled_rows(self.conn, self.run_id)
 
     # -- one chunk ----------------------------------------------------------------------------
     def chunk(self, rows: list[Record]) -> tuple[int, int]:
@@ -411,12 +399,10 @@ class _Loader:
 
         self.conn.exec_driver_sql(_STAGE_DDL)
         self.conn.exec_driver_sql("TRUNCATE import_stage")
-        buf = io.StringIO()
-        for n, rec in rows:
-            cells = [r"\N" if rec[f] is None else str(rec[f]).replace("\\", "\\\\").replace("\t", "\\t")
-                     .replace("\n", "\\n").replace("\r", "\\r") for f in FIELD_NAMES]
-            buf.write("\t".join([*cells, str(self.run_id), str(n)]) + "\n")
-        buf.seek(0)
+        run = str(self.run_id)
+        buf = io.StringIO("".join(
+            "\t".join([*(_NULL if rec[f] is None else _copy_text(rec[f]) for f in FIELD_NAMES), run, str(n)]) + "\n"
+            for n, rec in rows))
         dbapi = self.conn.connection.dbapi_connection
         assert dbapi is not None  # an open connection's
         cursor = dbapi.cursor()

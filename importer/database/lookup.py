@@ -83,9 +83,9 @@ def conflicts(
 
 def records(frame: pd.DataFrame, columns: Sequence[str]) -> list[tuple[int, dict[str, Any]]]:
     """(source row number, {column: value}) for each row of a normalised frame, missing values as None."""
-    part = frame.reindex(columns=list(columns)).astype(object)
-    part = part.where(part.notna(), None)
-    return [(int(i), dict(zip(columns, vals, strict=True))) for i, *vals in part.itertuples(index=True, name=None)]
+    part = frame.reindex(columns=list(columns))
+    values = part.to_numpy(dtype=object, na_value=None)  # one object matrix, missing values as None
+    return [(i, dict(zip(columns, vals, strict=True))) for i, vals in zip(part.index.tolist(), values.tolist(), strict=True)]
 
 
 def existing_customers(engine: sa.Engine, field: str, values: list[str]) -> list[dict]:

@@ -76,25 +76,36 @@ class Match:
 
 
 class BlankCells:
-    """Which optional cells of an upload were blank, as one boolean matrix (rows x optional fields),
-    computed once for the whole file; `of(rows)` gives a chunk's {row: blank fields}."""
+    """Which optional cells of an upload were blank, computed once for the whole file as one small integer
+    per row (bit i: OPTIONAL_FIELDS[i] blank); `of(rows)` gives a chunk's {row: blank fields}, one shared
+    frozenset per distinct pattern (a file has few), not one built per row."""
 
     def __init__(self, original: pd.DataFrame) -> None:
         part = original.reindex(columns=list(OPTIONAL_FIELDS))
-        flags = [part[f].isna().to_numpy() | (part[f].astype("string").str.strip() == "").fillna(True).to_numpy(bool)
-                 for f in OPTIONAL_FIELDS]
+        codes = np.zeros(len(part), dtype=np.int64)
+        for bit, f in enumerate(OPTIONAL_FIELDS):
+            column = part[f]
+            blank = column.isna().to_numpy() | (column.astype("string").str.strip() == "").fillna(True).to_numpy(bool)
+            codes |= blank.astype(np.int64) << bit
         self._index = part.index
-        self._blank = np.column_stack(flags) if flags else np.zeros((len(part), 0), dtype=bool)
+        self._codes = codes
+        self._sets: dict[int, frozenset[str]] = {}
+
+    def _fields(self, code: int) -> frozenset[str]:
+        fields = self._sets.get(code)
+        if fields is None:
+            fields = self._sets[code] = frozenset(f for bit, f in enumerate(OPTIONAL_FIELDS) if code >> bit & 1)
+        return fields
 
     def of(self, rows: Sequence[int]) -> dict[int, frozenset[str]]:
         if not len(rows):
             return {}
         where = self._index.get_indexer(list(rows))
-        out: dict[int, frozenset[str]] = {}
-        for n, i in zip(rows, where, strict=True):
-            if i >= 0:
-                out[int(n)] = frozenset(f for f, b in zip(OPTIONAL_FIELDS, self._blank[i], strict=True) if b)
-        return out
+        found = where >= 0
+        codes = self._codes[where[found]].tolist()
+        numbers = np.asarray(rows, dtype=np.int64)[found].tolist()
+        fields = self._fields
+        return {n: fields(code) for n, code in zip(numbers, codes, strict=True)}
 
 
 def blank_cells(original: pd.DataFrame, rows: Sequence[int]) -> dict[int, frozenset[str]]:

@@ -24,8 +24,6 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from itertools import chain, islice
 from typing import IO, Any, Protocol
 
-from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
-
 from importer.checks.normalise import FORMULA_PREFIXES
 from importer.outcomes.failed_rows import ReportColumn, field_columns
 from importer.outcomes.row_errors import error_text
@@ -55,9 +53,11 @@ MAX_COLUMN_WIDTH = 60
 _CSV_FLUSH_ROWS = 1_000
 REPLACEMENT = "\ufffd"
 _TRUNCATED = "…"
-# What an XLSX (XML 1.0) cannot hold: openpyxl's control characters, plus lone surrogates and the two
-# non-characters U+FFFE and U+FFFF.
-_NOT_XML = re.compile(ILLEGAL_CHARACTERS_RE.pattern + r"|[\ud800-\udfff\ufffe\uffff]")
+# What an XLSX (XML 1.0) cannot hold: openpyxl's control characters (its ILLEGAL_CHARACTERS_RE, written
+# out so that reading a file does not import openpyxl; tests/test_report.py checks they agree), plus lone
+# surrogates and the two non-characters U+FFFE and U+FFFF.
+ILLEGAL_CONTROLS = r"[\000-\010]|[\013-\014]|[\016-\037]"
+_NOT_XML = re.compile(ILLEGAL_CONTROLS + r"|[\ud800-\udfff\ufffe\uffff]")
 
 _BAD_COLOUR = "FFF4C7C3"  # failing cell: light red
 _INFO_COLOUR = "FFE7E6E6"  # Row and Errors: grey, for information only
