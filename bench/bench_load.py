@@ -129,10 +129,18 @@ Result = tuple[float, int, dict]
 
 
 class Bench:
-    """The strategies, each into a fresh database with the tree's schema already made (except `first`)."""
+    """The strategies, each into a fresh database with a tree's schema already made (except `first`). Ours
+    run in each tree given (a warm child each); the baseline and the floor once, into the first tree's schema."""
 
-    def __init__(self, admin: Any, tree: Path) -> None:
-        self.admin, self.tree, self.warm = admin, tree, Warm(tree)
+    def __init__(self, admin: Any, trees: list[Path]) -> None:
+        self.admin, self.trees = admin, trees
+        self.warms = {tree: Warm(tree) for tree in trees}
+        self.tree, self.warm = trees[0], self.warms[trees[0]]
+
+    def on(self, tree: Path) -> Bench:
+        """This bench with `tree`'s child doing ours (and making the schema)."""
+        self.tree, self.warm = tree, self.warms[tree]
+        return self
 
     def ready(self, schema: bool = True) -> Db:
         db = Db(self.admin)
@@ -191,7 +199,8 @@ class Bench:
         return seconds, {"rows": len(rows)}
 
     def close(self) -> None:
-        self.warm.close()
+        for warm in self.warms.values():
+            warm.close()
 
 
 def run_methods(path: Path, admin: Any) -> dict[str, float]:
@@ -292,7 +301,9 @@ def main() -> None:
                         help="a server login that may CREATE DATABASE")
     parser.add_argument("--full-baseline", action="store_true",
                         help="run the baseline even where it would take over 3 minutes")
-    parser.add_argument("--tree", default=str(ROOT), help="the checkout to measure (default: this one)")
+    parser.add_argument("--tree", nargs="+", default=[str(ROOT)],
+                        help="the checkouts to measure, each against the same baseline runs (default: this one)")
+    parser.add_argument("--no-methods", action="store_true", help="skip the loader-alone comparison")
     parser.add_argument("--label", default="", help="a note for the history line")
     parser.add_argument("--no-history", action="store_true", help="do not append to bench/history/load.jsonl")
     parser.add_argument("--no-results", action="store_true", help="do not rewrite bench/RESULTS.md's section")
@@ -304,11 +315,11 @@ def main() -> None:
     from bench.results import append_history, history_table, read_history, write_section
     from bench.workbook import customer_workbook
 
-    tree = Path(args.tree).resolve()
+    trees = [Path(t).resolve() for t in args.tree]
     admin = sa.create_engine(args.database_url.replace("postgres://", "postgresql+psycopg2://"),
                              isolation_level="AUTOCOMMIT")
     history = Path(args.history)
-    bench = Bench(admin, tree)
+    bench = Bench(admin, trees)
     lines, tables, base_rate = [], [], None
     scratch = ROOT / "bench" / f"bench_load_{uuid.uuid4().hex[:6]}"
     scratch.mkdir()
@@ -317,44 +328,53 @@ def main() -> None:
         # so the timed runs compare steady-state work.
         warm = scratch / "warmup.xlsx"
         warm.write_bytes(customer_workbook(200))
-        bench.measured(bench.ours, warm)
-        bench.measured(bench.baseline, warm)
+        for tree in trees:
+            bench.on(tree).measured(bench.ours, warm)
+        bench.on(trees[0]).measured(bench.baseline, warm)
         for rows in args.rows:
             path = scratch / f"bench_{rows}.xlsx"
             path.write_bytes(customer_workbook(rows))  # the same generated workbook every time: ~2% invalid rows
-            runs: dict[str, list[Result]] = {"ours": [], "ours_cli": [], "baseline": [], "floor": []}
+            ours: dict[Path, dict[str, list[Result]]] = {t: {"ours": [], "ours_cli": []} for t in trees}
+            shared: dict[str, list[Result]] = {"baseline": [], "floor": []}
             extrapolated = bool(base_rate and rows * base_rate > BASELINE_LIMIT_S and not args.full_baseline)
             for _ in range(args.repeat):  # back to back, interleaved: the machine is shared
-                runs["ours"].append(bench.measured(bench.ours, path))
-                runs["ours_cli"].append(bench.measured(bench.cli, path))
-                runs["floor"].append(bench.measured(bench.floor, path))
+                for tree in trees:
+                    ours[tree]["ours"].append(bench.on(tree).measured(bench.ours, path))
+                    ours[tree]["ours_cli"].append(bench.measured(bench.cli, path))
+                bench.on(trees[0])
+                shared["floor"].append(bench.measured(bench.floor, path))
                 if not extrapolated:
-                    runs["baseline"].append(bench.measured(bench.baseline, path))
-            runs["ours_first"] = [bench.measured(bench.ours, path, schema=False)]
-            res = {name: median_of(r) for name, r in runs.items() if r}
-            if extrapolated:
-                assert base_rate is not None
-                res["baseline"] = (rows * base_rate, 0, {"extrapolated": True})
-            else:
-                base_rate = res["baseline"][0] / rows
-            entry = entry_of(tree, rows, res, {k: [r[0] for r in v] for k, v in runs.items()}, args.label,
-                             extrapolated)
-            methods = run_methods(path, admin) if tree == ROOT else None
-            if methods:
-                entry["loader_alone"] = {k: round(v, 4) for k, v in methods.items()}
-            lines += report_lines(rows, res, entry, methods)
-            previous = [e for e in read_history(history) if e.get("rows") == rows]
-            table = history_table(previous, entry, RATIO_NAMES)
-            tables.append(f"#### {rows:,} rows: baseline / ours\n\n{table}\n")
-            print("\n".join(lines[-15:]), "\n", tables[-1], sep="\n", flush=True)
-            if not args.no_history:
-                append_history(history, entry)
+                    shared["baseline"].append(bench.measured(bench.baseline, path))
+            for tree in trees:
+                ours[tree]["ours_first"] = [bench.on(tree).measured(bench.ours, path, schema=False)]
+            for tree in trees:
+                runs = {**ours[tree], **shared}
+                res = {name: median_of(r) for name, r in runs.items() if r}
+                if extrapolated:
+                    assert base_rate is not None
+                    res["baseline"] = (rows * base_rate, 0, {"extrapolated": True})
+                else:
+                    base_rate = res["baseline"][0] / rows
+                entry = entry_of(tree, rows, res, {k: [r[0] for r in v] for k, v in runs.items()}, args.label,
+                                 extrapolated)
+                methods = run_methods(path, admin) if tree == ROOT and not args.no_methods else None
+                if methods:
+                    entry["loader_alone"] = {k: round(v, 4) for k, v in methods.items()}
+                if len(trees) > 1:
+                    lines.append(f"#### {tree.name} ({entry['commit']}, {entry['commit_date']})\n")
+                lines += report_lines(rows, res, entry, methods)
+                previous = [e for e in read_history(history) if e.get("rows") == rows]
+                table = history_table(previous, entry, RATIO_NAMES)
+                tables.append(f"#### {rows:,} rows: baseline / ours\n\n{table}\n")
+                print("\n".join(lines[-15:]), "\n", tables[-1], sep="\n", flush=True)
+                if not args.no_history:
+                    append_history(history, entry)
     finally:
         bench.close()
         for leftover in scratch.iterdir():
             leftover.unlink()
         scratch.rmdir()
-    if not args.no_results and tree == ROOT:
+    if not args.no_results and ROOT in trees:
         write_section("Loading (bench/bench_load.py)",
                       f"PostgreSQL 15 on 127.0.0.1, {time.strftime('%Y-%m-%d')}; "
                       f"`{' '.join(['python bench/bench_load.py', *sys.argv[1:]])}`; medians of {args.repeat}\n\n"
