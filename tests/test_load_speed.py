@@ -41,7 +41,7 @@ def test_starting_the_cli_computes_no_argon2_hash() -> None:
 
 
 def test_the_xml_control_characters_are_openpyxls() -> None:
-    assert failure_report.ILLEGAL_CONTROLS == ILLEGAL_CHARACTERS_RE.pattern
+    assert ILLEGAL_CHARACTERS_RE.pattern == failure_report.ILLEGAL_CONTROLS
 
 
 def test_blank_cells_per_row_as_the_cells_say() -> None:
