@@ -20,6 +20,8 @@ from importer.identity import Actor
 from importer.intake.readers import open_file
 from importer.mapping.columns import (
     EMPTY_NOTES,
+    TEMPLATE_COMMAND,
+    TEMPLATE_HINT,
     ColumnMapping,
     SheetNotes,
     apply_mapping,
@@ -83,8 +85,7 @@ def missing_columns_message(mapping: ColumnMapping) -> str:
     found = ", ".join(h for h in mapping.headers if h.strip()) or "no headers"
     return (
         f"Missing required column(s): {missing}. The header row has: {found}. "
-        "Rename the columns (any case; synonyms like Surname or Mobile work) or start from the "
-        "template (python -m importer template customers.xlsx)."
+        f"Rename the columns (any case; synonyms like Surname or Mobile work) or {TEMPLATE_HINT}."
     )
 
 
@@ -125,7 +126,8 @@ def read_unchecked(
                                               also=report_reads)
     mapping = mapping or detected
     if mapping.missing_required:
-        raise MissingColumns(missing_columns_message(mapping), mapping=mapping, sheet=sheet_name)
+        raise MissingColumns(missing_columns_message(mapping), mapping=mapping, sheet=sheet_name,
+                             detail=TEMPLATE_COMMAND)
     ours = report_columns(mapping)
     columns, kept = report_layout(mapping, skip=tuple(ours.values()) if ours else ())
     again = columns_to_read(rows, [*mapped_columns(mapping), *kept, *(ours.values() if ours else ())])

@@ -392,7 +392,10 @@ _COMMANDS = {"import": _import, "template": _template, "history": _history, "und
 
 
 def _one_line(error: BaseException) -> str:
-    return " ".join(str(error).split()) or type(error).__name__
+    """The error's sentence on one line, then its detail for the command line (ImporterError.detail)."""
+    text = " ".join(str(error).split()) or type(error).__name__
+    detail = getattr(error, "detail", None)
+    return f"{text} ({detail})" if detail else text
 
 
 def _utf8_output(json_output: bool) -> None:

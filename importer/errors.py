@@ -13,7 +13,16 @@ if TYPE_CHECKING:
 
 
 class ImporterError(Exception):
-    """Base of every error the engine raises on purpose."""
+    """Base of every error the engine raises on purpose.
+
+    str(error) is the sentence for people (an analyst on the dashboard); `detail`, when given, is what an
+    administrator or the command line needs besides it (a command, a setting's name), kept out of that
+    sentence: the CLI prints both, the dashboard shows the detail only under "Details".
+    """
+
+    def __init__(self, *args: object, detail: str | None = None) -> None:
+        super().__init__(*args)
+        self.detail = detail
 
 
 class UsageError(ImporterError):
@@ -39,8 +48,9 @@ class NoHeader(FileRefused):
 class MissingColumns(FileRefused):
     """Required columns are missing from the header; `mapping` and `sheet` are what was detected."""
 
-    def __init__(self, message: str, mapping: ColumnMapping | None = None, sheet: str | None = None) -> None:
-        super().__init__(message)
+    def __init__(self, message: str, mapping: ColumnMapping | None = None, sheet: str | None = None, *,
+                 detail: str | None = None) -> None:
+        super().__init__(message, detail=detail)
         self.mapping, self.sheet = mapping, sheet
 
 

@@ -101,3 +101,11 @@ def customers(url: str) -> int:
             return int(conn.execute(sa.text("select count(*) from customers")).scalar_one())
     finally:
         engine.dispose()
+
+
+def select_box(at: AppTest, label: str):
+    """The select box with this label. A ui.render.pick select box's widget key changes with its labels (so a
+    browser never keeps a stale one), so tests find it by its label."""
+    found = [s for s in at.selectbox if s.label == label]
+    assert len(found) == 1, f"{len(found)} select boxes labelled {label!r}"
+    return found[0]

@@ -11,6 +11,7 @@ from tests.app_support import (
     import_file,
     make_app,
     messy_xlsx,
+    select_box,
     texts,
     to_review,
 )
@@ -171,7 +172,7 @@ def test_bulk_fix_preview_and_apply(monkeypatch, sqlite_url):
 def test_duplicate_in_file_side_by_side(monkeypatch, sqlite_url):
     at = make_app(monkeypatch, sqlite_url)
     to_review(at, "messy.xlsx", messy_xlsx())
-    assert at.selectbox(key=keys.DUPLICATE_PICK).value == 0
+    assert select_box(at, "Duplicate to compare").value == 0
     table = at.dataframe[-1].value
     assert list(table.columns) == ["Field", "Row 2 (kept)", "Row 5 (fails)", "Compared"]
     assert "The first row wins: row 2 is imported; row 5 fails" in texts(at)

@@ -399,6 +399,8 @@ def test_mapping_by_saved_name(capsys, branch: Path, database_url: str) -> None:
 
     code, _, err = run(capsys, "import", str(branch), "--json", "--database-url", database_url)
     assert code == 2 and err.startswith("error: Missing required column(s): First Name, Last Name")
+    # The command line keeps the command the dashboard's text leaves out (issue 23): the error's detail.
+    assert err.rstrip().endswith("(From the command line: python -m importer template customers.xlsx)")
     mapping = ColumnMapping(3, tuple(BRANCH_HEADERS), (None, "shipping_mark", "first_name", "last_name", "phone",
                                                         "region"), positional=False)
     save_profile(ready_engine(database_url), mapping, name="kumasi", file_name="kumasi-oct.xlsx", user="ama")

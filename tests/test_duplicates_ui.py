@@ -7,6 +7,7 @@ from streamlit.testing.v1 import AppTest
 
 from importer.database.loader import run_import
 from tests.support import SETTINGS, checked_of, person, ready_engine
+from tests.app_support import select_box
 from ui import duplicates as section
 from ui import keys
 
@@ -82,7 +83,7 @@ def test_pairs_side_by_side(monkeypatch, database_url):
     at = app(monkeypatch, database_url)
     assert not at.exception
     assert "2 possible duplicate pairs found." in shown(at)
-    assert at.selectbox(key=section.PICK).options == [
+    assert select_box(at, "Pair to compare").options == [
         "Row 3 and customer #1: same name, phone one digit apart",
         "Row 4 and row 2: same name, phone one digit apart"]
     table = at.dataframe[0].value
@@ -97,7 +98,7 @@ def test_pairs_side_by_side(monkeypatch, database_url):
     assert [o for o in at.radio[0].options] == ["Keep both: they are different people",
                                                 "Exclude this row from the import"]
     assert "import with existing customers updated" in shown(at)
-    at.selectbox(key=section.PICK).set_value(1).run()
+    select_box(at, "Pair to compare").set_value(1).run()
     assert list(at.dataframe[0].value.columns)[1:3] == ["Row 4 (this row)", "Row 2"]
 
 
@@ -128,7 +129,7 @@ def test_update_that_customer(monkeypatch, database_url):
     assert "Row 3 now has customer #1's shipping mark (PM1 KOFI)" in shown(at)
     assert at.session_state[keys.UPLOAD].checked.original.at[3, "shipping_mark"] == "PM1 KOFI"
     assert replayed(database_url, at).upload.checked.original.at[3, "shipping_mark"] == "PM1 KOFI"
-    assert at.selectbox(key=section.PICK).options == ["Row 4 and row 2: same name, phone one digit apart"]
+    assert select_box(at, "Pair to compare").options == ["Row 4 and row 2: same name, phone one digit apart"]
     assert at.text[0].value == "kept: []; accepted: [3]"  # its change to customer #1 accepted
 
 
@@ -138,7 +139,7 @@ def test_database_down_still_compares_the_file(monkeypatch):
     at = AppTest.from_function(page, args=(down,), default_timeout=60).run()
     assert not at.exception
     assert "Only the rows of the file were compared with each other." in shown(at)
-    assert at.selectbox(key=section.PICK).options == ["Row 4 and row 2: same name, phone one digit apart"]
+    assert select_box(at, "Pair to compare").options == ["Row 4 and row 2: same name, phone one digit apart"]
 
 
 def test_widget_keys_do_not_clash_with_the_pages():

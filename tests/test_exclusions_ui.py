@@ -8,6 +8,7 @@ import io
 
 from streamlit.testing.v1 import AppTest
 
+from tests.app_support import select_box
 from ui import exclusions as section
 from ui import keys
 
@@ -62,9 +63,9 @@ def test_exclude_all_rows_failing_on_phone_then_include_them_again(monkeypatch, 
     at = review(monkeypatch, sqlite_url)
     assert not at.exception
     assert "rows: 6, failing: 4" in texts(at)
-    assert at.selectbox(key=section.REASON_PICK).options == [
-        "Phone: Not a valid phone number (invalid_phone): 3 rows",
-        "First Name: Required field is blank (required): 1 row"]
+    assert select_box(at, "Exclude by reason").options == [
+        "Phone: Not a valid phone number: 3 rows",
+        "First Name: Required field is blank: 1 row"]
     assert at.button(key=section.EXCLUDE_REASON).label == "Exclude all 3 rows failing on phone"
     assert not at.data_editor  # nothing excluded yet
     at.button(key=section.EXCLUDE_REASON).click().run()
@@ -172,8 +173,8 @@ def test_the_dashboard_excludes_by_reason_lists_includes_and_reports(monkeypatch
 
     at = make_app(monkeypatch, sqlite_url)
     to_review(at, "messy.xlsx", messy_xlsx())
-    labels = at.selectbox(key=section.REASON_PICK).options
-    at.selectbox(key=section.REASON_PICK).set_value(
+    labels = select_box(at, "Exclude by reason").options
+    select_box(at, "Exclude by reason").set_value(
         next(i for i, label in enumerate(labels) if label.startswith("Phone: Not a valid phone number"))).run()
     assert at.button(key=section.EXCLUDE_REASON).label == "Exclude the 1 row failing on phone"
     at.button(key=section.EXCLUDE_REASON).click().run()

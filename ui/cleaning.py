@@ -45,12 +45,13 @@ from importer.settings import Settings
 from schemas.customer import FIELD_NAMES, REGIONS, USER_TYPES, label_of
 from ui import state
 from ui.heavy import heavy_step
-from ui.render import md_escape
+from ui.render import md_escape, pick
 
 # Widget keys (stable: the AppTest and browser tests find the widgets by them).
-CONVERT_FIELD = "clean_convert_field"
+CONVERT_FIELD = "clean_convert_field"  # the column picked; its widget: ui.render.pick
 CONVERT_GRID = "clean_convert_grid"  # + "_" + version + "_" + field
 CONVERT_APPLY = "clean_convert_apply"
+REPLACE_OPEN = "clean_replace_open"  # the Find and replace expander: open or not (the session's)
 REPLACE_FIELD = "clean_replace_field"
 REPLACE_FIND = "clean_replace_find"
 REPLACE_WITH = "clean_replace_with"
@@ -138,7 +139,8 @@ def show_value_conversion(checked: Checked, settings: Settings, version: int | N
     counts = {f: f"{label_of(f)} ({n:,} failing row{'' if n == 1 else 's'})" for f, n in fields.items()}
     if st.session_state.get(CONVERT_FIELD) not in fields:
         st.session_state[CONVERT_FIELD] = "region" if "region" in fields else next(iter(fields))
-    field = st.selectbox("Column", list(fields), key=CONVERT_FIELD, format_func=counts.__getitem__)
+    # Its labels carry counts: render.pick, so the column shown is the column converted after each action.
+    field = pick("Column", counts, CONVERT_FIELD)
     table = with_remembered(_values(checked, field, settings, version), field, remembered or {})
     shown = len(table)
     distinct = int(table.attrs.get("distinct", shown))
@@ -166,6 +168,16 @@ def show_value_conversion(checked: Checked, settings: Settings, version: int | N
             on_decided(field, decisions_of_grid(table, edited.rename(columns={VALUE: "value"}), TARGET))
         return _apply(checked, conversion, settings, "value conversion")
     return None
+
+
+def show_find_replace_section(checked: Checked, settings: Settings, version: int | None = None) -> Checked | None:
+    """show_find_replace in its "Find and replace in a column" expander, which stays open while it is used.
+
+    The expander's open state is the session's (a key, and on_change="rerun" so the browser reports it): drawn
+    from it on every run, the section no longer collapses when typing in Find adds the preview below it."""
+    with st.expander("Find and replace in a column", key=REPLACE_OPEN, on_change="rerun",
+                     icon=":material/find_replace:"):
+        return show_find_replace(checked, settings, version=version)
 
 
 def show_find_replace(checked: Checked, settings: Settings, version: int | None = None) -> Checked | None:
@@ -259,5 +271,5 @@ def show_mapping_warnings(
 
 
 __all__ = ["CONVERT_APPLY", "CONVERT_FIELD", "CONVERT_GRID", "MAP_SUGGESTED", "REPLACE_APPLY", "REPLACE_CASE",
-           "REPLACE_FIELD", "REPLACE_FIND", "REPLACE_WHOLE", "REPLACE_WITH",
-           "show_find_replace", "show_mapping_warnings", "show_skipped_rows", "show_value_conversion"]
+           "REPLACE_FIELD", "REPLACE_FIND", "REPLACE_OPEN", "REPLACE_WHOLE", "REPLACE_WITH",
+           "show_find_replace", "show_find_replace_section", "show_mapping_warnings", "show_skipped_rows", "show_value_conversion"]

@@ -29,12 +29,12 @@ from importer.review.lookalikes import (
 )
 from importer.settings import Settings
 from schemas.customer import FIELD_NAMES, label_of
-from ui import decisions, state
+from ui import decisions, render, state
 from ui.heavy import heavy_step
 
 # Session values and widget keys of this section (ui/keys.py holds the pages' own).
 PAIRS = "possible_duplicates"  # ((upload version, kept pairs), PossibleDuplicates, database note)
-PICK = "possible_duplicate_pick"
+PICK = "possible_duplicate_pick"  # the pair picked, by its label; its widget: render.pick
 CHOICE = "possible_duplicate_choice"
 APPLY = "possible_duplicate_apply"
 
@@ -105,11 +105,11 @@ def show_possible_duplicates(engine: sa.Engine, checked: Checked, settings: Sett
     if found.pairs.empty:
         return None
     pairs = found.pairs
-    labels = {i: pair_label(r.row, r.other_row, r.customer_id, r.rule)
-              for i, r in enumerate(pairs.itertuples(index=False))}
-    if st.session_state.get(PICK) not in labels:
-        st.session_state[PICK] = 0  # the pair shown before was decided
-    pick = st.selectbox("Pair to compare", list(labels), key=PICK, format_func=labels.__getitem__)
+    # Each pair by its label (row, the other row or customer, the rules): the select and the tables below
+    # show the same pair after a decision changed the list (render.pick; a decided pair falls to the first).
+    labels = [pair_label(r.row, r.other_row, r.customer_id, r.rule) for r in pairs.itertuples(index=False)]
+    picked = render.pick("Pair to compare", dict(zip(labels, labels, strict=True)), PICK)
+    pick = labels.index(picked)
     pair = pairs.iloc[pick]
     row = int(pair["row"])
     on_file = pd.notna(pair["other_row"])
@@ -137,7 +137,7 @@ def show_possible_duplicates(engine: sa.Engine, checked: Checked, settings: Sett
     if not on_file and existing == "update":
         choices.append(Action.UPDATE_CUSTOMER)
     texts = {c: _CHOICE_TEXT[c] for c in choices}
-    choice = st.radio("What to do with this pair", choices, key=f"{CHOICE}_{row}_{pick}",
+    choice = st.radio("What to do with this pair", choices, key=render.pick_widget_key(CHOICE, [picked]),
                       format_func=texts.__getitem__)
     if not on_file and existing != "update":
         st.caption(f"To update customer #{int(pair['customer_id'])} with this row instead, import with "

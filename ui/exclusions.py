@@ -36,12 +36,12 @@ from importer.review.exclusions import (
 from importer.review.operations import Exclude, Include
 from importer.settings import Settings
 from schemas.customer import FIELD_NAMES, label_of
-from ui import state, workspace
+from ui import render, state, workspace
 from ui.heavy import heavy_step
 
 # Session values and widget keys of this section (ui/keys.py holds the pages' own).
 REPORTED = "excluded_reported"  # (Excluded, ...) of the file being imported, for its report once it is dropped
-REASON_PICK = "exclude_reason_pick"
+REASON_PICK = "exclude_reason_pick"  # the reason picked, (code, field); its widget: render.pick
 EXCLUDE_REASON = "exclude_reason_apply"
 EXCLUDED_GRID = "excluded_grid"  # + "_" + upload version
 INCLUDE_TICKED = "excluded_include_ticked"
@@ -88,22 +88,24 @@ def remember_for_report(upload: Upload) -> None:
 
 def _reason_label(choice: tuple[str, str, int]) -> str:
     code, field, rows = choice
-    return f"{reason_text(code, field)} ({code}): {_plural(rows, 'row')}"
+    return f"{reason_text(code, field)}: {_plural(rows, 'row')}"
 
 
 def show_exclude_by_reason(checked: Checked, errors: ErrorTable) -> Checked | None:
     """A select of the reasons rows fail with and a button that excludes every row failing with the chosen
-    one; the upload without them, or None. `errors`: Review's errors (the database's reasons included)."""
+    one; the upload without them, or None. `errors`: Review's errors (the database's reasons included).
+
+    The select and the button are drawn from the same reason of this run (render.pick): after an action
+    that changes the counts, neither keeps a label from before it."""
     choices = reasons(errors)
     if not choices:
         return None
-    options = list(range(len(choices)))
-    if st.session_state.get(REASON_PICK) not in options:
-        st.session_state[REASON_PICK] = 0  # the reason picked before has no rows left
-    pick = st.selectbox("Exclude by reason", options, key=REASON_PICK, format_func=lambda i: _reason_label(choices[i]),
-                        help="Every row failing with this reason is left out of the import. Excluded rows are "
-                             "listed below, where you can include them again.")
-    code, field, count = choices[pick]
+    counts = {(code, field): rows for code, field, rows in choices}
+    code, field = render.pick(
+        "Exclude by reason", {(c[0], c[1]): _reason_label(c) for c in choices}, REASON_PICK,
+        help="Every row failing with this reason is left out of the import. Excluded rows are listed below, "
+             "where you can include them again.")
+    count = counts[(code, field)]
     label = (f"Exclude the {_plural(count, 'row')} failing on {label_of(field).lower()}" if count == 1
              else f"Exclude all {count:,} rows failing on {label_of(field).lower()}")
     if not st.button(label, key=EXCLUDE_REASON, icon=":material/block:"):

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import functools
+import hashlib
 import itertools
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Hashable, Iterable, Mapping
+from typing import TypeVar
 
 import altair as alt
 import numpy as np
@@ -61,6 +63,38 @@ CLASH_CODES = (*DUPLICATE_CODES, ErrorCode.CONFLICT)
 # bytes) along with it, so pages pass these module-level functions or functools.partial instead.
 
 
+Choice = TypeVar("Choice", bound=Hashable)
+
+
+def pick_widget_key(key: str, labels: Iterable[str]) -> str:
+    """The widget key of `pick(..., key)` while it shows these labels: `key` and a digest of them."""
+    digest = hashlib.blake2b("\n".join(labels).encode(), digest_size=6).hexdigest()
+    return f"{key}_{digest}"
+
+
+def pick(label: str, choices: Mapping[Choice, str], key: str, *, where: object = None, **kwargs: object) -> Choice:
+    """A select box over `choices` (each value and its label now) that cannot show one choice and act on another.
+
+    A select box whose labels carry counts or row numbers ("Region: ... 2,152 rows", "Row 6: ...") changes
+    its labels with every action; under one widget the browser kept the old label on screen while the page
+    acted on the value now in its place ("Region ... 2,152 rows" beside "Exclude all 139 rows failing on
+    phone"). Here the widget is keyed by its labels (pick_widget_key), so new labels are a new widget, drawn
+    from this run's choices. The pick is remembered by value under `key`, kept while it is still a choice
+    (else the first choice). `where`: a container or column (default: the page); `kwargs` go to selectbox.
+    """
+    values = list(choices)
+    labels = [choices[v] for v in values]
+    remembered = st.session_state.get(key)
+    index = values.index(remembered) if remembered in choices else 0
+    box = st if where is None else where
+    # labels.__getitem__ holds only the labels (see the note above region_name on what a format_func keeps).
+    chosen = box.selectbox(label, range(len(values)), index=index, key=pick_widget_key(key, labels),  # type: ignore[attr-defined]
+                           format_func=labels.__getitem__, **kwargs)
+    value = values[chosen if chosen is not None else index]
+    st.session_state[key] = value
+    return value
+
+
 def region_name(code: str) -> str:
     return REGIONS[code]
 
@@ -71,10 +105,10 @@ def run_label(run: RunRecord) -> str:
 
 
 def reason(code: str) -> str:
-    """`Not a valid phone number (invalid_phone)`."""
+    """`Not a valid phone number`: the reason in words (its code is for the report's machines, not the page)."""
     if code == ANY_REASON:
         return "Any reason"
-    return f"{ErrorCode(code).meaning} ({code})"
+    return ErrorCode(code).meaning
 
 
 def failure_counts(errors: ErrorTable) -> pd.DataFrame:
@@ -94,8 +128,7 @@ def failure_chart(errors: ErrorTable) -> alt.Chart | None:
         y=alt.Y("what:N", sort="-x", title=None, axis=alt.Axis(labelLimit=320)),
         # Whole rows only: without these, a count of 1 or 2 gets ticks at 0.1, 0.2...
         x=alt.X("rows:Q", title="Failing rows", axis=alt.Axis(format=",d", tickMinStep=1)),
-        tooltip=[alt.Tooltip("what:N", title="Field and reason"), alt.Tooltip("code:N", title="Code"),
-                 alt.Tooltip("rows:Q", title="Rows", format=",")],
+        tooltip=[alt.Tooltip("what:N", title="Field and reason"), alt.Tooltip("rows:Q", title="Rows", format=",")],
     )
     bars = base.mark_bar()
     labels = base.mark_text(align="left", dx=4).encode(text=alt.Text("rows:Q", format=","))
@@ -267,27 +300,39 @@ def runs_frame(runs: Iterable[RunRecord]) -> pd.DataFrame:
     return pd.DataFrame(records)
 
 
-def runs_chart(runs: Iterable[RunRecord]) -> alt.Chart | None:
-    """Created and failed rows per run, oldest first; the outcome is in the legend, the pattern and tooltips."""
+RUN_OUTCOMES = ("Created", "Updated", "Unchanged", "Failed")  # the History chart's stack, bottom up
+
+
+def runs_chart_data(runs: Iterable[RunRecord]) -> pd.DataFrame:
+    """One line per run and outcome (created, updated, unchanged, failed), oldest run first: what the History
+    chart draws. Columns run, order, outcome, stack (the outcome's place in the stack), rows, file."""
     records = []
     for run in sorted(runs, key=lambda r: r.id):
         label = f"#{run.id} {run.started_at:%d %b %H:%M}"
-        records.append({"run": label, "order": run.id, "outcome": "Created", "rows": run.total_created,
-                        "file": run.file_name})
-        records.append({"run": label, "order": run.id, "outcome": "Failed", "rows": run.total_failed,
-                        "file": run.file_name})
-    if not records:
+        counts = (run.total_created, run.total_updated, run.total_unchanged, run.total_failed)
+        records.extend({"run": label, "order": run.id, "outcome": outcome, "stack": place, "rows": int(count or 0),
+                        "file": run.file_name}
+                       for place, (outcome, count) in enumerate(zip(RUN_OUTCOMES, counts, strict=True)))
+    return pd.DataFrame(records, columns=["run", "order", "outcome", "stack", "rows", "file"])
+
+
+def runs_chart(runs: Iterable[RunRecord]) -> alt.Chart | None:
+    """Created, updated, unchanged and failed rows per run, oldest first, stacked: each run's bar is the rows it
+    attempted. The outcome is in the legend, the shade and the tooltips."""
+    data = runs_chart_data(runs)
+    if data.empty:
         return None
-    outcomes = alt.Scale(domain=["Created", "Failed"])
-    bar_width = max(4, min(48, 800 // (len(records) // 2)))
+    outcomes = alt.Scale(domain=list(RUN_OUTCOMES))
+    bar_width = max(4, min(48, 800 // data["order"].nunique()))
     return (
-        alt.Chart(pd.DataFrame(records))
+        alt.Chart(data)
         .mark_bar(size=bar_width)
         .encode(
             x=alt.X("run:N", title="Run (started, UTC)", sort=alt.SortField("order"), axis=alt.Axis(labelAngle=0)),
             y=alt.Y("rows:Q", title="Rows", stack=True, axis=alt.Axis(format=",d", tickMinStep=1)),
             color=alt.Color("outcome:N", title="Outcome", scale=outcomes, legend=alt.Legend(orient="top")),
-            opacity=alt.Opacity("outcome:N", scale=alt.Scale(domain=["Created", "Failed"], range=[1.0, 0.5]),
+            order=alt.Order("stack:Q"),
+            opacity=alt.Opacity("outcome:N", scale=alt.Scale(domain=list(RUN_OUTCOMES), range=[1.0, 0.85, 0.6, 0.45]),
                                 legend=None),
             tooltip=[alt.Tooltip("run:N", title="Run"), alt.Tooltip("file:N", title="File"),
                      alt.Tooltip("outcome:N", title="Outcome"), alt.Tooltip("rows:Q", title="Rows", format=",")],

@@ -101,19 +101,20 @@ converted = cleaning.show_value_conversion(checked, current, version=version,
                                           remembered=changes_record.remembered(upload),
                                           on_decided=changes_record.remember(upload))
 if converted is None:
-    with st.expander("Find and replace in a column"):
-        converted = cleaning.show_find_replace(checked, current, version=version)
+    converted = cleaning.show_find_replace_section(checked, current, version=version)
 if converted is not None:
     workspace.set_checked(converted)
     st.rerun()
 
 st.subheader("Bulk fixes")
-only_failing = st.checkbox("Only change failing rows", value=True, key=keys.FIX_ONLY_FAILING)
+# The bulk fixes' settings live in the address (bind="query-params"): a refresh, or coming back from another
+# page, finds them as the analyst left them.
+only_failing = st.checkbox("Only change failing rows", value=True, key=keys.FIX_ONLY_FAILING, bind="query-params")
 region_codes = list(REGIONS)
 region = st.selectbox("Region for rows with a blank region", region_codes, key=keys.FILL_REGION,
                       index=region_codes.index(current.default_customer_region)
                       if current.default_customer_region in REGIONS else 0,
-                      format_func=render.region_name)
+                      format_func=render.region_name, bind="query-params")
 fixes = [*available_fixes(current).values(), fill_region_fix(region)]
 token = (version, only_failing, region)
 counts = state.cached(keys.FIX_COUNTS, token)
@@ -137,17 +138,17 @@ for fix in fixes:
 duplicates = render.duplicate_rows(errors, limit=1_000)
 if duplicates:
     st.subheader("Duplicates side by side")
-    # The labels as a dict, not a function of this page: see render.field_option.
+    # Each duplicate by (row, code, field): the label and the tables below are of the same one (render.pick).
     labels = {
-        i: f"Row {row}: same {label_of(error.field).lower()} as an earlier row"
+        (row, error.code.value, error.field): f"Row {row}: same {label_of(error.field).lower()} as an earlier row"
         if error.code is ErrorCode.DUPLICATE_IN_FILE
         else f"Row {row}: {label_of(error.field).lower()} belongs to another customer"
         if error.code is ErrorCode.CONFLICT
         else f"Row {row}: changes a customer (rejected)"
-        for i, (row, error) in enumerate(duplicates)
+        for row, error in duplicates
     }
-    pick = st.selectbox("Duplicate to compare", list(labels), key=keys.DUPLICATE_PICK, format_func=labels.__getitem__)
-    row, error = duplicates[pick]
+    picked = render.pick("Duplicate to compare", labels, keys.DUPLICATE_PICK)
+    row, error = next(d for d in duplicates if (d[0], d[1].code.value, d[1].field) == picked)
     typed = checked.original.loc[row].to_dict()
     if error.code is ErrorCode.DUPLICATE_IN_FILE:
         first = error.other_row

@@ -43,6 +43,11 @@ EXTRA_SYNONYMS: dict[str, tuple[str, ...]] = {
                 "consignee", "consignee name", "account name", "contact name", "receiver name", "customer", "client"),
 }
 
+# Where people find the template, and the command that writes it (an error's detail: the CLI prints it, the
+# dashboard keeps it out of the analyst's text).
+TEMPLATE_HINT = "Download the template on the Upload page"
+TEMPLATE_COMMAND = "From the command line: python -m importer template customers.xlsx"
+
 # The header is looked for in the first SCAN_ROWS rows (Excel rows, blank ones included).
 SCAN_ROWS = 30
 FUZZY_MIN_SCORE = 88
@@ -74,13 +79,60 @@ def _vocabulary() -> tuple[dict[str, str], tuple[tuple[str, str], ...]]:
     return exact, tuple(pairs)
 
 
+# A header naming one field several ways: "Tel/WhatsApp", "Mobile & WhatsApp", "Phone or WhatsApp".
+_ALTERNATIVES = re.compile(r"\s*(?:[/&|+,;()]|\bor\b|\band\b)\s*")
+# Words after a phone's name that do not change it: "WhatsApp No.", "Tel Number", "Telephone Nos" (not after
+# other names: "Customer No." is a customer's number, not a name).
+_PHONES = ("phone", "other_phones")
+_NUMBER_WORDS = ("no", "nos", "num", "number", "numbers", "nr", "line")
+# A header ending in a second number's mark names the other phones: "Tel/WhatsApp 2".
+_SECOND = re.compile(r"^(?P<head>.*\S)\s+(?:2|ii|two|second)$")
+
+
+def _exact(norm: str) -> str | None:
+    """The field a normalised header names exactly, also a phone with "No."/"Number" after it."""
+    exact, _ = _vocabulary()
+    field = exact.get(norm.replace(" ", ""))
+    words = norm.split(" ")
+    while field is None and len(words) > 1 and words[-1] in _NUMBER_WORDS:
+        words.pop()
+        field = exact.get("".join(words))
+        if field not in _PHONES:
+            field = None
+    return field
+
+
+def _alternatives(text: str) -> str | None:
+    """The field every part of a header joined by "/", "&", "or"... names exactly, when they agree."""
+    raw = _MARKERS.sub("", str(text).casefold().strip())
+    second = _SECOND.match(normalise(raw))
+    parts = [normalise(p) for p in _ALTERNATIVES.split(raw)]
+    parts = [p for p in parts if p]
+    if len(parts) < 2:
+        if second is None:
+            return None
+        parts = [second.group("head")]
+    elif second is not None:  # "Tel/WhatsApp 2": the mark is on the last part
+        last = _SECOND.match(parts[-1])
+        if last is None:
+            return None
+        parts[-1] = last.group("head")
+    fields = {_exact(p) for p in parts}
+    if len(fields) != 1 or None in fields:
+        return None
+    field = fields.pop()
+    if second is not None:
+        return "other_phones" if field == "phone" else None
+    return field
+
+
 def _score(text: str) -> tuple[str | None, float]:
     """The field a header text names and how sure we are (100 = exact)."""
     norm = normalise(text)
     if not norm:
         return None, 0.0
     exact, pairs = _vocabulary()
-    field = exact.get(norm.replace(" ", ""))
+    field = exact.get(norm.replace(" ", "")) or _exact(norm) or _alternatives(text)
     if field:
         return field, 100.0
     if len(norm) < FUZZY_MIN_LENGTH:
@@ -272,7 +324,7 @@ def detect_mapping(rows: list[list[str]], scan_rows: int = SCAN_ROWS) -> ColumnM
     raise NoHeader(
         f"No header row found in the first {scan_rows} rows. Expected column headers such as: "
         f"{_expected_headers()} (a header row needs at least two of them, one required). "
-        "Download the template with `python -m importer template PATH`."
+        f"Start from the upload template: {TEMPLATE_HINT}.", detail=TEMPLATE_COMMAND,
     )
 
 
@@ -548,7 +600,7 @@ def choose_sheet(
             where = "" if file.format == "csv" else f" in any sheet ({', '.join(repr(s) for s in file.sheet_names)})"
             raise NoHeader(
                 f"No header row found in {file.file_name}{where}. Expected column headers such as: "
-                f"{_expected_headers()}. Download the template with `python -m importer template PATH`."
+                f"{_expected_headers()}. Start from the upload template: {TEMPLATE_HINT}.", detail=TEMPLATE_COMMAND,
             )
     assert chosen is not None  # the named sheet, or one with a header, or NoHeader above
     name, detected = chosen

@@ -174,7 +174,8 @@ def _operations(conn: sa.Connection, workspace_id: int, seqs: Sequence[int] | No
 
 def _gone(workspace_id: int, settings: Settings) -> WorkspaceError:
     return WorkspaceError(f"workspace {workspace_id} is gone: it was discarded, or expired after "
-                          f"{settings.workspace_days} days untouched (WORKSPACE_DAYS); upload the file again")
+                          f"{settings.workspace_days} days untouched; upload the file again",
+                          detail="The days are the WORKSPACE_DAYS setting.")
 
 
 def load_workspace(engine: sa.Engine, workspace_id: int, settings: Settings | None = None, *,

@@ -53,7 +53,7 @@ def second_list() -> list[list[str]]:
 ROWS = len(second_list())  # 7
 EDITED_PHONE = "0551234567"
 PHONE_COLUMN = 7  # Row, Exclude, Errors, Mark, First, Last, Email, Phone
-INVALID_PHONE = "Not a valid phone number (invalid_phone)"
+INVALID_PHONE = "Not a valid phone number"
 KEPT_PAIR = "Row 5 and row 3: same name, phone one digit apart"
 EXCLUDED_PAIR = "Row 8 and row 7: same name, phone one digit apart"
 OPEN_PAIR = "Row 5 and customer #2: same name, phone one digit apart"

@@ -195,7 +195,7 @@ def test_upload_fix_import_report_history_undo(page, server) -> None:
 
     # Fix row 9's phone in the grid (filtered to phone failures: row 9 is the first): committing the cell
     # edit saves and checks it at once.
-    choose(page, "Show rows failing with", "Not a valid phone number (invalid_phone)")
+    choose(page, "Show rows failing with", "Not a valid phone number")
     edit_grid_cell(page, "invalid_phone", 0, 7, "54123", FIXED_PHONE)  # Row, Exclude, Errors, Mark, First, Last, Email, Phone
     expect(page.get_by_text("Saved and checked 1 edited row(s): 1 now valid, 0 still failing.")).to_be_visible()
     expect(metric(page, "Failing")).to_have_text("3")

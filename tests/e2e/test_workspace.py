@@ -40,7 +40,7 @@ pytestmark = pytest.mark.e2e
 FILE = "march-customers.xlsx"
 SECOND_PHONE = "0201234567"  # row 24's "12345" fixed (no other row has it)
 PHONE_COLUMN = 7  # Row, Exclude, Errors, Mark, First, Last, Email, Phone
-INVALID_PHONE = "Not a valid phone number (invalid_phone)"
+INVALID_PHONE = "Not a valid phone number"
 BLANK_REGION_ROWS = 10  # messy_workbook: every fifth row (sheet rows 7, 12, ..., 52) has no region
 # As saved in workspace_operations.summary; the page's Markdown shows "->" as an arrow (shown()).
 FIRST_EDIT = f"Row {FIXED_ROW}: phone 54123 -> {FIXED_PHONE}"
@@ -173,7 +173,7 @@ def test_b_an_edit_survives_a_filter_change(page, server) -> None:
     choose(page, "Show rows failing with", INVALID_PHONE)
     # Type the fix and at once change the filter: the edit must be saved all the same.
     edit_grid_cell(page, "invalid_phone", 0, PHONE_COLUMN, "54123", FIXED_PHONE, settle=False)
-    choose(page, "Show rows failing with", "Required field is blank (required)")
+    choose(page, "Show rows failing with", "Required field is blank")
     expect_metrics(page, rows=ROWS, failing=3)
     expect_history_line(page, FIRST_EDIT)
     assert sqlite_rows(server.db_path, "select summary from workspace_operations where undone = 0") == [(FIRST_EDIT,)]
@@ -191,7 +191,7 @@ def test_c_undo_and_redo_three_operations(page, server) -> None:
     expect_metrics(page, rows=ROWS, failing=3)
     fill_blank_regions(page)  # 2: a bulk fix
     expect(fill_line).to_contain_text("changes 0 rows")
-    choose(page, "Exclude by reason", "(required): 1 row")  # 3: an exclusion (row 34's blank surname)
+    choose(page, "Exclude by reason", "Required field is blank: 1 row")  # 3: an exclusion (row 34's blank surname)
     page.get_by_role("button", name="Exclude the 1 row failing on last name").click()
     expect(page.get_by_text("Excluded 1 row failing with")).to_be_visible()
     wait_idle(page)
