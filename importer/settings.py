@@ -22,12 +22,24 @@ def _int(env: Mapping[str, str], name: str, default: int) -> int:
         raise UsageError(f"setting {name}={raw!r} is not a whole number") from exc
 
 
+def _ranges(env: Mapping[str, str], name: str) -> tuple[str, ...]:
+    """A comma-separated list of national number prefixes ("025, 0590"), digits only."""
+    found = tuple(p.strip() for p in env.get(name, "").split(",") if p.strip())
+    for prefix in found:
+        if not prefix.isdigit() or not prefix.isascii():
+            raise UsageError(f"setting {name}={env.get(name)!r}: {prefix!r} is not a number range (digits only, such as 025)")
+    return found
+
+
 @dataclass(frozen=True)
 class Settings:
     """Every tunable of the importer, with the contract's defaults."""
 
     database_url: str = DEFAULT_DATABASE_URL
     default_phone_region: str = "GH"
+    # National number ranges accepted as valid beyond the phone library's metadata (PHONE_EXTRA_RANGES=025,0590):
+    # ranges a numbering plan opened after the installed phonenumbers release (importer.checks.normalise.phone_rules).
+    phone_extra_ranges: tuple[str, ...] = ()
     default_customer_region: str = "GREATER_ACCRA"
     max_rows: int = 100_000
     max_upload_mb: int = 50
@@ -70,6 +82,7 @@ class Settings:
         return cls(
             database_url=env.get("DATABASE_URL", "").strip() or DEFAULT_DATABASE_URL,
             default_phone_region=(env.get("DEFAULT_PHONE_REGION", "").strip() or "GH").upper(),
+            phone_extra_ranges=_ranges(env, "PHONE_EXTRA_RANGES"),
             default_customer_region=(
                 env.get("DEFAULT_CUSTOMER_REGION", "").strip() or "GREATER_ACCRA"
             ).upper(),
@@ -92,6 +105,13 @@ class Settings:
             workspace_days=_int(env, "WORKSPACE_DAYS", 14),
             live_refresh_seconds=max(1, _int(env, "LIVE_REFRESH_SECONDS", 2)),
         )
+
+    @property
+    def phone_rules(self) -> str:
+        """The phone normalisers' region: the default phone region and the extra ranges (normalise.phone_rules)."""
+        from importer.checks.normalise import phone_rules
+
+        return phone_rules(self.default_phone_region, self.phone_extra_ranges)
 
     def with_(self, **changes: Any) -> Settings:
         """A copy with some settings changed: `settings.with_(max_rows=10)`."""

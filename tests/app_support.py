@@ -109,3 +109,38 @@ def select_box(at: AppTest, label: str):
     found = [s for s in at.selectbox if s.label == label]
     assert len(found) == 1, f"{len(found)} select boxes labelled {label!r}"
     return found[0]
+
+
+class Browser:
+    """What a browser shows in a page's select boxes, as Streamlit's frontend keeps them between runs.
+
+    AppTest sends the value the server holds and reads labels from the newest run, so it cannot see a stale
+    label. The frontend keeps a select box's own value (the label the analyst saw or chose) for as long as its
+    widget id stays the same, unless the server sets one (set_value); a new id is a new widget, showing its
+    default. `look(at)` after each run: select box label -> the option text on screen.
+    """
+
+    def __init__(self) -> None:
+        self.shown: dict[str, str] = {}  # widget id -> option text on screen
+
+    def look(self, at: AppTest) -> dict[str, str]:
+        shown = {}
+        for box in at.selectbox:
+            proto = box.proto
+            if proto.set_value and proto.HasField("raw_value"):
+                text = proto.raw_value
+            elif box.id in self.shown:
+                text = self.shown[box.id]
+            else:
+                text = box.options[proto.default] if proto.HasField("default") and box.options else ""
+            shown[box.id] = text
+        self.shown = shown
+        return {box.label: shown[box.id] for box in at.selectbox}
+
+    def choose(self, at: AppTest, label: str, option: str) -> AppTest:
+        """The analyst picks `option` (its text) in the select box `label`, and the page runs."""
+        box = select_box(at, label)
+        self.shown[box.id] = option
+        box.set_value(box.options.index(option) if isinstance(box.value, int) else option).run()
+        self.look(at)
+        return at

@@ -7,8 +7,22 @@ import hashlib
 
 import sqlalchemy as sa
 
-from tests.app_support import customers, finish_import, good_xlsx, import_file, make_app, messy_xlsx, texts
+from tests.app_support import (
+    customers,
+    finish_import,
+    good_xlsx,
+    import_file,
+    make_app,
+    messy_xlsx,
+    select_box,
+    texts,
+)
 from ui import keys
+
+
+def pick_run(at, prefix: str) -> None:
+    box = select_box(at, "Run")
+    box.set_value(next(i for i, label in enumerate(box.options) if label.startswith(prefix))).run()
 
 
 def test_no_runs_yet(monkeypatch, sqlite_url):
@@ -65,14 +79,12 @@ def test_undo_of_updates_says_what_it_restores_and_which_runs_block_it(monkeypat
     at.switch_page("views/history.py").run()
     table = at.dataframe[0].value.set_index("Run")
     assert table.loc[2, ["Created", "Updated", "Unchanged", "Failed"]].tolist() == [0, len(GOOD_ROWS), 0, 0]
-    at.selectbox(key=keys.HISTORY_RUN).set_value(next(r for r in at.selectbox(key=keys.HISTORY_RUN).options
-                                                      if r.startswith("#1"))).run()
+    pick_run(at, "#1")
     at.button(key=keys.UNDO).click().run()
     assert "later run(s) #2 changed customers it created or updated. Undo run(s) #2 first." in texts(at)
     assert at.button(key=keys.UNDO_YES).disabled
     at.button(key=keys.UNDO_NO).click().run()
-    at.selectbox(key=keys.HISTORY_RUN).set_value(next(r for r in at.selectbox(key=keys.HISTORY_RUN).options
-                                                      if r.startswith("#2"))).run()
+    pick_run(at, "#2")
     at.button(key=keys.UNDO).click().run()
     assert (f"Undo deletes the **0** customers that run #2 created and restores the **{len(GOOD_ROWS)}** "
             "customers it updated to what they were before.") in texts(at)

@@ -39,6 +39,8 @@ def conversion_page(kind: str) -> None:
         new = cleaning.show_value_conversion(checked, settings, version=state.version())
     elif kind == "replace":
         new = cleaning.show_find_replace(checked, settings, version=state.version())
+    elif kind == "replace-section":  # as views/review.py draws it: in its expander
+        new = cleaning.show_find_replace_section(checked, settings, version=state.version())
     elif kind == "skipped":
         cleaning.show_skipped_rows(st.session_state["notes"])
         new = None

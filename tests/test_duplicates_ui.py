@@ -6,8 +6,8 @@ from __future__ import annotations
 from streamlit.testing.v1 import AppTest
 
 from importer.database.loader import run_import
-from tests.support import SETTINGS, checked_of, person, ready_engine
 from tests.app_support import select_box
+from tests.support import SETTINGS, checked_of, person, ready_engine
 from ui import duplicates as section
 from ui import keys
 

@@ -7,7 +7,7 @@ import hashlib
 import itertools
 import re
 from collections.abc import Hashable, Iterable, Mapping
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import altair as alt
 import numpy as np
@@ -72,7 +72,7 @@ def pick_widget_key(key: str, labels: Iterable[str]) -> str:
     return f"{key}_{digest}"
 
 
-def pick(label: str, choices: Mapping[Choice, str], key: str, *, where: object = None, **kwargs: object) -> Choice:
+def pick(label: str, choices: Mapping[Choice, str], key: str, **kwargs: Any) -> Choice:
     """A select box over `choices` (each value and its label now) that cannot show one choice and act on another.
 
     A select box whose labels carry counts or row numbers ("Region: ... 2,152 rows", "Row 6: ...") changes
@@ -80,16 +80,15 @@ def pick(label: str, choices: Mapping[Choice, str], key: str, *, where: object =
     acted on the value now in its place ("Region ... 2,152 rows" beside "Exclude all 139 rows failing on
     phone"). Here the widget is keyed by its labels (pick_widget_key), so new labels are a new widget, drawn
     from this run's choices. The pick is remembered by value under `key`, kept while it is still a choice
-    (else the first choice). `where`: a container or column (default: the page); `kwargs` go to selectbox.
+    (else the first choice). `kwargs` go to st.selectbox (help, ...).
     """
     values = list(choices)
     labels = [choices[v] for v in values]
     remembered = st.session_state.get(key)
-    index = values.index(remembered) if remembered in choices else 0
-    box = st if where is None else where
+    index = next((i for i, v in enumerate(values) if v == remembered), 0)
     # labels.__getitem__ holds only the labels (see the note above region_name on what a format_func keeps).
-    chosen = box.selectbox(label, range(len(values)), index=index, key=pick_widget_key(key, labels),  # type: ignore[attr-defined]
-                           format_func=labels.__getitem__, **kwargs)
+    chosen = st.selectbox(label, range(len(values)), index=index, key=pick_widget_key(key, labels),
+                          format_func=labels.__getitem__, **kwargs)
     value = values[chosen if chosen is not None else index]
     st.session_state[key] = value
     return value
@@ -306,7 +305,7 @@ RUN_OUTCOMES = ("Created", "Updated", "Unchanged", "Failed")  # the History char
 def runs_chart_data(runs: Iterable[RunRecord]) -> pd.DataFrame:
     """One line per run and outcome (created, updated, unchanged, failed), oldest run first: what the History
     chart draws. Columns run, order, outcome, stack (the outcome's place in the stack), rows, file."""
-    records = []
+    records: list[dict[str, object]] = []
     for run in sorted(runs, key=lambda r: r.id):
         label = f"#{run.id} {run.started_at:%d %b %H:%M}"
         counts = (run.total_created, run.total_updated, run.total_unchanged, run.total_failed)

@@ -58,7 +58,9 @@ if chart is not None:
     st.altair_chart(chart, width="stretch", height=300)
 
 st.subheader("One run")
-run: RunRecord = st.selectbox("Run", runs, key=keys.HISTORY_RUN, format_func=render.run_label)
+# By run id (render.pick): a run whose status or counts changed since the last action keeps its place.
+by_id = {r.id: r for r in runs}
+run: RunRecord = by_id[render.pick("Run", {r.id: render.run_label(r) for r in runs}, keys.HISTORY_RUN)]
 existing = "".join(f"{count:,} {word}, " for count, word in
                    ((run.total_updated, "updated"), (run.total_unchanged, "unchanged")) if count)
 fixes = f" Its file was the failure report of run #{run.fixes_run_id} (fixes for run #{run.fixes_run_id})." if (

@@ -9,7 +9,7 @@ import re
 import unicodedata
 from collections.abc import Callable
 from decimal import Decimal
-from functools import lru_cache
+from functools import cache, lru_cache
 
 import phonenumbers
 from email_validator import SPECIAL_USE_DOMAIN_NAMES, EmailNotValidError, validate_email
@@ -137,10 +137,33 @@ _NUMBER_TYPES = ("fixed_line", "mobile", "toll_free", "premium_rate", "shared_co
                  "pager", "uan", "voicemail")
 
 
+def phone_rules(region: str, extra_ranges: tuple[str, ...] = ()) -> str:
+    """The `region` the phone normalisers take: the default region ("GH"), with the national number ranges
+    accepted beyond phonenumbers' metadata after a "+" ("GH+25,590": numbers starting 025 or 0590).
+
+    A range is a national prefix, typed with or without the trunk 0 ("025" or "25"); a number in it is valid
+    when it has a mobile number's length. Settings.phone_rules builds it from PHONE_EXTRA_RANGES."""
+    prefixes = [p.strip() for p in extra_ranges if p.strip()]
+    for prefix in prefixes:
+        if not prefix.isdigit() or not prefix.isascii():
+            raise ValueError(f"{prefix!r} is not a phone number range: digits only, such as 025")
+    metadata = PhoneMetadata.metadata_for_region(region)
+    trunk = (metadata.national_prefix if metadata is not None else None) or ""
+    national = [p[len(trunk):] if trunk and p.startswith(trunk) else p for p in prefixes]
+    return f"{region}+{','.join(national)}" if national else region
+
+
+def _rules(region: str) -> tuple[str, tuple[str, ...]]:
+    """(the region code, the extra national ranges) of a phone_rules string."""
+    code, _, extra = region.partition("+")
+    return code, tuple(p for p in extra.split(",") if p)
+
+
 @lru_cache(maxsize=8)
 def _region_patterns(region: str) -> tuple[str, str, re.Pattern[str]] | None:
     """The default region's country code, trunk prefix and valid national numbers (every number type's
-    pattern in one), from phonenumbers' metadata."""
+    pattern in one), from phonenumbers' metadata, and the extra ranges of a phone_rules string."""
+    region, extra = _rules(region)
     metadata = PhoneMetadata.metadata_for_region(region)
     if metadata is None or metadata.national_prefix_for_parsing not in (None, metadata.national_prefix):
         return None
@@ -155,8 +178,13 @@ def _region_patterns(region: str) -> tuple[str, str, re.Pattern[str]] | None:
     assert metadata.general_desc is not None
     general = re.compile(f"(?:{metadata.general_desc.national_number_pattern})")
     # One pattern for every number type: a national number is valid when any type's pattern matches it.
-    valid = re.compile("|".join(f"(?:(?=(?:{general.pattern})$)(?:{p.pattern})$)" for p, lengths in patterns
-                                if lengths) or "(?!)")
+    alternatives = [f"(?:(?=(?:{general.pattern})$)(?:{p.pattern})$)" for p, lengths in patterns if lengths]
+    if extra:  # a configured range: a mobile number's length, starting with one of the prefixes
+        assert metadata.mobile is not None
+        lengths = metadata.mobile.possible_length or metadata.general_desc.possible_length or ()
+        starts = "|".join(re.escape(p) for p in extra)
+        alternatives += [f"(?:(?=\\d{{{n}}}$)(?:{starts})\\d*$)" for n in lengths]
+    valid = re.compile("|".join(alternatives) or "(?!)")
     return str(metadata.country_code), metadata.national_prefix or "", valid
 
 
@@ -198,6 +226,7 @@ def _as_e164(value: object, region: str) -> str | None:
 def _library_e164(digits: str, region: str) -> str | None:
     """E.164 by phonenumbers' own parser and validity rules, or None when the number is not valid."""
     candidates = [digits]
+    region, _ = _rules(region)
     country_code = phonenumbers.country_code_for_region(region)
     # A number typed with its country code but no "+" (233241234567) is international, not national.
     if country_code and digits.isdigit() and digits.startswith(str(country_code)):
@@ -316,6 +345,9 @@ def normalise_user_type(value: object) -> str:
 # (at least MIN_SPLIT_DIGITS digits): "024 123 4567" is one number, "0277229773 0248503716" two.
 OTHERS_SEPARATOR = ", "
 MIN_SPLIT_DIGITS = 9
+# Numbers separated only by spaces, each with spaces of its own ("0566 016 827  0247266135"), are split only
+# when every group is a valid number; a piece of more words than this is not tried.
+MAX_SPACED_WORDS = 12
 _LIST_SPLIT = re.compile(r"\s*(?:[,;|/&\n\r]|\b(?:or|and)\b)\s*", re.IGNORECASE)
 # Separators no single number holds. phonenumbers itself reads "0277229773;0248503716" as one number
 # with parameters and drops the second, so a cell with one of these is always split first.
@@ -326,16 +358,54 @@ _PLAIN_PHONE = re.compile(r"^[\d\s+\-.()\[\]/]*$")
 _EMAIL_SPLIT = re.compile(r"[\s,;|/]+|\b(?:or|and)\b", re.IGNORECASE)
 
 
-def _phone_parts(value: object) -> list[str]:
+def _valid_phone(text: str, region: str) -> bool:
+    try:
+        normalise_phone(text, region)
+    except InvalidValue:
+        return False
+    return True
+
+
+def _spaced_numbers(words: list[str], region: str) -> list[str] | None:
+    """Words of one piece grouped into two or more numbers that are each valid ("0566 016 827  0247266135" ->
+    "0566 016 827", "0247266135"), the fewest groups first; None when no grouping makes every group a number.
+    Only tried on a piece that is not one valid number itself: a number's own spaces stay in it."""
+    if len(words) > MAX_SPACED_WORDS or _valid_phone(" ".join(words), region):
+        return None
+
+    @cache
+    def valid(start: int, end: int) -> bool:
+        return _valid_phone(" ".join(words[start:end]), region)
+
+    @cache
+    def groups(start: int) -> tuple[int, ...] | None:
+        """Ends of the groups from word `start` on, each a valid number (the longest first group first)."""
+        if start == len(words):
+            return ()
+        for end in range(len(words), start, -1):
+            if valid(start, end) and (rest := groups(end)) is not None:
+                return (end, *rest)
+        return None
+
+    ends = groups(0)
+    if ends is None or len(ends) < 2:
+        return None
+    starts = (0, *ends[:-1])
+    return [" ".join(words[a:b]) for a, b in zip(starts, ends, strict=True)]
+
+
+def _phone_parts(value: object, region: str = "GH") -> list[str]:
     """The pieces of a cell that may hold several numbers, each cleaned; blanks left out."""
     parts: list[str] = []
     for piece in _LIST_SPLIT.split(str(value)):
         text = clean_text(piece)
         if text is None:
             continue
-        words = text.split(" ")
+        words = text.split()
         if len(words) > 1 and all(sum(ch.isdigit() for ch in w) >= MIN_SPLIT_DIGITS for w in words):
             parts.extend(words)
+        elif len(words) > 1 and _PLAIN_PHONE.match(text) and (numbers := _spaced_numbers(words, region)):
+            parts.extend(numbers)
         else:
             parts.append(text)
     return parts
@@ -393,9 +463,9 @@ def split_phones(value: object, region: str = "GH") -> tuple[str, tuple[str, ...
         try:
             return normalise_phone(value, region), ()
         except InvalidValue as whole:
-            if whole.code is not ErrorCode.INVALID_PHONE or len(_phone_parts(text)) < 2:
+            if whole.code is not ErrorCode.INVALID_PHONE or len(_phone_parts(text, region)) < 2:
                 raise
-    parts = _phone_parts(text)
+    parts = _phone_parts(text, region)
     parts, extended = _extensions(parts, region)
     others: tuple[str, ...] = ()
     if len(parts) < 2:
@@ -449,7 +519,7 @@ def phone_list(value: object, region: str = "GH") -> tuple[str, ...]:
             return _with_extension(found, region) or part
         return normalise_phone(part, region)
 
-    return _each(_phone_parts(value), one)
+    return _each(_phone_parts(value, region), one)
 
 
 def _email_parts(value: object) -> list[str]:

@@ -53,7 +53,7 @@ class Checked:
 def _normalisers(settings: Settings) -> dict[str, Callable[[object], object]]:
     """Each field's normaliser. Phone and email give (value, the cell's other values), and the Other
     Phones / Other Emails cells a tuple of values: _normalise joins the two into the stored list."""
-    phone_region = settings.default_phone_region
+    phone_region = settings.phone_rules
     return {
         "shipping_mark": clean.normalise_shipping_mark,
         "first_name": clean.normalise_name,

@@ -286,7 +286,7 @@ def _suggest(field: str, text: str, settings: Settings) -> tuple[str | None, str
         digits_like = stripped.translate(_PHONE_LOOKALIKES)
         if digits_like != stripped:
             try:
-                return clean.normalise_phone(digits_like, settings.default_phone_region), "letters read as digits"
+                return clean.normalise_phone(digits_like, settings.phone_rules), "letters read as digits"
             except clean.InvalidValue:
                 return None, ""
         return None, ""

@@ -55,7 +55,7 @@ def _title(text: str) -> str:
 
 def available_fixes(settings: Settings) -> dict[str, Fix]:
     """The bulk fixes the dashboard offers, by key."""
-    region = settings.default_phone_region
+    region = settings.phone_rules
     return {
         fix.key: fix
         for fix in (
