@@ -5,6 +5,7 @@ from __future__ import annotations
 import pandas as pd
 from streamlit.testing.v1 import AppTest
 
+from tests.app_support import select_box
 from ui import cleaning, keys
 
 
@@ -67,7 +68,8 @@ def texts(at: AppTest) -> str:
 def test_value_conversion_lists_suggests_previews_and_applies():
     at = app("convert")
     assert not at.exception
-    assert at.selectbox(key=cleaning.CONVERT_FIELD).value == "region"
+    assert at.session_state[cleaning.CONVERT_FIELD] == "region"  # the column picked (ui.render.pick)
+    assert select_box(at, "Column").options == ["Region (32 failing rows)"]
     grid = at.data_editor[0].value
     assert list(grid.columns) == ["Value", "Rows", "Convert to", "Why"]
     table = {v: None if pd.isna(t) else t for v, t in zip(grid["Value"], grid["Convert to"], strict=True)}
@@ -92,6 +94,7 @@ def test_value_conversion_lists_suggests_previews_and_applies():
     assert keys.LAST_OPERATION in at.session_state
     # the list now holds only what still fails
     assert at.data_editor[0].value["Value"].tolist() == ["Kumassi"]
+    assert select_box(at, "Column").options == ["Region (4 failing rows)"]
 
 
 def test_nothing_to_convert_says_so():

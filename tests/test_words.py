@@ -143,3 +143,21 @@ def test_the_history_chart_shows_every_outcome_of_each_run():
     assert spec["encoding"]["color"]["scale"]["domain"] == ["Created", "Updated", "Unchanged", "Failed"]
     shown = {(r["order"], r["outcome"]): r["rows"] for r in next(iter(spec["datasets"].values()))}
     assert shown[(2, "Updated")] == 40 and shown[(2, "Unchanged")] == 55
+
+
+def _error_page() -> None:
+    from importer.settings import Settings
+    from importer.workspace.store import _gone
+    from ui import render
+
+    render.show_error(_gone(12, Settings(workspace_days=14)))
+
+
+def test_the_page_shows_the_sentence_and_keeps_the_detail_under_details():
+    from streamlit.testing.v1 import AppTest
+
+    at = AppTest.from_function(_error_page, default_timeout=30).run()
+    assert not at.exception
+    assert "WORKSPACE_DAYS" not in at.error[0].value and "expired after 14 days untouched" in at.error[0].value
+    assert at.expander[0].label == "Details"
+    assert "WORKSPACE_DAYS" in at.expander[0].code[0].value

@@ -127,7 +127,7 @@ def show_possible_duplicates(engine: sa.Engine, checked: Checked, settings: Sett
         try:
             other = stored_customers(engine, [customer_id]).get(customer_id, {})
         except DatabaseError as exc:
-            st.error(str(exc), icon=":material/block:")
+            render.show_error(exc, escape=False)
             other = {}
         other_stored = other
     st.dataframe(side_by_side(typed, other, f"Row {row} (this row)", other_title, normalised, other_stored),
@@ -141,7 +141,7 @@ def show_possible_duplicates(engine: sa.Engine, checked: Checked, settings: Sett
                       format_func=texts.__getitem__)
     if not on_file and existing != "update":
         st.caption(f"To update customer #{int(pair['customer_id'])} with this row instead, import with "
-                   "existing customers updated (`--existing update`).")
+                   "existing customers updated.")
     if not st.button("Apply", key=APPLY, type="primary", icon=":material/done:"):
         return None
     try:
@@ -155,7 +155,7 @@ def show_possible_duplicates(engine: sa.Engine, checked: Checked, settings: Sett
         with heavy_step("duplicate decision", checked.total):
             new = changes[0].apply(checked, settings) if changes else None
     except (DatabaseError, ImporterError) as exc:
-        st.error(str(exc), icon=":material/block:")
+        render.show_error(exc, escape=False)
         return None
     if not decisions.decide(*(op for op in ops if is_decision(op))):
         st.rerun()  # the notice says why it was not saved

@@ -52,6 +52,16 @@ def md_escape(text: object) -> str:
     return _AUTOLINK.sub(lambda m: "\\://" if m.group(1) == "://" else m.group(1)[:3] + "\\.", out)
 
 
+def show_error(error: BaseException, *, escape: bool = True) -> None:
+    """An engine error on the page: its sentence for the analyst, and, when the engine gave one, its detail for an
+    administrator (a setting's name, a command) in a "Details" expander under it (ImporterError.detail)."""
+    st.error(md_escape(error) if escape else str(error), icon=":material/block:")
+    detail = getattr(error, "detail", None)
+    if detail:
+        with st.expander("Details"):
+            st.code(str(detail), language=None, wrap_lines=True)
+
+
 ANY_REASON = "any"
 # Rows that clash with another row or a stored customer: the Duplicates metric and the side-by-side view.
 CLASH_CODES = (*DUPLICATE_CODES, ErrorCode.CONFLICT)

@@ -38,7 +38,7 @@ if notice := state.pop_notice():
 try:
     runs = list_runs(engine())
 except DatabaseError as exc:
-    st.error(f"{exc}", icon=":material/block:")
+    render.show_error(exc, escape=False)
     st.stop()
 if not runs:
     st.info("No imports yet.", icon=":material/info:")
@@ -105,7 +105,7 @@ if run.status in (RunStatus.COMPLETED, RunStatus.INTERRUPTED):
         try:
             preview = undo_preview(engine(), run.id)
         except (DatabaseError, RunError) as exc:
-            st.error(f"{exc}", icon=":material/block:")
+            render.show_error(exc, escape=False)
             st.stop()
         if preview.blocking_runs:
             names = ", ".join(f"#{n}" for n in preview.blocking_runs)
@@ -123,7 +123,7 @@ if run.status in (RunStatus.COMPLETED, RunStatus.INTERRUPTED):
             try:
                 done = undo(engine(), run.id, actor)
             except (DatabaseError, NotYours, RunError) as exc:
-                st.error(render.md_escape(exc), icon=":material/block:")
+                render.show_error(exc)
                 st.stop()
             st.session_state.pop(keys.UNDO_CONFIRM, None)
             restored = f", restored {done.restored:,}" if done.restored else ""
@@ -147,7 +147,7 @@ if run.status is RunStatus.INTERRUPTED and run.settings.get("workspace_id") is n
                   st.spinner(f"Replaying your work on {render.md_escape(run.file_name)}...")):
                 upload = upload_for_workspace_resume(engine(), run.id, current, actor=actor)
         except (FileRefused, NotYours, RunError, DatabaseError) as exc:
-            st.error(render.md_escape(exc), icon=":material/block:")
+            render.show_error(exc)
             st.stop()
         # A resumed run keeps its own settings (existing, blank, rejected rows) and its workspace.
         background.start(upload, {}, None)
@@ -165,7 +165,7 @@ elif run.status is RunStatus.INTERRUPTED:
                   st.spinner(f"Reading {render.md_escape(again.name)}...")):
                 upload = upload_for_resume(engine(), run.id, again.getvalue(), again.name, current, actor=actor)
         except (FileRefused, NotYours, RunError, DatabaseError) as exc:
-            st.error(render.md_escape(exc), icon=":material/block:")
+            render.show_error(exc)
             st.stop()
         if st.button(f"Resume run #{run.id}", key=keys.RESUME_BUTTON, type="primary", icon=":material/play_arrow:"):
             background.start(upload, {}, None)

@@ -162,7 +162,7 @@ if duplicates:
         try:
             found = existing.stored_customers(review, row, error)
         except DatabaseError as exc:
-            st.error(f"{exc}", icon=":material/block:")
+            render.show_error(exc, escape=False)
             found = []
         normalised = checked.normalised.loc[row].to_dict() if row in checked.normalised.index else None
         for stored in found:

@@ -160,7 +160,8 @@ def _decompress(blob: bytes, limit_mb: int) -> bytes:
     inflater = zlib.decompressobj()
     data = inflater.decompress(blob, limit_mb * MB + 1)
     if len(data) > limit_mb * MB or inflater.unconsumed_tail:
-        raise WorkspaceError(f"the stored file is over {limit_mb} MB (MAX_UPLOAD_MB); upload it again")
+        raise WorkspaceError(f"the stored file is over {limit_mb} MB, the largest upload allowed; upload it again",
+                             detail="The limit is the MAX_UPLOAD_MB setting.")
     return data
 
 
