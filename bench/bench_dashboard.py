@@ -118,7 +118,7 @@ class Run:
 def assert_is_server(server: Server) -> None:
     """The pid measured is the streamlit server itself, with no child processes doing the work."""
     cmdline = Path(f"/proc/{server.pid}/cmdline").read_bytes().split(b"\0")
-    assert b"streamlit" in cmdline and b"run" in cmdline, cmdline
+    assert (b"streamlit" in cmdline or b"importer.server.serve" in cmdline) and b"run" in cmdline, cmdline
     children = Path(f"/proc/{server.pid}/task/{server.pid}/children").read_text().split()
     assert not children, f"the server has child processes {children}: measure them too"
 

@@ -94,7 +94,7 @@ def start(data: bytes, upload: Upload) -> None:
         wid = ws.create_workspace(engine(), owner(), data, upload.file_name, settings(), upload.sheet,
                                   upload.mapping, rows=upload.checked.total, snapshot=snapshot)
         del snapshot
-        info = ws.load_workspace(engine(), wid, settings(), seqs=()).info
+        info = ws.load_workspace(engine(), wid, settings(), seqs=(), file=False, snapshot=False).info
     except (DatabaseError, ImporterError) as exc:
         st.session_state.pop(keys.WORKSPACE, None)
         _set_param(None)
@@ -255,10 +255,14 @@ def _reopen(workspace: int, *, why: str) -> bool:
     """Replay a workspace into the session (a refresh, Open, undo or redo); False with a message if gone, or
     with the engine's refusal (naming the owner and whom to ask) if it is another account's."""
     try:
-        stored = ws.load_workspace(engine(), workspace, settings(), seqs=(), file=False, actor=actor())
-        with heavy_step("reopen", stored.info.rows), st.spinner(f"{why} {md_escape(stored.info.file_name)}..."):
-            del stored
-            opened = ws.open_workspace(engine(), workspace, settings(), actor=actor())
+        # The same state another tab of this server shows is shared, not replayed (importer.workspace.shared).
+        opened = ws.shared_workspace(engine(), workspace, settings(), actor=actor())
+        if opened is None:
+            stored = ws.load_workspace(engine(), workspace, settings(), seqs=(), file=False, snapshot=False,
+                                       actor=actor())
+            with heavy_step("reopen", stored.info.rows), st.spinner(f"{why} {md_escape(stored.info.file_name)}..."):
+                del stored
+                opened = ws.open_workspace(engine(), workspace, settings(), actor=actor())
     except NotYours as exc:
         st.error(md_escape(exc), icon=":material/block:")
         st.session_state.pop(keys.WORKSPACE, None)

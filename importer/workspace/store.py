@@ -44,6 +44,7 @@ from importer.review.exclusions import excluded_after
 from importer.review.operations import applier, kind_of, operation_from_dict, summary_of
 from importer.settings import Settings
 from importer.workspace.replay import Handed, replay_operations
+from importer.workspace.shared import SharedFrames, state_key
 
 # import_runs.workspace_id (migration 0004), named here so this module needs nothing new in importer.database.schema.
 _runs = sa.table("import_runs", sa.column("id", sa.Integer), sa.column("status", sa.String),
@@ -181,9 +182,10 @@ def _gone(workspace_id: int, settings: Settings) -> WorkspaceError:
 
 def load_workspace(engine: sa.Engine, workspace_id: int, settings: Settings | None = None, *,
                    seqs: Sequence[int] | None = None, discarded: bool = False, file: bool = True,
-                   actor: Actor | None = None) -> StoredWorkspace:
+                   snapshot: bool = True, actor: Actor | None = None) -> StoredWorkspace:
     """A workspace's file and active operations (or the operations `seqs`); WorkspaceError if it is gone.
-    file=False: without the file (`data` is empty; stored_file reads it when it is needed).
+    file=False: without the file (`data` is empty; stored_file reads it when it is needed); snapshot=False:
+    without the snapshot.
     actor: who opens it; NotYours unless it is the owner or an admin (None: the engine itself)."""
     settings = settings or Settings()
     check_workspace(engine, workspace_id, actor, "open")
@@ -194,10 +196,10 @@ def load_workspace(engine: sa.Engine, workspace_id: int, settings: Settings | No
         if row is None or (row.discarded_at is not None and not discarded):
             raise _gone(workspace_id, settings)
         operations = _operations(conn, workspace_id, seqs)
-        snapshot = _read_blob(conn, workspaces.c.snapshot, workspace_id)
+        blob = _read_blob(conn, workspaces.c.snapshot, workspace_id) if snapshot else None
     return StoredWorkspace(_info(row), _decompress(row.data, settings.max_upload_mb) if file else b"",
                            ColumnMapping.from_dict(row.mapping) if row.mapping else None, tuple(operations),
-                           snapshot)
+                           blob)
 
 
 BLOB_CHUNK = 1 << 20
@@ -240,16 +242,45 @@ def replay(engine: sa.Engine, workspace_id: int, settings: Settings, actor: Acto
     return open_workspace(engine, workspace_id, settings, actor=actor).upload
 
 
+SHARED: SharedFrames[Upload, tuple[int, tuple[int, ...], tuple[Any, ...]]] = SharedFrames()
+"""The replayed uploads sessions hold, shared by state (importer.workspace.shared): memory per workspace, not per tab."""
+
+
+def _state_key(engine: sa.Engine, stored: StoredWorkspace, settings: Settings) -> tuple[Any, ...]:
+    info = stored.info
+    return state_key(engine.url.render_as_string(hide_password=True), info.id, info.sha256, info.sheet,
+                     None if stored.mapping is None else stored.mapping.to_dict(),
+                     ((seq, kind_of(op), op.to_dict()) for seq, op in stored.operations), settings)
+
+
 def open_workspace(engine: sa.Engine, workspace_id: int, settings: Settings, *, actor: Actor | None = None) -> Opened:
-    """Replay a workspace: what a new session, a refresh or another instance shows. actor: who opens it
-    (NotYours, naming the owner, unless it is the owner or an admin; None: the engine itself)."""
-    stored = load_workspace(engine, workspace_id, settings, file=False, actor=actor)
-    snapshot, stored = Handed(stored.snapshot), replace(stored, snapshot=None)
+    """Replay a workspace: what a new session, a refresh or another instance shows; the same state another
+    session of this process holds is shared, not replayed (SHARED). actor: who opens it (NotYours, naming
+    the owner, unless it is the owner or an admin; None: the engine itself)."""
+    stored = load_workspace(engine, workspace_id, settings, file=False, snapshot=False, actor=actor)
+    upload, (version, seqs, excluded) = SHARED.shared(_state_key(engine, stored, settings),
+                                                      partial(_replayed, engine, stored, settings))
+    return Opened(stored.info, upload, version, seqs, excluded)
+
+
+def shared_workspace(engine: sa.Engine, workspace_id: int, settings: Settings, *,
+                     actor: Actor | None = None) -> Opened | None:
+    """The workspace as another session of this process holds it now (no replay), else None."""
+    stored = load_workspace(engine, workspace_id, settings, file=False, snapshot=False, actor=actor)
+    found = SHARED.get(_state_key(engine, stored, settings))
+    return None if found is None else Opened(stored.info, found[0], *found[1])
+
+
+def _replayed(engine: sa.Engine, stored: StoredWorkspace,
+              settings: Settings) -> tuple[Upload, tuple[int, tuple[int, ...], tuple[Any, ...]]]:
+    workspace_id = stored.info.id
+    with reading(engine) as conn:
+        snapshot = Handed(_read_blob(conn, workspaces.c.snapshot, workspace_id))
     excluded: list[Any] = []
     upload = replay_operations(partial(stored_file, engine, workspace_id, settings), stored.info.file_name, settings, stored.info.sheet, stored.mapping,
                                [op for _, op in stored.operations], excluded, snapshot=snapshot,
                                on_snapshot=partial(store_snapshot, engine, workspace_id, stored.info.sha256))
-    return Opened(stored.info, upload, stored.version, tuple(seq for seq, _ in stored.operations), tuple(excluded))
+    return upload, (stored.version, tuple(seq for seq, _ in stored.operations), tuple(excluded))
 
 
 def _lock(conn: sa.Connection, workspace_id: int) -> None:
