@@ -185,3 +185,30 @@ def test_the_cache_is_bounded_and_thread_safe() -> None:
     del kept[:]
     gc.collect()
     assert len(shared) == 0
+
+
+def test_a_frame_read_or_changed_in_a_session_is_shared_with_the_next_one_to_open_it(
+        sqlite_url: str, replays: list[str]) -> None:
+    """The upload as read (a new workspace) and a frame changed live and saved are offered to the sessions
+    that open that state next (a refresh, another tab), unless the workspace moved on meanwhile."""
+    engine = ready_engine(sqlite_url)
+    opened = new_workspace(engine, csv_file(40))
+    wid = opened.info.id
+    edited = ws.perform(engine, opened, op_kinds.BulkFix("region", "ASHANTI"), SETTINGS)
+    replays.clear()
+    ws.share(engine, edited, SETTINGS)
+    refreshed = ws.open_workspace(engine, wid, SETTINGS)
+    assert refreshed.upload is edited.upload and refreshed.seqs == edited.seqs
+    assert replays == []
+    stale = edited
+    ws.undo(engine, wid)
+    del refreshed, edited
+    gc.collect()
+    ws.share(engine, stale, SETTINGS)  # no longer the workspace's state: not shared
+    back = ws.open_workspace(engine, wid, SETTINGS)
+    assert back.upload is not stale.upload
+    assert back.upload is opened.upload and replays == []  # the state before the fix, still held by `opened`
+    del back, opened
+    gc.collect()
+    assert ws.open_workspace(engine, wid, SETTINGS).upload is not stale.upload
+    assert replays == ["replay"]

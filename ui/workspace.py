@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import replace
 from typing import Any
 
@@ -58,6 +59,8 @@ def _keep(opened: ws.Opened) -> None:
     st.session_state[keys.WORKSPACE] = (opened.info, opened.version, opened.seqs)
     st.session_state[keys.WORKSPACE_EXCLUDED] = (opened.info.id, opened.version, opened.excluded)
     _set_param(opened.info.id)
+    with contextlib.suppress(DatabaseError, ImporterError):  # a refresh or another tab takes this frame
+        ws.share(engine(), opened, settings())
 
 
 def excluded() -> tuple[Any, ...]:

@@ -95,6 +95,11 @@ class SharedFrames(Generic[T, E]):
             while len(self._entries) > self.max_entries:
                 self._entries.popitem(last=False)
 
+    def offer(self, key: Hashable, value: T, extra: E) -> None:
+        """Share value under key unless a value some holder has is shared there already."""
+        if self.get(key) is None:
+            self.put(key, value, extra)
+
     def shared(self, key: Hashable, build: Callable[[], tuple[T, E]]) -> tuple[T, E]:
         """The value shared under key, else build() shared: sessions asking at once build it once."""
         found = self.get(key)

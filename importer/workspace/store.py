@@ -271,6 +271,15 @@ def shared_workspace(engine: sa.Engine, workspace_id: int, settings: Settings, *
     return None if found is None else Opened(stored.info, found[0], *found[1])
 
 
+def share(engine: sa.Engine, opened: Opened, settings: Settings) -> None:
+    """Offer a session's frame of a workspace (read on Upload, or changed there and saved) to the sessions
+    that open the same state next (a refresh, another tab): shared only while it is the workspace's state."""
+    stored = load_workspace(engine, opened.info.id, settings, file=False, snapshot=False)
+    if tuple(seq for seq, _ in stored.operations) == opened.seqs:
+        SHARED.offer(_state_key(engine, stored, settings), opened.upload,
+                     (opened.version, opened.seqs, opened.excluded))
+
+
 def _replayed(engine: sa.Engine, stored: StoredWorkspace,
               settings: Settings) -> tuple[Upload, tuple[int, tuple[int, ...], tuple[Any, ...]]]:
     workspace_id = stored.info.id
