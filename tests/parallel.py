@@ -58,6 +58,8 @@ SLOW = (
     "tests/test_app_review.py::test_an_edit_interrupted_while_it_is_checked_is_saved_by_the_next_run",
     "tests/test_app_review.py::test_an_edited_cell_is_checked_and_saved_at_once",
     "tests/test_app_review.py::test_bulk_fix_preview_and_apply",
+    "tests/test_workspace_shared.py::test_an_edit_in_one_session_leaves_the_others_frame_until_it_reloads",
+    "tests/test_workspace_shared.py::test_an_undo_then_a_new_change_is_not_taken_for_the_state_it_replaced",
     "tests/test_app_review.py::test_duplicate_in_file_side_by_side",
     "tests/test_app_review.py::test_exclude_ticked_rows",
     "tests/test_app_review.py::test_failing_rows_in_grid_with_errors_column",
