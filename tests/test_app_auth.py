@@ -16,7 +16,7 @@ from ui import keys
 from ui.engine import merged_env
 
 LOCKED = "Too many wrong passwords from this browser; try again in 15 minutes."
-WRONG = "Wrong password. Ask whoever runs the dashboard for the APP_PASSWORD."
+WRONG = "Wrong password. Ask whoever runs the dashboard for the shared password."
 
 
 def sign_in(at, password: str, name: str = ""):

@@ -170,7 +170,7 @@ def test_wrong_password_on_every_page_shows_nothing(gated, page):
     for attempt in ("", "wrong", PASSWORD.upper(), PASSWORD + " ", PASSWORD[:-1]):
         sign_in(gated, attempt, name="Mallory")
         assert [e.value for e in gated.error] == [
-            "Wrong password. Ask whoever runs the dashboard for the APP_PASSWORD."]
+            "Wrong password. Ask whoever runs the dashboard for the shared password."]
         assert_only_the_login(gated)
         assert not gated.session_state.get(keys.PASSWORD_OK)
 
@@ -232,7 +232,7 @@ def test_password_check_uses_compare_digest_with_the_typed_and_expected_values(g
 def test_a_wrong_password_of_the_same_length_is_refused(gated, typed):
     assert len(typed) == len(PASSWORD)
     sign_in(gated, typed)
-    assert [e.value for e in gated.error] == ["Wrong password. Ask whoever runs the dashboard for the APP_PASSWORD."]
+    assert [e.value for e in gated.error] == ["Wrong password. Ask whoever runs the dashboard for the shared password."]
     assert_only_the_login(gated)
     sign_in(gated, PASSWORD)
     assert gated.title[0].value == "Upload a customer file"

@@ -140,8 +140,7 @@ def write_refusal(settings: Settings) -> str | None:
     if gate_kind(settings) == "none" and not is_sqlite(settings):
         return (
             "This dashboard writes to a shared database but has no login configured, so uploading, "
-            "importing and undoing are switched off. Set APP_PASSWORD (or configure [auth] in "
-            ".streamlit/secrets.toml for single sign-on) and restart the dashboard."
+            "importing and undoing are switched off. Ask whoever runs the dashboard to set up sign-in."
         )
     return None
 
@@ -259,8 +258,8 @@ def login_page() -> None:
     else:
         st.write("Enter the dashboard password to upload and import customer spreadsheets.")
         st.caption("This is a shared login: everyone uses the same password, and the name you type is "
-                   "recorded with your imports as you typed it, not checked. Ask for your own account "
-                   "(python -m importer users add) to have your imports and undos recorded as yours.")
+                   "recorded with your imports as you typed it, not checked. Ask an administrator for your own "
+                   "account to have your imports and undos recorded as yours.")
     with st.form("login_form"):
         st.text_input("Name" if own_accounts else "Your name (recorded with your imports)", key=keys.LOGIN_NAME)
         st.text_input("Password", type="password", key=keys.LOGIN_PASSWORD)
@@ -268,10 +267,10 @@ def login_page() -> None:
                               on_click=_check_account if own_accounts else _check_password)
     failed = st.session_state.pop(_AUTH_FAILED, False)
     if failed and own_accounts:
-        st.error("Wrong name or password. An admin can reset your password (python -m importer users reset).",
+        st.error("Wrong name or password. Check both; an administrator can reset your password if you forgot it.",
                  icon=":material/block:")
     elif failed:
-        st.error("Wrong password. Ask whoever runs the dashboard for the APP_PASSWORD.", icon=":material/block:")
+        st.error("Wrong password. Ask whoever runs the dashboard for the shared password.", icon=":material/block:")
     if st.session_state.pop(_DB_DOWN, False):
         st.error("The database cannot be reached, so your password could not be checked. Try again shortly.",
                  icon=":material/error:")

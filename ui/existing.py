@@ -38,7 +38,7 @@ from importer.review.decisions import (
 from importer.review.decisions import against_database as count_against_database
 from importer.server.steps import Step
 from schemas.customer import FIELD_NAMES, label_of
-from ui import decisions, keys, state, steps
+from ui import decisions, keys, render, state, steps
 from ui.engine import engine
 
 ANY_FIELD = "any"
@@ -154,12 +154,13 @@ def show_changes(upload: Upload, review: AgainstDatabase) -> None:
     st.caption(f"{counts['changed']:,} row{'' if one else 's'} match{'es' if one else ''} a customer already in "
                f"the database and change{'s' if one else ''} some of its values. **Accept** a change to update the "
                "customer; a "
-               "rejected change fails as already_exists and goes in the failure report with what differs.")
+               "rejected change is not imported and goes in the failure report with what differs.")
     accepted = review.accepted
     left, middle, right = st.columns([3, 2, 2], vertical_alignment="bottom")
     fields = [ANY_FIELD, *[f for f in FIELD_NAMES if (found.changes["field"] == f).any()]]
-    pick = left.selectbox("Show changes to", fields, key=keys.CHANGES_FIELD,
-                          format_func=lambda f: "any field" if f == ANY_FIELD else label_of(f))
+    with left:
+        pick = render.pick("Show changes to", {f: "any field" if f == ANY_FIELD else label_of(f) for f in fields},
+                           key=keys.CHANGES_FIELD)
     field_name = None if pick == ANY_FIELD else pick
     # The bulk buttons decide exactly the rows the filter shows (never the hidden ones), and say so.
     for column, accept, key, icon in ((middle, True, keys.ACCEPT_ALL, ":material/done_all:"),
@@ -223,8 +224,8 @@ def show_possible_different_people(review: AgainstDatabase) -> None:
                "stored customer but carry another shipping mark or another name. They fail as conflicts and "
                "no Accept button updates them; confirm a row only if it is the same customer.")
     rows = sorted(found.different)
-    pick = st.selectbox("Row", rows[:CHANGES_SHOWN], key=keys.DIFFERENT_PICK,
-                        format_func=lambda r: f"Row {r}: customer #{found.different[r]}")
+    pick = render.pick("Row", {r: f"Row {r}: customer #{found.different[r]}" for r in rows[:CHANGES_SHOWN]},
+                       key=keys.DIFFERENT_PICK)
     for error in review.errors[int(pick)]:
         if error.code is ErrorCode.CONFLICT:
             st.markdown(f"- {error.message}")

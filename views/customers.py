@@ -33,8 +33,7 @@ current = auth.guard()
 st.title("Customers")
 if auth.gate_kind(current) == "none" and not auth.is_sqlite(current):
     st.warning("This dashboard reads a shared database but has no login configured, so its customers are not "
-               "shown. Set APP_PASSWORD (or configure [auth] in .streamlit/secrets.toml for single sign-on) and "
-               "restart the dashboard.", icon=":material/lock:")
+               "shown. Ask whoever runs the dashboard to set up sign-in.", icon=":material/lock:")
     st.stop()
 
 try:

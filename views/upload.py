@@ -112,7 +112,7 @@ def _mapping_form(mapping: ColumnMapping, sheet: str, submit_label: str) -> None
         st.text_input("Remember this mapping as (optional: a source name, e.g. Kumasi branch)",
                       key=profiles.SOURCE_NAME, max_chars=100,
                       help="The mapping is remembered for files with the same headers either way; a name "
-                           "lets the command line use it too (import --mapping NAME)")
+                           "lets you and your colleagues pick it by name later")
         submitted = st.form_submit_button(submit_label, type="primary")
     if not submitted or not _can_read_again():
         return

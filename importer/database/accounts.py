@@ -243,5 +243,5 @@ def check_may_act(actor: str, owner: str | None, actor_is_admin: bool, what: str
         f"Cannot {what}: it belongs to {clean_name(owner)}, and you are signed in as {clean_name(actor)}. "
         + (f"Ask {clean_name(owner)} to do it, or an admin: {', '.join(clean_name(a) for a in admins)}."
            if admins else
-           f"Ask {clean_name(owner)} to do it, or an admin (python -m importer users list shows who is one).")
+           f"Ask {clean_name(owner)} to do it, or an administrator.")
     )
