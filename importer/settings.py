@@ -50,6 +50,9 @@ class Settings:
     # A CSV line (or quoted record) longer than this, or with more fields, is refused before it is split.
     max_csv_line_kb: int = 1024
     max_columns: int = 1_000
+    # Characters one cell of a workbook may hold (Excel's own limit): a longer one is refused while the
+    # workbook's XML streams, before a parser allocates it (importer.intake.read_limits).
+    max_file_cell_chars: int = 32_767
     batch_size: int = 2_000
     # What one review operation (find and replace, a value conversion) may write, checked before it runs
     # (importer.review.conversions.check_operation): a cell of at most this many characters (twice the longest
@@ -74,6 +77,10 @@ class Settings:
     # Seconds between the dashboard's live redraws of what other sessions change (the sidebar's customer count
     # and running imports, the Import page's dry-run verdict, Upload's workspace list); at least 1.
     live_refresh_seconds: int = 2
+    # Files one browser session may have uploaded and held at once, and their MB in all
+    # (importer.server.front_door): an upload past either is refused before its body is read.
+    max_uploads_per_session: int = 4
+    max_session_upload_mb: int = 100
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -93,6 +100,7 @@ class Settings:
             max_cells=_int(env, "MAX_CELLS", 10_000_000),
             max_csv_line_kb=_int(env, "MAX_CSV_LINE_KB", 1024),
             max_columns=_int(env, "MAX_COLUMNS", 1_000),
+            max_file_cell_chars=_int(env, "MAX_FILE_CELL_CHARS", 32_767),
             batch_size=_int(env, "BATCH_SIZE", 2_000),
             max_cell_chars=_int(env, "MAX_CELL_CHARS", 1_000),
             max_operation_mb=_int(env, "MAX_OPERATION_MB", 20),
@@ -104,6 +112,8 @@ class Settings:
             trusted_proxy_hops=_int(env, "TRUSTED_PROXY_HOPS", 0),
             workspace_days=_int(env, "WORKSPACE_DAYS", 14),
             live_refresh_seconds=max(1, _int(env, "LIVE_REFRESH_SECONDS", 2)),
+            max_uploads_per_session=_int(env, "MAX_UPLOADS_PER_SESSION", 4),
+            max_session_upload_mb=_int(env, "MAX_SESSION_UPLOAD_MB", 100),
         )
 
     @property

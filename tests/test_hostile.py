@@ -14,6 +14,7 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 import time
 import zipfile
 from pathlib import Path
@@ -23,6 +24,7 @@ import openpyxl
 import pytest
 import sqlalchemy as sa
 
+from bench import hostile_files
 from importer.checks.normalise import FORMULA_PREFIXES
 from tests.fixtures import corpus
 
@@ -30,6 +32,12 @@ ROOT = Path(__file__).resolve().parents[1]
 WORKER = ROOT / "tests" / "fault_worker.py"
 MAX_RSS_MB = 400
 HEADER = ["Shipping Mark", "First Name", "Last Name", "Email", "Phone", "Company", "Nickname"]
+
+
+def _built(build, **sizes) -> bytes:
+    """The bytes of a file bench/hostile_files.py writes."""
+    with tempfile.TemporaryDirectory() as folder:
+        return build(Path(folder) / "file.xlsx", **sizes).read_bytes()
 
 
 def cli(*argv: str, env: dict[str, str] | None = None, timeout: float = 300) -> subprocess.CompletedProcess:
@@ -70,6 +78,12 @@ HOSTILE = [
     ("huge_dimension.xlsx", corpus.huge_dimension_xlsx, {}, ["Missing required column"]),  # read, not allocated
     ("word.xls", corpus.junk_ole2, {}, ["not a valid Excel file"]),
     ("page.xls", corpus.html_as_xls, {}, ["web page"]),
+    # Issue 20: refused by their bytes while they stream, before calamine loads them (smaller budgets here;
+    # bench/bench_limits.py runs the full-size files under the 512 MB cgroup).
+    ("long_fields.xlsx", lambda: _built(hostile_files.max_length_workbook, rows=1_000), {"MEMORY_BUDGET_MB": "50"},
+     ["MB of memory to read", "files of at most", "(it has 1,001)"]),
+    ("strings.xlsx", lambda: _built(hostile_files.shared_strings_bomb, entries=300_000), {"MEMORY_BUDGET_MB": "45"},
+     ["table of distinct texts", "save it again"]),
 ]
 
 

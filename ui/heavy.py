@@ -2,7 +2,10 @@
 
 `heavy_step(label, rows)` wraps whatever computes over a whole upload (reading it, re-validating, bulk
 fixes, a dry run, an import). It takes a slot of the process-wide `importer.server.governor` budget
-(MEMORY_BUDGET_MB); while another analyst's step holds the budget, the page shows
+(MEMORY_BUDGET_MB), charged by bytes where they are known: `heavy_step(label, checked)` by the checked
+frames' size, `cost_mb=` by an estimate such as `heavy_cost_for_file(data, name)` (the workbook's declared
+inflated sizes); an int of rows is charged as rows of ordinary width. While another analyst's step holds
+the budget, the page shows
 "Waiting for another import to finish (1 ahead of you)", redrawn as the queue moves, then runs the body:
 
     with heavy_step("import", checked.total):
@@ -29,6 +32,7 @@ from typing import Any
 
 import streamlit as st
 
+from importer.intake.read_limits import declared_read_cost, text_size
 from importer.output.downloads import discard_owners
 from importer.server import governor, steps
 from importer.server.governor import GaveUp, Waiting
@@ -68,9 +72,22 @@ def _session_state() -> object | None:
     return None if ctx is None else getattr(ctx.session_state, "_state", None)
 
 
+def _cost_mb(rows: Any, cost_mb: float | None) -> float:
+    """The MB a step is charged: cost_mb if given, else the checked frames' bytes (an object with `original`
+    and `normalised` frames), else `rows` rows of ordinary width."""
+    if cost_mb is not None:
+        return cost_mb
+    if hasattr(rows, "original") and hasattr(rows, "normalised"):
+        return governor.mb(governor.cost_of_frames(governor.frames_bytes(rows.original, rows.normalised)))
+    return governor.cost_for_rows(int(rows))
+
+
 @contextmanager
-def heavy_step(label: str, rows: int) -> Iterator[None]:
-    """Run the body when the memory budget has room for a step over `rows` rows; show the wait.
+def heavy_step(label: str, rows: Any = 0, *, cost_mb: float | None = None) -> Iterator[None]:
+    """Run the body when the memory budget has room for the step; show the wait.
+
+    The step is charged `cost_mb` if given, else by the size of `rows` when it is a Checked upload (its
+    frames' bytes), else as `rows` rows of ordinary width (importer.server.governor.cost_for_rows).
 
     `label` says what the step does, as a noun ("upload", "re-validation", "bulk fix", "dry run",
     "import"): a waiting analyst reads "Waiting for another <label> to finish (N ahead of you)".
@@ -80,7 +97,7 @@ def heavy_step(label: str, rows: int) -> Iterator[None]:
     placeholder = st.empty()
     told: list[Waiting] = []
     try:
-        with gov.slot(governor.cost_for_rows(rows), label, on_wait=partial(_show_wait, placeholder, told),
+        with gov.slot(_cost_mb(rows, cost_mb), label, on_wait=partial(_show_wait, placeholder, told),
                       give_up=partial(_session_gone, _session_id())):
             if told:  # it waited: say so (the page may take a while to show why it was slow)
                 placeholder.caption(f"Waited {told[-1].waited_s:.0f} s for another {told[0].holder or 'step'} "
@@ -90,9 +107,10 @@ def heavy_step(label: str, rows: int) -> Iterator[None]:
         st.stop()
 
 
-def server_slot(label: str, rows: int) -> Callable[..., Any]:
-    """The slot heavy_step takes, for a step run in a server thread (importer.server.steps's `slot`)."""
-    return partial(governor.shared(max(1, settings().memory_budget_mb)).slot, governor.cost_for_rows(rows), label)
+def server_slot(label: str, rows: int = 0, *, cost_mb: float | None = None) -> Callable[..., Any]:
+    """The slot heavy_step takes, for a step run in a server thread (importer.server.steps's `slot`), charged
+    `cost_mb` if given, else `rows` rows of ordinary width."""
+    return partial(governor.shared(max(1, settings().memory_budget_mb)).slot, _cost_mb(rows, cost_mb), label)
 
 
 def session_owner() -> str | None:
@@ -100,9 +118,17 @@ def session_owner() -> str | None:
     return _session_id()
 
 
-def heavy_rows_for_file(size_bytes: int, file_name: str) -> int:
-    """Rows to charge for reading a file not yet parsed (estimated from its size and format)."""
-    return governor.estimate_rows(size_bytes, file_name, settings().max_rows)
+def heavy_cost_for_file(data: bytes, file_name: str) -> float:
+    """MB to charge for reading a file not yet parsed: a workbook's from the sizes its zip declares, a CSV's
+    from its bytes and fields, an .xls's from the rows its size suggests. Reading refuses by itself a file
+    whose measured cost cannot fit the budget (importer.intake.read_limits)."""
+    declared = declared_read_cost(data) if data[:4] == b"PK\x03\x04" else None
+    if declared is not None:
+        return governor.mb(declared)
+    if file_name.lower().endswith(".csv"):
+        cells, _ = text_size(data, ",")
+        return governor.mb(governor.cost_to_read_text(cells=cells, size_bytes=len(data)))
+    return governor.cost_for_rows(governor.estimate_rows(len(data), file_name, settings().max_rows))
 
 
 # --- closed tabs ----------------------------------------------------------------------------------

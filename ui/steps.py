@@ -31,7 +31,7 @@ from importer.settings import Settings
 from importer.workspace import store as ws
 from ui import keys, profiles, state, workspace
 from ui.engine import engine, settings
-from ui.heavy import WAIT_ICON, heavy_rows_for_file, server_slot, session_owner
+from ui.heavy import WAIT_ICON, heavy_cost_for_file, server_slot, session_owner
 from ui.render import md_escape
 
 READ, COMPARE = "read", "compare"
@@ -93,9 +93,9 @@ def start_read(data: bytes, file_name: str) -> Step:
     for key in (keys.RESULT, keys.REFUSAL, keys.DRAFT_MAPPING, profiles.APPLIED, READ_ERROR):
         st.session_state.pop(key, None)
     config = settings()
-    rows = heavy_rows_for_file(len(data), file_name)
+    cost = heavy_cost_for_file(data, file_name)  # from the workbook's declared sizes: bytes, not rows
     return steps.start(owner(), READ, partial(_read, engine(), data, file_name, config, workspace.owner()),
-                       subject=file_name, slot=server_slot("upload", rows), phrase="waiting for its turn")
+                       subject=file_name, slot=server_slot("upload", cost_mb=cost), phrase="waiting for its turn")
 
 
 def reading() -> Step | None:

@@ -246,7 +246,7 @@ def apply_edits(changes: dict[int, dict[str, str]]) -> None:
     if op is None:
         return
     rows = sorted({edit[0] for edit in op.edits})
-    with heavy_step("re-validation", checked.total), st.spinner(f"Checking {len(rows):,} edited row(s)..."):
+    with heavy_step("re-validation", checked), st.spinner(f"Checking {len(rows):,} edited row(s)..."):
         new = op.apply(checked, settings())
     still = sum(1 for row in rows if row in new.errors)
     set_checked(new, op)

@@ -19,7 +19,7 @@ from ui import auth, keys, render, state
 from ui import jobs as background
 from ui.downloads import offer_file
 from ui.engine import engine
-from ui.heavy import heavy_rows_for_file, heavy_step
+from ui.heavy import heavy_cost_for_file, heavy_step
 
 
 def _run_report_file(run_id: int, fmt: str) -> Path:
@@ -161,9 +161,11 @@ elif run.status is RunStatus.INTERRUPTED:
                              key=f"{keys.RESUME_FILE}_{run.id}")
     if again is not None:
         try:
-            with (heavy_step("upload", heavy_rows_for_file(again.size, again.name)),
+            again_data = again.getvalue()
+            with (heavy_step("upload", cost_mb=heavy_cost_for_file(again_data, again.name)),
                   st.spinner(f"Reading {render.md_escape(again.name)}...")):
-                upload = upload_for_resume(engine(), run.id, again.getvalue(), again.name, current, actor=actor)
+                upload = upload_for_resume(engine(), run.id, again_data, again.name, current, actor=actor)
+            del again_data
         except (FileRefused, NotYours, RunError, DatabaseError) as exc:
             render.show_error(exc)
             st.stop()

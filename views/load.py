@@ -87,7 +87,7 @@ if upload is not None:
     if st.button("Dry run (saves nothing)", key=keys.DRY_RUN_BUTTON, icon=":material/science:",
                  type="secondary" if ready.can_import else "primary") or again:
         try:
-            with (heavy_step("dry run", checked.total),
+            with (heavy_step("dry run", checked),  # charged by the frames' bytes
                   st.spinner(f"Dry run of {checked.total:,} rows against the database...")):
                 if session is not None:
                     dry = session.dry_run(arguments, user_name=user_name)

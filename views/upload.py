@@ -11,7 +11,7 @@ from importer.output.template import template_xlsx
 from schemas.customer import label_of
 from ui import auth, cleaning, keys, profiles, state, steps, workspace
 from ui.engine import engine
-from ui.heavy import heavy_rows_for_file, heavy_step
+from ui.heavy import heavy_cost_for_file, heavy_step
 from ui.render import md_escape
 
 current = auth.guard()
@@ -70,8 +70,7 @@ def _read_again(label: str, sheet: str | None, mapping: ColumnMapping | None = N
     if data is None or name is None:
         st.error("The file is no longer here: upload it again to read it differently.", icon=":material/block:")
         return
-    rows = heavy_rows_for_file(len(data), name)
-    with heavy_step("upload", rows), st.spinner(label):
+    with heavy_step("upload", cost_mb=heavy_cost_for_file(data, name)), st.spinner(label):
         new = state.read_file(data, name, current, sheet=sheet, mapping=mapping)
     if new is not None and kept is not None:
         st.session_state[keys.WORKSPACE] = kept

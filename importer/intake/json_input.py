@@ -4,7 +4,8 @@ A hostile or broken file ends in one line (UsageError: exit status 2, no traceba
 RecursionError, a ValueError from a 5,000-digit integer or a TypeError deep in the engine:
 
 - size: at most MAX_JSON_BYTES are read (checked with stat first, and the read itself is bounded);
-- depth: nesting is measured on the text before it is parsed (MAX_JSON_DEPTH levels);
+- depth and keys: nesting and the keys of objects are counted on the text before it is parsed
+  (MAX_JSON_DEPTH levels, MAX_JSON_KEYS keys: a file of two million keys is refused unparsed);
 - numbers: integers of more than MAX_INT_DIGITS digits, NaN and Infinity are refused while parsing;
 - shape: mapping_fields and operation_dicts check every key's type and name the key that is wrong.
 """
@@ -12,6 +13,7 @@ RecursionError, a ValueError from a 5,000-digit integer or a TypeError deep in t
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -22,6 +24,9 @@ MAX_JSON_BYTES = 1024 * 1024
 MAX_JSON_DEPTH = 16
 MAX_INT_DIGITS = 20
 MAX_KEY_CHARS = 1_000
+# Keys in all the file's objects: a mapping names at most one a column (MAX_COLUMNS, 1,000 by default); an
+# operations file's conversions one a distinct value.
+MAX_JSON_KEYS = 50_000
 
 
 def read_json_file(path: str | Path, what: str, *, max_bytes: int = MAX_JSON_BYTES) -> Any:
@@ -37,6 +42,10 @@ def read_json_text(path: str | Path, what: str, *, max_bytes: int = MAX_JSON_BYT
     path = Path(path)
     try:
         with path.open("rb") as handle:
+            size = os.fstat(handle.fileno()).st_size
+            if size > max_bytes:  # refused by its size, before a byte of it is read
+                raise UsageError(f"{what} is {size / 1024:,.0f} KB, over {max_bytes // 1024:,} KB; a mapping or "
+                                 "operations file is far smaller")
             data = handle.read(max_bytes + 1)
     except FileNotFoundError:
         raise UsageError(f"{what} does not exist") from None
@@ -62,6 +71,10 @@ def parse_json(text: str, what: str, *, max_chars: int = MAX_JSON_BYTES, max_dep
     if depth > max_depth:
         raise UsageError(f"{what} nests more than {max_depth} levels deep (line {line:,}); "
                          "a mapping or operations file needs two or three")
+    keys = count_keys(text)
+    if keys > MAX_JSON_KEYS:
+        raise UsageError(f"{what} holds {keys:,} keys, over the {MAX_JSON_KEYS:,} a mapping or operations file "
+                         "may have; a mapping names one column header a key")
     try:
         return json.loads(text, parse_int=_bounded_int, parse_constant=_no_constant)
     except UsageError as exc:
@@ -96,6 +109,14 @@ def nesting_depth(text: str) -> tuple[int, int]:
         if ch == "\n":
             line += 1
     return deepest, deepest_line
+
+
+def count_keys(text: str) -> int:
+    """The keys of every object in JSON text (its ':' outside strings), counted before it is parsed: the
+    text split on '"' alternates outside and inside strings once escaped quotes are taken out."""
+    if "\\" in text:
+        text = text.replace("\\\\", "").replace('\\"', "")
+    return sum(part.count(":") for part in text.split('"')[::2])
 
 
 def _bounded_int(text: str) -> int:
@@ -188,4 +209,4 @@ def operation_dicts(raw: Any, what: str) -> list[dict[str, Any]]:
     return checked
 
 
-__all__ = ["MAX_JSON_BYTES", "MAX_JSON_DEPTH", "mapping_fields", "operation_dicts", "parse_json", "read_json_file", "read_json_text"]
+__all__ = ["MAX_JSON_BYTES", "MAX_JSON_DEPTH", "MAX_JSON_KEYS", "count_keys", "mapping_fields", "operation_dicts", "parse_json", "read_json_file", "read_json_text"]

@@ -18,6 +18,8 @@ from posixpath import dirname, join, normpath
 from defusedxml import ElementTree as SafeET
 
 from importer.errors import FileRefused, HostileFile, LimitExceeded, UnreadableFile
+from importer.intake import read_limits
+from importer.intake.read_limits import ReadSize
 from importer.intake.sniff import refuse_other_container
 from importer.settings import Settings
 
@@ -88,6 +90,18 @@ class ZipReport:
     display_cells: dict[str, dict[tuple[int, int], str]] = field(default_factory=dict)
     # Cell style (xf) index -> its number format's tokens, for the padding formats of xl/styles.xml.
     padded_styles: dict[int, tuple[tuple[bool, str], ...]] = field(default_factory=dict)
+    # What reading costs (importer.intake.read_limits): per sheet part (cells, inflated bytes, rows), and the
+    # shared-strings table's entries and inflated bytes.
+    sheet_sizes: dict[str, tuple[int, int, int]] = field(default_factory=dict)
+    shared_strings: int = 0
+    shared_string_bytes: int = 0
+
+    def read_size(self) -> ReadSize:
+        """The size of reading the costliest sheet (with the whole shared-strings table)."""
+        sizes = [ReadSize(cells, size, rows, self.shared_strings, self.shared_string_bytes)
+                 for cells, size, rows in self.sheet_sizes.values()]
+        return max(sizes, key=lambda s: s.cost, default=ReadSize(0, 0, 0, self.shared_strings,
+                                                                  self.shared_string_bytes))
 
 
 def hidden_columns(head: bytes) -> frozenset[int]:
@@ -137,6 +151,8 @@ def check_zip(data: bytes, file_name: str, settings: Settings) -> ZipReport:
     for part in sorted(set(report.sheet_parts.values())):
         if "worksheets/" not in part and part in by_name:
             _scan_member(data, by_name[part], file_name, settings, limit, report, sheet=True)
+    # Every part measured: refuse a read that cannot fit the memory budget before a parser allocates it.
+    read_limits.check_read_cost(report.read_size(), file_name, settings)
     return report
 
 
@@ -189,6 +205,10 @@ def _scan_member(
     shown: dict[tuple[int, int], str] = {}
     styles = bytearray() if _is_styles(info.filename) else None
     shown_tail = b""
+    table = read_limits.SharedStrings(file_name, settings, report.read_size) if is_xml and read_limits.is_shared_strings(info.filename) else None
+    runs = read_limits.TextRuns(settings.max_file_cell_chars, lambda n: read_limits.cell_too_long(
+        file_name, "its table of texts" if table else "one of its sheets", n, settings.max_file_cell_chars)
+    ) if is_sheet or table else None
     for chunk in _inflate(raw, info.compress_type == zipfile.ZIP_DEFLATED, file_name):
         size += len(chunk)
         if size > cap:
@@ -206,6 +226,10 @@ def _scan_member(
             cols_head += chunk[: COLS_SCAN_BYTES - len(cols_head)]
         if styles is not None and len(styles) <= STYLES_MAX_BYTES:
             styles += chunk
+        if runs is not None:
+            runs.feed(chunk)  # a cell past MAX_FILE_CELL_CHARS stops the scan here
+        if table is not None:
+            table.feed(chunk)  # so does a table too big to load
         if is_sheet:
             window = tail + chunk
             _track_extent(window, extent)
@@ -216,6 +240,10 @@ def _scan_member(
     if is_sheet:
         counter.feed(b"", final=True)
         _check_cells(counter, extent, file_name, settings.max_cells)
+        report.sheet_sizes[info.filename] = (counter.cells, size, max(extent[0], counter.rows))
+    if table is not None:
+        report.shared_strings += table.entries
+        report.shared_string_bytes += size
     if size != info.file_size or crc != info.CRC:
         raise bad_workbook(file_name)
     if errors:

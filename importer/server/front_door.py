@@ -12,6 +12,10 @@ Two jobs that Streamlit cannot be configured to do:
   anyone the number of open sessions), and `/_stcore/upload_file/<session>/...` only accepts a file for a
   session the dashboard's gate opened (ui/auth.py calls `mark_signed_in`): a session that has not
   signed in cannot make the server hold its bytes. Refused before the body is read.
+- **Bounded uploads per session.** A signed-in session may hold at most MAX_UPLOADS_PER_SESSION uploaded
+  files at once, MAX_SESSION_UPLOAD_MB in all (what Streamlit's uploaded-file store holds for it, plus the
+  new body's Content-Length, else the most Streamlit reads of one); an upload past either is refused (413)
+  before its body is read, with a sentence saying what to do.
 
 It also serves the downloads of importer.output.downloads (exports, failure reports) from disk, a chunk at a
 time, at `<app>/_importer/download/<token>`: Streamlit's download button would hold the whole file in memory.
@@ -35,8 +39,9 @@ Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 MAX_SESSIONS = 10_000
+MB = 1024 * 1024
 _METRICS = re.compile(r"(^|/)_stcore/metrics/?$")
-_UPLOAD = re.compile(r"(^|/)_stcore/upload_file/([^/]+)(/|$)")
+_UPLOAD = re.compile(r"(^|/)_stcore/upload_file/([^/]+)(?:/([^/]+))?")
 _DOWNLOAD = re.compile(r"(^|/)_importer/download/([A-Za-z0-9_-]{16,64})$")
 _serving = threading.Event()  # set when the server puts a FrontDoor in front: the pages can link to downloads
 
@@ -86,12 +91,75 @@ def client_address(peer: str | None, forwarded_for: Iterable[str], hops: int) ->
     return chain[max(0, len(chain) - 1 - hops)][:64]
 
 
-class FrontDoor:
-    """ASGI middleware: the client's real address into the scope, and nothing stored or told before login."""
+def held_uploads(session_id: str, except_file: str | None = None) -> tuple[int, int]:
+    """(files, bytes) Streamlit's uploaded-file store holds for a session (but `except_file`, which a new
+    upload of the same id replaces); (0, 0) where there is no running Streamlit or no such store."""
+    try:
+        from streamlit.runtime import Runtime
 
-    def __init__(self, app: ASGIApp, hops: int = 0) -> None:
+        if not Runtime.exists():
+            return 0, 0
+        manager = Runtime.instance().uploaded_file_mgr
+        lock = getattr(manager, "_lock", None)
+        storage = getattr(manager, "file_storage", None)
+        if storage is None or lock is None:
+            return 0, 0
+        with lock:
+            files = [rec for file_id, rec in (storage.get(session_id) or {}).items() if file_id != except_file]
+        return len(files), sum(len(rec.data) for rec in files)
+    except Exception:  # noqa: BLE001 - a Streamlit without this store: the per-body limit still holds
+        return 0, 0
+
+
+def upload_refusal(held_files: int, held_bytes: int, new_bytes: int, max_files: int,
+                   max_bytes: int) -> tuple[int, bytes] | None:
+    """Whether a signed-in session may upload a body of `new_bytes` while it holds `held_files` files of
+    `held_bytes`: None, or the refusal (status, text)."""
+    if held_files + 1 > max_files:
+        return 413, (f"Upload refused: this tab already holds {held_files} uploaded files, the most it may. Remove "
+                     "one from the uploader (its x) or open a new tab, then upload again.\n").encode()
+    if held_bytes + new_bytes > max_bytes:
+        return 413, (f"Upload refused: with this file, this tab would hold {(held_bytes + new_bytes) / MB:,.0f} MB of "
+                     f"uploads, over the {max_bytes / MB:,.0f} MB one tab may. Remove a file from the uploader "
+                     "or upload a smaller one.\n").encode()
+    return None
+
+
+def _body_size(scope: Scope) -> int:
+    """The request's Content-Length; without one (or a bad one), the most Streamlit reads of a body
+    (server.maxUploadSize, which it enforces as the body streams)."""
+    for name, value in scope.get("headers") or ():
+        if name.lower() == b"content-length":
+            try:
+                return max(0, int(value.decode("latin-1").strip()))
+            except ValueError:
+                break
+    try:
+        from streamlit import config
+
+        return int(config.get_option("server.maxUploadSize")) * MB
+    except Exception:  # noqa: BLE001 - no Streamlit config here: its default
+        return 200 * MB
+
+
+class FrontDoor:
+    """ASGI middleware: the client's real address into the scope, and nothing stored or told before login.
+
+    max_uploads, max_upload_mb: what one session may hold (default: the MAX_UPLOADS_PER_SESSION and
+    MAX_SESSION_UPLOAD_MB settings)."""
+
+    def __init__(self, app: ASGIApp, hops: int = 0, max_uploads: int | None = None,
+                 max_upload_mb: int | None = None) -> None:
         self.app = app
         self.hops = max(0, hops)
+        if max_uploads is None or max_upload_mb is None:
+            from importer.settings import Settings
+
+            settings = Settings.from_env()
+            max_uploads = settings.max_uploads_per_session if max_uploads is None else max_uploads
+            max_upload_mb = settings.max_session_upload_mb if max_upload_mb is None else max_upload_mb
+        self.max_uploads = max(1, max_uploads)
+        self.max_upload_bytes = max(1, max_upload_mb) * MB
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope.get("type") in ("http", "websocket"):
@@ -118,14 +186,16 @@ class FrontDoor:
         if address and address != peer:
             scope["client"] = (address, 0)
 
-    @staticmethod
-    def _refusal(scope: Scope) -> tuple[int, bytes] | None:
+    def _refusal(self, scope: Scope) -> tuple[int, bytes] | None:
         path = scope.get("path") or ""
         if _METRICS.search(path):
             return 404, b"Not found\n"
         upload = _UPLOAD.search(path)
         if upload and scope.get("method") in ("PUT", "POST", "DELETE") and not is_signed_in(upload.group(2)):
             return 403, b"Sign in first\n"
+        if upload and scope.get("method") in ("PUT", "POST"):
+            files, size = held_uploads(upload.group(2), upload.group(3))
+            return upload_refusal(files, size, _body_size(scope), self.max_uploads, self.max_upload_bytes)
         return None
 
 

@@ -7,14 +7,19 @@ step asks the process-wide `Governor` for a slot of its estimated cost (MB) and 
 until the running steps leave room:
 
     gov = shared(settings.memory_budget_mb)
-    with gov.slot(cost_for_rows(100_000), "import", on_wait=show_position):
+    with gov.slot(mb(cost_of_frames(frame_bytes)), "import", on_wait=show_position):
         run_import(...)
+
+A step is charged by its bytes, estimated before it allocates: reading from the workbook's inflated sizes,
+cells and shared strings (cost_to_read), an import, a dry run or a re-check from its frames' size,
+their cells' lengths included (cost_of_frames). A read that cannot fit the budget at all is refused before it
+allocates, with a message (importer.intake.read_limits), rather than run alone.
 
 While waiting, `on_wait(Waiting)` is called at once, whenever the caller's place changes, and at least
 every `heartbeat` seconds (a Streamlit page uses those calls to redraw its status, which is also where
 Streamlit stops a script whose tab was closed: the exception leaves the queue cleanly). `give_up()`,
 checked as often, lets a caller leave the queue (`GaveUp` is raised). A cost is clamped to the budget,
-so a job bigger than the budget still runs, alone. Plain Python, no Streamlit: thread-safe, tested
+so a step the budget cannot refuse (an import of frames already read) still runs, alone. Plain Python, no Streamlit: thread-safe, tested
 with threads.
 """
 
@@ -26,18 +31,49 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Any
 
+MB = 1024 * 1024
 # Measured with bench/bench_dashboard.py (docs/DASHBOARD.md "Memory"): a 100,000-row heavy step raises
-# the server's RSS by 150-200 MB over the idle server, about 1.8 kB a row plus a fixed part.
+# the server's RSS by 150-200 MB over the idle server, about 1.8 kB a row plus a fixed part. The fallback
+# for a step that knows only its rows; the costs below are charged by bytes (issue 20: memory grows with
+# bytes, a row of 2,000-character cells costs ten times an ordinary one).
 BASE_COST_MB = 16.0
 MB_PER_ROW = 0.0018
 # Bytes a row takes in a file of each format, on the small side (so row estimates err high).
 _BYTES_PER_ROW = {"xlsx": 36, "xlsm": 36, "xls": 90, "csv": 60}
 _DEFAULT_BYTES_PER_ROW = 36
 
+# Reading a workbook (open, choose the sheet, map, check), measured with bench/hostile_files.py's files and
+# bench/workbook.py's (bench/RESULTS.md, "Limits read as the file streams"): python-calamine holds the shared
+# strings (about 50 bytes an entry beside its text) and a 32-byte entry a cell; each cell becomes a Python
+# string, a row of the table, a value of the frame and of its checked copy. Per cell about 100 bytes beside
+# its text, and each byte of text is held about 6.5 times at the peak. The estimate errs high (a cell's text
+# is taken as the average shared string's, whatever the cell holds).
+READ_BASE_BYTES = 40 * MB
+READ_BYTES_PER_CELL = 100
+READ_BYTES_PER_SHARED_STRING = 50
+READ_TEXT_FACTOR = 6.5
+READ_TEXT_FACTOR_CSV = 4.5  # no parser's copy: the csv module's strings are the first
+# Markup around a cell in a sheet's XML (<c r="AB12" t="s"><v>…</v></c>) and around a shared string
+# (<si><t>…</t></si>): what is not the cells' text.
+XML_BYTES_PER_CELL = 40
+XML_BYTES_PER_SHARED_STRING = 16
+# An import or dry run over checked frames: the frames' own bytes (pandas' deep memory usage), held about
+# six times over while the rows are matched, classified and written in batches, plus a fixed part: 16 MB +
+# 6 x 31 MB for the bench's 100,000 rows, the 150-200 MB measured.
+STEP_BASE_BYTES = 16 * MB
+STEP_FRAME_FACTOR = 6.0
+
+
+def mb(size_bytes: float) -> float:
+    """Bytes -> MB, the unit a slot is charged in."""
+    return max(0.0, float(size_bytes)) / MB
+
 
 def cost_for_rows(rows: int) -> float:
-    """Estimated extra memory (MB) a heavy step over `rows` rows needs while it runs."""
+    """Estimated extra memory (MB) a heavy step over `rows` rows of ordinary width needs while it runs
+    (the fallback where a step's bytes are not known: cost_to_read, cost_of_frames)."""
     return BASE_COST_MB + max(0, rows) * MB_PER_ROW
 
 
@@ -46,6 +82,45 @@ def estimate_rows(size_bytes: int, file_name: str, max_rows: int | None = None) 
     extension = file_name.rsplit(".", 1)[-1].lower() if "." in file_name else ""
     rows = max(0, size_bytes) // _BYTES_PER_ROW.get(extension, _DEFAULT_BYTES_PER_ROW)
     return rows if max_rows is None else min(rows, max_rows)
+
+
+def cost_to_read(*, cells: int, sheet_bytes: int, shared_strings: int = 0, shared_string_bytes: int = 0) -> int:
+    """Bytes reading a workbook's sheet needs at its peak: `cells` cells in `sheet_bytes` of inflated sheet XML,
+    with a shared-strings table of `shared_strings` entries in `shared_string_bytes` (inflated). For a CSV,
+    sheet_bytes is the file's size and cells its fields (no markup: XML_BYTES_PER_CELL is not taken off)."""
+    cells, sheet_bytes = max(0, cells), max(0, sheet_bytes)
+    text = float(max(0, sheet_bytes - XML_BYTES_PER_CELL * cells))  # inline strings and numbers in the sheet
+    if shared_strings > 0:
+        average = max(0, shared_string_bytes - XML_BYTES_PER_SHARED_STRING * shared_strings) / shared_strings
+        text += cells * average
+    table = READ_BYTES_PER_SHARED_STRING * max(0, shared_strings) + max(0, shared_string_bytes)
+    return int(READ_BASE_BYTES + table + READ_BYTES_PER_CELL * cells + READ_TEXT_FACTOR * text)
+
+
+def cost_to_read_text(*, cells: int, size_bytes: int) -> int:
+    """cost_to_read for delimited text: `size_bytes` of it holding `cells` fields (no markup around them)."""
+    text = max(0, size_bytes - max(0, cells))  # less one delimiter a field
+    return int(READ_BASE_BYTES + READ_BYTES_PER_CELL * max(0, cells) + READ_TEXT_FACTOR_CSV * text)
+
+
+def cost_of_frames(frame_bytes: int) -> int:
+    """Bytes an import or dry run over checked frames of `frame_bytes` (pandas' deep memory usage) needs."""
+    return int(STEP_BASE_BYTES + STEP_FRAME_FACTOR * max(0, frame_bytes))
+
+
+def frames_bytes(*frames: Any) -> int:
+    """pandas' deep memory usage of these frames (None skipped), summed: what cost_of_frames takes."""
+    return sum(int(frame.memory_usage(deep=True).sum()) for frame in frames if frame is not None)
+
+
+def rows_within(rows: int, cost_bytes: float, budget_bytes: float) -> int:
+    """How many of `rows` rows fit `budget_bytes` when all of them cost `cost_bytes`, rounded down to a round
+    number (the fixed part of the cost is spread over the rows, so this errs low); at least 1."""
+    if rows <= 0 or cost_bytes <= budget_bytes:
+        return max(rows, 0)
+    n = int(rows * budget_bytes / cost_bytes)
+    step = 1_000 if n >= 10_000 else 100 if n >= 1_000 else 10 if n >= 100 else 1
+    return max(1, n // step * step)
 
 
 class GaveUp(Exception):  # noqa: N818 - it is what happened, not an error of the caller

@@ -1,0 +1,269 @@
+"""Issue 20: costs in bytes known before allocating, limits checked while the input streams.
+
+- importer.server.governor charges a read by its cells, their text and the shared-strings table, an import by
+  its frames' bytes: a row of long fields costs more than an ordinary one;
+- importer.intake.read_limits refuses, while zip_guard inflates the workbook and before any parser sees it, a
+  read that cannot fit MEMORY_BUDGET_MB (saying how many rows would), a shared-strings table too big to load,
+  and a cell past MAX_FILE_CELL_CHARS;
+- importer.intake.json_input refuses a --mapping/--operations file by its size and its keys before parsing it;
+- importer.server.front_door bounds what one session may hold in uploads.
+(Peaks under the 512 MB cgroup: bench/RESULTS.md, "Limits read as the file streams".)
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import random
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from bench.hostile_files import _write_workbook, big_mapping_json, max_length_workbook, shared_strings_bomb
+from bench.workbook import customer_workbook
+from importer.errors import FileRefused, LimitExceeded, UsageError
+from importer.intake import json_input
+from importer.intake.read_limits import TextRuns, declared_read_cost
+from importer.intake.readers import open_file
+from importer.server import front_door, governor
+from importer.server.front_door import FrontDoor, upload_refusal
+from importer.settings import Settings
+from tests.test_front_door import _asgi, _Inner, _scope
+
+MB = 1024 * 1024
+
+
+# --- costs in bytes ------------------------------------------------------------------------------------
+
+
+def test_a_read_costs_by_its_bytes_not_its_rows() -> None:
+    ordinary = governor.cost_to_read(cells=8 * 20_000, sheet_bytes=8 * 20_000 * 48)
+    long_fields = governor.cost_to_read(cells=21 * 5_000, sheet_bytes=21 * 5_000 * 40, shared_strings=21 * 5_000,
+                                        shared_string_bytes=21 * 5_000 * 140)
+    assert long_fields > ordinary  # a quarter of the rows, twice the cost
+    table_only = governor.cost_to_read(cells=44, sheet_bytes=2_000, shared_strings=10_000_000,
+                                       shared_string_bytes=200 * MB)
+    assert table_only > 250 * MB  # ten million entries for 44 cells cannot be loaded in the budget
+
+
+def test_an_import_is_charged_by_its_frames_bytes() -> None:
+    short = pd.DataFrame({"a": ["x"] * 20_000}, dtype="str")
+    long = pd.DataFrame({"a": ["x" * 2_000] * 20_000}, dtype="str")
+    assert governor.frames_bytes(long) > 100 * governor.frames_bytes(short)
+    assert governor.cost_of_frames(governor.frames_bytes(long, None)) > 2 * governor.cost_of_frames(
+        governor.frames_bytes(short))
+
+
+def test_rows_within_a_budget_are_rounded_down_and_never_zero() -> None:
+    assert governor.rows_within(100_000, 1_000 * MB, 250 * MB) == 25_000
+    assert governor.rows_within(100_000, 100 * MB, 250 * MB) == 100_000
+    assert governor.rows_within(10, 10_000 * MB, 1 * MB) == 1
+    assert governor.rows_within(1_234, 2 * MB, 1 * MB) == 610
+
+
+# --- a read that cannot fit the budget is refused before a parser allocates ------------------------------
+
+
+@pytest.fixture()
+def no_parser(monkeypatch):
+    """calamine and openpyxl fail if anything asks them for the workbook: a refusal must come first."""
+    import openpyxl
+    import python_calamine
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("a parser was asked for a workbook the checks should have refused")
+
+    monkeypatch.setattr(python_calamine.CalamineWorkbook, "from_filelike", refuse)
+    monkeypatch.setattr(openpyxl, "load_workbook", refuse)
+
+
+def test_a_workbook_of_long_fields_is_refused_by_its_bytes_with_the_rows_that_fit(tmp_path: Path, no_parser) -> None:
+    path = max_length_workbook(tmp_path / "long.xlsx", rows=1_000, extra_columns=10)
+    settings = Settings().with_(memory_budget_mb=50)
+    with pytest.raises(LimitExceeded) as caught:
+        open_file(path.read_bytes(), path.name, settings)
+    text = str(caught.value)
+    assert "long.xlsx needs" in text and "MB of memory to read" in text and "at most 50 MB" in text
+    fit = int(text.split("files of at most ")[1].split(" rows")[0].replace(",", ""))
+    assert 100 <= fit < 1_000 and "(it has 1,001)" in text
+    assert caught.value.setting == "MEMORY_BUDGET_MB" and caught.value.found > 50
+
+
+def test_an_ordinary_workbook_of_the_same_rows_is_read(tmp_path: Path) -> None:
+    data = customer_workbook(1_000)
+    opened = open_file(data, "ordinary.xlsx", Settings().with_(memory_budget_mb=50))
+    assert opened.sheet_names == ("Customers",)
+
+
+def test_a_shared_strings_bomb_is_refused_while_its_table_streams(tmp_path: Path, no_parser) -> None:
+    path = shared_strings_bomb(tmp_path / "table.xlsx", entries=300_000, rows=10)
+    with pytest.raises(LimitExceeded) as caught:
+        open_file(path.read_bytes(), path.name, Settings().with_(memory_budget_mb=45))
+    text = str(caught.value)
+    assert "table of distinct texts holds" in text and "for 44 cells" in text and "save it again" in text
+    counted = int(text.split("holds ")[1].split(" entries")[0].replace(",", ""))
+    assert counted < 300_000  # stopped while it streamed, before the end of the table
+
+
+def test_the_charge_before_the_scan_comes_from_the_declared_sizes(tmp_path: Path) -> None:
+    small = max_length_workbook(tmp_path / "s.xlsx", rows=100, extra_columns=0).read_bytes()
+    large = max_length_workbook(tmp_path / "l.xlsx", rows=1_000, extra_columns=0).read_bytes()
+    small_cost, large_cost = declared_read_cost(small), declared_read_cost(large)
+    assert small_cost is not None and large_cost is not None
+    assert large_cost - governor.READ_BASE_BYTES > 5 * (small_cost - governor.READ_BASE_BYTES)
+    assert declared_read_cost(b"Shipping Mark,Phone\n") is None
+
+
+# --- characters per cell -------------------------------------------------------------------------------
+
+
+def _one_cell_workbook(path: Path, text: str) -> bytes:
+    strings = ["Shipping Mark", "First Name", "Last Name", "Phone", "M1", "Ama", text, "0241234567"]
+    return _write_workbook(path, [[0, 1, 2, 3], [4, 5, 6, 7]], strings, len(strings)).read_bytes()
+
+
+def test_a_cell_past_max_cell_chars_is_refused_while_the_xml_streams(tmp_path: Path, no_parser) -> None:
+    data = _one_cell_workbook(tmp_path / "cell.xlsx", "Mensah " * 6_000)  # 42,000 characters
+    with pytest.raises(LimitExceeded) as caught:
+        open_file(data, "cell.xlsx", Settings())
+    assert "holds more than 32,767 characters" in str(caught.value)
+    assert caught.value.setting == "MAX_FILE_CELL_CHARS"
+
+
+def test_a_long_cell_of_multibyte_text_counts_characters_not_bytes(tmp_path: Path) -> None:
+    data = _one_cell_workbook(tmp_path / "accents.xlsx", "é" * 30_000)  # 60,000 bytes, 30,000 characters
+    assert open_file(data, "accents.xlsx", Settings()).format == "xlsx"
+    with pytest.raises(LimitExceeded):
+        open_file(data, "accents.xlsx", Settings().with_(max_file_cell_chars=20_000))
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_text_runs_measure_the_longest_text_whatever_the_chunks(seed: int) -> None:
+    rnd = random.Random(seed)
+    runs = [rnd.choice([3, 50, 900, 5_000]) for _ in range(200)]
+    xml = b"".join(b"<t>" + b"a" * n + b"</t>" for n in runs)
+    meter = TextRuns(6_000, lambda n: LimitExceeded(f"{n}"))
+    position = 0
+    while position < len(xml):
+        size = rnd.choice([1, 7, 4_096, 65_536])
+        meter.feed(xml[position : position + size])
+        position += size
+    assert max(runs) + 2 <= meter.longest <= max(runs) + 3  # the text and its tag's name: "t>" + text
+    too_long = TextRuns(4_000, lambda n: LimitExceeded(f"{n}"))
+    with pytest.raises(LimitExceeded):
+        for start in range(0, len(xml), 8_192):
+            too_long.feed(xml[start : start + 8_192])
+
+
+# --- --mapping and --operations files --------------------------------------------------------------------
+
+
+def test_a_mapping_file_of_millions_of_keys_is_refused_by_its_size_before_it_is_read(tmp_path: Path,
+                                                                                       monkeypatch) -> None:
+    path = big_mapping_json(tmp_path / "mapping.json", keys=100_000)
+    read = []
+    real_open = Path.open
+    monkeypatch.setattr(Path, "open", lambda self, *a, **k: read.append(self) or real_open(self, *a, **k))
+    with pytest.raises(UsageError, match="KB, over 1,024 KB"):
+        json_input.read_json_text(path, "the mapping file mapping.json")
+    assert read == [path]
+
+
+def test_a_json_file_of_too_many_keys_is_refused_before_it_is_parsed(monkeypatch) -> None:
+    text = "{" + ",".join(f'"c{n}":0' for n in range(json_input.MAX_JSON_KEYS + 1)) + "}"
+    assert len(text) < json_input.MAX_JSON_BYTES
+    monkeypatch.setattr(json_input.json, "loads", lambda *a, **k: pytest.fail("parsed before its keys were counted"))
+    with pytest.raises(UsageError, match="50,001 keys, over the 50,000"):
+        json_input.parse_json(text, "the mapping file m.json")
+
+
+def test_keys_are_counted_outside_strings_only() -> None:
+    assert json_input.count_keys('{"a:b": 1, "c\\"d:": {"x": "y:z"}}') == 3
+    assert json_input.count_keys('["a:b", "c"]') == 0
+    assert json_input.count_keys(json.dumps({f"k{n}": [1, {"n": n}] for n in range(50)})) == 100
+
+
+# --- uploads per session ---------------------------------------------------------------------------------
+
+
+def test_upload_refusal_bounds_files_and_bytes_held_per_session() -> None:
+    assert upload_refusal(0, 0, 49 * MB, 4, 100 * MB) is None
+    assert upload_refusal(3, 50 * MB, 49 * MB, 4, 100 * MB) is None
+    status, text = upload_refusal(4, 10 * MB, 1 * MB, 4, 100 * MB) or (0, b"")
+    assert status == 413 and b"already holds 4 uploaded files" in text and b"Remove" in text
+    status, text = upload_refusal(1, 60 * MB, 49 * MB, 4, 100 * MB) or (0, b"")
+    assert status == 413 and b"would hold 109 MB" in text and b"over the 100 MB" in text
+
+
+def test_the_front_door_refuses_an_upload_past_the_sessions_limits_before_its_body(monkeypatch) -> None:
+    inner = _Inner()
+    door = FrontDoor(inner, max_uploads=2, max_upload_mb=100)
+    session = "s-limits"
+    held = {"files": 2, "bytes": 10 * MB}
+    monkeypatch.setattr(front_door, "held_uploads",
+                        lambda session_id, except_file=None: (held["files"], held["bytes"]))
+    path = f"/_stcore/upload_file/{session}/file-3"
+    front_door.mark_signed_in(session)
+    try:
+        status, body = _asgi(door, _scope(path, "PUT"))
+        assert status == 413 and b"already holds 2 uploaded files" in body
+        assert inner.scopes == []
+        held["files"] = 1
+        assert _asgi(door, _scope(path, "PUT"))[0] == 204  # no Content-Length: Streamlit's 50 MB at most
+        assert _asgi(door, _scope(path, "DELETE"))[0] == 204  # removing a file is always allowed
+    finally:
+        front_door.mark_signed_out(session)
+
+
+def test_upload_settings_have_defaults_and_read_the_environment() -> None:
+    assert Settings().max_uploads_per_session == 4 and Settings().max_session_upload_mb == 100
+    env = {"MAX_UPLOADS_PER_SESSION": "2", "MAX_SESSION_UPLOAD_MB": "60", "MAX_FILE_CELL_CHARS": "1000"}
+    settings = Settings.from_env(env)
+    assert (settings.max_uploads_per_session, settings.max_session_upload_mb, settings.max_file_cell_chars) == (2, 60, 1000)
+    assert Settings().max_file_cell_chars == 32_767
+
+
+def test_a_refusal_is_a_file_refusal_the_pages_show(tmp_path: Path) -> None:
+    data = io.BytesIO(shared_strings_bomb(tmp_path / "t.xlsx", entries=100_000).read_bytes()).getvalue()
+    with pytest.raises(FileRefused):
+        open_file(data, "t.xlsx", Settings().with_(memory_budget_mb=41))
+
+
+# --- nothing accepted before login, on the real server ----------------------------------------------------
+
+
+@pytest.mark.slow
+def test_an_upload_before_login_is_refused_before_its_body_is_sent(tmp_path: Path) -> None:
+    """The dashboard as deployed (importer.server.serve), a session showing the login form: an upload
+    announcing 49 MB is answered 403 while the client has sent none of its body, eight times over (plain
+    Streamlit would wait for the body of an active session's upload). bench/bench_limits.py --pre-login
+    measures the server's memory around the same uploads sent whole."""
+    import asyncio
+    import http.client
+    import uuid
+
+    from bench.bench_limits import _free_port, login_form_session, start_server
+
+    port = _free_port()
+    server = start_server(port, tmp_path / "c.db")
+
+    def announce(session: str) -> list[tuple[int, bytes]]:
+        assert session
+        answers = []
+        for _ in range(8):
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=20)
+            conn.putrequest("PUT", f"/_stcore/upload_file/{session}/{uuid.uuid4().hex}")
+            conn.putheader("Content-Type", "multipart/form-data; boundary=x")
+            conn.putheader("Content-Length", str(49 * MB))
+            conn.endheaders()  # headers only: not one byte of the body is sent
+            response = conn.getresponse()
+            answers.append((response.status, response.read()))
+            conn.close()
+        return answers
+
+    try:
+        assert asyncio.run(login_form_session(port, announce)) == [(403, b"Sign in first\n")] * 8
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
