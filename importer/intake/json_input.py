@@ -44,7 +44,7 @@ def read_json_text(path: str | Path, what: str, *, max_bytes: int = MAX_JSON_BYT
         with path.open("rb") as handle:
             size = os.fstat(handle.fileno()).st_size
             if size > max_bytes:  # refused by its size, before a byte of it is read
-                raise UsageError(f"{what} is {size / 1024:,.0f} KB, over {max_bytes // 1024:,} KB; a mapping or "
+                raise UsageError(f"{what} is over {max_bytes // 1024:,} KB ({size / 1024:,.0f} KB); a mapping or "
                                  "operations file is far smaller")
             data = handle.read(max_bytes + 1)
     except FileNotFoundError:
