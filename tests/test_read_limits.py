@@ -131,6 +131,11 @@ def test_a_cell_past_max_cell_chars_is_refused_while_the_xml_streams(tmp_path: P
     assert caught.value.setting == "MAX_FILE_CELL_CHARS"
 
 
+def test_a_cell_of_excels_most_characters_is_read(tmp_path: Path) -> None:
+    data = _one_cell_workbook(tmp_path / "most.xlsx", "x" * 32_767)
+    assert open_file(data, "most.xlsx", Settings()).format == "xlsx"
+
+
 def test_a_long_cell_of_multibyte_text_counts_characters_not_bytes(tmp_path: Path) -> None:
     data = _one_cell_workbook(tmp_path / "accents.xlsx", "é" * 30_000)  # 60,000 bytes, 30,000 characters
     assert open_file(data, "accents.xlsx", Settings()).format == "xlsx"
@@ -143,14 +148,14 @@ def test_text_runs_measure_the_longest_text_whatever_the_chunks(seed: int) -> No
     rnd = random.Random(seed)
     runs = [rnd.choice([3, 50, 900, 5_000]) for _ in range(200)]
     xml = b"".join(b"<t>" + b"a" * n + b"</t>" for n in runs)
-    meter = TextRuns(6_000, lambda n: LimitExceeded(f"{n}"))
+    meter = TextRuns(6_000 - TextRuns.TAG_ROOM, lambda n: LimitExceeded(f"{n}"))
     position = 0
     while position < len(xml):
         size = rnd.choice([1, 7, 4_096, 65_536])
         meter.feed(xml[position : position + size])
         position += size
     assert max(runs) + 2 <= meter.longest <= max(runs) + 3  # the text and its tag's name: "t>" + text
-    too_long = TextRuns(4_000, lambda n: LimitExceeded(f"{n}"))
+    too_long = TextRuns(4_000 - TextRuns.TAG_ROOM, lambda n: LimitExceeded(f"{n}"))
     with pytest.raises(LimitExceeded):
         for start in range(0, len(xml), 8_192):
             too_long.feed(xml[start : start + 8_192])

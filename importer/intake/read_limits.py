@@ -46,11 +46,15 @@ class TextRuns:
 
     Cheap on ordinary XML: a run longer than `limit` characters is at least `limit` bytes long, so as long
     as every stretch of limit/2 bytes holds a '<' no run can be; only a chunk where one does not is split.
-    `feed` raises LimitExceeded (from `refuse(characters)`) as soon as a run passes the limit.
+    `feed` raises LimitExceeded (from `refuse(characters)`) as soon as a run passes the limit. A run holds its
+    tag too (`t xml:space="preserve">` before the text), so TAG_ROOM characters more are allowed: a cell of
+    exactly 32,767 characters, Excel's most, is read.
     """
 
+    TAG_ROOM = 64
+
     def __init__(self, limit: int, refuse) -> None:
-        self.limit = max(1, limit)
+        self.limit = max(1, limit) + self.TAG_ROOM
         self.refuse = refuse
         self.longest = 0
         self._open = 0  # characters of the run still open at the end of the last chunk
