@@ -58,16 +58,22 @@ class TextRuns:
         self.refuse = refuse
         self.longest = 0
         self._open = 0  # characters of the run still open at the end of the last chunk
+        self._started = False  # a first '<' seen
         self._stride = max(1, self.limit // 2)
 
     def feed(self, chunk: bytes) -> None:
         """The next chunk of the part. A run counts the bytes from one '<' to the next (the tag's own name
         too: a few characters more than the text, never fewer)."""
         first = chunk.find(b"<")
-        if first == -1:
+        if not self._started:  # bytes before the first tag are no cell's (nor XML: the parsers refuse them)
+            if first == -1:
+                return
+            self._started = True
+        elif first == -1:
             self._grow(_chars(chunk))
             return
-        self._grow(_chars(chunk[:first]))
+        else:
+            self._grow(_chars(chunk[:first]))
         self._close()
         last = chunk.rfind(b"<")
         if last > first and not self._dense(chunk, first, last):
