@@ -392,6 +392,15 @@ def _steps(page, result: Result, server: CgroupServer, steps) -> None:
               f"cgroup peak so far {server.peak_mb} MB", flush=True)
 
 
+def _shown(page, *patterns: str) -> str:
+    """The first text on the page matching one of `patterns` (regular expressions), in one line; else ''."""
+    for pattern in patterns:
+        found = page.get_by_text(re.compile(pattern))
+        if found.count():
+            return " ".join(found.first.inner_text(timeout=5_000).split())[:200]
+    return ""
+
+
 def _import_steps(page) -> list:
     """Continue to review, dry run, import: the steps after an upload was read."""
     import re as _re
@@ -411,8 +420,8 @@ def _import_steps(page) -> list:
     ]
 
 
-def _upload_case(make: Callable[[], Path], through_import: bool = True):
-    """Upload a file (then review, dry run and import when `through_import`), as one analyst."""
+def upload_case(make: Callable[[], Path], through: str = "import"):
+    """Upload a file as one analyst, then go on `through` "upload", "review" or "import" (review, dry run, import)."""
     def drive(server: CgroupServer, result: Result) -> str:
         path = make()
         data = path.read_bytes()
@@ -423,9 +432,9 @@ def _upload_case(make: Callable[[], Path], through_import: bool = True):
             page.set_default_timeout(dash.STEP_TIMEOUT_MS)
             try:
                 steps = [("upload", lambda: upload_file(page, path.name, data), page.get_by_text("rows read from sheet"))]
-                _steps(page, result, server, steps + (_import_steps(page) if through_import else []))
-                found = page.get_by_text(re.compile(r"^Run #\d+: Created|rows read from sheet")).first.inner_text()
-                return " ".join(found.split())[:200]
+                more = {"upload": 0, "review": 1, "import": 3}[through]
+                _steps(page, result, server, steps + _import_steps(page)[:more])
+                return _shown(page, r"^Run #\d+: Created", "rows read from sheet") or f"{through}: done"
             finally:
                 page.context.close()
         return browse(work)
@@ -462,8 +471,7 @@ def _replace_case(rows: int, chars: int):
                     ("Replace", lambda: page.locator(".st-key-clean_replace_apply button").click(),
                      page.get_by_text(re.compile(r"changed [\d,]+; [\d,]+ rows still fail"))),
                 ])
-                found = page.get_by_text(re.compile(r"changed [\d,]+; [\d,]+ rows still fail")).first.inner_text()
-                return " ".join(found.split())[:200]
+                return _shown(page, r"changed [\d,]+; [\d,]+ rows still fail")
             finally:
                 page.context.close()
         return browse(work)
@@ -678,13 +686,13 @@ def cases(scale: float = 1.0) -> dict[str, Case]:
         "six_tabs": Case("six tabs of one user opening the same 100,000-row workspace" + sized, _six_tabs(rows),
                          size=sized),
         "max_length": Case("upload at every limit: 100,000 rows, every field at its maximum length, 10 extra columns; "
-                           "then review, dry run, import", _upload_case(max_length)),
+                           "then review, dry run, import", upload_case(max_length)),
         "replace_2000": Case("find and replace, blank -> 2,000 characters, on a 100,000-row column (preview, Replace)"
                              + sized, _replace_case(rows, 2_000), size=sized),
         "export_xlsx": export("Export as Excel"),
         "export_zip": export("Export as CSV (zipped)"),
         "shared_strings": Case("a shared-strings table of 10,000,000 entries, 10 rows used",
-                               _upload_case(bomb, through_import=False)),
+                               upload_case(bomb, through="upload")),
         "before_login": Case("before logging in: 8 uploads of 49 MB to the upload endpoint", _before_login(),
                              password=PASSWORD, env=lambda _: {"APP_PASSWORD": PASSWORD}),
         "cli_operations_2000": Case("CLI: --operations blank -> 2,000 characters on 100,000 rows", _cli(
