@@ -46,6 +46,7 @@ if str(ROOT) not in sys.path:
 
 from bench import bench_dashboard as dash  # noqa: E402
 from bench import hostile_512mb as hostile  # noqa: E402
+from bench import hostile_files as files  # noqa: E402
 from bench.results import write_section  # noqa: E402
 from bench.workbook import customer_workbook  # noqa: E402
 from tests.e2e.conftest import Server, launch_chromium, new_page, upload_file, wait_idle  # noqa: E402
@@ -643,10 +644,15 @@ class Case:
     size: str = ""
 
 
-def _files(make: Callable[[Path], Path]) -> Callable[[], Path]:
+def _file(name: str, make: Callable[[Path], Path]) -> Callable[[], Path]:
+    """The file CACHE/name, made once by make(path) (bench/hostile_files.py's generators)."""
     def made() -> Path:
-        CACHE.mkdir(parents=True, exist_ok=True)
-        return make(CACHE)
+        path = CACHE / name
+        if not path.exists():
+            CACHE.mkdir(parents=True, exist_ok=True)
+            make(path.with_suffix(".part"))
+            path.with_suffix(".part").rename(path)
+        return path
     return made
 
 
@@ -655,12 +661,19 @@ def _workbook_file(rows: int) -> Path:
     return CACHE / f"customers-{rows}-42-0-0.02.xlsx"
 
 
+# bench/hostile_files.py's files at the issue's sizes.
+max_length = _file("max_length.xlsx", files.max_length_workbook)  # 100,000 rows, 10 extra columns
+bomb = _file("shared_strings.xlsx", files.shared_strings_bomb)  # 10,000,000 entries, 10 rows used
+mapping = _file("mapping.json", files.big_mapping_json)  # 2,000,000 keys
+
+
 def cases(scale: float = 1.0) -> dict[str, Case]:
     """Every case; `scale` < 1 runs the long everyday flows at fewer rows (said in the table)."""
     rows = max(1_000, int(100_000 * scale))
     sized = "" if rows == 100_000 else f" (reduced: {rows:,} rows)"
-    max_length = _files(hostile.max_length_workbook)
-    bomb = _files(hostile.shared_strings_bomb)
+    def operations(chars: int) -> Callable[[], list[str]]:
+        made = _file(f"operations-{chars}.json", lambda path: files.big_operations_json(path, chars))
+        return lambda: [str(_workbook_file(100_000)), "--operations", str(made())]
 
     def export(label: str) -> Case:
         drive = _export_case(label)
@@ -695,17 +708,14 @@ def cases(scale: float = 1.0) -> dict[str, Case]:
                                upload_case(bomb, through="upload")),
         "before_login": Case("before logging in: 8 uploads of 49 MB to the upload endpoint", _before_login(),
                              password=PASSWORD, env=lambda _: {"APP_PASSWORD": PASSWORD}),
-        "cli_operations_2000": Case("CLI: --operations blank -> 2,000 characters on 100,000 rows", _cli(
-            lambda: [str(_workbook_file(100_000)), "--operations", str(hostile.operations_json(CACHE, 2_000))]),
+        "cli_operations_2000": Case("CLI: --operations blank -> 2,000 characters on 100,000 rows", _cli(operations(2_000)),
             kind="cli"),
-        "cli_operations_5000": Case("CLI: --operations blank -> 5,000 characters on 100,000 rows", _cli(
-            lambda: [str(_workbook_file(100_000)), "--operations", str(hostile.operations_json(CACHE, 5_000))]),
+        "cli_operations_5000": Case("CLI: --operations blank -> 5,000 characters on 100,000 rows", _cli(operations(5_000)),
             kind="cli"),
-        "cli_operations_20000": Case("CLI: --operations blank -> 20,000 characters on 100,000 rows", _cli(
-            lambda: [str(_workbook_file(100_000)), "--operations", str(hostile.operations_json(CACHE, 20_000))]),
+        "cli_operations_20000": Case("CLI: --operations blank -> 20,000 characters on 100,000 rows", _cli(operations(20_000)),
             kind="cli"),
         "cli_mapping_2m": Case("CLI: a --mapping JSON of 2,000,000 keys", _cli(
-            lambda: [str(_workbook_file(100)), "--mapping", str(_files(hostile.big_mapping_json)())]), kind="cli"),
+            lambda: [str(_workbook_file(100)), "--mapping", str(mapping())]), kind="cli"),
         "cli_max_length": Case("CLI: the file at every limit (100,000 rows at maximum length, 10 extra columns)",
                                _cli(lambda: [str(max_length())]), kind="cli"),
         "cli_shared_strings": Case("CLI: the 10,000,000-entry shared-strings table", _cli(lambda: [str(bomb())]),
