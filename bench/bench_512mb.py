@@ -382,6 +382,7 @@ def _flows(rows: int, flows: int = 1, parallel: int = 1, invalid_share: float = 
 def _steps(page, result: Result, server: CgroupServer, steps) -> None:
     """(name, action, done locator) in order: each done, or Refused/Killed; notes each step's time and peaks."""
     for name, action, done in steps:
+        result.notes["step"] = name
         started = time.perf_counter()
         action()
         if done is not None:
@@ -642,6 +643,7 @@ class Case:
     password: str | None = None  # the server has a login gate with this shared password
     env: Callable[[Path], dict[str, str]] | None = None
     size: str = ""
+    issue: str = ""  # the peak issue 20 measured without a cgroup
 
 
 def _file(name: str, make: Callable[[Path], Path]) -> Callable[[], Path]:
@@ -684,42 +686,44 @@ def cases(scale: float = 1.0) -> dict[str, Case]:
             shutil.copyfile(hostile.long_customers_db(CACHE, 250_000), target)
             _drop_from_page_cache(target)  # its pages are then read (and counted) by the server
             return {"DATABASE_URL": f"sqlite:///{target}"}
-        return Case(f"Customers: {label}, 250,000 customers with every field at its maximum length", drive, env=env)
+        return Case(f"Customers: {label}, 250,000 customers with every field at its maximum length", drive, env=env,
+                    issue="1,205" if "Excel" in label else "1,563; 710 35 s after the tab closed")
 
     return {
         "flow_100k": Case("one 100,000-row flow, upload to import (and reports, History)" + sized,
-                          _flows(rows), target_mb=ONE_FLOW_TARGET_MB, size=sized),
+                          _flows(rows), target_mb=ONE_FLOW_TARGET_MB, size=sized, issue="368"),
         "two_analysts": Case("two analysts each importing 100,000 rows at once, then both re-importing the same files"
                              + sized, _flows(rows, flows=2, parallel=2, same_file=True), target_mb=EVERYDAY_TARGET_MB,
-                             size=sized),
+                             size=sized, issue="450-500"),
         "three_flows": Case("three 100,000-row flows in a row, a new session each" + sized, _flows(rows, flows=3),
-                            target_mb=EVERYDAY_TARGET_MB, size=sized),
+                            target_mb=EVERYDAY_TARGET_MB, size=sized, issue="450-500"),
         "all_invalid": Case("a 100,000-row flow with every row invalid" + sized, _flows(rows, invalid_share=1.0),
-                            target_mb=EVERYDAY_TARGET_MB, size=sized),
+                            target_mb=EVERYDAY_TARGET_MB, size=sized, issue="400 (README)"),
         "six_tabs": Case("six tabs of one user opening the same 100,000-row workspace" + sized, _six_tabs(rows),
-                         size=sized),
+                         size=sized, issue="588"),
         "max_length": Case("upload at every limit: 100,000 rows, every field at its maximum length, 10 extra columns; "
-                           "then review, dry run, import", upload_case(max_length)),
+                           "then review, dry run, import", upload_case(max_length), issue="1,295"),
         "replace_2000": Case("find and replace, blank -> 2,000 characters, on a 100,000-row column (preview, Replace)"
-                             + sized, _replace_case(rows, 2_000), size=sized),
+                             + sized, _replace_case(rows, 2_000), size=sized,
+                             issue="preview 720; Replace 1,821"),
         "export_xlsx": export("Export as Excel"),
         "export_zip": export("Export as CSV (zipped)"),
         "shared_strings": Case("a shared-strings table of 10,000,000 entries, 10 rows used",
-                               upload_case(bomb, through="upload")),
+                               upload_case(bomb, through="upload"), issue="919"),
         "before_login": Case("before logging in: 8 uploads of 49 MB to the upload endpoint", _before_login(),
-                             password=PASSWORD, env=lambda _: {"APP_PASSWORD": PASSWORD}),
+                             password=PASSWORD, env=lambda _: {"APP_PASSWORD": PASSWORD}, issue="673"),
         "cli_operations_2000": Case("CLI: --operations blank -> 2,000 characters on 100,000 rows", _cli(operations(2_000)),
-            kind="cli"),
+            kind="cli", issue="2,200"),
         "cli_operations_5000": Case("CLI: --operations blank -> 5,000 characters on 100,000 rows", _cli(operations(5_000)),
-            kind="cli"),
+            kind="cli", issue="6,000"),
         "cli_operations_20000": Case("CLI: --operations blank -> 20,000 characters on 100,000 rows", _cli(operations(20_000)),
-            kind="cli"),
+            kind="cli", issue="14,600"),
         "cli_mapping_2m": Case("CLI: a --mapping JSON of 2,000,000 keys", _cli(
-            lambda: [str(_workbook_file(100)), "--mapping", str(mapping())]), kind="cli"),
+            lambda: [str(_workbook_file(100)), "--mapping", str(mapping())]), kind="cli", issue="604"),
         "cli_max_length": Case("CLI: the file at every limit (100,000 rows at maximum length, 10 extra columns)",
-                               _cli(lambda: [str(max_length())]), kind="cli"),
+                               _cli(lambda: [str(max_length())]), kind="cli", issue="1,598"),
         "cli_shared_strings": Case("CLI: the 10,000,000-entry shared-strings table", _cli(lambda: [str(bomb())]),
-                                   kind="cli"),
+                                   kind="cli", issue="838"),
     }
 
 
@@ -753,6 +757,9 @@ def run_case(name: str, case: Case, label: str, limit_mb: int = 512) -> Result:
             except Exception as exc:  # noqa: BLE001 - recorded: what went wrong is the result
                 result.outcome = "killed" if not server.alive() else "error"
                 result.message = f"{type(exc).__name__}: {exc}"[:300]
+                if result.outcome == "killed":
+                    during = result.notes.get("step")
+                    result.message = "the server died" + (f" during {during}" if during else "")
             result.seconds = round(time.perf_counter() - started, 1)
             if server.alive():  # the case's own numbers, before another analyst adds hers
                 result.server_hwm_mb = round(server.status("VmHWM") / 1024)
@@ -803,8 +810,9 @@ def table(history: Path = HISTORY, labels: tuple[str, ...] = ("before", "after")
         commits = sorted({r["commit"] for r in runs})
         dates = sorted(r["date"] for r in runs)
         out += [f"### {label.capitalize()} (commit {', '.join(commits)}; {dates[0][:16]} to {dates[-1][:16]} UTC)", "",
-                "| case | server VmHWM, MB | cgroup peak, MB | OOM kills | outcome | another analyst served after | s |",
-                "|---|---:|---:|---:|---|---|---:|"]
+                "| case | issue 20, unconfined, MB | server VmHWM, MB | cgroup peak, MB | OOM kills | outcome "
+                "| another analyst served after | s |",
+                "|---|---:|---:|---:|---:|---|---|---:|"]
         for r in runs:
             case = known[r["case"]]
             hwm = r.get("server_hwm_mb")
@@ -814,7 +822,9 @@ def table(history: Path = HISTORY, labels: tuple[str, ...] = ("before", "after")
             verdict = f"**{r['outcome']}**" + (f": {r['message']}" if r["message"] else "")
             served = "n/a (CLI)" if case.kind == "cli" else {True: "yes", False: "**no**"}.get(r["serves_after"], "")
             hwm_text = f"**{hwm:,}**{target}" if isinstance(hwm, int | float) else _cell(hwm)
-            out.append(f"| `{r['case']}`: {case.what} | {hwm_text} | {_cell(r.get('cgroup_peak_mb'))} | "
+            if r["outcome"] == "killed" and isinstance(hwm, int | float):
+                hwm_text = f"{hwm:,} when killed"
+            out.append(f"| `{r['case']}`: {case.what} | {case.issue} | {hwm_text} | {_cell(r.get('cgroup_peak_mb'))} | "
                        f"{_cell(r.get('oom_kills'))} | {verdict.replace('|', '/')} | {served} | {_cell(r['seconds'])} |")
         out.append("")
     return "\n".join(out)
