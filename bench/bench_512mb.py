@@ -399,7 +399,8 @@ def _shown(page, *patterns: str) -> str:
     for pattern in patterns:
         found = page.get_by_text(re.compile(pattern))
         if found.count():
-            return " ".join(found.first.inner_text(timeout=5_000).split())[:200]
+            text = " ".join(found.first.inner_text(timeout=5_000).split())
+            return re.sub(r"(.)\1{19,}", lambda m: f"{m.group(1)}...({len(m.group(0)):,} characters)", text)[:200]
     return ""
 
 
@@ -453,13 +454,19 @@ def _replace_case(rows: int, chars: int):
             page = new_page(browser, server)
             page.set_default_timeout(dash.STEP_TIMEOUT_MS)
             try:
+                def expand() -> None:  # a rerun may fold the expander again
+                    _wait_idle(page)
+                    if not page.locator(".st-key-clean_replace_field").is_visible():
+                        page.get_by_text("Find and replace in a column").click()
+                        page.locator(".st-key-clean_replace_field").wait_for(state="visible", timeout=30_000)
+
                 def open_replace() -> None:
-                    page.get_by_text("Find and replace in a column").click()
+                    expand()
                     page.locator(".st-key-clean_replace_field").click()
                     page.get_by_role("option", name=re.compile(r"^Nickname")).click()
-                    _wait_idle(page)
+                    expand()
                     page.locator(".st-key-clean_replace_whole_cell label").click()
-                    _wait_idle(page)
+                    expand()
                     box = page.locator(".st-key-clean_replace_with input")
                     box.fill("x" * chars)
                     box.press("Enter")
@@ -470,7 +477,7 @@ def _replace_case(rows: int, chars: int):
                      page.get_by_role("heading", name="Bulk fixes")),
                     (f"preview blank -> {chars:,} characters", open_replace,
                      page.get_by_text(re.compile(r"changes [1-9][\d,]* rows?"))),
-                    ("Replace", lambda: page.locator(".st-key-clean_replace_apply button").click(),
+                    ("Replace", lambda: (expand(), page.locator(".st-key-clean_replace_apply button").click()),
                      page.get_by_text(re.compile(r"changed [\d,]+; [\d,]+ rows still fail"))),
                 ])
                 return _shown(page, r"changed [\d,]+; [\d,]+ rows still fail")
