@@ -844,7 +844,9 @@ plus the page cache the process causes and the kernel kills the process at the l
 Chromium (outside the cgroup) drives it. The CLI cases run `python -m importer import FILE ... --dry-run`
 under in-512mb directly. Columns: the server's VmHWM (the kernel's peak RSS; for the CLI, /usr/bin/time's
 maximum RSS; for a killed server, the highest VmRSS sampled every 0.1 s), the cgroup's peak
-(memory.max_usage_in_bytes: it also counts reclaimable page cache, so it is not the target), the kernel's OOM
+(memory.max_usage_in_bytes: it also counts reclaimable page cache, so it is not the target; it can be below
+VmHWM, because pages of the libraries already cached by another process are charged to that process's cgroup,
+while VmRSS counts them; a killed server's VmHWM is therefore above 512), the kernel's OOM
 kills in the cgroup, what the analyst got (completed, or refused with the message shown), and whether a new
 analyst could then upload a 100-row file and see it read. Every run is also a line of bench/history/memory.jsonl."""
 
