@@ -66,10 +66,11 @@ _EXEC_IN_CGROUP = ("import os, sys; tool, mb = sys.argv[1:3]; "
 
 def in_512mb() -> Path:
     """The tool: $IN_512MB, else ../shared/tools/in-512mb beside the repository (or its worktree's main)."""
-    for candidate in (os.environ.get("IN_512MB"), ROOT.parent / "shared" / "tools" / "in-512mb",
-                      ROOT.parent.parent / "shared" / "tools" / "in-512mb"):
-        if candidate and Path(candidate).is_file():
-            return Path(candidate)
+    if os.environ.get("IN_512MB"):
+        return Path(os.environ["IN_512MB"])
+    for candidate in (ROOT.parent / "shared" / "tools" / "in-512mb", ROOT.parent.parent / "shared" / "tools" / "in-512mb"):
+        if candidate.is_file():
+            return candidate
     return Path("in-512mb")
 
 
