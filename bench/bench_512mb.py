@@ -277,8 +277,6 @@ def _until(page, done, timeout_s: float = 600) -> None:
     raise TimeoutError(f"not visible after {timeout_s:.0f} s: {done}")
 
 
-dash.wait_showing = _wait_showing  # one_flow's waits end when the server dies
-dash.wait_idle = _wait_idle
 
 
 def _cached_workbook(count: int, seed: int = 42, start: int = 0, invalid_share: float = 0.02) -> bytes:
@@ -289,9 +287,6 @@ def _cached_workbook(count: int, seed: int = 42, start: int = 0, invalid_share: 
         path.with_suffix(".part").write_bytes(customer_workbook(count, seed, start, invalid_share))
         path.with_suffix(".part").rename(path)
     return path.read_bytes()
-
-
-dash.customer_workbook = _cached_workbook
 
 
 def browse(work: Callable[[Any], Any]) -> Any:
@@ -354,6 +349,123 @@ def serves_another(server: CgroupServer, password: str | None = None) -> bool:
 # --- the cases ----------------------------------------------------------------------------------------
 
 
+def fetch(page, label: str, timeout_s: float = 600) -> tuple[str, int]:
+    """Click the download button `label`: (file name, size). Either Streamlit's own download (a download
+    event), or, with downloads built on disk (issue 20), the "Save NAME (SIZE)" link the button then shows,
+    fetched in the page's own session as a browser would."""
+    from urllib.parse import urljoin
+
+    ending = ".xlsx" if "Excel" in label else ".zip" if "zipped" in label else ".csv"
+    got: list[Any] = []
+
+    def on_download(download) -> None:
+        got.append(download)
+
+    page.on("download", on_download)
+    try:
+        page.get_by_role("button", name=label).click()
+        link = page.get_by_role("link", name=re.compile(r"^Save .*" + re.escape(ending)))
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            _check_alive()
+            if got:
+                return got[0].suggested_filename, got[0].path().stat().st_size
+            if link.count() and link.first.is_visible():
+                response = page.request.get(urljoin(page.url, link.first.get_attribute("href") or ""),
+                                            timeout=timeout_s * 1000)
+                assert response.ok, f"the Save link answered {response.status}"
+                return link.first.inner_text().strip(), len(response.body())
+            refusal = _error_shown(page)
+            if refusal:
+                raise Refused(refusal)
+            page.wait_for_timeout(250)
+        raise TimeoutError(f"no download after {timeout_s:.0f} s: {label}")
+    finally:
+        page.remove_listener("download", on_download)
+
+
+def _analyst(server: CgroupServer, sampler: dash.Sampler, run: dash.Run, flow: int, number: int,
+             errors: list[BaseException]) -> None:
+    """bench_dashboard.analyst with _one_flow: one analyst's whole flow in her own Chromium."""
+    try:
+        first = 1 if run.same_file else flow
+        data = _cached_workbook(run.rows, seed=first * 10 + number,
+                                start=((first - 1) * run.parallel + number - 1) * run.rows,
+                                invalid_share=run.invalid_share)
+        run.file_mb = len(data) / 1e6
+        browse(lambda browser: _one_flow(server, browser, sampler, run, data, flow, number))
+    except BaseException as exc:  # noqa: BLE001 - given to the thread that started the analysts
+        errors.append(exc)
+
+
+def _one_flow(server: CgroupServer, browser, sampler: dash.Sampler, run: dash.Run, data: bytes, flow: int,
+              number: int) -> None:
+    """bench_dashboard.one_flow's steps (upload -> review -> bulk fix over every row -> dry run -> import ->
+    both failure reports -> History), with downloads fetched either way (fetch) and ending at once when the
+    server dies."""
+    rows = run.rows
+    page = new_page(browser, server)
+    page.set_default_timeout(dash.STEP_TIMEOUT_MS)
+    who = ([f"flow {flow}"] if flow > 1 else []) + ([f"analyst {number}"] if run.parallel > 1 else [])
+    suffix = f" ({', '.join(who)})" if who else ""
+
+    def step(name: str, action, done) -> None:
+        window = sampler.open()
+        started = time.perf_counter()
+        seen: list[str] = []
+        action()
+        if done is not None:
+            _wait_showing(page, done, seen)
+        _wait_idle(page)
+        seconds = time.perf_counter() - started
+        with run.lock:
+            run.steps.append(dash.Step(name + suffix, seconds, server.status("VmRSS"), sampler.close(window),
+                                       server.status("VmHWM"), "; ".join(seen)))
+            last = run.steps[-1]
+        print(f"  {rows:,} rows · {name}{suffix}: {seconds:.2f} s, RSS {last.rss_after_kb / 1024:.0f} MB, "
+              f"peak {last.peak_kb / 1024:.0f} MB" + (f", saw: {last.waited}" if last.waited else ""), flush=True)
+
+    step("upload (read, map, validate)", lambda: upload_file(page, "customers.xlsx", data),
+         page.get_by_text("rows read from sheet"))
+    step("review (metrics, chart, grid, fix counts)",
+         lambda: page.get_by_role("button", name=f"Continue to review {rows:,} rows").click(),
+         page.get_by_role("heading", name="Bulk fixes"))
+    step("bulk fix preview over every row", lambda: page.locator(".st-key-review_fix_only_failing label").click(),
+         page.get_by_text(f"changes {rows:,} rows"))
+    step("bulk fix applied (trim spaces, every row)", lambda: page.locator(".st-key-review_fix_trim button").first.click(),
+         page.get_by_text("Trim and collapse spaces in every column: changed"))
+    dash.goto_page(page, "3. Import")
+    step("dry run", lambda: page.get_by_role("button", name="Dry run (saves nothing)").click(),
+         page.get_by_text("Dry run: what the import would do"))
+    done = page.get_by_text(re.compile(r"^Run #\d+: Created"))
+
+    def start_import() -> None:
+        # Another analyst's import of the same file makes this dry run stale: dry-run again, then import.
+        stale = page.get_by_text("These counts are out of date")
+        button = page.get_by_role("button", name=re.compile(r"^Import [\d,]+ customers$"))
+        started = page.get_by_text("on the server: you can go to another page")
+        deadline = time.monotonic() + dash.STEP_TIMEOUT_MS / 1000
+        while time.monotonic() < deadline:
+            _wait_idle(page)
+            if started.count() or done.count():
+                return
+            if stale.count():
+                page.get_by_role("button", name="Dry run (saves nothing)").click()
+            elif button.count() and button.is_enabled():
+                button.click()
+            page.wait_for_timeout(500)
+        raise TimeoutError("the import did not start")
+
+    step("import (runs on the server; result shown)", start_import, done)
+    created, failed = dash.parse_counts(done.inner_text())
+    with run.lock:
+        run.created, run.failed = run.created + created, run.failed + failed
+    step("failure report (CSV)", lambda: fetch(page, "Download failure report (CSV)"), None)
+    step("failure report (Excel)", lambda: fetch(page, "Download failure report (Excel, failing cells marked)"), None)
+    step("history", lambda: dash.goto_page(page, "History"), page.get_by_text(re.compile(r"^Run #\d+: [\d,]+ rows")))
+    page.context.close()
+
+
 def _flows(rows: int, flows: int = 1, parallel: int = 1, invalid_share: float = 0.02, same_file: bool = False):
     """bench_dashboard's whole flow (upload, review, bulk fix over every row, dry run, import, reports,
     History), `flows` times in a row, by `parallel` analysts at once, each in its own Chromium."""
@@ -363,7 +475,7 @@ def _flows(rows: int, flows: int = 1, parallel: int = 1, invalid_share: float = 
         try:
             for flow in range(1, flows + 1):
                 errors: list[BaseException] = []
-                threads = [threading.Thread(target=dash.analyst, args=(server, sampler, run, flow, a, errors))
+                threads = [threading.Thread(target=_analyst, args=(server, sampler, run, flow, a, errors))
                            for a in range(1, parallel + 1)]
                 for thread in threads:
                     thread.start()
@@ -500,22 +612,10 @@ def _export_case(label: str):
                 page.goto(server.url + "/customers")
                 _until(page, page.get_by_text("Rows 1-50 of"), 300)
                 started = time.perf_counter()
-                with page.expect_download(timeout=dash.STEP_TIMEOUT_MS) as info:
-                    page.get_by_role("button", name=label).click()
-                    while True:  # the download comes, or the server dies or refuses
-                        _check_alive()
-                        refusal = _error_shown(page)
-                        if refusal:
-                            raise Refused(refusal)
-                        try:
-                            info.value  # noqa: B018 - waits up to the next poll
-                            break
-                        except Exception:  # noqa: BLE001 - not yet
-                            page.wait_for_timeout(250)
-                size = info.value.path().stat().st_size
+                name, size = fetch(page, label, dash.STEP_TIMEOUT_MS / 1000)
                 result.notes["download_mb"] = round(size / 1e6, 1)
                 result.notes["download_s"] = round(time.perf_counter() - started, 1)
-                return f"{info.value.suggested_filename}: {size / 1e6:.1f} MB in {time.perf_counter() - started:.0f} s"
+                return f"{name}: {size / 1e6:.1f} MB in {time.perf_counter() - started:.0f} s"
             finally:
                 context.close()
         message = browse(work)
@@ -780,6 +880,11 @@ def run_case(name: str, case: Case, label: str, limit_mb: int = 512) -> Result:
         if result.server_hwm_mb is None and server.hwm_kb:
             result.server_hwm_mb = round(server.hwm_kb / 1024)
         result.rss_peak_mb = round(server.rss_peak_kb / 1024)
+        # VmHWM misses a peak when the cgroup's reclaim takes pages the process had mapped (its RSS falls
+        # without the kernel noting the high-water mark): the highest VmRSS sampled then stands for it.
+        if result.server_hwm_mb is not None:
+            result.notes["vmhwm_mb"] = result.server_hwm_mb
+            result.server_hwm_mb = max(result.server_hwm_mb, result.rss_peak_mb)
         if result.cgroup_peak_mb is None:
             result.cgroup_peak_mb = server.peak_mb
         result.oom_kills = server.oom_kills
@@ -843,8 +948,9 @@ a fresh dashboard server started as users start it (`python -m importer.server.s
 `../shared/tools/in-512mb`: a cgroup v1 memory cgroup with a hard 512 MB limit, where usage is resident memory
 plus the page cache the process causes and the kernel kills the process at the limit, as the host does.
 Chromium (outside the cgroup) drives it. The CLI cases run `python -m importer import FILE ... --dry-run`
-under in-512mb directly. Columns: the server's VmHWM (the kernel's peak RSS; for the CLI, /usr/bin/time's
-maximum RSS; for a killed server, the highest VmRSS sampled every 0.1 s), the cgroup's peak
+under in-512mb directly. Columns: the server's VmHWM (the kernel's peak RSS, or the highest VmRSS sampled
+every 0.1 s when that is higher: under the cgroup's reclaim a process's RSS can fall without VmHWM noting its
+peak; for the CLI, /usr/bin/time's maximum RSS), the cgroup's peak
 (memory.max_usage_in_bytes: it also counts reclaimable page cache, so it is not the target; it can be below
 VmHWM, because pages of the libraries already cached by another process are charged to that process's cgroup,
 while VmRSS counts them; a killed server's VmHWM is therefore above 512), the kernel's OOM
