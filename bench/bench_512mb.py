@@ -246,14 +246,12 @@ class Refused(RuntimeError):
 
 
 def _error_shown(page) -> str:
-    """The text of an st.error (its :material/block: or error icon) or a traceback the page shows, else ''."""
+    """The text of each st.error the page shows (a refusal), or of a traceback, else ''."""
     texts = []
-    for alert in page.locator('[data-testid="stAlertContainer"]').all():
+    for alert in page.locator('[data-testid="stAlertContentError"]').all():
         try:
-            icons = alert.locator('[data-testid="stIconMaterial"]').all_inner_texts()
-            if any(i.strip() in ("block", "error", "cancel", "memory") for i in icons):
-                text = alert.inner_text(timeout=1_000)
-                texts.append(" ".join(t for t in text.split() if t not in icons))
+            texts.append(" ".join(alert.locator('[data-testid="stMarkdownContainer"]').first.inner_text(timeout=1_000)
+                                  .split()))
         except Exception:  # noqa: BLE001 - the alert went away meanwhile
             continue
     if page.locator('[data-testid="stException"]').count():
