@@ -930,8 +930,12 @@ def table(history: Path = HISTORY, labels: tuple[str, ...] = ("before", "after")
             if hwm is None and r.get("rss_peak_mb"):
                 hwm = f"≥{r['rss_peak_mb']:,} (sampled)"
             target = f" (target {case.target_mb})" if case.target_mb else ""
-            verdict = f"**{r['outcome']}**" + (f": {r['message']}" if r["message"] else "")
-            served = "n/a (CLI)" if case.kind == "cli" else {True: "yes", False: "**no**"}.get(r["serves_after"], "")
+            message = r["message"].removeprefix("Killed: ")
+            verdict = f"**{r['outcome']}**" + (f": {message}" if message else "")
+            served = "n/a (CLI)" if case.kind == "cli" else {True: "yes", False: "**no**"}.get(
+                r["serves_after"], "not checked: " + r["notes"].get("serves_after", ""))
+            if "rss_35s_after_tab_closed_mb" in r["notes"]:
+                verdict += f"; RSS 35 s after the tab closed: {r['notes']['rss_35s_after_tab_closed_mb']:,} MB"
             hwm_text = f"**{hwm:,}**{target}" if isinstance(hwm, int | float) else _cell(hwm)
             if r["outcome"] == "killed" and isinstance(hwm, int | float):
                 hwm_text = f"{hwm:,} when killed"
