@@ -199,6 +199,7 @@ class Result:
     notes: dict[str, Any] = field(default_factory=dict)
     date: str = ""
     commit: str = ""
+    product: str = ""  # the last commit that changed the product (importer, ui, views, schemas, app.py)
     limit_mb: int = 512
 
 
@@ -836,13 +837,19 @@ def cases(scale: float = 1.0) -> dict[str, Case]:
 # --- running a case, recording it -----------------------------------------------------------------------
 
 
-def commit_of() -> str:
-    done = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True)
+def commit_of(*paths: str) -> str:
+    """HEAD, or the last commit that changed `paths`."""
+    command = ["git", "log", "-1", "--format=%h", "--", *paths] if paths else ["git", "rev-parse", "--short", "HEAD"]
+    done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True)
     return done.stdout.strip() or "unknown"
+
+
+PRODUCT = ("importer", "ui", "views", "schemas", "app.py")
 
 
 def run_case(name: str, case: Case, label: str, limit_mb: int = 512) -> Result:
     result = Result(case=name, label=label, size=case.size.strip(" ()"), limit_mb=limit_mb, commit=commit_of(),
+                    product=commit_of(*PRODUCT),
                     date=dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"))
     print(f"{name}: {case.what}", flush=True)
     if case.kind == "cli":
@@ -918,9 +925,10 @@ def table(history: Path = HISTORY, labels: tuple[str, ...] = ("before", "after")
         runs = [latest[(label, name)] for name in known if (label, name) in latest]
         if not runs:
             continue
-        commits = sorted({r["commit"] for r in runs})
+        products = sorted({r.get("product", "") for r in runs})
         dates = sorted(r["date"] for r in runs)
-        out += [f"### {label.capitalize()} (commit {', '.join(commits)}; {dates[0][:16]} to {dates[-1][:16]} UTC)", "",
+        out += [f"### {label.capitalize()}: the product as of {', '.join(products)} "
+                f"({dates[0][:16].replace('T', ' ')} to {dates[-1][:16].replace('T', ' ')} UTC)", "",
                 "| case | issue 20, unconfined, MB | server VmHWM, MB | cgroup peak, MB | OOM kills | outcome "
                 "| another analyst served after | s |",
                 "|---|---:|---:|---:|---:|---|---|---:|"]
