@@ -373,7 +373,8 @@ def fetch(page, label: str, timeout_s: float = 600) -> tuple[str, int]:
                 response = page.request.get(urljoin(page.url, link.first.get_attribute("href") or ""),
                                             timeout=timeout_s * 1000)
                 assert response.ok, f"the Save link answered {response.status}"
-                return link.first.inner_text().strip(), len(response.body())
+                shown = re.search(r"Save (\S+)", link.first.inner_text())
+                return (shown.group(1) if shown else "the file"), len(response.body())
             refusal = _error_shown(page)
             if refusal:
                 raise Refused(refusal)
