@@ -260,11 +260,14 @@ def _error_shown(page) -> str:
     return " | ".join(texts)[:600]
 
 
-def _until(page, done, timeout_s: float = 600) -> None:
-    """Until `done` is visible; Refused at an error shown, Killed when the server dies."""
+def _until(page, done, timeout_s: float = 600, poke: Callable[[], None] | None = None) -> None:
+    """Until `done` is visible; Refused at an error shown, Killed when the server dies. poke() before each
+    look (such as opening an expander a rerun folded)."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         _check_alive()
+        if poke is not None:
+            poke()
         if done.first.is_visible():
             return
         refusal = _error_shown(page)
@@ -494,12 +497,12 @@ def _flows(rows: int, flows: int = 1, parallel: int = 1, invalid_share: float = 
 
 def _steps(page, result: Result, server: CgroupServer, steps) -> None:
     """(name, action, done locator) in order: each done, or Refused/Killed; notes each step's time and peaks."""
-    for name, action, done in steps:
+    for name, action, done, *poke in steps:
         result.notes["step"] = name
         started = time.perf_counter()
         action()
         if done is not None:
-            _until(page, done, dash.STEP_TIMEOUT_MS / 1000)
+            _until(page, done, dash.STEP_TIMEOUT_MS / 1000, *poke)
         _wait_idle(page)
         result.notes.setdefault("steps", []).append(
             [name, round(time.perf_counter() - started, 1), round(server.rss_peak_kb / 1024), server.peak_mb])
@@ -589,9 +592,9 @@ def _replace_case(rows: int, chars: int):
                     ("review", lambda: page.get_by_role("button", name=re.compile(r"^Continue to review")).click(),
                      page.get_by_role("heading", name="Bulk fixes")),
                     (f"preview blank -> {chars:,} characters", open_replace,
-                     page.get_by_text(re.compile(r"changes [1-9][\d,]* rows?"))),
+                     page.get_by_text(re.compile(r"changes [1-9][\d,]* rows?")), expand),
                     ("Replace", lambda: (expand(), page.locator(".st-key-clean_replace_apply button").click()),
-                     page.get_by_text(re.compile(r"changed [\d,]+; [\d,]+ rows still fail"))),
+                     page.get_by_text(re.compile(r"changed [\d,]+; [\d,]+ rows still fail")), expand),
                 ])
                 return _shown(page, r"changed [\d,]+; [\d,]+ rows still fail")
             finally:
