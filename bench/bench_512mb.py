@@ -456,8 +456,12 @@ def _one_flow(server: CgroupServer, browser, sampler: dash.Sampler, run: dash.Ru
                 page.get_by_role("button", name="Dry run (saves nothing)").click()
             elif button.count() and button.is_enabled():
                 button.click()
+            elif _error_shown(page):
+                raise Refused(_error_shown(page))
             page.wait_for_timeout(500)
-        raise TimeoutError("the import did not start")
+        shot = Path(tempfile.gettempdir()) / f"bench-512mb-import-{flow}-{number}.png"
+        page.screenshot(path=str(shot), full_page=True)
+        raise TimeoutError(f"the import did not start (the page: {shot})")
 
     step("import (runs on the server; result shown)", start_import, done)
     created, failed = dash.parse_counts(done.inner_text())
