@@ -244,7 +244,11 @@ def test_connection_terminated_mid_run_exits_3_then_resumes(big_file: Expected, 
                     proc.wait(10)
             stderr = err_path.read_text()
             assert code == 3, stderr
-            assert stderr.startswith("error: ") and stderr.count("\n") == 1, stderr
+            # The CLI's own word is one line. (Rarely, when the server kills the connection inside psycopg2's
+            # COPY, psycopg2's C layer prints the AdminShutdown it met before that line, with no Python
+            # traceback: seen once in CI on 2026-12-06; left to psycopg2.)
+            ours = [line for line in stderr.splitlines() if line.startswith("error: ")]
+            assert len(ours) == 1 and stderr.rstrip("\n").endswith(ours[0]), stderr
             assert "Traceback" not in stderr and "database" in stderr.lower(), stderr
             assert (tmp_path / f"cut{i}.out").read_text() == ""
             history = subprocess.run([sys.executable, "-m", "importer", "history", "--json", "--database-url",

@@ -245,6 +245,7 @@ def test_an_upload_before_login_is_refused_before_its_body_is_sent(tmp_path: Pat
     Streamlit would wait for the body of an active session's upload). bench/bench_limits.py --pre-login
     measures the server's memory around the same uploads sent whole."""
     import asyncio
+    import concurrent.futures
     import http.client
     import uuid
 
@@ -268,7 +269,11 @@ def test_an_upload_before_login_is_refused_before_its_body_is_sent(tmp_path: Pat
         return answers
 
     try:
-        assert asyncio.run(login_form_session(port, announce)) == [(403, b"Sign in first\n")] * 8
+        # On a thread of its own: an earlier test in the same worker may leave an event loop running on this
+        # one, where asyncio.run refuses to start (as in tests/test_front_door.py).
+        with concurrent.futures.ThreadPoolExecutor(1) as pool:
+            answers = pool.submit(asyncio.run, login_form_session(port, announce)).result()
+        assert answers == [(403, b"Sign in first\n")] * 8
     finally:
         server.terminate()
         server.wait(timeout=30)

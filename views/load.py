@@ -12,7 +12,7 @@ from importer.database.ledger import find_resumable
 from importer.errors import DatabaseError
 from importer.outcomes.run_result import RunResult
 from importer.output.downloads import report_file
-from importer.review.session import DryRunSeen, Readiness, ReviewSession
+from importer.review.session import Readiness, ReviewSession
 from ui import auth, existing, keys, live, render, state, steps, workspace
 from ui import jobs as background
 from ui import session as review_session
@@ -110,40 +110,46 @@ if upload is not None:
     else:
         st.subheader("Dry run: what the import would do")
 
-        def verdict_and_import(upload: Upload, session: ReviewSession | None, arguments: dict[str, Any],
-                               seen: DryRunSeen, ready_key: tuple[Any, ...]) -> None:
-            """The part of the page that keeps up with other sessions: whether the dry run still holds (another
-            run may import, end, or be undone meanwhile) and the Import button that follows it."""
+        def watch_verdict(upload: Upload, session: ReviewSession | None, arguments: dict[str, Any],
+                          ready_key: tuple[Any, ...], drawn: tuple[bool, bool, bool]) -> None:
+            """Keeps the page up with other sessions without drawing anything: every few seconds it asks whether
+            the dry run still holds (another run may import, end, or be undone meanwhile) and whether an import
+            runs, and reruns the page once when that changed. The banner and the buttons are the page's own: a
+            click on a button inside a timed fragment could be lost when the page's run replaced the fragment
+            (Streamlit drops a fragment's rerun whose fragment the last full run did not register)."""
             try:
                 now = live.readiness(ready_key, lambda: review_session.readiness(session, upload, arguments))
-            except DatabaseError as exc:
-                now = Readiness(seen, f"The database could not be asked whether the dry run is still current ({exc}).")
-            shown = now.dry_run or seen
-            if now.reason:
-                st.session_state[live.HELD] = False
-                st.warning(f"These counts are out of date. {render.md_escape(now.reason)}", icon=":material/update:")
-                try:
-                    waiting = bool(live.database_status().running)
-                except DatabaseError:
-                    waiting = True
-                if not waiting and st.button("Run the dry run again", key=keys.DRY_RUN_BUTTON + "_again",
-                                             icon=":material/refresh:", type="primary"):
-                    st.session_state[live.DRY_RUN_AGAIN] = True
-                    st.rerun(scope="app")
-            elif st.session_state.get(live.HELD) is False:  # stale a tick ago, current now: say why
-                st.success("The other import has finished and changed none of this file's customers, so this "
-                           "dry run still holds.", icon=":material/check_circle:")
-            created, updated = shown.counts.get("created", 0), shown.counts.get("updated", 0)
-            label = (f"Import: create {created:,}, update {updated:,} customers" if updated
-                     else f"Import {created:,} customers")
-            if st.button(label, key=keys.IMPORT_BUTTON, type="primary", disabled=not now.can_import,
-                         icon=":material/database_upload:"):
-                remember_for_report(upload)  # the excluded rows, for the report once the import drops the upload
-                background.start(upload, arguments, workspace.resume_arguments().get("workspace"))
+                running = bool(live.database_status().running)
+            except DatabaseError:
+                return  # the sidebar's database status says why; the page keeps what it shows
+            if (now.can_import, now.reason is None, running) != drawn:
                 st.rerun(scope="app")
 
-        st.session_state.pop(live.HELD, None)  # a full run starts from what it shows
-        st.fragment(verdict_and_import, run_every=live.refresh_seconds())(upload, session, arguments, seen, ready_key)
+        try:
+            running_now = bool(live.database_status().running)
+        except DatabaseError:
+            running_now = True
+        if ready.reason:
+            st.session_state[live.HELD] = False
+            st.warning(f"These counts are out of date. {render.md_escape(ready.reason)}", icon=":material/update:")
+            if not running_now and st.button("Run the dry run again", key=keys.DRY_RUN_BUTTON + "_again",
+                                             icon=":material/refresh:", type="primary"):
+                st.session_state[live.DRY_RUN_AGAIN] = True
+                st.rerun()
+        elif st.session_state.pop(live.HELD, None) is False:  # stale on the page's last run, current now: say why
+            st.success("The other import has finished and changed none of this file's customers, so this "
+                       "dry run still holds.", icon=":material/check_circle:")
+        created, updated = seen.counts.get("created", 0), seen.counts.get("updated", 0)
+        label = (f"Import: create {created:,}, update {updated:,} customers" if updated
+                 else f"Import {created:,} customers")
+        if st.button(label, key=keys.IMPORT_BUTTON, type="primary", disabled=not ready.can_import,
+                     icon=":material/database_upload:"):
+            st.session_state.pop(live.HELD, None)
+            remember_for_report(upload)  # the excluded rows, for the report once the import drops the upload
+            background.start(upload, arguments, workspace.resume_arguments().get("workspace"))
+            st.rerun()
+        st.fragment(watch_verdict, run_every=live.refresh_seconds())(
+            upload, session, arguments, ready_key, (ready.can_import, ready.reason is None, running_now))
         if dry is not None:
             render.result_metrics(dry)
             if dry.total_failed:

@@ -3,6 +3,8 @@ shows it and may import; a change in either tab makes it out of date in both."""
 
 from __future__ import annotations
 
+import re
+
 from tests.app_support import messy_xlsx
 from tests.e2e.conftest import TIMEOUT_MS, goto_page, new_page, upload_file, wait_idle
 
@@ -14,6 +16,9 @@ def test_a_second_tab_sees_the_dry_run_and_its_verdict(browser, server, page):
     page.get_by_role("button", name="Dry run (saves nothing)").click()
     page.get_by_text("Dry run: what the import would do").wait_for(timeout=TIMEOUT_MS)
     page.get_by_role("button", name="Import 2 customers").wait_for(timeout=TIMEOUT_MS)
+    # The page's address names the workspace once the browser has applied the page's query parameters
+    # (they follow the script's messages, a moment after the button is drawn on a loaded machine).
+    page.wait_for_url(re.compile(r"[?&]ws=\d+"), timeout=TIMEOUT_MS)
     address = page.url
     assert "ws=" in address
 
