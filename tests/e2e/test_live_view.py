@@ -30,9 +30,9 @@ from tests.e2e.test_interrupt import upload_and_review, wait_for_rows, wait_for_
 
 pytestmark = pytest.mark.e2e
 
-A_FILE, A_ROWS = "branch-a.xlsx", 1_500
+A_FILE, A_ROWS = "branch-a.xlsx", 6_000
 B_FILE, B_ROWS = "branch-b.xlsx", 200
-SLOW_BATCH = 10  # 150 chunks: A's import runs long enough for B's pages to show it running
+SLOW_BATCH = 10  # 600 chunks: A's import runs long enough (tens of seconds, also on an idle machine) for B's pages to show it running
 LIVE_MS = 10_000  # the bound: what another session changed shows within 10 s, without a click
 PAGES = [("1. Upload", "Upload a customer file"), ("2. Review and fix", "Review and fix"), ("3. Import", "Import"),
          ("History", "History"), ("Customers", "Customers")]
