@@ -24,7 +24,7 @@ from bench.workbook import customer_workbook
 from importer.api import read_upload
 from importer.settings import Settings
 from schemas.customer import UNIQUE_FIELDS
-from tests.e2e.conftest import TIMEOUT_MS, VIEWPORT, goto_page, wait_idle
+from tests.e2e.conftest import TIMEOUT_MS, VIEWPORT, goto_page, save_screenshot, wait_idle
 from tests.e2e.pg_servers import query
 from tests.e2e.test_interrupt import upload_and_review, wait_for_rows, wait_for_status
 
@@ -103,6 +103,8 @@ def test_idle_pages_show_another_sessions_import_without_a_click(browser, start_
         expect(row.get_by_text(re.compile(r"Run #1 is importing it now"))).to_be_visible(timeout=LIVE_MS)
         expect(row.get_by_role("button")).to_have_count(0)  # no Open, no Discard on a file being imported
         expect(sidebar(b).get_by_text(re.compile(rf"^Run #1 · {re.escape(A_FILE)} · "))).to_be_visible(timeout=LIVE_MS)
+        save_screenshot(b, "14-live-another-import.png")
+        save_screenshot(b_upload, "15-live-list-importing.png")
         assert query(db_path, "select status from import_runs where id = 1")[0][0] == "running"
 
         wait_for_status(db_path, "completed", timeout=300)
@@ -113,6 +115,7 @@ def test_idle_pages_show_another_sessions_import_without_a_click(browser, start_
         expect(import_button(b)).to_be_enabled(timeout=LIVE_MS)
         expect(b.get_by_text("The other import has finished and changed none of this file's customers")
                ).to_be_visible()
+        save_screenshot(b, "16-live-dry-run-holds.png")
         expect(sidebar(b).get_by_text(f"{stored:,} customers in the database")).to_be_visible(timeout=LIVE_MS)
         expect(sidebar(b).get_by_text(re.compile(r"^Run #1 · "))).to_have_count(0, timeout=LIVE_MS)
         # The completed import's workspace leaves B's list; B's own file stays, with Open.
