@@ -24,11 +24,11 @@ import uuid
 from collections.abc import Callable, Hashable, Iterable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
-from enum import StrEnum
 from typing import Any
 
 from importer.errors import ImporterError
 from importer.server.governor import GaveUp, Waiting
+from importer.server.jobs import FINISHED, JobState
 
 _LOG = logging.getLogger(__name__)
 
@@ -37,15 +37,9 @@ _LOG = logging.getLogger(__name__)
 Slot = Callable[..., AbstractContextManager[Any]]
 
 
-class StepState(StrEnum):
-    WAITING = "waiting"  # for its slot of the memory budget
-    RUNNING = "running"
-    DONE = "done"
-    FAILED = "failed"
-    CANCELLED = "cancelled"
-
-
-FINISHED = (StepState.DONE, StepState.FAILED, StepState.CANCELLED)
+# A step goes through the same states as a background import (waiting for its slot of the memory budget,
+# running, done, failed, cancelled): one enum for both.
+StepState = JobState
 
 
 class Cancelled(Exception):  # noqa: N818 - it is what happened, not an error of the caller
