@@ -170,7 +170,15 @@ def show_progress() -> None:
     new page's main area in Chromium after page changes (tests/e2e/test_live_view.py changes page with the
     fragments ticking and checks that every page still draws)."""
     _tell_outcome()
-    st.fragment(_live_progress, run_every=live.refresh_seconds())()
+    st.fragment(_live_progress, run_every=_tick_seconds())()
+
+
+def _tick_seconds() -> float:
+    """How often the sidebar redraws: every second while this session's own import starts or runs (its
+    progress bar moves with the import, and a short import is seen running), else LIVE_REFRESH_SECONDS. The
+    job's hand-over reruns the whole app, which sets the slower tick again."""
+    mine = my_job()
+    return 1.0 if mine is not None and not mine.finished else float(live.refresh_seconds())
 
 
 def _tell_outcome() -> None:
