@@ -172,7 +172,7 @@ def import_upload(
     upload is a saved workspace's replay; the run records them, so importer.workspace.store can resume it without
     the file. `on_run(run_id)`: called once the run is created or claimed.
 
-    What it resumes (importer.database.loader._Loader.claim): a run started from a workspace only by an
+    What it resumes (importer.database.claim.adopts): a run started from a workspace only by an
     import of that workspace at the state the run recorded (importer.workspace.resume.check_resume gives that
     state); importing the file as it is while such a run is interrupted raises ResumeRefused, unless
     `new_run`, which starts a new run and resumes nothing (interrupted runs stay resumable).
