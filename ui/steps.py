@@ -132,7 +132,7 @@ def _keep(outcome: ReadOutcome) -> None:
         st.session_state[profiles.APPLIED] = (outcome.profile.id, outcome.profile.notice, outcome.detected.fields,
                                               upload.sha256)
     if outcome.workspace is not None:
-        workspace._keep(ws.Opened(outcome.workspace, upload, 0, ()))
+        workspace.keep_opened(ws.Opened(outcome.workspace, upload, 0, ()))
     else:
         st.warning(f"Your work on this file is not saved as you go ({md_escape(outcome.not_saved or '')}); it "
                    "is kept only in this tab.", icon=":material/cloud_off:")

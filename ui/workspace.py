@@ -55,7 +55,9 @@ def workspace_id() -> int | None:
     return None if found is None else found[0].id
 
 
-def _keep(opened: ws.Opened) -> None:
+def keep_opened(opened: ws.Opened) -> None:
+    """Make an opened workspace the session's (its version, operations and excluded rows; the page's address
+    names it) and offer its frame to the sessions that open the same state next (a refresh, another tab)."""
     st.session_state[keys.WORKSPACE] = (opened.info, opened.version, opened.seqs)
     st.session_state[keys.WORKSPACE_EXCLUDED] = (opened.info.id, opened.version, opened.excluded)
     _set_param(opened.info.id)
@@ -75,7 +77,7 @@ def excluded() -> tuple[Any, ...]:
 def _show(opened: ws.Opened) -> None:
     """A replayed workspace becomes the session's upload, with its excluded rows listed on Review."""
     state.set_upload(opened.upload, keep_workspace=True)
-    _keep(opened)
+    keep_opened(opened)
 
 
 def _set_param(workspace: int | None) -> None:
@@ -104,7 +106,7 @@ def start(data: bytes, upload: Upload) -> None:
         st.warning(f"Your work on this file is not saved as you go ({exc}); it is kept only in this tab.",
                    icon=":material/cloud_off:")
         return
-    _keep(ws.Opened(info, upload, 0, ()))
+    keep_opened(ws.Opened(info, upload, 0, ()))
 
 
 def restart(upload: Upload) -> None:
@@ -176,7 +178,7 @@ def record(op: Any, after: Any) -> bool:
         state.notice("Another tab changed this file's work meanwhile: it was reloaded and your change applied "
                      "to it. Check the list of what was done.")
     state.set_upload(new.upload, keep_workspace=True)
-    _keep(new)
+    keep_opened(new)
     return True
 
 
@@ -197,7 +199,7 @@ def decide(op: Any) -> bool:
         return False
     if new.upload.checked is not current.checked:  # another tab changed the workspace: replayed, the decision applied to it
         state.set_upload(new.upload, keep_workspace=True)
-    _keep(new)
+    keep_opened(new)
     return True
 
 
