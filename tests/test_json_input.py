@@ -107,6 +107,23 @@ def test_oversized_file_is_refused_before_it_is_read_whole(tmp_path: Path) -> No
         read_json_file(big, "the mapping file big.json")
 
 
+@pytest.mark.parametrize("flag", ["--mapping", "--operations"])
+def test_a_too_big_file_is_refused_by_its_name_not_its_path(capsys, upload: Path, tmp_path: Path, sqlite_url: str,
+                                                            flag: str) -> None:
+    """Before: the refusal printed the file's full path (tmp/.../big.json), not the name the CONTRACT's one-line
+    errors give."""
+    folder = tmp_path / "a folder" / "deeper"
+    folder.mkdir(parents=True)
+    big = folder / "big.json"
+    big.write_text('{"a": "' + "x" * 2_000_000 + '"}')
+    code, out, err = run(capsys, "import", str(upload), "--dry-run", flag, str(big), "--database-url", sqlite_url)
+    what = "mapping" if flag == "--mapping" else "operations"
+    assert (code, out) == (2, "")
+    assert err == (f"error: the {what} file big.json is over 1,024 KB (1,953 KB); a mapping or operations file is "
+                   "far smaller\n")
+    assert str(folder) not in err
+
+
 def test_not_utf8_and_missing_and_folder(tmp_path: Path) -> None:
     bad = tmp_path / "bad.json"
     bad.write_bytes(b'{"a": "\xff"}')

@@ -38,13 +38,16 @@ def read_json_file(path: str | Path, what: str, *, max_bytes: int = MAX_JSON_BYT
 
 
 def read_json_text(path: str | Path, what: str, *, max_bytes: int = MAX_JSON_BYTES) -> str:
-    """A JSON file's text, at most max_bytes read (UTF-8, a BOM dropped); UsageError with one line."""
+    """A JSON file's text, at most max_bytes read (UTF-8, a BOM dropped); UsageError with one line.
+
+    A file refused for its size is named by its name, not the path `what` may hold (one-line errors)."""
     path = Path(path)
+    named = what.replace(str(path), path.name)
     try:
         with path.open("rb") as handle:
             size = os.fstat(handle.fileno()).st_size
             if size > max_bytes:  # refused by its size, before a byte of it is read
-                raise UsageError(f"{what} is over {max_bytes // 1024:,} KB ({size / 1024:,.0f} KB); a mapping or "
+                raise UsageError(f"{named} is over {max_bytes // 1024:,} KB ({size / 1024:,.0f} KB); a mapping or "
                                  "operations file is far smaller")
             data = handle.read(max_bytes + 1)
     except FileNotFoundError:
@@ -54,7 +57,7 @@ def read_json_text(path: str | Path, what: str, *, max_bytes: int = MAX_JSON_BYT
     except OSError as exc:
         raise UsageError(f"cannot read {what}: {exc.strerror or exc}") from None
     if len(data) > max_bytes:
-        raise UsageError(f"{what} is over {max_bytes // 1024:,} KB; a mapping or operations file is far smaller")
+        raise UsageError(f"{named} is over {max_bytes // 1024:,} KB; a mapping or operations file is far smaller")
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
