@@ -6,6 +6,7 @@ tests/test_hostile.py (small sizes), the memory benches and `python bench/hostil
 case at the issue's size, into DIR):
 
     max_length_workbook(path, rows=100_000, extra_columns=10)   # every field at its maximum length
+    max_length_csv(path, rows=100_000, extra_columns=10)        # the same rows as a CSV
     shared_strings_bomb(path, entries=10_000_000, rows=10)      # a huge sharedStrings.xml, 10 rows used
     big_mapping_json(path, keys=2_000_000)                      # a --mapping file of millions of keys
     big_operations_json(path, replace_chars=2_000)              # --operations: blank -> a long text
@@ -222,6 +223,21 @@ def big_operations_json(path: str | Path, replace_chars: int = 2_000, field: str
     path = Path(path)
     path.write_text(json.dumps([{"kind": "replace", "field": field, "find": "", "replace": "x" * replace_chars,
                                  "whole_cell": True}]), encoding="utf-8")
+    return path
+
+
+def max_length_csv(path: str | Path, rows: int = 100_000, extra_columns: int = 10, seed: int = 20) -> Path:
+    """The rows of max_length_workbook as a CSV (UTF-8, comma-separated, fields quoted where they must be),
+    written a row at a time: about 2.7 kB a row (10 extra columns), so 19,000 rows fill the 50 MB upload limit."""
+    import csv
+
+    path = Path(path)
+    rnd = random.Random(seed)
+    with path.open("w", encoding="utf-8", newline="") as handle:
+        out = csv.writer(handle)
+        out.writerow(list(MAX_LENGTH_HEADERS) + [f"Extra {k + 1}" for k in range(extra_columns)])
+        for i in range(rows):
+            out.writerow(max_length_row(i, rnd, extra_columns))
     return path
 
 

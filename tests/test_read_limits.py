@@ -20,8 +20,15 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from bench.hostile_files import _write_workbook, big_mapping_json, max_length_workbook, shared_strings_bomb
-from bench.workbook import customer_workbook
+from bench.hostile_files import (
+    _write_workbook,
+    big_mapping_json,
+    max_length_csv,
+    max_length_workbook,
+    shared_strings_bomb,
+)
+from bench.workbook import HEADERS, customer_rows, customer_workbook
+from importer.api import read_upload
 from importer.errors import FileRefused, LimitExceeded, UsageError
 from importer.intake import json_input
 from importer.intake.read_limits import TextRuns, declared_read_cost
@@ -113,6 +120,60 @@ def test_the_charge_before_the_scan_comes_from_the_declared_sizes(tmp_path: Path
     assert small_cost is not None and large_cost is not None
     assert large_cost - governor.READ_BASE_BYTES > 5 * (small_cost - governor.READ_BASE_BYTES)
     assert declared_read_cost(b"Shipping Mark,Phone\n") is None
+
+
+# --- a CSV is refused on its estimate before it is parsed -----------------------------------------------
+
+
+@pytest.fixture()
+def no_csv_parser(monkeypatch):
+    """The csv reader fails if anything asks it for rows: a refusal must come first."""
+    from importer.intake import readers
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("a CSV was parsed that the checks should have refused")
+
+    monkeypatch.setattr(readers, "csv_rows", refuse)
+
+
+def _ordinary_csv(rows: int) -> bytes:
+    buffer = io.StringIO()
+    pd.DataFrame(customer_rows(rows), columns=HEADERS).to_csv(buffer, index=False)
+    return buffer.getvalue().encode()
+
+
+def test_a_csv_of_long_fields_is_refused_by_its_bytes_with_the_rows_that_fit(tmp_path: Path, no_csv_parser) -> None:
+    """Before: a CSV was never refused on an estimate; its rows were parsed whatever the budget."""
+    data = max_length_csv(tmp_path / "long.csv", rows=2_000).read_bytes()  # 5.3 MB
+    with pytest.raises(LimitExceeded) as caught:
+        read_upload(data, "long.csv", Settings().with_(memory_budget_mb=50))
+    text = str(caught.value)
+    assert "long.csv needs about" in text and "MB of memory to read" in text and "at most 50 MB" in text
+    fit = int(text.split("files of at most ")[1].split(" rows")[0].replace(",", ""))
+    assert 1_000 <= fit < 2_000 and "(it has 2,001)" in text
+    assert caught.value.setting == "MEMORY_BUDGET_MB" and caught.value.found > 50
+    assert "MEMORY_BUDGET_MB" not in text
+
+
+def test_an_ordinary_csv_of_the_same_rows_is_read() -> None:
+    upload = read_upload(_ordinary_csv(2_000), "ordinary.csv", Settings().with_(memory_budget_mb=50))
+    assert len(upload.checked.original) == 2_000
+
+
+def test_the_rows_that_fit_are_never_more_than_max_rows() -> None:
+    data = _ordinary_csv(3_000)
+    with pytest.raises(LimitExceeded, match=r"files of at most 500 rows \(it has 3,001\)"):
+        read_upload(data, "many.csv", Settings().with_(memory_budget_mb=40, max_rows=500))
+
+
+def test_a_utf16_csv_is_estimated_by_its_characters_not_its_bytes(tmp_path: Path) -> None:
+    text = max_length_csv(tmp_path / "long.csv", rows=2_000).read_text(encoding="utf-8")
+    settings = Settings().with_(memory_budget_mb=75)
+    utf8, utf16 = text.encode("utf-8"), text.encode("utf-16")  # twice the bytes, the same characters
+    assert open_file(utf8, "long.csv", settings).format == "csv"
+    assert open_file(utf16, "long.csv", settings).format == "csv"
+    with pytest.raises(LimitExceeded):
+        open_file(utf16, "long.csv", Settings().with_(memory_budget_mb=50))
 
 
 # --- characters per cell -------------------------------------------------------------------------------

@@ -11,7 +11,8 @@ zip_guard inflates every part in chunks before python-calamine or openpyxl see t
 and once every part is measured, `check_read_cost` refuses a workbook whose read would not fit the budget
 (importer.server.governor.cost_to_read: its cells, their text, the table), saying how many rows would.
 `declared_read_cost` is the same estimate from the zip's directory alone (declared sizes, no inflating):
-what a page charges the governor before the checks run.
+what a page charges the governor before the checks run. A CSV is refused the same way before it is parsed
+(`check_text_cost`), its cost estimated from its bytes and fields (governor.cost_to_read_text).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from importer.server.governor import (
     XML_BYTES_PER_CELL,
     XML_BYTES_PER_SHARED_STRING,
     cost_to_read,
+    cost_to_read_text,
     rows_within,
 )
 from importer.settings import Settings
@@ -157,10 +159,19 @@ def check_read_cost(size: ReadSize, file_name: str, settings: Settings, *, so_fa
         what = (f"Its table of distinct texts holds {size.shared_strings:,} entries for {size.cells:,} cells: open "
                 "it in Excel and save it again (Excel keeps only the texts the cells use), or export it as CSV.")
     else:
-        fit = rows_within(size.rows, cost, budget)
-        what = (f"Split it into files of at most {fit:,} rows (it has {size.rows:,}), or shorten its longest "
-                "columns, and upload them one after another.")
-    raise LimitExceeded(
+        what = _split(size.rows, cost, settings)
+    raise _too_costly(file_name, cost, settings, what, so_far=so_far)
+
+
+def _split(rows: int, cost: int, settings: Settings) -> str:
+    """What to do with a file of `rows` rows that costs `cost` bytes to read: the rows a file may have."""
+    fit = min(rows_within(rows, cost, settings.memory_budget_mb * MB), max(1, settings.max_rows))
+    return (f"Split it into files of at most {fit:,} rows (it has {rows:,}), or shorten its longest columns, and "
+            "upload them one after another.")
+
+
+def _too_costly(file_name: str, cost: int, settings: Settings, what: str, *, so_far: bool = False) -> LimitExceeded:
+    return LimitExceeded(
         f"{file_name} needs {'more than' if so_far else 'about'} {cost / MB:,.0f} MB of memory to read; this "
         f"server gives one step at most {settings.memory_budget_mb:,} MB. {what}",
         setting="MEMORY_BUDGET_MB", limit=settings.memory_budget_mb, found=int(cost // MB),
@@ -180,6 +191,24 @@ def text_size(data: bytes, delimiter: str) -> tuple[int, int]:
     return min(data.count(sep) + lines, KEPT_FIELDS_PER_LINE * lines), lines
 
 
+def text_read_cost(data: bytes, encoding: str, delimiter: str) -> tuple[int, int]:
+    """(bytes reading delimited text needs at its peak, its rows): governor.cost_to_read_text of its fields and
+    characters (a UTF-16 file's bytes are two a character), what reading it is charged. Rows are its lines
+    (a quoted line break counts too: errs high)."""
+    cells, _ = text_size(data, delimiter)
+    width = 4 if encoding.startswith("utf-32") else 2 if encoding.startswith("utf-16") else 1
+    rows = data.rstrip(b"\r\n\x00").count(b"\n") + 1
+    return cost_to_read_text(cells=cells, size_bytes=len(data) // width), rows
+
+
+def check_text_cost(data: bytes, encoding: str, delimiter: str, file_name: str, settings: Settings) -> None:
+    """LimitExceeded when reading a CSV would need more than the memory budget, estimated from its bytes
+    before it is parsed (text_read_cost), with the rows a file may have to fit."""
+    cost, rows = text_read_cost(data, encoding, delimiter)
+    if cost > settings.memory_budget_mb * MB:
+        raise _too_costly(file_name, cost, settings, _split(rows, cost, settings))
+
+
 def declared_read_cost(data: bytes) -> int | None:
     """cost_to_read from a workbook's zip directory alone (the sizes its parts declare; cells taken as the
     markup allows at most): what charging the read costs before the parts are inflated. None: not a zip."""
@@ -195,5 +224,5 @@ def declared_read_cost(data: bytes) -> int | None:
                         shared_strings=table // (XML_BYTES_PER_SHARED_STRING + 4), shared_string_bytes=table)
 
 
-__all__ = ["ReadSize", "SharedStrings", "TextRuns", "cell_too_long", "check_read_cost", "declared_read_cost",
-           "is_shared_strings", "text_size"]
+__all__ = ["ReadSize", "SharedStrings", "TextRuns", "cell_too_long", "check_read_cost", "check_text_cost",
+           "declared_read_cost", "is_shared_strings", "text_read_cost", "text_size"]

@@ -29,6 +29,7 @@ from importer.intake.delimited import (
     sniff_delimiter,
 )
 from importer.intake.ole_guard import OLE2_MAGIC, check_ole, is_encrypted_ole
+from importer.intake.read_limits import check_text_cost
 from importer.intake.zip_guard import MB, PASSWORD_MESSAGE, ZipReport, bad_workbook, check_zip
 from importer.settings import Settings
 
@@ -207,9 +208,11 @@ def open_file(data: bytes, file_name: str, settings: Settings) -> SpreadsheetFil
         ) from exc
     if ext == ".xls" and _looks_binary(data[:4096], encoding):
         raise bad_workbook(file_name)
+    delimiter = sniff_delimiter(data, encoding)
+    check_text_cost(data, encoding, delimiter, file_name, settings)
     stem = PurePath(file_name).stem or "Sheet1"
     return SpreadsheetFile(
-        file_name, "csv", sha, (stem,), data, _csv=(encoding, sniff_delimiter(data, encoding)),
+        file_name, "csv", sha, (stem,), data, _csv=(encoding, delimiter),
         _csv_limits=(settings.max_csv_line_kb, settings.max_columns),
     )
 
