@@ -139,9 +139,10 @@ def test_the_history_chart_shows_every_outcome_of_each_run():
     assert data[["order", "outcome", "rows"]].values.tolist() == [
         [1, "Created", 100], [1, "Updated", 0], [1, "Unchanged", 0], [1, "Failed", 3],
         [2, "Created", 0], [2, "Updated", 40], [2, "Unchanged", 55], [2, "Failed", 5]]
-    spec = render.runs_chart(runs).to_dict()
+    spec = render.runs_chart(runs)
+    assert spec is not None
     assert spec["encoding"]["color"]["scale"]["domain"] == ["Created", "Updated", "Unchanged", "Failed"]
-    shown = {(r["order"], r["outcome"]): r["rows"] for r in next(iter(spec["datasets"].values()))}
+    shown = {(r["order"], r["outcome"]): r["rows"] for r in spec["data"]["values"]}
     assert shown[(2, "Updated")] == 40 and shown[(2, "Unchanged")] == 55
 
 

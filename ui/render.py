@@ -9,7 +9,6 @@ import re
 from collections.abc import Hashable, Iterable, Mapping
 from typing import Any, TypeVar
 
-import altair as alt
 import numpy as np
 import pandas as pd
 import streamlit as st
@@ -128,20 +127,29 @@ def failure_counts(errors: ErrorTable) -> pd.DataFrame:
     return counts.sort_values(["rows", "what"], ascending=[False, True], ignore_index=True)
 
 
-def failure_chart(errors: ErrorTable) -> alt.Chart | None:
-    """Horizontal bars, one per field and reason, each labelled in words and with its count."""
+def failure_chart(errors: ErrorTable) -> dict[str, Any] | None:
+    """Horizontal bars, one per field and reason, each labelled in words and with its count: a Vega-Lite
+    spec with its data (st.vega_lite_chart draws it without Altair, whose import alone is 26 MB of the
+    server's memory)."""
     counts = failure_counts(errors)
     if counts.empty:
         return None
-    base = alt.Chart(counts).encode(
-        y=alt.Y("what:N", sort="-x", title=None, axis=alt.Axis(labelLimit=320)),
+    encoding = {
+        "y": {"field": "what", "type": "nominal", "sort": "-x", "title": None, "axis": {"labelLimit": 320}},
         # Whole rows only: without these, a count of 1 or 2 gets ticks at 0.1, 0.2...
-        x=alt.X("rows:Q", title="Failing rows", axis=alt.Axis(format=",d", tickMinStep=1)),
-        tooltip=[alt.Tooltip("what:N", title="Field and reason"), alt.Tooltip("rows:Q", title="Rows", format=",")],
-    )
-    bars = base.mark_bar()
-    labels = base.mark_text(align="left", dx=4).encode(text=alt.Text("rows:Q", format=","))
-    return (bars + labels).properties(height=30 * len(counts))
+        "x": {"field": "rows", "type": "quantitative", "title": "Failing rows",
+              "axis": {"format": ",d", "tickMinStep": 1}},
+        "tooltip": [{"field": "what", "type": "nominal", "title": "Field and reason"},
+                    {"field": "rows", "type": "quantitative", "title": "Rows", "format": ","}],
+    }
+    return {
+        "data": {"values": counts.to_dict("records")},
+        "height": 30 * len(counts),
+        "encoding": encoding,
+        "layer": [{"mark": "bar"},
+                  {"mark": {"type": "text", "align": "left", "dx": 4},
+                   "encoding": {"text": {"field": "rows", "type": "quantitative", "format": ","}}}],
+    }
 
 
 def show_failure_chart(errors: ErrorTable) -> None:
@@ -149,7 +157,7 @@ def show_failure_chart(errors: ErrorTable) -> None:
     chart = failure_chart(errors)
     if chart is not None:
         # Streamlit's "content" height ignores the spec's height; give it explicitly (+ the axis).
-        st.altair_chart(chart, width="stretch", height=int(chart.height) + 60)
+        st.vega_lite_chart(chart, width="stretch", height=int(chart["height"]) + 60)
 
 
 def metric_counts(checked: Checked, errors: ErrorTable) -> dict[str, int]:
@@ -325,29 +333,33 @@ def runs_chart_data(runs: Iterable[RunRecord]) -> pd.DataFrame:
     return pd.DataFrame(records, columns=["run", "order", "outcome", "stack", "rows", "file"])
 
 
-def runs_chart(runs: Iterable[RunRecord]) -> alt.Chart | None:
+def runs_chart(runs: Iterable[RunRecord]) -> dict[str, Any] | None:
     """Created, updated, unchanged and failed rows per run, oldest first, stacked: each run's bar is the rows it
-    attempted. The outcome is in the legend, the shade and the tooltips."""
+    attempted. The outcome is in the legend, the shade and the tooltips. A Vega-Lite spec with its data."""
     data = runs_chart_data(runs)
     if data.empty:
         return None
-    outcomes = alt.Scale(domain=list(RUN_OUTCOMES))
     bar_width = max(4, min(48, 800 // data["order"].nunique()))
-    return (
-        alt.Chart(data)
-        .mark_bar(size=bar_width)
-        .encode(
-            x=alt.X("run:N", title="Run (started, UTC)", sort=alt.SortField("order"), axis=alt.Axis(labelAngle=0)),
-            y=alt.Y("rows:Q", title="Rows", stack=True, axis=alt.Axis(format=",d", tickMinStep=1)),
-            color=alt.Color("outcome:N", title="Outcome", scale=outcomes, legend=alt.Legend(orient="top")),
-            order=alt.Order("stack:Q"),
-            opacity=alt.Opacity("outcome:N", scale=alt.Scale(domain=list(RUN_OUTCOMES), range=[1.0, 0.85, 0.6, 0.45]),
-                                legend=None),
-            tooltip=[alt.Tooltip("run:N", title="Run"), alt.Tooltip("file:N", title="File"),
-                     alt.Tooltip("outcome:N", title="Outcome"), alt.Tooltip("rows:Q", title="Rows", format=",")],
-        )
-        .properties(height=240)
-    )
+    return {
+        "data": {"values": data.to_dict("records")},
+        "mark": {"type": "bar", "size": bar_width},
+        "height": 240,
+        "encoding": {
+            "x": {"field": "run", "type": "nominal", "title": "Run (started, UTC)",
+                  "sort": {"field": "order"}, "axis": {"labelAngle": 0}},
+            "y": {"field": "rows", "type": "quantitative", "title": "Rows", "stack": True,
+                  "axis": {"format": ",d", "tickMinStep": 1}},
+            "color": {"field": "outcome", "type": "nominal", "title": "Outcome",
+                      "scale": {"domain": list(RUN_OUTCOMES)}, "legend": {"orient": "top"}},
+            "order": {"field": "stack", "type": "quantitative"},
+            "opacity": {"field": "outcome", "type": "nominal", "legend": None,
+                        "scale": {"domain": list(RUN_OUTCOMES), "range": [1.0, 0.85, 0.6, 0.45]}},
+            "tooltip": [{"field": "run", "type": "nominal", "title": "Run"},
+                        {"field": "file", "type": "nominal", "title": "File"},
+                        {"field": "outcome", "type": "nominal", "title": "Outcome"},
+                        {"field": "rows", "type": "quantitative", "title": "Rows", "format": ","}],
+        },
+    }
 
 
 def progress_text(rows_done: int, total: int, rows_per_second: float, seconds_left: float | None) -> str:

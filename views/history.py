@@ -55,7 +55,7 @@ st.dataframe(
 )
 chart = render.runs_chart(runs)
 if chart is not None:
-    st.altair_chart(chart, width="stretch", height=300)
+    st.vega_lite_chart(chart, width="stretch", height=300)
 
 st.subheader("One run")
 # By run id (render.pick): a run whose status or counts changed since the last action keeps its place.
