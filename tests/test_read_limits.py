@@ -16,14 +16,17 @@ import io
 import json
 import random
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import pytest
 
 from bench.hostile_files import (
+    MAX_LENGTH_HEADERS,
     _write_workbook,
     big_mapping_json,
     max_length_csv,
+    max_length_row,
     max_length_workbook,
     shared_strings_bomb,
 )
@@ -160,10 +163,20 @@ def test_an_ordinary_csv_of_the_same_rows_is_read() -> None:
     assert len(upload.checked.original) == 2_000
 
 
-def test_the_rows_that_fit_are_never_more_than_max_rows() -> None:
+def test_the_columns_a_csv_read_drops_are_not_charged_as_kept_text() -> None:
+    """20,000 rows x 245 columns, 5 of them customer fields (10 MB): reading keeps the used columns only.
+    Before: every byte was costed as kept text (about 114 MB, refused)."""
+    from tests.fixtures import corpus
+
+    opened = open_file(corpus.wide_csv(rows=20_000), "wide.csv", Settings().with_(memory_budget_mb=100))
+    assert opened.format == "csv"
+
+
+def test_a_csv_over_max_rows_whose_first_rows_fit_is_refused_for_its_rows() -> None:
     data = _ordinary_csv(3_000)
-    with pytest.raises(LimitExceeded, match=r"files of at most 500 rows \(it has 3,001\)"):
-        read_upload(data, "many.csv", Settings().with_(memory_budget_mb=40, max_rows=500))
+    opened = open_file(data, "many.csv", Settings().with_(memory_budget_mb=42, max_rows=1_000))  # all: 43 MB
+    with pytest.raises(LimitExceeded, match=r"more than 1,000 data rows"):
+        opened.rows("many", 1_000)
 
 
 def test_a_utf16_csv_is_estimated_by_its_characters_not_its_bytes(tmp_path: Path) -> None:
@@ -174,6 +187,91 @@ def test_a_utf16_csv_is_estimated_by_its_characters_not_its_bytes(tmp_path: Path
     assert open_file(utf16, "long.csv", settings).format == "csv"
     with pytest.raises(LimitExceeded):
         open_file(utf16, "long.csv", Settings().with_(memory_budget_mb=50))
+
+
+# --- an .xls is refused on what its BIFF records hold before calamine parses it -----------------------------
+
+
+def _xls(path: Path, rows: list[list[Any]], unused_strings: int = 0) -> bytes:
+    """An .xls written by xlwt; `unused_strings` entries added to its shared-strings table that no cell uses
+    (xlwt's own table, as a file saved by a careless exporter holds them)."""
+    import xlwt
+
+    book = xlwt.Workbook()
+    sheet = book.add_sheet("Customers")
+    for r, row in enumerate(rows):
+        for c, value in enumerate(row):
+            if value != "":
+                sheet.write(r, c, value)
+    table = book._Workbook__sst  # type: ignore[attr-defined]
+    for n in range(unused_strings):
+        table.add_str(f"x{n}")
+    book.save(str(path))
+    return path.read_bytes()
+
+
+@pytest.fixture()
+def no_xls_parser(monkeypatch):
+    """calamine and xlrd fail if anything asks them for the workbook: a refusal must come first."""
+    import python_calamine
+    import xlrd
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("a parser was asked for an .xls the checks should have refused")
+
+    monkeypatch.setattr(python_calamine.CalamineWorkbook, "from_filelike", refuse)
+    monkeypatch.setattr(xlrd, "open_workbook", refuse)
+
+
+def _long_rows(count: int) -> list[list[str]]:
+    rnd = random.Random(20)
+    return [list(MAX_LENGTH_HEADERS) + [f"Extra {k + 1}" for k in range(10)]] + [
+        max_length_row(i, rnd, 10) for i in range(count)]
+
+
+def test_an_xls_of_long_fields_is_refused_by_its_bytes_with_the_rows_that_fit(tmp_path: Path, no_xls_parser) -> None:
+    """Before: an .xls got no byte check; calamine parsed every sheet whatever the budget."""
+    data = _xls(tmp_path / "long.xls", _long_rows(1_000))
+    with pytest.raises(LimitExceeded) as caught:
+        open_file(data, "long.xls", Settings().with_(memory_budget_mb=50))
+    text = str(caught.value)
+    assert "long.xls needs about" in text and "MB of memory to read" in text and "at most 50 MB" in text
+    fit = int(text.split("files of at most ")[1].split(" rows")[0].replace(",", ""))
+    assert 100 <= fit < 1_000 and "(it has 1,001)" in text
+    assert caught.value.setting == "MEMORY_BUDGET_MB" and caught.value.found > 50
+
+
+def test_an_ordinary_xls_of_the_same_rows_is_read(tmp_path: Path) -> None:
+    data = _xls(tmp_path / "ordinary.xls", [HEADERS, *customer_rows(1_000)])
+    opened = open_file(data, "ordinary.xls", Settings().with_(memory_budget_mb=50))
+    assert opened.format == "xls" and len(opened.rows("Customers", 2_000)) == 1_001
+
+
+def test_an_xls_of_a_huge_shared_strings_table_is_refused(tmp_path: Path, no_xls_parser) -> None:
+    rows = [["Shipping Mark", "First Name", "Last Name", "Phone"], ["M1", "Ama", "Mensah", "0241234567"]]
+    data = _xls(tmp_path / "table.xls", rows, unused_strings=650_000)  # 6.5 MB
+    with pytest.raises(LimitExceeded) as caught:
+        open_file(data, "table.xls", Settings().with_(memory_budget_mb=45))
+    text = str(caught.value)
+    assert "table of distinct texts holds 650,008 entries for 8 cells" in text and "save it again" in text
+    # The table's own counts are not believed (calamine reads every entry whatever they say): declaring one
+    # entry changes nothing.
+    at = next(i for i in range(len(data)) if data.startswith(b"\xfc\x00", i)
+              and data[i + 8 : i + 12] == (650_008).to_bytes(4, "little"))
+    lying = data[: at + 4] + (1).to_bytes(4, "little") * 2 + data[at + 12 :]
+    with pytest.raises(LimitExceeded, match="table of distinct texts holds 650,008 entries"):
+        open_file(lying, "table.xls", Settings().with_(memory_budget_mb=45))
+
+
+def test_shared_strings_are_counted_across_continue_records_whatever_they_declare() -> None:
+    from importer.intake.ole_guard import _sst_entries
+
+    pieces = [b"\x05\x00\x00abc",  # 5 characters, 3 here: the record ends
+              b"\x00de" + b"\x02\x00\x01" + "hi".encode("utf-16-le")  # a flags byte, the rest; 2 wide characters
+              + b"\x01\x00\x08\x01\x00x" + b"\x00\x00",  # rich text: 1 run of 4 bytes, split
+              b"\x00\x00" + b"\x00\x00\x00"]  # the run's end (no flags byte), an empty entry
+    assert _sst_entries(pieces) == 4
+    assert _sst_entries(pieces, most=2) == 2
 
 
 # --- characters per cell -------------------------------------------------------------------------------

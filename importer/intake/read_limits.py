@@ -17,6 +17,7 @@ what a page charges the governor before the checks run. A CSV is refused the sam
 
 from __future__ import annotations
 
+import csv
 import io
 import zipfile
 from collections.abc import Callable
@@ -25,6 +26,7 @@ from dataclasses import dataclass
 from importer.errors import LimitExceeded
 from importer.server.governor import (
     MB,
+    READ_BYTES_PER_SHARED_STRING,
     XML_BYTES_PER_CELL,
     XML_BYTES_PER_SHARED_STRING,
     cost_to_read,
@@ -120,6 +122,11 @@ class SharedStrings:
                         self.file_name, self.settings, so_far=True)
 
 
+def entries_within(settings: Settings) -> int:
+    """Shared strings past which reading a workbook cannot fit the budget, whatever else it holds."""
+    return settings.memory_budget_mb * MB // READ_BYTES_PER_SHARED_STRING + 1
+
+
 def cell_too_long(file_name: str, where: str, characters: int, limit: int) -> LimitExceeded:
     """The refusal of a cell longer than MAX_FILE_CELL_CHARS, found while the XML streamed."""
     return LimitExceeded(
@@ -163,9 +170,11 @@ def check_read_cost(size: ReadSize, file_name: str, settings: Settings, *, so_fa
     raise _too_costly(file_name, cost, settings, what, so_far=so_far)
 
 
-def _split(rows: int, cost: int, settings: Settings) -> str:
-    """What to do with a file of `rows` rows that costs `cost` bytes to read: the rows a file may have."""
-    fit = min(rows_within(rows, cost, settings.memory_budget_mb * MB), max(1, settings.max_rows))
+def _split(rows: int, cost: int, settings: Settings, fit: int | None = None) -> str:
+    """What to do with a file of `rows` rows that costs `cost` bytes to read: the rows a file may have (`fit`
+    if known)."""
+    fit = rows_within(rows, cost, settings.memory_budget_mb * MB) if fit is None else fit
+    fit = min(fit, max(1, settings.max_rows))
     return (f"Split it into files of at most {fit:,} rows (it has {rows:,}), or shorten its longest columns, and "
             "upload them one after another.")
 
@@ -191,22 +200,60 @@ def text_size(data: bytes, delimiter: str) -> tuple[int, int]:
     return min(data.count(sep) + lines, KEPT_FIELDS_PER_LINE * lines), lines
 
 
-def text_read_cost(data: bytes, encoding: str, delimiter: str) -> tuple[int, int]:
-    """(bytes reading delimited text needs at its peak, its rows): governor.cost_to_read_text of its fields and
-    characters (a UTF-16 file's bytes are two a character), what reading it is charged. Rows are its lines
-    (a quoted line break counts too: errs high)."""
-    cells, _ = text_size(data, delimiter)
+# Bytes of a CSV sampled at its start, middle and end to see which share of its text reading keeps.
+SAMPLE_BYTES = 64 * 1024
+
+
+def kept_share(data: bytes, encoding: str, delimiter: str) -> tuple[float, int]:
+    """(the share of a CSV's text in its KEPT_FIELDS_PER_LINE widest columns, the most fields a record has),
+    parsed on three samples (the largest share found: errs high). Reading keeps the mapped columns only, so a
+    file of 245 columns costs about what its used ones do. UTF-16 and UTF-32 text is not sampled (all kept)."""
+    if encoding.startswith(("utf-16", "utf-32")):
+        return 1.0, KEPT_FIELDS_PER_LINE
+    share, widest = 0.0, 1
+    for start in sorted({0, len(data) // 2, max(0, len(data) - SAMPLE_BYTES)}):
+        if start:
+            start = data.find(b"\n", start) + 1  # from a line's start (inside a quoted value: one odd record)
+        chunk = data[start : start + SAMPLE_BYTES] if start else data[:SAMPLE_BYTES]
+        if start + SAMPLE_BYTES < len(data):
+            chunk = chunk[: chunk.rfind(b"\n") + 1] or chunk
+        columns: list[int] = []
+        lines = io.StringIO(chunk.decode(encoding, "replace"), newline="")  # \r, \n or \r\n end a line
+        try:
+            for record in csv.reader(lines, delimiter=delimiter, strict=False):
+                columns.extend([0] * (len(record) - len(columns)))
+                for j, value in enumerate(record):
+                    columns[j] += len(value) + 1
+                widest = max(widest, len(record))
+        except csv.Error:  # the reader will say what is wrong; the estimate takes every byte as kept
+            return 1.0, max(widest, KEPT_FIELDS_PER_LINE)
+        if sum(columns):
+            share = max(share, sum(sorted(columns, reverse=True)[:KEPT_FIELDS_PER_LINE]) / sum(columns))
+    return (share or 1.0), widest
+
+
+def text_read_cost(data: bytes, encoding: str, delimiter: str, max_rows: int | None = None) -> tuple[int, int, int]:
+    """(bytes reading delimited text needs at its peak, the rows read, the rows it has): governor's
+    cost_to_read_text of the fields kept and their characters (kept_share of the text; a UTF-16 file's bytes
+    are two a character). Rows are lines (a quoted line break counts too: errs high); reading stops past
+    max_rows data rows (and refuses the file), so only those are costed."""
     width = 4 if encoding.startswith("utf-32") else 2 if encoding.startswith("utf-16") else 1
     rows = data.rstrip(b"\r\n\x00").count(b"\n") + 1
-    return cost_to_read_text(cells=cells, size_bytes=len(data) // width), rows
+    read = rows if max_rows is None else min(rows, max_rows + 2)  # the header, and one row past the limit
+    share, widest = kept_share(data, encoding, delimiter)
+    cells = read * min(widest, KEPT_FIELDS_PER_LINE)
+    text = share * len(data) / width * read / rows
+    return cost_to_read_text(cells=cells, size_bytes=int(text) + cells), read, rows  # size less a byte a field
 
 
 def check_text_cost(data: bytes, encoding: str, delimiter: str, file_name: str, settings: Settings) -> None:
     """LimitExceeded when reading a CSV would need more than the memory budget, estimated from its bytes
-    before it is parsed (text_read_cost), with the rows a file may have to fit."""
-    cost, rows = text_read_cost(data, encoding, delimiter)
+    before it is parsed (text_read_cost), with the rows a file may have to fit. A file of more rows than
+    MAX_ROWS whose first rows fit is left to the reader, which refuses it for its rows."""
+    cost, read, rows = text_read_cost(data, encoding, delimiter, settings.max_rows)
     if cost > settings.memory_budget_mb * MB:
-        raise _too_costly(file_name, cost, settings, _split(rows, cost, settings))
+        fit = rows_within(read, cost, settings.memory_budget_mb * MB)
+        raise _too_costly(file_name, cost, settings, _split(rows, cost, settings, fit))
 
 
 def declared_read_cost(data: bytes) -> int | None:
@@ -225,4 +272,4 @@ def declared_read_cost(data: bytes) -> int | None:
 
 
 __all__ = ["ReadSize", "SharedStrings", "TextRuns", "cell_too_long", "check_read_cost", "check_text_cost",
-           "declared_read_cost", "is_shared_strings", "text_read_cost", "text_size"]
+           "declared_read_cost", "entries_within", "kept_share", "is_shared_strings", "text_read_cost", "text_size"]

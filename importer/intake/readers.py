@@ -29,7 +29,7 @@ from importer.intake.delimited import (
     sniff_delimiter,
 )
 from importer.intake.ole_guard import OLE2_MAGIC, check_ole, is_encrypted_ole
-from importer.intake.read_limits import check_text_cost
+from importer.intake.read_limits import check_read_cost, check_text_cost, entries_within
 from importer.intake.zip_guard import MB, PASSWORD_MESSAGE, ZipReport, bad_workbook, check_zip
 from importer.settings import Settings
 
@@ -191,7 +191,9 @@ def open_file(data: bytes, file_name: str, settings: Settings) -> SpreadsheetFil
     if data.startswith(OLE2_MAGIC):
         if is_encrypted_ole(data):
             raise UnreadableFile(PASSWORD_MESSAGE)
-        check_ole(data, file_name, settings.max_cells)
+        biff = check_ole(data, file_name, settings.max_cells, entries_within(settings))
+        if biff is not None:  # a read that cannot fit the budget is refused before calamine parses it
+            check_read_cost(biff.read_size(), file_name, settings, so_far=not biff.complete)
         names = _calamine_sheet_names(data, file_name, "xls")
         return SpreadsheetFile(file_name, "xls", sha, names, data)
     if ext in (".xlsx", ".xlsm"):
