@@ -16,6 +16,7 @@ import sqlalchemy as sa
 import streamlit as st
 
 from importer.checks.validate import Checked
+from importer.database.ledger import count_customers
 from importer.errors import DatabaseError, ImporterError
 from importer.review.decisions import duplicate_operations, is_decision
 from importer.review.lookalikes import (
@@ -24,6 +25,7 @@ from importer.review.lookalikes import (
     Decision,
     PossibleDuplicates,
     find_possible_duplicates,
+    search_cost_mb,
     stored_customers,
     update_decision,
 )
@@ -53,7 +55,13 @@ def _search(engine: sa.Engine, checked: Checked) -> tuple[PossibleDuplicates, st
     if cached is not None and cached[0] == token:
         return cached[1], cached[2]
     note = None
-    with heavy_step("duplicate search", checked.total), st.spinner("Looking for possible duplicates..."):
+    try:
+        stored = count_customers(engine)
+    except DatabaseError:
+        stored = 0  # the search below says why the database was not read
+    # Charged by the upload's rows and the stored customers (each a candidate when the file is imported again).
+    with (heavy_step("duplicate search", cost_mb=search_cost_mb(checked.total, stored)),
+          st.spinner("Looking for possible duplicates...")):
         try:
             found = find_possible_duplicates(checked.normalised, engine, kept=kept)
         except DatabaseError as exc:
