@@ -68,6 +68,39 @@ def test_search_pages_filters_and_export(database_url: str) -> None:
     assert len(exported) == 13 and [r["id"] for r in exported] == sorted(r["id"] for r in exported)
 
 
+def _marks_found(engine, term: str) -> set[str]:
+    """The shipping marks a search finds; on PostgreSQL also through the trigram index alone (sequential
+    scans off), which must agree: an index entry left stale by an import or an undo would show here."""
+    marks = {r["shipping_mark"] for r in search_customers(engine, term, limit=1_000).rows}
+    if engine.dialect.name == "postgresql":
+        query = sa.select(customers.c.shipping_mark).where(search_text().like(f"%{term.lower()}%"))
+        with engine.connect() as conn:
+            conn.execute(sa.text("SET enable_seqscan = off"))
+            assert set(conn.execute(query).scalars()) == marks, term
+    return marks
+
+
+def test_search_follows_imports_updates_and_undos(database_url: str) -> None:
+    from importer.database.ledger import undo
+
+    engine = ready_engine(database_url)
+    first = _import(engine, [person(i) for i in range(1, 6)], "a")
+    assert _marks_found(engine, "mensah3") == {"PM3 KOFI"}  # right after the import
+    update = _import(engine, [person(3, last_name="Owusu", email="ama3@example.com"), person(40)], "b",
+                     existing="update")
+    assert (update.total_updated, update.total_created) == (1, 1)
+    assert _marks_found(engine, "mensah3") == set()  # the old name is no longer found
+    assert _marks_found(engine, "owusu") == {"PM3 KOFI"} == _marks_found(engine, "ama3@")
+    assert _marks_found(engine, "pm40") == {"PM40 KOFI"}
+    undo(engine, update.run_id)  # the update's before-image back, its new customer gone
+    assert _marks_found(engine, "mensah3") == {"PM3 KOFI"}
+    assert _marks_found(engine, "owusu") == set() == _marks_found(engine, "pm40")
+    undo(engine, first.run_id)
+    assert _marks_found(engine, "kofi") == set()
+    again = _import(engine, [person(3)], "c")  # the same customer imported again after the undo
+    assert again.total_created == 1 and _marks_found(engine, "mensah3") == {"PM3 KOFI"}
+
+
 def test_customer_detail_has_creating_run_and_each_update(database_url: str) -> None:
     engine = ready_engine(database_url)
     first = _import(engine, [person(1)], "a")

@@ -135,6 +135,24 @@ def test_copy_method_matches_values_method(pg_url: str) -> None:
             customers.c.source_row_number == 14)).scalar_one() == "tab\there\\back"
 
 
+def test_a_key_taken_since_the_lookup_fails_its_row_and_the_chunk_still_loads(database_url: str) -> None:
+    """Rows 4 and 7 share a shipping mark that no stored customer has: both look new to match_rows, so the
+    chunk's first insert (PostgreSQL: COPY and a plain INSERT ... SELECT) is refused for the key, as for a
+    key a concurrent import committed meanwhile; the halves skip it (ON CONFLICT DO NOTHING). Row 4 is
+    created, row 7 fails as already_exists naming it, and every other row of the chunk is created."""
+    engine = ready_engine(database_url)
+    rows = [norm_row(i) for i in range(12)]
+    rows[5]["shipping_mark"] = rows[2]["shipping_mark"]
+    result = _import(engine, raw_checked(rows), batch_size=10)
+    assert (result.total_created, result.total_failed) == (11, 1)
+    (failed,) = result.failed
+    assert failed.source_row_number == 7 and [e.code for e in failed.errors] == [ErrorCode.ALREADY_EXISTS]
+    assert "PM2 KOFI" in failed.errors[0].message
+    with engine.connect() as conn:
+        stored = dict(conn.execute(sa.select(customers.c.source_row_number, customers.c.last_name)).all())
+    assert sorted(stored) == [n for n in range(2, 14) if n != 7] and stored[4] == "Mensah2"
+
+
 def test_batch_size_is_clamped_to_bind_limits() -> None:
     # The record's fields, the run and the source row: the bound parameters of one inserted row.
     per_row = len(FIELD_NAMES) + 2
