@@ -153,6 +153,36 @@ def test_a_key_taken_since_the_lookup_fails_its_row_and_the_chunk_still_loads(da
     assert sorted(stored) == [n for n in range(2, 14) if n != 7] and stored[4] == "Mensah2"
 
 
+@pytest.mark.postgres
+def test_a_key_committed_by_another_import_meanwhile_fails_a_one_row_chunk_as_already_exists(pg_url: str) -> None:
+    """Another transaction holds PM2's key uncommitted: match_rows cannot see it, so row 3 (a chunk of one
+    row) looks new and its insert waits for that transaction; it commits, the plain insert is refused for
+    the key, and the row fails as already_exists (not as a database error) while the other rows load."""
+    engine = ready_engine(pg_url)
+    other = engine.connect()
+    other.begin()
+    other.execute(sa.insert(customers).values(**norm_row(2, first_name="Ama")))
+    results: list = []
+    worker = threading.Thread(target=lambda: results.append(
+        _import(engine, raw_checked([norm_row(i) for i in range(1, 4)]), batch_size=1)))
+    worker.start()
+    try:
+        waiting = sa.text("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+                          "AND query LIKE 'INSERT INTO customers%' AND pid <> pg_backend_pid()")
+        with engine.connect() as watch:
+            while watch.execute(waiting).scalar_one() == 0 and worker.is_alive():
+                watch.rollback()
+                threading.Event().wait(0.05)
+    finally:
+        other.commit()
+        other.close()
+    worker.join(60)
+    (result,) = results
+    assert (result.total_created, result.total_failed) == (2, 1)
+    (failed,) = result.failed
+    assert failed.source_row_number == 3 and {e.code for e in failed.errors} == {ErrorCode.ALREADY_EXISTS}
+
+
 def test_batch_size_is_clamped_to_bind_limits() -> None:
     # The record's fields, the run and the source row: the bound parameters of one inserted row.
     per_row = len(FIELD_NAMES) + 2

@@ -72,6 +72,7 @@ _INSERT_COLUMNS = (*FIELD_NAMES, "import_run_id", "source_row_number")
 # PostgreSQL: deadlock_detected, serialization_failure. Two imports touching the same keys in a
 # different order can deadlock; the loser's chunk is simply retried.
 _RETRY_CODES = {"40P01", "40001"}
+_UNIQUE_VIOLATION = "23505"
 _RETRIES = 5
 # Measured in bench/RESULTS.md: COPY into a temp table + INSERT ... SELECT beat the multi-row
 # INSERT ... VALUES ... RETURNING by ~1.4-1.9x on PostgreSQL; refused chunks still bisect via VALUES.
@@ -82,10 +83,14 @@ _STAGE_DDL = (
     + ", import_run_id integer, source_row_number integer)"
 )
 _NULL = "\\N"  # NULL in COPY's text format
-_STAGE_INSERT = (  # the text columns take the customers' types by assignment, as INSERT ... SELECT does
-    f"INSERT INTO customers ({', '.join(_INSERT_COLUMNS)}) "  # noqa: S608 - fixed names
-    f"SELECT {', '.join(_INSERT_COLUMNS)} FROM import_stage ORDER BY source_row_number"
+_stage = sa.Table(
+    "import_stage", sa.MetaData(),
+    *(sa.Column(name, sa.Text) for name in FIELD_NAMES),
+    sa.Column("import_run_id", sa.Integer), sa.Column("source_row_number", sa.Integer),
 )
+# Every staged row, in row order (the text columns take the customers' types by assignment).
+_STAGE_INSERT = sa.insert(customers).from_select(
+    list(_INSERT_COLUMNS), sa.select(*(_stage.c[name] for name in _INSERT_COLUMNS)).order_by(_stage.c.source_row_number))
 
 
 @dataclass(frozen=True)
@@ -395,11 +400,21 @@ class _Loader:
         """PostgreSQL: COPY into a temp table, then one plain INSERT ... SELECT of every row.
 
         match_rows found none of the rows' keys stored, so the plain INSERT (no ON CONFLICT, no RETURNING:
-        ~0.1 s less per 10,000 rows, bench/RESULTS.md) writes them all. A key that is there after all (a
-        concurrent import committed it since, or two rows of the chunk share it) fails the statement in
-        its savepoint, and the halves go through values_insert's ON CONFLICT DO NOTHING: the lost rows
-        are then named as already_exists, as before.
+        a quarter less of the database's work per row, bench/RESULTS.md) writes them all. A key that is
+        there after all (a concurrent import committed it since, or two rows of the chunk share it) fails
+        the statement in its savepoint; the same rows then go through values_insert, whose ON CONFLICT DO
+        NOTHING skips them (the chunk names them already_exists, as before). Any other refusal (a row's
+        own data) goes up to halving.
         """
+        try:
+            with self.conn.begin_nested():
+                return self._copy_plain(rows)
+        except sa.exc.IntegrityError as exc:
+            if getattr(exc.orig, "pgcode", None) != _UNIQUE_VIOLATION:
+                raise
+        return self.values_insert(rows)
+
+    def _copy_plain(self, rows: list[Record]) -> set[int]:
         import psycopg2
 
         self.conn.exec_driver_sql(_STAGE_DDL)
@@ -417,7 +432,7 @@ class _Loader:
             raise sa.exc.DBAPIError.instance("COPY import_stage", None, exc, psycopg2.Error) from exc
         finally:
             cursor.close()
-        self.conn.exec_driver_sql(_STAGE_INSERT)
+        self.conn.execute(_STAGE_INSERT)
         return {n for n, _ in rows}
 
     # -- the whole run ------------------------------------------------------------------------
