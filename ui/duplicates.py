@@ -25,10 +25,10 @@ from importer.review.lookalikes import (
     Decision,
     PossibleDuplicates,
     find_possible_duplicates,
-    search_cost_mb,
     stored_customers,
     update_decision,
 )
+from importer.server import governor
 from importer.settings import Settings
 from schemas.customer import FIELD_NAMES, label_of
 from ui import decisions, render, state
@@ -60,7 +60,7 @@ def _search(engine: sa.Engine, checked: Checked) -> tuple[PossibleDuplicates, st
     except DatabaseError:
         stored = 0  # the search below says why the database was not read
     # Charged by the upload's rows and the stored customers (each a candidate when the file is imported again).
-    with (heavy_step("duplicate search", cost_mb=search_cost_mb(checked.total, stored)),
+    with (heavy_step("duplicate search", cost_mb=governor.cost_of_search(checked.total, stored)),
           st.spinner("Looking for possible duplicates...")):
         try:
             found = find_possible_duplicates(checked.normalised, engine, kept=kept)

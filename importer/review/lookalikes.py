@@ -404,18 +404,6 @@ def _empty_pairs() -> pd.DataFrame:
                          "score": pd.Series(dtype=np.float64)})
 
 
-# What a search costs while it runs, for the memory governor (measured with 100,000 upload rows: 67 MB
-# alone, 219 MB against 97,957 stored customers who are the same people, each then a candidate).
-SEARCH_BASE_MB = 16.0
-SEARCH_MB_PER_ROW = 0.0007
-SEARCH_MB_PER_CUSTOMER = 0.0016
-
-
-def search_cost_mb(rows: int, customers: int) -> float:
-    """The MB find_possible_duplicates may take over `rows` upload rows and `customers` stored customers."""
-    return SEARCH_BASE_MB + max(0, rows) * SEARCH_MB_PER_ROW + max(0, customers) * SEARCH_MB_PER_CUSTOMER
-
-
 def _block_bounds(*columns: np.ndarray, chunk: int = 50_000) -> Iterator[tuple[int, ...]]:
     """The blocks' (start, end, key, stored from, stored to) as Python numbers, a chunk at a time: a re-import
     of 100,000 customers has a million blocks, and five whole lists of a million Python ints were 200 MB."""
