@@ -181,7 +181,7 @@ def test_a_csv_over_max_rows_whose_first_rows_fit_is_refused_for_its_rows() -> N
 
 def test_a_utf16_csv_is_estimated_by_its_characters_not_its_bytes(tmp_path: Path) -> None:
     text = max_length_csv(tmp_path / "long.csv", rows=2_000).read_text(encoding="utf-8")
-    settings = Settings().with_(memory_budget_mb=75)
+    settings = Settings().with_(memory_budget_mb=100)
     utf8, utf16 = text.encode("utf-8"), text.encode("utf-16")  # twice the bytes, the same characters
     assert open_file(utf8, "long.csv", settings).format == "csv"
     assert open_file(utf16, "long.csv", settings).format == "csv"
