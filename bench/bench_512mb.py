@@ -49,7 +49,7 @@ from bench import hostile_512mb as hostile  # noqa: E402
 from bench import hostile_files as files  # noqa: E402
 from bench.results import write_section  # noqa: E402
 from bench.workbook import customer_workbook  # noqa: E402
-from tests.e2e.conftest import Server, launch_chromium, new_page, upload_file, wait_idle  # noqa: E402
+from tests.e2e.conftest import Server, launch_chromium, new_page, session_ids, upload_file, wait_idle  # noqa: E402
 
 HISTORY = ROOT / "bench" / "history" / "memory.jsonl"
 SECTION = "Under a 512 MB cgroup (issue 20)"
@@ -685,24 +685,10 @@ PUT_FILE = """async ([sid, size, n]) => {
 def _before_login(uploads: int = 8, size_mb: int = 49):
     """A session that shows only the login form PUTs `uploads` files of `size_mb` MB to the upload endpoint."""
     def drive(server: CgroupServer, result: Result) -> str:
-        from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
-
         def work(browser) -> str:
             context = browser.new_context()
             page = context.new_page()
-            sessions: list[str] = []
-
-            def on_frame(payload) -> None:
-                if isinstance(payload, bytes):
-                    msg = ForwardMsg()
-                    try:
-                        msg.ParseFromString(payload)
-                    except Exception:  # noqa: BLE001 - not every frame is a ForwardMsg
-                        return
-                    if msg.WhichOneof("type") == "new_session" and msg.new_session.initialize.session_id:
-                        sessions.append(msg.new_session.initialize.session_id)
-
-            page.on("websocket", lambda ws: ws.on("framereceived", on_frame))
+            sessions = session_ids(page)
             try:
                 page.goto(server.url)
                 _until(page, page.get_by_role("textbox", name="Password"), 120)

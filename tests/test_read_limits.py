@@ -75,17 +75,23 @@ def test_rows_within_a_budget_are_rounded_down_and_never_zero() -> None:
 # --- a read that cannot fit the budget is refused before a parser allocates ------------------------------
 
 
+def _refuse_parsers(monkeypatch, what: str, *parsers: tuple[object, str]) -> None:
+    """Each (owner, name) fails if anything calls it: a refusal of `what` must come before any parser."""
+    def refuse(*args, **kwargs):
+        raise AssertionError(f"a parser was asked for {what} the checks should have refused")
+
+    for owner, name in parsers:
+        monkeypatch.setattr(owner, name, refuse)
+
+
 @pytest.fixture()
 def no_parser(monkeypatch):
     """calamine and openpyxl fail if anything asks them for the workbook: a refusal must come first."""
     import openpyxl
     import python_calamine
 
-    def refuse(*args, **kwargs):
-        raise AssertionError("a parser was asked for a workbook the checks should have refused")
-
-    monkeypatch.setattr(python_calamine.CalamineWorkbook, "from_filelike", refuse)
-    monkeypatch.setattr(openpyxl, "load_workbook", refuse)
+    _refuse_parsers(monkeypatch, "a workbook", (python_calamine.CalamineWorkbook, "from_filelike"),
+                    (openpyxl, "load_workbook"))
 
 
 def test_a_workbook_of_long_fields_is_refused_by_its_bytes_with_the_rows_that_fit(tmp_path: Path, no_parser) -> None:
@@ -216,11 +222,8 @@ def no_xls_parser(monkeypatch):
     import python_calamine
     import xlrd
 
-    def refuse(*args, **kwargs):
-        raise AssertionError("a parser was asked for an .xls the checks should have refused")
-
-    monkeypatch.setattr(python_calamine.CalamineWorkbook, "from_filelike", refuse)
-    monkeypatch.setattr(xlrd, "open_workbook", refuse)
+    _refuse_parsers(monkeypatch, "an .xls", (python_calamine.CalamineWorkbook, "from_filelike"),
+                    (xlrd, "open_workbook"))
 
 
 def _long_rows(count: int) -> list[list[str]]:

@@ -146,6 +146,27 @@ def new_page(browser, server: Server):
     return page
 
 
+def session_ids(page) -> list[str]:
+    """A list that receives the page's Streamlit session ids, read from its websocket's new_session messages
+    (call before the page loads the dashboard)."""
+    from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
+
+    sessions: list[str] = []
+
+    def on_frame(payload) -> None:
+        if isinstance(payload, bytes):
+            msg = ForwardMsg()
+            try:
+                msg.ParseFromString(payload)
+            except Exception:  # noqa: BLE001 - not every frame is a ForwardMsg
+                return
+            if msg.WhichOneof("type") == "new_session" and msg.new_session.initialize.session_id:
+                sessions.append(msg.new_session.initialize.session_id)
+
+    page.on("websocket", lambda ws: ws.on("framereceived", on_frame))
+    return sessions
+
+
 def wait_idle(page, timeout: float = TIMEOUT_MS) -> None:
     """Until the app's script run has finished (Streamlit marks it on the app's root element)."""
     page.wait_for_selector('[data-testid="stApp"][data-test-script-state="notRunning"]', timeout=timeout)

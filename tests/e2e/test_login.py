@@ -9,9 +9,8 @@ import urllib.error
 import urllib.request
 
 from playwright.sync_api import expect
-from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
 
-from tests.e2e.conftest import ROOT, TIMEOUT_MS, VIEWPORT, wait_idle
+from tests.e2e.conftest import ROOT, TIMEOUT_MS, VIEWPORT, session_ids, wait_idle
 
 PASSWORD = "ama's long password"
 
@@ -30,19 +29,7 @@ def _session_page(browser, server):
     context = browser.new_context(viewport=VIEWPORT)
     context.set_default_timeout(TIMEOUT_MS)
     page = context.new_page()
-    sessions: list[str] = []
-
-    def on_frame(payload) -> None:
-        if isinstance(payload, bytes):
-            msg = ForwardMsg()
-            try:
-                msg.ParseFromString(payload)
-            except Exception:  # noqa: BLE001 - not every frame is a ForwardMsg
-                return
-            if msg.WhichOneof("type") == "new_session" and msg.new_session.initialize.session_id:
-                sessions.append(msg.new_session.initialize.session_id)
-
-    page.on("websocket", lambda ws: ws.on("framereceived", on_frame))
+    sessions = session_ids(page)
     page.goto(server.url)
     wait_idle(page)
     return page, sessions
