@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -144,3 +145,51 @@ def test_changed_rows_a_chunk_and_a_distinct_text_at_a_time_equals_cell_by_cell(
     expected = _changed_rows_cell_by_cell(checked, fix, failing)
     assert found.index.tolist() == expected.index.tolist()
     assert found.astype(object).equals(expected.astype(object))
+
+
+@given(st.lists(st.tuples(st.sampled_from(["kofi", " ama  ", "KOFI", "", "Ama Serwaa", "241234567", "0241234567",
+                                           "yaw@Example.com", "5412345", " x"]),
+                          st.sampled_from(["ashanti", "", "Volta", "  volta"])), min_size=1, max_size=14),
+       st.sampled_from(["trim", "phones", "emails", "names", "region"]), st.booleans())
+@settings(max_examples=60, deadline=None)
+def test_apply_fix_and_its_preview_agree_with_checking_the_fixed_file_from_scratch(cells, key, failing):
+    """Whichever way apply_fix goes (a column at a time in Arrow when most rows change, else the changed rows
+    re-checked), the upload it gives is the one a fresh check of the fixed text gives, and the preview's
+    counts are what applying does."""
+    import importer.review.fixes
+
+    rows = [customer(i, first_name=name, phone=name, email=name, region=region)
+            for i, (name, region) in enumerate(cells)]
+    checked = check_frame(frame(rows), SETTINGS)
+    fix = fill_region_fix("ASHANTI") if key == "region" else FIXES[key]
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(importer.review.fixes, "CHUNK_ROWS", 3)  # chunks of 3 rows: several per column
+        after, count = apply_fix(checked, fix, SETTINGS, only_failing=failing)
+        fixed, changes = fix_preview(checked, fix, SETTINGS, only_failing=failing)
+    assert count == changes == len(_changed_rows_cell_by_cell(checked, fix, failing))
+    fresh = check_frame(after.original.astype(object), SETTINGS)
+    expected = checked.original.astype(object)
+    for row, text in _changed_rows_cell_by_cell(checked, fix, failing).astype(object).iterrows():
+        expected.loc[row] = text
+    assert after.original.astype(object).equals(expected)
+    assert after.errors.rows().tolist() == fresh.errors.rows().tolist()
+    assert after.normalised.astype(object).equals(fresh.normalised.astype(object))
+    assert fixed == len(np.setdiff1d(checked.errors.rows(), after.errors.rows()))
+
+
+def test_a_fix_of_one_column_over_every_row_rebuilds_that_column_only() -> None:
+    """A fix that changes one column of every row writes that column; the upload's other columns are the
+    same Arrow data, not copies (each copy of a column of 100,000 rows was 2.4 MB more while it ran)."""
+    checked = check_frame(frame([customer(i, email=f"Kofi{i}@X.com") for i in range(40)]), SETTINGS)
+    after, count = apply_fix(checked, FIXES["emails"], SETTINGS)
+    assert count == 40 and after.original["email"].tolist() == [f"kofi{i}@x.com" for i in range(40)]
+    for column in ("shipping_mark", "first_name", "phone"):
+        assert _buffers(after.original[column]) == _buffers(checked.original[column]), column
+        assert _buffers(after.normalised[column]) == _buffers(checked.normalised[column]), column
+    assert _buffers(after.original["email"]) != _buffers(checked.original["email"])
+
+
+def _buffers(column) -> list[int]:
+    """The addresses of a column's Arrow buffers: equal when two columns share their data."""
+    array = column.array._pa_array
+    return [buffer.address for chunk in array.chunks for buffer in chunk.buffers() if buffer is not None]
