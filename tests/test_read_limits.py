@@ -439,3 +439,20 @@ def test_an_upload_before_login_is_refused_before_its_body_is_sent(tmp_path: Pat
     finally:
         server.terminate()
         server.wait(timeout=30)
+
+
+def test_the_queue_charges_an_xls_what_reading_it_measures_not_a_guess_from_its_size(tmp_path: Path) -> None:
+    """Before: the Upload page queued an .xls at a cost guessed from its size (rows of ordinary width): 76 MB
+    for one that needs 64, 145 MB for one that needs 85. Now the charge is what reading measures and refuses by."""
+    from importer.intake.readers import estimated_read_mb
+
+    long = _xls(tmp_path / "long.xls", _long_rows(1_000))
+    with pytest.raises(LimitExceeded) as caught:
+        open_file(long, "long.xls", Settings().with_(memory_budget_mb=50))
+    needs = int(str(caught.value).split("needs about ")[1].split(" MB")[0].replace(",", ""))
+    assert estimated_read_mb(long, "long.xls", Settings()) == pytest.approx(needs, abs=1)
+    rows = [["Shipping Mark", "First Name", "Last Name", "Phone"], ["M1", "Ama", "Mensah", "0241234567"]]
+    table = _xls(tmp_path / "table.xls", rows, unused_strings=650_000)
+    guess = governor.cost_for_rows(governor.estimate_rows(len(table), "table.xls", Settings().max_rows))
+    measured = estimated_read_mb(table, "table.xls", Settings())
+    assert measured > 45 and abs(measured - guess) > 10, (measured, guess)  # refused at 45 MB: it needs more

@@ -32,7 +32,7 @@ from typing import Any
 
 import streamlit as st
 
-from importer.intake.read_limits import declared_read_cost, text_size
+from importer.intake.readers import estimated_read_mb
 from importer.output.downloads import discard_owners
 from importer.server import governor, steps
 from importer.server.governor import GaveUp, Waiting
@@ -119,16 +119,8 @@ def session_owner() -> str | None:
 
 
 def heavy_cost_for_file(data: bytes, file_name: str) -> float:
-    """MB to charge for reading a file not yet parsed: a workbook's from the sizes its zip declares, a CSV's
-    from its bytes and fields, an .xls's from the rows its size suggests. Reading refuses by itself a file
-    whose measured cost cannot fit the budget (importer.intake.read_limits)."""
-    declared = declared_read_cost(data) if data[:4] == b"PK\x03\x04" else None
-    if declared is not None:
-        return governor.mb(declared)
-    if file_name.lower().endswith(".csv"):
-        cells, _ = text_size(data, ",")
-        return governor.mb(governor.cost_to_read_text(cells=cells, size_bytes=len(data)))
-    return governor.cost_for_rows(governor.estimate_rows(len(data), file_name, settings().max_rows))
+    """MB to charge for reading a file not yet parsed (importer.intake.readers.estimated_read_mb)."""
+    return estimated_read_mb(data, file_name, settings())
 
 
 # --- closed tabs ----------------------------------------------------------------------------------

@@ -29,12 +29,45 @@ from importer.intake.delimited import (
     sniff_delimiter,
 )
 from importer.intake.ole_guard import OLE2_MAGIC, check_ole, is_encrypted_ole
-from importer.intake.read_limits import check_read_cost, check_text_cost, entries_within
+from importer.intake.read_limits import (
+    check_read_cost,
+    check_text_cost,
+    declared_read_cost,
+    entries_within,
+    text_size,
+)
 from importer.intake.zip_guard import MB, PASSWORD_MESSAGE, ZipReport, bad_workbook, check_zip
+from importer.server import governor
 from importer.settings import Settings
 
 ACCEPTED = (".xlsx", ".xlsm", ".xls", ".csv")
 ZIP_MAGIC = b"PK\x03\x04"
+
+
+def estimated_read_mb(data: bytes, file_name: str, settings: Settings) -> float:
+    """MB reading a file not yet parsed will need at its peak, for the memory governor's queue: a workbook's
+    from the sizes its zip declares, an .xls's from its records measured (ole_guard: cells, text, the
+    shared-strings table), a CSV's from its bytes and fields; a file none of these fits, from the rows its
+    size suggests. Reading refuses by itself a file whose measured cost cannot fit the budget."""
+    if data.startswith(ZIP_MAGIC):
+        declared = declared_read_cost(data)
+        if declared is not None:
+            return governor.mb(declared)
+    elif data.startswith(OLE2_MAGIC):
+        try:
+            biff = None if is_encrypted_ole(data) else check_ole(data, file_name, settings.max_cells,
+                                                                  entries_within(settings))
+        except FileRefused:  # reading refuses it with this message, before parsing anything
+            biff = None
+        if biff is not None:
+            size = biff.read_size()
+            return governor.mb(governor.cost_to_read(cells=size.cells, sheet_bytes=size.sheet_bytes,
+                                                     shared_strings=size.shared_strings,
+                                                     shared_string_bytes=size.shared_string_bytes))
+    elif file_name.lower().endswith(".csv"):
+        cells, _ = text_size(data, ",")
+        return governor.mb(governor.cost_to_read_text(cells=cells, size_bytes=len(data)))
+    return governor.cost_for_rows(governor.estimate_rows(len(data), file_name, settings.max_rows))
 
 
 @dataclass(frozen=True)
