@@ -36,6 +36,7 @@ from importer.mapping.roundtrip import (
     renumber,
     report_columns,
     report_layout,
+    share_typed_columns,
 )
 from importer.outcomes.error_table import ErrorTable
 from importer.outcomes.failed_rows import ReportColumn
@@ -109,7 +110,14 @@ def read_upload(
     failure reports is numbered by its Row column and linked to its run (importer.mapping.roundtrip).
     """
     upload, frame = read_unchecked(data, file_name, settings, sheet, mapping)
-    return replace(upload, checked=check_frame(frame, settings))
+    return with_checked(upload, check_frame(frame, settings))
+
+
+def with_checked(upload: Upload, checked: Checked) -> Upload:
+    """The upload with its rows checked; its typed columns that still hold their fields' text share it
+    (importer.mapping.roundtrip.share_typed_columns)."""
+    return replace(upload, checked=checked,
+                   other_columns=share_typed_columns(upload.other_columns, checked.original, upload.report_columns))
 
 
 _UNCHECKED = Checked(pd.DataFrame(), pd.DataFrame(), ErrorTable.empty())

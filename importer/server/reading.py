@@ -13,11 +13,11 @@ the tab). `step` (optional) is told how far it is and stops the work when cancel
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import sqlalchemy as sa
 
-from importer.api import Upload, read_unchecked
+from importer.api import Upload, read_unchecked, with_checked
 from importer.checks.validate import check_frame
 from importer.errors import DatabaseError, FileRefused, ImporterError, UsageError
 from importer.mapping.columns import ColumnMapping
@@ -60,7 +60,7 @@ def read_checked(data: bytes, file_name: str, settings: Settings, *, sheet: str 
     checked = check_frame(frame, settings)
     del frame
     _report(step, end, f"checked {checked.total:,} rows")
-    return replace(upload, checked=checked)
+    return with_checked(upload, checked)
 
 
 def read_for_review(engine: sa.Engine, data: bytes, file_name: str, settings: Settings, *, owner: str,

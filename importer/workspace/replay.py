@@ -13,7 +13,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from importer.api import Upload, read_unchecked
+from importer.api import Upload, read_unchecked, with_checked
 from importer.checks.in_file import duplicate_rows, find_duplicates_in_file
 from importer.checks.validate import (
     TEXT,
@@ -461,7 +461,7 @@ def replay_operations(data: bytes | Callable[[], bytes], file_name: str, setting
     if excluded is not None and fold.excluded:
         excluded.extend(_excluded_records(fold, upload, why))
     checked = fold.validated(final=True)
-    return replace(upload, checked=checked)
+    return with_checked(upload, checked)
 
 
 def _excluded_records(fold: _Replay, upload: Upload, why: Mapping[int, str]) -> list[Any]:
