@@ -50,6 +50,24 @@ def test_classify_on_a_database_without_schema_is_all_new(database_url: str) -> 
     assert sa.inspect(make_engine(database_url)).get_table_names() == []
 
 
+def test_classify_on_a_database_with_no_customer_is_all_new_without_looking_keys_up(database_url: str) -> None:
+    """A first import into a new database: nothing stored, so no key of any row is looked up (each chunk's
+    lookups made records of every valid row for nothing)."""
+    engine = ready_engine(database_url)
+    statements: list[str] = []
+    sa.event.listen(engine, "before_cursor_execute", lambda *args: statements.append(args[2]))
+    rows = [person(1), person(2), person(1, first_name="Again"), person(3, phone="12")]
+    result = classify_upload(engine, checked_of(rows), chunk=1)
+    assert result.counts() == {"new": 2, "unchanged": 0, "changed": 0, "conflict": 0}
+    assert list(result.rows["row"]) == [2, 3] and len(result.conflicts) == 0
+    lookups = [s for s in statements if "customers" in s and "WHERE" in s.upper()]
+    assert not lookups, lookups
+    _import(engine, [person(9)], "a")
+    statements.clear()
+    assert classify_upload(engine, checked_of(rows), chunk=1).counts()["new"] == 2
+    assert [s for s in statements if "customers" in s and "WHERE" in s.upper()]  # now it looks the keys up
+
+
 def test_search_pages_filters_and_export(database_url: str) -> None:
     engine = ready_engine(database_url)
     first = _import(engine, [person(i, region="Volta" if i % 2 else "Ashanti") for i in range(25)], "a")

@@ -82,6 +82,12 @@ def _duplicates_only(checked: Any) -> np.ndarray:
                         errors.without_code(ErrorCode.DUPLICATE_IN_FILE).rows())
 
 
+def _any_customer(engine: sa.Engine) -> bool:
+    """Whether any customer is stored (a first import into a new database has none to compare with)."""
+    with reading(engine) as conn:
+        return conn.execute(sa.select(customers.c.id).limit(1)).first() is not None
+
+
 def classify_upload(engine: sa.Engine, checked: Any, blank: BlankMode | str = BlankMode.KEEP,
                     chunk: int = KEY_CHUNK, confirmed: Collection[int] = (),
                     progress: Callable[[int, int], None] | None = None) -> Classification:
@@ -90,7 +96,8 @@ def classify_upload(engine: sa.Engine, checked: Any, blank: BlankMode | str = Bl
     `confirmed`: rows the analyst confirmed as the customer their keys point to (matching.match_rows).
     `progress(rows done, valid rows)` after each chunk (an exception from it stops the classification)."""
     clear = BlankMode(blank) is BlankMode.CLEAR
-    valid = checked.normalised.loc[checked.valid_index()].reindex(columns=list(FIELD_NAMES))
+    valid = checked.valid_index()  # each chunk's rows are taken from normalised as it is looked up: a copy of
+    # every valid row (16 MB for 100,000) was held for the whole classification
     out_rows: list[np.ndarray] = []
     out_outcomes: list[np.ndarray] = []
     out_ids: list[np.ndarray] = []
@@ -102,15 +109,16 @@ def classify_upload(engine: sa.Engine, checked: Any, blank: BlankMode | str = Bl
     conflicts: list[ErrorTable] = []
     skipped: list[ErrorTable] = []
     different: dict[int, int] = {}
-    if current_revision(engine) != HEAD_REVISION:  # nothing stored yet (or an old schema): all new
-        numbers = valid.index.to_numpy(dtype=np.int64)
+    if current_revision(engine) != HEAD_REVISION or not _any_customer(engine):
+        # nothing stored yet (or an old schema): every valid row is new, and no key can be anyone's
+        numbers = valid.to_numpy(dtype=np.int64)
         out_rows.append(numbers)
         out_outcomes.append(np.zeros(len(numbers), dtype=np.int8))
         out_ids.append(np.full(len(numbers), -1, dtype=np.int64))
     else:
         with reading(engine) as conn:
             for start in range(0, len(valid), chunk):
-                part = records(valid.iloc[start:start + chunk], FIELD_NAMES)
+                part = records(checked.normalised.loc[valid[start:start + chunk]], FIELD_NAMES)
                 blanks = blank_cells(checked.original, [n for n, _ in part])
                 matches = match_rows(conn, part, blanks, clear=clear, confirmed=confirmed)
                 numbers = np.fromiter((n for n, _ in part), dtype=np.int64, count=len(part))
