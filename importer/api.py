@@ -146,7 +146,7 @@ def read_unchecked(
         rows = reread(again)
     frame = apply_mapping(rows, mapping, settings.max_rows)
     notes = sheet_notes(rows)
-    others = other_values(rows, frame.index, kept, [c.header for c in columns if c.typed])
+    others = other_values(rows, frame.index, kept, [c.header for c in columns if c.typed], frame, columns)
     report = None
     if ours:
         frame, others, report = renumber(frame, others, rows, ours)

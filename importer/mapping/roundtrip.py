@@ -161,14 +161,24 @@ def _cells(rows: SheetRows, number: int, positions: Sequence[int]) -> list[str]:
     return [str(cells[c]) if c < len(cells) else "" for c in positions]
 
 
-def other_values(rows: SheetRows, numbers: pd.Index, columns: Sequence[int], headers: Sequence[str]) -> pd.DataFrame:
-    """The text of the file's own columns for the rows `numbers` (Excel row numbers), by report header."""
-    data: dict[str, list[str]] = {h: [] for h in headers}
+def other_values(rows: SheetRows, numbers: pd.Index, columns: Sequence[int], headers: Sequence[str],
+                 text: pd.DataFrame | None = None, report: Sequence[ReportColumn] | None = None) -> pd.DataFrame:
+    """The text of the file's own columns for the rows `numbers` (Excel row numbers), by report header.
+
+    Built a column at a time; with `text` (the mapped frame) and `report` (the report's columns), a typed
+    column holding exactly its field's text is that column of `text` (share_typed_columns), so the copy is
+    dropped as soon as it is made rather than held beside the sheet's rows until the read ends."""
+    index = numbers.copy()
     positions = _positions(rows, columns)
-    for number in numbers:
-        for header, text in zip(headers, _cells(rows, int(number), positions), strict=True):
-            data[header].append(text)
-    return pd.DataFrame(data, index=numbers.copy(), columns=list(headers), dtype="str")
+    built: dict[str, pd.Series] = {}
+    lines = [rows[int(number) - 1] if int(number) - 1 < len(rows) else [] for number in numbers]
+    for header, position in zip(headers, positions, strict=True):
+        column = pd.Series([str(cells[position]) if position < len(cells) else "" for cells in lines],
+                           index=index, dtype="str")
+        if text is not None and report:
+            column = share_typed_columns(pd.DataFrame({header: column}), text, report)[header]  # type: ignore[index]
+        built[header] = column
+    return pd.DataFrame(built, index=index, columns=list(headers))
 
 
 def share_typed_columns(others: pd.DataFrame | None, text: pd.DataFrame,
