@@ -78,3 +78,22 @@ def test_an_excluded_first_holder_of_a_key_leaves_the_next_one_unrepeated() -> N
     assert duplicate_rows(frame).tolist() == [4]
     assert duplicate_rows(frame, np.array([False, True, True])).tolist() == []
     assert find_duplicates_in_file(frame, np.array([False, True, True])) == {}
+
+
+@given(st.lists(st.one_of(st.none(), st.sampled_from(["", "a", "A", "b", "ab", "a ", "é", "e\u0301", "0", "00"])),
+                max_size=40))
+@settings(max_examples=150, deadline=None)
+def test_sorted_codes_number_equal_values_alike_and_nulls_minus_one(values: list[str | None]) -> None:
+    """sorted_codes (one sort, no hash table of every key) gives equal values one number and different
+    values different numbers, as pandas' factorize does."""
+    import pyarrow as pa
+
+    from importer.checks.in_file import sorted_codes
+
+    codes = sorted_codes(pa.array(values, pa.large_string()))
+    expected = pd.factorize(pd.Series(values, dtype=object), use_na_sentinel=True)[0]
+    assert codes.dtype == np.int64 and len(codes) == len(values)
+    assert ((codes == -1) == (expected == -1)).all()
+    for i in range(len(values)):
+        for j in range(len(values)):
+            assert (codes[i] == codes[j]) == (expected[i] == expected[j])
