@@ -387,7 +387,7 @@ def check_cells(text: pd.DataFrame, normalised: pd.DataFrame, cells: Mapping[str
         del parts
         for field_name in group:
             values[field_name] = fresh[field_name]
-            normalised.loc[rows, field_name] = fresh[field_name]
+            _put(normalised, field_name, fresh[field_name])
             changed.append(rows * _FIELD_SLOTS + _FIELD_NUMBER[field_name])
     if changed:  # the schema over the changed rows only (its checks are each a column's own)
         touched = row_numbers(np.concatenate(changed) // _FIELD_SLOTS)
@@ -399,6 +399,15 @@ def check_cells(text: pd.DataFrame, normalised: pd.DataFrame, cells: Mapping[str
     mine = _Found()
     mine.add(failing[keep], which[keep], schema.distinct)
     return values, ErrorTable.combine([found.table(), mine.table()])
+
+
+def _put(frame: pd.DataFrame, column: str, values: pd.Series) -> None:
+    """frame.loc[values.index, column] = values; a column replaced whole when `values` covers every row in
+    frame's order (a bulk fix of every row), which costs no element-wise write into the old column."""
+    if len(values) == len(frame) and values.index.equals(frame.index):
+        frame[column] = values.astype(frame[column].dtype)
+    else:
+        frame.loc[values.index, column] = values
 
 
 def _same_values(old: pd.Series, new: pd.Series) -> bool:
@@ -418,7 +427,7 @@ def _merged(frame: pd.DataFrame, rows: pd.DataFrame) -> pd.DataFrame:
     merged = frame.copy()
     for column in FIELD_NAMES:
         if not _same_values(frame.loc[rows.index, column], rows[column]):
-            merged.loc[rows.index, column] = rows[column]
+            _put(merged, column, rows[column])
     return merged
 
 
@@ -494,7 +503,7 @@ def recheck_cells(checked: Checked, original: pd.DataFrame, cells: Mapping[str, 
     values, found = check_cells(original, checked.normalised, cells, settings) if cells else ({}, ErrorTable.empty())
     normalised = checked.normalised.copy(deep=False)  # a column is copied only when it is written
     for column, new in values.items():
-        normalised.loc[new.index, column] = new
+        _put(normalised, column, new)
     errors = (checked.errors.without_code(ErrorCode.DUPLICATE_IN_FILE)
               .without_cells({column: new.index for column, new in values.items()}))
     return Checked(original=original, normalised=normalised,
