@@ -193,3 +193,20 @@ def _buffers(column) -> list[int]:
     """The addresses of a column's Arrow buffers: equal when two columns share their data."""
     array = column.array._pa_array
     return [buffer.address for chunk in array.chunks for buffer in chunk.buffers() if buffer is not None]
+
+
+@given(st.lists(st.tuples(st.one_of(st.none(), st.sampled_from(["", "a", "A", "a ", "é"])),
+                          st.one_of(st.none(), st.sampled_from(["", "a", "A", "a ", "é"]))), max_size=20),
+       st.booleans())
+@settings(max_examples=100, deadline=None)
+def test_cells_differ_compares_in_arrow_as_python_does_missing_equal_to_missing(pairs, arrow) -> None:
+    import pandas as pd
+
+    from importer.checks.validate import cells_differ
+
+    dtype = "str" if arrow else object
+    before = pd.Series([a for a, _ in pairs], dtype=dtype)
+    after = pd.Series([b for _, b in pairs], dtype=dtype)
+    expected = [(a is None) != (b is None) or (a is not None and a != b) for a, b in pairs]
+    assert cells_differ(before, after).tolist() == expected
+    assert not cells_differ(before, before.copy()).any()

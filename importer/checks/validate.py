@@ -9,6 +9,7 @@ from typing import cast
 import numpy as np
 import pandas as pd
 import pandera.pandas as pa
+import pyarrow.compute as pc
 from pandera.errors import SchemaErrors
 
 from importer.checks import normalise as clean
@@ -410,11 +411,20 @@ def _put(frame: pd.DataFrame, column: str, values: pd.Series) -> None:
         frame.loc[values.index, column] = values
 
 
-def _same_values(old: pd.Series, new: pd.Series) -> bool:
-    """Whether two columns of the same rows hold the same values (missing equal to missing)."""
-    before = old.to_numpy(dtype=object, na_value=None)
-    after = new.to_numpy(dtype=object, na_value=None)
-    return bool((before == after).all())
+def cells_differ(before: pd.Series, after: pd.Series) -> np.ndarray:
+    """For two text columns of the same rows, whether each cell differs (missing equals missing). Arrow
+    columns are compared in Arrow, and one Arrow array shared by both (a column the change left alone) is
+    not compared at all: comparing as Python objects made two strings per cell, 12 MB per column of
+    100,000 rows, ten columns in a row for a trim."""
+    old, new = (getattr(column.array, "_pa_array", None) for column in (before, after))
+    if old is None or new is None:
+        return np.asarray(before.to_numpy(dtype=object, na_value=None) != after.to_numpy(dtype=object, na_value=None),
+                          dtype=bool)
+    if old is new:
+        return np.zeros(len(before), dtype=bool)
+    differs = pc.fill_null(pc.not_equal(old, new), False)
+    one_missing = pc.xor(pc.is_null(old), pc.is_null(new))
+    return np.asarray(pc.or_(differs, one_missing).to_numpy(zero_copy_only=False), dtype=bool)
 
 
 def _merged(frame: pd.DataFrame, rows: pd.DataFrame) -> pd.DataFrame:
@@ -426,7 +436,7 @@ def _merged(frame: pd.DataFrame, rows: pd.DataFrame) -> pd.DataFrame:
     """
     merged = frame.copy()
     for column in FIELD_NAMES:
-        if not _same_values(frame.loc[rows.index, column], rows[column]):
+        if cells_differ(frame.loc[rows.index, column], rows[column]).any():
             _put(merged, column, rows[column])
     return merged
 

@@ -15,6 +15,7 @@ import pandas as pd
 
 from importer.checks.validate import (
     Checked,
+    cells_differ,
     exclude,
     recheck,
 )
@@ -168,7 +169,7 @@ def _rows_changed(before: pd.DataFrame, after: pd.DataFrame, columns: Sequence[s
         before, after = before.loc[rows, list(columns)], after.loc[rows, list(columns)]
     changed = np.zeros(len(before), dtype=bool)
     for column in columns:
-        changed |= before[column].to_numpy(dtype=object) != after[column].to_numpy(dtype=object)
+        changed |= cells_differ(before[column], after[column])
     return int(changed.sum())
 
 
