@@ -499,7 +499,7 @@ def _recheck_cells(checked: Checked, original: pd.DataFrame, changed: pd.DataFra
         if every_field:
             cells[column] = changed.index
             continue
-        differs = changed[column].to_numpy() != checked.original.loc[changed.index, column].to_numpy()
+        differs = cells_differ(changed[column], checked.original.loc[changed.index, column])
         if differs.any():
             cells[column] = changed.index[differs]
     return recheck_cells(checked, original, cells, settings)
