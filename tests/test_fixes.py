@@ -127,18 +127,25 @@ def _changed_rows_cell_by_cell(checked, fix: Fix, only_failing: bool):
     return after
 
 
-@given(st.lists(st.tuples(st.sampled_from(["kofi", " ama  ", "KOFI", "", "Ama Serwaa", "241234567", "0241234567",
-                                           "yaw@Example.com", "5412345", " x"]),
-                          st.sampled_from(["ashanti", "", "Volta", "  volta"])), min_size=1, max_size=14),
-       st.sampled_from(["trim", "phones", "emails", "names", "region"]), st.booleans())
+_CELLS = st.lists(st.tuples(st.sampled_from(["kofi", " ama  ", "KOFI", "", "Ama Serwaa", "241234567", "0241234567",
+                                              "yaw@Example.com", "5412345", " x"]),
+                             st.sampled_from(["ashanti", "", "Volta", "  volta"])), min_size=1, max_size=14)
+_FIX_KEYS = st.sampled_from(["trim", "phones", "emails", "names", "region"])
+
+
+def _checked_and_fix(cells, key: str):
+    """A checked upload whose names, phones and e-mails are the drawn texts, and the fix of that key."""
+    rows = [customer(i, first_name=name, phone=name, email=name, region=region)
+            for i, (name, region) in enumerate(cells)]
+    return check_frame(frame(rows), SETTINGS), fill_region_fix("ASHANTI") if key == "region" else FIXES[key]
+
+
+@given(_CELLS, _FIX_KEYS, st.booleans())
 @settings(max_examples=60, deadline=None)
 def test_changed_rows_a_chunk_and_a_distinct_text_at_a_time_equals_cell_by_cell(cells, key, failing):
     import importer.review.fixes
 
-    rows = [customer(i, first_name=name, phone=name, email=name, region=region)
-            for i, (name, region) in enumerate(cells)]
-    checked = check_frame(frame(rows), SETTINGS)
-    fix = fill_region_fix("ASHANTI") if key == "region" else FIXES[key]
+    checked, fix = _checked_and_fix(cells, key)
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(importer.review.fixes, "CHUNK_ROWS", 3)  # chunks of 3 rows: several per column
         found = changed_rows(checked, fix, only_failing=failing)
@@ -147,10 +154,7 @@ def test_changed_rows_a_chunk_and_a_distinct_text_at_a_time_equals_cell_by_cell(
     assert found.astype(object).equals(expected.astype(object))
 
 
-@given(st.lists(st.tuples(st.sampled_from(["kofi", " ama  ", "KOFI", "", "Ama Serwaa", "241234567", "0241234567",
-                                           "yaw@Example.com", "5412345", " x"]),
-                          st.sampled_from(["ashanti", "", "Volta", "  volta"])), min_size=1, max_size=14),
-       st.sampled_from(["trim", "phones", "emails", "names", "region"]), st.booleans())
+@given(_CELLS, _FIX_KEYS, st.booleans())
 @settings(max_examples=60, deadline=None)
 def test_apply_fix_and_its_preview_agree_with_checking_the_fixed_file_from_scratch(cells, key, failing):
     """Whichever way apply_fix goes (a column at a time in Arrow when most rows change, else the changed rows
@@ -158,10 +162,7 @@ def test_apply_fix_and_its_preview_agree_with_checking_the_fixed_file_from_scrat
     counts are what applying does."""
     import importer.review.fixes
 
-    rows = [customer(i, first_name=name, phone=name, email=name, region=region)
-            for i, (name, region) in enumerate(cells)]
-    checked = check_frame(frame(rows), SETTINGS)
-    fix = fill_region_fix("ASHANTI") if key == "region" else FIXES[key]
+    checked, fix = _checked_and_fix(cells, key)
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(importer.review.fixes, "CHUNK_ROWS", 3)  # chunks of 3 rows: several per column
         after, count = apply_fix(checked, fix, SETTINGS, only_failing=failing)
