@@ -123,10 +123,11 @@ def _cell_changes(checked: Checked, fix: Fix, only_failing: bool) -> dict[str, p
     return {column: new for column in fix.columns if len(new := changed_cells(frame[column], fix.change))}
 
 
-def _changed_index(changes: dict[str, pd.Series]) -> np.ndarray:
-    """The rows any column of `changes` changes, sorted."""
-    return sorted_unique(np.concatenate([new.index.to_numpy(dtype=np.int64) for new in changes.values()])
-                         if changes else np.zeros(0, dtype=np.int64))
+def _changed_index(changes: dict[str, pd.Series] | dict[str, pd.Index]) -> np.ndarray:
+    """The rows any column of `changes` changes (its cells' new text, or only their rows), sorted."""
+    indexes = [new if isinstance(new, pd.Index) else new.index for new in changes.values()]
+    return sorted_unique(np.concatenate([index.to_numpy(dtype=np.int64) for index in indexes])
+                         if indexes else np.zeros(0, dtype=np.int64))
 
 
 def _rows_after(checked: Checked, changes: dict[str, pd.Series], rows: np.ndarray) -> pd.DataFrame:
@@ -183,7 +184,7 @@ def _apply_to_every_row(checked: Checked, fix: Fix, settings: Settings) -> tuple
         if len(positions):
             original[column] = new
             cells[column] = original.index[positions]
-    rows = _changed_index({column: pd.Series(index=index, dtype=object) for column, index in cells.items()})
+    rows = _changed_index(cells)
     if len(rows) * 2 < len(original):
         return None
     return recheck_cells(checked, original, cells, settings), len(rows)
