@@ -175,8 +175,9 @@ def other_values(rows: SheetRows, numbers: pd.Index, columns: Sequence[int], hea
     for header, position in zip(headers, positions, strict=True):
         column = pd.Series([str(cells[position]) if position < len(cells) else "" for cells in lines],
                            index=index, dtype="str")
-        if text is not None and report:
-            column = share_typed_columns(pd.DataFrame({header: column}), text, report)[header]  # type: ignore[index]
+        shared = share_typed_columns(pd.DataFrame({header: column}), text, report) if text is not None else None
+        if shared is not None:
+            column = shared[header]
         built[header] = column
     return pd.DataFrame(built, index=index, columns=list(headers))
 
