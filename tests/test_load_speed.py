@@ -40,6 +40,32 @@ def test_starting_the_cli_computes_no_argon2_hash() -> None:
     assert _run(code) == "0"
 
 
+def test_python_m_importer_imports_without_hypothesis_and_leaves_its_modules_frozen(tmp_path: Path) -> None:
+    """`python -m importer import` (importer.cli.run_process): hypothesis, which pandera's data synthesis imports
+    when it is installed, is not imported; the loaded modules are frozen out of the garbage collector (gc.freeze),
+    and the process still exits with the command's status, its JSON whole and its database connection closed."""
+    path = tmp_path / "customers.csv"
+    path.write_text("Shipping Mark,First Name,Last Name,Phone\nPM4 KOFI,Kofi,Mensah,0241234567\nPM5,Ama,,0241\n")
+    url = f"sqlite:///{tmp_path / 'c.db'}"
+    probe = tmp_path / "probe.txt"
+    # An exit handler registered first runs last: after the command, as the process ends.
+    code = ("import atexit, gc, runpy, sqlite3, sys\n"
+            "def seen(probe=sys.argv[3]):\n"
+            "    open(probe, 'w').write(f'{sys.modules.get(\"hypothesis\") is None} {gc.get_freeze_count() > 10_000}')\n"
+            "atexit.register(seen)\n"
+            "sys.argv = ['importer', 'import', sys.argv[1], '--json', '--database-url', sys.argv[2]]\n"
+            "runpy.run_module('importer', run_name='__main__', alter_sys=True)\n")
+    proc = subprocess.run([sys.executable, "-c", code, str(path), url, str(probe)], cwd=ROOT, capture_output=True,
+                          text=True)
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads(proc.stdout)
+    assert (result["total_created"], result["total_failed"]) == (1, 1)
+    assert probe.read_text() == "True True"
+    proc = subprocess.run([sys.executable, "-m", "importer", "history", "--json", "--database-url", url], cwd=ROOT,
+                          capture_output=True, text=True)
+    assert proc.returncode == 0 and json.loads(proc.stdout)[0]["status"] == "completed", proc.stderr
+
+
 def test_the_xml_control_characters_are_openpyxls() -> None:
     assert ILLEGAL_CHARACTERS_RE.pattern == failure_report.ILLEGAL_CONTROLS
 
