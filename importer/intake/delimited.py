@@ -11,6 +11,7 @@ import codecs
 import csv
 import functools
 import io
+import operator
 import re
 from array import array
 from collections import Counter
@@ -163,6 +164,23 @@ def _blank(value: object) -> bool:
     return value is None or (value.strip() == "" if isinstance(value, str) else False)
 
 
+def _data_start(cells: list[Any]) -> bool:
+    """Whether a row of more than NOTE_MAX_CELLS cells starts as data: its first non-blank cell is no text, or
+    text that does not start a footer or note (NOTE_START)."""
+    first = cells[0] if cells and not _blank(cells[0]) else next((v for v in cells if not _blank(v)), None)
+    return not isinstance(first, str) or not NOTE_START.match(first)
+
+
+def _picker(columns: Sequence[int]) -> Callable[[list[Any]], Sequence[Any]]:
+    """cells -> the cells of `columns`, in that order (operator.itemgetter, which gives a lone cell bare)."""
+    if not columns:
+        return lambda cells: ()
+    if len(columns) == 1:
+        only = columns[0]
+        return lambda cells: (cells[only],)
+    return operator.itemgetter(*columns)
+
+
 class SheetRows(list[list[str]]):
     """A sheet's rows as text cells: row i is Excel row (CSV line) i + 1; blank rows may be EMPTY_ROW.
 
@@ -193,32 +211,46 @@ class SheetRows(list[list[str]]):
         self.field_counts: array[int] | None = None
         self._profiled = 0
         self._position = None if columns is None else {c: j for j, c in enumerate(self.columns or ())}
+        # put's picking of `columns`: a row shorter than _reach cells is padded with "" first.
+        self._reach = max(self.columns, default=-1) + 1 if self.columns is not None else 0
+        self._pick: Callable[[list[Any]], Sequence[Any]] = _picker(self.columns or ())
+        self._kept_set = frozenset(self.columns or ())
 
     def put(self, index: int, cells: list[Any], text: Callable[[Any], str] | None = None) -> None:
-        """Store a non-blank row at `index` (padding the rows above), keeping only `columns`."""
-        pad_to(self, index)
-        self.width = max(self.width, len(cells))
-        self._note(index, cells, text)
-        if self.columns is not None and self._profiled < PROFILE_ROWS:
-            self._profile(cells, text)
-        if self.columns is None:
+        """Store a non-blank row at `index` (padding the rows above), keeping only `columns`. `text` makes a
+        cell text (importer.intake.readers.cell_text): a cell that is a str already is kept as it is."""
+        if len(self) < index:
+            pad_to(self, index)
+        size = len(cells)
+        if size > self.width:
+            self.width = size
+        # The note check, cheap for a row of more than NOTE_MAX_CELLS cells: two counts and its first cell.
+        if size - cells.count("") - cells.count(None) <= NOTE_MAX_CELLS or not _data_start(cells):
+            self._note(index, cells, text)
+        columns = self.columns
+        if columns is None:
             kept = [text(v) for v in cells] if text else cells
         else:
-            kept = [(text(cells[c]) if text else cells[c]) if c < len(cells) else "" for c in self.columns]
-            if not any(str(c).strip() for c in kept):
+            if self._profiled < PROFILE_ROWS:
+                self._profile(cells, text)
+            if size < self._reach:
+                cells = [*cells, *[""] * (self._reach - size)]
+            picked = self._pick(cells)
+            # A cell that is text already is its own text (cell_text's answer, without the call).
+            kept = [v if v.__class__ is str else text(v) for v in picked] if text else list(picked)
+            try:
+                blank = not "".join(kept).strip()
+            except TypeError:  # a reader's own cells that are not text (none today)
+                blank = not any(str(c).strip() for c in kept)
+            if blank:
                 self.filled.add(index)
-        if text is not None or self.columns is not None:  # a CSV record otherwise stays as it was
+        if text is not None or columns is not None:  # a CSV record otherwise stays as it was
             while kept and kept[-1] == "":
                 kept.pop()
         self.append(kept)
 
     def _note(self, index: int, cells: list[Any], text: Callable[[Any], str] | None) -> None:
-        """Keep the cells of a row that may be a footer or a note (cheap for the other rows: two counts)."""
-        filled = len(cells) - cells.count("") - cells.count(None)
-        if filled > NOTE_MAX_CELLS:
-            first = next((v for v in cells if not _blank(v)), None)
-            if not isinstance(first, str) or not NOTE_START.match(first):
-                return
+        """Keep the cells of a row that may be a footer or a note (put calls it for those rows only)."""
         to_text = text or str
         kept = tuple((c, to_text(v).strip()) for c, v in enumerate(cells) if not _blank(v))
         self.notes[index] = tuple((c, t) for c, t in kept if t)
@@ -226,7 +258,7 @@ class SheetRows(list[list[str]]):
     def _profile(self, cells: list[Any], text: Callable[[Any], str] | None) -> None:
         """Count the values of the columns this read leaves out (bounded: see PROFILE_*)."""
         self._profiled += 1
-        kept = set(self.columns or ())
+        kept = self._kept_set
         to_text = text or str
         for column in range(min(len(cells), PROFILE_COLUMNS + len(kept))):
             value = cells[column]

@@ -300,6 +300,9 @@ def _calamine_sheet_names(data: bytes, file_name: str, fmt: str) -> tuple[str, .
         raise bad_workbook(file_name) from exc
 
 
+_EXACT = 2.0**53  # every whole number below it is a float of its own
+
+
 def cell_text(value: object) -> str:
     """A cell as the user typed it: 241234567.0 -> "241234567", dates ISO, booleans TRUE/FALSE."""
     if value is None:
@@ -311,6 +314,8 @@ def cell_text(value: object) -> str:
     if isinstance(value, int):
         return str(value)
     if isinstance(value, float):
+        if value.is_integer() and -_EXACT < value < _EXACT:  # a whole number (a phone typed as one): its digits,
+            return str(int(value))  # as below (repr gives every digit of a float this small, and no exponent)
         if not math.isfinite(value):
             return str(value)
         # repr gives the shortest round-tripping digits; Decimal writes them without an exponent.
