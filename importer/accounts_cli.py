@@ -10,11 +10,12 @@ from __future__ import annotations
 import argparse
 import getpass
 import sys
+from typing import TYPE_CHECKING
 
-import sqlalchemy as sa
-
-from importer.database import accounts
 from importer.errors import UsageError
+
+if TYPE_CHECKING:
+    import sqlalchemy as sa
 
 EXIT_OK = 0
 
@@ -52,6 +53,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _password(args: argparse.Namespace) -> str:
+    from importer.database import accounts
+
     if args.password_stdin:
         line = sys.stdin.readline()
         return line[:-1] if line.endswith("\n") else line
@@ -65,6 +68,10 @@ def _password(args: argparse.Namespace) -> str:
 
 
 def run(args: argparse.Namespace, engine: sa.Engine) -> int:
+    # Here, not at the top: every command's parser is built with add_arguments, and only this one needs the
+    # accounts (argon2 and its cffi bindings).
+    from importer.database import accounts
+
     action = args.users_action
     if action == "list":
         found = accounts.list_accounts(engine)

@@ -24,11 +24,12 @@ def _run(code: str) -> str:
                           check=True).stdout.strip()
 
 
-def test_starting_the_cli_and_reading_a_file_imports_neither_openpyxl_nor_alembic() -> None:
-    """openpyxl (only the template and a fallback reader need it) and Alembic (only an out-of-date schema)
-    cost every `python -m importer import` their import time; the import path does without them."""
+def test_starting_the_cli_and_reading_a_file_imports_neither_openpyxl_nor_alembic_nor_argon2() -> None:
+    """openpyxl (only the template and a fallback reader need it), Alembic (only an out-of-date schema) and
+    argon2 (only the users command) cost every `python -m importer import` their import time; the import path
+    does without them."""
     code = ("import sys, importer.cli, importer.api; importer.cli.build_parser(); "
-            "print(sorted(m for m in ('openpyxl', 'alembic') if m in sys.modules))")
+            "print(sorted(m for m in ('openpyxl', 'alembic', 'argon2') if m in sys.modules))")
     assert _run(code) == "[]"
 
 
