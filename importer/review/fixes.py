@@ -85,14 +85,21 @@ def arrow_text(values: pd.Series) -> pa.Array:
     return array.cast(pa.large_string())
 
 
+def _distinct_change(values: pd.Series, change: Callable[[str], str]) -> tuple[pa.DictionaryArray, list[str], np.ndarray]:
+    """A text column dictionary-encoded in Arrow, `change` of each of its distinct texts (run once per text),
+    and which of them it changes."""
+    encoded = pc.dictionary_encode(arrow_text(values))
+    distinct = encoded.dictionary.to_pylist()
+    after = [change(str(text)) for text in distinct]
+    differs = np.fromiter((a != b for a, b in zip(after, distinct, strict=True)), dtype=bool, count=len(distinct))
+    return encoded, after, differs
+
+
 def _changed_by(old: pd.Series, change: Callable[[str], str]) -> pd.Series:
     """The cells of `old` (text, no missing values) that `change` changes, with their new text. `change`
     runs once per distinct text, and no Python object is made per row: the rows are found from Arrow's
     dictionary codes of the column."""
-    encoded = pc.dictionary_encode(arrow_text(old))
-    distinct = encoded.dictionary.to_pylist()
-    after = [change(str(text)) for text in distinct]
-    differs = np.fromiter((a != b for a, b in zip(after, distinct, strict=True)), dtype=bool, count=len(distinct))
+    encoded, after, differs = _distinct_change(old, change)
     if not differs.any():
         return pd.Series([], dtype=object, index=old.index[:0])
     codes = np.asarray(encoded.indices.fill_null(0).to_numpy(zero_copy_only=False), dtype=np.intp)
@@ -157,10 +164,7 @@ def column_after(values: pd.Series, change: Callable[[str], str]) -> tuple[pd.Se
     parts: list[pa.Array] = []
     changed: list[np.ndarray] = []
     for start in range(0, len(values), CHUNK_ROWS):
-        encoded = pc.dictionary_encode(arrow_text(values.iloc[start:start + CHUNK_ROWS]))
-        distinct = encoded.dictionary.to_pylist()
-        after = [change(str(text)) for text in distinct]
-        differs = np.fromiter((a != b for a, b in zip(after, distinct, strict=True)), dtype=bool, count=len(distinct))
+        encoded, after, differs = _distinct_change(values.iloc[start:start + CHUNK_ROWS], change)
         codes = np.asarray(encoded.indices.fill_null(0).to_numpy(zero_copy_only=False), dtype=np.intp)
         hit = differs[codes] & ~np.asarray(encoded.indices.is_null().to_numpy(zero_copy_only=False), dtype=bool)
         changed.append(np.flatnonzero(hit) + start)
