@@ -85,7 +85,10 @@ def _set_param(workspace: int | None) -> None:
         if workspace is None:
             if PARAM in st.query_params:
                 del st.query_params[PARAM]
-        elif st.query_params.get(PARAM) != str(workspace):
+        else:
+            # Sent on every run, even when the server's copy already has it: a page switch can leave the
+            # browser's address without the parameter while the server believes it is there, and the
+            # browser changes its address (and history) only when the text differs.
             st.query_params[PARAM] = str(workspace)
     except Exception:  # noqa: BLE001, S110 - AppTest and bare mode have no address bar
         pass
