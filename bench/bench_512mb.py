@@ -49,6 +49,7 @@ from bench import hostile_512mb as hostile  # noqa: E402
 from bench import hostile_files as files  # noqa: E402
 from bench.results import write_section  # noqa: E402
 from bench.workbook import customer_workbook  # noqa: E402
+from importer.server.serve import SERVER_ENV  # noqa: E402
 from tests.e2e.conftest import Server, launch_chromium, new_page, session_ids, upload_file, wait_idle  # noqa: E402
 
 HISTORY = ROOT / "bench" / "history" / "memory.jsonl"
@@ -60,8 +61,8 @@ ONE_FLOW_TARGET_MB = 300
 PASSWORD = "bench-512mb password"
 _LINE = re.compile(r"in-512mb: limit (\d+) MB, peak (\d+) MB, OOM kills (\d+)")
 # python -c CODE TOOL MB run app.py ...: becomes in-512mb, which runs the real server in its cgroup.
-_EXEC_IN_CGROUP = ("import os, sys; tool, mb = sys.argv[1:3]; "
-                   "os.execv(tool, [tool, '-m', mb, sys.executable, '-m', 'importer.server.serve', *sys.argv[3:]])")
+_EXEC_IN_CGROUP = ("import os, sys; tool, mb, module = sys.argv[1:4]; "
+                   "os.execv(tool, [tool, '-m', mb, sys.executable, '-m', module, *sys.argv[4:]])")
 
 
 def in_512mb() -> Path:
@@ -106,7 +107,7 @@ class CgroupServer(Server):
     def __init__(self, db_path: Path, log_path: Path, env: dict[str, str] | None = None, limit_mb: int = 512) -> None:
         super().__init__(db_path, log_path, env)
         self.limit_mb = limit_mb
-        self.launcher = ["-c", _EXEC_IN_CGROUP, str(in_512mb()), str(limit_mb)]
+        self.launcher = ["-c", _EXEC_IN_CGROUP, str(in_512mb()), str(limit_mb), "importer.server.serve"]
         self._inner: int | None = None
         self.peak_mb: int | None = None  # the cgroup's peak, last read while it ran
         self.oom_kills: int | None = None
@@ -682,6 +683,27 @@ PUT_FILE = """async ([sid, size, n]) => {
 }"""
 
 
+def _bare(rows: int):
+    """The baseline: the same 100,000-row file uploaded to bench/bare_app.py, read and shown in its grid."""
+    def drive(server: CgroupServer, result: Result) -> str:
+        data = _cached_workbook(rows)
+
+        def work(browser) -> str:
+            page = new_page(browser, server)
+            try:
+                started = time.perf_counter()
+                upload_file(page, "customers.xlsx", data)
+                _until(page, page.get_by_text(f"{rows:,} rows read"), 300)
+                wait_idle(page)
+                result.notes["step_peaks_mb"] = {"upload (read, shown in a grid)": round(server.status("VmHWM") / 1024)}
+                result.notes["read_seconds"] = round(time.perf_counter() - started, 1)
+            finally:
+                page.context.close()
+            return f"{rows:,} rows held and shown"
+        return browse(work)
+    return drive
+
+
 def _before_login(uploads: int = 8, size_mb: int = 49):
     """A session that shows only the login form PUTs `uploads` files of `size_mb` MB to the upload endpoint."""
     def drive(server: CgroupServer, result: Result) -> str:
@@ -748,6 +770,7 @@ class Case:
     env: Callable[[Path], dict[str, str]] | None = None
     size: str = ""
     issue: str = ""  # the peak issue 20 measured without a cgroup
+    script: str = "app.py"  # what the server runs (bench/bare_app.py for the baseline)
 
 
 def _file(name: str, make: Callable[[Path], Path]) -> Callable[[], Path]:
@@ -796,6 +819,8 @@ def cases(scale: float = 1.0) -> dict[str, Case]:
     return {
         "flow_100k": Case("one 100,000-row flow, upload to import (and reports, History)" + sized,
                           _flows(rows), target_mb=ONE_FLOW_TARGET_MB, size=sized, issue="368"),
+        "bare_100k": Case("baseline: a bare Streamlit app (bench/bare_app.py) holding the same 100,000 rows in a grid"
+                          + sized, _bare(rows), size=sized, script="bench/bare_app.py"),
         "two_analysts": Case("two analysts each importing 100,000 rows at once, then both re-importing the same files"
                              + sized, _flows(rows, flows=2, parallel=2, same_file=True), target_mb=EVERYDAY_TARGET_MB,
                              size=sized, issue="450-500"),
@@ -855,7 +880,14 @@ def run_case(name: str, case: Case, label: str, limit_mb: int = 512) -> Result:
     with tempfile.TemporaryDirectory(prefix="bench-512mb-") as tmp:
         workdir = Path(tmp)
         env = case.env(workdir) if case.env else {}
-        server = CgroupServer(workdir / "customers.db", workdir / "server.log", env, limit_mb).start()
+        server = CgroupServer(workdir / "customers.db", workdir / "server.log", env, limit_mb)
+        if case.script != "app.py":
+            # The baseline: plain `streamlit run` (the front door refuses uploads into a session that has not
+            # signed in) with the dashboard's allocator settings.
+            server.launcher[-1] = "streamlit"
+            server.extra_env.update(SERVER_ENV)
+            server.script = case.script
+        server.start()
         _SERVER[:] = [server]
         started = time.perf_counter()
         try:
@@ -875,7 +907,8 @@ def run_case(name: str, case: Case, label: str, limit_mb: int = 512) -> Result:
                 result.server_hwm_mb = round(server.status("VmHWM") / 1024)
                 result.cgroup_peak_mb = _mb(server.cgroup / "memory.max_usage_in_bytes")
             _SERVER.clear()
-            result.serves_after = serves_another(server, case.password)
+            if case.script == "app.py":  # the baseline has no dashboard to serve another analyst
+                result.serves_after = serves_another(server, case.password)
         finally:
             _SERVER.clear()
             server.stop()
@@ -946,6 +979,11 @@ def table(history: Path = HISTORY, labels: tuple[str, ...] = ("before", "after")
                 hwm_text = f"{hwm:,} when killed"
             out.append(f"| `{r['case']}`: {case.what} | {case.issue} | {hwm_text} | {_cell(r.get('cgroup_peak_mb'))} | "
                        f"{_cell(r.get('oom_kills'))} | {verdict.replace('|', '/')} | {served} | {_cell(r['seconds'])} |")
+        flow, bare = latest.get((label, "flow_100k")), latest.get((label, "bare_100k"))
+        if flow and bare and flow.get("server_hwm_mb") and bare.get("server_hwm_mb"):
+            out += ["", f"One flow against the bare app on the same machine: {flow['server_hwm_mb']:,} MB / "
+                        f"{bare['server_hwm_mb']:,} MB = **{flow['server_hwm_mb'] / bare['server_hwm_mb']:.2f}x** "
+                        "(the issue's 300 MB target was set where a bare app took about 300 MB)."]
         out.append("")
     return "\n".join(out)
 

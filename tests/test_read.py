@@ -599,3 +599,27 @@ def test_open_file_reports_the_hidden_columns_of_each_sheet():
     assert open_file(corpus.simple_xlsx(), "s.xlsx", S).hidden_columns("Customers") == frozenset()
     csv_file = open_file(b"a,b\n1,2\n", "c.csv", S)
     assert csv_file.hidden_columns("c") == frozenset()
+
+
+@pytest.mark.parametrize("fmt", ["xlsx", "csv"])
+def test_a_repetitive_column_keeps_one_string_per_distinct_text_and_a_unique_one_is_left_alone(fmt: str):
+    """SheetRows shares the repeated texts of a column (SHARE_PROBE_ROWS): a read of 100,000 rows holds each
+    cell as a Python string until the frame is built, and first names or regions repeat. The values are the
+    same; a column of unique texts is not looked up once the probe has seen it."""
+    from importer.intake import delimited
+
+    count = delimited.SHARE_PROBE_ROWS + 300
+    header = ["Region", "Email", "Phone"]
+    body = [[["Volta", "Ashanti Region", "Greater Accra"][i % 3], f"ama.{i}@example.com", f"024{i:07d}"]
+            for i in range(count)]
+    if fmt == "xlsx":
+        data, name = corpus.xlsx({"Customers": [header, *body]}), "c.xlsx"
+    else:
+        data, name = ("\n".join(",".join(row) for row in [header, *body]) + "\n").encode(), "c.csv"
+    rows = open_file(data, name, S).rows(open_file(data, name, S).sheet_names[0], count + 5, columns=(0, 1, 2))
+    assert [list(r) for r in rows[1:]] == body
+    regions = {id(r[0]) for r in rows[1:]}
+    assert len(regions) == 3  # one object per distinct region, early and late rows alike
+    late = rows[delimited.SHARE_PROBE_ROWS + 50:]
+    assert len({id(r[1]) for r in late}) == len(late)
+    assert rows._shared[1] is None and rows._shared[2] is None and rows._shared[0] is not None

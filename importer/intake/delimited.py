@@ -110,6 +110,12 @@ NOTE_START = re.compile(
 PROFILE_ROWS = 2_000
 PROFILE_COLUMNS = 50
 PROFILE_DISTINCT = 500
+# Repeated texts of a kept column (first names, regions, cities, companies) are kept as one string object each:
+# a read of 100,000 rows holds each cell as a Python string (about 60 bytes) until the frame is built. A column
+# is shared while the first SHARE_PROBE_ROWS rows hold at most half as many distinct texts as rows, and until
+# it has SHARE_MAX_DISTINCT distinct texts (a column of unique e-mails is never looked up).
+SHARE_PROBE_ROWS = 512
+SHARE_MAX_DISTINCT = 50_000
 
 
 _NUMBER = re.compile(r"[+-]?[\d,.\s]*\d[\d,.\s]*")
@@ -215,6 +221,9 @@ class SheetRows(list[list[str]]):
         self._reach = max(self.columns, default=-1) + 1 if self.columns is not None else 0
         self._pick: Callable[[list[Any]], Sequence[Any]] = _picker(self.columns or ())
         self._kept_set = frozenset(self.columns or ())
+        # Per kept position: the texts seen so far, each kept once (see SHARE_PROBE_ROWS); None: not shared.
+        self._shared: list[dict[str, str] | None] = [{} for _ in self.columns or ()]
+        self._share_rows = 0
 
     def put(self, index: int, cells: list[Any], text: Callable[[Any], str] | None = None) -> None:
         """Store a non-blank row at `index` (padding the rows above), keeping only `columns`. `text` makes a
@@ -244,10 +253,29 @@ class SheetRows(list[list[str]]):
                 blank = not any(str(c).strip() for c in kept)
             if blank:
                 self.filled.add(index)
+            elif self._shared:
+                self._share(kept)
         if text is not None or columns is not None:  # a CSV record otherwise stays as it was
             while kept and kept[-1] == "":
                 kept.pop()
         self.append(kept)
+
+    def _share(self, kept: list[Any]) -> None:
+        """Replace each text of a repetitive column by the same text seen before (one object for each)."""
+        shared = self._shared
+        for position, seen in enumerate(shared):
+            if seen is not None and position < len(kept):
+                value = kept[position]
+                kept[position] = seen.setdefault(value, value)
+                if len(seen) > SHARE_MAX_DISTINCT:
+                    shared[position] = None
+        self._share_rows += 1
+        if self._share_rows == SHARE_PROBE_ROWS:
+            for position, seen in enumerate(shared):
+                if seen is not None and len(seen) * 2 > SHARE_PROBE_ROWS:
+                    shared[position] = None
+        if not any(seen is not None for seen in shared):
+            self._shared = []
 
     def _note(self, index: int, cells: list[Any], text: Callable[[Any], str] | None) -> None:
         """Keep the cells of a row that may be a footer or a note (put calls it for those rows only)."""

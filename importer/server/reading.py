@@ -98,7 +98,7 @@ def read_for_review(engine: sa.Engine, data: bytes, file_name: str, settings: Se
         wid = ws.create_workspace(engine, owner, data, upload.file_name, settings, upload.sheet, upload.mapping,
                                   rows=upload.checked.total, snapshot=snapshot)
         del snapshot
-        info = ws.load_workspace(engine, wid, settings, seqs=()).info
+        info = ws.load_workspace(engine, wid, settings, seqs=(), file=False, snapshot=False).info
     except ImporterError as exc:  # DatabaseError, a limit...: the work is kept only in the tab
         return ReadOutcome(file_name, upload=upload, profile=profile, detected=detected, not_saved=str(exc))
     return ReadOutcome(file_name, upload=upload, profile=profile, detected=detected, workspace=info)

@@ -61,6 +61,7 @@ class Server:
         # What runs `streamlit run`: the deployed launcher (allocators set for a shared server); a
         # diagnostic wrapper may replace it.
         self.launcher = ["-m", "importer.server.serve"]
+        self.script = "app.py"  # what it runs (bench/bench_512mb.py's baseline runs bench/bare_app.py)
 
     @property
     def url(self) -> str:
@@ -76,7 +77,7 @@ class Server:
         env.update({"DATABASE_URL": f"sqlite:///{self.db_path}", "PYTHONUNBUFFERED": "1"})
         env.update(self.extra_env)
         command = [
-            sys.executable, *self.launcher, "run", "app.py",
+            sys.executable, *self.launcher, "run", self.script,
             "--server.headless", "true", "--server.port", str(self.port), "--server.address", "127.0.0.1",
             "--server.fileWatcherType", "none", "--browser.gatherUsageStats", "false",
         ]
