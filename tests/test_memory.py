@@ -89,3 +89,40 @@ def test_the_dashboard_launcher_starts_streamlit_with_the_server_s_memory_settin
         server.kill()
         server.wait(timeout=30)
     assert {k: environ.get(k) for k in SERVER_ENV} == SERVER_ENV
+
+
+_BIG_BLOCKS = """
+import sys
+from importer.server.memory import fix_mmap_threshold
+if sys.argv[1] == "fixed":
+    assert fix_mmap_threshold()
+def rss_mb():
+    with open("/proc/self/status") as status:
+        return next(int(line.split()[1]) for line in status if line.startswith("VmRSS")) / 1024
+first = bytearray(8 << 20)  # a big block freed: glibc's dynamic threshold rises past 2 MB
+first[:] = bytes(len(first))
+del first
+before = rss_mb()
+kept, big = [], []
+for _ in range(40):  # a step's 2 MB buffers, each followed by a small block that outlives it
+    buffer = bytearray(2 << 20)
+    buffer[:] = b"x" * len(buffer)
+    big.append(buffer)
+    kept.append(bytes(1000) + bytes([len(kept)]))  # over pymalloc's 512 bytes: from malloc
+del big, buffer
+print(round(rss_mb() - before))
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's mallopt is Linux-only")
+def test_with_the_mmap_threshold_fixed_a_step_s_big_buffers_go_back_to_the_os_when_freed() -> None:
+    """fix_mmap_threshold: 80 MB of 2 MB buffers, freed under small objects allocated after them, stay resident
+    with glibc's dynamic threshold (they were put in the heap) and are handed back at once with it fixed."""
+    import os
+    import subprocess
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MALLOC_")}
+    held = {how: int(subprocess.run([sys.executable, "-c", _BIG_BLOCKS, how], capture_output=True, text=True,
+                                    env=env, timeout=60, check=True).stdout) for how in ("dynamic", "fixed")}
+    assert held["dynamic"] > 60, held
+    assert held["fixed"] < 10, held

@@ -19,7 +19,13 @@ from typing import Any
 # arena keeps its own freed pages), and Arrow's buffers on malloc rather than its own pool, so that what
 # one session frees the next reuses and malloc_trim (importer.server.memory) hands back. Measured with
 # bench/bench_dashboard.py --parallel 2 (docs/DASHBOARD.md).
-SERVER_ENV = {"MALLOC_ARENA_MAX": "2", "ARROW_DEFAULT_MEMORY_POOL": "system"}
+# And a fixed mmap threshold: glibc serves every block of 128 KiB or more (Arrow buffers, the COPY text, a
+# sheet's cells) with its own mapping, given back to the OS when freed. Left dynamic, glibc raises the threshold
+# each time such a block is freed (to 32 MB at most), and later big blocks land in the heap, where a step's
+# freed buffers stay resident under the next step's small objects: one 100,000-row flow peaked at 325-331 MB
+# with it dynamic and at 298 with it fixed, and the server rested 30 MB lower (bench/bench_512mb.py).
+# (importer.server.memory.fix_mmap_threshold sets it too, for `streamlit run app.py` and the CLI.)
+SERVER_ENV = {"MALLOC_ARENA_MAX": "2", "ARROW_DEFAULT_MEMORY_POOL": "system", "MALLOC_MMAP_THRESHOLD_": "131072"}
 _CHILD = "--in-process"  # the exec'd process: allocators set, now install the front door and run Streamlit
 
 
