@@ -970,7 +970,8 @@ def table(history: Path = HISTORY, labels: tuple[str, ...] = ("before", "after")
             target = f" (target {case.target_mb})" if case.target_mb else ""
             message = r["message"].removeprefix("Killed: ")
             verdict = f"**{r['outcome']}**" + (f": {message}" if message else "")
-            served = "n/a (CLI)" if case.kind == "cli" else {True: "yes", False: "**no**"}.get(
+            served = "n/a (CLI)" if case.kind == "cli" else "n/a (baseline)" if case.script != "app.py" else {
+                True: "yes", False: "**no**"}.get(
                 r["serves_after"], "not checked: " + r["notes"].get("serves_after", ""))
             if "rss_35s_after_tab_closed_mb" in r["notes"]:
                 verdict += f"; RSS 35 s after the tab closed: {r['notes']['rss_35s_after_tab_closed_mb']:,} MB"
