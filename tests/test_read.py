@@ -622,4 +622,18 @@ def test_a_repetitive_column_keeps_one_string_per_distinct_text_and_a_unique_one
     assert len(regions) == 3  # one object per distinct region, early and late rows alike
     late = rows[delimited.SHARE_PROBE_ROWS + 50:]
     assert len({id(r[1]) for r in late}) == len(late)
-    assert rows._shared[1] is None and rows._shared[2] is None and rows._shared[0] is not None
+    assert [position for position, _ in rows._shared] == [0]  # the region column alone is still looked up
+
+
+def test_a_column_that_stops_repeating_is_no_longer_looked_up_past_share_max_distinct(monkeypatch):
+    """A column repetitive in the probe (a sorted file: the same city first) but distinct later is looked up
+    until it holds SHARE_MAX_DISTINCT texts, then left alone: the lookup never grows past it by much."""
+    from importer.intake import delimited
+
+    monkeypatch.setattr(delimited, "SHARE_MAX_DISTINCT", 1_000)
+    probe = delimited.SHARE_PROBE_ROWS
+    body = [["Accra" if i < probe else f"Town {i}", "Ama"] for i in range(probe * 6)]
+    data = ("\n".join(",".join(row) for row in [["City", "First Name"], *body]) + "\n").encode()
+    rows = open_file(data, "c.csv", S).rows("c", len(body) + 5, columns=(0, 1))
+    assert [list(r) for r in rows[1:]] == body
+    assert [position for position, _ in rows._shared] == [1]  # the first names alone

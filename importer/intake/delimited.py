@@ -113,7 +113,8 @@ PROFILE_DISTINCT = 500
 # Repeated texts of a kept column (first names, regions, cities, companies) are kept as one string object each:
 # a read of 100,000 rows holds each cell as a Python string (about 60 bytes) until the frame is built. A column
 # is shared while the first SHARE_PROBE_ROWS rows hold at most half as many distinct texts as rows, and until
-# it has SHARE_MAX_DISTINCT distinct texts (a column of unique e-mails is never looked up).
+# it has SHARE_MAX_DISTINCT distinct texts, counted every SHARE_PROBE_ROWS rows (a column of unique e-mails is
+# never looked up after the probe).
 SHARE_PROBE_ROWS = 512
 SHARE_MAX_DISTINCT = 50_000
 
@@ -221,8 +222,8 @@ class SheetRows(list[list[str]]):
         self._reach = max(self.columns, default=-1) + 1 if self.columns is not None else 0
         self._pick: Callable[[list[Any]], Sequence[Any]] = _picker(self.columns or ())
         self._kept_set = frozenset(self.columns or ())
-        # Per kept position: the texts seen so far, each kept once (see SHARE_PROBE_ROWS); None: not shared.
-        self._shared: list[dict[str, str] | None] = [{} for _ in self.columns or ()]
+        # (kept position, the texts seen there so far, each kept once) for each column shared (SHARE_PROBE_ROWS).
+        self._shared: list[tuple[int, dict[str, str]]] = [(j, {}) for j in range(len(self.columns or ()))]
         self._share_rows = 0
 
     def put(self, index: int, cells: list[Any], text: Callable[[Any], str] | None = None) -> None:
@@ -262,20 +263,15 @@ class SheetRows(list[list[str]]):
 
     def _share(self, kept: list[Any]) -> None:
         """Replace each text of a repetitive column by the same text seen before (one object for each)."""
-        shared = self._shared
-        for position, seen in enumerate(shared):
-            if seen is not None and position < len(kept):
+        size = len(kept)
+        for position, seen in self._shared:
+            if position < size:
                 value = kept[position]
                 kept[position] = seen.setdefault(value, value)
-                if len(seen) > SHARE_MAX_DISTINCT:
-                    shared[position] = None
         self._share_rows += 1
-        if self._share_rows == SHARE_PROBE_ROWS:
-            for position, seen in enumerate(shared):
-                if seen is not None and len(seen) * 2 > SHARE_PROBE_ROWS:
-                    shared[position] = None
-        if not any(seen is not None for seen in shared):
-            self._shared = []
+        if not self._share_rows % SHARE_PROBE_ROWS:
+            limit = SHARE_PROBE_ROWS // 2 if self._share_rows == SHARE_PROBE_ROWS else SHARE_MAX_DISTINCT
+            self._shared = [(position, seen) for position, seen in self._shared if len(seen) <= limit]
 
     def _note(self, index: int, cells: list[Any], text: Callable[[Any], str] | None) -> None:
         """Keep the cells of a row that may be a footer or a note (put calls it for those rows only)."""
