@@ -164,10 +164,13 @@ def decide_pair(page, pair: str, choice: str, notice: str) -> None:
     radios = page.get_by_test_id("stRadio").filter(has_text="What to do with this pair")
     for _attempt in range(5):
         wait_idle(page)
-        radios.get_by_text(choice, exact=True).click()
         try:
+            # While a rerun draws the chosen pair, the previous pair's radio may still be shown beside the new
+            # one (two matches: Playwright's strict mode refuses the click): wait and look again.
+            radios.get_by_text(choice, exact=True).click(timeout=10_000)
             expect(radios.get_by_role("radio", name=choice, exact=True)).to_be_checked(timeout=5_000)
-        except AssertionError:
+        except (AssertionError, PlaywrightError):
+            page.wait_for_timeout(500)
             continue
         page.wait_for_timeout(500)  # the choice reruns the page: let that run start, then end
         wait_idle(page)
