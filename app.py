@@ -49,7 +49,7 @@ with st.sidebar:
     auth.logout(current)
 
 try:
-    workspace.restore()  # a refresh (a new session) reopens the workspace its address names: nothing is lost
+    workspace.restore(page.url_path)  # a refresh (a new session) reopens the workspace its address names
     workspace.apply_pending_edits()  # cells typed just before a filter or page change: saved before the page
     page.run()
 finally:

@@ -17,6 +17,7 @@ RESULT = "run_result"
 DRY_RUN_SAW = "run_result_database"  # importer.review.staleness.DatabaseState the dry run saw (stale_reason)
 RESULT_FOR = "run_result_version"  # upload version a dry-run RESULT was computed for
 WORKSPACE_PARAM = "ws"  # the address's query parameter naming the open workspace: ?ws=12
+WORKSPACE_PARAM_PAGE = "workspace_param_page"  # the page whose first run last sent it (ui.workspace.restore)
 WORKSPACE = "workspace"  # (WorkspaceInfo, version, active seqs) of the UPLOAD, saved in the database
 WORKSPACE_EXCLUDED = "workspace_excluded"  # (workspace id, version, Excluded records): its excluded rows then
 WORKSPACE_DECISIONS = "workspace_decisions"  # ((workspace id, version), importer.review.decisions.Decisions)

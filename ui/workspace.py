@@ -80,15 +80,14 @@ def _show(opened: ws.Opened) -> None:
     keep_opened(opened)
 
 
-def _set_param(workspace: int | None) -> None:
+def _set_param(workspace: int | None, *, again: bool = False) -> None:
+    """Name `workspace` in the page's address (None: no workspace). `again`: send it even when the server's
+    copy already has it (the browser changes its address, and history, only when the text differs)."""
     try:
         if workspace is None:
             if PARAM in st.query_params:
                 del st.query_params[PARAM]
-        else:
-            # Sent on every run, even when the server's copy already has it: a page switch can leave the
-            # browser's address without the parameter while the server believes it is there, and the
-            # browser changes its address (and history) only when the text differs.
+        elif again or st.query_params.get(PARAM) != str(workspace):
             st.query_params[PARAM] = str(workspace)
     except Exception:  # noqa: BLE001, S110 - AppTest and bare mode have no address bar
         pass
@@ -285,16 +284,20 @@ def _reopen(workspace: int, *, why: str) -> bool:
     return True
 
 
-def restore() -> None:
+def restore(page: str = "") -> None:
     """On every run (app.py): a new session whose address names a workspace reopens it (a refresh or a
-    link); a session with a workspace keeps its id in the address."""
+    link); a session with a workspace keeps its id in the address. `page`: the page this run shows; on the
+    first run after a page switch the id is sent again, since the switch can leave the browser's address
+    without it while the server believes it is there."""
     found = meta()
     if found is not None:
         if state.upload() is None:  # imported or dropped: the address no longer names it
             st.session_state.pop(keys.WORKSPACE, None)
             _set_param(None)
         else:
-            _set_param(found[0].id)
+            switched = st.session_state.get(keys.WORKSPACE_PARAM_PAGE) != page
+            st.session_state[keys.WORKSPACE_PARAM_PAGE] = page
+            _set_param(found[0].id, again=switched)
         return
     wanted = st.query_params.get(PARAM)
     if not wanted or state.upload() is not None or state.import_result() is not None:
