@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 
 import pytest
-from hypothesis import assume, given
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from importer.checks import normalise as clean
@@ -228,6 +228,8 @@ def _fast_path_candidates(draw) -> tuple[str, str]:
 
 
 @given(_fast_path_candidates())
+# The fast path declines most random digits (assume below): a run that draws few it takes is not a failure.
+@settings(suppress_health_check=[HealthCheck.filter_too_much])
 def test_fast_phone_path_agrees_with_phonenumbers(candidate_region: tuple[str, str]) -> None:
     candidate, region = candidate_region
     fast = clean._fast_e164(candidate, region)
