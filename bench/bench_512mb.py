@@ -104,10 +104,11 @@ def _oom_kills(folder: Path) -> int | None:
 class CgroupServer(Server):
     """The dashboard server inside in-512mb: `pid` is the server itself (the tool's child), `cgroup` its cgroup."""
 
-    def __init__(self, db_path: Path, log_path: Path, env: dict[str, str] | None = None, limit_mb: int = 512) -> None:
+    def __init__(self, db_path: Path, log_path: Path, env: dict[str, str] | None = None, limit_mb: int = 512,
+                 module: str = "importer.server.serve") -> None:
         super().__init__(db_path, log_path, env)
         self.limit_mb = limit_mb
-        self.launcher = ["-c", _EXEC_IN_CGROUP, str(in_512mb()), str(limit_mb), "importer.server.serve"]
+        self.launcher = ["-c", _EXEC_IN_CGROUP, str(in_512mb()), str(limit_mb), module]
         self._inner: int | None = None
         self.peak_mb: int | None = None  # the cgroup's peak, last read while it ran
         self.oom_kills: int | None = None
@@ -880,13 +881,14 @@ def run_case(name: str, case: Case, label: str, limit_mb: int = 512) -> Result:
     with tempfile.TemporaryDirectory(prefix="bench-512mb-") as tmp:
         workdir = Path(tmp)
         env = case.env(workdir) if case.env else {}
-        server = CgroupServer(workdir / "customers.db", workdir / "server.log", env, limit_mb)
-        if case.script != "app.py":
-            # The baseline: plain `streamlit run` (the front door refuses uploads into a session that has not
-            # signed in) with the dashboard's allocator settings.
-            server.launcher[-1] = "streamlit"
-            server.extra_env.update(SERVER_ENV)
-            server.script = case.script
+        bare = case.script != "app.py"
+        if bare:  # the baseline: the dashboard's allocator settings, set here as its launcher sets them
+            env = {**env, **SERVER_ENV}
+        # The baseline runs under plain `streamlit run`: the front door refuses uploads into a session that has
+        # not signed in.
+        server = CgroupServer(workdir / "customers.db", workdir / "server.log", env, limit_mb,
+                              module="streamlit" if bare else "importer.server.serve")
+        server.script = case.script
         server.start()
         _SERVER[:] = [server]
         started = time.perf_counter()

@@ -616,7 +616,8 @@ def test_a_repetitive_column_keeps_one_string_per_distinct_text_and_a_unique_one
         data, name = corpus.xlsx({"Customers": [header, *body]}), "c.xlsx"
     else:
         data, name = ("\n".join(",".join(row) for row in [header, *body]) + "\n").encode(), "c.csv"
-    rows = open_file(data, name, S).rows(open_file(data, name, S).sheet_names[0], count + 5, columns=(0, 1, 2))
+    file = open_file(data, name, S)
+    rows = file.rows(file.sheet_names[0], count + 5, columns=(0, 1, 2))
     assert [list(r) for r in rows[1:]] == body
     regions = {id(r[0]) for r in rows[1:]}
     assert len(regions) == 3  # one object per distinct region, early and late rows alike

@@ -22,7 +22,7 @@ def _libc() -> ctypes.CDLL | None:
 M_ARENA_MAX = -8  # glibc's mallopt parameters (malloc.h)
 M_MMAP_THRESHOLD = -3
 SERVER_ARENAS = 2
-MMAP_THRESHOLD = 128 * 1024  # importer.server.serve.SERVER_ENV sets the same from the start
+MMAP_THRESHOLD = 128 * 1024  # importer.server.serve.SERVER_ENV sets it from the process start
 
 
 @lru_cache(maxsize=1)

@@ -14,6 +14,8 @@ import os
 import sys
 from typing import Any
 
+from importer.server.memory import MMAP_THRESHOLD  # ctypes and gc only: nothing heavy before the exec
+
 # Read by glibc and by Arrow when the process starts, so they must be in the environment before it does.
 # Two malloc arenas instead of up to 8 per core (Streamlit runs each session in its own thread, and each
 # arena keeps its own freed pages), and Arrow's buffers on malloc rather than its own pool, so that what
@@ -24,8 +26,10 @@ from typing import Any
 # each time such a block is freed (to 32 MB at most), and later big blocks land in the heap, where a step's
 # freed buffers stay resident under the next step's small objects: one 100,000-row flow peaked at 325-331 MB
 # with it dynamic and at 298 with it fixed, and the server rested 30 MB lower (bench/bench_512mb.py).
-# (importer.server.memory.fix_mmap_threshold sets it too, for `streamlit run app.py` and the CLI.)
-SERVER_ENV = {"MALLOC_ARENA_MAX": "2", "ARROW_DEFAULT_MEMORY_POOL": "system", "MALLOC_MMAP_THRESHOLD_": "131072"}
+# (app.py sets the same with mallopt, importer.server.memory.fix_mmap_threshold, for `streamlit run app.py`;
+# the CLI does not.)
+SERVER_ENV = {"MALLOC_ARENA_MAX": "2", "ARROW_DEFAULT_MEMORY_POOL": "system",
+              "MALLOC_MMAP_THRESHOLD_": str(MMAP_THRESHOLD)}
 _CHILD = "--in-process"  # the exec'd process: allocators set, now install the front door and run Streamlit
 
 
