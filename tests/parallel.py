@@ -112,6 +112,11 @@ SLOW = (
 )
 # Fixtures that reach the real PostgreSQL (tests/conftest.py).
 POSTGRES_FIXTURES = {"pg_admin", "pg_url"}
+# A browser test that fails is run once more, from a fresh server, database and page (pytest-rerunfailures;
+# the run's summary lists it as RERUN). On CI's two cores, beside the other worker, a click can land on
+# a canvas grid or a radio mid-redraw: four CI runs in a row each failed one different browser test that
+# passes alone. A test that fails twice still fails the run, and the summary names every rerun.
+BROWSER_RERUNS = 1
 # ./test.sh --fast: pytest -m FAST.
 FAST = "not e2e and not postgres and not slow"
 
@@ -132,5 +137,6 @@ def mark(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.serial)
         if item.nodeid.startswith("tests/e2e/"):
             item.add_marker(pytest.mark.e2e)
+            item.add_marker(pytest.mark.flaky(reruns=BROWSER_RERUNS))
         if POSTGRES_FIXTURES & set(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.postgres)

@@ -109,10 +109,14 @@ def assert_regions(db, total: int = ROWS, run_id: int = 1) -> None:
     assert stored == expected
 
 
-def assert_workspace_done(db) -> None:
+def assert_workspace_done(db, timeout: float = 30) -> None:
     """A completed import's workspace is done with: off the analyst's "Continue where you left off" list
-    (whether or not a tab was there to see the import end)."""
-    assert query(db, "select id from workspaces where discarded_at is null") == []
+    (whether or not a tab was there to see the import end). The worker discards it just after the run is
+    marked completed, so a poll that saw "completed" may come first: wait for it, a bounded time."""
+    deadline = time.monotonic() + timeout
+    while (left := query(db, "select id from workspaces where discarded_at is null")) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert left == [], (left, query(db, "select workspace_id, seq, undone from workspace_operations"))
 
 
 def test_killed_server_resumes_from_history_without_upload_with_fixes(browser, start_server, db_path) -> None:
