@@ -70,3 +70,23 @@ def database_url(request) -> str:
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Group and serialise what must not run side by side (tests/parallel.py)."""
     parallel.mark(items)
+
+
+# Why each rerun browser test failed the first time (tests/parallel.py BROWSER_RERUNS): the rerun summary names
+# the test only, and a flake that is never read is never mended.
+_RERUNS: list[pytest.TestReport] = []
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    if report.outcome == "rerun":
+        _RERUNS.append(report)
+
+
+def pytest_terminal_summary(terminalreporter) -> None:
+    if not _RERUNS:
+        return
+    terminalreporter.section("why each rerun test failed the first time")
+    for report in _RERUNS:
+        terminalreporter.write_line(f"--- {report.nodeid} ({report.when})")
+        text = report.longreprtext
+        terminalreporter.write_line(text if len(text) <= 4_000 else "...\n" + text[-4_000:])
