@@ -24,6 +24,7 @@ latest run of each label.
 from __future__ import annotations
 
 import argparse
+import atexit
 import datetime as dt
 import json
 import os
@@ -36,7 +37,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -47,6 +48,7 @@ if str(ROOT) not in sys.path:
 from bench import bench_dashboard as dash  # noqa: E402
 from bench import hostile_512mb as hostile  # noqa: E402
 from bench import hostile_files as files  # noqa: E402
+from bench.databases import Databases  # noqa: E402
 from bench.results import write_section  # noqa: E402
 from bench.workbook import customer_workbook  # noqa: E402
 from importer.server.serve import SERVER_ENV  # noqa: E402
@@ -58,6 +60,7 @@ CACHE = Path(os.environ.get("BENCH_512MB_FILES", Path(tempfile.gettempdir()) / "
 CGROUP_ROOT = Path("/sys/fs/cgroup/memory")
 EVERYDAY_TARGET_MB = 450
 ONE_FLOW_TARGET_MB = 300
+PG_ADMIN_URL = os.environ.get("TEST_PG_ADMIN_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres")
 PASSWORD = "bench-512mb password"
 _LINE = re.compile(r"in-512mb: limit (\d+) MB, peak (\d+) MB, OOM kills (\d+)")
 # python -c CODE TOOL MB run app.py ...: becomes in-512mb, which runs the real server in its cgroup.
@@ -390,101 +393,45 @@ def fetch(page, label: str, timeout_s: float = 600) -> tuple[str, int]:
 
 
 def _analyst(server: CgroupServer, sampler: dash.Sampler, run: dash.Run, flow: int, number: int,
-             errors: list[BaseException]) -> None:
-    """bench_dashboard.analyst with _one_flow: one analyst's whole flow in her own Chromium."""
+             errors: list[BaseException], password: str | None = None) -> None:
+    """bench_dashboard.analyst with HOOKS: one analyst's whole flow in her own Chromium."""
     try:
         first = 1 if run.same_file else flow
         data = _cached_workbook(run.rows, seed=first * 10 + number,
                                 start=((first - 1) * run.parallel + number - 1) * run.rows,
                                 invalid_share=run.invalid_share)
         run.file_mb = len(data) / 1e6
-        browse(lambda browser: _one_flow(server, browser, sampler, run, data, flow, number))
+        hooks = replace(HOOKS, sign_in=lambda page: sign_in(page, password)) if password else HOOKS
+        browse(lambda browser: dash.one_flow(server, browser, sampler, run, data, flow, number, hooks))
     except BaseException as exc:  # noqa: BLE001 - given to the thread that started the analysts
         errors.append(exc)
 
 
-def _one_flow(server: CgroupServer, browser, sampler: dash.Sampler, run: dash.Run, data: bytes, flow: int,
-              number: int) -> None:
-    """bench_dashboard.one_flow's steps (upload -> review -> bulk fix over every row -> dry run -> import ->
-    both failure reports -> History), with downloads fetched either way (fetch) and ending at once when the
-    server dies."""
-    rows = run.rows
-    page = new_page(browser, server)
-    page.set_default_timeout(dash.STEP_TIMEOUT_MS)
-    who = ([f"flow {flow}"] if flow > 1 else []) + ([f"analyst {number}"] if run.parallel > 1 else [])
-    suffix = f" ({', '.join(who)})" if who else ""
-
-    def step(name: str, action, done) -> None:
-        window = sampler.open()
-        started = time.perf_counter()
-        seen: list[str] = []
-        action()
-        if done is not None:
-            _wait_showing(page, done, seen)
-        _wait_idle(page)
-        seconds = time.perf_counter() - started
-        with run.lock:
-            run.steps.append(dash.Step(name + suffix, seconds, server.status("VmRSS"), sampler.close(window),
-                                       server.status("VmHWM"), "; ".join(seen)))
-            last = run.steps[-1]
-        print(f"  {rows:,} rows · {name}{suffix}: {seconds:.2f} s, RSS {last.rss_after_kb / 1024:.0f} MB, "
-              f"peak {last.peak_kb / 1024:.0f} MB" + (f", saw: {last.waited}" if last.waited else ""), flush=True)
-
-    step("upload (read, map, validate)", lambda: upload_file(page, "customers.xlsx", data),
-         page.get_by_text("rows read from sheet"))
-    step("review (metrics, chart, grid, fix counts)",
-         lambda: page.get_by_role("button", name=f"Continue to review {rows:,} rows").click(),
-         page.get_by_role("heading", name="Bulk fixes"))
-    step("bulk fix preview over every row", lambda: page.locator(".st-key-review_fix_only_failing label").click(),
-         page.get_by_text(f"changes {rows:,} rows"))
-    step("bulk fix applied (trim spaces, every row)", lambda: page.locator(".st-key-review_fix_trim button").first.click(),
-         page.get_by_text("Trim and collapse spaces in every column: changed"))
-    dash.goto_page(page, "3. Import")
-    step("dry run", lambda: page.get_by_role("button", name="Dry run (saves nothing)").click(),
-         page.get_by_text("Dry run: what the import would do"))
-    done = page.get_by_text(re.compile(r"^Run #\d+: Created"))
-
-    def start_import() -> None:
-        # Another analyst's import of the same file makes this dry run stale: dry-run again, then import.
-        stale = page.get_by_text("These counts are out of date")
-        button = page.get_by_role("button", name=re.compile(r"^Import [\d,]+ customers$"))
-        started = page.get_by_text("on the server: you can go to another page")
-        deadline = time.monotonic() + dash.STEP_TIMEOUT_MS / 1000
-        while time.monotonic() < deadline:
-            _wait_idle(page)
-            if started.count() or done.count():
-                return
-            if stale.count():
-                page.get_by_role("button", name="Dry run (saves nothing)").click()
-            elif button.count() and button.is_enabled():
-                button.click()
-            elif _error_shown(page):
-                raise Refused(_error_shown(page))
-            page.wait_for_timeout(500)
-        shot = Path(tempfile.gettempdir()) / f"bench-512mb-import-{flow}-{number}.png"
-        page.screenshot(path=str(shot), full_page=True)
-        raise TimeoutError(f"the import did not start (the page: {shot})")
-
-    step("import (runs on the server; result shown)", start_import, done)
-    created, failed = dash.parse_counts(done.inner_text())
-    with run.lock:
-        run.created, run.failed = run.created + created, run.failed + failed
-    step("failure report (CSV)", lambda: fetch(page, "Download failure report (CSV)"), None)
-    step("failure report (Excel)", lambda: fetch(page, "Download failure report (Excel, failing cells marked)"), None)
-    step("history", lambda: dash.goto_page(page, "History"), page.get_by_text(re.compile(r"^Run #\d+: [\d,]+ rows")))
-    page.context.close()
+def _refused(page) -> None:
+    refusal = _error_shown(page)
+    if refusal:
+        raise Refused(refusal)
 
 
-def _flows(rows: int, flows: int = 1, parallel: int = 1, invalid_share: float = 0.02, same_file: bool = False):
+# bench_dashboard.one_flow's steps, ending at once when the server dies or the page shows an error, with
+# downloads fetched either way (fetch).
+HOOKS = dash.Hooks(wait_showing=lambda page, done, seen: _wait_showing(page, done, seen),
+                   wait_idle=lambda page: _wait_idle(page), download=lambda page, label: fetch(page, label),
+                   check=_refused)
+
+
+def _flows(rows: int, flows: int = 1, parallel: int = 1, invalid_share: float = 0.02, same_file: bool = False,
+           password: str | None = None):
     """bench_dashboard's whole flow (upload, review, bulk fix over every row, dry run, import, reports,
-    History), `flows` times in a row, by `parallel` analysts at once, each in its own Chromium."""
+    History), `flows` times in a row, by `parallel` analysts at once, each in its own Chromium (signing in
+    with `password` first, if the server has one)."""
     def drive(server: CgroupServer, result: Result) -> str:
         run = dash.Run(rows=rows, file_mb=0.0, parallel=parallel, invalid_share=invalid_share, same_file=same_file)
         sampler = dash.Sampler(server).start()
         try:
             for flow in range(1, flows + 1):
                 errors: list[BaseException] = []
-                threads = [threading.Thread(target=_analyst, args=(server, sampler, run, flow, a, errors))
+                threads = [threading.Thread(target=_analyst, args=(server, sampler, run, flow, a, errors, password))
                            for a in range(1, parallel + 1)]
                 for thread in threads:
                     thread.start()
@@ -774,6 +721,15 @@ class Case:
     script: str = "app.py"  # what the server runs (bench/bare_app.py for the baseline)
 
 
+def _postgresql(workdir: Path) -> dict[str, str]:
+    """A fresh PostgreSQL database for the case, as render.yaml deploys the server (dropped when the bench
+    exits): its driver sends and receives blobs (the stored file, the snapshot) as hex text."""
+    databases = Databases(PG_ADMIN_URL, workdir)
+    atexit.register(databases.drop)
+    # A shared database needs a login in front (ui.auth.write_refusal): the shared password, as before_login.
+    return {"DATABASE_URL": databases.fresh("postgresql"), "APP_PASSWORD": PASSWORD}
+
+
 def _file(name: str, make: Callable[[Path], Path]) -> Callable[[], Path]:
     """The file CACHE/name, made once by make(path) (bench/hostile_files.py's generators)."""
     def made() -> Path:
@@ -820,6 +776,9 @@ def cases(scale: float = 1.0) -> dict[str, Case]:
     return {
         "flow_100k": Case("one 100,000-row flow, upload to import (and reports, History)" + sized,
                           _flows(rows), target_mb=ONE_FLOW_TARGET_MB, size=sized, issue="368"),
+        "flow_100k_pg": Case("one 100,000-row flow on PostgreSQL, the deployed database" + sized,
+                             _flows(rows, password=PASSWORD), target_mb=ONE_FLOW_TARGET_MB, env=_postgresql,
+                             password=PASSWORD, size=sized),
         "bare_100k": Case("baseline: a bare Streamlit app (bench/bare_app.py) holding the same 100,000 rows in a grid"
                           + sized, _bare(rows), size=sized, script="bench/bare_app.py"),
         "two_analysts": Case("two analysts each importing 100,000 rows at once, then both re-importing the same files"

@@ -24,8 +24,10 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
@@ -206,11 +208,33 @@ def wait_showing(page, done, seen: list[str]) -> None:
         page.wait_for_timeout(100)
 
 
+def download(page, label: str) -> None:
+    """Click the download button `label` and wait for Streamlit's download."""
+    with page.expect_download() as info:
+        page.get_by_role("button", name=label).click()
+    assert info.value.path().stat().st_size > 0
+
+
+@dataclass
+class Hooks:
+    """How one_flow waits, checks and downloads. bench_512mb's end at once when the server dies or the page
+    shows an error, and fetch a download the server built on disk."""
+    wait_showing: Callable[[Any, Any, list[str]], None] = field(default=lambda page, done, seen: wait_showing(page, done, seen))
+    wait_idle: Callable[[Any], None] = field(default=lambda page: wait_idle(page, STEP_TIMEOUT_MS))
+    download: Callable[[Any, str], Any] = field(default=lambda page, label: download(page, label))
+    check: Callable[[Any], None] = field(default=lambda page: None)  # raises when the page shows a refusal
+    sign_in: Callable[[Any], None] = field(default=lambda page: None)  # passes a login gate, if there is one
+
+
 def one_flow(server: Server, browser, sampler: Sampler, run: Run, data: bytes, flow: int,
-             number: int = 1) -> None:
+             number: int = 1, hooks: Hooks | None = None) -> None:
+    """One analyst's steps: upload -> review -> bulk fix over every row -> dry run -> import -> both
+    failure reports -> History, each timed with the server's memory around it."""
+    hooks = hooks or Hooks()
     rows = run.rows
     page = new_page(browser, server)
     page.set_default_timeout(STEP_TIMEOUT_MS)
+    hooks.sign_in(page)
     expect(page.get_by_role("heading", name="Upload a customer file")).to_be_visible()
     if flow == 1 and number == 1:
         run.first_page_kb = server.status("VmRSS")
@@ -224,8 +248,8 @@ def one_flow(server: Server, browser, sampler: Sampler, run: Run, data: bytes, f
         seen: list[str] = []
         action()
         if done is not None:
-            wait_showing(page, done, seen)
-        wait_idle(page, STEP_TIMEOUT_MS)
+            hooks.wait_showing(page, done, seen)
+        hooks.wait_idle(page)
         seconds = time.perf_counter() - started
         with run.lock:
             run.steps.append(Step(name + suffix, seconds, server.status("VmRSS"), sampler.close(window),
@@ -233,13 +257,6 @@ def one_flow(server: Server, browser, sampler: Sampler, run: Run, data: bytes, f
             last = run.steps[-1]
         print(f"  {rows:,} rows · {name}{suffix}: {seconds:.2f} s, RSS {mb(last.rss_after_kb):.0f} MB, "
               f"peak {mb(last.peak_kb):.0f} MB" + (f", saw: {last.waited}" if last.waited else ""), flush=True)
-
-    def download(label: str):
-        def go() -> None:
-            with page.expect_download() as info:
-                page.get_by_role("button", name=label).click()
-            assert info.value.path().stat().st_size > 0
-        return go
 
     step("upload (read, map, validate)",
          lambda: upload_file(page, "customers.xlsx", data),
@@ -268,22 +285,27 @@ def one_flow(server: Server, browser, sampler: Sampler, run: Run, data: bytes, f
         started = page.get_by_text("on the server: you can go to another page")
         deadline = time.monotonic() + STEP_TIMEOUT_MS / 1000
         while time.monotonic() < deadline:
-            wait_idle(page, STEP_TIMEOUT_MS)
+            hooks.wait_idle(page)
             if started.count() or done.count():
                 return
             if stale.count():
                 page.get_by_role("button", name="Dry run (saves nothing)").click()
             elif button.count() and button.is_enabled():
                 button.click()
+            else:
+                hooks.check(page)
             page.wait_for_timeout(500)
-        raise TimeoutError("the import did not start")
+        shot = Path(tempfile.gettempdir()) / f"bench-import-{flow}-{number}.png"
+        page.screenshot(path=str(shot), full_page=True)
+        raise TimeoutError(f"the import did not start (the page: {shot})")
 
     step("import (runs on the server; result shown)", start_import, done)
     created, failed = parse_counts(done.inner_text())
     with run.lock:
         run.created, run.failed = run.created + created, run.failed + failed
-    step("failure report (CSV)", download("Download failure report (CSV)"), None)
-    step("failure report (Excel)", download("Download failure report (Excel, failing cells marked)"), None)
+    step("failure report (CSV)", lambda: hooks.download(page, "Download failure report (CSV)"), None)
+    step("failure report (Excel)",
+         lambda: hooks.download(page, "Download failure report (Excel, failing cells marked)"), None)
     step("history",
          lambda: goto_page(page, "History"),
          page.get_by_text(re.compile(r"^Run #\d+: [\d,]+ rows")))
