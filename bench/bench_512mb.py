@@ -784,6 +784,9 @@ def cases(scale: float = 1.0) -> dict[str, Case]:
         "two_analysts": Case("two analysts each importing 100,000 rows at once, then both re-importing the same files"
                              + sized, _flows(rows, flows=2, parallel=2, same_file=True), target_mb=EVERYDAY_TARGET_MB,
                              size=sized, issue="450-500"),
+        "two_analysts_pg": Case("two analysts at once, then both re-importing, on PostgreSQL" + sized,
+                                _flows(rows, flows=2, parallel=2, same_file=True, password=PASSWORD),
+                                target_mb=EVERYDAY_TARGET_MB, env=_postgresql, password=PASSWORD, size=sized),
         "three_flows": Case("three 100,000-row flows in a row, a new session each" + sized, _flows(rows, flows=3),
                             target_mb=EVERYDAY_TARGET_MB, size=sized, issue="450-500"),
         "all_invalid": Case("a 100,000-row flow with every row invalid" + sized, _flows(rows, invalid_share=1.0),
