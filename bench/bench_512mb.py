@@ -239,9 +239,7 @@ def _wait_showing(page, done, seen: list[str]) -> None:
     deadline = time.monotonic() + dash.STEP_TIMEOUT_MS / 1000
     while not done.first.is_visible():
         _check_alive()
-        refusal = _error_shown(page)
-        if refusal:
-            raise Refused(refusal)
+        _refused(page)
         if time.monotonic() > deadline:
             raise TimeoutError(f"not visible after {dash.STEP_TIMEOUT_MS / 1000:.0f} s: {done}")
         page.wait_for_timeout(200)
@@ -263,6 +261,13 @@ def _error_shown(page) -> str:
     if page.locator('[data-testid="stException"]').count():
         texts.append("a traceback: " + page.locator('[data-testid="stException"]').first.inner_text()[:200])
     return " | ".join(texts)[:600]
+
+
+def _refused(page) -> None:
+    """Refused, with its text, when the page shows an error (_error_shown)."""
+    refusal = _error_shown(page)
+    if refusal:
+        raise Refused(refusal)
 
 
 def _until(page, done, timeout_s: float = 600, poke: Callable[[], None] | None = None) -> None:
@@ -357,39 +362,11 @@ def serves_another(server: CgroupServer, password: str | None = None) -> bool:
 
 
 def fetch(page, label: str, timeout_s: float = 600) -> tuple[str, int]:
-    """Click the download button `label`: (file name, size). Either Streamlit's own download (a download
-    event), or, with downloads built on disk (issue 20), the "Save NAME (SIZE)" link the button then shows,
-    fetched in the page's own session as a browser would."""
-    from urllib.parse import urljoin
-
-    ending = ".xlsx" if "Excel" in label else ".zip" if "zipped" in label else ".csv"
-    got: list[Any] = []
-
-    def on_download(download) -> None:
-        got.append(download)
-
-    page.on("download", on_download)
-    try:
-        page.get_by_role("button", name=label).click()
-        link = page.get_by_role("link", name=re.compile(r"^Save .*" + re.escape(ending)))
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            _check_alive()
-            if got:
-                return got[0].suggested_filename, got[0].path().stat().st_size
-            if link.count() and link.first.is_visible():
-                response = page.request.get(urljoin(page.url, link.first.get_attribute("href") or ""),
-                                            timeout=timeout_s * 1000)
-                assert response.ok, f"the Save link answered {response.status}"
-                shown = re.search(r"Save (\S+)", link.first.inner_text())
-                return (shown.group(1) if shown else "the file"), len(response.body())
-            refusal = _error_shown(page)
-            if refusal:
-                raise Refused(refusal)
-            page.wait_for_timeout(250)
-        raise TimeoutError(f"no download after {timeout_s:.0f} s: {label}")
-    finally:
-        page.remove_listener("download", on_download)
+    """bench_dashboard.download, ending at once when the server dies or the page shows an error."""
+    def look() -> None:
+        _check_alive()
+        _refused(page)
+    return dash.download(page, label, timeout_s, look)
 
 
 def _analyst(server: CgroupServer, sampler: dash.Sampler, run: dash.Run, flow: int, number: int,
@@ -407,17 +384,9 @@ def _analyst(server: CgroupServer, sampler: dash.Sampler, run: dash.Run, flow: i
         errors.append(exc)
 
 
-def _refused(page) -> None:
-    refusal = _error_shown(page)
-    if refusal:
-        raise Refused(refusal)
-
-
 # bench_dashboard.one_flow's steps, ending at once when the server dies or the page shows an error, with
 # downloads fetched either way (fetch).
-HOOKS = dash.Hooks(wait_showing=lambda page, done, seen: _wait_showing(page, done, seen),
-                   wait_idle=lambda page: _wait_idle(page), download=lambda page, label: fetch(page, label),
-                   check=_refused)
+HOOKS = dash.Hooks(wait_showing=_wait_showing, wait_idle=_wait_idle, download=fetch, check=_refused)
 
 
 def _flows(rows: int, flows: int = 1, parallel: int = 1, invalid_share: float = 0.02, same_file: bool = False,

@@ -208,20 +208,51 @@ def wait_showing(page, done, seen: list[str]) -> None:
         page.wait_for_timeout(100)
 
 
-def download(page, label: str) -> None:
-    """Click the download button `label` and wait for Streamlit's download."""
-    with page.expect_download() as info:
+def download(page, label: str, timeout_s: float = 600,
+             look: Callable[[], None] | None = None) -> tuple[str, int]:
+    """Click the download button `label`: (file name, size). Either Streamlit's own download (a download
+    event), or, with downloads built on disk (issue 20), the "Save NAME (SIZE)" link the button then shows,
+    fetched in the page's own session as a browser would. look(): called while waiting (it may raise)."""
+    from urllib.parse import urljoin
+
+    ending = ".xlsx" if "Excel" in label else ".zip" if "zipped" in label else ".csv"
+    got: list[Any] = []
+
+    def on_download(download) -> None:
+        got.append(download)
+
+    page.on("download", on_download)
+    try:
         page.get_by_role("button", name=label).click()
-    assert info.value.path().stat().st_size > 0
+        link = page.get_by_role("link", name=re.compile(r"^Save .*" + re.escape(ending)))
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if got:
+                size = got[0].path().stat().st_size
+                assert size > 0, f"{label}: an empty file"
+                return got[0].suggested_filename, size
+            if link.count() and link.first.is_visible():
+                response = page.request.get(urljoin(page.url, link.first.get_attribute("href") or ""),
+                                            timeout=timeout_s * 1000)
+                assert response.ok, f"the Save link answered {response.status}"
+                shown = re.search(r"Save (\S+)", link.first.inner_text())
+                assert response.body(), f"{label}: an empty file"
+                return (shown.group(1) if shown else "the file"), len(response.body())
+            if look is not None:
+                look()
+            page.wait_for_timeout(250)
+        raise TimeoutError(f"no download after {timeout_s:.0f} s: {label}")
+    finally:
+        page.remove_listener("download", on_download)
 
 
 @dataclass
 class Hooks:
     """How one_flow waits, checks and downloads. bench_512mb's end at once when the server dies or the page
     shows an error, and fetch a download the server built on disk."""
-    wait_showing: Callable[[Any, Any, list[str]], None] = field(default=lambda page, done, seen: wait_showing(page, done, seen))
+    wait_showing: Callable[[Any, Any, list[str]], None] = wait_showing
     wait_idle: Callable[[Any], None] = field(default=lambda page: wait_idle(page, STEP_TIMEOUT_MS))
-    download: Callable[[Any, str], Any] = field(default=lambda page, label: download(page, label))
+    download: Callable[[Any, str], Any] = download
     check: Callable[[Any], None] = field(default=lambda page: None)  # raises when the page shows a refusal
     sign_in: Callable[[Any], None] = field(default=lambda page: None)  # passes a login gate, if there is one
 
